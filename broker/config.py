@@ -1,0 +1,121 @@
+"""Kafka settings the simulation honours, with Kafka's defaults.
+
+Names are Kafka's own config keys (broker, topic and client settings share one namespace here,
+as a scenario sets them all in one place). An unknown key or a wrong type is an error that
+names the key and the closest known ones.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Any, Mapping
+
+# key: (default, type, documentation hint)
+DEFAULTS: dict[str, tuple[Any, type]] = {
+    # KRaft quorum
+    "controller.quorum.election.timeout.ms": (1000, int),
+    "controller.quorum.fetch.timeout.ms": (2000, int),
+    "controller.quorum.request.timeout.ms": (2000, int),
+    "metadata.max.idle.interval.ms": (500, int),
+    # broker lifecycle
+    "broker.heartbeat.interval.ms": (2000, int),
+    "broker.session.timeout.ms": (9000, int),
+    # replication
+    "replica.lag.time.max.ms": (30000, int),
+    "replica.fetch.wait.max.ms": (500, int),
+    "replica.fetch.max.bytes": (1048576, int),
+    "replica.fetch.backoff.ms": (1000, int),
+    "min.insync.replicas": (1, int),
+    "unclean.leader.election.enable": (False, bool),
+    "auto.leader.rebalance.enable": (True, bool),
+    "leader.imbalance.check.interval.seconds": (300, int),
+    "log.segment.bytes": (1073741824, int),
+    "num.io.threads": (8, int),
+    "num.network.threads": (3, int),
+    "num.partitions": (1, int),
+    "default.replication.factor": (1, int),
+    # group coordinator
+    "offsets.topic.num.partitions": (50, int),
+    "offsets.topic.replication.factor": (3, int),
+    "group.initial.rebalance.delay.ms": (3000, int),
+    "group.min.session.timeout.ms": (6000, int),
+    "group.max.session.timeout.ms": (1800000, int),
+    # producer
+    "acks": ("all", str),
+    "linger.ms": (5, int),
+    "request.timeout.ms": (30000, int),
+    "delivery.timeout.ms": (120000, int),
+    "retry.backoff.ms": (100, int),
+    "enable.idempotence": (True, bool),
+    "partitioner.ignore.keys": (False, bool),
+    # consumer
+    "session.timeout.ms": (45000, int),
+    "heartbeat.interval.ms": (3000, int),
+    "max.poll.interval.ms": (300000, int),
+    "auto.commit.interval.ms": (5000, int),
+    "enable.auto.commit": (True, bool),
+    "auto.offset.reset": ("latest", str),
+    "fetch.max.wait.ms": (500, int),
+    "fetch.max.bytes": (52428800, int),
+    "partition.assignment.strategy": ("range", str),
+}
+
+TOPIC_KEYS = {"min.insync.replicas", "unclean.leader.election.enable"}
+
+
+class ConfigError(ValueError):
+    """A setting the simulation cannot honour; the message names the key."""
+
+
+def check(key: str, value: Any, where: str = "config") -> Any:
+    if key not in DEFAULTS:
+        close = difflib.get_close_matches(key, DEFAULTS, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else " (see broker/config.py for the supported settings)"
+        raise ConfigError(f"{where}: unknown Kafka setting {key!r}{hint}")
+    default, kind = DEFAULTS[key]
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
+        if value < 0:
+            raise ConfigError(f"{where}: {key} must not be negative, got {value}")
+        return value
+    if not isinstance(value, (str, int)):
+        raise ConfigError(f"{where}: {key} must be a string, got {value!r}")
+    value = str(value)
+    if key == "acks" and value not in ("0", "1", "all", "-1"):
+        raise ConfigError(f"{where}: acks must be 0, 1 or all, got {value!r}")
+    if key == "auto.offset.reset" and value not in ("earliest", "latest", "none"):
+        raise ConfigError(f"{where}: auto.offset.reset must be earliest, latest or none, got {value!r}")
+    if key == "partition.assignment.strategy" and value not in ("range", "roundrobin"):
+        raise ConfigError(f"{where}: partition.assignment.strategy must be range or roundrobin, got {value!r}")
+    return value
+
+
+class KafkaConfig(Mapping[str, Any]):
+    """Kafka's defaults overlaid with the given settings, validated."""
+
+    def __init__(self, overrides: Mapping[str, Any] | None = None, where: str = "config") -> None:
+        self._values = {k: d for k, (d, _) in DEFAULTS.items()}
+        for key, value in (overrides or {}).items():
+            self._values[key] = check(key, value, where)
+        if self._values["heartbeat.interval.ms"] >= self._values["session.timeout.ms"]:
+            raise ConfigError(f"{where}: heartbeat.interval.ms must be lower than session.timeout.ms")
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def with_overrides(self, overrides: Mapping[str, Any], where: str) -> "KafkaConfig":
+        merged = {k: v for k, v in self._values.items() if v != DEFAULTS[k][0]}
+        merged.update({k: check(k, v, where) for k, v in overrides.items()})
+        return KafkaConfig(merged, where)

@@ -1,0 +1,347 @@
+"""A consumer in a group (classic protocol): coordinator discovery, JoinGroup/SyncGroup with the
+leader running the assignor, heartbeats, fetches from partition leaders below the high
+watermark, and offset commits automatic (auto.commit.interval.ms) or around processing.
+
+commit="before" commits the polled position before processing (at-most-once: a crash while
+processing loses those records); commit="after" commits once processed (at-least-once: a crash
+before the commit redelivers them); commit="auto" commits every auto.commit.interval.ms.
+"""
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Any, Callable
+
+from broker.assignors import ASSIGNORS
+from broker.errors import KafkaError
+from broker.net import Network, RequestTimedOut
+from broker.node import Node
+from broker.protocol import (FetchPartition, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+                             JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest, MetadataRequest,
+                             OffsetCommitRequest, OffsetFetchRequest, PartitionMetadata, SyncGroupRequest)
+from broker.sched import Scheduler
+from broker.structs import ConsumerRecord, TopicPartition
+
+OnRecords = Callable[[TopicPartition, list[ConsumerRecord], int], None]
+
+
+class Consumer(Node):
+    role = "client"
+
+    def __init__(self, name: str, sched: Scheduler, net: Network, rng: random.Random, config,
+                 bootstrap: list[str], group_id: str, topics: tuple[str, ...], commit: str = "auto",
+                 processing_ms: float = 0.0, on_records: OnRecords | None = None) -> None:
+        super().__init__(name, sched, net, rng)
+        if commit not in ("auto", "before", "after"):
+            raise ValueError(f"commit must be auto, before or after, got {commit!r}")
+        self.cfg = config
+        self.bootstrap = bootstrap
+        self.group_id = group_id
+        self.topics = topics
+        self.commit_mode = commit
+        self.processing_ms = processing_ms
+        self.on_records = on_records
+        self.consumed = 0                   # records handed to processing, over all incarnations
+        self.processed = 0
+        self.rebalances = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def on_start(self) -> None:
+        self.member_id = ""
+        self.generation = -1
+        self.coordinator: str | None = None
+        self.assignment: tuple[TopicPartition, ...] = ()
+        self.positions: dict[TopicPartition, int] = {}
+        self.metadata: dict[str, tuple[PartitionMetadata, ...]] = {}
+        self.brokers: dict[int, str] = {}
+        self._fetching: set[int] = set()
+        self._ready: deque[tuple[TopicPartition, list, int, int]] = deque()
+        self._processing = False
+        self._joining = False
+        self._refreshing = False
+        self._find_coordinator()
+        self.every(self.cfg["heartbeat.interval.ms"], self._heartbeat)
+        if self.commit_mode == "auto":
+            self.every(self.cfg["auto.commit.interval.ms"], lambda: self._commit(dict(self.positions)))
+
+    def close(self) -> None:
+        """Leave the group cleanly (the consumer's close()), then stop."""
+        if self.coordinator and self.member_id:
+            self.request(self.coordinator, LeaveGroupRequest(self.group_id, self.member_id), lambda r: None, 1000.0)
+        self.after(1.0, self.kill)
+
+    # -- coordinator and membership ---------------------------------------------------------------------------------
+    def _any_broker(self) -> str:
+        return self.rng.choice(list(self.brokers.values()) or self.bootstrap)
+
+    def _find_coordinator(self) -> None:
+        self.coordinator = None
+
+        def done(resp: Any) -> None:
+            if isinstance(resp, RequestTimedOut) or resp.error != "NONE":
+                self.after(self.cfg["retry.backoff.ms"] * 5, self._find_coordinator)
+                return
+            self.coordinator = resp.node
+            self._join()
+
+        self.request(self._any_broker(), FindCoordinatorRequest(self.group_id), done, self.cfg["request.timeout.ms"])
+
+    def _lost_coordinator(self) -> None:
+        if self.coordinator is not None:
+            self.coordinator = None
+            self._joining = False
+            self.after(self.cfg["retry.backoff.ms"], self._find_coordinator)
+
+    def _join(self) -> None:
+        if self._joining or self.coordinator is None:
+            return
+        self._joining = True
+        if self.commit_mode == "auto" and self.positions:
+            self._commit(dict(self.positions))
+        strategy = self.cfg["partition.assignment.strategy"]
+        req = JoinGroupRequest(self.group_id, self.member_id, self.name, self.cfg["session.timeout.ms"],
+                               self.cfg["max.poll.interval.ms"], (strategy,), self.topics)
+        coordinator = self.coordinator
+
+        def done(resp: Any) -> None:
+            if coordinator != self.coordinator:
+                return
+            if isinstance(resp, RequestTimedOut) or resp.error in ("NOT_COORDINATOR", "COORDINATOR_NOT_AVAILABLE"):
+                self._lost_coordinator()
+                return
+            if resp.error == "COORDINATOR_LOAD_IN_PROGRESS":
+                self._joining = False
+                self.after(self.cfg["retry.backoff.ms"], self._join)
+                return
+            if resp.error == "UNKNOWN_MEMBER_ID":
+                self.member_id = ""
+                self._joining = False
+                self._join()
+                return
+            if resp.error != "NONE":
+                self._joining = False
+                self.after(self.cfg["retry.backoff.ms"], self._join)
+                return
+            self.member_id, self.generation = resp.member_id, resp.generation
+            if resp.leader == self.member_id:
+                self._lead(resp)
+            else:
+                self._sync(())
+
+        self.assignment = ()
+        self.request(coordinator, req, done, self.cfg["max.poll.interval.ms"] + 5000.0)
+
+    def _lead(self, resp: Any) -> None:
+        """The group leader computes the assignment (needs partition counts) and sends it."""
+        subscriptions = dict(resp.members)
+        topics = sorted({t for ts in subscriptions.values() for t in ts})
+
+        def with_metadata(meta: Any) -> None:
+            if isinstance(meta, RequestTimedOut):
+                self._joining = False
+                self._join()
+                return
+            self._update_metadata(meta)
+            counts = {t: len(self.metadata[t]) for t in topics if t in self.metadata}
+            assignor = ASSIGNORS[resp.protocol]
+            plan = assignor.assign(counts, subscriptions)
+            self._sync(tuple((m, tuple(tps)) for m, tps in plan.items()))
+
+        self.request(self._any_broker(), MetadataRequest(tuple(topics)), with_metadata, self.cfg["request.timeout.ms"])
+
+    def _sync(self, assignments: tuple) -> None:
+        generation = self.generation
+
+        def done(resp: Any) -> None:
+            self._joining = False
+            if generation != self.generation:
+                return
+            if isinstance(resp, RequestTimedOut) or resp.error == "NOT_COORDINATOR":
+                self._lost_coordinator()
+                return
+            if resp.error != "NONE":
+                if resp.error == "UNKNOWN_MEMBER_ID":
+                    self.member_id = ""
+                self._join()
+                return
+            self.rebalances += 1
+            self.assignment = resp.assignment
+            self._start_consuming()
+
+        self.request(self.coordinator, SyncGroupRequest(self.group_id, self.member_id, generation, assignments),
+                     done, self.cfg["max.poll.interval.ms"])
+
+    def _heartbeat(self) -> None:
+        if self.coordinator is None or self._joining or not self.member_id:
+            return
+        coordinator = self.coordinator
+
+        def done(resp: Any) -> None:
+            if coordinator != self.coordinator or self._joining:
+                return
+            if isinstance(resp, RequestTimedOut) or resp.error in ("NOT_COORDINATOR", "COORDINATOR_NOT_AVAILABLE"):
+                self._lost_coordinator()
+            elif resp.error in ("REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION"):
+                self._join()
+            elif resp.error == "UNKNOWN_MEMBER_ID":
+                self.member_id = ""
+                self._join()
+
+        self.request(coordinator, HeartbeatRequest(self.group_id, self.member_id, self.generation), done,
+                     self.cfg["request.timeout.ms"])
+
+    # -- positions and fetching -------------------------------------------------------------------------------------
+    def _update_metadata(self, resp: Any) -> None:
+        if resp.brokers:
+            self.brokers = dict(resp.brokers)
+        self.metadata.update(resp.topics)
+
+    def _start_consuming(self) -> None:
+        assignment = self.assignment
+        self.positions = {tp: p for tp, p in self.positions.items() if tp in assignment}
+        missing = tuple(tp for tp in assignment if tp not in self.positions)
+        if not missing:
+            self._fetch_all()
+            return
+
+        def done(resp: Any) -> None:
+            if self.assignment != assignment:
+                return
+            if isinstance(resp, RequestTimedOut) or resp.error != "NONE":
+                self.after(self.cfg["retry.backoff.ms"], self._start_consuming)
+                return
+            for tp, offset in resp.offsets.items():
+                if offset >= 0:
+                    self.positions[tp] = offset
+            self._reset_missing()
+
+        self.request(self.coordinator, OffsetFetchRequest(self.group_id, missing), done, self.cfg["request.timeout.ms"])
+
+    def _reset_missing(self) -> None:
+        """auto.offset.reset for partitions without a committed offset."""
+        policy = self.cfg["auto.offset.reset"]
+        missing = [tp for tp in self.assignment if tp not in self.positions]
+        if missing and policy == "none":
+            raise KafkaError(f"no committed offset for {missing} and auto.offset.reset=none")
+
+        def after_metadata(meta: Any) -> None:
+            if isinstance(meta, RequestTimedOut):
+                self.after(self.cfg["retry.backoff.ms"], self._reset_missing)
+                return
+            self._update_metadata(meta)
+            for tp in missing:
+                leader = self.metadata[tp.topic][tp.partition].leader
+                if leader < 0 or leader not in self.brokers:
+                    self.after(self.cfg["retry.backoff.ms"], self._reset_missing)
+                    continue
+
+                def got(resp: Any, tp: TopicPartition = tp) -> None:
+                    if isinstance(resp, RequestTimedOut) or resp.error != "NONE":
+                        self.after(self.cfg["retry.backoff.ms"], self._reset_missing)
+                        return
+                    if tp in self.assignment:
+                        self.positions.setdefault(tp, resp.offset)
+                        self._fetch_all()
+
+                self.request(self.brokers[leader], ListOffsetsRequest(tp, -2 if policy == "earliest" else -1), got,
+                             self.cfg["request.timeout.ms"])
+            self._fetch_all()
+
+        topics = tuple(sorted({tp.topic for tp in self.assignment}))
+        self.request(self._any_broker(), MetadataRequest(topics), after_metadata, self.cfg["request.timeout.ms"])
+
+    def _fetch_all(self) -> None:
+        by_leader: dict[int, dict[TopicPartition, FetchPartition]] = {}
+        for tp in self.assignment:
+            if tp not in self.positions:
+                continue
+            parts = self.metadata.get(tp.topic)
+            leader = parts[tp.partition].leader if parts else -1
+            if leader < 0 or leader not in self.brokers:
+                self._refresh_and_fetch()
+                continue
+            by_leader.setdefault(leader, {})[tp] = FetchPartition(self.positions[tp])
+        for leader, parts in by_leader.items():
+            if leader in self._fetching:
+                continue
+            self._fetching.add(leader)
+            req = FetchRequest(-1, parts, self.cfg["fetch.max.wait.ms"], self.cfg["fetch.max.bytes"])
+            self.request(self.brokers[leader], req, lambda r, leader=leader: self._on_fetch(leader, r),
+                         self.cfg["fetch.max.wait.ms"] + self.cfg["request.timeout.ms"])
+
+    def _refresh_and_fetch(self) -> None:
+        if self._refreshing:
+            return
+        self._refreshing = True
+
+        def done(meta: Any) -> None:
+            self._refreshing = False
+            if not isinstance(meta, RequestTimedOut):
+                self._update_metadata(meta)
+            self.after(self.cfg["retry.backoff.ms"], self._fetch_all)
+
+        topics = tuple(sorted({tp.topic for tp in self.assignment}))
+        self.request(self._any_broker(), MetadataRequest(topics), done, self.cfg["request.timeout.ms"])
+
+    def _on_fetch(self, leader: int, resp: Any) -> None:
+        self._fetching.discard(leader)
+        if isinstance(resp, RequestTimedOut):
+            self._refresh_and_fetch()
+            return
+        stale = False
+        for tp, data in resp.partitions.items():
+            if tp not in self.assignment or tp not in self.positions:
+                continue
+            if data.error != "NONE":
+                stale = True
+                continue
+            position = self.positions[tp]
+            records: list[ConsumerRecord] = []
+            count = 0
+            for batch in data.batches:
+                if batch.next_offset <= position:
+                    continue
+                skip = max(0, position - batch.base_offset)
+                count += batch.count - skip
+                if batch.records is not None:
+                    records.extend(ConsumerRecord(tp.topic, tp.partition, batch.base_offset + i, r.key, r.value,
+                                                  batch.producer_id, batch.base_sequence + i)
+                                   for i, r in enumerate(batch.records) if i >= skip)
+                position = batch.next_offset
+            if count:
+                self.positions[tp] = position
+                self._ready.append((tp, records, count, position))
+        if stale:
+            self._refresh_and_fetch()
+        self._process_next()
+        self._fetch_all()
+
+    # -- processing and commits ----------------------------------------------------------------------------------------
+    def _process_next(self) -> None:
+        if self._processing or not self._ready:
+            return
+        tp, records, count, position = self._ready.popleft()
+        self._processing = True
+        self.consumed += count
+        if self.commit_mode == "before":
+            self._commit({tp: position})
+
+        def processed() -> None:
+            self._processing = False
+            self.processed += count
+            if self.on_records:
+                self.on_records(tp, records, count)
+            if self.commit_mode == "after":
+                self._commit({tp: position})
+            self._process_next()
+
+        if self.processing_ms:
+            self.after(self.processing_ms, processed)
+        else:
+            processed()
+
+    def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if not offsets or self.coordinator is None or not self.member_id:
+            return
+        req = OffsetCommitRequest(self.group_id, self.member_id, self.generation, tuple(sorted(offsets.items())))
+        self.request(self.coordinator, req, lambda r: None, self.cfg["request.timeout.ms"])

@@ -1,0 +1,385 @@
+"""The classic group coordinator on a broker: JoinGroup/SyncGroup/Heartbeat/LeaveGroup and offsets.
+
+A group belongs to partition abs(hash(group.id)) % offsets.topic.num.partitions of
+__consumer_offsets, and its coordinator is that partition's leader. Committed offsets are
+records in that partition, replicated like any other, so they survive a coordinator move: the
+new leader loads them from its replica of the log before answering (COORDINATOR_LOAD_IN_PROGRESS
+meanwhile). Membership lives in memory: after a move, members rejoin.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from broker.mbeans.kafka_metrics import SampledStat
+from broker.mbeans.yammer import INT
+from broker.protocol import (CreateTopicsRequest, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest,
+                             HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+                             LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+                             OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse)
+from broker.structs import TopicPartition
+
+if TYPE_CHECKING:
+    from broker.broker import BrokerNode
+
+OFFSETS_TOPIC = "__consumer_offsets"
+LOAD_BYTES_PER_MS = 50_000.0
+EMPTY, PREPARING, COMPLETING, STABLE, DEAD = "Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead"
+
+
+def java_string_hash(text: str) -> int:
+    """String.hashCode over UTF-16 code units, as a signed 32-bit int."""
+    h = 0
+    data = text.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def partition_for(group_id: str, partitions: int) -> int:
+    """GroupCoordinator.partitionFor: Utils.abs(groupId.hashCode) % partitions."""
+    return (java_string_hash(group_id) & 0x7FFFFFFF) % partitions
+
+
+@dataclass
+class Member:
+    member_id: str
+    client: str
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    protocols: tuple[str, ...]
+    topics: tuple[str, ...]
+    last_heartbeat_ms: float
+    join_reply: Callable[[Any], None] | None = None
+    sync_reply: Callable[[Any], None] | None = None
+    assignment: tuple[TopicPartition, ...] = ()
+
+
+@dataclass
+class Group:
+    group_id: str
+    state: str = EMPTY
+    generation: int = 0
+    protocol: str = ""
+    leader: str = ""
+    members: dict[str, Member] = field(default_factory=dict)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    rebalance_deadline_ms: float = 0.0
+
+
+class GroupCoordinator:
+    @staticmethod
+    def serve_on(broker: "BrokerNode") -> None:
+        for req_type, api, method in ((FindCoordinatorRequest, "FindCoordinator", "on_find"),
+                                      (JoinGroupRequest, "JoinGroup", "on_join"),
+                                      (SyncGroupRequest, "SyncGroup", "on_sync"),
+                                      (HeartbeatRequest, "Heartbeat", "on_heartbeat"),
+                                      (LeaveGroupRequest, "LeaveGroup", "on_leave"),
+                                      (OffsetCommitRequest, "OffsetCommit", "on_offset_commit"),
+                                      (OffsetFetchRequest, "OffsetFetch", "on_offset_fetch")):
+            broker.serve(req_type, api, lambda src, req, reply, m=method: getattr(broker.coordinator, m)(src, req, reply))
+
+    def __init__(self, broker: "BrokerNode") -> None:
+        self.broker = broker
+        self.groups: dict[str, Group] = {}
+        self.loaded: set[int] = set()       # offsets partitions led here and loaded
+        self.loading: set[int] = set()
+        self._ids = itertools.count(1)
+        self._commits = 0
+        self._rebalances = 0
+        self._create_requested = False
+        self._register_metrics()
+        broker.every(1000.0, self._expire_members)
+
+    # -- metrics ------------------------------------------------------------------------------------------
+    def _register_metrics(self) -> None:
+        m = self.broker.mbeans
+        now = self.broker.now()
+        gm = ("kafka.coordinator.group", "GroupMetadataManager")
+        m.gauge(*gm, "NumGroups", lambda: len(self.groups), java_type=INT)
+        for state in (PREPARING, COMPLETING, STABLE, DEAD, EMPTY):
+            m.gauge(*gm, f"NumGroups{state}", lambda s=state: sum(1 for g in self.groups.values() if g.state == s),
+                    java_type=INT)
+        m.gauge(*gm, "NumOffsets", lambda: sum(len(g.offsets) for g in self.groups.values()), java_type=INT)
+        bean = m.kafka_metrics("group-coordinator-metrics")
+        self._commit_rate = SampledStat("rate", now)
+        self._rebalance_rate = SampledStat("rate", now)
+        bean.add_stat("offset-commit-rate", self._commit_rate)
+        bean.add_value("offset-commit-count", lambda: self._commits)
+        bean.add_stat("group-completed-rebalance-rate", self._rebalance_rate)
+        bean.add_value("group-completed-rebalance-count", lambda: self._rebalances)
+        self._load_time = (SampledStat("avg", now), SampledStat("max", now))
+        bean.add_stat("partition-load-time-avg", self._load_time[0])
+        bean.add_stat("partition-load-time-max", self._load_time[1])
+        for state, read in (("loading", lambda: len(self.loading)), ("active", lambda: len(self.loaded)),
+                            ("failed", lambda: 0)):
+            m.kafka_metrics("group-coordinator-metrics", {"state": state}).add_value("num-partitions", read)
+        m.kafka_metrics("group-coordinator-metrics", {"protocol": "classic"}).add_value(
+            "group-count", lambda: len(self.groups))
+
+    # -- ownership ---------------------------------------------------------------------------------------------
+    def _num_partitions(self) -> int:
+        t = self.broker.image.topics.get(OFFSETS_TOPIC)
+        return len(t.partitions) if t else self.broker.cfg["offsets.topic.num.partitions"]
+
+    def _owns(self, group_id: str) -> str:
+        """NONE when this broker coordinates the group now, else the error to answer."""
+        idx = partition_for(group_id, self._num_partitions())
+        if idx in self.loaded:
+            return "NONE"
+        return "COORDINATOR_LOAD_IN_PROGRESS" if idx in self.loading else "NOT_COORDINATOR"
+
+    def on_leadership(self, tp: TopicPartition, leader: bool) -> None:
+        if tp.topic != OFFSETS_TOPIC:
+            return
+        idx = tp.partition
+        if not leader:
+            self.loaded.discard(idx)
+            self.loading.discard(idx)
+            n = self._num_partitions()
+            for gid in [g for g in self.groups if partition_for(g, n) == idx]:
+                self._unload(self.groups.pop(gid))
+            return
+        self.loading.add(idx)
+        part = self.broker.partitions[tp]
+        started = self.broker.now()
+        load_ms = part.log.size / LOAD_BYTES_PER_MS
+        epoch = part.leader_epoch
+
+        def loaded() -> None:
+            if idx not in self.loading or part.leader_epoch != epoch:
+                return
+            self.loading.discard(idx)
+            self.loaded.add(idx)
+            for batch in part.log.batches:
+                for rec in batch.records or ():
+                    kind, gid, topic, partition, offset = rec
+                    if kind == "offset":
+                        self.groups.setdefault(gid, Group(gid)).offsets[TopicPartition(topic, partition)] = offset
+            now = self.broker.now()
+            for stat in self._load_time:
+                stat.record(now - started, now)
+
+        self.broker.after(load_ms, loaded)
+
+    def _unload(self, group: Group) -> None:
+        for member in group.members.values():
+            for reply_attr in ("join_reply", "sync_reply"):
+                reply = getattr(member, reply_attr)
+                if reply:
+                    reply((JoinGroupResponse if reply_attr == "join_reply" else SyncGroupResponse)("NOT_COORDINATOR"))
+
+    # -- FindCoordinator -------------------------------------------------------------------------------------------
+    def on_find(self, src: str, req: FindCoordinatorRequest, reply: Callable) -> None:
+        image = self.broker.image
+        topic = image.topics.get(OFFSETS_TOPIC)
+        if topic is None:
+            self._create_offsets_topic()
+            reply(FindCoordinatorResponse("COORDINATOR_NOT_AVAILABLE"))
+            return
+        p = topic.partitions[partition_for(req.group_id, len(topic.partitions))]
+        if p.leader < 0:
+            reply(FindCoordinatorResponse("COORDINATOR_NOT_AVAILABLE"))
+            return
+        reply(FindCoordinatorResponse("NONE", p.leader, self.broker.broker_names[p.leader]))
+
+    def _create_offsets_topic(self) -> None:
+        target = self.broker.raft.leader_name()
+        if self._create_requested or target is None:
+            return
+        self._create_requested = True
+        cfg = self.broker.cfg
+        req = CreateTopicsRequest(OFFSETS_TOPIC, cfg["offsets.topic.num.partitions"],
+                                  cfg["offsets.topic.replication.factor"])
+
+        def done(resp: Any) -> None:
+            self._create_requested = False
+
+        self.broker.request(target, req, done, cfg["request.timeout.ms"])
+
+    # -- membership ---------------------------------------------------------------------------------------------------
+    def on_join(self, src: str, req: JoinGroupRequest, reply: Callable) -> None:
+        error = self._owns(req.group_id)
+        if error != "NONE":
+            reply(JoinGroupResponse(error))
+            return
+        now = self.broker.now()
+        group = self.groups.setdefault(req.group_id, Group(req.group_id))
+        member_id = req.member_id
+        if member_id and member_id not in group.members:
+            reply(JoinGroupResponse("UNKNOWN_MEMBER_ID"))
+            return
+        if not member_id:
+            member_id = f"{req.client}-{self.broker.node_id}-{next(self._ids)}"
+            group.members[member_id] = Member(member_id, req.client, req.session_timeout_ms,
+                                              req.rebalance_timeout_ms, req.protocols, req.topics, now)
+        member = group.members[member_id]
+        member.topics, member.protocols, member.last_heartbeat_ms = req.topics, req.protocols, now
+        member.join_reply = reply
+        if group.state != PREPARING:
+            self._prepare_rebalance(group)
+        self._maybe_complete_join(group)
+
+    def _prepare_rebalance(self, group: Group) -> None:
+        now = self.broker.now()
+        for m in group.members.values():
+            if m.sync_reply:
+                m.sync_reply(SyncGroupResponse("REBALANCE_IN_PROGRESS"))
+                m.sync_reply = None
+        was_empty = group.state == EMPTY
+        group.state = PREPARING
+        timeout = max((m.rebalance_timeout_ms for m in group.members.values()), default=0)
+        gen = group.generation
+        if was_empty:
+            # InitialDelayedJoin: wait for more members of a new group before the first assignment
+            delay = min(self.broker.cfg["group.initial.rebalance.delay.ms"], timeout)
+            group.rebalance_deadline_ms = now + delay
+            self.broker.after(delay, lambda: self._complete_join(group) if group.state == PREPARING
+                              and group.generation == gen and self.groups.get(group.group_id) is group else None)
+        else:
+            group.rebalance_deadline_ms = 0.0
+            self.broker.after(timeout, lambda: self._complete_join(group) if group.state == PREPARING
+                              and group.generation == gen and self.groups.get(group.group_id) is group else None)
+
+    def _maybe_complete_join(self, group: Group) -> None:
+        if group.state != PREPARING or group.rebalance_deadline_ms:
+            return
+        if all(m.join_reply is not None for m in group.members.values()):
+            self._complete_join(group)
+
+    def _complete_join(self, group: Group) -> None:
+        group.rebalance_deadline_ms = 0.0
+        for mid in [mid for mid, m in group.members.items() if m.join_reply is None]:
+            del group.members[mid]          # did not rejoin within the rebalance timeout
+        group.generation += 1
+        if not group.members:
+            group.state = EMPTY
+            group.leader = ""
+            return
+        ids = sorted(group.members)
+        if group.leader not in group.members:
+            group.leader = ids[0]
+        leader = group.members[group.leader]
+        group.protocol = next((p for p in leader.protocols
+                               if all(p in m.protocols for m in group.members.values())), leader.protocols[0])
+        group.state = COMPLETING
+        subscriptions = tuple((mid, group.members[mid].topics) for mid in ids)
+        for mid in ids:
+            m = group.members[mid]
+            reply, m.join_reply = m.join_reply, None
+            assert reply is not None
+            reply(JoinGroupResponse("NONE", group.generation, group.protocol, group.leader, mid,
+                                    subscriptions if mid == group.leader else ()))
+
+    def on_sync(self, src: str, req: SyncGroupRequest, reply: Callable) -> None:
+        error = self._owns(req.group_id)
+        group = self.groups.get(req.group_id)
+        if error == "NONE" and (group is None or req.member_id not in group.members):
+            error = "UNKNOWN_MEMBER_ID"
+        if error == "NONE" and req.generation != group.generation:  # type: ignore[union-attr]
+            error = "ILLEGAL_GENERATION"
+        if error != "NONE":
+            reply(SyncGroupResponse(error))
+            return
+        assert group is not None
+        member = group.members[req.member_id]
+        member.last_heartbeat_ms = self.broker.now()
+        if group.state == PREPARING:
+            reply(SyncGroupResponse("REBALANCE_IN_PROGRESS"))
+        elif group.state == STABLE:
+            reply(SyncGroupResponse("NONE", member.assignment))
+        else:
+            member.sync_reply = reply
+            if req.member_id == group.leader:
+                assignments = dict(req.assignments)
+                for mid, m in group.members.items():
+                    m.assignment = tuple(assignments.get(mid, ()))
+                group.state = STABLE
+                self._rebalances += 1
+                self._rebalance_rate.record(1, self.broker.now())
+                for m in group.members.values():
+                    if m.sync_reply:
+                        m.sync_reply(SyncGroupResponse("NONE", m.assignment))
+                        m.sync_reply = None
+
+    def on_heartbeat(self, src: str, req: HeartbeatRequest, reply: Callable) -> None:
+        error = self._owns(req.group_id)
+        group = self.groups.get(req.group_id)
+        if error == "NONE" and (group is None or req.member_id not in group.members):
+            error = "UNKNOWN_MEMBER_ID"
+        if error != "NONE":
+            reply(HeartbeatResponse(error))
+            return
+        assert group is not None
+        group.members[req.member_id].last_heartbeat_ms = self.broker.now()
+        if req.generation != group.generation:
+            reply(HeartbeatResponse("ILLEGAL_GENERATION" if group.state != PREPARING else "REBALANCE_IN_PROGRESS"))
+        elif group.state == PREPARING:
+            reply(HeartbeatResponse("REBALANCE_IN_PROGRESS"))
+        else:
+            reply(HeartbeatResponse())
+
+    def on_leave(self, src: str, req: LeaveGroupRequest, reply: Callable) -> None:
+        group = self.groups.get(req.group_id)
+        if self._owns(req.group_id) != "NONE" or group is None or req.member_id not in group.members:
+            reply(LeaveGroupResponse("UNKNOWN_MEMBER_ID"))
+            return
+        del group.members[req.member_id]
+        self._member_gone(group)
+        reply(LeaveGroupResponse())
+
+    def _member_gone(self, group: Group) -> None:
+        if group.state in (STABLE, COMPLETING):
+            self._prepare_rebalance(group)
+        elif group.state == PREPARING:
+            self._maybe_complete_join(group)
+        if not group.members and group.state != PREPARING:
+            group.state = EMPTY
+
+    def _expire_members(self) -> None:
+        now = self.broker.now()
+        for group in list(self.groups.values()):
+            expired = [mid for mid, m in group.members.items()
+                       if m.join_reply is None and now - m.last_heartbeat_ms > m.session_timeout_ms]
+            for mid in expired:
+                del group.members[mid]
+            if expired:
+                self._member_gone(group)
+
+    # -- offsets ---------------------------------------------------------------------------------------------------------
+    def on_offset_commit(self, src: str, req: OffsetCommitRequest, reply: Callable) -> None:
+        error = self._owns(req.group_id)
+        group = self.groups.get(req.group_id)
+        if error == "NONE" and req.generation >= 0:
+            if group is None or req.member_id not in group.members:
+                error = "UNKNOWN_MEMBER_ID"
+            elif req.generation != group.generation:
+                error = "ILLEGAL_GENERATION"
+            elif group.state == PREPARING:
+                error = "REBALANCE_IN_PROGRESS"
+        if error != "NONE":
+            reply(OffsetCommitResponse(error))
+            return
+        group = self.groups.setdefault(req.group_id, Group(req.group_id))
+        tp = TopicPartition(OFFSETS_TOPIC, partition_for(req.group_id, self._num_partitions()))
+        records = tuple(("offset", req.group_id, t.topic, t.partition, off) for t, off in req.offsets)
+        self.broker.append_internal(tp, records, lambda err: self._committed(group, req, err, reply))
+
+    def _committed(self, group: Group, req: OffsetCommitRequest, error: str, reply: Callable) -> None:
+        if error == "NONE":
+            now = self.broker.now()
+            for tp, off in req.offsets:
+                group.offsets[tp] = off
+            self._commits += len(req.offsets)
+            self._commit_rate.record(len(req.offsets), now)
+        reply(OffsetCommitResponse(error))
+
+    def on_offset_fetch(self, src: str, req: OffsetFetchRequest, reply: Callable) -> None:
+        error = self._owns(req.group_id)
+        if error != "NONE":
+            reply(OffsetFetchResponse(error))
+            return
+        group = self.groups.get(req.group_id)
+        offsets = {tp: (group.offsets.get(tp, -1) if group else -1) for tp in req.partitions}
+        reply(OffsetFetchResponse("NONE", offsets))

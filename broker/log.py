@@ -1,0 +1,110 @@
+"""A replica's log: record batches with offsets and the leader-epoch cache.
+
+Used by partitions and by the KRaft metadata log alike. Batches are immutable and shared
+between replicas (a follower appends the leader's batch objects), which keeps a long
+simulation's memory flat.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    base_offset: int
+    count: int
+    epoch: int
+    size: int
+    timestamp_ms: float
+    producer_id: int = -1
+    base_sequence: int = -1
+    records: tuple[Any, ...] | None = None   # payloads, when a client gave them individually
+
+    @property
+    def next_offset(self) -> int:
+        return self.base_offset + self.count
+
+
+class Log:
+    def __init__(self, segment_bytes: int = 1 << 30) -> None:
+        self.batches: list[Batch] = []
+        self._bases: list[int] = []
+        self.end_offset = 0       # LEO
+        self.start_offset = 0
+        self.size = 0
+        self.segment_bytes = segment_bytes
+        self.epochs: list[tuple[int, int]] = []   # (epoch, start offset), ascending
+
+    def __len__(self) -> int:
+        return self.end_offset
+
+    @property
+    def last_epoch(self) -> int:
+        return self.epochs[-1][0] if self.epochs else -1
+
+    @property
+    def num_segments(self) -> int:
+        return max(1, -(-self.size // self.segment_bytes))
+
+    def append(self, batch: Batch) -> None:
+        if batch.base_offset != self.end_offset:
+            raise ValueError(f"batch at offset {batch.base_offset} does not follow log end offset {self.end_offset}")
+        if not self.epochs or batch.epoch > self.epochs[-1][0]:
+            self.epochs.append((batch.epoch, batch.base_offset))
+        elif batch.epoch < self.epochs[-1][0]:
+            raise ValueError(f"batch epoch {batch.epoch} is below the log's latest epoch {self.epochs[-1][0]}")
+        self.batches.append(batch)
+        self._bases.append(batch.base_offset)
+        self.end_offset = batch.next_offset
+        self.size += batch.size
+
+    def epoch_at(self, offset: int) -> int:
+        """Epoch of the batch holding offset, or -1 when the offset is not in the log."""
+        if offset < self.start_offset or offset >= self.end_offset:
+            return -1
+        i = bisect.bisect_right(self._bases, offset) - 1
+        return self.batches[i].epoch
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """LeaderEpochFileCache.endOffsetFor: (largest epoch <= epoch, end offset of that epoch)."""
+        if not self.epochs or epoch < self.epochs[0][0]:
+            return -1, -1
+        if epoch >= self.epochs[-1][0]:
+            return self.epochs[-1][0], self.end_offset
+        i = bisect.bisect_right([e for e, _ in self.epochs], epoch)
+        return self.epochs[i - 1][0], self.epochs[i][1]
+
+    def read(self, from_offset: int, max_bytes: int, upto: int | None = None) -> list[Batch]:
+        """Batches from the one holding from_offset, up to max_bytes (at least one) and below upto."""
+        limit = self.end_offset if upto is None else min(upto, self.end_offset)
+        if from_offset >= limit:
+            return []
+        i = max(0, bisect.bisect_right(self._bases, from_offset) - 1)
+        out: list[Batch] = []
+        total = 0
+        while i < len(self.batches):
+            b = self.batches[i]
+            if b.next_offset > limit or (out and total + b.size > max_bytes):
+                break
+            out.append(b)
+            total += b.size
+            i += 1
+        return out
+
+    def truncate_to(self, offset: int) -> None:
+        """Drop everything at and above offset; a batch holding offset goes whole (it is re-fetched)."""
+        if offset >= self.end_offset:
+            return
+        i = bisect.bisect_left(self._bases, offset)
+        if i > 0 and self.batches[i - 1].next_offset > offset:
+            i -= 1
+            offset = self._bases[i]
+        for b in self.batches[i:]:
+            self.size -= b.size
+        del self.batches[i:]
+        del self._bases[i:]
+        self.end_offset = offset
+        while self.epochs and self.epochs[-1][1] >= offset:
+            self.epochs.pop()

@@ -1,0 +1,168 @@
+"""One replica of a partition on one broker: its log, and when leading, the ISR and high watermark.
+
+Leader rules as in kafka.cluster.Partition: a follower is caught up when it fetched up to the
+leader's log end offset (or up to the end offset the leader had at its previous fetch); one
+not caught up for replica.lag.time.max.ms leaves the ISR; one that reaches the high watermark
+rejoins; the high watermark is the smallest log end offset in the ISR; acks=all is refused
+when the ISR is smaller than min.insync.replicas.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from broker.log import Batch, Log
+from broker.structs import TopicPartition
+
+
+@dataclass(slots=True)
+class FollowerState:
+    leo: int = -1
+    last_caught_up_ms: float = 0.0
+    last_fetch_leader_leo: int = 0
+    last_fetch_ms: float = 0.0
+
+
+class Partition:
+    def __init__(self, tp: TopicPartition, log: Log, broker_id: int, high_watermark: int) -> None:
+        self.tp = tp
+        self.log = log
+        self.broker_id = broker_id
+        self.high_watermark = min(high_watermark, log.end_offset)
+        self.leader = -1
+        self.leader_epoch = -1
+        self.partition_epoch = -1
+        self.replicas: tuple[int, ...] = ()
+        self.isr: tuple[int, ...] = ()
+        self.min_isr = 1
+        self.followers: dict[int, FollowerState] = {}
+        self.pending_isr: tuple[int, ...] | None = None   # an AlterPartition in flight
+        self.epoch_start_offset = 0
+        self.producers: dict[int, int] = {}                # producer id -> last sequence appended
+        self._rebuild_producers()
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader == self.broker_id
+
+    @property
+    def effective_min_isr(self) -> int:
+        return min(self.min_isr, len(self.replicas))
+
+    # -- role changes (from the metadata log) ---------------------------------------------------------
+    def update(self, replicas: tuple[int, ...], isr: tuple[int, ...], leader: int, leader_epoch: int,
+               partition_epoch: int, min_isr: int, now_ms: float) -> str:
+        """Apply the partition's metadata; returns 'leader', 'follower' or '' when the role is unchanged."""
+        new_leadership = leader_epoch != self.leader_epoch or leader != self.leader
+        self.replicas, self.isr, self.min_isr = replicas, isr, min_isr
+        if partition_epoch != self.partition_epoch:
+            self.pending_isr = None
+        self.partition_epoch = partition_epoch
+        if not new_leadership:
+            return ""
+        self.leader, self.leader_epoch = leader, leader_epoch
+        if leader == self.broker_id:
+            self.epoch_start_offset = self.log.end_offset
+            self.followers = {r: FollowerState(last_caught_up_ms=now_ms if r in isr else 0.0)
+                              for r in replicas if r != self.broker_id}
+            return "leader"
+        self.followers = {}
+        return "follower"
+
+    # -- leader: appends ---------------------------------------------------------------------------------
+    def check_produce(self, acks: int) -> str:
+        if not self.is_leader:
+            return "NOT_LEADER_OR_FOLLOWER"
+        if acks == -1 and len(self.isr) < self.effective_min_isr:
+            return "NOT_ENOUGH_REPLICAS"
+        return "NONE"
+
+    def is_duplicate(self, batch: Batch) -> bool:
+        if batch.producer_id < 0:
+            return False
+        last = self.producers.get(batch.producer_id, -1)
+        return batch.base_sequence + batch.count - 1 <= last
+
+    def append_as_leader(self, count: int, size: int, now_ms: float, producer_id: int, base_sequence: int,
+                         records: tuple | None) -> Batch:
+        batch = Batch(self.log.end_offset, count, self.leader_epoch, size, now_ms, producer_id, base_sequence, records)
+        self._append(batch)
+        return batch
+
+    def _append(self, batch: Batch) -> None:
+        self.log.append(batch)
+        if batch.producer_id >= 0:
+            self.producers[batch.producer_id] = batch.base_sequence + batch.count - 1
+
+    def _rebuild_producers(self) -> None:
+        self.producers = {}
+        for b in self.log.batches:
+            if b.producer_id >= 0:
+                self.producers[b.producer_id] = b.base_sequence + b.count - 1
+
+    # -- leader: follower fetches, HW, ISR --------------------------------------------------------------------
+    def diverging(self, fetch_offset: int, last_fetched_epoch: int) -> tuple[int, int] | None:
+        if fetch_offset == 0 or last_fetched_epoch < 0:
+            return None
+        epoch, end = self.log.end_offset_for_epoch(last_fetched_epoch)
+        if epoch != last_fetched_epoch or end < fetch_offset:
+            return epoch, max(end, 0)
+        return None
+
+    def update_follower(self, replica: int, fetch_offset: int, now_ms: float) -> tuple[bool, tuple[int, ...] | None]:
+        """Record a follower fetch; returns (high watermark moved, ISR to propose or None)."""
+        state = self.followers.get(replica)
+        if state is None:
+            return False, None
+        leo = self.log.end_offset
+        if fetch_offset >= leo:
+            state.last_caught_up_ms = now_ms
+        elif fetch_offset >= state.last_fetch_leader_leo:
+            state.last_caught_up_ms = max(state.last_caught_up_ms, state.last_fetch_ms)
+        state.leo = fetch_offset
+        state.last_fetch_leader_leo = leo
+        state.last_fetch_ms = now_ms
+        propose = None
+        if (replica not in self.isr and self.pending_isr is None and fetch_offset >= self.high_watermark
+                and fetch_offset >= self.epoch_start_offset):
+            propose = tuple(sorted(self.isr + (replica,)))
+        return self.maybe_advance_hw(), propose
+
+    def _maximal_isr(self) -> tuple[int, ...]:
+        return tuple(set(self.isr) | set(self.pending_isr or ()))
+
+    def maybe_advance_hw(self) -> bool:
+        if not self.is_leader:
+            return False
+        new_hw = self.log.end_offset
+        for r in self._maximal_isr():
+            if r != self.broker_id:
+                new_hw = min(new_hw, self.followers[r].leo if r in self.followers else -1)
+        if new_hw > self.high_watermark:
+            self.high_watermark = new_hw
+            return True
+        return False
+
+    def out_of_sync(self, now_ms: float, lag_max_ms: float) -> tuple[int, ...] | None:
+        """The ISR to propose when followers fell behind, else None."""
+        if not self.is_leader or self.pending_isr is not None:
+            return None
+        late = {r for r in self.isr if r != self.broker_id and r in self.followers
+                and now_ms - self.followers[r].last_caught_up_ms > lag_max_ms}
+        if not late:
+            return None
+        return tuple(r for r in self.isr if r not in late)
+
+    # -- follower ---------------------------------------------------------------------------------------------
+    def append_as_follower(self, batches: tuple[Batch, ...], leader_hw: int) -> int:
+        appended = 0
+        for b in batches:
+            if b.base_offset == self.log.end_offset:
+                self._append(b)
+                appended += b.count
+        self.high_watermark = max(self.high_watermark, min(leader_hw, self.log.end_offset))
+        return appended
+
+    def truncate_to(self, offset: int) -> None:
+        self.log.truncate_to(offset)
+        self.high_watermark = min(self.high_watermark, self.log.end_offset)
+        self._rebuild_producers()

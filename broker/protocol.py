@@ -1,0 +1,240 @@
+"""Requests and responses between simulated processes, named after Kafka's APIs."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from broker.log import Batch
+from broker.structs import TopicPartition
+
+
+# -- broker <-> controller ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class BrokerRegistrationRequest:
+    broker_id: int
+    incarnation: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerRegistrationResponse:
+    error: str = "NONE"
+    broker_epoch: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerHeartbeatRequest:
+    broker_id: int
+    broker_epoch: int
+    metadata_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerHeartbeatResponse:
+    error: str = "NONE"
+    is_fenced: bool = True
+    is_caught_up: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AlterPartitionRequest:
+    broker_id: int
+    broker_epoch: int
+    tp: TopicPartition
+    leader_epoch: int
+    partition_epoch: int
+    new_isr: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AlterPartitionResponse:
+    error: str = "NONE"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTopicsRequest:
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTopicsResponse:
+    error: str = "NONE"
+    message: str = ""
+
+
+# -- client/follower <-> broker -----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ProduceRequest:
+    acks: int                                    # 0, 1 or -1 (all)
+    batches: tuple[tuple[TopicPartition, Batch], ...]
+    timeout_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionProduceResult:
+    error: str = "NONE"
+    base_offset: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class ProduceResponse:
+    results: dict[TopicPartition, PartitionProduceResult]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPartition:
+    fetch_offset: int
+    last_fetched_epoch: int = -1
+    current_leader_epoch: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    replica_id: int                              # -1 for consumers
+    partitions: dict[TopicPartition, FetchPartition]
+    max_wait_ms: float
+    max_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPartitionData:
+    error: str = "NONE"
+    high_watermark: int = -1
+    log_end_offset: int = -1
+    batches: tuple[Batch, ...] = ()
+    diverging: tuple[int, int] | None = None     # (epoch, end offset) to truncate to
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResponse:
+    partitions: dict[TopicPartition, FetchPartitionData]
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionMetadata:
+    leader: int
+    leader_epoch: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataRequest:
+    topics: tuple[str, ...]
+    auto_create: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataResponse:
+    brokers: dict[int, str]
+    topics: dict[str, tuple[PartitionMetadata, ...]]
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ListOffsetsRequest:
+    tp: TopicPartition
+    timestamp: int                               # -2 earliest, -1 latest
+
+
+@dataclass(frozen=True, slots=True)
+class ListOffsetsResponse:
+    error: str = "NONE"
+    offset: int = -1
+
+
+# -- group coordination ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class FindCoordinatorRequest:
+    group_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FindCoordinatorResponse:
+    error: str = "NONE"
+    node_id: int = -1
+    node: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JoinGroupRequest:
+    group_id: str
+    member_id: str
+    client: str
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    protocols: tuple[str, ...]
+    topics: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JoinGroupResponse:
+    error: str = "NONE"
+    generation: int = -1
+    protocol: str = ""
+    leader: str = ""
+    member_id: str = ""
+    members: tuple[tuple[str, tuple[str, ...]], ...] = ()   # for the leader: (member, topics)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncGroupRequest:
+    group_id: str
+    member_id: str
+    generation: int
+    assignments: tuple[tuple[str, tuple[TopicPartition, ...]], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SyncGroupResponse:
+    error: str = "NONE"
+    assignment: tuple[TopicPartition, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatRequest:
+    group_id: str
+    member_id: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatResponse:
+    error: str = "NONE"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveGroupRequest:
+    group_id: str
+    member_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveGroupResponse:
+    error: str = "NONE"
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetCommitRequest:
+    group_id: str
+    member_id: str
+    generation: int
+    offsets: tuple[tuple[TopicPartition, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetCommitResponse:
+    error: str = "NONE"
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetFetchRequest:
+    group_id: str
+    partitions: tuple[TopicPartition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetFetchResponse:
+    error: str = "NONE"
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)

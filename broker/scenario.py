@@ -1,0 +1,293 @@
+"""Scenario files: a cluster, Kafka settings, topics, a workload and a timeline of faults.
+
+    cluster: {brokers: 5, controllers: 3, seed: 7}
+    config: {replica.lag.time.max.ms: 30000}
+    topics:
+      - {name: orders, partitions: 12, replication_factor: 3, min_insync_replicas: 2}
+    workload:
+      - {producer: p1, topic: orders, rate: 200, acks: all, keys: 100}
+      - {consumer_group: billing, topic: orders, members: 3}
+    timeline:
+      - {at: 10s, kill: broker-3}
+      - {at: 40s, restart: broker-3}
+      - {at: 60s, slow: broker-2, fetch_delay: 45s}
+    run_for: 120s
+
+Every mistake is reported with the file, line and field, all at once.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import yaml
+
+from broker.config import TOPIC_KEYS, ConfigError, KafkaConfig, check
+from broker.workload import ConsumerGroupSpec, ProducerSpec
+
+FAULTS = ("kill", "restart", "isolate", "heal", "slow")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0, None: 1000.0}
+
+
+class ScenarioError(ValueError):
+    """All problems found in a scenario file, one per line of the message."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def parse_duration_ms(value: Any) -> float:
+    """'10s', '500ms', '2m', '1h'; a bare number is seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 10s or 500ms, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value) * 1000.0
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(f"expected a duration like 10s or 500ms, got {value!r}")
+    return float(m.group(1)) * _UNIT_MS[m.group(2)]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    min_insync_replicas: int | None = None
+    configs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Fault:
+    at_ms: float
+    action: str                      # kill, restart, isolate, heal, slow
+    node: str | None                 # None: heal everything
+    fetch_delay_ms: float = 0.0
+    event_delay_ms: float = 0.0
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    brokers: int = 5
+    controllers: int = 3
+    seed: int = 42
+    config: dict[str, Any] = field(default_factory=dict)
+    topics: tuple[TopicSpec, ...] = ()
+    producers: tuple[ProducerSpec, ...] = ()
+    groups: tuple[ConsumerGroupSpec, ...] = ()
+    timeline: tuple[Fault, ...] = ()
+    run_for_ms: float = 60_000.0
+    source: str = "<scenario>"
+
+
+def _plain(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> Any:
+    """A composed YAML node as plain Python data, recording each path's 1-based line."""
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out = {}
+        for k, v in node.value:
+            key = yaml.safe_load(yaml.serialize(k)) if not isinstance(k, yaml.ScalarNode) else k.value
+            lines[path + (key,)] = k.start_mark.line + 1
+            out[key] = _plain(v, path + (key,), lines)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(v, path + (i,), lines) for i, v in enumerate(node.value)]
+    return yaml.safe_load(yaml.serialize(node))
+
+
+class _Reader:
+    def __init__(self, source: str, lines: dict[tuple, int]) -> None:
+        self.source = source
+        self.lines = lines
+        self.problems: list[str] = []
+
+    def where(self, path: tuple) -> str:
+        line = self.lines.get(path)
+        while line is None and path:
+            path = path[:-1]
+            line = self.lines.get(path)
+        dotted = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(path))
+        return f"{self.source}:{line or 1}: {dotted or '(top)'}"
+
+    def fail(self, path: tuple, message: str) -> None:
+        self.problems.append(f"{self.where(path)}: {message}")
+
+    def get(self, data: dict, path: tuple, key: str, convert: Callable[[Any], Any], default: Any = None,
+            required: bool = False) -> Any:
+        if key not in data:
+            if required:
+                self.fail(path, f"missing required field {key!r}")
+            return default
+        try:
+            return convert(data[key])
+        except (TypeError, ValueError) as e:
+            self.fail(path + (key,), str(e))
+            return default
+
+    def mapping(self, value: Any, path: tuple, allowed: set[str]) -> dict:
+        if not isinstance(value, dict):
+            self.fail(path, f"expected a mapping, got {type(value).__name__}")
+            return {}
+        for key in value:
+            if key not in allowed:
+                self.fail(path + (key,), f"unknown field {key!r} (allowed: {', '.join(sorted(allowed))})")
+        return value
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"expected a positive integer, got {value!r}")
+    return value
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"expected a non-negative number, got {value!r}")
+    return float(value)
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise ValueError(f"expected a string, got {value!r}")
+    return str(value)
+
+
+def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        raise ScenarioError([f"{source}:{line}: not valid YAML: {getattr(e, 'problem', e)}"]) from None
+    lines: dict[tuple, int] = {}
+    data = _plain(root, (), lines) if root is not None else {}
+    r = _Reader(source, lines)
+    top = r.mapping(data, (), {"cluster", "config", "topics", "workload", "timeline", "run_for"})
+
+    cluster = r.mapping(top.get("cluster", {}), ("cluster",), {"brokers", "controllers", "seed"})
+    brokers = r.get(cluster, ("cluster",), "brokers", _positive_int, 5)
+    controllers = r.get(cluster, ("cluster",), "controllers", _positive_int, 3)
+    seed = r.get(cluster, ("cluster",), "seed", _int, 42)
+
+    config = top.get("config", {}) or {}
+    if not isinstance(config, dict):
+        r.fail(("config",), "expected a mapping of Kafka settings")
+        config = {}
+    checked: dict[str, Any] = {}
+    for key, value in config.items():
+        try:
+            checked[key] = check(key, value, r.where(("config", key)))
+        except ConfigError as e:
+            r.problems.append(str(e))
+    try:
+        KafkaConfig(checked, r.where(("config",)))
+    except ConfigError as e:
+        r.problems.append(str(e))
+
+    topics = []
+    names = set()
+    for i, t in enumerate(_list(r, top, "topics")):
+        path = ("topics", i)
+        t = r.mapping(t, path, {"name", "partitions", "replication_factor", "min_insync_replicas", "config"})
+        name = r.get(t, path, "name", _str, required=True)
+        partitions = r.get(t, path, "partitions", _positive_int, 1)
+        rf = r.get(t, path, "replication_factor", _positive_int, 1)
+        min_isr = r.get(t, path, "min_insync_replicas", _positive_int)
+        tcfg = t.get("config", {}) or {}
+        for key in tcfg:
+            if key not in TOPIC_KEYS:
+                r.fail(path + ("config", key), f"not a topic setting the simulation honours (use: {', '.join(sorted(TOPIC_KEYS))})")
+        if name in names:
+            r.fail(path + ("name",), f"topic {name!r} is defined twice")
+        names.add(name)
+        if isinstance(rf, int) and isinstance(brokers, int) and rf > brokers:
+            r.fail(path + ("replication_factor",), f"replication factor {rf} is above the broker count {brokers}")
+        if isinstance(min_isr, int) and isinstance(rf, int) and min_isr > rf:
+            r.fail(path + ("min_insync_replicas",), f"min.insync.replicas {min_isr} is above the replication factor {rf}")
+        topics.append(TopicSpec(str(name), partitions, rf, min_isr, dict(tcfg)))
+
+    producers, groups = [], []
+    for i, w in enumerate(_list(r, top, "workload")):
+        path = ("workload", i)
+        if isinstance(w, dict) and "producer" in w:
+            w = r.mapping(w, path, {"producer", "topic", "rate", "acks", "keys", "record_size", "config"})
+            topic = r.get(w, path, "topic", _str, required=True)
+            if topic is not None and topic not in names:
+                r.fail(path + ("topic",), f"unknown topic {topic!r} (topics: {', '.join(sorted(names)) or 'none'})")
+            acks = r.get(w, path, "acks", _str, "all")
+            if acks not in ("0", "1", "all", "-1"):
+                r.fail(path + ("acks",), f"acks must be 0, 1 or all, got {acks!r}")
+            producers.append(ProducerSpec(str(w["producer"]), str(topic), r.get(w, path, "rate", _number, 100.0),
+                                          str(acks), r.get(w, path, "keys", _int, 0),
+                                          r.get(w, path, "record_size", _positive_int, 100), dict(w.get("config") or {})))
+        elif isinstance(w, dict) and "consumer_group" in w:
+            w = r.mapping(w, path, {"consumer_group", "topic", "members", "commit", "processing_ms", "config"})
+            topic = r.get(w, path, "topic", _str, required=True)
+            if topic is not None and topic not in names:
+                r.fail(path + ("topic",), f"unknown topic {topic!r} (topics: {', '.join(sorted(names)) or 'none'})")
+            commit = r.get(w, path, "commit", _str, "auto")
+            if commit not in ("auto", "before", "after"):
+                r.fail(path + ("commit",), f"commit must be auto, before or after, got {commit!r}")
+            groups.append(ConsumerGroupSpec(str(w["consumer_group"]), str(topic),
+                                            r.get(w, path, "members", _positive_int, 1), str(commit),
+                                            r.get(w, path, "processing_ms", _number, 0.0), dict(w.get("config") or {})))
+        else:
+            r.fail(path, "a workload entry needs 'producer' or 'consumer_group'")
+
+    node_names = {f"broker-{i}" for i in range(1, (brokers or 0) + 1)} | \
+                 {f"controller-{1000 + i}" for i in range(1, (controllers or 0) + 1)} | {"active-controller"}
+    timeline = []
+    for i, f in enumerate(_list(r, top, "timeline")):
+        path = ("timeline", i)
+        f = r.mapping(f, path, {"at", *FAULTS, "fetch_delay", "event_delay"})
+        at = r.get(f, path, "at", parse_duration_ms, 0.0, required=True)
+        actions = [a for a in FAULTS if a in f]
+        if len(actions) != 1:
+            r.fail(path, f"exactly one action needed, one of {', '.join(FAULTS)}")
+            continue
+        action = actions[0]
+        target = f[action]
+        if action == "heal" and target in (None, "all"):
+            target = None
+        elif target not in node_names:
+            r.fail(path + (action,), f"unknown node {target!r} (nodes: broker-1..broker-{brokers}, "
+                                     f"controller-1001..controller-{1000 + (controllers or 0)}, active-controller)")
+            continue
+        fetch_delay = r.get(f, path, "fetch_delay", parse_duration_ms, 0.0)
+        event_delay = r.get(f, path, "event_delay", parse_duration_ms, 0.0)
+        if action == "slow" and not (fetch_delay or event_delay):
+            r.fail(path, "slow needs fetch_delay (a broker) or event_delay (a controller)")
+        timeline.append(Fault(at, action, target, fetch_delay, event_delay, lines.get(path, 0)))
+
+    run_for = r.get(top, (), "run_for", parse_duration_ms, 60_000.0)
+    if r.problems:
+        raise ScenarioError(r.problems)
+    return Scenario(brokers, controllers, seed, checked, tuple(topics), tuple(producers), tuple(groups),
+                    tuple(sorted(timeline, key=lambda f: f.at_ms)), run_for, source)
+
+
+def _list(r: _Reader, top: dict, key: str) -> list:
+    value = top.get(key, []) or []
+    if not isinstance(value, list):
+        r.fail((key,), "expected a list")
+        return []
+    return value
+
+
+def load_scenario_file(path: str) -> Scenario:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as e:
+        raise ScenarioError([f"{path}: cannot read the scenario: {e.strerror}"]) from None
+    return load_scenario(text, path)

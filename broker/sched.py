@@ -1,0 +1,103 @@
+"""The event scheduler: one heap of (due_ms, seq, callback), owned by one object.
+
+Ties at the same due time run in scheduling order (seq), which is what makes a seeded run
+replay exactly. On a WallClock the scheduler sleeps until each event is due; model code is the
+same on both clocks.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from typing import Callable
+
+from broker.clock import Clock, VirtualClock, WallClock
+
+
+class Timer:
+    """A handle to a scheduled callback; `cancel()` makes it a no-op."""
+
+    __slots__ = ("due_ms", "fn", "cancelled")
+
+    def __init__(self, due_ms: float, fn: Callable[[], None]) -> None:
+        self.due_ms = due_ms
+        self.fn = fn
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Scheduler:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._heap: list[tuple[float, int, Timer]] = []
+        self._seq = itertools.count()
+        # The demo drives the wall-clock scheduler from one thread and reads/injects faults
+        # from others; every mutation of the model happens while holding this lock.
+        self.lock = threading.RLock()
+
+    def now_ms(self) -> float:
+        return self.clock.now_ms()
+
+    def call_later(self, delay_ms: float, fn: Callable[[], None]) -> Timer:
+        if delay_ms < 0:
+            raise ValueError(f"negative delay: {delay_ms} ms")
+        return self.call_at(self.clock.now_ms() + delay_ms, fn)
+
+    def call_at(self, due_ms: float, fn: Callable[[], None]) -> Timer:
+        timer = Timer(max(due_ms, self.clock.now_ms()), fn)
+        heapq.heappush(self._heap, (timer.due_ms, next(self._seq), timer))
+        return timer
+
+    def call_every(self, period_ms: float, fn: Callable[[], None], first_ms: float | None = None) -> Timer:
+        """Run fn every period_ms until the returned handle is cancelled."""
+        handle = Timer(0.0, fn)
+
+        def tick() -> None:
+            if handle.cancelled:
+                return
+            fn()
+            if not handle.cancelled:
+                handle.due_ms = self.clock.now_ms() + period_ms
+                self.call_at(handle.due_ms, tick)
+
+        self.call_later(period_ms if first_ms is None else first_ms, tick)
+        return handle
+
+    def next_due_ms(self) -> float | None:
+        while self._heap and self._heap[0][2].cancelled:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def step(self) -> bool:
+        """Run the next due event; False when nothing is scheduled."""
+        due = self.next_due_ms()
+        if due is None:
+            return False
+        if isinstance(self.clock, WallClock):
+            self.clock.sleep_until(due)
+        with self.lock:
+            _, _, timer = heapq.heappop(self._heap)
+            if isinstance(self.clock, VirtualClock):
+                self.clock.advance_to(timer.due_ms)
+            if not timer.cancelled:
+                timer.fn()
+        return True
+
+    def run(self, until_ms: float | None = None, stop: threading.Event | None = None) -> None:
+        """Run events due up to until_ms (inclusive); the virtual clock ends at until_ms."""
+        if until_ms is not None and until_ms < self.clock.now_ms():
+            raise ValueError(f"until_ms must not be in the past: {until_ms} < {self.clock.now_ms()}")
+        while stop is None or not stop.is_set():
+            due = self.next_due_ms()
+            if due is None or (until_ms is not None and due > until_ms):
+                break
+            self.step()
+        if until_ms is not None and isinstance(self.clock, VirtualClock):
+            self.clock.advance_to(until_ms)
+        elif until_ms is not None and isinstance(self.clock, WallClock) and not (stop and stop.is_set()):
+            self.clock.sleep_until(until_ms)
+
+    def run_for(self, duration_ms: float) -> None:
+        self.run(self.clock.now_ms() + duration_ms)

@@ -1,0 +1,88 @@
+"""Runs a Scenario: builds the cluster, creates topics, starts the workload once they exist,
+and applies the timeline of faults at their times, on the virtual or the wall clock."""
+from __future__ import annotations
+
+import json
+import threading
+from typing import IO, Callable, Iterable
+
+from broker.clock import Clock
+from broker.cluster import Cluster
+from broker.errors import UnknownNodeError
+from broker.scenario import Fault, Scenario
+from broker.workload import Workload
+
+READY_POLL_MS = 100.0
+
+
+class Simulation:
+    def __init__(self, scenario: Scenario, clock: Clock | None = None) -> None:
+        self.scenario = scenario
+        self.cluster = Cluster(scenario.brokers, scenario.controllers, scenario.seed, scenario.config, clock)
+        self.workload = Workload(self.cluster)
+        self.events: list[tuple[float, str]] = []
+        self._workload_started = False
+
+    def log(self, message: str) -> None:
+        self.events.append((self.cluster.now_ms(), message))
+
+    def start(self) -> None:
+        c = self.cluster
+        c.start()
+        for t in self.scenario.topics:
+            c.create_topic(t.name, t.partitions, t.replication_factor, t.min_insync_replicas, t.configs,
+                           on_done=lambda err, name=t.name: self.log(f"topic {name} created" if err == "NONE"
+                                                                       else f"topic {name}: {err}"))
+        c.sched.call_later(0.0, self._start_workload_when_ready)
+        for fault in self.scenario.timeline:
+            c.sched.call_at(fault.at_ms, lambda f=fault: self.apply(f))
+
+    def _start_workload_when_ready(self) -> None:
+        if not all(self.cluster.topic_exists(t.name) for t in self.scenario.topics):
+            self.cluster.sched.call_later(READY_POLL_MS, self._start_workload_when_ready)
+            return
+        self._workload_started = True
+        for spec in self.scenario.producers:
+            self.workload.add_producer(spec)
+        for spec in self.scenario.groups:
+            self.workload.add_group(spec)
+        self.log("workload started")
+
+    def apply(self, fault: Fault) -> None:
+        c = self.cluster
+        try:
+            if fault.action == "kill":
+                name = c.kill(fault.node)  # type: ignore[arg-type]
+            elif fault.action == "restart":
+                name = c.restart(fault.node)  # type: ignore[arg-type]
+            elif fault.action == "isolate":
+                name = c.isolate(fault.node)  # type: ignore[arg-type]
+            elif fault.action == "heal":
+                c.heal(fault.node)
+                name = fault.node or "all"
+            else:
+                name = c.slow(fault.node, fault.fetch_delay_ms, fault.event_delay_ms)  # type: ignore[arg-type]
+            self.log(f"{fault.action} {name}")
+        except (UnknownNodeError, ValueError) as e:
+            self.log(f"{fault.action} {fault.node} skipped: {e}")
+
+    def run(self, until_ms: float | None = None, every_ms: float | None = None,
+            on_sample: Callable[[], None] | None = None, stop: threading.Event | None = None) -> None:
+        """Run to until_ms (default: the scenario's run_for), calling on_sample every every_ms."""
+        end = self.scenario.run_for_ms if until_ms is None else until_ms
+        sched = self.cluster.sched
+        if every_ms:
+            t = sched.now_ms()
+            while t < end and not (stop and stop.is_set()):
+                t = min(end, t + every_ms)
+                sched.run(t, stop)
+                if on_sample and not (stop and stop.is_set()):
+                    on_sample()
+        else:
+            sched.run(end, stop)
+            if on_sample:
+                on_sample()
+
+    def dump(self, out: IO[str], patterns: Iterable[str] = ()) -> None:
+        json.dump(self.cluster.snapshot(patterns), out, separators=(",", ":"))
+        out.write("\n")

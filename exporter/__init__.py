@@ -1,0 +1,1 @@
+"""The exporter: reads Kafka's MBeans and feeds Prometheus and Zabbix."""

@@ -1,0 +1,86 @@
+"""`kafka-jmx demo`: the embedded cluster on the wall clock, shown live in the terminal."""
+from __future__ import annotations
+
+import importlib.resources
+import threading
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from broker.clock import WallClock
+from broker.scenario import load_scenario, load_scenario_file
+from broker.simulation import Simulation
+
+KC = "kafka.controller:type=KafkaController,name="
+RM = "kafka.server:type=ReplicaManager,name="
+
+
+def bundled_demo_scenario() -> str:
+    return importlib.resources.files("broker").joinpath("scenarios/demo.yaml").read_text(encoding="utf-8")
+
+
+def _read(node: Any, mbean: str, attr: str = "Value") -> Any:
+    try:
+        return node.mbeans.read(mbean)[attr]
+    except KeyError:
+        return "-"
+
+
+def render(sim: Simulation) -> Group:
+    c = sim.cluster
+    with c.sched.lock:
+        active = c.active_controller()
+        head = Table.grid(padding=(0, 2))
+        head.add_row(f"[b]t={c.now_ms() / 1000:6.1f}s[/b]",
+                     f"active controller: [b]{active.name if active else 'NONE'}[/b]",
+                     *(f"{k}: [b]{_read(active, KC + k)}[/b]" for k in
+                       ("ActiveBrokerCount", "FencedBrokerCount", "OfflinePartitionsCount", "GlobalPartitionCount"))
+                     if active else ["[red]no active controller[/red]"])
+        table = Table(title="nodes", expand=False)
+        for col in ("node", "up", "raft state", "BrokerState", "leaders", "URP", "under min ISR",
+                    "ISR shrinks", "msgs in/s (1m)"):
+            table.add_column(col, justify="right" if col not in ("node", "raft state") else "left")
+        for name, node in c.servers.items():
+            if not node.alive:
+                table.add_row(name, "[red]down[/red]", *["-"] * 7)
+                continue
+            raft = _read(node, "kafka.server:type=raft-metrics", "current-state")
+            if node.role == "broker":
+                rate = _read(node, "kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec", "OneMinuteRate")
+                table.add_row(name, "up", raft, str(_read(node, "kafka.server:type=KafkaServer,name=BrokerState")),
+                              str(_read(node, RM + "LeaderCount")), str(_read(node, RM + "UnderReplicatedPartitions")),
+                              str(_read(node, RM + "UnderMinIsrPartitionCount")),
+                              str(_read(node, RM + "IsrShrinksPerSec", "Count")), f"{rate:.0f}")
+            else:
+                table.add_row(name, "up", raft, "-", "-", "-", "-", "-", "-")
+        stats = sim.workload.stats()
+        events = Table.grid()
+        for t, e in sim.events[-8:]:
+            events.add_row(f"{t / 1000:7.1f}s  {e}")
+        summary = (f"produced {stats['produced']}  acked {stats['acked']}  failed {stats['failed']}  "
+                   f"consumed {stats['consumed']}")
+    return Group(head, table, summary, events)
+
+
+def run_demo(scenario_path: str | None, duration_ms: float | None) -> int:
+    scenario = load_scenario_file(scenario_path) if scenario_path else load_scenario(bundled_demo_scenario(), "demo.yaml")
+    sim = Simulation(scenario, WallClock())
+    stop = threading.Event()
+    sim.start()
+    worker = threading.Thread(target=lambda: (sim.run(until_ms=duration_ms, stop=stop), stop.set()),
+                              name="cluster", daemon=True)
+    worker.start()
+    console = Console()
+    console.print(f"[b]Kafka 4.x embedded cluster[/b]: {scenario.brokers} brokers, {scenario.controllers} "
+                  f"controllers, cluster id {sim.cluster.cluster_id}. Ctrl-C stops.")
+    try:
+        with Live(render(sim), console=console, refresh_per_second=2) as live:
+            while not stop.wait(1.0):
+                live.update(render(sim))
+            live.update(render(sim))
+    except KeyboardInterrupt:
+        stop.set()
+    worker.join(timeout=5)
+    return 0
