@@ -14,7 +14,7 @@ from broker.mbeans.names import ObjectName
 from broker.mbeans.yammer import DOUBLE, INT, LONG, STRING, Gauge
 from broker.metadata import (BrokerRegistrationChangeRecord, MetadataImage, PartitionChangeRecord,
                              PartitionRecord, RegisterBrokerRecord)
-from broker.net import Network, RequestTimedOut
+from broker.net import Network, RequestFailed
 from broker.partition import Partition
 from broker.protocol import (AlterPartitionRequest, AlterPartitionResponse, BrokerHeartbeatRequest,
                              BrokerRegistrationRequest, FetchPartition, FetchPartitionData, FetchRequest,
@@ -229,7 +229,7 @@ class BrokerNode(ServerNode):
 
         def done(resp: Any) -> None:
             self._registering = False
-            if isinstance(resp, RequestTimedOut) or resp.error != "NONE":
+            if isinstance(resp, RequestFailed) or resp.error != "NONE":
                 return
             self.broker_epoch = resp.broker_epoch
             self._heartbeat()
@@ -248,7 +248,7 @@ class BrokerNode(ServerNode):
         def done(resp: Any) -> None:
             if epoch != self.broker_epoch:
                 return
-            if isinstance(resp, RequestTimedOut) or resp.error in ("NOT_CONTROLLER", "REQUEST_TIMED_OUT"):
+            if isinstance(resp, RequestFailed) or resp.error in ("NOT_CONTROLLER", "REQUEST_TIMED_OUT"):
                 self.after(100.0, self._heartbeat)
                 return
             if resp.error == "STALE_BROKER_EPOCH":
@@ -297,10 +297,10 @@ class BrokerNode(ServerNode):
         topic_cfg = self.image.topics[tp.topic].configs
         min_isr = int(topic_cfg.get("min.insync.replicas", self.cfg["min.insync.replicas"]))  # type: ignore[arg-type]
         role = part.update(state.replicas, state.isr, state.leader, state.leader_epoch, state.partition_epoch,
-                           min_isr, self.now())
+                           min_isr, self.cfg["replica.lag.time.max.ms"], self.now())
         if role == "leader":
             self._remove_from_fetchers(tp)
-            if part.maybe_advance_hw():
+            if part.maybe_advance_hw(self.now()):
                 self._on_hw_moved(tp)
             self.coordinator.on_leadership(tp, True)
         elif role == "follower":
@@ -311,7 +311,7 @@ class BrokerNode(ServerNode):
                 self._add_to_fetcher(state.leader, tp)
         elif part.is_leader:
             # ISR changed: the HW may move (shrink) and waiting acks=all requests may complete or fail
-            if part.maybe_advance_hw():
+            if part.maybe_advance_hw(self.now()):
                 self._on_hw_moved(tp)
             self._complete_delayed_produce(tp)
 
@@ -360,7 +360,7 @@ class BrokerNode(ServerNode):
             results[tp] = PartitionProduceResult("NONE", appended.base_offset)
             if req.acks == -1:
                 required[tp] = appended.next_offset
-            if p.maybe_advance_hw():
+            if p.maybe_advance_hw(self.now()):
                 self._on_hw_moved(tp)
             self._wake_fetches(tp, follower=True)
         if req.acks == 0:
@@ -388,7 +388,7 @@ class BrokerNode(ServerNode):
             done("NOT_COORDINATOR")
             return
         batch = p.append_as_leader(len(records), 80 * len(records), self.now(), -1, -1, records)
-        if p.maybe_advance_hw():
+        if p.maybe_advance_hw(self.now()):
             self._on_hw_moved(tp)
         self._wake_fetches(tp, follower=True)
 
@@ -535,7 +535,7 @@ class BrokerNode(ServerNode):
         req = AlterPartitionRequest(self.node_id, self.broker_epoch, p.tp, p.leader_epoch, p.partition_epoch, new_isr)
 
         def done(resp: Any) -> None:
-            if isinstance(resp, RequestTimedOut) or resp.error != "NONE":
+            if isinstance(resp, RequestFailed) or resp.error != "NONE":
                 self.failed_isr_updates.mark(self.now())
                 if p.pending_isr == new_isr:
                     p.pending_isr = None
@@ -574,7 +574,7 @@ class BrokerNode(ServerNode):
 
     def _on_fetch_response(self, leader: int, resp: Any) -> None:
         backoff = 0.0
-        if isinstance(resp, RequestTimedOut):
+        if isinstance(resp, RequestFailed):
             backoff = self.cfg["replica.fetch.backoff.ms"]
         else:
             for tp, data in resp.partitions.items():

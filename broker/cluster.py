@@ -26,7 +26,7 @@ from broker.controller import ControllerNode
 from broker.broker import BrokerNode
 from broker.errors import InvalidConfigurationError, InvalidReplicationFactorError, UnknownNodeError
 from broker.mbeans.names import ObjectNamePattern
-from broker.net import Network, RequestTimedOut
+from broker.net import Network, RequestFailed
 from broker.node import Node
 from broker.producer import Producer
 from broker.protocol import CreateTopicsRequest
@@ -197,7 +197,7 @@ class Cluster:
                 return
 
             def done(resp: Any) -> None:
-                if isinstance(resp, RequestTimedOut) or resp.error in ("NOT_CONTROLLER", "INVALID_REPLICATION_FACTOR"):
+                if isinstance(resp, RequestFailed) or resp.error in ("NOT_CONTROLLER", "INVALID_REPLICATION_FACTOR"):
                     admin.after(100.0, attempt)
                 elif on_done:
                     on_done(resp.error if resp.error == "NONE" else f"{resp.error}: {resp.message}")

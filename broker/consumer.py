@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from broker.assignors import ASSIGNORS
 from broker.errors import KafkaError
-from broker.net import Network, RequestTimedOut
+from broker.net import Network, RequestFailed
 from broker.node import Node
 from broker.protocol import (FetchPartition, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
                              JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest, MetadataRequest,
@@ -78,7 +78,7 @@ class Consumer(Node):
         self.coordinator = None
 
         def done(resp: Any) -> None:
-            if isinstance(resp, RequestTimedOut) or resp.error != "NONE":
+            if isinstance(resp, RequestFailed) or resp.error != "NONE":
                 self.after(self.cfg["retry.backoff.ms"] * 5, self._find_coordinator)
                 return
             self.coordinator = resp.node
@@ -106,7 +106,7 @@ class Consumer(Node):
         def done(resp: Any) -> None:
             if coordinator != self.coordinator:
                 return
-            if isinstance(resp, RequestTimedOut) or resp.error in ("NOT_COORDINATOR", "COORDINATOR_NOT_AVAILABLE"):
+            if isinstance(resp, RequestFailed) or resp.error in ("NOT_COORDINATOR", "COORDINATOR_NOT_AVAILABLE"):
                 self._lost_coordinator()
                 return
             if resp.error == "COORDINATOR_LOAD_IN_PROGRESS":
@@ -137,7 +137,7 @@ class Consumer(Node):
         topics = sorted({t for ts in subscriptions.values() for t in ts})
 
         def with_metadata(meta: Any) -> None:
-            if isinstance(meta, RequestTimedOut):
+            if isinstance(meta, RequestFailed):
                 self._joining = False
                 self._join()
                 return
@@ -156,7 +156,7 @@ class Consumer(Node):
             self._joining = False
             if generation != self.generation:
                 return
-            if isinstance(resp, RequestTimedOut) or resp.error == "NOT_COORDINATOR":
+            if isinstance(resp, RequestFailed) or resp.error == "NOT_COORDINATOR":
                 self._lost_coordinator()
                 return
             if resp.error != "NONE":
@@ -179,7 +179,7 @@ class Consumer(Node):
         def done(resp: Any) -> None:
             if coordinator != self.coordinator or self._joining:
                 return
-            if isinstance(resp, RequestTimedOut) or resp.error in ("NOT_COORDINATOR", "COORDINATOR_NOT_AVAILABLE"):
+            if isinstance(resp, RequestFailed) or resp.error in ("NOT_COORDINATOR", "COORDINATOR_NOT_AVAILABLE"):
                 self._lost_coordinator()
             elif resp.error in ("REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION"):
                 self._join()
@@ -207,7 +207,7 @@ class Consumer(Node):
         def done(resp: Any) -> None:
             if self.assignment != assignment:
                 return
-            if isinstance(resp, RequestTimedOut) or resp.error != "NONE":
+            if isinstance(resp, RequestFailed) or resp.error != "NONE":
                 self.after(self.cfg["retry.backoff.ms"], self._start_consuming)
                 return
             for tp, offset in resp.offsets.items():
@@ -225,7 +225,7 @@ class Consumer(Node):
             raise KafkaError(f"no committed offset for {missing} and auto.offset.reset=none")
 
         def after_metadata(meta: Any) -> None:
-            if isinstance(meta, RequestTimedOut):
+            if isinstance(meta, RequestFailed):
                 self.after(self.cfg["retry.backoff.ms"], self._reset_missing)
                 return
             self._update_metadata(meta)
@@ -236,7 +236,7 @@ class Consumer(Node):
                     continue
 
                 def got(resp: Any, tp: TopicPartition = tp) -> None:
-                    if isinstance(resp, RequestTimedOut) or resp.error != "NONE":
+                    if isinstance(resp, RequestFailed) or resp.error != "NONE":
                         self.after(self.cfg["retry.backoff.ms"], self._reset_missing)
                         return
                     if tp in self.assignment:
@@ -276,7 +276,7 @@ class Consumer(Node):
 
         def done(meta: Any) -> None:
             self._refreshing = False
-            if not isinstance(meta, RequestTimedOut):
+            if not isinstance(meta, RequestFailed):
                 self._update_metadata(meta)
             self.after(self.cfg["retry.backoff.ms"], self._fetch_all)
 
@@ -285,7 +285,7 @@ class Consumer(Node):
 
     def _on_fetch(self, leader: int, resp: Any) -> None:
         self._fetching.discard(leader)
-        if isinstance(resp, RequestTimedOut):
+        if isinstance(resp, RequestFailed):
             self._refresh_and_fetch()
             return
         stale = False

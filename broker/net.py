@@ -20,15 +20,18 @@ class Endpoint(Protocol):
     def handle(self, src: str, request: Any, reply: Callable[[Any], None]) -> None: ...
 
 
-class RequestTimedOut:
-    """What on_reply receives when no answer came within the timeout."""
+class RequestFailed:
+    """What on_reply receives instead of a response: 'timeout' when nothing came back in time
+    (partitioned link, lost message, hung peer), 'refused' when the peer process is not running
+    (the connection is refused or reset at once, as the OS of a live host does)."""
 
-    def __init__(self, dst: str, request: Any) -> None:
+    def __init__(self, dst: str, request: Any, reason: str = "timeout") -> None:
         self.dst = dst
         self.request = request
+        self.reason = reason
 
     def __repr__(self) -> str:
-        return f"RequestTimedOut({self.dst}, {type(self.request).__name__})"
+        return f"RequestFailed({self.dst}, {type(self.request).__name__}, {self.reason})"
 
 
 class Network:
@@ -41,6 +44,9 @@ class Network:
         self._blocked: set[frozenset[str]] = set()
         self._isolated: set[str] = set()
         self._link_latency: dict[frozenset[str], float] = {}
+        # requests a process has received and not answered yet: they fail when it dies
+        self._open: dict[str, dict[int, Callable[[Any], None]]] = {}
+        self._next_id = 0
         self.messages_sent = 0
         self.messages_dropped = 0
 
@@ -71,6 +77,11 @@ class Network:
         self._isolated.discard(name)
         self._blocked = {link for link in self._blocked if name not in link}
 
+    def reset_connections(self, name: str) -> None:
+        """A process died: every request it was holding fails at its sender, as a TCP reset."""
+        for rid, finish in list(self._open.pop(name, {}).items()):
+            self.sched.call_later(self.latency_ms, lambda f=finish: f(RequestFailed(name, None, "refused")))
+
     def set_link_latency(self, a: str, b: str, latency_ms: float) -> None:
         self._link_latency[frozenset((a, b))] = latency_ms
 
@@ -94,33 +105,43 @@ class Network:
 
     def request(self, src: str, dst: str, request: Any, on_reply: Callable[[Any], None],
                 timeout_ms: float) -> None:
-        """Deliver request to dst; on_reply gets the response or a RequestTimedOut."""
+        """Deliver request to dst; on_reply gets the response or a RequestFailed."""
         sender = self._endpoints[src]
         src_inc = sender.incarnation
         state = {"done": False}
+
+        self._next_id += 1
+        rid = self._next_id
 
         def finish(response: Any) -> None:
             if state["done"]:
                 return
             state["done"] = True
             timer.cancel()
+            self._open.get(dst, {}).pop(rid, None)
             if sender.alive and sender.incarnation == src_inc:
                 on_reply(response)
 
-        timer = self.sched.call_later(timeout_ms, lambda: finish(RequestTimedOut(dst, request)))
+        timer = self.sched.call_later(timeout_ms, lambda: finish(RequestFailed(dst, request)))
         target = self._endpoints.get(dst)
         if target is None:
             return
         if not self._crosses(src, dst):
             return
-        dst_inc = target.incarnation
+        dst_inc = target.incarnation if target.alive else -1
 
         def deliver() -> None:
-            if state["done"] or not target.alive or target.incarnation != dst_inc:
+            if state["done"]:
+                return
+            if not target.alive or target.incarnation != dst_inc:
+                refused = RequestFailed(dst, request, "refused")
+                self.sched.call_later(self._latency(src, dst), lambda: finish(refused))
                 return
             if not self.connected(src, dst):
                 self.messages_dropped += 1
                 return
+
+            self._open.setdefault(dst, {})[rid] = finish
 
             def reply(response: Any) -> None:
                 if state["done"] or not target.alive or target.incarnation != dst_inc:

@@ -61,6 +61,7 @@ class Node:
             raise ValueError(f"{self.name} is not running")
         self.alive = False
         self.incarnation += 1
+        self.net.reset_connections(self.name)
         self.on_kill()
 
     def on_start(self) -> None:

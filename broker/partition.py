@@ -34,6 +34,7 @@ class Partition:
         self.replicas: tuple[int, ...] = ()
         self.isr: tuple[int, ...] = ()
         self.min_isr = 1
+        self.lag_max_ms = 30_000.0
         self.followers: dict[int, FollowerState] = {}
         self.pending_isr: tuple[int, ...] | None = None   # an AlterPartition in flight
         self.epoch_start_offset = 0
@@ -50,10 +51,10 @@ class Partition:
 
     # -- role changes (from the metadata log) ---------------------------------------------------------
     def update(self, replicas: tuple[int, ...], isr: tuple[int, ...], leader: int, leader_epoch: int,
-               partition_epoch: int, min_isr: int, now_ms: float) -> str:
+               partition_epoch: int, min_isr: int, lag_max_ms: float, now_ms: float) -> str:
         """Apply the partition's metadata; returns 'leader', 'follower' or '' when the role is unchanged."""
         new_leadership = leader_epoch != self.leader_epoch or leader != self.leader
-        self.replicas, self.isr, self.min_isr = replicas, isr, min_isr
+        self.replicas, self.isr, self.min_isr, self.lag_max_ms = replicas, isr, min_isr, lag_max_ms
         if partition_epoch != self.partition_epoch:
             self.pending_isr = None
         self.partition_epoch = partition_epoch
@@ -125,18 +126,23 @@ class Partition:
         if (replica not in self.isr and self.pending_isr is None and fetch_offset >= self.high_watermark
                 and fetch_offset >= self.epoch_start_offset):
             propose = tuple(sorted(self.isr + (replica,)))
-        return self.maybe_advance_hw(), propose
+        return self.maybe_advance_hw(now_ms), propose
 
     def _maximal_isr(self) -> tuple[int, ...]:
         return tuple(set(self.isr) | set(self.pending_isr or ()))
 
-    def maybe_advance_hw(self) -> bool:
-        if not self.is_leader:
+    def maybe_advance_hw(self, now_ms: float) -> bool:
+        """Partition.maybeIncrementLeaderHW: never while under min ISR; otherwise the smallest log
+        end offset of the maximal ISR and of followers caught up within replica.lag.time.max.ms."""
+        if not self.is_leader or len(self.isr) < self.effective_min_isr:
             return False
-        new_hw = self.log.end_offset
-        for r in self._maximal_isr():
-            if r != self.broker_id:
-                new_hw = min(new_hw, self.followers[r].leo if r in self.followers else -1)
+        leo = self.log.end_offset
+        new_hw = leo
+        maximal = self._maximal_isr()
+        for r, f in self.followers.items():
+            caught_up = f.leo == leo or now_ms - f.last_caught_up_ms <= self.lag_max_ms
+            if f.leo < new_hw and (r in maximal or caught_up):
+                new_hw = f.leo
         if new_hw > self.high_watermark:
             self.high_watermark = new_hw
             return True

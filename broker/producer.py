@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from broker.log import Batch
-from broker.net import Network, RequestTimedOut
+from broker.net import Network, RequestFailed
 from broker.node import Node
 from broker.partitioner import RoundRobinPartitioner, StickyPartitioner, partition_for_key
 from broker.protocol import MetadataRequest, MetadataResponse, PartitionMetadata, ProduceRequest
@@ -136,7 +136,7 @@ class Producer(Node):
 
         def done(resp: Any) -> None:
             self._metadata_inflight = False
-            if isinstance(resp, RequestTimedOut):
+            if isinstance(resp, RequestFailed):
                 self.brokers.pop(next((b for b, n in self.brokers.items() if n == target), -1), None)
                 self.after(self.cfg["retry.backoff.ms"], lambda: self._refresh_metadata(set()))
                 return
@@ -207,7 +207,7 @@ class Producer(Node):
         for tp, flight in flights:
             if self._in_flight.get(tp) is not flight:
                 continue
-            if isinstance(resp, RequestTimedOut):
+            if isinstance(resp, RequestFailed):
                 error, offset = "REQUEST_TIMED_OUT", -1
             else:
                 result = resp.results[tp]
@@ -232,7 +232,7 @@ class Producer(Node):
                 continue
             leader = self.metadata[tp.topic][tp.partition].leader
             if leader < 0 or leader not in self.brokers:
-                self._on_response([(tp, flight)], RequestTimedOut("", None))
+                self._on_response([(tp, flight)], RequestFailed("", None, "no leader"))
                 continue
             by_leader.setdefault(leader, []).append((tp, flight))
         for leader, group in by_leader.items():

@@ -18,7 +18,7 @@ from broker.log import Batch, Log
 from broker.mbeans.kafka_metrics import SampledStat
 from broker.mbeans.registry import MBeanRegistry
 from broker.metadata import LeaderChangeMessage, MetadataRecord
-from broker.net import RequestTimedOut
+from broker.net import RequestFailed
 from broker.node import Node
 
 FETCH_MAX_WAIT_MS = 500.0     # KafkaRaftClient's fetch long-poll
@@ -346,7 +346,7 @@ class RaftClient:
             reply(VoteResponse(self.epoch, False))
 
     def _on_vote_response(self, voter_id: int, epoch: int, state: str, resp) -> None:
-        if isinstance(resp, RequestTimedOut) or self.state != state or epoch != self.epoch:
+        if isinstance(resp, RequestFailed) or self.state != state or epoch != self.epoch:
             return
         if resp.epoch > self.epoch:
             self._become_unattached(resp.epoch)
@@ -467,7 +467,7 @@ class RaftClient:
 
     def _on_fetch_response(self, target: str, resp) -> None:
         self._fetching = False
-        if isinstance(resp, RequestTimedOut):
+        if isinstance(resp, RequestFailed):
             self._fetch_soon(50)
             return
         if self.is_leader:

@@ -1,0 +1,76 @@
+"""KRaft: the quorum elects one active controller; it fails over; without a majority there is none."""
+from conftest import KC, make_cluster
+
+ACC = KC + "ActiveControllerCount"
+NEW = KC + "NewActiveControllersCount"
+RAFT = "kafka.server:type=raft-metrics"
+
+
+def test_exactly_one_active_controller(cluster):
+    assert sum(cluster.values(ACC).values()) == 1
+    states = cluster.values(RAFT, "current-state")
+    assert sorted(states[c] for c in cluster.controllers) == ["follower", "follower", "leader"]
+    assert all(states[b] == "observer" for b in cluster.brokers)
+    leaders = set(cluster.values(RAFT, "current-leader").values())
+    assert len(leaders) == 1 and leaders.pop() == cluster.active_controller().node_id
+
+
+def test_killing_the_active_controller_elects_another(cluster):
+    old = cluster.active_controller()
+    before = cluster.values(NEW)
+    epoch = old.raft.epoch
+    cluster.kill("active-controller")
+    assert cluster.run_until(lambda: cluster.active_controller() is not None, 10_000)
+    cluster.run_for(1_000)
+    new = cluster.active_controller()
+    assert new.name != old.name and new.raft.epoch > epoch
+    assert sum(cluster.values(ACC).values()) == 1
+    after = cluster.values(NEW)
+    assert all(after[c] > before[c] for c in after)          # every live controller counted the election
+    assert cluster.value(new.name, RAFT, "election-latency-max") > 0
+    failover = cluster.failovers[-1]
+    # detection (fetch timeout 2 s) plus an election (1-2 s timeouts): a few seconds, not more
+    assert 2_000 <= failover.latency_ms <= 6_000
+    # brokers follow the new leader
+    assert cluster.run_until(lambda: set(cluster.values(RAFT, "current-leader").values()) == {new.node_id}, 5_000)
+
+
+def test_no_active_controller_without_a_majority():
+    c = make_cluster(topics=())
+    standbys = [n for n, node in c.controllers.items() if not node.active]
+    c.kill("active-controller")
+    c.kill(standbys[0])
+    c.run_for(15_000)
+    assert c.active_controller() is None
+    assert sum(c.values(ACC).values()) == 0
+    survivor = c.controllers[standbys[1]]
+    assert survivor.raft.metrics_state() in ("prospective", "candidate", "unattached")
+    c.restart(standbys[0])
+    assert c.run_until(lambda: c.active_controller() is not None, 15_000)
+    assert sum(c.values(ACC).values()) == 1
+
+
+def test_isolated_active_controller_resigns_and_the_majority_elects_a_new_one(cluster):
+    old = cluster.active_controller().name
+    cluster.isolate(old)
+    cluster.run_for(10_000)
+    active = [n for n, v in cluster.values(ACC).items() if v == 1]
+    assert len(active) == 1 and active[0] != old
+    cluster.heal(old)
+    cluster.run_for(5_000)
+    assert sum(cluster.values(ACC).values()) == 1
+    assert cluster.controllers[old].raft.metrics_state() == "follower"
+
+
+def test_controller_metrics_agree_on_every_controller(cluster):
+    for name in ("GlobalTopicCount", "GlobalPartitionCount", "ActiveBrokerCount", "OfflinePartitionsCount"):
+        values = set(cluster.values(KC + name).values())
+        assert len(values) == 1, name
+    assert cluster.values(KC + "GlobalTopicCount")["controller-1001"] == 1
+    assert cluster.values(KC + "GlobalPartitionCount")["controller-1001"] == 12
+    lags = cluster.values(KC + "LastAppliedRecordLagMs")
+    assert lags[cluster.active_controller().name] == 0
+    # standbys trail by at most the NoOp interval plus a fetch round trip
+    assert all(0 <= lag <= 1_000 for lag in lags.values())
+    committed = cluster.values(KC + "LastCommittedRecordOffset")
+    assert max(committed.values()) - min(committed.values()) <= 3
