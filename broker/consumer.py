@@ -3,8 +3,9 @@ leader running the assignor, heartbeats, fetches from partition leaders below th
 watermark, and offset commits automatic (auto.commit.interval.ms) or around processing.
 
 commit="before" commits the polled position before processing (at-most-once: a crash while
-processing loses those records); commit="after" commits once processed (at-least-once: a crash
-before the commit redelivers them); commit="auto" commits every auto.commit.interval.ms.
+processing loses the rest of the batch); commit="after" commits once the batch is processed
+(at-least-once: a crash before the commit redelivers the whole batch, so the records processed
+before the crash are processed twice); commit="auto" commits every auto.commit.interval.ms.
 """
 from __future__ import annotations
 
@@ -318,6 +319,7 @@ class Consumer(Node):
 
     # -- processing and commits ----------------------------------------------------------------------------------------
     def _process_next(self) -> None:
+        """Process one fetched batch record by record (processing_ms each), committing around it."""
         if self._processing or not self._ready:
             return
         tp, records, count, position = self._ready.popleft()
@@ -325,20 +327,30 @@ class Consumer(Node):
         self.consumed += count
         if self.commit_mode == "before":
             self._commit({tp: position})
+        # bulk workload records carry no payloads: they are processed as one unit
+        units: list[tuple[list[ConsumerRecord], int]] = [([r], 1) for r in records] or [([], count)]
 
-        def processed() -> None:
-            self._processing = False
-            self.processed += count
-            if self.on_records:
-                self.on_records(tp, records, count)
-            if self.commit_mode == "after":
-                self._commit({tp: position})
-            self._process_next()
+        def step(i: int) -> None:
+            if i == len(units):
+                self._processing = False
+                if self.commit_mode == "after":
+                    self._commit({tp: position})
+                self._process_next()
+                return
+            recs, n = units[i]
 
-        if self.processing_ms:
-            self.after(self.processing_ms, processed)
-        else:
-            processed()
+            def done() -> None:
+                self.processed += n
+                if self.on_records:
+                    self.on_records(tp, recs, n)
+                step(i + 1)
+
+            if self.processing_ms:
+                self.after(self.processing_ms * (len(recs) or 1), done)
+            else:
+                done()
+
+        step(0)
 
     def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         if not offsets or self.coordinator is None or not self.member_id:
