@@ -153,7 +153,7 @@ class BrokerNode(ServerNode):
         fm = ("kafka.server", "ReplicaFetcherManager")
         tags = {"clientId": "Replica"}
         m.gauge(*fm, "MaxLag", lambda: max(self._lag.values(), default=0), tags, java_type=LONG)
-        m.gauge(*fm, "MinFetchRate", lambda: 0.0 if not self.fetchers else 1.0, tags, java_type=DOUBLE)
+        m.gauge(*fm, "MinFetchRate", self._min_fetch_rate, tags, java_type=DOUBLE)
         m.gauge(*fm, "FailedPartitionsCount", lambda: 0, tags, java_type=INT)
         m.gauge(*fm, "DeadThreadCount", lambda: 0, tags, java_type=INT)
         for op in ("Produce", "Fetch"):
@@ -163,7 +163,6 @@ class BrokerNode(ServerNode):
                     lambda op=op: self._purgatory(op, ops=True), {"delayedOperation": op}, java_type=INT)
         self.produce_expires = m.meter("kafka.server", "DelayedProduceMetrics", "ExpiresPerSec", "requests")
         m.gauge("kafka.log", "LogManager", "OfflineLogDirectoryCount", lambda: 0, java_type=INT)
-        m.timer("kafka.log", "LogFlushStats", "LogFlushRateAndTimeMs", "flushes")
         bm = m.kafka_metrics("broker-metadata-metrics")
         bm.add_value("last-applied-record-offset", lambda: self.image.offset)
         bm.add_value("last-applied-record-timestamp", lambda: self.image.timestamp_ms)
@@ -561,11 +560,25 @@ class BrokerNode(ServerNode):
                 self.mbeans.unregister(_lag_bean(leader, tp))
         self._lag.pop(tp, None)
 
+    def _fetcher_stats(self, leader: int, name: str, event: str) -> Any:
+        """FetcherStats meters of the fetcher thread for one leader."""
+        return self.mbeans.meter("kafka.server", "FetcherStats", name, event,
+                                 {"clientId": f"ReplicaFetcherThread-0-{leader}", "brokerHost": self.broker_names[leader],
+                                  "brokerPort": "9092"})
+
+    def _min_fetch_rate(self) -> float:
+        """AbstractFetcherManager MinFetchRate: the slowest fetcher thread's request rate."""
+        now = self.now()
+        rates = [self._fetcher_stats(leader, "RequestsPerSec", "requests").one_minute_rate(now)
+                 for leader, tps in self.fetchers.items() if tps]
+        return min(rates, default=0.0)
+
     def _fetch_from(self, leader: int) -> None:
         tps = self.fetchers.get(leader)
         if not tps:
             self._fetcher_running.discard(leader)
             return
+        self._fetcher_stats(leader, "RequestsPerSec", "requests").mark(self.now())
         parts = {tp: FetchPartition(self.partitions[tp].log.end_offset, self.partitions[tp].log.last_epoch,
                                     self.partitions[tp].leader_epoch) for tp in sorted(tps)}
         req = FetchRequest(self.node_id, parts, self.cfg["replica.fetch.wait.max.ms"], self.cfg["replica.fetch.max.bytes"])
@@ -589,7 +602,9 @@ class BrokerNode(ServerNode):
                     continue
                 appended = p.append_as_follower(data.batches, data.high_watermark)
                 if appended:
-                    self.topic_meter("ReplicationBytesInPerSec", None, sum(b.size for b in data.batches))
+                    nbytes = sum(b.size for b in data.batches)
+                    self.topic_meter("ReplicationBytesInPerSec", None, nbytes)
+                    self._fetcher_stats(leader, "BytesPerSec", "bytes").mark(self.now(), nbytes)
                 self._lag[tp] = max(0, data.log_end_offset - p.log.end_offset)
         delay = max(backoff, self.fetch_delay_ms)
         self.after(delay, lambda: self._fetch_from(leader))

@@ -26,7 +26,7 @@ EVENT_COST_MS = 0.02                    # controller event handling time without
 
 class ControllerNode(ServerNode):
     role = "controller"
-    apis = ("Vote", "BeginQuorumEpoch", "Fetch", "FetchFollower", "BrokerRegistration", "BrokerHeartbeat",
+    apis = ("Vote", "BeginQuorumEpoch", "Fetch", "FetchConsumer", "FetchFollower", "BrokerRegistration", "BrokerHeartbeat",
             "CreateTopics", "AlterPartition")
 
     def __init__(self, node_id: int, name: str, sched: Scheduler, net: Network, rng: random.Random,

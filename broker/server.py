@@ -71,6 +71,9 @@ class ServerNode(Node):
                                    "percent", rate_unit="NANOSECONDS")
         m.gauge("kafka.network", "SocketServer", "NetworkProcessorAvgIdlePercent", lambda: self._net_idle, java_type=DOUBLE)
         m.gauge("kafka.network", "RequestChannel", "RequestQueueSize", self._request_queue_size, java_type=INT)
+        # LogSegment's static flush timer exists in every process with a log (the metadata log too);
+        # with Kafka's default flush settings it counts only explicit flushes, which the simulation has none of
+        m.timer("kafka.log", "LogFlushStats", "LogFlushRateAndTimeMs", "flushes")
         for api in self.apis:
             self._request_metrics(api)
 

@@ -1,0 +1,132 @@
+"""Scenario files: what they build, and errors that name the line and the field."""
+import json
+
+import pytest
+
+from broker.errors import InvalidConfigurationError, InvalidReplicationFactorError, UnknownNodeError
+from broker.scenario import ScenarioError, load_scenario, parse_duration_ms
+from broker.simulation import Simulation
+from exporter.cli import main
+
+GOOD = """\
+cluster: {brokers: 5, controllers: 3, seed: 7}
+config: {replica.lag.time.max.ms: 30000}
+topics:
+  - {name: orders, partitions: 12, replication_factor: 3, min_insync_replicas: 2}
+workload:
+  - {producer: p1, topic: orders, rate: 200, acks: all, keys: 100}
+  - {consumer_group: billing, topic: orders, members: 3}
+timeline:
+  - {at: 10s, kill: broker-3}
+  - {at: 40s, restart: broker-3}
+  - {at: 50s, kill: active-controller}
+  - {at: 60s, slow: broker-2, fetch_delay: 45s}
+  - {at: 70s, isolate: broker-4}
+  - {at: 80s, heal: broker-4}
+run_for: 120s
+"""
+
+
+def test_durations():
+    assert parse_duration_ms("10s") == 10_000
+    assert parse_duration_ms("500ms") == 500
+    assert parse_duration_ms("2m") == 120_000
+    assert parse_duration_ms(3) == 3_000
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration_ms("soon")
+
+
+def test_the_issue_example_loads():
+    s = load_scenario(GOOD, "s.yaml")
+    assert (s.brokers, s.controllers, s.seed) == (5, 3, 7)
+    assert s.topics[0].min_insync_replicas == 2
+    assert [f.action for f in s.timeline] == ["kill", "restart", "kill", "slow", "isolate", "heal"]
+    assert s.timeline[3].fetch_delay_ms == 45_000
+    assert s.run_for_ms == 120_000
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("topics:\n  - {name: t, partitions: 3, replication_factor: 7}\n",
+     "s.yaml:2: topics[0].replication_factor: replication factor 7 is above the broker count 5"),
+    ("topics:\n  - {name: t, partitions: 3, replication_factor: 2, min_insync_replicas: 3}\n",
+     "s.yaml:2: topics[0].min_insync_replicas: min.insync.replicas 3 is above the replication factor 2"),
+    ("topics:\n  - {name: t}\n  - {name: t}\n", "s.yaml:3: topics[1].name: topic 't' is defined twice"),
+    ("timeline:\n  - {at: 1s, kill: broker-9}\n", "s.yaml:2: timeline[0].kill: unknown node 'broker-9'"),
+    ("timeline:\n  - {at: 1s, explode: broker-1}\n", "s.yaml:2: timeline[0].explode: unknown field 'explode'"),
+    ("config:\n  replica.lag.time.max: 10\n", "s.yaml:2: config.replica.lag.time.max: unknown Kafka setting"),
+    ("config:\n  min.insync.replicas: two\n", "min.insync.replicas must be an integer, got 'two'"),
+    ("workload:\n  - {producer: p, topic: nope}\n", "s.yaml:2: workload[0].topic: unknown topic 'nope'"),
+    ("run_for: forever\n", "s.yaml:1: run_for: expected a duration"),
+    ("cluster: {brokers: 0}\n", "s.yaml:1: cluster.brokers: expected a positive integer, got 0"),
+    ("topics: [\n", "s.yaml:2: not valid YAML"),
+])
+def test_errors_name_line_and_field(text, expected):
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(text, "s.yaml")
+    assert expected in str(e.value)
+
+
+def test_all_problems_are_reported_at_once():
+    with pytest.raises(ScenarioError) as e:
+        load_scenario("cluster: {brokers: 0}\nrun_for: never\n", "s.yaml")
+    assert len(e.value.problems) == 2
+
+
+def test_kafka_errors_from_the_cluster_api(cluster):
+    with pytest.raises(InvalidReplicationFactorError, match="only 5 broker"):
+        cluster.create_topic("wide", 3, 6)
+    with pytest.raises(InvalidConfigurationError, match="min.insync.replicas=3 is greater than replication factor 2"):
+        cluster.create_topic("strict", 3, 2, min_insync_replicas=3)
+    with pytest.raises(UnknownNodeError, match="unknown node 'broker-17'"):
+        cluster.kill("broker-17")
+    done = []
+    cluster.create_topic("orders", 3, 3, on_done=done.append)
+    cluster.run_for(2_000)
+    assert done == ["TOPIC_ALREADY_EXISTS: Topic 'orders' already exists."]
+
+
+def test_simulation_replays_exactly():
+    def run():
+        sim = Simulation(load_scenario(GOOD.replace("120s", "40s"), "s.yaml"))
+        sim.start()
+        sim.run()
+        return json.dumps(sim.cluster.snapshot(), sort_keys=True)
+    assert run() == run()
+
+
+def test_simulate_dump_shape(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(GOOD.replace("run_for: 120s", "run_for: 30s"))
+    out = tmp_path / "dump.json"
+    assert main(["simulate", str(path), "--dump", str(out)]) == 0
+    dump = json.loads(out.read_text())
+    assert dump["time_ms"] == 30_000
+    b3 = dump["nodes"]["broker-3"]
+    assert b3 == {"role": "broker", "node_id": 3, "alive": False, "mbeans": {}}     # killed at 10 s
+    b1 = dump["nodes"]["broker-1"]
+    assert b1["role"] == "broker" and b1["node_id"] == 1 and b1["alive"]
+    assert b1["mbeans"]["kafka.server:type=ReplicaManager,name=UnderReplicatedPartitions"]["Value"] > 0
+    ctl = dump["nodes"]["controller-1001"]
+    assert ctl["mbeans"]["kafka.controller:type=KafkaController,name=ActiveBrokerCount"] == {"Value": 4}
+
+
+def test_simulate_every_and_mbean_filter(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(GOOD.replace("run_for: 120s", "run_for: 20s"))
+    out = tmp_path / "dump.jsonl"
+    assert main(["simulate", str(path), "--dump", str(out), "--every", "5s",
+                 "--mbean", "kafka.controller:type=KafkaController,name=ActiveBrokerCount"]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [d["time_ms"] for d in lines] == [5_000, 10_000, 15_000, 20_000]
+    last = lines[-1]["nodes"]
+    assert last["broker-1"]["mbeans"] == {}
+    assert {n: v["mbeans"] for n, v in last.items() if v["role"] == "controller"} == {
+        f"controller-{i}": {"kafka.controller:type=KafkaController,name=ActiveBrokerCount": {"Value": 4}}
+        for i in (1001, 1002, 1003)}
+
+
+def test_cli_reports_scenario_errors(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("timeline:\n  - {at: 1s, kill: broker-9}\n")
+    assert main(["simulate", str(path), "--dump", "-"]) == 2
+    assert "bad.yaml:2: timeline[0].kill: unknown node 'broker-9'" in capsys.readouterr().err
