@@ -16,7 +16,7 @@ from broker.metadata import (BrokerRegistrationChangeRecord, MetadataImage, Part
                              PartitionRecord, RegisterBrokerRecord)
 from broker.net import Network, RequestFailed
 from broker.partition import Partition
-from broker.protocol import (AlterPartitionRequest, AlterPartitionResponse, BrokerHeartbeatRequest,
+from broker.protocol import (AlterPartitionRequest, BrokerHeartbeatRequest,
                              BrokerRegistrationRequest, FetchPartition, FetchPartitionData, FetchRequest,
                              FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
                              MetadataResponse, PartitionMetadata, PartitionProduceResult, ProduceRequest,
@@ -56,6 +56,7 @@ class _DelayedProduce:
     results: dict[TopicPartition, PartitionProduceResult]
     reply: Callable[[Any], None]
     done: bool = False
+    expiry: Any = None                            # the timeout timer, cancelled on completion
 
 
 @dataclass
@@ -113,7 +114,8 @@ class BrokerNode(ServerNode):
                                self._on_metadata_commit, lambda: None)
         self.coordinator = GroupCoordinator(self)
         self.raft.start()
-        self.every(100.0, self._maybe_register, first_ms=0.0)
+        self._registering = False
+        self._register()
         self.every(self.cfg["replica.lag.time.max.ms"] / 2, self._shrink_isrs)
         self.every(5000.0, self._checkpoint_hw)
 
@@ -217,11 +219,13 @@ class BrokerNode(ServerNode):
     def _controller(self) -> str | None:
         return self.raft.leader_name()
 
-    def _maybe_register(self) -> None:
-        if self.broker_epoch >= 0 or getattr(self, "_registering", False):
+    def _register(self) -> None:
+        """BrokerRegistration with the active controller, retried until it succeeds."""
+        if self.broker_epoch >= 0 or self._registering:
             return
         target = self._controller()
         if target is None:
+            self.after(100.0, self._register)
             return
         self._registering = True
         self.state = RECOVERY if self.state == STARTING else self.state
@@ -229,6 +233,7 @@ class BrokerNode(ServerNode):
         def done(resp: Any) -> None:
             self._registering = False
             if isinstance(resp, RequestFailed) or resp.error != "NONE":
+                self.after(100.0, self._register)
                 return
             self.broker_epoch = resp.broker_epoch
             self._heartbeat()
@@ -252,6 +257,7 @@ class BrokerNode(ServerNode):
                 return
             if resp.error == "STALE_BROKER_EPOCH":
                 self.broker_epoch = -1      # the controller lost our registration: register again
+                self._register()
                 return
             self.fenced = resp.is_fenced
             if not resp.is_fenced:
@@ -338,14 +344,21 @@ class BrokerNode(ServerNode):
         now = self.now()
         results: dict[TopicPartition, PartitionProduceResult] = {}
         required: dict[TopicPartition, int] = {}
+        marks: dict[tuple[str, str], int] = {}      # (meter, topic) -> amount, marked once per request
+        appended_tps: list[TopicPartition] = []
+        moved_hw: list[TopicPartition] = []
+
+        def mark(meter: str, topic: str, n: int = 1) -> None:
+            marks[(meter, topic)] = marks.get((meter, topic), 0) + n
+
         for tp, batch in req.batches:
-            self.topic_meter("TotalProduceRequestsPerSec", tp.topic)
+            mark("TotalProduceRequestsPerSec", tp.topic)
             p = self.partitions.get(tp)
             error = "UNKNOWN_TOPIC_OR_PARTITION" if p is None and tp.topic not in self.image.topics else \
                 "NOT_LEADER_OR_FOLLOWER" if p is None else p.check_produce(req.acks)
             if error != "NONE":
                 if error not in KNOWN_PRODUCE_ERRORS:
-                    self.topic_meter("FailedProduceRequestsPerSec", tp.topic)
+                    mark("FailedProduceRequestsPerSec", tp.topic)
                 results[tp] = PartitionProduceResult(error)
                 continue
             assert p is not None
@@ -354,14 +367,19 @@ class BrokerNode(ServerNode):
                 continue
             appended = p.append_as_leader(batch.count, batch.size, now, batch.producer_id, batch.base_sequence,
                                           batch.records)
-            self.topic_meter("MessagesInPerSec", tp.topic, batch.count)
-            self.topic_meter("BytesInPerSec", tp.topic, batch.size)
+            mark("MessagesInPerSec", tp.topic, batch.count)
+            mark("BytesInPerSec", tp.topic, batch.size)
             results[tp] = PartitionProduceResult("NONE", appended.base_offset)
             if req.acks == -1:
                 required[tp] = appended.next_offset
-            if p.maybe_advance_hw(self.now()):
-                self._on_hw_moved(tp)
-            self._wake_fetches(tp, follower=True)
+            appended_tps.append(tp)
+            if p.maybe_advance_hw(now):
+                moved_hw.append(tp)
+        # after the whole request, so a waiting follower fetch is answered once with every partition
+        self._on_hw_moved(*moved_hw)
+        self._wake_fetches(*appended_tps, follower=True)
+        for (meter, topic), n in marks.items():
+            self.topic_meter(meter, topic, n)
         if req.acks == 0:
             return
         self._await_replication(required, results, reply, req.timeout_ms)
@@ -378,7 +396,7 @@ class BrokerNode(ServerNode):
         for tp in list(required):
             self._complete_delayed_produce(tp)
         if not delayed.done:
-            self.after(timeout_ms, lambda: self._expire_produce(delayed))
+            delayed.expiry = self.after(timeout_ms, lambda: self._expire_produce(delayed))
 
     def append_internal(self, tp: TopicPartition, records: tuple, done: Callable[[str], None]) -> None:
         """Append coordinator records (offset commits) to a partition led here, waiting for the ISR."""
@@ -411,6 +429,8 @@ class BrokerNode(ServerNode):
                 del d.required[tp]
             if not d.required:
                 d.done = True
+                if d.expiry is not None:
+                    d.expiry.cancel()
                 d.reply(ProduceResponse(d.results))
         self._delayed_produce = [d for d in self._delayed_produce if not d.done]
 
@@ -429,6 +449,7 @@ class BrokerNode(ServerNode):
         follower = req.replica_id >= 0
         now = self.now()
         if follower:
+            moved_hw = []
             for tp, fp in req.partitions.items():
                 p = self.partitions.get(tp)
                 if p is None or not p.is_leader or fp.current_leader_epoch != p.leader_epoch:
@@ -437,9 +458,11 @@ class BrokerNode(ServerNode):
                     continue
                 moved, propose = p.update_follower(req.replica_id, fp.fetch_offset, now)
                 if moved:
-                    self._on_hw_moved(tp)
+                    moved_hw.append(tp)
                 if propose is not None:
                     self._alter_isr(p, propose)
+            # after the whole request: a waiting consumer fetch is answered once, with every partition
+            self._on_hw_moved(*moved_hw)
         resp = self._read(req)
         if any(d.batches or d.error != "NONE" or d.diverging for d in resp.partitions.values()) or req.max_wait_ms <= 0:
             reply(resp)
@@ -504,17 +527,20 @@ class BrokerNode(ServerNode):
                 self._delayed_fetch[tp] = [x for x in waiting if not x.done]
         d.reply(self._read(d.req))
 
-    def _wake_fetches(self, tp: TopicPartition, follower: bool) -> None:
-        waiting = self._delayed_fetch.get(tp)
-        if not waiting:
-            return
-        for d in list(waiting):
-            if not d.done and (d.req.replica_id >= 0) == follower:
-                self._complete_fetch(d)
+    def _wake_fetches(self, *tps: TopicPartition, follower: bool) -> None:
+        """Answer the waiting fetches (of followers, or of consumers) that read one of tps."""
+        woken: list[_DelayedFetch] = []
+        for tp in tps:
+            for d in self._delayed_fetch.get(tp, ()):
+                if not d.done and (d.req.replica_id >= 0) == follower and d not in woken:
+                    woken.append(d)
+        for d in woken:
+            self._complete_fetch(d)
 
-    def _on_hw_moved(self, tp: TopicPartition) -> None:
-        self._complete_delayed_produce(tp)
-        self._wake_fetches(tp, follower=False)
+    def _on_hw_moved(self, *tps: TopicPartition) -> None:
+        for tp in tps:
+            self._complete_delayed_produce(tp)
+        self._wake_fetches(*tps, follower=False)
 
     # -- ISR changes ------------------------------------------------------------------------------------------------
     def _shrink_isrs(self) -> None:

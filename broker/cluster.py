@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from broker.clock import Clock, VirtualClock, WallClock
+from broker.clock import Clock, VirtualClock
 from broker.config import ConfigError, KafkaConfig
 from broker.consumer import Consumer, OnRecords
 from broker.controller import ControllerNode

@@ -45,6 +45,7 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "request.timeout.ms": (30000, int),
     "delivery.timeout.ms": (120000, int),
     "retry.backoff.ms": (100, int),
+    "max.block.ms": (60000, int),
     "enable.idempotence": (True, bool),
     "partitioner.ignore.keys": (False, bool),
     # consumer

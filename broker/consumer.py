@@ -319,7 +319,7 @@ class Consumer(Node):
 
     # -- processing and commits ----------------------------------------------------------------------------------------
     def _process_next(self) -> None:
-        """Process one fetched batch record by record (processing_ms each), committing around it."""
+        """Start processing the next fetched batch, record by record (processing_ms each)."""
         if self._processing or not self._ready:
             return
         tp, records, count, position = self._ready.popleft()
@@ -328,29 +328,32 @@ class Consumer(Node):
         if self.commit_mode == "before":
             self._commit({tp: position})
         # bulk workload records carry no payloads: they are processed as one unit
-        units: list[tuple[list[ConsumerRecord], int]] = [([r], 1) for r in records] or [([], count)]
+        self._units = [([r], 1) for r in records] or [([], count)]
+        self._unit = 0
+        self._batch_end = (tp, position)
+        self._process_unit()
 
-        def step(i: int) -> None:
-            if i == len(units):
-                self._processing = False
-                if self.commit_mode == "after":
-                    self._commit({tp: position})
-                self._process_next()
-                return
-            recs, n = units[i]
+    def _process_unit(self) -> None:
+        if self._unit == len(self._units):
+            self._processing = False
+            tp, position = self._batch_end
+            if self.commit_mode == "after":
+                self._commit({tp: position})
+            self._process_next()
+            return
+        recs, _ = self._units[self._unit]
+        if self.processing_ms:
+            self.after(self.processing_ms * (len(recs) or 1), self._unit_done)
+        else:
+            self._unit_done()
 
-            def done() -> None:
-                self.processed += n
-                if self.on_records:
-                    self.on_records(tp, recs, n)
-                step(i + 1)
-
-            if self.processing_ms:
-                self.after(self.processing_ms * (len(recs) or 1), done)
-            else:
-                done()
-
-        step(0)
+    def _unit_done(self) -> None:
+        recs, n = self._units[self._unit]
+        self._unit += 1
+        self.processed += n
+        if self.on_records:
+            self.on_records(self._batch_end[0], recs, n)
+        self._process_unit()
 
     def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         if not offsets or self.coordinator is None or not self.member_id:

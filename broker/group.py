@@ -152,7 +152,7 @@ class GroupCoordinator:
                 return
             self.loading.discard(idx)
             self.loaded.add(idx)
-            for batch in part.log.batches:
+            for batch in part.log.batches():
                 for rec in batch.records or ():
                     kind, gid, topic, partition, offset = rec
                     if kind == "offset":

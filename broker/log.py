@@ -1,14 +1,13 @@
 """A replica's log: record batches with offsets and the leader-epoch cache.
 
-Used by partitions and by the KRaft metadata log alike. Batches are immutable and shared
-between replicas (a follower appends the leader's batch objects), which keeps a long
-simulation's memory flat.
+Used by partitions and by the KRaft metadata log alike.
 """
 from __future__ import annotations
 
 import bisect
+from array import array
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +27,19 @@ class Batch:
 
 
 class Log:
+    """Batches stored column-wise (arrays of ints), so a long run keeps millions of batches
+    without millions of Python objects for the garbage collector to walk; Batch objects are
+    built when read."""
+
     def __init__(self, segment_bytes: int = 1 << 30) -> None:
-        self.batches: list[Batch] = []
-        self._bases: list[int] = []
+        self._bases = array("q")
+        self._counts = array("q")
+        self._epochs = array("q")
+        self._sizes = array("q")
+        self._pids = array("q")
+        self._seqs = array("q")
+        self._times = array("d")
+        self._payloads: dict[int, tuple[Any, ...]] = {}   # base offset -> records, for explicit records
         self.end_offset = 0       # LEO
         self.start_offset = 0
         self.size = 0
@@ -48,6 +57,18 @@ class Log:
     def num_segments(self) -> int:
         return max(1, -(-self.size // self.segment_bytes))
 
+    @property
+    def batch_count(self) -> int:
+        return len(self._bases)
+
+    def _batch(self, i: int) -> Batch:
+        base = self._bases[i]
+        return Batch(base, self._counts[i], self._epochs[i], self._sizes[i], self._times[i], self._pids[i],
+                     self._seqs[i], self._payloads.get(base))
+
+    def batches(self) -> Iterator[Batch]:
+        return (self._batch(i) for i in range(len(self._bases)))
+
     def append(self, batch: Batch) -> None:
         if batch.base_offset != self.end_offset:
             raise ValueError(f"batch at offset {batch.base_offset} does not follow log end offset {self.end_offset}")
@@ -55,8 +76,15 @@ class Log:
             self.epochs.append((batch.epoch, batch.base_offset))
         elif batch.epoch < self.epochs[-1][0]:
             raise ValueError(f"batch epoch {batch.epoch} is below the log's latest epoch {self.epochs[-1][0]}")
-        self.batches.append(batch)
         self._bases.append(batch.base_offset)
+        self._counts.append(batch.count)
+        self._epochs.append(batch.epoch)
+        self._sizes.append(batch.size)
+        self._pids.append(batch.producer_id)
+        self._seqs.append(batch.base_sequence)
+        self._times.append(batch.timestamp_ms)
+        if batch.records is not None:
+            self._payloads[batch.base_offset] = batch.records
         self.end_offset = batch.next_offset
         self.size += batch.size
 
@@ -64,8 +92,7 @@ class Log:
         """Epoch of the batch holding offset, or -1 when the offset is not in the log."""
         if offset < self.start_offset or offset >= self.end_offset:
             return -1
-        i = bisect.bisect_right(self._bases, offset) - 1
-        return self.batches[i].epoch
+        return self._epochs[bisect.bisect_right(self._bases, offset) - 1]
 
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
         """LeaderEpochFileCache.endOffsetFor: (largest epoch <= epoch, end offset of that epoch)."""
@@ -84,12 +111,13 @@ class Log:
         i = max(0, bisect.bisect_right(self._bases, from_offset) - 1)
         out: list[Batch] = []
         total = 0
-        while i < len(self.batches):
-            b = self.batches[i]
-            if b.next_offset > limit or (out and total + b.size > max_bytes):
+        n = len(self._bases)
+        while i < n:
+            size = self._sizes[i]
+            if self._bases[i] + self._counts[i] > limit or (out and total + size > max_bytes):
                 break
-            out.append(b)
-            total += b.size
+            out.append(self._batch(i))
+            total += size
             i += 1
         return out
 
@@ -98,13 +126,14 @@ class Log:
         if offset >= self.end_offset:
             return
         i = bisect.bisect_left(self._bases, offset)
-        if i > 0 and self.batches[i - 1].next_offset > offset:
+        if i > 0 and self._bases[i - 1] + self._counts[i - 1] > offset:
             i -= 1
-            offset = self._bases[i]
-        for b in self.batches[i:]:
-            self.size -= b.size
-        del self.batches[i:]
-        del self._bases[i:]
+        offset = self._bases[i] if i < len(self._bases) else offset
+        self.size -= sum(self._sizes[i:])
+        for base in self._bases[i:]:
+            self._payloads.pop(base, None)
+        for column in (self._bases, self._counts, self._epochs, self._sizes, self._pids, self._seqs, self._times):
+            del column[i:]
         self.end_offset = offset
         while self.epochs and self.epochs[-1][1] >= offset:
             self.epochs.pop()

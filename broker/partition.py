@@ -96,7 +96,7 @@ class Partition:
 
     def _rebuild_producers(self) -> None:
         self.producers = {}
-        for b in self.log.batches:
+        for b in self.log.batches():
             if b.producer_id >= 0:
                 self.producers[b.producer_id] = b.base_sequence + b.count - 1
 
@@ -119,6 +119,7 @@ class Partition:
             state.last_caught_up_ms = now_ms
         elif fetch_offset >= state.last_fetch_leader_leo:
             state.last_caught_up_ms = max(state.last_caught_up_ms, state.last_fetch_ms)
+        progressed = fetch_offset != state.leo
         state.leo = fetch_offset
         state.last_fetch_leader_leo = leo
         state.last_fetch_ms = now_ms
@@ -126,7 +127,8 @@ class Partition:
         if (replica not in self.isr and self.pending_isr is None and fetch_offset >= self.high_watermark
                 and fetch_offset >= self.epoch_start_offset):
             propose = tuple(sorted(self.isr + (replica,)))
-        return self.maybe_advance_hw(now_ms), propose
+        # as Partition.updateFollowerFetchState: the HW can only move when this follower moved
+        return (progressed and self.maybe_advance_hw(now_ms)), propose
 
     def _maximal_isr(self) -> tuple[int, ...]:
         return tuple(set(self.isr) | set(self.pending_isr or ()))

@@ -100,8 +100,10 @@ class Producer(Node):
         if parts is None:
             self._metadata_wanted.add(topic)
             self._refresh_metadata({topic})
-            self._unrouted.setdefault(topic, []).append(
-                _Pending(count, size, self.now(), records, [callback] if callback else [], key, partition))
+            waiting = self._unrouted.setdefault(topic, [])
+            waiting.append(_Pending(count, size, self.now(), records, [callback] if callback else [], key, partition))
+            if len(waiting) == 1:
+                self.after(self.cfg["max.block.ms"], lambda: self._metadata_timeout(topic))
             return
         if partition is None:
             partition = self._partition(topic, key, len(parts), size)
@@ -115,6 +117,23 @@ class Producer(Node):
         else:
             queue.append(_Pending(count, size, self.now(), records, [callback] if callback else []))
         self._schedule_drain()
+
+    def _metadata_timeout(self, topic: str) -> None:
+        """send() blocks at most max.block.ms for a topic's metadata, then fails its records."""
+        now = self.now()
+        waiting = self._unrouted.get(topic, [])
+        expired = [p for p in waiting if now - p.created_ms >= self.cfg["max.block.ms"]]
+        self._unrouted[topic] = [p for p in waiting if p not in expired]
+        error = f"TIMEOUT: Topic {topic} not present in metadata after {self.cfg['max.block.ms']} ms."
+        for pending in expired:
+            self.failed[error] = self.failed.get(error, 0) + pending.count
+            for cb in pending.callbacks:
+                cb(None, error)
+        if self._unrouted[topic]:
+            self.after(self.cfg["max.block.ms"], lambda: self._metadata_timeout(topic))
+        else:
+            del self._unrouted[topic]
+            self._metadata_wanted.discard(topic)
 
     def _partition(self, topic: str, key: bytes | None, n: int, size: int) -> int:
         if key is None or self.cfg["partitioner.ignore.keys"]:

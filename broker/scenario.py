@@ -220,7 +220,8 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
     for i, w in enumerate(_list(r, top, "workload")):
         path = ("workload", i)
         if isinstance(w, dict) and "producer" in w:
-            w = r.mapping(w, path, {"producer", "topic", "rate", "acks", "keys", "record_size", "config"})
+            w = r.mapping(w, path, {"producer", "topic", "rate", "acks", "keys", "record_size", "batch_interval",
+                                    "config"})
             topic = r.get(w, path, "topic", _str, required=True)
             if topic is not None and topic not in names:
                 r.fail(path + ("topic",), f"unknown topic {topic!r} (topics: {', '.join(sorted(names)) or 'none'})")
@@ -229,7 +230,8 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
                 r.fail(path + ("acks",), f"acks must be 0, 1 or all, got {acks!r}")
             producers.append(ProducerSpec(str(w["producer"]), str(topic), r.get(w, path, "rate", _number, 100.0),
                                           str(acks), r.get(w, path, "keys", _int, 0),
-                                          r.get(w, path, "record_size", _positive_int, 100), dict(w.get("config") or {})))
+                                          r.get(w, path, "record_size", _positive_int, 100), dict(w.get("config") or {}),
+                                          r.get(w, path, "batch_interval", parse_duration_ms, 100.0)))
         elif isinstance(w, dict) and "consumer_group" in w:
             w = r.mapping(w, path, {"consumer_group", "topic", "members", "commit", "processing_ms", "config"})
             topic = r.get(w, path, "topic", _str, required=True)

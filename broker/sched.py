@@ -17,15 +17,23 @@ from broker.clock import Clock, VirtualClock, WallClock
 class Timer:
     """A handle to a scheduled callback; `cancel()` makes it a no-op."""
 
-    __slots__ = ("due_ms", "fn", "cancelled")
+    __slots__ = ("due_ms", "fn", "cancelled", "_sched")
 
-    def __init__(self, due_ms: float, fn: Callable[[], None]) -> None:
+    def __init__(self, due_ms: float, fn: Callable[[], None] | None, sched: "Scheduler | None" = None) -> None:
         self.due_ms = due_ms
         self.fn = fn
         self.cancelled = False
+        self._sched = sched
 
     def cancel(self) -> None:
+        if self.cancelled:
+            return
         self.cancelled = True
+        # dropping the callback breaks the closure cycles a request's timeout creates, so they are
+        # freed by reference counting rather than by the cyclic GC
+        self.fn = None
+        if self._sched is not None:
+            self._sched._cancelled += 1
 
 
 class Scheduler:
@@ -33,6 +41,7 @@ class Scheduler:
         self.clock = clock
         self._heap: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
+        self._cancelled = 0
         # The demo drives the wall-clock scheduler from one thread and reads/injects faults
         # from others; every mutation of the model happens while holding this lock.
         self.lock = threading.RLock()
@@ -46,8 +55,13 @@ class Scheduler:
         return self.call_at(self.clock.now_ms() + delay_ms, fn)
 
     def call_at(self, due_ms: float, fn: Callable[[], None]) -> Timer:
-        timer = Timer(max(due_ms, self.clock.now_ms()), fn)
+        timer = Timer(max(due_ms, self.clock.now_ms()), fn, self)
         heapq.heappush(self._heap, (timer.due_ms, next(self._seq), timer))
+        if self._cancelled > 4096 and self._cancelled * 2 > len(self._heap):
+            # most entries are cancelled timeouts: drop them instead of carrying them until due
+            self._heap = [e for e in self._heap if not e[2].cancelled]
+            heapq.heapify(self._heap)
+            self._cancelled = 0
         return timer
 
     def call_every(self, period_ms: float, fn: Callable[[], None], first_ms: float | None = None) -> Timer:
@@ -68,6 +82,7 @@ class Scheduler:
     def next_due_ms(self) -> float | None:
         while self._heap and self._heap[0][2].cancelled:
             heapq.heappop(self._heap)
+            self._cancelled -= 1
         return self._heap[0][0] if self._heap else None
 
     def step(self) -> bool:
@@ -81,8 +96,9 @@ class Scheduler:
             _, _, timer = heapq.heappop(self._heap)
             if isinstance(self.clock, VirtualClock):
                 self.clock.advance_to(timer.due_ms)
-            if not timer.cancelled:
-                timer.fn()
+            fn, timer.fn = timer.fn, None
+            if not timer.cancelled and fn is not None:
+                fn()
         return True
 
     def run(self, until_ms: float | None = None, stop: threading.Event | None = None) -> None:

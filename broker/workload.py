@@ -1,7 +1,9 @@
 """Workload generator: producers with a record rate and a key space, and consumer groups.
 
-A producer hands its records over every TICK_MS (so 5,000 records/s are 500 records a tick,
-spread over its keys); the producer client then batches them per partition as usual.
+A producer hands its records over every batch_interval (default 100 ms: 5,000 records/s are
+500 records a tick, spread over its keys); the producer client then batches them per partition
+as usual. The interval sets how many produce requests (and so follower and consumer fetches) the
+simulation models per second, not the record rate.
 """
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from broker.cluster import Cluster
 from broker.consumer import Consumer
 from broker.producer import Producer
 
-TICK_MS = 100.0
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ProducerSpec:
     keys: int = 0                    # 0: records without a key (sticky partitioner)
     record_size: int = 100
     config: dict[str, Any] = field(default_factory=dict)
+    batch_interval_ms: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,10 @@ class WorkloadProducer:
         self._carry = 0.0
         self._next_key = 0
         self.handed_over = 0
-        self.client.every(TICK_MS, self._tick)
+        self.client.every(spec.batch_interval_ms, self._tick)
 
     def _tick(self) -> None:
-        due = self.spec.rate * TICK_MS / 1000.0 + self._carry
+        due = self.spec.rate * self.spec.batch_interval_ms / 1000.0 + self._carry
         n = int(due)
         self._carry = due - n
         if n <= 0:

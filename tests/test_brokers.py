@@ -88,7 +88,7 @@ def test_min_isr_with_two_replicas_down_rejects_acks_all_and_accepts_acks_1(clus
     cluster.run_for(12_000)
     leader = f"broker-{p.leader}"
     assert cluster.value(leader, RM + "UnderMinIsrPartitionCount") >= 1
-    assert cluster.value(leader, f"kafka.cluster:type=Partition,name=UnderMinIsr,topic=orders,partition=0") == 1
+    assert cluster.value(leader, "kafka.cluster:type=Partition,name=UnderMinIsr,topic=orders,partition=0") == 1
 
     results = {}
     strict = cluster.producer("strict", {"acks": "all", "delivery.timeout.ms": 3_000})

@@ -36,13 +36,14 @@ def test_explicit_partition_is_honoured(cluster):
     assert sorted(m.offset for m in metas) == [0, 1, 2, 3, 4]
 
 
-def test_unknown_topic_waits_then_fails_after_delivery_timeout(cluster):
-    p = cluster.producer("p", {"delivery.timeout.ms": 5_000})
+def test_unknown_topic_waits_for_metadata_then_fails_after_max_block_ms(cluster):
+    p = cluster.producer("p")
     errors = []
     p.send("nope", 1, callback=lambda md, err: errors.append(err))
-    cluster.run_for(2_000)
+    cluster.run_for(59_000)
     assert errors == []
-    assert p._unrouted["nope"]
+    cluster.run_for(2_000)
+    assert errors == ["TIMEOUT: Topic nope not present in metadata after 60000 ms."]
 
 
 def test_group_assignment_with_an_idle_extra_member():
