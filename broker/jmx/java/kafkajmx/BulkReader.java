@@ -1,0 +1,170 @@
+package kafkajmx;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import javax.management.Attribute;
+import javax.management.AttributeList;
+import javax.management.MBeanAttributeInfo;
+import javax.management.MBeanServerConnection;
+import javax.management.ObjectName;
+import javax.management.openmbean.CompositeData;
+import javax.management.remote.JMXConnector;
+import javax.management.remote.JMXConnectorFactory;
+import javax.management.remote.JMXServiceURL;
+import javax.rmi.ssl.SslRMIClientSocketFactory;
+
+/**
+ * Reads every matching MBean of a remote JVM in one call from Python: the per-bean RMI round trips
+ * happen here, inside the JVM. Attribute names come from MBeanInfo, cached per bean and fetched only
+ * for beans that appeared. Output lines (tab-separated, escaped):
+ * S objectName attribute taggedValue [compositeKey...]   one sample
+ * E reason count                                            attributes skipped, by reason
+ */
+public final class BulkReader {
+    private static final class Conn {
+        final JMXConnector connector;
+        final MBeanServerConnection mbsc;
+        final Map<ObjectName, String[]> attributes = new HashMap<>();
+
+        Conn(JMXConnector connector) throws Exception {
+            this.connector = connector;
+            this.mbsc = connector.getMBeanServerConnection();
+        }
+    }
+
+    private final ExecutorService pool = Executors.newCachedThreadPool(r -> {
+        Thread t = new Thread(r, "kafka-jmx-reader");
+        t.setDaemon(true);
+        return t;
+    });
+    private final Map<Integer, Conn> conns = new ConcurrentHashMap<>();
+    private final AtomicInteger ids = new AtomicInteger();
+
+    private <T> T withTimeout(java.util.concurrent.Callable<T> call, long timeoutMs, Runnable onTimeout)
+            throws Exception {
+        Future<T> f = pool.submit(call);
+        try {
+            return f.get(timeoutMs, TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            f.cancel(true);
+            if (onTimeout != null) onTimeout.run();
+            throw new TimeoutException("no answer within " + timeoutMs + " ms");
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof Exception) throw (Exception) cause;
+            throw e;
+        }
+    }
+
+    /** Connect to a JMX service URL; user null for no authentication. Returns a connection id. */
+    public int connect(String url, String user, String password, boolean ssl, long timeoutMs) throws Exception {
+        Map<String, Object> env = new HashMap<>();
+        if (user != null) env.put(JMXConnector.CREDENTIALS, new String[]{user, password});
+        if (ssl) env.put("com.sun.jndi.rmi.factory.socket", new SslRMIClientSocketFactory());
+        JMXServiceURL serviceUrl = new JMXServiceURL(url);
+        JMXConnector connector = withTimeout(() -> JMXConnectorFactory.connect(serviceUrl, env), timeoutMs, null);
+        Conn conn = new Conn(connector);
+        int id = ids.incrementAndGet();
+        conns.put(id, conn);
+        return id;
+    }
+
+    public void close(int id) {
+        Conn conn = conns.remove(id);
+        if (conn != null) {
+            try {
+                conn.connector.close();
+            } catch (Exception ignored) {
+                // the connection is being dropped because it broke; nothing more to do
+            }
+        }
+    }
+
+    /** includes and excludes: ObjectName patterns, one per line (no includes: every MBean). */
+    public String read(int id, String includes, String excludes, long timeoutMs) throws Exception {
+        Conn conn = conns.get(id);
+        if (conn == null) throw new IllegalStateException("connection " + id + " is closed");
+        String[] in = includes.isEmpty() ? new String[0] : includes.split("\n");
+        String[] ex = excludes.isEmpty() ? new String[0] : excludes.split("\n");
+        return withTimeout(() -> readAll(conn, in, ex), timeoutMs, () -> close(id));
+    }
+
+    private static String readAll(Conn conn, String[] includes, String[] excludes) throws Exception {
+        Set<ObjectName> names = new LinkedHashSet<>();
+        for (String pattern : includes.length == 0 ? new String[]{"*:*"} : includes) {
+            names.addAll(conn.mbsc.queryNames(new ObjectName(pattern), null));
+        }
+        for (String pattern : excludes) {
+            ObjectName ex = new ObjectName(pattern);
+            names.removeIf(ex::apply);
+        }
+        conn.attributes.keySet().retainAll(names);
+        StringBuilder out = new StringBuilder(names.size() * 200);
+        Map<String, Integer> skipped = new TreeMap<>();
+        for (ObjectName name : names) {
+            String[] attrs = conn.attributes.get(name);
+            try {
+                if (attrs == null) {
+                    List<String> readable = new ArrayList<>();
+                    for (MBeanAttributeInfo a : conn.mbsc.getMBeanInfo(name).getAttributes()) {
+                        if (a.isReadable()) readable.add(a.getName());
+                    }
+                    attrs = readable.toArray(new String[0]);
+                    conn.attributes.put(name, attrs);
+                }
+                AttributeList values = conn.mbsc.getAttributes(name, attrs);
+                Set<String> got = new HashSet<>();
+                String on = Codec.escape(name.toString());
+                for (Attribute a : values.asList()) {
+                    got.add(a.getName());
+                    emit(out, on, Codec.escape(a.getName()), a.getValue(), new ArrayList<>(), skipped);
+                }
+                for (String a : attrs) {
+                    if (!got.contains(a)) skipped.merge("unreadable attribute", 1, Integer::sum);
+                }
+            } catch (javax.management.InstanceNotFoundException e) {
+                conn.attributes.remove(name);
+                skipped.merge("MBean gone while reading", 1, Integer::sum);
+            }
+        }
+        for (Map.Entry<String, Integer> e : skipped.entrySet()) {
+            out.append("E\t").append(Codec.escape(e.getKey())).append('\t').append(e.getValue()).append('\n');
+        }
+        return out.toString();
+    }
+
+    private static void emit(StringBuilder out, String on, String attr, Object value, List<String> path,
+                             Map<String, Integer> skipped) {
+        if (value instanceof CompositeData) {
+            CompositeData cd = (CompositeData) value;
+            for (String key : cd.getCompositeType().keySet()) {
+                path.add(key);
+                emit(out, on, attr, cd.get(key), path, skipped);
+                path.remove(path.size() - 1);
+            }
+            return;
+        }
+        if (value != null && !(value instanceof Number || value instanceof Boolean || value instanceof String
+                || value instanceof Enum)) {
+            skipped.merge("unsupported type " + value.getClass().getSimpleName(), 1, Integer::sum);
+            return;
+        }
+        out.append("S\t").append(on).append('\t').append(attr).append('\t').append(Codec.encode(value));
+        for (String key : path) out.append('\t').append(Codec.escape(key));
+        out.append('\n');
+    }
+}

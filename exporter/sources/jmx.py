@@ -1,0 +1,197 @@
+"""The jmx source: any JVM's MBeans over JMX/RMI (a real Kafka, or the embedded cluster's endpoints).
+
+One py4j call per collection: the helper JVM queries names, reads every bean's attributes and
+flattens CompositeData itself. The connection stays open between collections; when it breaks,
+reconnection waits with exponential backoff (1 s doubling to 60 s); every call has a timeout.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from py4j.protocol import Py4JError, Py4JJavaError
+
+from broker.jmx.jvm import Jvm, start_jvm
+from exporter.sample import NO_VALUE, Collection, Sample, SourceError
+from exporter.sources.names import split_object_name
+
+BACKOFF_MS = (1_000.0, 60_000.0)
+
+
+def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            n = text[i + 1]
+            out.append("\t" if n == "t" else "\n" if n == "n" else n)
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def decode(tagged: str) -> Any:
+    kind, rest = tagged[0], tagged[1:]
+    if kind in "liy":
+        return int(rest)
+    if kind == "d":
+        return float(rest)
+    if kind in "st":
+        return _unescape(rest)
+    if kind == "b":
+        return rest == "true"
+    return NO_VALUE
+
+
+class JmxReader:
+    """The helper JVM that reads remote endpoints; one per process and trust store."""
+
+    _lock = threading.Lock()
+    _readers: dict[tuple[str | None, str | None], "JmxReader"] = {}
+
+    def __init__(self, truststore: str | None = None, truststore_password: str | None = None) -> None:
+        opts = ["-Dsun.rmi.transport.connectionTimeout=5000"]
+        if truststore:
+            opts += [f"-Djavax.net.ssl.trustStore={truststore}",
+                     f"-Djavax.net.ssl.trustStorePassword={truststore_password or ''}"]
+        self.jvm: Jvm = start_jvm(opts)
+        self.bulk = self.jvm.jvm.kafkajmx.BulkReader()
+
+    @classmethod
+    def shared(cls, truststore: str | None = None, truststore_password: str | None = None) -> "JmxReader":
+        with cls._lock:
+            key = (truststore, truststore_password)
+            reader = cls._readers.get(key)
+            if reader is None or reader.jvm.process.poll() is not None:
+                reader = cls._readers[key] = cls(truststore, truststore_password)
+            return reader
+
+    @classmethod
+    def stop_all(cls) -> None:
+        with cls._lock:
+            for reader in cls._readers.values():
+                reader.jvm.stop()
+            cls._readers.clear()
+
+
+def classify(error: Exception) -> str:
+    text = str(error)
+    if "Authentication failed" in text or "SecurityException" in text or "Invalid username or password" in text:
+        return "auth"
+    if "no answer within" in text or "TimeoutException" in text or "timed out" in text.lower():
+        return "timeout"
+    if "SSL" in text or "handshake" in text.lower() or "certificate" in text.lower():
+        return "tls"
+    if "Connection refused" in text or "ConnectException" in text or "No route" in text \
+            or "Failed to retrieve RMIServer stub" in text or "NoSuchObjectException" in text:
+        return "connect"
+    return "protocol"
+
+
+def _cause(error: Exception) -> str:
+    """The Java exception's first line, without py4j's framing."""
+    if isinstance(error, Py4JJavaError):
+        text = str(error.java_exception.toString())
+    else:
+        text = str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+class JmxSource:
+    def __init__(self, name: str, url: str, username: str | None = None, password: str | None = None,
+                 ssl: bool = False, truststore: str | None = None, truststore_password: str | None = None,
+                 includes: list[str] = (), excludes: list[str] = (), timeout_ms: float = 10_000.0,
+                 reader: JmxReader | None = None) -> None:
+        if not url.startswith("service:jmx:"):
+            raise SourceError("config", f"{name}: not a JMX service URL: {url!r} "
+                                        "(expected service:jmx:rmi:///jndi/rmi://HOST:PORT/jmxrmi)")
+        self.name = name
+        self.url = url
+        self.username = username
+        self._password = password
+        self.ssl = ssl
+        self._truststore = (truststore, truststore_password)
+        self.includes = "\n".join(includes)
+        self.excludes = "\n".join(excludes)
+        self.timeout_ms = timeout_ms
+        self._reader = reader
+        self._conn: int | None = None
+        self._next_attempt = 0.0
+        self._backoff = 0.0
+        self._last_error: SourceError | None = None
+        self._names: dict[str, tuple] = {}
+
+    def _bulk(self) -> Any:
+        if self._reader is None:
+            self._reader = JmxReader.shared(*self._truststore)
+        return self._reader.bulk
+
+    def _fail(self, error: Exception, during: str) -> SourceError:
+        kind = classify(error)
+        self._backoff = min(BACKOFF_MS[1], self._backoff * 2 if self._backoff else BACKOFF_MS[0])
+        self._next_attempt = time.monotonic() * 1000.0 + self._backoff
+        if self._conn is not None:
+            try:
+                self._bulk().close(self._conn)
+            except Py4JError:
+                pass
+            self._conn = None
+        cause = _cause(error)
+        if self._password:
+            cause = cause.replace(self._password, "***")
+        hint = {"auth": " (check the JMX user and password)", "connect": " (is the JVM running with JMX on that port?)",
+                "timeout": f" (no answer within {self.timeout_ms:.0f} ms)", "tls": " (check ssl and the trust store)"}
+        self._last_error = SourceError(kind, f"{self.name}: {during} {self.url} failed: {cause}{hint.get(kind, '')}")
+        return self._last_error
+
+    def read(self) -> Collection:
+        now = time.monotonic() * 1000.0
+        if self._conn is None:
+            if now < self._next_attempt and self._last_error is not None:
+                raise SourceError(self._last_error.kind,
+                                  f"{self._last_error} - next attempt in {(self._next_attempt - now) / 1000:.1f} s")
+            try:
+                self._conn = self._bulk().connect(self.url, self.username, self._password, self.ssl,
+                                                  int(self.timeout_ms))
+            except (Py4JError, OSError) as e:
+                raise self._fail(e, "connecting to") from None
+        try:
+            text = self._bulk().read(self._conn, self.includes, self.excludes, int(self.timeout_ms))
+        except (Py4JError, OSError) as e:
+            raise self._fail(e, "reading") from None
+        self._backoff = 0.0
+        self._last_error = None
+        return self._parse(text)
+
+    def _parse(self, text: str) -> Collection:
+        ts = time.time() * 1000.0
+        samples: list[Sample] = []
+        skipped: dict[str, int] = {}
+        names = self._names
+        for line in text.splitlines():
+            f = line.split("\t")
+            if f[0] == "S":
+                on = f[1]
+                split = names.get(on)
+                if split is None:
+                    split = names[on] = split_object_name(_unescape(on))
+                path = tuple(_unescape(k) for k in f[4:])
+                samples.append(Sample(split[0], split[1], path, _unescape(f[2]), decode(f[3]), ts))
+            elif f[0] == "E":
+                skipped[_unescape(f[1])] = int(f[2])
+        if len(names) > 4 * max(1, len(samples)):
+            names.clear()
+        return Collection(samples, skipped)
+
+    def close(self) -> None:
+        if self._conn is not None and self._reader is not None:
+            try:
+                self._reader.bulk.close(self._conn)
+            except Py4JError:
+                pass
+            self._conn = None

@@ -1,0 +1,196 @@
+"""Real JMX both ways: the embedded cluster published over JMX/RMI and Jolokia, read back through the
+jmx and jolokia sources, against what the in-process registries hold."""
+import math
+import subprocess
+import time
+
+import pytest
+
+from broker.jmx.publisher import JmxAuth, JmxPublisher, JmxTls
+from conftest import make_cluster
+from exporter.sample import SourceError
+from exporter.sources.embedded import EmbeddedSource
+from exporter.sources.jmx import JmxReader, JmxSource
+from exporter.sources.jolokia import JolokiaSource
+from jvm_support import free_port_block, require_jdk, require_jolokia
+
+KAFKA = ["kafka.*:*"]
+
+
+@pytest.fixture(scope="module")
+def published():
+    require_jolokia()
+    c = make_cluster()
+    p = c.producer("p")
+    for i in range(30):
+        p.send("orders", i, key=str(i).encode())
+    c.consumer("c", "g", ["orders"], {"auto.offset.reset": "earliest"})
+    c.run_for(20_000)
+    base = free_port_block(16)
+    pub = JmxPublisher(c, base_port=base, jolokia_base_port=base + 8)
+    pub.start()
+    yield c, pub
+    pub.stop()
+    JmxReader.stop_all()
+
+
+def as_map(collection):
+    return {s.key(): s.value for s in collection.samples}
+
+
+def same(a, b):
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b and (isinstance(a, str) == isinstance(b, str))
+
+
+def assert_same(expected: dict, got: dict, label: str):
+    assert set(got) == set(expected), f"{label}: {sorted(set(expected) ^ set(got))[:5]}"
+    diff = [k for k in expected if not same(expected[k], got[k])]
+    assert not diff, f"{label}: {[(k, expected[k], got[k]) for k in diff[:5]]}"
+
+
+def test_every_node_has_its_own_endpoint(published):
+    c, pub = published
+    urls = pub.urls()
+    assert list(urls) == c.node_names()
+    assert len(set(urls.values())) == 8
+    assert all(u.startswith("service:jmx:rmi:///jndi/rmi://127.0.0.1:") for u in urls.values())
+
+
+def test_jmx_and_jolokia_read_what_the_registries_hold(published):
+    c, pub = published
+    pub.refresh()
+    for name, node in c.servers.items():
+        expected = as_map(EmbeddedSource(name, node, KAFKA).read())
+        via_jmx = JmxSource(name, pub.urls()[name], includes=KAFKA).read()
+        via_jolokia = JolokiaSource(name, pub.jolokia_urls()[name], includes=KAFKA).read()
+        assert via_jmx.skipped == {} and via_jolokia.skipped == {}
+        assert_same(expected, as_map(via_jmx), f"{name} via JMX")
+        assert_same(expected, as_map(via_jolokia), f"{name} via Jolokia")
+    # key properties keep Kafka's registration order on every path
+    sample = next(s for s in JmxSource("b1", pub.urls()["broker-1"], includes=["kafka.log:type=Log,*"]).read().samples)
+    assert [k for k, _ in sample.props] == ["type", "name", "topic", "partition"]
+
+
+def test_values_follow_the_cluster_within_a_refresh(published):
+    c, pub = published
+    src = JmxSource("c", pub.urls()["controller-1001"],
+                    includes=["kafka.controller:type=KafkaController,name=ActiveBrokerCount"])
+    assert [s.value for s in src.read().samples] == [5]
+    c.kill("broker-5")
+    c.run_for(12_000)
+    pub.refresh()
+    assert [s.value for s in src.read().samples] == [4]
+    started = time.monotonic()
+    with pytest.raises(SourceError) as e:
+        JmxSource("b5", pub.urls()["broker-5"], timeout_ms=5_000).read()
+    assert time.monotonic() - started < 2.0                       # refused at once, not a timeout
+    assert e.value.kind == "connect" and str(e.value).startswith("b5: connecting to service:jmx:")
+    assert JmxSource("b4", pub.urls()["broker-4"], includes=KAFKA).read().samples       # the others answer
+    c.restart("broker-5")
+    c.run_for(10_000)
+    pub.refresh()
+    state = JmxSource("b5", pub.urls()["broker-5"], includes=["kafka.server:type=KafkaServer,name=BrokerState"])
+    assert [s.value for s in state.read().samples] == [3]
+
+
+def test_composite_data_is_flattened_and_types_are_kafkas(published):
+    c, pub = published
+    src = JmxSource("b1", pub.urls()["broker-1"], includes=[
+        "java.lang:type=Memory", "kafka.server:type=raft-metrics",
+        "kafka.server:type=ReplicaManager,name=IsrShrinksPerSec"])
+    samples = src.read().samples
+    heap = {s.path: s.value for s in samples if s.attr == "HeapMemoryUsage"}
+    assert set(heap) == {("committed",), ("init",), ("max",), ("used",)} and heap[("used",)] > 0
+    raft = {s.attr: s.value for s in samples if s.props == (("type", "raft-metrics"),)}
+    assert raft["current-state"] == "observer" and isinstance(raft["current-leader"], float)
+    meter = {s.attr: s.value for s in samples if s.attr in ("RateUnit", "Count")}
+    assert meter == {"RateUnit": "SECONDS", "Count": 0}
+
+
+def test_jolokia_reports_per_request_errors(published):
+    c, pub = published
+    src = JolokiaSource("b1", pub.jolokia_urls()["broker-1"],
+                        includes=["kafka.server:type=ReplicaManager,*", "kafka.nope:type=Missing"])
+    collection = src.read()
+    assert any(s.attr == "Value" for s in collection.samples)
+    [(reason, count)] = collection.skipped.items()
+    assert "kafka.nope:type=Missing" in reason and "InstanceNotFoundException" in reason and count == 1
+
+
+def test_publishing_10k_mbeans_refreshes_fast():
+    require_jdk()
+    c = make_cluster(topics=(("wide", 1000, 3, 2),))
+    base = free_port_block(8)
+    pub = JmxPublisher(c, base_port=base)
+    try:
+        pub.start()
+        busiest = max(len(b.mbeans) for b in c.brokers.values())
+        assert busiest >= 6_000
+        c.run_for(5_000)
+        pub.refresh()
+        # a refresh of the whole cluster (all nodes) on this 2-core machine
+        assert pub.last_refresh_wall_ms < 2_000
+    finally:
+        pub.stop()
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory):
+    require_jdk()
+    d = tmp_path_factory.mktemp("jmx-security")
+    (d / "jmx.password").write_text("monitor s3cret-pw\n")
+    (d / "jmx.access").write_text("monitor readonly\n")
+    keystore, truststore = d / "server.jks", d / "trust.jks"
+    subprocess.run(["keytool", "-genkeypair", "-alias", "jmx", "-keyalg", "RSA", "-keysize", "2048", "-dname",
+                    "CN=127.0.0.1", "-ext", "SAN=ip:127.0.0.1", "-validity", "2", "-keystore", str(keystore),
+                    "-storepass", "changeit", "-keypass", "changeit", "-storetype", "JKS"], check=True,
+                   capture_output=True)
+    subprocess.run(["keytool", "-exportcert", "-alias", "jmx", "-keystore", str(keystore), "-storepass", "changeit",
+                    "-file", str(d / "jmx.cer")], check=True, capture_output=True)
+    subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "jmx", "-file", str(d / "jmx.cer"),
+                    "-keystore", str(truststore), "-storepass", "changeit", "-storetype", "JKS"], check=True,
+                   capture_output=True)
+    c = make_cluster(topics=())
+    base = free_port_block(8)
+    pub = JmxPublisher(c, base_port=base, auth=JmxAuth(str(d / "jmx.password"), str(d / "jmx.access")),
+                       tls=JmxTls(str(keystore), "changeit"))
+    pub.start()
+    yield pub, str(truststore)
+    pub.stop()
+
+
+def test_jmx_authentication_and_tls(secured):
+    pub, truststore = secured
+    url = pub.urls()["controller-1001"]
+    good = JmxSource("c", url, "monitor", "s3cret-pw", ssl=True, truststore=truststore, truststore_password="changeit",
+                     includes=["kafka.controller:type=KafkaController,name=ActiveControllerCount"])
+    assert len(good.read().samples) == 1
+    bad = JmxSource("c", url, "monitor", "wrong-pw", ssl=True, truststore=truststore, truststore_password="changeit")
+    with pytest.raises(SourceError) as e:
+        bad.read()
+    assert e.value.kind == "auth" and "check the JMX user and password" in str(e.value)
+    assert "wrong-pw" not in str(e.value)
+    untrusted = JmxSource("c", url, "monitor", "s3cret-pw", ssl=True)
+    with pytest.raises(SourceError) as e:
+        untrusted.read()
+    assert e.value.kind in ("tls", "connect")
+
+
+def test_a_broken_connection_reconnects_with_backoff(published):
+    c, pub = published
+    src = JmxSource("c2", pub.urls()["controller-1002"], includes=["kafka.server:type=raft-metrics"])
+    assert src.read().samples
+    c.kill("controller-1002")
+    pub.refresh()
+    with pytest.raises(SourceError) as first:
+        src.read()
+    with pytest.raises(SourceError) as second:
+        src.read()                                   # within the backoff: no new connection attempt
+    assert "next attempt in" in str(second.value) and first.value.kind == "connect"
+    c.restart("controller-1002")
+    c.run_for(5_000)
+    pub.refresh()
+    time.sleep(1.1)
+    assert src.read().samples
