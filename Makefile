@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv system-deps bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,14 +13,18 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-demo: venv
+system-deps:
+	scripts/install-system-deps
+
+demo: venv system-deps
 	$(VENV)/bin/kafka-jmx demo
 
-test: venv
+test: venv system-deps
 	$(PY) -m pytest
 
-bench: venv
+bench: venv system-deps
 	$(PY) benchmarks/simulation.py
+	$(PY) benchmarks/jmx.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -11,6 +11,7 @@ from broker.config import ConfigError
 from broker.mbeans.names import ObjectNamePattern
 from broker.scenario import ScenarioError, load_scenario_file, parse_duration_ms
 from broker.simulation import Simulation
+from exporter.endpoints import start_publisher
 
 
 def _duration(text: str) -> float:
@@ -52,13 +53,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--scenario", default=None, help="scenario YAML (default: the bundled demo)")
     demo.add_argument("--duration", type=_duration, default=None, metavar="DURATION",
                       help="stop after this long (default: the scenario's run_for)")
+    _jmx_options(demo, default_port=9990)
 
     cluster = sub.add_parser("cluster", help="the embedded cluster on the wall clock")
     csub = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
     run = csub.add_parser("run", help="run a scenario on the wall clock, printing its events")
     run.add_argument("scenario", help="scenario YAML file")
     run.add_argument("--duration", type=_duration, default=None, metavar="DURATION")
+    _jmx_options(run, default_port=None)
     return parser
+
+
+def _jmx_options(parser: argparse.ArgumentParser, default_port: int | None) -> None:
+    parser.add_argument("--jmx-base-port", type=int, default=default_port, metavar="PORT",
+                        help="publish every node over JMX/RMI on PORT, PORT+1, ... (controllers first)"
+                             + (f"; default {default_port}" if default_port else ""))
+    parser.add_argument("--no-jmx", action="store_true", help="do not publish over JMX")
+    parser.add_argument("--jolokia-base-port", type=int, default=None, metavar="PORT",
+                        help="also serve Jolokia for every node on PORT, PORT+1, ...")
+    parser.add_argument("--jmx-host", default="127.0.0.1", help="address the endpoints bind to (default 127.0.0.1)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_simulate(args)
         if args.command == "demo":
             from exporter.demo import run_demo
-            return run_demo(args.scenario, args.duration)
+            return run_demo(args.scenario, args.duration, _jmx_settings(args))
         if args.command == "cluster":
             return cmd_cluster_run(args)
     except (ScenarioError, ConfigError) as e:
@@ -94,11 +107,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _jmx_settings(args: argparse.Namespace) -> dict | None:
+    if args.no_jmx or args.jmx_base_port is None:
+        return None
+    return {"base_port": args.jmx_base_port, "host": args.jmx_host, "jolokia_base_port": args.jolokia_base_port}
+
+
 def cmd_cluster_run(args: argparse.Namespace) -> int:
     scenario = load_scenario_file(args.scenario)
     sim = Simulation(scenario, WallClock())
     stop = threading.Event()
     sim.start()
+    publisher = start_publisher(sim, _jmx_settings(args))
     seen = 0
     try:
         def report() -> None:
@@ -109,4 +129,7 @@ def cmd_cluster_run(args: argparse.Namespace) -> int:
         sim.run(until_ms=args.duration, every_ms=1000.0, on_sample=report, stop=stop)
     except KeyboardInterrupt:
         stop.set()
+    finally:
+        if publisher is not None:
+            publisher.stop()
     return 0

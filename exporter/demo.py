@@ -12,6 +12,7 @@ from rich.table import Table
 from broker.clock import WallClock
 from broker.scenario import load_scenario, load_scenario_file
 from broker.simulation import Simulation
+from exporter.endpoints import start_publisher
 
 KC = "kafka.controller:type=KafkaController,name="
 RM = "kafka.server:type=ReplicaManager,name="
@@ -64,17 +65,18 @@ def render(sim: Simulation) -> Group:
     return Group(head, table, summary, events)
 
 
-def run_demo(scenario_path: str | None, duration_ms: float | None) -> int:
+def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | None = None) -> int:
     scenario = load_scenario_file(scenario_path) if scenario_path else load_scenario(bundled_demo_scenario(), "demo.yaml")
     sim = Simulation(scenario, WallClock())
     stop = threading.Event()
     sim.start()
-    worker = threading.Thread(target=lambda: (sim.run(until_ms=duration_ms, stop=stop), stop.set()),
-                              name="cluster", daemon=True)
-    worker.start()
     console = Console()
     console.print(f"[b]Kafka 4.x embedded cluster[/b]: {scenario.brokers} brokers, {scenario.controllers} "
                   f"controllers, cluster id {sim.cluster.cluster_id}. Ctrl-C stops.")
+    publisher = start_publisher(sim, jmx, console.file)
+    worker = threading.Thread(target=lambda: (sim.run(until_ms=duration_ms, stop=stop), stop.set()),
+                              name="cluster", daemon=True)
+    worker.start()
     try:
         with Live(render(sim), console=console, refresh_per_second=2) as live:
             while not stop.wait(1.0):
@@ -82,5 +84,8 @@ def run_demo(scenario_path: str | None, duration_ms: float | None) -> int:
             live.update(render(sim))
     except KeyboardInterrupt:
         stop.set()
-    worker.join(timeout=5)
+    finally:
+        worker.join(timeout=5)
+        if publisher is not None:
+            publisher.stop()
     return 0

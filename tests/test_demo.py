@@ -5,12 +5,16 @@ import subprocess
 import sys
 import time
 
+import pytest
 from rich.console import Console
 
 from broker.clock import WallClock
 from broker.scenario import load_scenario
 from broker.simulation import Simulation
 from exporter.demo import bundled_demo_scenario, render
+from exporter.sample import SourceError
+from exporter.sources.jmx import JmxReader, JmxSource
+from jvm_support import free_port_block, require_jdk
 
 
 def test_bundled_demo_scenario_is_valid():
@@ -32,9 +36,36 @@ def test_wall_clock_cluster_elects_and_registers_in_real_time():
     assert all(name in text for name in sim.cluster.node_names()) and "down" not in text
 
 
-def test_demo_command_runs_and_stops(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "exporter", "demo", "--duration", "4s"],
+def test_demo_command_runs_prints_jmx_urls_and_stops():
+    require_jdk()
+    base = free_port_block(8)
+    out = subprocess.run([sys.executable, "-m", "exporter", "demo", "--duration", "4s", "--jmx-base-port", str(base)],
                          capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
     assert out.returncode == 0, out.stderr
     assert "Kafka 4.x embedded cluster" in out.stdout
-    assert "broker-5" in out.stdout
+    assert f"controller-1001  service:jmx:rmi:///jndi/rmi://127.0.0.1:{base}/jmxrmi" in out.stdout
+    assert f"broker-5         service:jmx:rmi:///jndi/rmi://127.0.0.1:{base + 7}/jmxrmi" in out.stdout
+    assert "│ broker-5" in out.stdout
+
+
+def test_cluster_run_publishes_over_jmx_while_running(tmp_path):
+    require_jdk()
+    base = free_port_block(8)
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("cluster: {brokers: 2, controllers: 1, seed: 1}\n"
+                        "timeline:\n  - {at: 3s, kill: broker-2}\nrun_for: 60s\n")
+    proc = subprocess.Popen([sys.executable, "-m", "exporter", "cluster", "run", str(scenario),
+                             "--jmx-base-port", str(base), "--duration", "9s"], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert lines[0].startswith("controller-1001") and lines[2].startswith("broker-2")
+        time.sleep(5)
+        src = JmxSource("c", f"service:jmx:rmi:///jndi/rmi://127.0.0.1:{base}/jmxrmi",
+                        includes=["kafka.controller:type=KafkaController,name=ActiveControllerCount"])
+        assert [s.value for s in src.read().samples] == [1]
+        with pytest.raises(SourceError):
+            JmxSource("b2", f"service:jmx:rmi:///jndi/rmi://127.0.0.1:{base + 2}/jmxrmi").read()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        JmxReader.stop_all()

@@ -119,6 +119,30 @@ def test_jolokia_reports_per_request_errors(published):
     assert "kafka.nope:type=Missing" in reason and "InstanceNotFoundException" in reason and count == 1
 
 
+def test_jolokia_basic_auth():
+    require_jolokia()
+    c = make_cluster(topics=())
+    base = free_port_block(16)
+    pub = JmxPublisher(c, base_port=base, jolokia_base_port=base + 8, jolokia_auth=("monitor", "jolo-pw"))
+    try:
+        pub.start()
+        url = pub.jolokia_urls()["controller-1001"]
+        ok = JolokiaSource("c", url, "monitor", "jolo-pw", includes=["kafka.controller:*"]).read()
+        assert any(s.attr == "Value" for s in ok.samples)
+        with pytest.raises(SourceError) as e:
+            JolokiaSource("c", url, "monitor", "nope", includes=["kafka.controller:*"]).read()
+        assert e.value.kind == "auth" and "nope" not in str(e.value)
+    finally:
+        pub.stop()
+
+
+def test_unreadable_attributes_are_counted_not_fatal(published):
+    c, pub = published
+    collection = JmxSource("b1", pub.urls()["broker-1"], includes=["java.lang:type=MemoryPool,*"]).read()
+    assert collection.samples
+    assert collection.skipped.get("unreadable attribute", 0) > 0      # e.g. usage thresholds some pools lack
+
+
 def test_publishing_10k_mbeans_refreshes_fast():
     require_jdk()
     c = make_cluster(topics=(("wide", 1000, 3, 2),))
@@ -194,3 +218,26 @@ def test_a_broken_connection_reconnects_with_backoff(published):
     pub.refresh()
     time.sleep(1.1)
     assert src.read().samples
+
+
+def test_a_hung_target_times_out():
+    require_jdk()
+    import socket
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    accepted = []
+    threading.Thread(target=lambda: [accepted.append(listener.accept()) for _ in range(4)], daemon=True).start()
+    try:
+        src = JmxSource("hung", f"service:jmx:rmi:///jndi/rmi://127.0.0.1:{port}/jmxrmi", timeout_ms=1_500)
+        started = time.monotonic()
+        with pytest.raises(SourceError) as e:
+            src.read()
+        assert e.value.kind == "timeout" and "no answer within 1500 ms" in str(e.value)
+        assert time.monotonic() - started < 5
+    finally:
+        listener.close()
+        for conn, _ in accepted:
+            conn.close()

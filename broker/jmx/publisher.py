@@ -78,7 +78,7 @@ class _NodeState:
 class JmxPublisher:
     def __init__(self, cluster: Cluster, base_port: int = 9990, host: str = "127.0.0.1",
                  refresh_ms: float = 1000.0, auth: JmxAuth | None = None, tls: JmxTls | None = None,
-                 jolokia_base_port: int | None = None) -> None:
+                 jolokia_base_port: int | None = None, jolokia_auth: tuple[str, str] | None = None) -> None:
         self.cluster = cluster
         self.base_port = base_port
         self.host = host
@@ -86,6 +86,7 @@ class JmxPublisher:
         self.auth = auth
         self.tls = tls
         self.jolokia_base_port = jolokia_base_port
+        self.jolokia_auth = jolokia_auth
         self.jvm: Jvm | None = None
         self._nodes: dict[str, Any] = {}
         self._state: dict[str, _NodeState] = {}
@@ -120,7 +121,9 @@ class JmxPublisher:
                 raise JvmError(f"cannot publish {name} on {self.host}:{port}: {e}") from None
             self._state[name] = _NodeState()
             if self.jolokia_base_port is not None:
-                self._jolokia[name] = publisher.startJolokia(name, self.host, self.jolokia_base_port + len(self._jolokia))
+                user, password = self.jolokia_auth or (None, None)
+                self._jolokia[name] = publisher.startJolokia(name, self.host, self.jolokia_base_port + len(self._jolokia),
+                                                             user, password)
         self.refresh()
         if background:
             self._thread = threading.Thread(target=self._loop, name="jmx-publisher", daemon=True)

@@ -38,7 +38,7 @@ public final class BulkReader {
     private static final class Conn {
         final JMXConnector connector;
         final MBeanServerConnection mbsc;
-        final Map<ObjectName, String[]> attributes = new HashMap<>();
+        final Map<ObjectName, String[]> attributes = new ConcurrentHashMap<>();
 
         Conn(JMXConnector connector) throws Exception {
             this.connector = connector;
@@ -103,7 +103,11 @@ public final class BulkReader {
         return withTimeout(() -> readAll(conn, in, ex), timeoutMs, () -> close(id));
     }
 
-    private static String readAll(Conn conn, String[] includes, String[] excludes) throws Exception {
+    /** Beans are read by this many threads at once: JMX has no multi-bean read, so the RMI round
+     *  trips (one per bean) are overlapped instead. */
+    private static final int PARALLELISM = 4;
+
+    private String readAll(Conn conn, String[] includes, String[] excludes) throws Exception {
         Set<ObjectName> names = new LinkedHashSet<>();
         for (String pattern : includes.length == 0 ? new String[]{"*:*"} : includes) {
             names.addAll(conn.mbsc.queryNames(new ObjectName(pattern), null));
@@ -113,8 +117,37 @@ public final class BulkReader {
             names.removeIf(ex::apply);
         }
         conn.attributes.keySet().retainAll(names);
-        StringBuilder out = new StringBuilder(names.size() * 200);
+        List<ObjectName> all = new ArrayList<>(names);
+        int chunk = Math.max(1, (all.size() + PARALLELISM - 1) / PARALLELISM);
+        List<Future<StringBuilder>> parts = new ArrayList<>();
+        List<Map<String, Integer>> skips = new ArrayList<>();
+        for (int from = 0; from < all.size(); from += chunk) {
+            List<ObjectName> slice = all.subList(from, Math.min(all.size(), from + chunk));
+            Map<String, Integer> skipped = new TreeMap<>();
+            skips.add(skipped);
+            parts.add(pool.submit(() -> readBeans(conn, slice, skipped)));
+        }
+        StringBuilder out = new StringBuilder(all.size() * 200);
+        for (Future<StringBuilder> part : parts) {
+            try {
+                out.append(part.get());
+            } catch (ExecutionException e) {
+                Throwable cause = e.getCause();
+                if (cause instanceof Exception) throw (Exception) cause;
+                throw e;
+            }
+        }
         Map<String, Integer> skipped = new TreeMap<>();
+        for (Map<String, Integer> m : skips) m.forEach((k, v) -> skipped.merge(k, v, Integer::sum));
+        for (Map.Entry<String, Integer> e : skipped.entrySet()) {
+            out.append("E\t").append(Codec.escape(e.getKey())).append('\t').append(e.getValue()).append('\n');
+        }
+        return out.toString();
+    }
+
+    private static StringBuilder readBeans(Conn conn, List<ObjectName> names, Map<String, Integer> skipped)
+            throws Exception {
+        StringBuilder out = new StringBuilder(names.size() * 200);
         for (ObjectName name : names) {
             String[] attrs = conn.attributes.get(name);
             try {
@@ -141,10 +174,7 @@ public final class BulkReader {
                 skipped.merge("MBean gone while reading", 1, Integer::sum);
             }
         }
-        for (Map.Entry<String, Integer> e : skipped.entrySet()) {
-            out.append("E\t").append(Codec.escape(e.getKey())).append('\t').append(e.getValue()).append('\n');
-        }
-        return out.toString();
+        return out;
     }
 
     private static void emit(StringBuilder out, String on, String attr, Object value, List<String> path,

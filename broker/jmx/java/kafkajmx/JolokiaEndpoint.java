@@ -1,5 +1,7 @@
 package kafkajmx;
 
+import com.sun.net.httpserver.BasicAuthenticator;
+import com.sun.net.httpserver.HttpContext;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
@@ -29,6 +31,11 @@ public final class JolokiaEndpoint implements AutoCloseable {
     private final String url;
 
     public JolokiaEndpoint(MBeanServer mbs, String host, int port) throws IOException {
+        this(mbs, host, port, null, null);
+    }
+
+    /** With user non-null, requests need HTTP basic authentication with user and password. */
+    public JolokiaEndpoint(MBeanServer mbs, String host, int port, String user, String password) throws IOException {
         Configuration config = new Configuration(ConfigKey.AGENT_ID, "kafka-jmx-" + host + "-" + port);
         NodeDetector.PENDING.set(mbs);
         try {
@@ -38,7 +45,15 @@ public final class JolokiaEndpoint implements AutoCloseable {
         }
         HttpRequestHandler handler = new HttpRequestHandler(config, backend, QUIET);
         server = HttpServer.create(new InetSocketAddress(host, port), 16);
-        server.createContext("/jolokia", exchange -> handle(handler, exchange));
+        HttpContext context = server.createContext("/jolokia", exchange -> handle(handler, exchange));
+        if (user != null) {
+            context.setAuthenticator(new BasicAuthenticator("jolokia") {
+                @Override
+                public boolean checkCredentials(String u, String p) {
+                    return user.equals(u) && password.equals(p);
+                }
+            });
+        }
         server.start();
         url = "http://" + host + ":" + server.getAddress().getPort() + "/jolokia/";
     }

@@ -24,7 +24,8 @@ public final class Publisher {
     }
 
     /** Serve Jolokia's HTTP protocol for one node's MBeans on host:port (path /jolokia). */
-    public synchronized String startJolokia(String name, String host, int port) throws Exception {
+    public synchronized String startJolokia(String name, String host, int port, String user, String password)
+            throws Exception {
         Class<?> cls;
         try {
             // compiled only where Debian's libjolokia-core-java is installed
@@ -32,8 +33,9 @@ public final class Publisher {
         } catch (ClassNotFoundException e) {
             throw new IllegalStateException("Jolokia is not available: install Debian's libjolokia-core-java");
         }
-        Object endpoint = cls.getDeclaredConstructor(javax.management.MBeanServer.class, String.class, int.class)
-                .newInstance(node(name).mbeanServer(), host, port);
+        Object endpoint = cls.getDeclaredConstructor(javax.management.MBeanServer.class, String.class, int.class,
+                        String.class, String.class)
+                .newInstance(node(name).mbeanServer(), host, port, user, password);
         jolokia.put(name, (AutoCloseable) endpoint);
         return endpoint.toString();
     }
