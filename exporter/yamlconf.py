@@ -1,0 +1,69 @@
+"""YAML with line numbers: every config error names the file, the line and the key."""
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """Every problem found in a configuration file, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Doc:
+    """A parsed YAML file: plain data plus the 1-based line of every path."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.source = source
+        self.lines: dict[tuple, int] = {}
+        self.problems: list[str] = []
+        try:
+            root = yaml.compose(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            raise ConfigError([f"{source}:{mark.line + 1 if mark else 1}: not valid YAML: "
+                               f"{getattr(e, 'problem', None) or e}"]) from None
+        self.data = self._plain(root, ()) if root is not None else {}
+
+    def _plain(self, node: yaml.Node, path: tuple) -> Any:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            out = {}
+            for k, v in node.value:
+                key = k.value if isinstance(k, yaml.ScalarNode) else str(k.value)
+                self.lines[path + (key,)] = k.start_mark.line + 1
+                out[key] = self._plain(v, path + (key,))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._plain(v, path + (i,)) for i, v in enumerate(node.value)]
+        return yaml.safe_load(yaml.serialize(node))
+
+    def where(self, path: tuple) -> str:
+        line = self.lines.get(path)
+        probe = path
+        while line is None and probe:
+            probe = probe[:-1]
+            line = self.lines.get(probe)
+        dotted = ""
+        for p in path:
+            dotted += f"[{p}]" if isinstance(p, int) else (f".{p}" if dotted else str(p))
+        return f"{self.source}:{line or 1}: {dotted or '(top)'}"
+
+    def fail(self, path: tuple, message: str) -> None:
+        self.problems.append(f"{self.where(path)}: {message}")
+
+    def check(self) -> None:
+        if self.problems:
+            raise ConfigError(self.problems)
+
+
+def read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read: {e.strerror}"]) from None
