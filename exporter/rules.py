@@ -323,12 +323,20 @@ class RuleSet:
         return rule
 
     # -- applying ---------------------------------------------------------------------------------------------
+    @staticmethod
+    def _attr_keys(s: Sample) -> tuple[tuple[str, ...], str]:
+        """jmx_exporter's (attrKeys, attrName): inside CompositeData the attribute joins the keys
+        and the innermost key is the name (java.lang<type=Memory><HeapMemoryUsage>used)."""
+        if not s.path:
+            return (), s.attr
+        return (s.attr,) + s.path[:-1], s.path[-1]
+
     def _bean(self, s: Sample) -> str:
-        key = (s.domain, s.props, s.path)
+        key = (s.domain, s.props, s.path, s.attr if s.path else "")
         text = self._bean_strings.get(key)
         if text is None:
             props = ", ".join(f"{k}={v}" for k, v in s.props)
-            text = self._bean_strings[key] = f"{s.domain}<{props}><{', '.join(s.path)}>"
+            text = self._bean_strings[key] = f"{s.domain}<{props}><{', '.join(self._attr_keys(s)[0])}>"
         return text
 
     def match(self, s: Sample) -> MatchedSample | None:
@@ -339,9 +347,10 @@ class RuleSet:
             value = self._value(rule, None, s.value)
             return None if value is None else MatchedSample(name, labels, value, rule.type, help_, s.object_name)
         bean = self._bean(s)
-        attr = _SNAKE.sub(r"\1_\2", s.attr).lower()
+        attr_name = self._attr_keys(s)[1]
+        snake = _SNAKE.sub(r"\1_\2", attr_name).lower()
         for rule in self.rules:
-            match_name = bean + (attr if rule.attr_snake_case else s.attr)
+            match_name = bean + (snake if rule.attr_snake_case else attr_name)
             m = None
             if rule.pattern is not None:
                 m = rule.pattern.match(match_name + ": " + ("<cache>" if rule.cache else java_value_string(s.value)))
@@ -351,7 +360,7 @@ class RuleSet:
             if value is None:
                 return None
             if rule.name is None:
-                return self._default(s, rule, attr if rule.attr_snake_case else s.attr, value)
+                return self._default(s, snake if rule.attr_snake_case else attr_name, value)
             name = safe_name(expand(rule.name, m))  # type: ignore[arg-type]
             if not name:
                 return None
@@ -384,11 +393,11 @@ class RuleSet:
             return float(raw) * rule.value_factor
         return None
 
-    def _default(self, s: Sample, rule: Rule, attr: str, value: float) -> MatchedSample:
+    def _default(self, s: Sample, attr: str, value: float) -> MatchedSample:
         parts = [s.domain]
         if s.props:
             parts.append(s.props[0][1])
-        parts.extend(s.path)
+        parts.extend(self._attr_keys(s)[0])
         parts.append(attr)
         name = safe_name("_".join(parts))
         if self.lowercase_names:
