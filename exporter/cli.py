@@ -12,6 +12,7 @@ from broker.mbeans.names import ObjectNamePattern
 from broker.scenario import ScenarioError, load_scenario_file, parse_duration_ms
 from broker.simulation import Simulation
 from exporter.endpoints import start_publisher
+from exporter.yamlconf import ConfigError as ExporterConfigError
 
 
 def _duration(text: str) -> float:
@@ -54,6 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=_duration, default=None, metavar="DURATION",
                       help="stop after this long (default: the scenario's run_for)")
     _jmx_options(demo, default_port=9990)
+    demo.add_argument("--metrics-listen", default="127.0.0.1:9404", metavar="HOST:PORT",
+                      help="serve the exporter's Prometheus metrics for the demo cluster here (default 127.0.0.1:9404)")
+
+    serve = sub.add_parser("serve", help="run the exporter daemon",
+                           description="Collect every configured Kafka node in the background and serve "
+                                       "Prometheus metrics (see exporter/config.py for the file format).")
+    serve.add_argument("--config", required=True, metavar="FILE", help="the daemon's YAML configuration")
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+    rules = sub.add_parser("rules", help="check jmx_exporter rules offline")
+    rsub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    rtest = rsub.add_parser("test", help="print the exposition RULES make from a `simulate --dump` file")
+    rtest.add_argument("rules", help="a jmx_exporter rules file, or 'builtin'")
+    rtest.add_argument("--mbeans", required=True, metavar="DUMP.json", help="output of kafka-jmx simulate --dump")
+    rtest.add_argument("--node", action="append", default=[], help="only these nodes (repeatable)")
 
     cluster = sub.add_parser("cluster", help="the embedded cluster on the wall clock")
     csub = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
@@ -82,14 +98,64 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_simulate(args)
         if args.command == "demo":
             from exporter.demo import run_demo
-            return run_demo(args.scenario, args.duration, _jmx_settings(args))
+            return run_demo(args.scenario, args.duration, _jmx_settings(args), args.metrics_listen)
         if args.command == "cluster":
             return cmd_cluster_run(args)
-    except (ScenarioError, ConfigError) as e:
+        if args.command == "serve":
+            return cmd_serve(args)
+        if args.command == "rules":
+            return cmd_rules_test(args)
+    except (ScenarioError, ConfigError, ExporterConfigError) as e:
         print(f"kafka-jmx: {e}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from exporter.config import load_config_file
+    from exporter.daemon import Daemon
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config_file(args.config)
+    daemon = Daemon.from_config(config)
+    print(f"kafka-jmx: serving {daemon.url} for {len(daemon.workers)} targets", flush=True)
+    daemon.serve_forever()
+    return 0
+
+
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    import json
+
+    from prometheus_client.exposition import generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
+    from exporter.collector import PrometheusView, Target, TargetWorker
+    from exporter.rules import RuleSet
+    from exporter.rulesets import builtin_rules
+    from exporter.sources.dump import DumpSource
+    from exporter.yamlconf import read_text
+    rules = builtin_rules() if args.rules == "builtin" else RuleSet.from_yaml(read_text(args.rules), args.rules)
+    try:
+        with open(args.mbeans, encoding="utf-8") as fh:
+            lines = [line for line in fh if line.strip()]
+        dump = json.loads(lines[-1])
+    except (OSError, ValueError, IndexError) as e:
+        print(f"kafka-jmx: cannot read {args.mbeans} as a `kafka-jmx simulate --dump` file: {e}", file=sys.stderr)
+        return 2
+    workers = []
+    for name, node in dump["nodes"].items():
+        if args.node and name not in args.node:
+            continue
+        target = Target(name, node["role"], DumpSource(name, node), str(node["node_id"]))
+        worker = TargetWorker(target, rules, lambda w: None)
+        worker.collect_once()
+        workers.append(worker)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PrometheusView(workers, dump.get("cluster", "kafka")))
+    sys.stdout.write(generate_latest(registry).decode())
+    return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

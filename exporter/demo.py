@@ -12,7 +12,10 @@ from rich.table import Table
 from broker.clock import WallClock
 from broker.scenario import load_scenario, load_scenario_file
 from broker.simulation import Simulation
+from exporter.config import PrometheusSpec
+from exporter.daemon import Daemon, embedded_targets
 from exporter.endpoints import start_publisher
+from exporter.rulesets import builtin_rules
 
 KC = "kafka.controller:type=KafkaController,name="
 RM = "kafka.server:type=ReplicaManager,name="
@@ -65,7 +68,8 @@ def render(sim: Simulation) -> Group:
     return Group(head, table, summary, events)
 
 
-def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | None = None) -> int:
+def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | None = None,
+             metrics_listen: str | None = "127.0.0.1:9404") -> int:
     scenario = load_scenario_file(scenario_path) if scenario_path else load_scenario(bundled_demo_scenario(), "demo.yaml")
     sim = Simulation(scenario, WallClock())
     stop = threading.Event()
@@ -74,6 +78,13 @@ def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | N
     console.print(f"[b]Kafka 4.x embedded cluster[/b]: {scenario.brokers} brokers, {scenario.controllers} "
                   f"controllers, cluster id {sim.cluster.cluster_id}. Ctrl-C stops.")
     publisher = start_publisher(sim, jmx, console.file)
+    exporter = None
+    if metrics_listen:
+        host, _, port = metrics_listen.rpartition(":")
+        exporter = Daemon("demo", embedded_targets(sim.cluster, interval_s=5.0, timeout_s=5.0), builtin_rules(),
+                          PrometheusSpec(host or "127.0.0.1", int(port)))
+        exporter.start()
+        console.print(f"Prometheus metrics: {exporter.url}")
     worker = threading.Thread(target=lambda: (sim.run(until_ms=duration_ms, stop=stop), stop.set()),
                               name="cluster", daemon=True)
     worker.start()
@@ -86,6 +97,8 @@ def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | N
         stop.set()
     finally:
         worker.join(timeout=5)
+        if exporter is not None:
+            exporter.stop()
         if publisher is not None:
             publisher.stop()
     return 0

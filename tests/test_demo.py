@@ -38,14 +38,16 @@ def test_wall_clock_cluster_elects_and_registers_in_real_time():
 
 def test_demo_command_runs_prints_jmx_urls_and_stops():
     require_jdk()
-    base = free_port_block(8)
-    out = subprocess.run([sys.executable, "-m", "exporter", "demo", "--duration", "4s", "--jmx-base-port", str(base)],
+    base = free_port_block(9)
+    out = subprocess.run([sys.executable, "-m", "exporter", "demo", "--duration", "4s", "--jmx-base-port", str(base),
+                          "--metrics-listen", f"127.0.0.1:{base + 8}"],
                          capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
     assert out.returncode == 0, out.stderr
     assert "Kafka 4.x embedded cluster" in out.stdout
     assert f"controller-1001  service:jmx:rmi:///jndi/rmi://127.0.0.1:{base}/jmxrmi" in out.stdout
     assert f"broker-5         service:jmx:rmi:///jndi/rmi://127.0.0.1:{base + 7}/jmxrmi" in out.stdout
     assert "│ broker-5" in out.stdout
+    assert f"Prometheus metrics: http://127.0.0.1:{base + 8}/metrics" in out.stdout
 
 
 def test_cluster_run_publishes_over_jmx_while_running(tmp_path):

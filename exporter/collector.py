@@ -1,0 +1,230 @@
+"""Background collection per target, and the Prometheus view of the last complete results.
+
+Each target has its own thread, schedule and timeout; a slow or dead target never delays the
+others or a scrape. /metrics serves exposition bytes rendered after collections (not on the
+request path). A failed target reports up 0 and none of its series (no stale values).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, Metric, UnknownMetricFamily)
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import CollectorRegistry
+from prometheus_client.samples import Sample as PromSample
+
+from exporter.rules import MatchedSample, MetricType, RuleSet
+from exporter.sample import SourceError
+from exporter.sources import Source
+
+log = logging.getLogger("kafka_jmx.collector")
+VERSION = "0.1.0"
+ERROR_KINDS = ("connect", "auth", "timeout", "tls", "protocol", "http", "config", "internal")
+
+
+@dataclass
+class Target:
+    name: str
+    role: str
+    source: Source
+    node_id: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    interval_s: float = 10.0
+    timeout_s: float = 10.0
+
+
+@dataclass
+class TargetResult:
+    up: bool
+    samples: list[MatchedSample]
+    duration_s: float
+    finished_at: float
+    error_kind: str | None = None
+    error: str | None = None
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+class TargetWorker:
+    """Collects one target on its own thread: read, apply the rules, publish the result."""
+
+    def __init__(self, target: Target, rules: RuleSet, on_result: Callable[["TargetWorker"], None]) -> None:
+        self.target = target
+        self.rules = rules
+        self.on_result = on_result
+        self.result: TargetResult | None = None
+        self.errors = {kind: 0 for kind in ERROR_KINDS}
+        self.last_success: float = 0.0
+        self.running_since: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"collect-{target.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def collect_once(self) -> TargetResult:
+        started = time.monotonic()
+        self.running_since = started
+        try:
+            collection = self.target.source.read()
+            matched = list(self.rules.apply(collection.samples))
+            result = TargetResult(True, matched, time.monotonic() - started, time.time(),
+                                  skipped=dict(collection.skipped))
+            self.last_success = result.finished_at
+        except SourceError as e:
+            result = TargetResult(False, [], time.monotonic() - started, time.time(), e.kind, str(e))
+        except Exception as e:      # a bug or an unexpected answer must not stop the other targets
+            log.exception("collecting %s failed", self.target.name)
+            result = TargetResult(False, [], time.monotonic() - started, time.time(), "internal",
+                                  f"{self.target.name}: {type(e).__name__}: {e}")
+        finally:
+            self.running_since = None
+        if not result.up:
+            kind = result.error_kind if result.error_kind in self.errors else "internal"
+            self.errors[kind] += 1
+            if self.result is None or self.result.up or self.result.error != result.error:
+                log.warning("%s", result.error)
+        self.result = result
+        return result
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            self.collect_once()
+            self.on_result(self)
+            self._stop.wait(max(0.0, self.target.interval_s - (time.monotonic() - started)))
+
+    def current(self) -> TargetResult | None:
+        """The last result, or a timeout result while a collection runs past the target's timeout."""
+        since = self.running_since
+        if since is not None and time.monotonic() - since > self.target.timeout_s:
+            return TargetResult(False, [], time.monotonic() - since, time.time(), "timeout",
+                                f"{self.target.name}: collection running for more than {self.target.timeout_s:.0f} s")
+        return self.result
+
+
+_FAMILIES = {MetricType.GAUGE: GaugeMetricFamily, MetricType.COUNTER: CounterMetricFamily,
+             MetricType.UNTYPED: UnknownMetricFamily}
+
+
+class PrometheusView:
+    """A prometheus_client collector over the workers' last results, plus health metrics."""
+
+    def __init__(self, workers: Iterable[TargetWorker], cluster: str) -> None:
+        self.workers = list(workers)
+        self.cluster = cluster
+
+    def _target_labels(self, t: Target) -> dict[str, str]:
+        return {**t.labels, "cluster": self.cluster, "node": t.name, "node_id": t.node_id, "role": t.role}
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, tuple[MetricType, str, list[tuple[dict[str, str], float, str]]]] = {}
+        health = {name: GaugeMetricFamily(name, doc, labels=["cluster", "node", "node_id", "role"]) for name, doc in (
+            ("kafkajmx_target_up", "1 when the last collection of the target succeeded."),
+            ("kafkajmx_collection_duration_seconds", "How long the last collection of the target took."),
+            ("kafkajmx_target_samples", "Samples the rules made from the target's last collection."),
+            ("kafkajmx_last_success_timestamp_seconds", "When the target was last collected successfully."))}
+        errors = CounterMetricFamily("kafkajmx_collection_errors", "Failed collections by kind.",
+                                     labels=["cluster", "node", "node_id", "role", "kind"])
+        skipped = GaugeMetricFamily("kafkajmx_skipped_attributes", "Attributes skipped in the last collection, by reason.",
+                                    labels=["cluster", "node", "node_id", "role", "reason"])
+        for w in self.workers:
+            t = w.target
+            base = [self.cluster, t.name, t.node_id, t.role]
+            result = w.current()
+            up = bool(result and result.up)
+            health["kafkajmx_target_up"].add_metric(base, 1.0 if up else 0.0)
+            health["kafkajmx_collection_duration_seconds"].add_metric(base, result.duration_s if result else 0.0)
+            health["kafkajmx_target_samples"].add_metric(base, float(len(result.samples)) if up else 0.0)
+            health["kafkajmx_last_success_timestamp_seconds"].add_metric(base, w.last_success)
+            for kind, n in w.errors.items():
+                errors.add_metric(base + [kind], float(n))
+            if not up:
+                continue
+            for reason, n in result.skipped.items():
+                skipped.add_metric(base + [reason], float(n))
+            target_labels = self._target_labels(t)
+            for m in result.samples:
+                fam = families.get(m.name)
+                if fam is None:
+                    fam = families[m.name] = (m.type, m.help, [])
+                elif fam[0] != m.type:
+                    families[m.name] = fam = (MetricType.UNTYPED, fam[1], fam[2])
+                labels = dict(m.labels)
+                labels.update(target_labels)
+                fam[2].append((labels, m.value, m.object_name))
+        for name, (mtype, help_, samples) in sorted(families.items()):
+            seen = set()
+            duplicated = False
+            for labels, _, _ in samples:
+                key = tuple(sorted(labels.items()))
+                if key in seen:
+                    duplicated = True
+                    break
+                seen.add(key)
+            metric = _FAMILIES[mtype](name, help_)
+            for labels, value, object_name in samples:
+                if duplicated:      # jmx_exporter 1.x tells series apart by their MBean
+                    labels = {**labels, "_objectname": object_name}
+                metric.samples.append(_sample(metric, labels, value))
+            yield metric
+        yield from health.values()
+        yield errors
+        yield skipped
+        info = GaugeMetricFamily("kafkajmx_build_info", "The exporter's version.", labels=["version"])
+        info.add_metric([VERSION], 1.0)
+        yield info
+
+
+def _sample(metric: Metric, labels: dict[str, str], value: float) -> PromSample:
+    # a counter family is named without _total; its sample carries it (as client_java 1.x does)
+    return PromSample(metric.name + ("_total" if metric.type == "counter" else ""), labels, value)
+
+
+class Renderer:
+    """Renders the exposition after collections, at most every min_interval_s, off the request path."""
+
+    def __init__(self, view: PrometheusView, min_interval_s: float = 0.2) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(view)
+        self.min_interval_s = min_interval_s
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self.body = b""
+        self.render_seconds = 0.0
+        self.render()
+        self._thread = threading.Thread(target=self._loop, name="render", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._dirty.set()
+
+    def mark_dirty(self, *_: object) -> None:
+        self._dirty.set()
+
+    def render(self) -> bytes:
+        started = time.monotonic()
+        self.body = generate_latest(self.registry)
+        self.render_seconds = time.monotonic() - started
+        return self.body
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._dirty.wait()
+            if self._stop.is_set():
+                return
+            self._dirty.clear()
+            self.render()
+            self._stop.wait(self.min_interval_s)

@@ -1,0 +1,275 @@
+"""The daemon's configuration file, validated as a whole: every mistake is reported with file,
+line and key, and nothing starts half-configured.
+
+    cluster: prod
+    collection: {interval: 10s, timeout: 5s}
+    include: ["kafka.*:*", "java.lang:type=Memory"]
+    rules: builtin                      # or a jmx_exporter rules file
+    prometheus:
+      listen: 127.0.0.1:9404
+      tls: {cert: server.crt, key: server.key}
+      basic_auth: {username: prom, password_env: EXPORTER_PASSWORD}
+    targets:
+      - {name: controller-1, role: controller, node_id: 1001,
+         jmx: {url: "service:jmx:rmi:///jndi/rmi://kafka-c1:9999/jmxrmi", username: monitor, password_file: /etc/kafka/jmx.pw}}
+      - {name: broker-1, role: broker, node_id: 1, jolokia: {url: "http://kafka-b1:8778/jolokia/"}}
+    # or, instead of targets, a whole embedded cluster on the wall clock:
+    embedded: scenario.yaml
+
+Secrets (password, truststore_password) come inline, from an environment variable
+(password_env) or from a file (password_file); their values never appear in messages.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from broker.mbeans.names import ObjectNamePattern
+from broker.scenario import parse_duration_ms
+from exporter.yamlconf import ConfigError, Doc, read_text
+
+TOP = {"cluster", "collection", "include", "exclude", "rules", "prometheus", "targets", "embedded"}
+ROLES = ("broker", "controller")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str                               # jmx, jolokia, embedded
+    url: str = ""
+    username: str | None = None
+    password: str | None = None
+    ssl: bool = False
+    truststore: str | None = None
+    truststore_password: str | None = None
+    verify: bool | str = True
+    node: str = ""                          # embedded: the cluster node
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    name: str
+    role: str
+    node_id: str
+    source: SourceSpec
+    labels: dict[str, str] = field(default_factory=dict)
+    interval_s: float = 10.0
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class PrometheusSpec:
+    host: str = "127.0.0.1"
+    port: int = 9404
+    cert: str | None = None
+    key: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    cluster: str
+    targets: tuple[TargetSpec, ...]
+    rules_file: str | None                  # None: the built-in rules
+    prometheus: PrometheusSpec
+    includes: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    embedded: str | None = None
+    source: str = "<config>"
+
+
+class _Reader:
+    def __init__(self, doc: Doc, base_dir: str) -> None:
+        self.doc = doc
+        self.base_dir = base_dir
+
+    def path(self, p: str) -> str:
+        return p if os.path.isabs(p) else os.path.join(self.base_dir, p)
+
+    def keys(self, value: Any, path: tuple, allowed: set[str]) -> dict:
+        if not isinstance(value, dict):
+            self.doc.fail(path, f"expected a mapping, got {type(value).__name__}")
+            return {}
+        for k in value:
+            if k not in allowed:
+                self.doc.fail(path + (k,), f"unknown key {k!r} (allowed: {', '.join(sorted(allowed))})")
+        return value
+
+    def string(self, d: dict, path: tuple, key: str, required: bool = False, default: str | None = None) -> str | None:
+        if key not in d:
+            if required:
+                self.doc.fail(path, f"missing required key {key!r}")
+            return default
+        v = d[key]
+        if isinstance(v, bool) or not isinstance(v, (str, int)):
+            self.doc.fail(path + (key,), f"expected a string, got {type(v).__name__}")
+            return default
+        return str(v)
+
+    def boolean(self, d: dict, path: tuple, key: str, default: bool) -> bool:
+        v = d.get(key, default)
+        if not isinstance(v, bool):
+            self.doc.fail(path + (key,), f"expected true or false, got {v!r}")
+            return default
+        return v
+
+    def duration_s(self, d: dict, path: tuple, key: str, default: float) -> float:
+        if key not in d:
+            return default
+        try:
+            ms = parse_duration_ms(d[key])
+        except ValueError as e:
+            self.doc.fail(path + (key,), str(e))
+            return default
+        if ms <= 0:
+            self.doc.fail(path + (key,), "must be positive")
+            return default
+        return ms / 1000.0
+
+    def secret(self, d: dict, path: tuple, key: str) -> str | None:
+        """key, key_env or key_file; the value itself never goes into a message."""
+        given = [k for k in (key, f"{key}_env", f"{key}_file") if k in d]
+        if len(given) > 1:
+            self.doc.fail(path, f"give only one of {', '.join(given)}")
+            return None
+        if not given:
+            return None
+        k = given[0]
+        raw = d[k]
+        if not isinstance(raw, str):
+            self.doc.fail(path + (k,), "expected a string")
+            return None
+        if k == key:
+            return raw
+        if k.endswith("_env"):
+            if raw not in os.environ:
+                self.doc.fail(path + (k,), f"environment variable {raw} is not set")
+                return None
+            return os.environ[raw]
+        try:
+            with open(self.path(raw), encoding="utf-8") as fh:
+                return fh.read().strip()
+        except OSError as e:
+            self.doc.fail(path + (k,), f"cannot read {raw}: {e.strerror}")
+            return None
+
+    def patterns(self, d: dict, key: str) -> tuple[str, ...]:
+        value = d.get(key, [])
+        if not isinstance(value, list):
+            self.doc.fail((key,), "expected a list of ObjectName patterns")
+            return ()
+        for i, p in enumerate(value):
+            try:
+                ObjectNamePattern(str(p))
+            except ValueError as e:
+                self.doc.fail((key, i), str(e))
+        return tuple(str(p) for p in value)
+
+
+def load_config(text: str, source: str = "<config>") -> DaemonConfig:
+    doc = Doc(text, source)
+    r = _Reader(doc, os.path.dirname(os.path.abspath(source)) if source != "<config>" else os.getcwd())
+    top = r.keys(doc.data or {}, (), TOP)
+    cluster = r.string(top, (), "cluster", default="kafka") or "kafka"
+    coll = r.keys(top.get("collection", {}) or {}, ("collection",), {"interval", "timeout"})
+    interval = r.duration_s(coll, ("collection",), "interval", 10.0)
+    timeout = r.duration_s(coll, ("collection",), "timeout", interval)
+    includes, excludes = r.patterns(top, "include"), r.patterns(top, "exclude")
+
+    rules_file = None
+    rules = top.get("rules", "builtin")
+    if rules != "builtin":
+        if not isinstance(rules, str):
+            doc.fail(("rules",), "expected 'builtin' or the path of a jmx_exporter rules file")
+        else:
+            rules_file = r.path(rules)
+            if not os.path.isfile(rules_file):
+                doc.fail(("rules",), f"rules file {rules} not found")
+
+    prom = r.keys(top.get("prometheus", {}) or {}, ("prometheus",), {"listen", "tls", "basic_auth"})
+    listen = r.string(prom, ("prometheus",), "listen", default="127.0.0.1:9404") or "127.0.0.1:9404"
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        doc.fail(("prometheus", "listen"), f"expected HOST:PORT, got {listen!r}")
+        port_text = "9404"
+    tls = r.keys(prom.get("tls", {}) or {}, ("prometheus", "tls"), {"cert", "key"})
+    cert, key = r.string(tls, ("prometheus", "tls"), "cert"), r.string(tls, ("prometheus", "tls"), "key")
+    for name, value in (("cert", cert), ("key", key)):
+        if value and not os.path.isfile(r.path(value)):
+            doc.fail(("prometheus", "tls", name), f"file {value} not found")
+    if bool(cert) != bool(key):
+        doc.fail(("prometheus", "tls"), "give both cert and key")
+    auth = r.keys(prom.get("basic_auth", {}) or {}, ("prometheus", "basic_auth"),
+                  {"username", "password", "password_env", "password_file"})
+    username = r.string(auth, ("prometheus", "basic_auth"), "username", required=bool(auth))
+    password = r.secret(auth, ("prometheus", "basic_auth"), "password")
+    prometheus = PrometheusSpec(host.strip("[]") or "127.0.0.1", int(port_text), r.path(cert) if cert else None,
+                                r.path(key) if key else None, username, password)
+
+    embedded = r.string(top, (), "embedded")
+    if embedded is not None:
+        embedded = r.path(embedded)
+        if not os.path.isfile(embedded):
+            doc.fail(("embedded",), f"scenario {top['embedded']} not found")
+    targets = []
+    raw_targets = top.get("targets", [])
+    if not isinstance(raw_targets, list):
+        doc.fail(("targets",), "expected a list of targets")
+        raw_targets = []
+    if not raw_targets and embedded is None:
+        doc.fail((), "nothing to collect: give 'targets' or 'embedded'")
+    names = set()
+    for i, t in enumerate(raw_targets):
+        path = ("targets", i)
+        t = r.keys(t, path, {"name", "role", "node_id", "jmx", "jolokia", "labels", "interval", "timeout"})
+        name = r.string(t, path, "name", required=True) or f"target-{i}"
+        if name in names:
+            doc.fail(path + ("name",), f"target {name!r} is defined twice")
+        names.add(name)
+        role = r.string(t, path, "role", required=True) or "broker"
+        if role not in ROLES:
+            doc.fail(path + ("role",), f"role must be broker or controller, got {role!r}")
+        kinds = [k for k in ("jmx", "jolokia") if k in t]
+        if len(kinds) != 1:
+            doc.fail(path, "give exactly one source: jmx or jolokia")
+            continue
+        kind = kinds[0]
+        spath = path + (kind,)
+        if kind == "jmx":
+            s = r.keys(t[kind], spath, {"url", "username", "password", "password_env", "password_file", "ssl",
+                                        "truststore", "truststore_password", "truststore_password_env",
+                                        "truststore_password_file"})
+            url = r.string(s, spath, "url", required=True) or ""
+            if url and not url.startswith("service:jmx:"):
+                doc.fail(spath + ("url",), f"expected a JMX service URL (service:jmx:rmi:///jndi/rmi://HOST:PORT/jmxrmi), got {url!r}")
+            spec = SourceSpec("jmx", url, r.string(s, spath, "username"), r.secret(s, spath, "password"),
+                              r.boolean(s, spath, "ssl", False), r.string(s, spath, "truststore"),
+                              r.secret(s, spath, "truststore_password"))
+        else:
+            s = r.keys(t[kind], spath, {"url", "username", "password", "password_env", "password_file", "verify"})
+            url = r.string(s, spath, "url", required=True) or ""
+            if url and not url.startswith(("http://", "https://")):
+                doc.fail(spath + ("url",), f"expected an http(s) URL for jolokia, got {url!r}")
+            verify = s.get("verify", True)
+            if not isinstance(verify, (bool, str)):
+                doc.fail(spath + ("verify",), "expected true, false or the path of a CA bundle")
+            spec = SourceSpec("jolokia", url, r.string(s, spath, "username"), r.secret(s, spath, "password"),
+                              verify=verify if isinstance(verify, (bool, str)) else True)
+        labels = t.get("labels", {}) or {}
+        if not isinstance(labels, dict):
+            doc.fail(path + ("labels",), "expected a mapping of label names to values")
+            labels = {}
+        targets.append(TargetSpec(name, role, r.string(t, path, "node_id", default="") or "", spec,
+                                  {str(k): str(v) for k, v in labels.items()},
+                                  r.duration_s(t, path, "interval", interval), r.duration_s(t, path, "timeout", timeout)))
+    doc.check()
+    return DaemonConfig(cluster, tuple(targets), rules_file, prometheus, includes, excludes, embedded, source)
+
+
+def load_config_file(path: str) -> DaemonConfig:
+    return load_config(read_text(path), path)
+
+
+__all__ = ["ConfigError", "DaemonConfig", "PrometheusSpec", "SourceSpec", "TargetSpec", "load_config",
+           "load_config_file"]

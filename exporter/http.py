@@ -1,0 +1,71 @@
+"""The /metrics endpoint: pre-rendered bytes, optional TLS and HTTP basic authentication."""
+from __future__ import annotations
+
+import base64
+import gzip
+import hmac
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+INDEX = b"""<html><head><title>kafka-jmx exporter</title></head><body>
+<h1>kafka-jmx exporter</h1><p><a href="/metrics">Metrics</a></p></body></html>"""
+
+
+class MetricsServer:
+    def __init__(self, host: str, port: int, body: Callable[[], bytes], certfile: str | None = None,
+                 keyfile: str | None = None, username: str | None = None, password: str | None = None) -> None:
+        self._body = body
+        self._auth = None
+        if username is not None:
+            self._auth = b"Basic " + base64.b64encode(f"{username}:{password or ''}".encode())
+        server_self = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:   # noqa: A002 - stdlib's signature
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+                if server_self._auth is not None:
+                    given = (self.headers.get("Authorization") or "").encode()
+                    if not hmac.compare_digest(given, server_self._auth):
+                        self.send_response(401)
+                        self.send_header("WWW-Authenticate", 'Basic realm="kafka-jmx"')
+                        self.end_headers()
+                        return
+                if self.path.split("?")[0] == "/metrics":
+                    payload, ctype = server_self._body(), CONTENT_TYPE_LATEST
+                elif self.path == "/":
+                    payload, ctype = INDEX, "text/html"
+                else:
+                    self.send_error(404)
+                    return
+                gz = "gzip" in (self.headers.get("Accept-Encoding") or "")
+                if gz:
+                    payload = gzip.compress(payload, compresslevel=1)
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                if gz:
+                    self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        if certfile:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(certfile, keyfile)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="metrics-http", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,28 @@
+"""A source over one node of a `kafka-jmx simulate --dump` file (for checking rules offline)."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from exporter.sample import NO_VALUE, Collection, Sample, SourceError
+from exporter.sources.names import split_object_name
+
+
+class DumpSource:
+    def __init__(self, name: str, node: dict[str, Any]) -> None:
+        self.name = name
+        self.node = node
+
+    def read(self) -> Collection:
+        if not self.node.get("alive", True):
+            raise SourceError("connect", f"{self.name}: the node was not running at dump time")
+        ts = time.time() * 1000.0
+        samples = []
+        for on, attrs in self.node.get("mbeans", {}).items():
+            domain, props = split_object_name(on)
+            for attr, value in attrs.items():
+                samples.append(Sample(domain, props, (), attr, NO_VALUE if value is None else value, ts))
+        return Collection(samples, {})
+
+    def close(self) -> None:
+        pass

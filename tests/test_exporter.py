@@ -1,0 +1,186 @@
+"""The exporter daemon: background collection per target, /metrics from the last results, health
+metrics, TLS and basic auth, configuration errors."""
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import make_cluster
+from exporter.collector import Target
+from exporter.config import PrometheusSpec, load_config
+from exporter.daemon import Daemon, embedded_targets
+from exporter.rulesets import builtin_rules
+from exporter.sources.jmx import JmxSource
+from exporter.yamlconf import ConfigError
+from jvm_support import free_port_block, require_jdk
+
+
+def scrape(url, **kw):
+    r = requests.get(url, timeout=5, **kw)
+    r.raise_for_status()
+    return r.text
+
+
+def series(text, name):
+    return [line for line in text.splitlines() if line.startswith(name + "{") or line.startswith(name + " ")]
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def running():
+    c = make_cluster()
+    targets = embedded_targets(c, interval_s=0.2, timeout_s=2.0)
+    d = Daemon("prod", targets, builtin_rules(), PrometheusSpec(port=free_port_block(1)))
+    d.start()
+    yield c, d
+    d.stop()
+
+
+def test_metrics_have_strimzi_names_and_target_labels(running):
+    c, d = running
+    assert wait_for(lambda: all(w.result for w in d.workers))
+    d.renderer.render()
+    text = scrape(d.url)
+    [abc] = [s for s in series(text, "kafka_controller_kafkacontroller_activebrokercount") if 'node="controller-1001"' in s]
+    assert 'cluster="prod"' in abc and 'node_id="1001"' in abc and 'role="controller"' in abc and abc.endswith(" 5.0")
+    assert len(series(text, "kafka_controller_kafkacontroller_activecontrollercount")) == 3
+    assert series(text, "kafka_server_replicamanager_underreplicatedpartitions")
+    assert any('current_state="leader"' in s for s in series(text, "kafka_server_raftmetrics_current_state"))
+    assert "# TYPE kafka_server_brokertopicmetrics_totalproducerequests_total counter" in text
+    ups = series(text, "kafkajmx_target_up")
+    assert len(ups) == 8 and all(s.endswith(" 1.0") for s in ups)
+    assert 'kafkajmx_build_info{version="0.1.0"} 1.0' in text
+
+
+def test_a_dead_target_goes_down_without_stale_series_and_others_stay(running):
+    c, d = running
+    assert wait_for(lambda: all(w.result for w in d.workers))
+    with c.sched.lock:
+        c.kill("broker-3")
+    assert wait_for(lambda: not d.workers[5].result.up)
+    d.renderer.render()
+    text = scrape(d.url)
+    assert [s for s in series(text, "kafkajmx_target_up") if 'node="broker-3"' in s][0].endswith(" 0.0")
+    assert not [s for s in text.splitlines() if 'node="broker-3"' in s and not s.startswith("kafkajmx_")]
+    [errors] = [s for s in series(text, "kafkajmx_collection_errors_total") if 'node="broker-3"' in s and 'kind="connect"' in s]
+    assert float(errors.rsplit(" ", 1)[1]) >= 1
+    assert len([s for s in series(text, "kafka_server_replicamanager_leadercount")]) == 4
+    with c.sched.lock:
+        c.restart("broker-3")
+    assert wait_for(lambda: d.workers[5].result.up)
+
+
+def test_a_hung_target_times_out_while_the_others_stay_on_time():
+    require_jdk()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    hung_port = listener.getsockname()[1]
+    threading.Thread(target=lambda: [listener.accept() for _ in range(8)], daemon=True).start()
+    c = make_cluster(topics=())
+    targets = embedded_targets(c, interval_s=0.2, timeout_s=2.0)
+    targets.append(Target("hung", "broker", JmxSource("hung", f"service:jmx:rmi:///jndi/rmi://127.0.0.1:{hung_port}/jmxrmi",
+                                                        timeout_ms=1_000), "9", {}, 0.2, 1.0))
+    d = Daemon("prod", targets, builtin_rules(), PrometheusSpec(port=free_port_block(1)))
+    d.start()
+    try:
+        assert wait_for(lambda: d.workers[-1].errors["timeout"] >= 1, 10)
+        counts = [w.result is not None and w.result.up for w in d.workers[:-1]]
+        assert all(counts)
+        started = time.monotonic()
+        d.renderer.render()
+        text = scrape(d.url)
+        assert time.monotonic() - started < 1.0
+        assert [s for s in series(text, "kafkajmx_target_up") if 'node="hung"' in s][0].endswith(" 0.0")
+    finally:
+        d.stop()
+        listener.close()
+
+
+def test_metrics_endpoint_with_tls_and_basic_auth(tmp_path):
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    c = make_cluster(topics=())
+    d = Daemon("prod", embedded_targets(c, interval_s=0.5), builtin_rules(),
+               PrometheusSpec(port=free_port_block(1), cert=str(cert), key=str(key), username="prom", password="pw"))
+    d.start()
+    try:
+        assert d.url.startswith("https://127.0.0.1:")
+        assert requests.get(d.url, verify=str(cert), timeout=5).status_code == 401
+        assert requests.get(d.url, verify=str(cert), auth=("prom", "wrong"), timeout=5).status_code == 401
+        assert "kafkajmx_target_up" in scrape(d.url, verify=str(cert), auth=("prom", "pw"))
+    finally:
+        d.stop()
+
+
+def test_config_loads_targets_secrets_and_defaults(tmp_path, monkeypatch):
+    monkeypatch.setenv("JMX_PW", "s3cret")
+    (tmp_path / "pw").write_text("fromfile\n")
+    cfg = load_config(f"""
+cluster: prod
+collection: {{interval: 15s, timeout: 5s}}
+include: ["kafka.*:*"]
+prometheus: {{listen: "127.0.0.1:9555", basic_auth: {{username: prom, password_file: {tmp_path / 'pw'}}}}}
+targets:
+  - {{name: c1, role: controller, node_id: 1001, jmx: {{url: "service:jmx:rmi:///jndi/rmi://h:9999/jmxrmi", username: m, password_env: JMX_PW}}}}
+  - {{name: b1, role: broker, node_id: 1, jolokia: {{url: "http://h:8778/jolokia/"}}, labels: {{rack: a}}, interval: 30s}}
+""", str(tmp_path / "exporter.yml"))
+    assert cfg.cluster == "prod" and cfg.includes == ("kafka.*:*",)
+    c1, b1 = cfg.targets
+    assert c1.source.password == "s3cret" and c1.interval_s == 15 and c1.timeout_s == 5
+    assert b1.source.kind == "jolokia" and b1.labels == {"rack": "a"} and b1.interval_s == 30
+    assert cfg.prometheus.port == 9555 and cfg.prometheus.password == "fromfile"
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("targets: []\nbogus: 1\n", "x.yml:2: bogus: unknown key 'bogus'"),
+    ("targets:\n  - {name: a, role: broker}\n", "x.yml:2: targets[0]: give exactly one source: jmx or jolokia"),
+    ("targets:\n  - {name: a, role: zookeeper, jolokia: {url: 'http://h/'}}\n",
+     "x.yml:2: targets[0].role: role must be broker or controller, got 'zookeeper'"),
+    ("targets:\n  - {name: a, role: broker, jmx: {url: 'localhost:9999'}}\n", "targets[0].jmx.url: expected a JMX service URL"),
+    ("targets:\n  - {name: a, role: broker, jmx: {url: 'service:jmx:x', password_env: NOPE_NOT_SET}}\n",
+     "targets[0].jmx.password_env: environment variable NOPE_NOT_SET is not set"),
+    ("collection: {interval: often}\ntargets: []\n", "x.yml:1: collection.interval: expected a duration"),
+    ("prometheus: {listen: 9404}\ntargets: []\n", "prometheus.listen: expected HOST:PORT"),
+    ("rules: /nope/rules.yml\ntargets: []\n", "rules: rules file /nope/rules.yml not found"),
+    ("include: ['kafka.server']\ntargets: []\n", "include[0]: not an ObjectName pattern"),
+    ("{}\n", "nothing to collect"),
+])
+def test_config_errors_name_file_line_and_key(text, expected):
+    with pytest.raises(ConfigError) as e:
+        load_config(text, "x.yml")
+    assert expected in str(e.value)
+
+
+def test_secrets_never_appear_in_errors(monkeypatch):
+    monkeypatch.setenv("PW", "hunter2-secret")
+    with pytest.raises(ConfigError) as e:
+        load_config("targets:\n  - {name: a, role: broker, jmx: {url: 'nope', password_env: PW}}\n", "x.yml")
+    assert "hunter2" not in str(e.value)
+
+
+def test_rules_test_command_prints_the_exposition(tmp_path, capsys):
+    from exporter.cli import main
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("cluster: {brokers: 3, controllers: 3, seed: 1}\n"
+                        "topics:\n  - {name: t, partitions: 3, replication_factor: 3}\nrun_for: 20s\n")
+    dump = tmp_path / "d.json"
+    assert main(["simulate", str(scenario), "--dump", str(dump)]) == 0
+    capsys.readouterr()
+    assert main(["rules", "test", "builtin", "--mbeans", str(dump)]) == 0
+    out = capsys.readouterr().out
+    assert 'kafka_controller_kafkacontroller_activebrokercount{cluster="kafka",node="controller-1001"' in out
+    assert "kafka_log_log_size{" in out and 'topic="t"' in out
