@@ -6,6 +6,7 @@ request path). A failed target reports up 0 and none of its series (no stale val
 """
 from __future__ import annotations
 
+import gzip
 import logging
 import threading
 import time
@@ -69,7 +70,8 @@ class TargetWorker:
         self._stop.set()
 
     def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     def collect_once(self) -> TargetResult:
         started = time.monotonic()
@@ -200,6 +202,7 @@ class Renderer:
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self.body = b""
+        self._gzipped: tuple[bytes, bytes] | None = None      # (body, its gzip), made on first demand
         self.render_seconds = 0.0
         self.render()
         self._thread = threading.Thread(target=self._loop, name="render", daemon=True)
@@ -213,6 +216,13 @@ class Renderer:
 
     def mark_dirty(self, *_: object) -> None:
         self._dirty.set()
+
+    def gzipped(self) -> bytes:
+        body = self.body
+        cached = self._gzipped
+        if cached is None or cached[0] is not body:
+            cached = self._gzipped = (body, gzip.compress(body, compresslevel=1))
+        return cached[1]
 
     def render(self) -> bytes:
         started = time.monotonic()

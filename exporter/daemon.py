@@ -49,7 +49,8 @@ class Daemon:
         self.view = PrometheusView(self.workers, cluster)
         self.renderer = Renderer(self.view)
         self.server = MetricsServer(prometheus.host, prometheus.port, lambda: self.renderer.body,
-                                    prometheus.cert, prometheus.key, prometheus.username, prometheus.password)
+                                    prometheus.cert, prometheus.key, prometheus.username, prometheus.password,
+                                    self.renderer.gzipped)
         self._sim_stop = threading.Event()
         self._sim_thread: threading.Thread | None = None
 

@@ -17,8 +17,10 @@ INDEX = b"""<html><head><title>kafka-jmx exporter</title></head><body>
 
 class MetricsServer:
     def __init__(self, host: str, port: int, body: Callable[[], bytes], certfile: str | None = None,
-                 keyfile: str | None = None, username: str | None = None, password: str | None = None) -> None:
+                 keyfile: str | None = None, username: str | None = None, password: str | None = None,
+                 gzipped: Callable[[], bytes] | None = None) -> None:
         self._body = body
+        self._gzipped = gzipped or (lambda: gzip.compress(body(), compresslevel=1))
         self._auth = None
         if username is not None:
             self._auth = b"Basic " + base64.b64encode(f"{username}:{password or ''}".encode())
@@ -36,16 +38,15 @@ class MetricsServer:
                         self.send_header("WWW-Authenticate", 'Basic realm="kafka-jmx"')
                         self.end_headers()
                         return
+                gz = "gzip" in (self.headers.get("Accept-Encoding") or "")
                 if self.path.split("?")[0] == "/metrics":
-                    payload, ctype = server_self._body(), CONTENT_TYPE_LATEST
+                    payload = server_self._gzipped() if gz else server_self._body()
+                    ctype = CONTENT_TYPE_LATEST
                 elif self.path == "/":
-                    payload, ctype = INDEX, "text/html"
+                    payload, ctype, gz = INDEX, "text/html", False
                 else:
                     self.send_error(404)
                     return
-                gz = "gzip" in (self.headers.get("Accept-Encoding") or "")
-                if gz:
-                    payload = gzip.compress(payload, compresslevel=1)
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)
                 if gz:
