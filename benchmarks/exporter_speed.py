@@ -22,11 +22,12 @@ from prometheus_client.exposition import generate_latest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from jvm_support import free_port_block  # noqa: E402
+
 from broker.cluster import Cluster  # noqa: E402
 from exporter.config import PrometheusSpec  # noqa: E402
 from exporter.daemon import Daemon, embedded_targets  # noqa: E402
 from exporter.rulesets import builtin_rules  # noqa: E402
-from jvm_support import free_port_block  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

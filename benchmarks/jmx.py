@@ -18,13 +18,14 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from jvm_support import free_port_block  # noqa: E402
+
 from broker.broker import PER_TOPIC_METERS  # noqa: E402
 from broker.cluster import Cluster  # noqa: E402
 from broker.jmx.jvm import start_jvm  # noqa: E402
 from broker.jmx.publisher import JmxPublisher  # noqa: E402
 from exporter.sources.jmx import JmxReader, JmxSource  # noqa: E402
 from exporter.sources.jolokia import JolokiaSource  # noqa: E402
-from jvm_support import free_port_block  # noqa: E402
 
 
 def build(partitions: int) -> Cluster:

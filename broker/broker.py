@@ -12,15 +12,32 @@ from broker.group import GroupCoordinator
 from broker.log import Batch, Log
 from broker.mbeans.names import ObjectName
 from broker.mbeans.yammer import DOUBLE, INT, LONG, STRING, Gauge
-from broker.metadata import (BrokerRegistrationChangeRecord, MetadataImage, PartitionChangeRecord,
-                             PartitionRecord, RegisterBrokerRecord)
+from broker.metadata import (
+    BrokerRegistrationChangeRecord,
+    MetadataImage,
+    PartitionChangeRecord,
+    PartitionRecord,
+    RegisterBrokerRecord,
+)
 from broker.net import Network, RequestFailed
 from broker.partition import Partition
-from broker.protocol import (AlterPartitionRequest, BrokerHeartbeatRequest,
-                             BrokerRegistrationRequest, FetchPartition, FetchPartitionData, FetchRequest,
-                             FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
-                             MetadataResponse, PartitionMetadata, PartitionProduceResult, ProduceRequest,
-                             ProduceResponse)
+from broker.protocol import (
+    AlterPartitionRequest,
+    BrokerHeartbeatRequest,
+    BrokerRegistrationRequest,
+    FetchPartition,
+    FetchPartitionData,
+    FetchRequest,
+    FetchResponse,
+    ListOffsetsRequest,
+    ListOffsetsResponse,
+    MetadataRequest,
+    MetadataResponse,
+    PartitionMetadata,
+    PartitionProduceResult,
+    ProduceRequest,
+    ProduceResponse,
+)
 from broker.raft import QuorumStore, RaftClient
 from broker.sched import Scheduler
 from broker.server import ServerNode

@@ -19,12 +19,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from broker.broker import BrokerNode
 from broker.clock import Clock, VirtualClock
 from broker.config import ConfigError, KafkaConfig
 from broker.consumer import Consumer, OnRecords
 from broker.controller import ControllerNode
-from broker.broker import BrokerNode
-from broker.errors import InvalidConfigurationError, InvalidReplicationFactorError, UnknownNodeError
+from broker.errors import (
+    InvalidConfigurationError,
+    InvalidReplicationFactorError,
+    UnknownNodeError,
+)
 from broker.mbeans.names import ObjectNamePattern
 from broker.net import Network, RequestFailed
 from broker.node import Node

@@ -7,7 +7,7 @@ names the key and the closest known ones.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 # key: (default, type, documentation hint)
 DEFAULTS: dict[str, tuple[Any, type]] = {
@@ -110,7 +110,7 @@ class KafkaConfig(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self._values)
 
     def __len__(self) -> int:

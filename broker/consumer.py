@@ -17,9 +17,20 @@ from broker.assignors import ASSIGNORS
 from broker.errors import KafkaError
 from broker.net import Network, RequestFailed
 from broker.node import Node
-from broker.protocol import (FetchPartition, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
-                             JoinGroupRequest, LeaveGroupRequest, ListOffsetsRequest, MetadataRequest,
-                             OffsetCommitRequest, OffsetFetchRequest, PartitionMetadata, SyncGroupRequest)
+from broker.protocol import (
+    FetchPartition,
+    FetchRequest,
+    FindCoordinatorRequest,
+    HeartbeatRequest,
+    JoinGroupRequest,
+    LeaveGroupRequest,
+    ListOffsetsRequest,
+    MetadataRequest,
+    OffsetCommitRequest,
+    OffsetFetchRequest,
+    PartitionMetadata,
+    SyncGroupRequest,
+)
 from broker.sched import Scheduler
 from broker.structs import ConsumerRecord, TopicPartition
 

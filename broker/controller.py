@@ -8,17 +8,38 @@ import random
 from typing import Any, Callable
 
 from broker.log import Batch, Log
-from broker.metadata import (BrokerRegistrationChangeRecord, ConfigRecord, MetadataImage, NoOpRecord,
-                             PartitionChangeRecord, PartitionRecord, PartitionState, RegisterBrokerRecord,
-                             TopicRecord)
+from broker.mbeans.yammer import INT, LONG, STRING
+from broker.metadata import (
+    BrokerRegistrationChangeRecord,
+    ConfigRecord,
+    MetadataImage,
+    NoOpRecord,
+    PartitionChangeRecord,
+    PartitionRecord,
+    PartitionState,
+    RegisterBrokerRecord,
+    TopicRecord,
+)
 from broker.net import Network
-from broker.protocol import (AlterPartitionRequest, AlterPartitionResponse, BrokerHeartbeatRequest,
-                             BrokerHeartbeatResponse, BrokerRegistrationRequest, BrokerRegistrationResponse,
-                             CreateTopicsRequest, CreateTopicsResponse)
-from broker.raft import BeginQuorumEpochRequest, QuorumStore, RaftClient, RaftFetchRequest, VoteRequest
+from broker.protocol import (
+    AlterPartitionRequest,
+    AlterPartitionResponse,
+    BrokerHeartbeatRequest,
+    BrokerHeartbeatResponse,
+    BrokerRegistrationRequest,
+    BrokerRegistrationResponse,
+    CreateTopicsRequest,
+    CreateTopicsResponse,
+)
+from broker.raft import (
+    BeginQuorumEpochRequest,
+    QuorumStore,
+    RaftClient,
+    RaftFetchRequest,
+    VoteRequest,
+)
 from broker.sched import Scheduler
 from broker.server import ServerNode
-from broker.mbeans.yammer import INT, LONG, STRING
 
 METADATA_VERSION_FEATURE_LEVEL = 25     # 4.0-IV3
 EVENT_COST_MS = 0.02                    # controller event handling time without a fault

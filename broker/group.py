@@ -14,10 +14,23 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from broker.mbeans.kafka_metrics import SampledStat
 from broker.mbeans.yammer import INT
-from broker.protocol import (CreateTopicsRequest, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest,
-                             HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-                             LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
-                             OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse)
+from broker.protocol import (
+    CreateTopicsRequest,
+    FindCoordinatorRequest,
+    FindCoordinatorResponse,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    JoinGroupRequest,
+    JoinGroupResponse,
+    LeaveGroupRequest,
+    LeaveGroupResponse,
+    OffsetCommitRequest,
+    OffsetCommitResponse,
+    OffsetFetchRequest,
+    OffsetFetchResponse,
+    SyncGroupRequest,
+    SyncGroupResponse,
+)
 from broker.structs import TopicPartition
 
 if TYPE_CHECKING:

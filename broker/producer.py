@@ -15,8 +15,17 @@ from typing import Any, Callable
 from broker.log import Batch
 from broker.net import Network, RequestFailed
 from broker.node import Node
-from broker.partitioner import RoundRobinPartitioner, StickyPartitioner, partition_for_key
-from broker.protocol import MetadataRequest, MetadataResponse, PartitionMetadata, ProduceRequest
+from broker.partitioner import (
+    RoundRobinPartitioner,
+    StickyPartitioner,
+    partition_for_key,
+)
+from broker.protocol import (
+    MetadataRequest,
+    MetadataResponse,
+    PartitionMetadata,
+    ProduceRequest,
+)
 from broker.sched import Scheduler
 from broker.structs import Record, RecordMetadata, TopicPartition
 

@@ -15,7 +15,6 @@ from broker.consumer import Consumer
 from broker.producer import Producer
 
 
-
 @dataclass(frozen=True)
 class ProducerSpec:
     name: str

@@ -13,7 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, Metric, UnknownMetricFamily)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    UnknownMetricFamily,
+)
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.samples import Sample as PromSample

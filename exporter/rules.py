@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import Enum
 from typing import Any, Iterable, Iterator, NamedTuple
 
+from broker.mbeans.names import ObjectNamePattern
 from exporter.sample import Sample
-from exporter.yamlconf import ConfigError, Doc
+from exporter.yamlconf import Doc
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9:_]")
 _UNDERSCORES = re.compile(r"__+")
@@ -257,7 +258,6 @@ class RuleSet:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             doc.fail((key,), "expected a list of ObjectName patterns")
             return []
-        from broker.mbeans.names import ObjectNamePattern
         for i, v in enumerate(value):
             try:
                 ObjectNamePattern(v)

@@ -1,6 +1,7 @@
 """Brokers: heartbeats and fencing, replication, ISR, high watermark, acks and min.insync.replicas."""
-from broker.structs import TopicPartition
 from conftest import KC, RM, make_cluster
+
+from broker.structs import TopicPartition
 
 ABC, FBC, OFFLINE = KC + "ActiveBrokerCount", KC + "FencedBrokerCount", KC + "OfflinePartitionsCount"
 STATE = "kafka.server:type=KafkaServer,name=BrokerState"

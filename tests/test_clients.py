@@ -1,7 +1,8 @@
 """Producers and consumer groups: keys, order, assignment, rebalances and delivery semantics."""
+from conftest import make_cluster
+
 from broker.partitioner import partition_for_key
 from broker.structs import TopicPartition
-from conftest import make_cluster
 
 EARLIEST = {"auto.offset.reset": "earliest"}
 

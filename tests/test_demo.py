@@ -6,6 +6,7 @@ import sys
 import time
 
 import pytest
+from jvm_support import free_port_block, require_jdk
 from rich.console import Console
 
 from broker.clock import WallClock
@@ -14,7 +15,6 @@ from broker.simulation import Simulation
 from exporter.demo import bundled_demo_scenario, render
 from exporter.sample import SourceError
 from exporter.sources.jmx import JmxReader, JmxSource
-from jvm_support import free_port_block, require_jdk
 
 
 def test_bundled_demo_scenario_is_valid():

@@ -1,6 +1,7 @@
 """acks=all with min.insync.replicas=2 on RF 3 loses no acknowledged record across broker faults."""
-from broker.structs import TopicPartition
 from conftest import make_cluster
+
+from broker.structs import TopicPartition
 
 
 def _read_all(c, topic, partitions):

@@ -7,15 +7,15 @@ import time
 
 import pytest
 import requests
-
 from conftest import make_cluster
+from jvm_support import free_port_block, require_jdk
+
 from exporter.collector import Target
 from exporter.config import PrometheusSpec, load_config
 from exporter.daemon import Daemon, embedded_targets
 from exporter.rulesets import builtin_rules
 from exporter.sources.jmx import JmxSource
 from exporter.yamlconf import ConfigError
-from jvm_support import free_port_block, require_jdk
 
 
 def scrape(url, **kw):

@@ -5,14 +5,14 @@ import subprocess
 import time
 
 import pytest
+from conftest import make_cluster
+from jvm_support import free_port_block, require_jdk, require_jolokia
 
 from broker.jmx.publisher import JmxAuth, JmxPublisher, JmxTls
-from conftest import make_cluster
 from exporter.sample import SourceError
 from exporter.sources.embedded import EmbeddedSource
 from exporter.sources.jmx import JmxReader, JmxSource
 from exporter.sources.jolokia import JolokiaSource
-from jvm_support import free_port_block, require_jdk, require_jolokia
 
 KAFKA = ["kafka.*:*"]
 

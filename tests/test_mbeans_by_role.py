@@ -2,9 +2,9 @@
 import math
 
 import pytest
+from conftest import make_cluster
 
 from broker.mbeans.yammer import TIME_UNIT
-from conftest import make_cluster
 
 METER = {"Count", "EventType", "RateUnit", "MeanRate", "OneMinuteRate", "FiveMinuteRate", "FifteenMinuteRate"}
 HIST = {"Count", "Min", "Max", "Mean", "StdDev", "50thPercentile", "75thPercentile", "95thPercentile",

@@ -2,7 +2,13 @@ import random
 
 import pytest
 
-from broker.partitioner import RoundRobinPartitioner, StickyPartitioner, murmur2, partition_for_key, to_positive
+from broker.partitioner import (
+    RoundRobinPartitioner,
+    StickyPartitioner,
+    murmur2,
+    partition_for_key,
+    to_positive,
+)
 
 
 # the vectors of Kafka's own UtilsTest.testMurmur2

@@ -2,12 +2,12 @@
 import math
 
 import pytest
+from conftest import make_cluster
 
 from exporter.rules import MetricType, RuleSet, java_double, translate_java_regex
 from exporter.sample import Sample
 from exporter.sources.embedded import EmbeddedSource
 from exporter.yamlconf import ConfigError
-from conftest import make_cluster
 
 
 def s(on: str, attr: str, value, path=()):

@@ -3,7 +3,11 @@ import json
 
 import pytest
 
-from broker.errors import InvalidConfigurationError, InvalidReplicationFactorError, UnknownNodeError
+from broker.errors import (
+    InvalidConfigurationError,
+    InvalidReplicationFactorError,
+    UnknownNodeError,
+)
 from broker.scenario import ScenarioError, load_scenario, parse_duration_ms
 from broker.simulation import Simulation
 from exporter.cli import main

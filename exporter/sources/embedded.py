@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any, ContextManager, Sequence
 
 from broker.mbeans.names import ObjectNamePattern
 from broker.server import ServerNode
@@ -9,8 +10,8 @@ from exporter.sample import NO_VALUE, Collection, Sample, SourceError
 
 
 class EmbeddedSource:
-    def __init__(self, name: str, node: ServerNode, includes: list[str] = (), excludes: list[str] = (),
-                 lock=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, name: str, node: ServerNode, includes: Sequence[str] = (), excludes: Sequence[str] = (),
+                 lock: ContextManager[Any] | None = None) -> None:
         self.name = name
         self.node = node
         self.includes = [ObjectNamePattern(p) for p in includes]
