@@ -1,9 +1,12 @@
 """Helpers for tests that need a real JVM: in CI a missing JDK fails the test instead of skipping it."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
+import threading
+from typing import Iterator
 
 import pytest
 
@@ -51,3 +54,27 @@ def free_port_block(n: int) -> int:
             for sock in socks:
                 sock.close()
     raise RuntimeError("no block of free ports found")
+
+
+@contextlib.contextmanager
+def hung_jmx_url() -> Iterator[str]:
+    """A JMX URL whose port accepts connections and never answers: a hung JVM."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"service:jmx:rmi:///jndi/rmi://127.0.0.1:{listener.getsockname()[1]}/jmxrmi"
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()

@@ -1,14 +1,12 @@
 """The exporter daemon: background collection per target, /metrics from the last results, health
 metrics, TLS and basic auth, configuration errors."""
-import socket
 import subprocess
-import threading
 import time
 
 import pytest
 import requests
 from conftest import make_cluster
-from jvm_support import free_port_block, require_jdk
+from jvm_support import free_port_block, hung_jmx_url, require_jdk
 
 from exporter.collector import Target
 from exporter.config import PrometheusSpec, load_config
@@ -83,29 +81,22 @@ def test_a_dead_target_goes_down_without_stale_series_and_others_stay(running):
 
 def test_a_hung_target_times_out_while_the_others_stay_on_time():
     require_jdk()
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    hung_port = listener.getsockname()[1]
-    threading.Thread(target=lambda: [listener.accept() for _ in range(8)], daemon=True).start()
     c = make_cluster(topics=())
-    targets = embedded_targets(c, interval_s=0.2, timeout_s=2.0)
-    targets.append(Target("hung", "broker", JmxSource("hung", f"service:jmx:rmi:///jndi/rmi://127.0.0.1:{hung_port}/jmxrmi",
-                                                        timeout_ms=1_000), "9", {}, 0.2, 1.0))
-    d = Daemon("prod", targets, builtin_rules(), PrometheusSpec(port=free_port_block(1)))
-    d.start()
-    try:
-        assert wait_for(lambda: d.workers[-1].errors["timeout"] >= 1, 10)
-        counts = [w.result is not None and w.result.up for w in d.workers[:-1]]
-        assert all(counts)
-        started = time.monotonic()
-        d.renderer.render()
-        text = scrape(d.url)
-        assert time.monotonic() - started < 1.0
-        assert [s for s in series(text, "kafkajmx_target_up") if 'node="hung"' in s][0].endswith(" 0.0")
-    finally:
-        d.stop()
-        listener.close()
+    with hung_jmx_url() as url:
+        targets = embedded_targets(c, interval_s=0.2, timeout_s=2.0)
+        targets.append(Target("hung", "broker", JmxSource("hung", url, timeout_ms=1_000), "9", {}, 0.2, 1.0))
+        d = Daemon("prod", targets, builtin_rules(), PrometheusSpec(port=free_port_block(1)))
+        d.start()
+        try:
+            assert wait_for(lambda: d.workers[-1].errors["timeout"] >= 1, 10)
+            assert all(w.result is not None and w.result.up for w in d.workers[:-1])
+            started = time.monotonic()
+            d.renderer.render()
+            text = scrape(d.url)
+            assert time.monotonic() - started < 1.0
+            assert [s for s in series(text, "kafkajmx_target_up") if 'node="hung"' in s][0].endswith(" 0.0")
+        finally:
+            d.stop()
 
 
 def test_metrics_endpoint_with_tls_and_basic_auth(tmp_path):

@@ -6,7 +6,7 @@ import time
 
 import pytest
 from conftest import make_cluster
-from jvm_support import free_port_block, require_jdk, require_jolokia
+from jvm_support import free_port_block, hung_jmx_url, require_jdk, require_jolokia
 
 from broker.jmx.publisher import JmxAuth, JmxPublisher, JmxTls
 from exporter.sample import SourceError
@@ -222,22 +222,10 @@ def test_a_broken_connection_reconnects_with_backoff(published):
 
 def test_a_hung_target_times_out():
     require_jdk()
-    import socket
-    import threading
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    port = listener.getsockname()[1]
-    accepted = []
-    threading.Thread(target=lambda: [accepted.append(listener.accept()) for _ in range(4)], daemon=True).start()
-    try:
-        src = JmxSource("hung", f"service:jmx:rmi:///jndi/rmi://127.0.0.1:{port}/jmxrmi", timeout_ms=1_500)
+    with hung_jmx_url() as url:
+        src = JmxSource("hung", url, timeout_ms=1_500)
         started = time.monotonic()
         with pytest.raises(SourceError) as e:
             src.read()
         assert e.value.kind == "timeout" and "no answer within 1500 ms" in str(e.value)
         assert time.monotonic() - started < 5
-    finally:
-        listener.close()
-        for conn, _ in accepted:
-            conn.close()
