@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     rtest.add_argument("--mbeans", required=True, metavar="DUMP.json", help="output of kafka-jmx simulate --dump")
     rtest.add_argument("--node", action="append", default=[], help="only these nodes (repeatable)")
 
+    gen = sub.add_parser("generate", help="write the Zabbix templates and Prometheus rules from the catalog",
+                         description="Regenerate templates/zabbix and templates/prometheus from catalog/kafka-4x.yaml.")
+    gen.add_argument("--check", action="store_true", help="only report files that differ (exit 1 if any)")
+
     cluster = sub.add_parser("cluster", help="the embedded cluster on the wall clock")
     csub = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
     run = csub.add_parser("run", help="run a scenario on the wall clock, printing its events")
@@ -105,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(args)
         if args.command == "rules":
             return cmd_rules_test(args)
+        if args.command == "generate":
+            return cmd_generate(args)
     except (ScenarioError, ConfigError, ExporterConfigError) as e:
         print(f"kafka-jmx: {e}", file=sys.stderr)
         return 2
@@ -122,6 +128,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     daemon = Daemon.from_config(config)
     print(f"kafka-jmx: serving {daemon.url} for {len(daemon.workers)} targets", flush=True)
     daemon.serve_forever()
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from exporter.catalog import generate
+    if args.check:
+        stale = generate.stale()
+        for path in stale:
+            print(f"stale: {path} (run kafka-jmx generate)")
+        return 1 if stale else 0
+    for path in generate.write():
+        print(f"wrote {path}")
     return 0
 
 

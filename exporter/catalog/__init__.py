@@ -1,0 +1,1 @@
+"""The metric catalog (catalog/kafka-4x.yaml) and the artifacts generated from it."""

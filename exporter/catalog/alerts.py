@@ -1,0 +1,40 @@
+"""Prometheus alerting rules from the catalog's triggers (same checks, Strimzi-profile names)."""
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from exporter.catalog.model import Catalog
+
+HEADER = "# Generated from catalog/kafka-4x.yaml by `kafka-jmx generate`; do not edit by hand.\n"
+
+
+def _summary(text: str, catalog: Catalog) -> str:
+    """A trigger name with Zabbix macros turned into alert template fields or their defaults."""
+    text = text.replace("{HOST.NAME}", "{{ $labels.node }}").replace("{$KAFKA.CLUSTER.GROUP}", "{{ $labels.cluster }}")
+    text = text.replace("{ITEM.LASTVALUE1}", "{{ $value }}")
+    return re.sub(r"\{\$[A-Z0-9_.]+\}", lambda m: catalog.macro(m.group(0)).value, text)
+
+
+def render(catalog: Catalog, brokers_min: int | None = None, election_latency_max_ms: float | None = None) -> dict:
+    params = {
+        "brokers_min": brokers_min if brokers_min is not None else int(catalog.macro("{$KAFKA.BROKERS.MIN}").value),
+        "election_latency_max": election_latency_max_ms if election_latency_max_ms is not None
+        else float(catalog.macro("{$KAFKA.ELECTION.LATENCY.MAX.WARN}").value),
+    }
+    rules = []
+    for t in catalog.triggers:
+        a = t.alert
+        rules.append({
+            "alert": a.name,
+            "expr": re.sub(r"\{(brokers_min|election_latency_max)\}", lambda m: f"{params[m.group(1)]:g}", a.expr),
+            "for": a.for_,
+            "labels": {"severity": a.severity, "scope": t.zabbix_scope},
+            "annotations": {"summary": _summary(t.name, catalog), "description": t.description},
+        })
+    return {"groups": [{"name": "kafka-4x", "rules": rules}]}
+
+
+def serialize(doc: dict) -> str:
+    return HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000)

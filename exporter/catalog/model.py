@@ -1,0 +1,208 @@
+"""The catalog as frozen dataclasses, loaded with errors that name the line and the field."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from broker.mbeans.names import ObjectName
+from exporter.yamlconf import Doc, read_text
+
+CATALOG_PATH = Path(__file__).resolve().parents[2] / "catalog" / "kafka-4x.yaml"
+ROLES = ("broker", "controller", "both")
+VALUE_TYPES = ("UNSIGNED", "FLOAT", "CHAR", "TEXT")
+PRIORITIES = ("INFO", "WARNING", "AVERAGE", "HIGH", "DISASTER")
+PREPROCESSING = {"CHANGE_PER_SECOND", "SIMPLE_CHANGE", "MULTIPLIER", "DISCARD_UNCHANGED_HEARTBEAT"}
+FUNCTIONS = ("max", "min", "sum", "count", "avg")
+MACRO = re.compile(r"^\{\$[A-Z0-9_.]+\}$")
+
+
+@dataclass(frozen=True)
+class ZabbixItem:
+    name: str
+    value_type: str
+    component: str
+    units: str = ""
+    preprocessing: tuple[tuple[str, str], ...] = ()     # (type, parameter)
+    valuemap: str | None = None
+
+
+@dataclass(frozen=True)
+class Metric:
+    id: str
+    mbean: str
+    attribute: str
+    role: str
+    description: str
+    zabbix: ZabbixItem
+    prometheus: str | None = None
+    lld: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f'jmx["{self.mbean}","{self.attribute}"]'
+
+    def on(self, role: str) -> bool:
+        return self.role in (role, "both")
+
+
+@dataclass(frozen=True)
+class ClusterItem:
+    id: str
+    name: str
+    function: str
+    metric: str
+
+    @property
+    def key(self) -> str:
+        return f"kafka.cluster.{self.id}"
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    expr: str
+    for_: str
+    severity: str
+
+
+@dataclass(frozen=True)
+class Trigger:
+    id: str
+    scope: str
+    name: str
+    expression: str
+    priority: str
+    description: str
+    alert: Alert
+    metric: str | None = None
+    manual_close: bool = False
+    zabbix_scope: str = "notice"
+
+
+@dataclass(frozen=True)
+class Macro:
+    macro: str
+    value: str
+    description: str
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class Catalog:
+    metrics: tuple[Metric, ...]
+    cluster_items: tuple[ClusterItem, ...]
+    triggers: tuple[Trigger, ...]
+    macros: tuple[Macro, ...]
+    source: str = ""
+    by_id: dict[str, Metric] = field(default_factory=dict, compare=False)
+
+    def metric(self, metric_id: str) -> Metric:
+        return self.by_id[metric_id]
+
+    def macro(self, name: str) -> Macro:
+        return next(m for m in self.macros if m.macro == name)
+
+
+def _str(doc: Doc, d: dict, path: tuple, key: str, default: str | None = None) -> str:
+    if key not in d:
+        if default is None:
+            doc.fail(path, f"missing required field {key!r}")
+        return default or ""
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+        doc.fail(path + (key,), f"expected a string, got {type(v).__name__}")
+        return ""
+    return str(v)
+
+
+def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
+    source = str(path)
+    doc = Doc(read_text(source), source)
+    data = doc.data if isinstance(doc.data, dict) else {}
+    metrics: list[Metric] = []
+    ids: dict[str, Metric] = {}
+    for i, m in enumerate(data.get("metrics") or []):
+        p = ("metrics", i)
+        mid = _str(doc, m, p, "id")
+        mbean = _str(doc, m, p, "mbean")
+        try:
+            ObjectName.parse(mbean)
+        except ValueError as e:
+            doc.fail(p + ("mbean",), str(e))
+        role = _str(doc, m, p, "role")
+        if role not in ROLES:
+            doc.fail(p + ("role",), f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        z = m.get("zabbix") or {}
+        zp = p + ("zabbix",)
+        vt = _str(doc, z, zp, "value_type")
+        if vt not in VALUE_TYPES:
+            doc.fail(zp + ("value_type",), f"value_type must be one of {', '.join(VALUE_TYPES)}, got {vt!r}")
+        steps = []
+        for j, step in enumerate(z.get("preprocessing") or []):
+            kind, _, param = str(step).partition(" ")
+            if kind not in PREPROCESSING:
+                doc.fail(zp + ("preprocessing", j), f"unknown preprocessing {kind!r} (use: {', '.join(sorted(PREPROCESSING))})")
+            steps.append((kind, param))
+        item = ZabbixItem(_str(doc, z, zp, "name"), vt, _str(doc, z, zp, "component"), _str(doc, z, zp, "units", ""),
+                          tuple(steps), z.get("valuemap"))
+        metric = Metric(mid, mbean, _str(doc, m, p, "attribute"), role, _str(doc, m, p, "description"), item,
+                        m.get("prometheus"), m.get("lld"))
+        if mid in ids:
+            doc.fail(p + ("id",), f"metric id {mid!r} is used twice")
+        ids[mid] = metric
+        metrics.append(metric)
+    cluster_items = []
+    for i, c in enumerate(data.get("cluster_items") or []):
+        p = ("cluster_items", i)
+        ci = ClusterItem(_str(doc, c, p, "id"), _str(doc, c, p, "name"), _str(doc, c, p, "function"),
+                         _str(doc, c, p, "metric"))
+        if ci.function not in FUNCTIONS:
+            doc.fail(p + ("function",), f"function must be one of {', '.join(FUNCTIONS)}")
+        if ci.metric not in ids:
+            doc.fail(p + ("metric",), f"unknown metric {ci.metric!r}")
+        cluster_items.append(ci)
+    cluster_ids = {c.id for c in cluster_items}
+    macros = []
+    for i, m in enumerate(data.get("macros") or []):
+        p = ("macros", i)
+        macro = Macro(_str(doc, m, p, "macro"), _str(doc, m, p, "value", ""), _str(doc, m, p, "description"),
+                      bool(m.get("secret", False)))
+        if not MACRO.match(macro.macro):
+            doc.fail(p + ("macro",), f"not a user macro: {macro.macro!r} (expected {{$NAME}})")
+        macros.append(macro)
+    known_macros = {m.macro for m in macros}
+    triggers = []
+    for i, t in enumerate(data.get("triggers") or []):
+        p = ("triggers", i)
+        scope = _str(doc, t, p, "scope")
+        expression = _str(doc, t, p, "expression")
+        metric_id = t.get("metric")
+        if scope == "host":
+            if metric_id not in ids:
+                doc.fail(p + ("metric",), f"unknown metric {metric_id!r}")
+            if "{item}" not in expression:
+                doc.fail(p + ("expression",), "a host trigger refers to its item as {item}")
+        elif scope == "cluster":
+            for ref in re.findall(r"\{cluster:(\w+)\}", expression):
+                if ref not in cluster_ids:
+                    doc.fail(p + ("expression",), f"unknown cluster item {ref!r}")
+        else:
+            doc.fail(p + ("scope",), f"scope must be host or cluster, got {scope!r}")
+        for macro in re.findall(r"\{\$[A-Z0-9_.]+\}", expression + _str(doc, t, p, "name")):
+            if macro not in known_macros:
+                doc.fail(p, f"macro {macro} is not defined under macros")
+        priority = _str(doc, t, p, "priority")
+        if priority not in PRIORITIES:
+            doc.fail(p + ("priority",), f"priority must be one of {', '.join(PRIORITIES)}")
+        a = t.get("alert") or {}
+        alert = Alert(_str(doc, a, p + ("alert",), "name"), _str(doc, a, p + ("alert",), "expr"),
+                      _str(doc, a, p + ("alert",), "for", "0m"), _str(doc, a, p + ("alert",), "severity"))
+        zscope = _str(doc, t, p, "zabbix_scope", "notice")
+        if zscope not in ("availability", "performance", "notice", "capacity", "security"):
+            doc.fail(p + ("zabbix_scope",), f"unknown scope tag {zscope!r}")
+        triggers.append(Trigger(_str(doc, t, p, "id"), scope, _str(doc, t, p, "name"), expression, priority,
+                                _str(doc, t, p, "description"), alert, metric_id,
+                                bool(t.get("manual_close", False)), zscope))
+    doc.check()
+    return Catalog(tuple(metrics), tuple(cluster_items), tuple(triggers), tuple(macros), source, ids)

@@ -1,0 +1,231 @@
+"""Zabbix templates from the catalog (export format 6.0, or 7.0 with template_groups).
+
+Templates: a node template per transport (items every KRaft process has), broker and controller
+templates linking it, their trapper twins with identical keys (fed by the exporter), the cluster
+template (calculated aggregates over the cluster's host group, one problem per cluster), and
+"Apache Kafka 4.x by JMX", the entry point linking broker and controller for combined nodes.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import yaml
+
+from exporter.catalog.model import Catalog, Metric, Trigger
+
+GROUP = "Templates/Applications"
+NODE, BROKER, CONTROLLER = "node", "broker", "controller"
+JMX_ENDPOINT = "service:jmx:rmi:///jndi/rmi://{HOST.CONN}:{HOST.PORT}/jmxrmi"
+TEMPLATE_NAMES = {
+    ("jmx", NODE): "Apache Kafka 4.x node by JMX",
+    ("jmx", BROKER): "Apache Kafka 4.x broker by JMX",
+    ("jmx", CONTROLLER): "Apache Kafka 4.x controller by JMX",
+    ("trapper", NODE): "Apache Kafka 4.x node by trapper",
+    ("trapper", BROKER): "Apache Kafka 4.x broker by trapper",
+    ("trapper", CONTROLLER): "Apache Kafka 4.x controller by trapper",
+}
+CLUSTER_TEMPLATE = "Apache Kafka 4.x cluster"
+ENTRY_TEMPLATE = "Apache Kafka 4.x by JMX"
+TOPIC_LLD = {"jmx": 'jmx.discovery[beans,"kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=*"]',
+             "trapper": "kafka.discovery.topics"}
+BROKER_STATES = ((0, "NOT_RUNNING"), (1, "STARTING"), (2, "RECOVERY"), (3, "RUNNING"),
+                 (6, "PENDING_CONTROLLED_SHUTDOWN"), (7, "SHUTTING_DOWN"), (127, "UNKNOWN"))
+HEADER = "# Generated from catalog/kafka-4x.yaml by `kafka-jmx generate`; do not edit by hand.\n"
+
+
+def uuid_for(*parts: str) -> str:
+    """A v4-form uuid (32 hex) that depends only on parts, so regenerating changes nothing."""
+    b = bytearray(hashlib.sha256("\x1f".join(parts).encode()).digest()[:16])
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    return b.hex()
+
+
+def _slot(metric: Metric) -> str:
+    return NODE if metric.role == "both" else metric.role
+
+
+def _preprocessing(metric: Metric) -> list[dict[str, Any]]:
+    steps = []
+    for kind, param in metric.zabbix.preprocessing:
+        steps.append({"type": kind, "parameters": [param]})
+    return steps
+
+
+def _item(metric: Metric, template: str, transport: str, key: str | None = None, name: str | None = None) -> dict:
+    z = metric.zabbix
+    item: dict[str, Any] = {"uuid": uuid_for(template, "item", key or metric.key), "name": name or z.name}
+    if transport == "jmx":
+        item["type"] = "JMX"
+    else:
+        item["type"] = "TRAP"
+    item["key"] = key or metric.key
+    if transport == "jmx":
+        item["delay"] = "{$KAFKA.INTERVAL}"
+    item["history"] = "7d"
+    if z.value_type != "UNSIGNED":
+        item["value_type"] = z.value_type
+    if z.value_type in ("CHAR", "TEXT"):
+        item["trends"] = "0"
+    if z.units:
+        item["units"] = z.units
+    if transport == "jmx":
+        item["username"] = "{$KAFKA.USER}"
+        item["password"] = "{$KAFKA.PASSWORD}"
+    item["description"] = metric.description
+    if z.valuemap:
+        item["valuemap"] = {"name": z.valuemap}
+    steps = _preprocessing(metric)
+    if steps:
+        item["preprocessing"] = steps
+    if transport == "jmx":
+        item["jmx_endpoint"] = JMX_ENDPOINT
+    item["tags"] = [{"tag": "component", "value": z.component}]
+    return item
+
+
+def _trigger(t: Trigger, template: str, expression: str) -> dict:
+    out: dict[str, Any] = {"uuid": uuid_for(template, "trigger", t.id), "expression": expression, "name": t.name,
+                           "priority": t.priority, "description": t.description}
+    if t.manual_close:
+        out["manual_close"] = "YES"
+    out["tags"] = [{"tag": "scope", "value": t.zabbix_scope}]
+    return out
+
+
+def _macros(catalog: Catalog, template: dict) -> list[dict]:
+    text = yaml.safe_dump(template)
+    used = sorted(set(re.findall(r"\{\$[A-Z0-9_.]+\}", text)))
+    out = []
+    for name in used:
+        m = catalog.macro(name)
+        entry: dict[str, Any] = {"macro": m.macro, "value": m.value}
+        if m.secret:
+            entry["type"] = "SECRET_TEXT"
+        entry["description"] = m.description
+        out.append(entry)
+    return out
+
+
+def _topic_discovery(catalog: Catalog, template: str, transport: str) -> dict:
+    prototypes = []
+    for m in catalog.metrics:
+        if m.lld != "topic":
+            continue
+        key = f'jmx["{m.mbean},topic={{#JMXTOPIC}}","{m.attribute}"]'
+        proto = _item(m, template, transport, key=key, name=f"Topic {{#JMXTOPIC}}: {m.zabbix.name}")
+        proto["tags"].append({"tag": "topic", "value": "{#JMXTOPIC}"})
+        prototypes.append(proto)
+    rule: dict[str, Any] = {"uuid": uuid_for(template, "lld", "topics"), "name": "Topics",
+                            "type": "JMX" if transport == "jmx" else "TRAP", "key": TOPIC_LLD[transport]}
+    if transport == "jmx":
+        rule["delay"] = "1h"
+        rule["username"] = "{$KAFKA.USER}"
+        rule["password"] = "{$KAFKA.PASSWORD}"
+    rule["lifetime"] = "7d"
+    rule["description"] = ("Topics led by this broker (per-topic BrokerTopicMetrics exist only on leaders)."
+                           if transport == "jmx" else "Topics led by this broker, sent by the kafka-jmx exporter.")
+    rule["filter"] = {"evaltype": "AND", "conditions": [
+        {"macro": "{#JMXTOPIC}", "value": "{$KAFKA.TOPIC.MATCHES}", "formulaid": "A"},
+        {"macro": "{#JMXTOPIC}", "value": "{$KAFKA.TOPIC.NOT_MATCHES}", "operator": "NOT_MATCHES_REGEX",
+         "formulaid": "B"}]}
+    rule["item_prototypes"] = prototypes
+    if transport == "jmx":
+        rule["jmx_endpoint"] = JMX_ENDPOINT
+    return rule
+
+
+def _role_template(catalog: Catalog, transport: str, slot: str) -> dict:
+    name = TEMPLATE_NAMES[(transport, slot)]
+    metrics = [m for m in catalog.metrics if _slot(m) == slot]
+    items = []
+    for m in metrics:
+        item = _item(m, name, transport)
+        triggers = [_trigger(t, name, t.expression.replace("{item}", f"/{name}/{m.key}"))
+                    for t in catalog.triggers if t.scope == "host" and t.metric == m.id]
+        if triggers:
+            item["triggers"] = triggers
+        items.append(item)
+    how = ("read by the Zabbix Java gateway over JMX" if transport == "jmx"
+           else "pushed by the kafka-jmx exporter (trapper items with the JMX template's keys)")
+    roles = {NODE: "every Apache Kafka 4.x (KRaft) process, broker or controller",
+             BROKER: "Apache Kafka 4.x brokers (process.roles=broker)",
+             CONTROLLER: "Apache Kafka 4.x KRaft controllers (process.roles=controller)"}
+    template: dict[str, Any] = {"uuid": uuid_for(name), "template": name, "name": name,
+                                "description": f"Metrics of {roles[slot]}, {how}. "
+                                               "Generated from the kafka-jmx metric catalog."}
+    template["groups"] = [{"name": GROUP}]
+    if slot != NODE:
+        template["templates"] = [{"name": TEMPLATE_NAMES[(transport, NODE)]}]
+    template["items"] = items
+    if slot == BROKER:
+        template["discovery_rules"] = [_topic_discovery(catalog, name, transport)]
+    template["tags"] = [{"tag": "class", "value": "application"}, {"tag": "target", "value": "apache-kafka"}]
+    macros = _macros(catalog, template)
+    if macros:
+        template["macros"] = macros
+    if slot == BROKER:
+        template["valuemaps"] = [{"uuid": uuid_for(name, "valuemap", "Kafka broker state"), "name": "Kafka broker state",
+                                  "mappings": [{"value": str(v), "newvalue": n} for v, n in BROKER_STATES]}]
+    return template
+
+
+def _cluster_template(catalog: Catalog) -> dict:
+    name = CLUSTER_TEMPLATE
+    items = []
+    for c in catalog.cluster_items:
+        metric = catalog.metric(c.metric)
+        params = f'{c.function}(last_foreach(/*/{metric.key}?[group="{{$KAFKA.CLUSTER.GROUP}}"]))'
+        item: dict[str, Any] = {"uuid": uuid_for(name, "item", c.key), "name": c.name, "type": "CALCULATED",
+                                "key": c.key, "delay": "{$KAFKA.INTERVAL}", "history": "7d", "value_type": "FLOAT",
+                                "params": params,
+                                "description": f"{c.function} of {metric.mbean} {metric.attribute} over the hosts of "
+                                               "{$KAFKA.CLUSTER.GROUP}.",
+                                "tags": [{"tag": "component", "value": "cluster"}]}
+        items.append(item)
+    triggers = []
+    for t in catalog.triggers:
+        if t.scope != "cluster":
+            continue
+        expression = re.sub(r"\{cluster:(\w+)\}", lambda m: f"/{name}/kafka.cluster.{m.group(1)}", t.expression)
+        triggers.append(_trigger(t, name, expression))
+    template: dict[str, Any] = {"uuid": uuid_for(name), "template": name, "name": name,
+                                "description": "Cluster-wide checks of an Apache Kafka 4.x (KRaft) cluster: aggregates "
+                                               "of the controllers' metrics over the host group {$KAFKA.CLUSTER.GROUP} "
+                                               "(works with the JMX and the trapper templates). Link it to one host per "
+                                               "cluster. Generated from the kafka-jmx metric catalog.",
+                                "groups": [{"name": GROUP}], "items": items,
+                                "tags": [{"tag": "class", "value": "application"},
+                                         {"tag": "target", "value": "apache-kafka"}]}
+    template["macros"] = _macros(catalog, {"items": items, "triggers": triggers})
+    template_triggers = triggers
+    return {"template": template, "triggers": template_triggers}
+
+
+def render(catalog: Catalog, version: str = "6.0") -> dict:
+    if version not in ("6.0", "7.0"):
+        raise ValueError(f"unsupported Zabbix export version {version!r} (use 6.0 or 7.0)")
+    templates = [_role_template(catalog, transport, slot)
+                 for transport in ("jmx", "trapper") for slot in (NODE, BROKER, CONTROLLER)]
+    cluster = _cluster_template(catalog)
+    templates.append(cluster["template"])
+    templates.append({"uuid": uuid_for(ENTRY_TEMPLATE), "template": ENTRY_TEMPLATE, "name": ENTRY_TEMPLATE,
+                      "description": "Apache Kafka 4.x (KRaft) by JMX: links the broker and the controller templates, "
+                                     "for nodes with process.roles=broker,controller. Link the role templates directly "
+                                     "to dedicated brokers and controllers.",
+                      "groups": [{"name": GROUP}],
+                      "templates": [{"name": TEMPLATE_NAMES[("jmx", BROKER)]},
+                                    {"name": TEMPLATE_NAMES[("jmx", CONTROLLER)]}],
+                      "tags": [{"tag": "class", "value": "application"}, {"tag": "target", "value": "apache-kafka"}]})
+    groups_key = "groups" if version == "6.0" else "template_groups"
+    export: dict[str, Any] = {"version": version, groups_key: [{"uuid": uuid_for("group", GROUP), "name": GROUP}],
+                              "templates": templates}
+    if cluster["triggers"]:
+        export["triggers"] = cluster["triggers"]
+    return {"zabbix_export": export}
+
+
+def serialize(doc: dict) -> str:
+    return HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000)

@@ -1,0 +1,122 @@
+"""The catalog against the embedded cluster, the built-in rules and the committed artifacts."""
+import re
+
+import pytest
+import yaml
+
+from broker.structs import TopicPartition
+from conftest import make_cluster
+from exporter.catalog import generate, zabbix
+from exporter.catalog.model import load_catalog
+from exporter.rulesets import builtin_rules
+from exporter.sources.embedded import EmbeddedSource
+
+UUID = re.compile(r"^[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}$")
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+@pytest.fixture(scope="module")
+def faulted_cluster():
+    """A cluster where every catalog MBean has appeared: traffic, and one NOT_ENOUGH_REPLICAS."""
+    c = make_cluster()
+    p = c.producer("p")
+    for i in range(20):
+        p.send("orders", i, key=str(i).encode())
+    c.consumer("c", "g", ["orders"], {"auto.offset.reset": "earliest"})
+    c.run_for(10_000)
+    state = c.active_controller().image.partition("orders", 0)
+    for f in [r for r in state.replicas if r != state.leader]:
+        c.kill(f"broker-{f}")
+    c.run_for(12_000)
+    c.producer("strict", {"acks": "all", "delivery.timeout.ms": 2_000}).send("orders", "x", partition=0)
+    c.run_for(3_000)
+    return c
+
+
+def test_every_catalog_mbean_exists_on_its_role(catalog, faulted_cluster):
+    c = faulted_cluster
+    for m in catalog.metrics:
+        roles = ("broker", "controller") if m.role == "both" else (m.role,)
+        for node in c.servers.values():
+            if not node.alive:
+                continue
+            present = m.mbean in node.mbeans
+            if node.role in roles:
+                if m.id == "produce_not_enough_replicas":
+                    continue            # created on a broker's first such error, checked below
+                assert present, f"{m.mbean} missing on {node.name}"
+                assert m.attribute in node.mbeans.read(m.mbean), f"{m.mbean} has no {m.attribute}"
+            elif m.role == "controller":
+                # KRaft: controller metrics live only on controllers (request metrics exist on both roles)
+                assert not present, f"{m.mbean} should not exist on {node.role} {node.name}"
+    errors = c.values("kafka.network:type=RequestMetrics,name=ErrorsPerSec,request=Produce,error=NOT_ENOUGH_REPLICAS",
+                      "Count")
+    assert sum(errors.values()) >= 1
+
+
+def test_prometheus_names_are_what_the_builtin_rules_make(catalog, faulted_cluster):
+    rules = builtin_rules()
+    produced: set[str] = set()
+    for name, node in faulted_cluster.servers.items():
+        if node.alive:
+            for m in rules.apply(EmbeddedSource(name, node).read().samples):
+                labels = ",".join(f'{k}="{v}"' for k, v in m.labels)
+                produced.add(m.name)
+                produced.add(f"{m.name}{{{labels}}}")
+    for m in catalog.metrics:
+        if not m.prometheus:
+            continue
+        name, _, labels = m.prometheus.partition("{")
+        assert name in produced, f"{m.id}: the built-in rules make no {name}"
+        if labels:
+            wanted = dict(kv.split("=", 1) for kv in labels.rstrip("}").split(","))
+            assert any(p.startswith(name + "{") and all(f"{k}={v}" in p for k, v in wanted.items())
+                       for p in produced), f"{m.id}: no {m.prometheus}"
+
+
+def test_generated_files_are_current():
+    assert generate.stale() == [], "run `kafka-jmx generate` and commit the result"
+
+
+def test_zabbix_templates_are_well_formed(catalog):
+    doc = zabbix.render(catalog, "6.0")["zabbix_export"]
+    uuids = re.findall(r"uuid': '([0-9a-f]+)'", str(doc))
+    assert uuids and all(UUID.match(u) for u in uuids) and len(uuids) == len(set(uuids))
+    names = {t["name"] for t in doc["templates"]}
+    assert {"Apache Kafka 4.x by JMX", "Apache Kafka 4.x broker by JMX", "Apache Kafka 4.x controller by JMX",
+            "Apache Kafka 4.x broker by trapper", "Apache Kafka 4.x controller by trapper",
+            "Apache Kafka 4.x cluster"} <= names
+    jmx_keys = {i["key"] for t in doc["templates"] if t["name"].endswith("by JMX") for i in t.get("items", [])}
+    trap_keys = {i["key"] for t in doc["templates"] if t["name"].endswith("by trapper") for i in t.get("items", [])}
+    assert jmx_keys == trap_keys == {m.key for m in catalog.metrics}
+    # triggers reference items of their own template; cluster checks live once, in the cluster template
+    for t in doc["templates"]:
+        for item in t.get("items", []):
+            for trig in item.get("triggers", []):
+                assert f"/{t['name']}/{item['key']}" in trig["expression"]
+    assert all("/Apache Kafka 4.x cluster/" in trig["expression"] for trig in doc["triggers"])
+    seed = [trig for trig in doc["triggers"] if "KAFKA.BROKERS.MIN" in trig["expression"]]
+    assert seed and seed[0]["expression"] == "last(/Apache Kafka 4.x cluster/kafka.cluster.active_brokers)<{$KAFKA.BROKERS.MIN}"
+    # regenerating gives identical uuids
+    assert zabbix.render(catalog, "6.0") == zabbix.render(load_catalog(), "6.0")
+
+
+def test_seven_zero_format_uses_template_groups(catalog):
+    doc = yaml.safe_load(zabbix.serialize(zabbix.render(catalog, "7.0")))["zabbix_export"]
+    assert doc["version"] == "7.0" and "template_groups" in doc and "groups" not in doc
+
+
+def test_catalog_errors_name_line_and_field(tmp_path):
+    from exporter.yamlconf import ConfigError
+    bad = tmp_path / "c.yaml"
+    bad.write_text("metrics:\n  - {id: x, mbean: 'not a name', attribute: Value, role: both, description: d,\n"
+                   "     zabbix: {name: n, value_type: NUMBER, component: c}}\n")
+    with pytest.raises(ConfigError) as e:
+        load_catalog(bad)
+    text = str(e.value)
+    assert "c.yaml:2: metrics[0].mbean: not an ObjectName" in text
+    assert "metrics[0].zabbix.value_type: value_type must be one of" in text
