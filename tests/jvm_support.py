@@ -32,12 +32,17 @@ def require_jolokia() -> None:
     pytest.skip(message)
 
 
-def free_port_block(n: int) -> int:
-    """A first port p with p..p+n-1 free on 127.0.0.1 right now."""
+def free_port_block(n: int, low: int | None = None, high: int = 32000) -> int:
+    """A first port p with p..p+n-1 free on 127.0.0.1 right now; with low, searched in [low, high)
+    (Zabbix accepts listen ports up to 32767 only)."""
+    import random
     for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
+        if low is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                base = s.getsockname()[1]
+        else:
+            base = random.randrange(low, high - n)
         if base + n >= 65535:
             continue
         socks = []

@@ -90,9 +90,14 @@ def test_zabbix_templates_are_well_formed(catalog):
     assert {"Apache Kafka 4.x by JMX", "Apache Kafka 4.x broker by JMX", "Apache Kafka 4.x controller by JMX",
             "Apache Kafka 4.x broker by trapper", "Apache Kafka 4.x controller by trapper",
             "Apache Kafka 4.x cluster"} <= names
-    jmx_keys = {i["key"] for t in doc["templates"] if t["name"].endswith("by JMX") for i in t.get("items", [])}
-    trap_keys = {i["key"] for t in doc["templates"] if t["name"].endswith("by trapper") for i in t.get("items", [])}
-    assert jmx_keys == trap_keys == {m.key for m in catalog.metrics}
+    by_name = {t["name"]: t for t in doc["templates"]}
+    for role in ("broker", "controller"):
+        keys = {m.key for m in catalog.metrics if m.on(role)}
+        for transport in ("JMX", "trapper"):
+            assert {i["key"] for i in by_name[f"Apache Kafka 4.x {role} by {transport}"]["items"]} == keys
+    for transport in ("JMX", "trapper"):
+        assert {i["key"] for i in by_name[f"Apache Kafka 4.x by {transport}"]["items"]} == {m.key for m in catalog.metrics}
+    assert all("templates" not in t for t in doc["templates"])        # self-contained: no linkage
     # triggers reference items of their own template; cluster checks live once, in the cluster template
     for t in doc["templates"]:
         for item in t.get("items", []):

@@ -1,9 +1,10 @@
 """Zabbix templates from the catalog (export format 6.0, or 7.0 with template_groups).
 
-Templates: a node template per transport (items every KRaft process has), broker and controller
-templates linking it, their trapper twins with identical keys (fed by the exporter), the cluster
-template (calculated aggregates over the cluster's host group, one problem per cluster), and
-"Apache Kafka 4.x by JMX", the entry point linking broker and controller for combined nodes.
+Templates, each self-contained (Zabbix refuses to link one template twice through two paths, so
+the role templates share no parent): broker, controller and combined ("Apache Kafka 4.x by JMX",
+for process.roles=broker,controller), their trapper twins with identical keys (fed by the
+exporter), and the cluster template (calculated aggregates over the cluster's host group, so a
+cluster-wide condition raises one problem per cluster).
 """
 from __future__ import annotations
 
@@ -16,18 +17,17 @@ import yaml
 from exporter.catalog.model import Catalog, Metric, Trigger
 
 GROUP = "Templates/Applications"
-NODE, BROKER, CONTROLLER = "node", "broker", "controller"
+BROKER, CONTROLLER, COMBINED = "broker", "controller", "combined"
 JMX_ENDPOINT = "service:jmx:rmi:///jndi/rmi://{HOST.CONN}:{HOST.PORT}/jmxrmi"
 TEMPLATE_NAMES = {
-    ("jmx", NODE): "Apache Kafka 4.x node by JMX",
     ("jmx", BROKER): "Apache Kafka 4.x broker by JMX",
     ("jmx", CONTROLLER): "Apache Kafka 4.x controller by JMX",
-    ("trapper", NODE): "Apache Kafka 4.x node by trapper",
+    ("jmx", COMBINED): "Apache Kafka 4.x by JMX",
     ("trapper", BROKER): "Apache Kafka 4.x broker by trapper",
     ("trapper", CONTROLLER): "Apache Kafka 4.x controller by trapper",
+    ("trapper", COMBINED): "Apache Kafka 4.x by trapper",
 }
 CLUSTER_TEMPLATE = "Apache Kafka 4.x cluster"
-ENTRY_TEMPLATE = "Apache Kafka 4.x by JMX"
 TOPIC_LLD = {"jmx": 'jmx.discovery[beans,"kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=*"]',
              "trapper": "kafka.discovery.topics"}
 BROKER_STATES = ((0, "NOT_RUNNING"), (1, "STARTING"), (2, "RECOVERY"), (3, "RUNNING"),
@@ -43,8 +43,8 @@ def uuid_for(*parts: str) -> str:
     return b.hex()
 
 
-def _slot(metric: Metric) -> str:
-    return NODE if metric.role == "both" else metric.role
+def _on(metric: Metric, slot: str) -> bool:
+    return slot == COMBINED or metric.on(slot)
 
 
 def _preprocessing(metric: Metric) -> list[dict[str, Any]]:
@@ -139,7 +139,7 @@ def _topic_discovery(catalog: Catalog, template: str, transport: str) -> dict:
 
 def _role_template(catalog: Catalog, transport: str, slot: str) -> dict:
     name = TEMPLATE_NAMES[(transport, slot)]
-    metrics = [m for m in catalog.metrics if _slot(m) == slot]
+    metrics = [m for m in catalog.metrics if _on(m, slot)]
     items = []
     for m in metrics:
         item = _item(m, name, transport)
@@ -150,23 +150,21 @@ def _role_template(catalog: Catalog, transport: str, slot: str) -> dict:
         items.append(item)
     how = ("read by the Zabbix Java gateway over JMX" if transport == "jmx"
            else "pushed by the kafka-jmx exporter (trapper items with the JMX template's keys)")
-    roles = {NODE: "every Apache Kafka 4.x (KRaft) process, broker or controller",
+    roles = {COMBINED: "Apache Kafka 4.x (KRaft) nodes that are broker and controller (process.roles=broker,controller)",
              BROKER: "Apache Kafka 4.x brokers (process.roles=broker)",
              CONTROLLER: "Apache Kafka 4.x KRaft controllers (process.roles=controller)"}
     template: dict[str, Any] = {"uuid": uuid_for(name), "template": name, "name": name,
                                 "description": f"Metrics of {roles[slot]}, {how}. "
                                                "Generated from the kafka-jmx metric catalog."}
     template["groups"] = [{"name": GROUP}]
-    if slot != NODE:
-        template["templates"] = [{"name": TEMPLATE_NAMES[(transport, NODE)]}]
     template["items"] = items
-    if slot == BROKER:
+    if slot != CONTROLLER:
         template["discovery_rules"] = [_topic_discovery(catalog, name, transport)]
     template["tags"] = [{"tag": "class", "value": "application"}, {"tag": "target", "value": "apache-kafka"}]
     macros = _macros(catalog, template)
     if macros:
         template["macros"] = macros
-    if slot == BROKER:
+    if slot != CONTROLLER:
         template["valuemaps"] = [{"uuid": uuid_for(name, "valuemap", "Kafka broker state"), "name": "Kafka broker state",
                                   "mappings": [{"value": str(v), "newvalue": n} for v, n in BROKER_STATES]}]
     return template
@@ -208,17 +206,9 @@ def render(catalog: Catalog, version: str = "6.0") -> dict:
     if version not in ("6.0", "7.0"):
         raise ValueError(f"unsupported Zabbix export version {version!r} (use 6.0 or 7.0)")
     templates = [_role_template(catalog, transport, slot)
-                 for transport in ("jmx", "trapper") for slot in (NODE, BROKER, CONTROLLER)]
+                 for transport in ("jmx", "trapper") for slot in (COMBINED, BROKER, CONTROLLER)]
     cluster = _cluster_template(catalog)
     templates.append(cluster["template"])
-    templates.append({"uuid": uuid_for(ENTRY_TEMPLATE), "template": ENTRY_TEMPLATE, "name": ENTRY_TEMPLATE,
-                      "description": "Apache Kafka 4.x (KRaft) by JMX: links the broker and the controller templates, "
-                                     "for nodes with process.roles=broker,controller. Link the role templates directly "
-                                     "to dedicated brokers and controllers.",
-                      "groups": [{"name": GROUP}],
-                      "templates": [{"name": TEMPLATE_NAMES[("jmx", BROKER)]},
-                                    {"name": TEMPLATE_NAMES[("jmx", CONTROLLER)]}],
-                      "tags": [{"tag": "class", "value": "application"}, {"tag": "target", "value": "apache-kafka"}]})
     groups_key = "groups" if version == "6.0" else "template_groups"
     export: dict[str, Any] = {"version": version, groups_key: [{"uuid": uuid_for("group", GROUP), "name": GROUP}],
                               "templates": templates}

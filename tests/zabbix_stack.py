@@ -1,0 +1,195 @@
+"""A real Zabbix 6.0 for the tests: PostgreSQL, zabbix_server, the Java gateway and the frontend/API,
+all on 127.0.0.1 under a private state folder, stopped by PID.
+
+Debian packages (make test installs them): postgresql zabbix-server-pgsql zabbix-frontend-php
+zabbix-java-gateway php8.2-cli php8.2-pgsql php8.2-gd php8.2-bcmath php8.2-mbstring php8.2-xml php8.2-ldap.
+"""
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+PGBIN = Path("/usr/lib/postgresql/15/bin")
+SCHEMA_DIR = Path("/usr/share/zabbix-server-pgsql")
+FRONTEND = Path("/usr/share/zabbix")
+JAVA_GATEWAY_JAR = Path("/usr/sbin/zabbix-java-gateway.jar")
+REQUIRED = {"postgresql": PGBIN / "initdb", "zabbix-server-pgsql": Path("/usr/sbin/zabbix_server"),
+            "zabbix-frontend-php": FRONTEND / "api_jsonrpc.php", "zabbix-java-gateway": JAVA_GATEWAY_JAR,
+            "php8.2-cli": Path("/usr/bin/php")}
+
+
+def missing_packages() -> list[str]:
+    return [pkg for pkg, path in REQUIRED.items() if not path.exists()]
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
+    result = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {result.stderr or result.stdout}")
+    return result
+
+
+def _wait_port(port: int, timeout: float = 30.0) -> None:
+    import socket
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+class ZabbixStack:
+    def __init__(self, state: Path, pg_port: int, server_port: int, gateway_port: int, web_port: int) -> None:
+        self.state = state
+        self.pg_port, self.server_port, self.gateway_port, self.web_port = pg_port, server_port, gateway_port, web_port
+        self.pids: dict[str, int] = {}
+        self.pgdata = state / "pg" / "data"
+        self.zdir = state / "zabbix"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}/api_jsonrpc.php"
+
+    # -- bring-up ---------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        os.chmod(self.state, 0o755)
+        self._postgres()
+        self._database()
+        self._server()
+        self._gateway()
+        self._frontend()
+
+    def _postgres(self) -> None:
+        (self.state / "pg").mkdir(parents=True)
+        shutil.chown(self.state / "pg", "postgres", "postgres")
+        _run(["runuser", "-u", "postgres", "--", str(PGBIN / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
+              "--auth-local=peer", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"])
+        _run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D", str(self.pgdata), "-l",
+              str(self.state / "pg" / "postgres.log"), "-w", "-o",
+              f"-p {self.pg_port} -k {self.state / 'pg'} -c listen_addresses=127.0.0.1 -c fsync=off "
+              "-c synchronous_commit=off -c full_page_writes=off", "start"])
+
+    def _psql(self, *args: str, user: str = "postgres", stdin: str | None = None) -> None:
+        env = {**os.environ, "PGPASSWORD": "zabbixpw"}
+        cmd = ["psql", "-h", "127.0.0.1" if user != "postgres" else str(self.state / "pg"), "-p", str(self.pg_port),
+               "-U", user, "-v", "ON_ERROR_STOP=1", "-q", *args]
+        if user == "postgres":
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        _run(cmd, input=stdin, env=env)
+
+    def _database(self) -> None:
+        self._psql("-c", "CREATE ROLE zabbix LOGIN PASSWORD 'zabbixpw'",
+                   "-c", "CREATE DATABASE zabbix OWNER zabbix ENCODING 'UTF8' TEMPLATE template0")
+        for name in ("schema", "images", "data"):
+            with gzip.open(SCHEMA_DIR / f"{name}.sql.gz", "rt") as fh:
+                self._psql("-d", "zabbix", user="zabbix", stdin=fh.read())
+
+    def _server(self) -> None:
+        for sub in ("log", "run"):
+            (self.zdir / sub).mkdir(parents=True, exist_ok=True)
+            shutil.chown(self.zdir / sub, "zabbix", "zabbix")
+        conf = self.zdir / "zabbix_server.conf"
+        conf.write_text("\n".join([
+            f"LogFile={self.zdir}/log/zabbix_server.log", "LogFileSize=0", f"PidFile={self.zdir}/run/zabbix_server.pid",
+            f"SocketDir={self.zdir}/run", "DBHost=127.0.0.1", f"DBPort={self.pg_port}", "DBName=zabbix",
+            "DBUser=zabbix", "DBPassword=zabbixpw", "ListenIP=127.0.0.1", f"ListenPort={self.server_port}",
+            "JavaGateway=127.0.0.1", f"JavaGatewayPort={self.gateway_port}", "StartJavaPollers=2", "StartTrappers=3",
+            "StartPollers=2", "StartPollersUnreachable=1", "StartPingers=0", "StartDiscoverers=0",
+            "StartHTTPPollers=0", "StartAlerters=1", "StartDBSyncers=2", "StartPreprocessors=2",
+            "StartLLDProcessors=1", "CacheUpdateFrequency=2", "Timeout=4", "StatsAllowedIP=127.0.0.1", ""]))
+        shutil.chown(conf, "root", "zabbix")
+        os.chmod(conf, 0o640)
+        self.conf = conf
+        _run(["/usr/sbin/zabbix_server", "-c", str(conf)])
+        _wait_port(self.server_port)
+        self.pids["zabbix_server"] = int((self.zdir / "run" / "zabbix_server.pid").read_text())
+
+    def _gateway(self) -> None:
+        log = open(self.zdir / "log" / "java_gateway.log", "w")
+        proc = subprocess.Popen(["setpriv", "--reuid=zabbix", "--regid=zabbix", "--init-groups", "/usr/bin/java",
+                                 "-Xmx128m", "-XX:-UsePerfData", "-Dzabbix.listenIP=127.0.0.1",
+                                 f"-Dzabbix.listenPort={self.gateway_port}", "-Dzabbix.startPollers=2",
+                                 "-Dzabbix.timeout=3", "-Dsun.rmi.transport.tcp.responseTimeout=3000",
+                                 "-jar", str(JAVA_GATEWAY_JAR)], stdout=log, stderr=subprocess.STDOUT)
+        self.pids["java_gateway"] = proc.pid
+        _wait_port(self.gateway_port)
+
+    def _frontend(self) -> None:
+        docroot = self.state / "zabbix-web"
+        shutil.copytree(FRONTEND, docroot, symlinks=True)
+        conf = self.zdir / "zabbix.conf.php"
+        conf.write_text(f"""<?php
+$DB['TYPE'] = 'POSTGRESQL'; $DB['SERVER'] = '127.0.0.1'; $DB['PORT'] = '{self.pg_port}';
+$DB['DATABASE'] = 'zabbix'; $DB['USER'] = 'zabbix'; $DB['PASSWORD'] = 'zabbixpw'; $DB['SCHEMA'] = '';
+$DB['ENCRYPTION'] = false; $DB['KEY_FILE'] = ''; $DB['CERT_FILE'] = ''; $DB['CA_FILE'] = '';
+$DB['VERIFY_HOST'] = false; $DB['CIPHER_LIST'] = ''; $DB['VAULT_URL'] = ''; $DB['VAULT_DB_PATH'] = '';
+$DB['VAULT_TOKEN'] = ''; $DB['DOUBLE_IEEE754'] = true;
+$ZBX_SERVER = '127.0.0.1'; $ZBX_SERVER_PORT = '{self.server_port}'; $ZBX_SERVER_NAME = 'kafka-jmx-tests';
+$IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;
+""")
+        cfg = docroot / "include" / "classes" / "core" / "CConfigFile.php"
+        text = cfg.read_text()
+        import re
+        cfg.write_text(re.sub(r"const CONFIG_FILE_PATH = '[^']*';", f"const CONFIG_FILE_PATH = '{conf}';", text))
+        log = open(self.zdir / "log" / "php_web.log", "w")
+        proc = subprocess.Popen(["php", "-d", "memory_limit=512M", "-d", "post_max_size=32M", "-d", "max_execution_time=300",
+                                 "-d", "date.timezone=UTC", "-S", f"127.0.0.1:{self.web_port}", "-t", str(docroot)],
+                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PHP_CLI_SERVER_WORKERS": "3"},
+                                start_new_session=True)
+        self.pids["php"] = proc.pid
+        _wait_port(self.web_port)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                r = requests.post(self.api_url, json={"jsonrpc": "2.0", "method": "apiinfo.version", "params": {}, "id": 1},
+                                  timeout=5)
+                if r.ok and "result" in r.json():
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("the Zabbix API does not answer")
+
+    def reload_config_cache(self) -> None:
+        subprocess.run(["/usr/sbin/zabbix_server", "-c", str(self.conf), "-R", "config_cache_reload"],
+                       capture_output=True)
+
+    # -- tear-down ----------------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        php = self.pids.pop("php", None)
+        if php:
+            try:
+                os.killpg(php, signal.SIGTERM)      # the master and its forked workers
+            except ProcessLookupError:
+                pass
+        for name, pid in list(self.pids.items()):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            for _ in range(40):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.25)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        self.pids.clear()
+        if (self.pgdata / "postmaster.pid").exists():
+            subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast",
+                            "-w", "stop"], capture_output=True)
+
+    def logs(self) -> str:
+        return "\n".join(f"== {p}\n{Path(p).read_text(errors='replace')[-4000:]}"
+                         for p in glob.glob(str(self.zdir / "log" / "*.log")))
