@@ -24,7 +24,7 @@ from prometheus_client.registry import CollectorRegistry
 from prometheus_client.samples import Sample as PromSample
 
 from exporter.rules import MatchedSample, MetricType, RuleSet
-from exporter.sample import SourceError
+from exporter.sample import Collection, SourceError
 from exporter.sources import Source
 
 log = logging.getLogger("kafka_jmx.collector")
@@ -57,10 +57,12 @@ class TargetResult:
 class TargetWorker:
     """Collects one target on its own thread: read, apply the rules, publish the result."""
 
-    def __init__(self, target: Target, rules: RuleSet, on_result: Callable[["TargetWorker"], None]) -> None:
+    def __init__(self, target: Target, rules: RuleSet, on_result: Callable[["TargetWorker"], None],
+                 on_collection: Callable[[Target, Collection], None] | None = None) -> None:
         self.target = target
         self.rules = rules
         self.on_result = on_result
+        self.on_collection = on_collection          # the Zabbix sink takes the raw samples
         self.result: TargetResult | None = None
         self.errors = {kind: 0 for kind in ERROR_KINDS}
         self.last_success: float = 0.0
@@ -83,6 +85,8 @@ class TargetWorker:
         self.running_since = started
         try:
             collection = self.target.source.read()
+            if self.on_collection is not None:
+                self.on_collection(self.target, collection)
             matched = list(self.rules.apply(collection.samples))
             result = TargetResult(True, matched, time.monotonic() - started, time.time(),
                                   skipped=dict(collection.skipped))
@@ -200,9 +204,11 @@ def _sample(metric: Metric, labels: dict[str, str], value: float) -> PromSample:
 class Renderer:
     """Renders the exposition after collections, at most every min_interval_s, off the request path."""
 
-    def __init__(self, view: PrometheusView, min_interval_s: float = 0.2) -> None:
+    def __init__(self, view: PrometheusView, min_interval_s: float = 0.2, extra: Iterable[object] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(view)
+        for collector in extra:
+            self.registry.register(collector)  # type: ignore[arg-type]
         self.min_interval_s = min_interval_s
         self._dirty = threading.Event()
         self._stop = threading.Event()

@@ -5,6 +5,7 @@ line and key, and nothing starts half-configured.
     collection: {interval: 10s, timeout: 5s}
     include: ["kafka.*:*", "java.lang:type=Memory"]
     rules: builtin                      # or a jmx_exporter rules file
+    zabbix: {server: "127.0.0.1:10051", host_name: "{cluster}-{node}", batch_size: 250, spool_limit: 100000}
     prometheus:
       listen: 127.0.0.1:9404
       tls: {cert: server.crt, key: server.key}
@@ -29,7 +30,7 @@ from broker.mbeans.names import ObjectNamePattern
 from broker.scenario import parse_duration_ms
 from exporter.yamlconf import ConfigError, Doc, read_text
 
-TOP = {"cluster", "collection", "include", "exclude", "rules", "prometheus", "targets", "embedded"}
+TOP = {"cluster", "collection", "include", "exclude", "rules", "prometheus", "zabbix", "targets", "embedded"}
 ROLES = ("broker", "controller")
 
 
@@ -68,6 +69,16 @@ class PrometheusSpec:
 
 
 @dataclass(frozen=True)
+class ZabbixSpec:
+    server: str
+    port: int = 10051
+    host_name: str = "{node}"
+    batch_size: int = 250
+    spool_limit: int = 100_000
+    send_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     cluster: str
     targets: tuple[TargetSpec, ...]
@@ -77,6 +88,7 @@ class DaemonConfig:
     excludes: tuple[str, ...] = ()
     embedded: str | None = None
     source: str = "<config>"
+    zabbix: ZabbixSpec | None = None
 
 
 class _Reader:
@@ -207,6 +219,30 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
     prometheus = PrometheusSpec(host.strip("[]") or "127.0.0.1", int(port_text), r.path(cert) if cert else None,
                                 r.path(key) if key else None, username, password)
 
+    zabbix = None
+    if "zabbix" in top:
+        zp = ("zabbix",)
+        z = r.keys(top["zabbix"] or {}, zp, {"server", "host_name", "batch_size", "spool_limit", "send_interval"})
+        server = r.string(z, zp, "server", required=True) or ""
+        zhost, _, zport = server.rpartition(":") if ":" in server else (server, "", "10051")
+        if not zhost or not zport.isdigit():
+            doc.fail(zp + ("server",), f"expected HOST or HOST:PORT, got {server!r}")
+            zport = "10051"
+        host_name = r.string(z, zp, "host_name", default="{node}") or "{node}"
+        try:
+            host_name.format(node="n", cluster="c", role="broker", node_id="1")
+        except (KeyError, IndexError, ValueError) as e:
+            doc.fail(zp + ("host_name",), f"unknown placeholder {e} (use {{node}}, {{cluster}}, {{role}}, {{node_id}})")
+        numbers = {}
+        for key, default in (("batch_size", 250), ("spool_limit", 100_000)):
+            v = z.get(key, default)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                doc.fail(zp + (key,), f"expected a positive integer, got {v!r}")
+                v = default
+            numbers[key] = v
+        zabbix = ZabbixSpec(zhost, int(zport), host_name, numbers["batch_size"], numbers["spool_limit"],
+                            r.duration_s(z, zp, "send_interval", 1.0))
+
     embedded = r.string(top, (), "embedded")
     if embedded is not None:
         embedded = r.path(embedded)
@@ -264,12 +300,12 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
                                   {str(k): str(v) for k, v in labels.items()},
                                   r.duration_s(t, path, "interval", interval), r.duration_s(t, path, "timeout", timeout)))
     doc.check()
-    return DaemonConfig(cluster, tuple(targets), rules_file, prometheus, includes, excludes, embedded, source)
+    return DaemonConfig(cluster, tuple(targets), rules_file, prometheus, includes, excludes, embedded, source, zabbix)
 
 
 def load_config_file(path: str) -> DaemonConfig:
     return load_config(read_text(path), path)
 
 
-__all__ = ["ConfigError", "DaemonConfig", "PrometheusSpec", "SourceSpec", "TargetSpec", "load_config",
+__all__ = ["ConfigError", "DaemonConfig", "PrometheusSpec", "SourceSpec", "TargetSpec", "ZabbixSpec", "load_config",
            "load_config_file"]

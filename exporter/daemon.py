@@ -10,6 +10,7 @@ from broker.cluster import Cluster
 from broker.scenario import load_scenario_file
 from broker.simulation import Simulation
 from exporter.collector import PrometheusView, Renderer, Target, TargetWorker
+from exporter.catalog.model import load_catalog
 from exporter.config import DaemonConfig, PrometheusSpec, SourceSpec, TargetSpec
 from exporter.http import MetricsServer
 from exporter.rules import RuleSet
@@ -18,6 +19,7 @@ from exporter.sources import Source
 from exporter.sources.embedded import EmbeddedSource
 from exporter.sources.jmx import JmxReader, JmxSource
 from exporter.sources.jolokia import JolokiaSource
+from exporter.trapper import TrapperSink
 from exporter.yamlconf import read_text
 
 log = logging.getLogger("kafka_jmx.daemon")
@@ -42,12 +44,14 @@ def embedded_targets(cluster: Cluster, includes: tuple[str, ...] = (), excludes:
 
 class Daemon:
     def __init__(self, cluster: str, targets: list[Target], rules: RuleSet, prometheus: PrometheusSpec,
-                 simulation: Simulation | None = None) -> None:
+                 simulation: Simulation | None = None, zabbix: TrapperSink | None = None) -> None:
         self.simulation = simulation
+        self.zabbix = zabbix
         self.renderer: Renderer
-        self.workers = [TargetWorker(t, rules, lambda w: self.renderer.mark_dirty()) for t in targets]
+        self.workers = [TargetWorker(t, rules, lambda w: self.renderer.mark_dirty(), zabbix.offer if zabbix else None)
+                        for t in targets]
         self.view = PrometheusView(self.workers, cluster)
-        self.renderer = Renderer(self.view)
+        self.renderer = Renderer(self.view, extra=[zabbix] if zabbix else [])
         self.server = MetricsServer(prometheus.host, prometheus.port, lambda: self.renderer.body,
                                     prometheus.cert, prometheus.key, prometheus.username, prometheus.password,
                                     self.renderer.gzipped)
@@ -65,7 +69,12 @@ class Daemon:
             sim = Simulation(load_scenario_file(config.embedded), WallClock())
             interval = config.targets[0].interval_s if config.targets else 10.0
             targets += embedded_targets(sim.cluster, config.includes, config.excludes, interval, interval)
-        return cls(config.cluster, targets, rules, config.prometheus, sim)
+        sink = None
+        if config.zabbix is not None:
+            z = config.zabbix
+            sink = TrapperSink(z.server, z.port, load_catalog(), config.cluster, z.host_name, z.batch_size,
+                               z.spool_limit, z.send_interval_s)
+        return cls(config.cluster, targets, rules, config.prometheus, sim, sink)
 
     @property
     def url(self) -> str:
@@ -79,6 +88,8 @@ class Daemon:
                                                                                   stop=self._sim_stop),
                                                 name="cluster", daemon=True)
             self._sim_thread.start()
+        if self.zabbix is not None:
+            self.zabbix.start()
         for w in self.workers:
             w.start()
         self.renderer.start()
@@ -93,6 +104,8 @@ class Daemon:
         for w in self.workers:
             w.join(2.0)
             w.target.source.close()
+        if self.zabbix is not None:
+            self.zabbix.stop()
         JmxReader.stop_all()
 
     def serve_forever(self) -> None:

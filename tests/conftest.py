@@ -56,3 +56,17 @@ def zabbix():
         stack.stop()
         if not failed:
             shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def zabbix_api(zabbix):
+    """The Zabbix API, logged in, with the generated 6.0 templates imported."""
+    from pyzabbix import ZabbixAPI
+
+    from exporter.catalog.generate import ROOT
+    from zabbix_stack import IMPORT_RULES
+    api = ZabbixAPI(zabbix.api_url)
+    api.login("Admin", "zabbix")
+    source = (ROOT / "templates" / "zabbix" / "kafka-4x-6.0.yaml").read_text()
+    assert api.configuration["import"](format="yaml", source=source, rules=IMPORT_RULES) is True
+    return api

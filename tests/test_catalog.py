@@ -4,7 +4,6 @@ import re
 import pytest
 import yaml
 
-from broker.structs import TopicPartition
 from conftest import make_cluster
 from exporter.catalog import generate, zabbix
 from exporter.catalog.model import load_catalog

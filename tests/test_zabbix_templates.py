@@ -3,29 +3,15 @@ exporter's keys and raises its problems."""
 import time
 
 import pytest
-from pyzabbix import ZabbixAPI
 from zabbix_utils import ItemValue, Sender
 
 from exporter.catalog.generate import ROOT
+from zabbix_stack import IMPORT_RULES
 
 TEMPLATES_60 = ROOT / "templates" / "zabbix" / "kafka-4x-6.0.yaml"
-RULES = {
-    "groups": {"createMissing": True},
-    "templates": {"createMissing": True, "updateExisting": True},
-    "templateLinkage": {"createMissing": True},
-    "items": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
-    "triggers": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
-    "discoveryRules": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
-    "valueMaps": {"createMissing": True, "updateExisting": True},
-}
-
-
 @pytest.fixture(scope="module")
-def api(zabbix):
-    zapi = ZabbixAPI(zabbix.api_url)
-    zapi.login("Admin", "zabbix")
-    assert zapi.configuration["import"](format="yaml", source=TEMPLATES_60.read_text(), rules=RULES) is True
-    return zapi
+def api(zabbix_api):
+    return zabbix_api
 
 
 def wait(predicate, timeout=60.0, step=0.5):
@@ -48,7 +34,7 @@ def test_templates_import_with_every_item_and_trigger(api, zabbix):
     triggers = api.trigger.get(templateids=list(names.values()), output=["description"])
     assert len(triggers) >= 6 * 5 + 7
     # importing again changes nothing and raises nothing
-    assert api.configuration["import"](format="yaml", source=TEMPLATES_60.read_text(), rules=RULES) is True
+    assert api.configuration["import"](format="yaml", source=TEMPLATES_60.read_text(), rules=IMPORT_RULES) is True
 
 
 def test_trapper_twin_receives_values_and_raises_problems(api, zabbix):

@@ -26,6 +26,17 @@ REQUIRED = {"postgresql": PGBIN / "initdb", "zabbix-server-pgsql": Path("/usr/sb
             "php8.2-cli": Path("/usr/bin/php")}
 
 
+IMPORT_RULES = {
+    "groups": {"createMissing": True},
+    "templates": {"createMissing": True, "updateExisting": True},
+    "templateLinkage": {"createMissing": True},
+    "items": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
+    "triggers": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
+    "discoveryRules": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
+    "valueMaps": {"createMissing": True, "updateExisting": True},
+}
+
+
 def missing_packages() -> list[str]:
     return [pkg for pkg, path in REQUIRED.items() if not path.exists()]
 
@@ -110,9 +121,7 @@ class ZabbixStack:
         shutil.chown(conf, "root", "zabbix")
         os.chmod(conf, 0o640)
         self.conf = conf
-        _run(["/usr/sbin/zabbix_server", "-c", str(conf)])
-        _wait_port(self.server_port)
-        self.pids["zabbix_server"] = int((self.zdir / "run" / "zabbix_server.pid").read_text())
+        self.start_server()
 
     def _gateway(self) -> None:
         log = open(self.zdir / "log" / "java_gateway.log", "w")
@@ -159,6 +168,22 @@ $IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;
                 pass
             time.sleep(0.3)
         raise RuntimeError("the Zabbix API does not answer")
+
+    def stop_server(self) -> None:
+        pid = self.pids.pop("zabbix_server")
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(80):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.25)
+        os.kill(pid, signal.SIGKILL)
+
+    def start_server(self) -> None:
+        _run(["/usr/sbin/zabbix_server", "-c", str(self.conf)])
+        _wait_port(self.server_port)
+        self.pids["zabbix_server"] = int((self.zdir / "run" / "zabbix_server.pid").read_text())
 
     def reload_config_cache(self) -> None:
         subprocess.run(["/usr/sbin/zabbix_server", "-c", str(self.conf), "-R", "config_cache_reload"],

@@ -1,0 +1,208 @@
+"""The Zabbix side of the exporter: catalog items pushed as trapper values, with the JMX template's
+keys, one Zabbix host per Kafka node.
+
+Values wait in a bounded spool and leave in batches (zabbix_utils Sender, 250 per connection by
+default), oldest first, with the clock of their collection. When Zabbix is unreachable they stay
+spooled and go out once it answers again; past the bound the oldest are dropped and counted.
+Values the server refuses are logged with their keys and counted; the rest are delivered.
+Topic discovery (LLD) is sent to each broker host before the per-topic values.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections import deque
+from typing import Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from zabbix_utils import ItemValue, Sender
+
+from exporter.catalog.model import Catalog
+from exporter.catalog.zabbix import TOPIC_LLD
+from exporter.collector import Target
+from exporter.sample import Collection
+
+log = logging.getLogger("kafka_jmx.zabbix")
+BACKOFF_S = (1.0, 30.0)
+
+
+class TrapperSink:
+    def __init__(self, server: str, port: int, catalog: Catalog, cluster: str, host_name: str = "{node}",
+                 batch_size: int = 250, spool_limit: int = 100_000, send_interval_s: float = 1.0,
+                 lld_interval_s: float = 600.0, timeout_s: int = 10, lld_settle_s: float = 60.0) -> None:
+        self.server, self.port = server, port
+        self.cluster = cluster
+        self.host_name = host_name
+        self.batch_size = batch_size
+        self.spool_limit = spool_limit
+        self.send_interval_s = send_interval_s
+        self.lld_interval_s = lld_interval_s
+        # Zabbix accepts values for discovered items only once its configuration cache has them
+        # (CacheUpdateFrequency, 60 s by default): a new topic's values wait that long
+        self.lld_settle_s = lld_settle_s
+        self._topic_first_seen: dict[tuple[str, str], float] = {}
+        self.sender = Sender(server=server, port=port, chunk_size=batch_size, timeout=timeout_s)
+        # (canonical ObjectName, attribute) -> (key template, value type); topic beans by their name without topic
+        self._items: dict[tuple[str, str], tuple[str, str, str]] = {}
+        self._topic_items: dict[tuple[str, str], tuple[str, str]] = {}
+        for m in catalog.metrics:
+            self._items[(m.mbean, m.attribute)] = (m.key, m.zabbix.value_type, m.role)
+            if m.lld == "topic":
+                self._topic_items[(m.mbean, m.attribute)] = (m.mbean, m.zabbix.value_type)
+        self._spool: deque[ItemValue] = deque()
+        self._lock = threading.Lock()
+        self._topics_sent: dict[str, tuple[frozenset[str], float]] = {}
+        self.sent = 0
+        self.refused = 0
+        self.dropped = 0
+        self.skipped_nan = 0
+        self.last_error = ""
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="zabbix-sender", daemon=True)
+
+    def host_for(self, target: Target) -> str:
+        return self.host_name.format(node=target.name, cluster=self.cluster, role=target.role, node_id=target.node_id)
+
+    # -- from the collection threads ------------------------------------------------------------------------
+    def offer(self, target: Target, collection: Collection) -> None:
+        host = self.host_for(target)
+        values: list[ItemValue] = []
+        topics: set[str] = set()
+        now = time.monotonic()
+        for s in collection.samples:
+            if s.path:
+                continue
+            on = s.object_name
+            found = self._items.get((on, s.attr))
+            if found is not None:
+                key, vtype, role = found
+                if role not in (target.role, "both"):
+                    continue        # e.g. request metrics a controller has too: not in its template
+            elif s.props and s.props[-1][0] == "topic" and target.role == "broker":
+                base = on[: on.rindex(",topic=")]
+                topic_item = self._topic_items.get((base, s.attr))
+                if topic_item is None:
+                    continue
+                topic = s.props[-1][1]
+                topics.add(topic)
+                if now - self._topic_first_seen.setdefault((host, topic), now) < self.lld_settle_s:
+                    continue
+                key, vtype = f'jmx["{on}","{s.attr}"]', topic_item[1]
+            else:
+                continue
+            text = _format(s.value, vtype)
+            if text is None:
+                self.skipped_nan += 1
+                continue
+            ms = int(s.timestamp_ms)
+            values.append(ItemValue(host, key, text, ms // 1000, (ms % 1000) * 1_000_000))
+        if target.role == "broker":
+            self._maybe_discover(host, topics, values[0].clock if values else int(time.time()))
+        self._enqueue(values)
+
+    def _maybe_discover(self, host: str, topics: set[str], clock: int) -> None:
+        known = self._topics_sent.get(host)
+        now = time.monotonic()
+        if known is not None and known[0] == frozenset(topics) and now - known[1] < self.lld_interval_s:
+            return
+        self._topics_sent[host] = (frozenset(topics), now)
+        lld = json.dumps({"data": [{"{#JMXTOPIC}": t} for t in sorted(topics)]})
+        self._enqueue([ItemValue(host, TOPIC_LLD["trapper"], lld, clock)])
+
+    def _enqueue(self, values: list[ItemValue]) -> None:
+        if not values:
+            return
+        with self._lock:
+            self._spool.extend(values)
+            excess = len(self._spool) - self.spool_limit
+            for _ in range(max(0, excess)):
+                self._spool.popleft()
+            if excess > 0:
+                self.dropped += excess
+        self._wake.set()
+
+    # -- the sender thread -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, flush_timeout_s: float = 5.0) -> None:
+        deadline = time.monotonic() + flush_timeout_s
+        while self.spooled and time.monotonic() < deadline and not self.last_error:
+            time.sleep(0.05)
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=flush_timeout_s)
+
+    @property
+    def spooled(self) -> int:
+        return len(self._spool)
+
+    def _loop(self) -> None:
+        backoff = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(timeout=self.send_interval_s if not backoff else backoff)
+            self._wake.clear()
+            try:
+                while self.flush_once():
+                    pass
+                backoff = 0.0
+            except (OSError, ConnectionError, TimeoutError, Exception) as e:  # noqa: B014 - zabbix_utils raises its own
+                self.last_error = f"cannot deliver to Zabbix {self.server}:{self.port}: {e}"
+                if backoff == 0.0:
+                    log.warning("%s; keeping %d values spooled", self.last_error, self.spooled)
+                backoff = min(BACKOFF_S[1], backoff * 2 if backoff else BACKOFF_S[0])
+
+    def flush_once(self) -> bool:
+        """Send the oldest batch; True when a batch went out. Raises when Zabbix is unreachable
+        (the batch stays spooled)."""
+        with self._lock:
+            batch = [self._spool[i] for i in range(min(self.batch_size, len(self._spool)))]
+        if not batch:
+            return False
+        response = self.sender.send(batch)
+        with self._lock:
+            for _ in batch:
+                self._spool.popleft()
+        self.last_error = ""
+        self.sent += response.processed
+        if response.failed:
+            self.refused += response.failed
+            keys = sorted({f"{v.host}:{v.key}" for v in batch})
+            log.warning("Zabbix refused %d of %d values (unknown host or item, or a value of the wrong type); "
+                        "keys in the batch: %s", response.failed, len(batch), ", ".join(keys[:20]))
+        return True
+
+    # -- its own metrics ----------------------------------------------------------------------------------------
+    def collect(self) -> Iterable[Metric]:
+        spool = GaugeMetricFamily("kafkajmx_zabbix_spool_values", "Values waiting for delivery to Zabbix.")
+        spool.add_metric([], float(self.spooled))
+        yield spool
+        for name, doc, value in (("kafkajmx_zabbix_sent_values", "Values Zabbix accepted.", self.sent),
+                                 ("kafkajmx_zabbix_refused_values", "Values Zabbix refused.", self.refused),
+                                 ("kafkajmx_zabbix_dropped_values", "Spooled values dropped past the spool bound.",
+                                  self.dropped)):
+            c = CounterMetricFamily(name, doc)
+            c.add_metric([], float(value))
+            yield c
+        up = GaugeMetricFamily("kafkajmx_zabbix_up", "1 when the last delivery attempt reached Zabbix.")
+        up.add_metric([], 0.0 if self.last_error else 1.0)
+        yield up
+
+
+def _format(value: object, value_type: str) -> str | None:
+    """The text Zabbix parses for the item's value type; None for values it cannot store (NaN)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+            return None
+        if value_type == "UNSIGNED":
+            return str(int(value)) if value >= 0 else None
+        if value_type in ("CHAR", "TEXT"):
+            return str(value)
+        return repr(float(value))
+    return str(value)

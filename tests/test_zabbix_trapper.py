@@ -1,0 +1,130 @@
+"""The exporter's Zabbix side against a real Zabbix 6.0: trapper values with the JMX template's keys,
+topic discovery, the cluster template's aggregate trigger, and a spool that survives an outage."""
+import time
+
+import pytest
+
+from conftest import make_cluster
+from exporter.catalog.model import load_catalog
+from exporter.collector import TargetWorker
+from exporter.daemon import embedded_targets
+from exporter.rulesets import builtin_rules
+from exporter.trapper import TrapperSink
+
+ABC = 'jmx["kafka.controller:type=KafkaController,name=ActiveBrokerCount","Value"]'
+
+
+def wait(predicate, timeout=90.0, step=0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(step)
+    return None
+
+
+@pytest.fixture
+def provisioned(zabbix, zabbix_api):
+    """Hosts for a 3-broker, 1-controller embedded cluster, and the cluster host."""
+    api = zabbix_api
+    name = f"k{time.time_ns() % 10**10}"
+    group = api.hostgroup.create(name=f"Kafka {name}")["groupids"][0]
+    tpl = {t["host"]: t["templateid"] for t in api.template.get(search={"host": "Apache Kafka 4.x"}, output=["host"])}
+    c = make_cluster(brokers=3, controllers=1, topics=(("orders", 3, 3, 2),),
+                     config={"offsets.topic.replication.factor": 3})
+    for node in c.servers.values():
+        template = "Apache Kafka 4.x broker by trapper" if node.role == "broker" else "Apache Kafka 4.x controller by trapper"
+        api.host.create(host=f"{name}-{node.name}", groups=[{"groupid": group}], templates=[{"templateid": tpl[template]}])
+    api.host.create(host=f"{name}-cluster", groups=[{"groupid": group}],
+                    templates=[{"templateid": tpl["Apache Kafka 4.x cluster"]}],
+                    macros=[{"macro": "{$KAFKA.CLUSTER.GROUP}", "value": f"Kafka {name}"},
+                            {"macro": "{$KAFKA.BROKERS.MIN}", "value": "3"},
+                            {"macro": "{$KAFKA.INTERVAL}", "value": "2s"}])
+    zabbix.reload_config_cache()
+    time.sleep(3)
+    return c, name
+
+
+def collect(workers):
+    for w in workers:
+        w.collect_once()
+
+
+def lastvalue(api, host, key):
+    items = api.item.get(host=host, filter={"key_": key}, output=["lastvalue", "lastclock"])
+    return items[0] if items else None
+
+
+def test_values_topics_and_the_brokers_below_minimum_trigger(zabbix, zabbix_api, provisioned):
+    api = zabbix_api
+    c, name = provisioned
+    sink = TrapperSink("127.0.0.1", zabbix.server_port, load_catalog(), name, host_name="{cluster}-{node}",
+                       lld_settle_s=3.0)
+    sink.start()
+    workers = [TargetWorker(t, builtin_rules(), lambda w: None, sink.offer) for t in embedded_targets(c)]
+    try:
+        p = c.producer("p")
+        for i in range(30):
+            p.send("orders", i, key=str(i).encode())
+        c.run_for(5_000)
+        collect(workers)
+        assert wait(lambda: (lastvalue(api, f"{name}-controller-1001", ABC) or {}).get("lastvalue") == "3")
+        unsupported = api.item.get(search={"host": name}, filter={"state": 1}, output=["key_", "error"],
+                                   selectHosts=["host"])
+        assert sink.refused == 0, f"Zabbix refused values: {unsupported}"
+        # topic discovery made the per-topic items from the LLD JSON sent before their values
+        leader = c.active_controller().image.partition("orders", 0).leader
+        topic_key = 'jmx["kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=orders","Count"]'
+        assert wait(lambda: lastvalue(api, f"{name}-broker-{leader}", topic_key), 60)
+        zabbix.reload_config_cache()
+        time.sleep(4)                    # past lld_settle_s: the per-topic values go out now
+        collect(workers)
+        time.sleep(1.1)
+        collect(workers)                 # a per-second item stores its first value from the second one
+        assert wait(lambda: (lastvalue(api, f"{name}-broker-{leader}", topic_key) or {}).get("lastclock", "0") != "0")
+        assert sink.refused == 0
+        # the seed's alert: a broker dies, ActiveBrokerCount 3 -> 2 < {$KAFKA.BROKERS.MIN}
+        cluster_host = api.host.get(filter={"host": f"{name}-cluster"}, output=["hostid"])[0]["hostid"]
+        assert not api.problem.get(hostids=[cluster_host], output=["name"])
+        c.kill("broker-3")
+        c.run_for(12_000)
+        collect(workers)
+        problems = wait(lambda: [p for p in api.problem.get(hostids=[cluster_host], output=["name"])
+                                 if "active brokers" in p["name"]])
+        assert problems and "only 2 active brokers (fewer than 3)" in problems[0]["name"]
+    finally:
+        sink.stop()
+
+
+def test_spooled_values_survive_a_zabbix_outage(zabbix, zabbix_api, provisioned):
+    api = zabbix_api
+    c, name = provisioned
+    sink = TrapperSink("127.0.0.1", zabbix.server_port, load_catalog(), name, host_name="{cluster}-{node}",
+                       spool_limit=10_000)
+    sink.start()
+    controller = [t for t in embedded_targets(c) if t.role == "controller"]
+    worker = TargetWorker(controller[0], builtin_rules(), lambda w: None, sink.offer)
+    try:
+        worker.collect_once()
+        assert wait(lambda: sink.spooled == 0 and sink.sent > 0, 30)
+        zabbix.stop_server()
+        c.kill("broker-2")
+        c.run_for(12_000)
+        worker.collect_once()
+        outage_clock = int(time.time())
+        assert wait(lambda: sink.last_error, 10), "the sender did not notice the outage"
+        assert sink.spooled > 0
+        time.sleep(3)
+        zabbix.start_server()
+        assert wait(lambda: sink.spooled == 0, 90), f"still {sink.spooled} spooled: {sink.last_error}"
+        itemid = api.item.get(host=f"{name}-controller-1001", filter={"key_": ABC})[0]["itemid"]
+        during = wait(lambda: [h for h in api.history.get(itemids=[itemid], history=3, time_from=outage_clock - 30,
+                                                          output="extend") if h["value"] == "2"], 30)
+        assert during, "the value collected during the outage never reached Zabbix"
+        assert int(during[0]["clock"]) <= outage_clock           # the clock of collection, not of delivery
+        assert sink.dropped == 0
+    finally:
+        sink.stop()
+        if "zabbix_server" not in zabbix.pids:
+            zabbix.start_server()
