@@ -1,0 +1,109 @@
+"""End to end on the wall clock: the embedded cluster published over JMX, polled by the real Zabbix
+Java gateway, exported to a real Prometheus; a broker dies and both raise their alert."""
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from broker.clock import WallClock
+from broker.cluster import Cluster
+from broker.jmx.publisher import JmxPublisher
+from exporter.catalog.generate import ROOT
+from exporter.config import PrometheusSpec
+from exporter.daemon import Daemon, embedded_targets
+from exporter.rulesets import builtin_rules
+from jvm_support import free_port_block, require_jdk
+from prometheus_server import PrometheusServer
+
+FAST = {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000,
+        "offsets.topic.replication.factor": 3}
+
+
+def wait(predicate, timeout=120.0, step=0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(step)
+    return None
+
+
+@pytest.fixture(scope="module")
+def live():
+    """A 3-broker, 1-controller cluster on the wall clock, its JMX endpoints and the exporter."""
+    require_jdk()
+    cluster = Cluster(brokers=3, controllers=1, seed=11, config=FAST, clock=WallClock())
+    stop = threading.Event()
+    cluster.start()
+    runner = threading.Thread(target=lambda: cluster.sched.run(until_ms=float("inf"), stop=stop), daemon=True)
+    runner.start()
+    assert wait(lambda: cluster.ready(), 30)
+    ports = free_port_block(5, low=20000)
+    publisher = JmxPublisher(cluster, base_port=ports, refresh_ms=1000)
+    publisher.start(background=True)
+    daemon = Daemon("e2e", embedded_targets(cluster, interval_s=1.0, timeout_s=5.0), builtin_rules(),
+                    PrometheusSpec(port=ports + 4))
+    daemon.start()
+    yield cluster, publisher, daemon
+    daemon.stop()
+    publisher.stop()
+    stop.set()
+
+
+def test_broker_loss_fires_in_zabbix_via_the_java_gateway_and_in_prometheus(live, zabbix, zabbix_api):
+    cluster, publisher, daemon = live
+    api = zabbix_api
+    state = Path(tempfile.mkdtemp(prefix="kafka-jmx-prom-"))
+    prom = PrometheusServer(state, free_port_block(1, low=20000), [daemon.url.split("/")[2]],
+                            [str(ROOT / "templates" / "prometheus" / "kafka-4x-alerts.yml")])
+    prom.start()
+    try:
+        name = f"e{time.time_ns() % 10**10}"
+        group = api.hostgroup.create(name=f"Kafka {name}")["groupids"][0]
+        tpl = {t["host"]: t["templateid"] for t in api.template.get(search={"host": "Apache Kafka 4.x"}, output=["host"])}
+        for node_name, port in publisher.ports().items():
+            role = cluster.node(node_name).role
+            api.host.create(host=f"{name}-{node_name}", groups=[{"groupid": group}],
+                            interfaces=[{"type": 4, "main": 1, "useip": 1, "ip": "127.0.0.1", "dns": "",
+                                         "port": str(port)}],
+                            templates=[{"templateid": tpl[f"Apache Kafka 4.x {role} by JMX"]}],
+                            macros=[{"macro": "{$KAFKA.INTERVAL}", "value": "5s"}])
+        api.host.create(host=f"{name}-cluster", groups=[{"groupid": group}],
+                        templates=[{"templateid": tpl["Apache Kafka 4.x cluster"]}],
+                        macros=[{"macro": "{$KAFKA.CLUSTER.GROUP}", "value": f"Kafka {name}"},
+                                {"macro": "{$KAFKA.BROKERS.MIN}", "value": "3"},
+                                {"macro": "{$KAFKA.INTERVAL}", "value": "2s"}])
+        zabbix.reload_config_cache()
+        key = 'jmx["kafka.controller:type=KafkaController,name=ActiveBrokerCount","Value"]'
+        polled = wait(lambda: [i for i in api.item.get(host=f"{name}-controller-1001", filter={"key_": key},
+                                                       output=["lastvalue", "error"]) if i["lastvalue"] == "3"])
+        assert polled, api.item.get(host=f"{name}-controller-1001", filter={"key_": key}, output=["lastvalue", "error"])
+        assert wait(lambda: prom.query('kafka_controller_kafkacontroller_activebrokercount{cluster="e2e"} == 3'))
+        cluster_host = api.host.get(filter={"host": f"{name}-cluster"}, output=["hostid"])[0]["hostid"]
+        assert not api.problem.get(hostids=[cluster_host], output=["name"])
+
+        with cluster.sched.lock:
+            cluster.kill("broker-3")
+        killed = time.monotonic()
+        problem = wait(lambda: [p for p in api.problem.get(hostids=[cluster_host], output=["name"])
+                                if "active brokers" in p["name"]], 120)
+        zabbix_s = time.monotonic() - killed
+        assert problem and "only 2 active brokers" in problem[0]["name"]
+        firing = wait(lambda: [a for a in prom.alerts()
+                               if a["labels"]["alertname"] == "KafkaActiveBrokersBelowMinimum" and a["state"] == "firing"],
+                      150)
+        prometheus_s = time.monotonic() - killed
+        assert firing and firing[0]["labels"]["cluster"] == "e2e"
+        print(f"fault to Zabbix problem (JMX path): {zabbix_s:.1f} s; to Prometheus firing: {prometheus_s:.1f} s")
+
+        with cluster.sched.lock:
+            cluster.restart("broker-3")
+        assert wait(lambda: not [p for p in api.problem.get(hostids=[cluster_host], output=["name"])
+                                 if "active brokers" in p["name"]], 120), "the problem did not resolve"
+    finally:
+        prom.stop()
+        shutil.rmtree(state, ignore_errors=True)
