@@ -379,8 +379,13 @@ class BrokerNode(ServerNode):
                 results[tp] = PartitionProduceResult(error)
                 continue
             assert p is not None
-            if p.is_duplicate(batch):
-                results[tp] = PartitionProduceResult("NONE", -1)
+            original_end = p.duplicate_of(batch)
+            if original_end is not None:
+                # a retry of a batch appended before: not again, but acknowledged only once that
+                # first append is replicated, as acks=all promised
+                results[tp] = PartitionProduceResult("NONE", original_end - batch.count)
+                if req.acks == -1:
+                    required[tp] = original_end
                 continue
             appended = p.append_as_leader(batch.count, batch.size, now, batch.producer_id, batch.base_sequence,
                                           batch.records)

@@ -71,6 +71,7 @@ class Consumer(Node):
         self._processing = False
         self._joining = False
         self._refreshing = False
+        self._resetting = False
         self._find_coordinator()
         self.every(self.cfg["heartbeat.interval.ms"], self._heartbeat)
         if self.commit_mode == "auto":
@@ -230,34 +231,46 @@ class Consumer(Node):
         self.request(self.coordinator, OffsetFetchRequest(self.group_id, missing), done, self.cfg["request.timeout.ms"])
 
     def _reset_missing(self) -> None:
-        """auto.offset.reset for partitions without a committed offset."""
+        """auto.offset.reset for partitions without a committed offset: one round at a time, and
+        one retry after retry.backoff.ms for whatever is still missing."""
         policy = self.cfg["auto.offset.reset"]
         missing = [tp for tp in self.assignment if tp not in self.positions]
-        if missing and policy == "none":
+        if not missing or self._resetting:
+            return
+        if policy == "none":
             raise KafkaError(f"no committed offset for {missing} and auto.offset.reset=none")
+        self._resetting = True
+        assignment = self.assignment
+        outstanding = [0]
+
+        def round_done() -> None:
+            self._resetting = False
+            self._fetch_all()
+            if self.assignment == assignment and any(tp not in self.positions for tp in assignment):
+                self.after(self.cfg["retry.backoff.ms"], self._reset_missing)
 
         def after_metadata(meta: Any) -> None:
             if isinstance(meta, RequestFailed):
-                self.after(self.cfg["retry.backoff.ms"], self._reset_missing)
+                round_done()
                 return
             self._update_metadata(meta)
             for tp in missing:
                 leader = self.metadata[tp.topic][tp.partition].leader
                 if leader < 0 or leader not in self.brokers:
-                    self.after(self.cfg["retry.backoff.ms"], self._reset_missing)
                     continue
+                outstanding[0] += 1
 
                 def got(resp: Any, tp: TopicPartition = tp) -> None:
-                    if isinstance(resp, RequestFailed) or resp.error != "NONE":
-                        self.after(self.cfg["retry.backoff.ms"], self._reset_missing)
-                        return
-                    if tp in self.assignment:
+                    if not isinstance(resp, RequestFailed) and resp.error == "NONE" and tp in self.assignment:
                         self.positions.setdefault(tp, resp.offset)
-                        self._fetch_all()
+                    outstanding[0] -= 1
+                    if outstanding[0] == 0:
+                        round_done()
 
                 self.request(self.brokers[leader], ListOffsetsRequest(tp, -2 if policy == "earliest" else -1), got,
                              self.cfg["request.timeout.ms"])
-            self._fetch_all()
+            if outstanding[0] == 0:
+                round_done()
 
         topics = tuple(sorted({tp.topic for tp in self.assignment}))
         self.request(self._any_broker(), MetadataRequest(topics), after_metadata, self.cfg["request.timeout.ms"])
@@ -345,26 +358,29 @@ class Consumer(Node):
         self._process_unit()
 
     def _process_unit(self) -> None:
-        if self._unit == len(self._units):
-            self._processing = False
-            tp, position = self._batch_end
-            if self.commit_mode == "after":
-                self._commit({tp: position})
-            self._process_next()
-            return
-        recs, _ = self._units[self._unit]
-        if self.processing_ms:
-            self.after(self.processing_ms * (len(recs) or 1), self._unit_done)
-        else:
-            self._unit_done()
+        # without a processing time the batch is handled in a loop: no recursion per record
+        while self._unit < len(self._units):
+            recs, _ = self._units[self._unit]
+            if self.processing_ms:
+                self.after(self.processing_ms * (len(recs) or 1), self._unit_done)
+                return
+            self._finish_unit()
+        self._processing = False
+        tp, position = self._batch_end
+        if self.commit_mode == "after":
+            self._commit({tp: position})
+        self._process_next()
 
     def _unit_done(self) -> None:
+        self._finish_unit()
+        self._process_unit()
+
+    def _finish_unit(self) -> None:
         recs, n = self._units[self._unit]
         self._unit += 1
         self.processed += n
         if self.on_records:
             self.on_records(self._batch_end[0], recs, n)
-        self._process_unit()
 
     def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         if not offsets or self.coordinator is None or not self.member_id:

@@ -38,7 +38,9 @@ class Partition:
         self.followers: dict[int, FollowerState] = {}
         self.pending_isr: tuple[int, ...] | None = None   # an AlterPartition in flight
         self.epoch_start_offset = 0
-        self.producers: dict[int, int] = {}                # producer id -> last sequence appended
+        # producer id -> (last sequence appended, offset after that batch): a retried batch is
+        # recognised, answered with its first append's place, and waits for that to replicate
+        self.producers: dict[int, tuple[int, int]] = {}
         self._rebuild_producers()
 
     @property
@@ -77,11 +79,13 @@ class Partition:
             return "NOT_ENOUGH_REPLICAS"
         return "NONE"
 
-    def is_duplicate(self, batch: Batch) -> bool:
+    def duplicate_of(self, batch: Batch) -> int | None:
+        """For a batch already appended (same producer, sequence not beyond the last one), the
+        offset after its first append; None for a new batch."""
         if batch.producer_id < 0:
-            return False
-        last = self.producers.get(batch.producer_id, -1)
-        return batch.base_sequence + batch.count - 1 <= last
+            return None
+        last_seq, end = self.producers.get(batch.producer_id, (-1, 0))
+        return end if batch.base_sequence + batch.count - 1 <= last_seq else None
 
     def append_as_leader(self, count: int, size: int, now_ms: float, producer_id: int, base_sequence: int,
                          records: tuple | None) -> Batch:
@@ -92,13 +96,13 @@ class Partition:
     def _append(self, batch: Batch) -> None:
         self.log.append(batch)
         if batch.producer_id >= 0:
-            self.producers[batch.producer_id] = batch.base_sequence + batch.count - 1
+            self.producers[batch.producer_id] = (batch.base_sequence + batch.count - 1, batch.next_offset)
 
     def _rebuild_producers(self) -> None:
         self.producers = {}
         for b in self.log.batches():
             if b.producer_id >= 0:
-                self.producers[b.producer_id] = b.base_sequence + b.count - 1
+                self.producers[b.producer_id] = (b.base_sequence + b.count - 1, b.next_offset)
 
     # -- leader: follower fetches, HW, ISR --------------------------------------------------------------------
     def diverging(self, fetch_offset: int, last_fetched_epoch: int) -> tuple[int, int] | None:
