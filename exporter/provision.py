@@ -1,0 +1,123 @@
+"""Provisioning a Zabbix server for a Kafka cluster: templates, host group, one host per node
+(linked to its role's template, with a JMX interface for the Java gateway or none for trapper
+items), and the cluster host with its macros. Idempotent: running it again updates in place.
+Zabbix 6.0 through 7.x (pyzabbix logs in with username= on 5.4 and later)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyzabbix import ZabbixAPI, ZabbixAPIException
+
+from exporter.catalog import zabbix as templates
+from exporter.catalog.model import load_catalog
+
+IMPORT_RULES_60 = {
+    "groups": {"createMissing": True},
+    "templates": {"createMissing": True, "updateExisting": True},
+    "templateLinkage": {"createMissing": True},
+    "items": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
+    "triggers": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
+    "discoveryRules": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
+    "valueMaps": {"createMissing": True, "updateExisting": True},
+}
+
+
+class ProvisionError(RuntimeError):
+    """A Zabbix API call failed; the message names the call and the object."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    role: str                    # broker | controller | combined
+    host: str = "127.0.0.1"
+    port: int = 0                # the node's JMX port (jmx transport)
+
+
+def _call(what: str, fn, **params):  # type: ignore[no-untyped-def]
+    try:
+        return fn(**params)
+    except ZabbixAPIException as e:
+        raise ProvisionError(f"Zabbix API {what}: {e.args[0] if e.args else e}") from None
+
+
+class Provisioner:
+    def __init__(self, url: str, user: str, password: str) -> None:
+        self.api = ZabbixAPI(url)
+        try:
+            self.api.login(user, password)
+        except ZabbixAPIException as e:
+            raise ProvisionError(f"Zabbix API login as {user!r} at {url}: {e.args[0] if e.args else e}") from None
+        except Exception as e:      # connection refused, not a Zabbix frontend
+            raise ProvisionError(f"cannot reach the Zabbix API at {url}: {e}") from None
+        self.version = str(self.api.api_version())
+
+    def import_templates(self) -> None:
+        catalog = load_catalog()
+        major = tuple(int(x) for x in self.version.split(".")[:2])
+        fmt = "6.0" if major < (6, 2) else "7.0"
+        rules = dict(IMPORT_RULES_60)
+        if fmt == "7.0":
+            rules["template_groups"] = rules.pop("groups")
+        source = templates.serialize(templates.render(catalog, fmt))
+        _call("configuration.import of the Kafka 4.x templates", self.api.configuration["import"],
+              format="yaml", source=source, rules=rules)
+
+    def _template_ids(self) -> dict[str, str]:
+        return {t["host"]: t["templateid"]
+                for t in _call("template.get", self.api.template.get, search={"host": "Apache Kafka 4.x"},
+                               output=["host"])}
+
+    def _group(self, name: str) -> str:
+        found = _call("hostgroup.get", self.api.hostgroup.get, filter={"name": name}, output=["groupid"])
+        if found:
+            return found[0]["groupid"]
+        return _call(f"hostgroup.create {name!r}", self.api.hostgroup.create, name=name)["groupids"][0]
+
+    def _upsert_host(self, host: str, group: str, template_id: str, macros: list[dict],
+                     interface: dict | None) -> str:
+        existing = _call("host.get", self.api.host.get, filter={"host": host}, output=["hostid"],
+                         selectInterfaces=["interfaceid", "type"])
+        params: dict = {"groups": [{"groupid": group}], "templates": [{"templateid": template_id}], "macros": macros}
+        if not existing:
+            if interface:
+                params["interfaces"] = [interface]
+            return _call(f"host.create {host!r}", self.api.host.create, host=host, **params)["hostids"][0]
+        hostid = existing[0]["hostid"]
+        _call(f"host.update {host!r}", self.api.host.update, hostid=hostid, **params)
+        if interface:
+            jmx = [i for i in existing[0]["interfaces"] if str(i["type"]) == "4"]
+            if jmx:
+                _call(f"hostinterface.update {host!r}", self.api.hostinterface.update,
+                      interfaceid=jmx[0]["interfaceid"], ip=interface["ip"], port=interface["port"])
+            else:
+                _call(f"hostinterface.create {host!r}", self.api.hostinterface.create, hostid=hostid, **interface)
+        return hostid
+
+    def provision(self, cluster: str, nodes: list[NodeSpec], transport: str = "jmx", brokers_min: int | None = None,
+                  interval: str | None = None, host_name: str = "{cluster}-{node}") -> dict[str, str]:
+        """Hosts for every node and the cluster; returns host name -> hostid."""
+        if transport not in ("jmx", "trapper"):
+            raise ProvisionError(f"transport must be jmx or trapper, got {transport!r}")
+        self.import_templates()
+        group_name = f"Kafka {cluster}"
+        group = self._group(group_name)
+        tids = self._template_ids()
+        suffix = "by JMX" if transport == "jmx" else "by trapper"
+        node_macros = [{"macro": "{$KAFKA.INTERVAL}", "value": interval}] if interval else []
+        hosts = {}
+        for node in nodes:
+            template = f"Apache Kafka 4.x {suffix}" if node.role == "combined" else f"Apache Kafka 4.x {node.role} {suffix}"
+            interface = None
+            if transport == "jmx":
+                interface = {"type": 4, "main": 1, "useip": 1, "ip": node.host, "dns": "", "port": str(node.port)}
+            name = host_name.format(cluster=cluster, node=node.name)
+            hosts[name] = self._upsert_host(name, group, tids[template], node_macros, interface)
+        cluster_macros = [{"macro": "{$KAFKA.CLUSTER.GROUP}", "value": group_name}]
+        if brokers_min is not None:
+            cluster_macros.append({"macro": "{$KAFKA.BROKERS.MIN}", "value": str(brokers_min)})
+        if interval:
+            cluster_macros.append({"macro": "{$KAFKA.INTERVAL}", "value": interval})
+        name = host_name.format(cluster=cluster, node="cluster")
+        hosts[name] = self._upsert_host(name, group, tids["Apache Kafka 4.x cluster"], cluster_macros, None)
+        return hosts
