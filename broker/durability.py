@@ -143,16 +143,26 @@ def run_schedule(seed: int, acks: str = "all", faults: int = 20, load_s: int = 9
 
 
 def _track_commits(c: Cluster, commits: dict[TopicPartition, int], regressions: list[int]) -> None:
-    for b in c.brokers.values():
-        if not b.alive:
-            continue
-        group = b.coordinator.groups.get("auditors") if hasattr(b, "coordinator") else None
-        if group is None:
-            continue
-        for tp, off in group.offsets.items():
-            if off < commits.get(tp, -1):
-                regressions[0] += 1
-            commits[tp] = max(off, commits.get(tp, -1))
+    """The group's offsets as its current coordinator (the leader of its __consumer_offsets
+    partition, per the active controller) holds them; a value below one seen before is a regression.
+    Other brokers' stale views (a deposed coordinator) are not the committed state and are ignored."""
+    from broker.group import OFFSETS_TOPIC, partition_for
+    active = c.active_controller()
+    topic = active.image.topics.get(OFFSETS_TOPIC) if active else None
+    if topic is None:
+        return
+    leader = topic.partitions[partition_for("auditors", len(topic.partitions))].leader
+    broker = c.brokers.get(f"broker-{leader}")
+    if broker is None or not broker.alive:
+        return
+    index = partition_for("auditors", len(topic.partitions))
+    if index not in broker.coordinator.loaded:
+        return
+    group = broker.coordinator.groups.get("auditors")
+    for tp, off in (group.offsets.items() if group else ()):
+        if off < commits.get(tp, -1):
+            regressions[0] += 1
+        commits[tp] = max(off, commits.get(tp, -1))
 
 
 def _audit(c: Cluster, acked_values: list[int], consumed: list[tuple[int, int, object]],

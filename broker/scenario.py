@@ -68,6 +68,7 @@ class Fault:
     fetch_delay_ms: float = 0.0
     event_delay_ms: float = 0.0
     line: int = 0
+    expect: tuple[str, ...] = ()     # alert rehearsal: the catalog triggers this fault should fire
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,7 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
     timeline = []
     for i, f in enumerate(_list(r, top, "timeline")):
         path = ("timeline", i)
-        f = r.mapping(f, path, {"at", *FAULTS, "fetch_delay", "event_delay"})
+        f = r.mapping(f, path, {"at", *FAULTS, "fetch_delay", "event_delay", "expect"})
         at = r.get(f, path, "at", parse_duration_ms, 0.0, required=True)
         actions = [a for a in FAULTS if a in f]
         if len(actions) != 1:
@@ -269,7 +270,11 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
         event_delay = r.get(f, path, "event_delay", parse_duration_ms, 0.0)
         if action == "slow" and not (fetch_delay or event_delay):
             r.fail(path, "slow needs fetch_delay (a broker) or event_delay (a controller)")
-        timeline.append(Fault(at, action, target, fetch_delay, event_delay, lines.get(path, 0)))
+        expect = f.get("expect", []) or []
+        if not isinstance(expect, list) or not all(isinstance(e, str) for e in expect):
+            r.fail(path + ("expect",), "expected a list of trigger ids from the catalog")
+            expect = []
+        timeline.append(Fault(at, action, target, fetch_delay, event_delay, lines.get(path, 0), tuple(expect)))
 
     run_for = r.get(top, (), "run_for", parse_duration_ms, 60_000.0)
     if r.problems:

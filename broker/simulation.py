@@ -26,7 +26,9 @@ class Simulation:
     def log(self, message: str) -> None:
         self.events.append((self.cluster.now_ms(), message))
 
-    def start(self) -> None:
+    def start(self, apply_timeline: bool = True) -> None:
+        """Start the cluster, topics and workload; the timeline's faults too unless the caller
+        applies them itself (alert rehearsal paces them to what it observes)."""
         c = self.cluster
         c.start()
         for t in self.scenario.topics:
@@ -34,8 +36,9 @@ class Simulation:
                            on_done=lambda err, name=t.name: self.log(f"topic {name} created" if err == "NONE"
                                                                        else f"topic {name}: {err}"))
         c.sched.call_later(0.0, self._start_workload_when_ready)
-        for fault in self.scenario.timeline:
-            c.sched.call_at(fault.at_ms, lambda f=fault: self.apply(f))
+        if apply_timeline:
+            for fault in self.scenario.timeline:
+                c.sched.call_at(fault.at_ms, lambda f=fault: self.apply(f))
 
     def _start_workload_when_ready(self) -> None:
         if not all(self.cluster.topic_exists(t.name) for t in self.scenario.topics):

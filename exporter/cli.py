@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="write the Zabbix templates and Prometheus rules from the catalog",
                          description="Regenerate templates/zabbix and templates/prometheus from catalog/kafka-4x.yaml.")
     gen.add_argument("--check", action="store_true", help="only report files that differ (exit 1 if any)")
+    gen.add_argument("--alerts-out", metavar="FILE",
+                     help="write only the Prometheus alert rules, to FILE, with your thresholds (below)")
+    gen.add_argument("--brokers-min", type=int, help="KafkaActiveBrokersBelowMinimum fires below this many brokers")
+    gen.add_argument("--election-latency-max-ms", type=float, help="KafkaElectionLatencyHigh fires above this")
 
     dur = sub.add_parser("durability", help="check the cluster keeps Kafka's promises under random faults",
                          description="Run seeded random fault schedules (broker kills and restarts, controller "
@@ -103,6 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
                       help="jmx: items polled by the Java gateway; trapper: values pushed by kafka-jmx serve")
     prov.add_argument("--brokers-min", type=int, help="{$KAFKA.BROKERS.MIN} on the cluster host")
     prov.add_argument("--interval", help="{$KAFKA.INTERVAL}: how often items update (default 1m)")
+
+    reh = sub.add_parser("rehearse", help="break the embedded cluster and report which alerts fired, how fast",
+                         description="Run SCENARIO on the wall clock with the embedded cluster wired to your Zabbix "
+                                     "and/or Prometheus, and report for every timeline entry's `expect:` list whether "
+                                     "the trigger/alert fired, the time to fire and the time to resolve.")
+    reh.add_argument("scenario")
+    reh.add_argument("--zabbix-url", help="the Zabbix frontend URL (hosts are provisioned under 'Kafka rehearsal-...')")
+    reh.add_argument("--zabbix-user", default="Admin")
+    reh.add_argument("--zabbix-password-env", default="ZABBIX_PASSWORD", metavar="VAR")
+    reh.add_argument("--transport", choices=("jmx", "trapper"), default="jmx",
+                     help="jmx: the Java gateway polls the cluster's JMX endpoints; trapper: the exporter pushes")
+    reh.add_argument("--zabbix-server", metavar="HOST:PORT", help="the trapper port (for --transport trapper)")
+    reh.add_argument("--prometheus-url", help="a Prometheus that scrapes --metrics-listen and loads the alert rules")
+    reh.add_argument("--jmx-base-port", type=int, default=9990)
+    reh.add_argument("--metrics-listen", default="127.0.0.1:9404", metavar="HOST:PORT")
+    reh.add_argument("--fire-timeout", type=_duration, default=180_000.0, metavar="DURATION")
+    reh.add_argument("--json", action="store_true")
 
     cluster = sub.add_parser("cluster", help="the embedded cluster on the wall clock")
     csub = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
@@ -144,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_durability(args)
         if args.command == "zabbix":
             return cmd_zabbix_provision(args)
+        if args.command == "rehearse":
+            return cmd_rehearse(args)
     except (ScenarioError, ConfigError, ExporterConfigError) as e:
         print(f"kafka-jmx: {e}", file=sys.stderr)
         return 2
@@ -207,6 +230,41 @@ def cmd_zabbix_provision(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rehearse(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from exporter.provision import ProvisionError
+    from exporter.rehearse import rehearse
+    if not args.zabbix_url and not args.prometheus_url:
+        print("kafka-jmx: give --zabbix-url and/or --prometheus-url", file=sys.stderr)
+        return 2
+    password = os.environ.get(args.zabbix_password_env) if args.zabbix_url else None
+    if args.zabbix_url and password is None:
+        print(f"kafka-jmx: set the Zabbix password in the environment variable {args.zabbix_password_env}",
+              file=sys.stderr)
+        return 2
+    url = args.zabbix_url
+    if url and not url.endswith("api_jsonrpc.php"):
+        url = url.rstrip("/") + "/api_jsonrpc.php"
+    host, _, port = args.metrics_listen.rpartition(":")
+    zserver = None
+    if args.zabbix_server:
+        zh, _, zp = args.zabbix_server.rpartition(":")
+        zserver = (zh or args.zabbix_server, int(zp) if zp.isdigit() else 10051)
+    log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    try:
+        result = rehearse(load_scenario_file(args.scenario), zabbix_url=url, zabbix_user=args.zabbix_user,
+                          zabbix_password=password, prometheus_url=args.prometheus_url, transport=args.transport,
+                          jmx_base_port=args.jmx_base_port, metrics_listen=(host or "127.0.0.1", int(port)),
+                          zabbix_server=zserver, fire_timeout_s=args.fire_timeout / 1000.0, log=log)
+    except (ProvisionError, ValueError) as e:
+        print(f"kafka-jmx: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.as_dict(), indent=2) if args.json else result.table())
+    return 0 if result.ok else 1
+
+
 def cmd_durability(args: argparse.Namespace) -> int:
     import json
 
@@ -228,7 +286,14 @@ def cmd_durability(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from exporter.catalog import generate
+    from exporter.catalog import alerts, generate
+    from exporter.catalog.model import load_catalog
+    if args.alerts_out:
+        text = alerts.serialize(alerts.render(load_catalog(), args.brokers_min, args.election_latency_max_ms))
+        with open(args.alerts_out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        print(f"wrote {args.alerts_out}")
+        return 0
     if args.check:
         stale = generate.stale()
         for path in stale:

@@ -9,6 +9,16 @@ from pathlib import Path
 import requests
 import yaml
 
+from exporter.catalog import alerts
+from exporter.catalog.model import load_catalog
+
+
+def rules_for(state: Path, brokers_min: int) -> str:
+    """The alert rules with this cluster's broker threshold (the committed file says 5 brokers)."""
+    path = state / "alerts.yml"
+    path.write_text(alerts.serialize(alerts.render(load_catalog(), brokers_min=brokers_min)))
+    return str(path)
+
 
 class PrometheusServer:
     def __init__(self, state: Path, port: int, targets: list[str], rule_files: list[str], interval: str = "2s") -> None:

@@ -11,12 +11,11 @@ import pytest
 from broker.clock import WallClock
 from broker.cluster import Cluster
 from broker.jmx.publisher import JmxPublisher
-from exporter.catalog.generate import ROOT
 from exporter.config import PrometheusSpec
 from exporter.daemon import Daemon, embedded_targets
 from exporter.rulesets import builtin_rules
 from jvm_support import free_port_block, require_jdk
-from prometheus_server import PrometheusServer
+from prometheus_server import PrometheusServer, rules_for
 
 FAST = {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000,
         "offsets.topic.replication.factor": 3}
@@ -59,7 +58,7 @@ def test_broker_loss_fires_in_zabbix_via_the_java_gateway_and_in_prometheus(live
     api = zabbix_api
     state = Path(tempfile.mkdtemp(prefix="kafka-jmx-prom-"))
     prom = PrometheusServer(state, free_port_block(1, low=20000), [daemon.url.split("/")[2]],
-                            [str(ROOT / "templates" / "prometheus" / "kafka-4x-alerts.yml")])
+                            [rules_for(state, brokers_min=3)])
     prom.start()
     try:
         name = f"e{time.time_ns() % 10**10}"
@@ -86,6 +85,7 @@ def test_broker_loss_fires_in_zabbix_via_the_java_gateway_and_in_prometheus(live
         cluster_host = api.host.get(filter={"host": f"{name}-cluster"}, output=["hostid"])[0]["hostid"]
         assert not api.problem.get(hostids=[cluster_host], output=["name"])
 
+        assert not [a for a in prom.alerts() if a["labels"]["alertname"] == "KafkaActiveBrokersBelowMinimum"]
         with cluster.sched.lock:
             cluster.kill("broker-3")
         killed = time.monotonic()

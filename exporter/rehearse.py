@@ -1,0 +1,203 @@
+"""Alert rehearsal: run a scenario on the embedded cluster wired to a Zabbix and/or a Prometheus,
+and report for every expected trigger and alert whether it fired, how fast, and when it resolved.
+
+A timeline entry lists what it should fire: `{at: 30s, kill: broker-3, expect: [brokers_below_min]}`
+(ids of catalog/kafka-4x.yaml's triggers). Zabbix gets a host group and hosts of its own for the
+run (JMX interfaces polled by the Java gateway, or trapper items the exporter pushes); Prometheus
+must scrape the exporter this command serves (it prints the target) and load
+templates/prometheus/kafka-4x-alerts.yml.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+import requests
+
+from broker.clock import WallClock
+from broker.jmx.publisher import JmxPublisher
+from broker.scenario import Fault, Scenario
+from broker.simulation import Simulation
+from exporter.catalog.model import Trigger, load_catalog
+from exporter.config import PrometheusSpec
+from exporter.daemon import Daemon, embedded_targets
+from exporter.provision import NodeSpec, Provisioner
+from exporter.rulesets import builtin_rules
+from exporter.trapper import TrapperSink
+
+# what undoes a fault: the time to resolve runs from it
+UNDO = {"kill": "restart", "isolate": "heal", "slow": "heal"}
+
+
+@dataclass
+class Check:
+    at_s: float
+    fault: str
+    trigger: str
+    system: str                   # zabbix | prometheus
+    expected: str                 # the trigger's or alert's name
+    fired: bool = False
+    fire_s: float | None = None
+    resolve_s: float | None = None
+    active_before: bool = False   # already raised before the fault: firing then proves nothing
+
+
+@dataclass
+class Rehearsal:
+    cluster: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.fired and not c.active_before for c in self.checks)
+
+    def as_dict(self) -> dict:
+        return {"cluster": self.cluster, "ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+
+    def table(self) -> str:
+        rows = [("time", "fault", "system", "expected", "fired", "to fire", "to resolve")]
+        for c in self.checks:
+            fired = "already before" if c.active_before else "yes" if c.fired else "NO"
+            rows.append((f"{c.at_s:.0f}s", c.fault, c.system, c.expected[:70], fired,
+                         f"{c.fire_s:.1f}s" if c.fire_s is not None else "-",
+                         f"{c.resolve_s:.1f}s" if c.resolve_s is not None else "-"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows)
+
+
+def _name_pattern(t: Trigger) -> re.Pattern[str]:
+    """A trigger name with its macros as wildcards, to recognise the problem Zabbix made of it."""
+    parts = re.split(r"(\{[^}]+\})", t.name)
+    return re.compile("".join(".*" if p.startswith("{") else re.escape(p) for p in parts) + "$")
+
+
+class ZabbixWatch:
+    def __init__(self, prov: Provisioner, hostids: list[str]) -> None:
+        self.api = prov.api
+        self.hostids = hostids
+
+    def firing(self, t: Trigger) -> bool:
+        pattern = _name_pattern(t)
+        return any(pattern.match(p["name"]) for p in self.api.problem.get(hostids=self.hostids, output=["name"]))
+
+    active = firing
+
+
+class PrometheusWatch:
+    def __init__(self, url: str, cluster: str) -> None:
+        self.url = url.rstrip("/")
+        self.cluster = cluster
+
+    def firing(self, t: Trigger, states: tuple[str, ...] = ("firing",)) -> bool:
+        r = requests.get(f"{self.url}/api/v1/alerts", timeout=5)
+        r.raise_for_status()
+        return any(a["labels"].get("alertname") == t.alert.name and a["labels"].get("cluster") == self.cluster
+                   and a["state"] in states for a in r.json()["data"]["alerts"])
+
+    def active(self, t: Trigger) -> bool:
+        return self.firing(t, ("pending", "firing"))
+
+
+def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: str = "Admin",
+             zabbix_password: str | None = None, prometheus_url: str | None = None, transport: str = "jmx",
+             jmx_base_port: int = 9990, metrics_listen: tuple[str, int] = ("127.0.0.1", 9404),
+             zabbix_server: tuple[str, int] | None = None, interval: str = "5s", fire_timeout_s: float = 180.0,
+             settle_s: float = 20.0, log=print) -> Rehearsal:  # type: ignore[no-untyped-def]
+    catalog = load_catalog()
+    by_id = {t.id: t for t in catalog.triggers}
+    for fault in scenario.timeline:
+        for tid in fault.expect:
+            if tid not in by_id:
+                raise ValueError(f"{scenario.source}:{fault.line}: expect: unknown trigger {tid!r} "
+                                 f"(catalog ids: {', '.join(sorted(by_id))})")
+    name = f"rehearsal-{time.strftime('%Y%m%d-%H%M%S')}"
+    sim = Simulation(scenario, WallClock())
+    cluster = sim.cluster
+    publisher = JmxPublisher(cluster, base_port=jmx_base_port, refresh_ms=1000) if transport == "jmx" else None
+    sink = None
+    if zabbix_url and transport == "trapper":
+        if zabbix_server is None:
+            raise ValueError("the trapper transport needs the Zabbix server's address (--zabbix-server)")
+        sink = TrapperSink(zabbix_server[0], zabbix_server[1], catalog, name, host_name="{cluster}-{node}",
+                           lld_settle_s=10.0)
+    daemon = Daemon(name, embedded_targets(cluster, interval_s=2.0, timeout_s=5.0), builtin_rules(),
+                    PrometheusSpec(*metrics_listen), zabbix=sink)
+    stop = threading.Event()
+    watches: list[tuple[str, object]] = []
+    try:
+        sim.start(apply_timeline=False)
+        threading.Thread(target=lambda: sim.run(until_ms=float("inf"), stop=stop), name="cluster", daemon=True).start()
+        if publisher is not None:
+            publisher.start(background=True)
+        daemon.start()
+        log(f"exporter: {daemon.url} (Prometheus must scrape it and load templates/prometheus/kafka-4x-alerts.yml)")
+        if zabbix_url:
+            prov = Provisioner(zabbix_url, zabbix_user, zabbix_password or "")
+            ports = publisher.ports() if publisher else {n: 0 for n in cluster.node_names()}
+            nodes = [NodeSpec(n, cluster.node(n).role, "127.0.0.1", p) for n, p in ports.items()]
+            hosts = prov.provision(name, nodes, transport, scenario.brokers, interval)
+            watches.append(("zabbix", ZabbixWatch(prov, list(hosts.values()))))
+            log(f"zabbix: host group 'Kafka {name}', {len(hosts)} hosts")
+        if prometheus_url:
+            watches.append(("prometheus", PrometheusWatch(prometheus_url, name)))
+        deadline = time.monotonic() + 120
+        while not cluster.ready() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(settle_s)            # the first values reach Zabbix and Prometheus before any fault
+        return _run_timeline(sim, list(scenario.timeline), dict(watches), by_id, fire_timeout_s, name, log)
+    finally:
+        stop.set()
+        daemon.stop()
+        if publisher is not None:
+            publisher.stop()
+
+
+def _poll(until, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not until() and time.monotonic() < deadline:
+        time.sleep(1.0)
+
+
+def _run_timeline(sim: Simulation, timeline: list[Fault], watches: dict, by_id: dict[str, Trigger],
+                  timeout_s: float, name: str, log) -> Rehearsal:  # type: ignore[no-untyped-def]
+    """Faults in order, each at its time or as soon as the previous checks are done: after a fault
+    the expected triggers and alerts are awaited; after the fault's undo, their resolution."""
+    result = Rehearsal(name)
+    started = time.monotonic()
+    open_checks: dict[tuple[str, str | None], list[Check]] = {}
+    for fault in timeline:
+        delay = fault.at_ms / 1000.0 - (time.monotonic() - started)
+        if delay > 0:
+            time.sleep(delay)
+        before = {(tid, system): watches[system].active(by_id[tid]) for tid in fault.expect for system in watches}
+        with sim.cluster.sched.lock:
+            sim.apply(fault)
+        applied = time.monotonic()
+        label = f"{fault.action} {fault.node or 'all'}"
+        log(f"{applied - started:6.1f}s  {label}")
+        checks = [Check(round(applied - started, 1), label, tid, system,
+                        by_id[tid].alert.name if system == "prometheus" else by_id[tid].name,
+                        active_before=before[(tid, system)])
+                  for tid in fault.expect for system in watches]
+        result.checks.extend(checks)
+
+        def all_fired() -> bool:
+            for c in checks:
+                if not c.fired and watches[c.system].firing(by_id[c.trigger]):
+                    c.fired, c.fire_s = True, time.monotonic() - applied
+                    log(f"        {c.system}: {c.expected} after {c.fire_s:.1f}s")
+            return all(c.fired for c in checks)
+        _poll(all_fired, timeout_s)
+        open_checks[(fault.action, fault.node)] = [c for c in checks if c.fired]
+        undone = [k for k in open_checks if UNDO.get(k[0]) == fault.action and fault.node in (k[1], None)]
+        resolving = [c for k in undone for c in open_checks.pop(k)]
+
+        def all_resolved() -> bool:
+            for c in resolving:
+                if c.resolve_s is None and not watches[c.system].firing(by_id[c.trigger]):
+                    c.resolve_s = time.monotonic() - applied
+            return all(c.resolve_s is not None for c in resolving)
+        _poll(all_resolved, timeout_s)
+    return result
