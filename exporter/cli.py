@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=_duration, default=None, metavar="DURATION",
                       help="stop after this long (default: the scenario's run_for)")
     _jmx_options(demo, default_port=9990)
+    demo.add_argument("--control-listen", default="127.0.0.1:9399", metavar="HOST:PORT",
+                      help="where `kafka-jmx fault` reaches the demo (default 127.0.0.1:9399)")
     demo.add_argument("--metrics-listen", default="127.0.0.1:9404", metavar="HOST:PORT",
                       help="serve the exporter's Prometheus metrics for the demo cluster here (default 127.0.0.1:9404)")
 
@@ -125,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     reh.add_argument("--fire-timeout", type=_duration, default=180_000.0, metavar="DURATION")
     reh.add_argument("--json", action="store_true")
 
+    fault = sub.add_parser("fault", help="inject a fault into a running `kafka-jmx demo`",
+                           description="Send a fault to the running demo's control endpoint.")
+    fault.add_argument("action", choices=("kill", "restart", "isolate", "heal", "slow"))
+    fault.add_argument("node", nargs="?", help="broker-N, controller-N or active-controller (heal: optional)")
+    fault.add_argument("--fetch-delay", metavar="DURATION", help="slow: the follower's pause between fetches")
+    fault.add_argument("--event-delay", metavar="DURATION", help="slow: a controller's extra time per event")
+    fault.add_argument("--control", default="127.0.0.1:9399", metavar="HOST:PORT", help="the demo's control endpoint")
+
     cluster = sub.add_parser("cluster", help="the embedded cluster on the wall clock")
     csub = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
     run = csub.add_parser("run", help="run a scenario on the wall clock, printing its events")
@@ -152,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_simulate(args)
         if args.command == "demo":
             from exporter.demo import run_demo
-            return run_demo(args.scenario, args.duration, _jmx_settings(args), args.metrics_listen)
+            return run_demo(args.scenario, args.duration, _jmx_settings(args), args.metrics_listen, args.control_listen)
         if args.command == "cluster":
             return cmd_cluster_run(args)
         if args.command == "serve":
@@ -167,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_zabbix_provision(args)
         if args.command == "rehearse":
             return cmd_rehearse(args)
+        if args.command == "fault":
+            return cmd_fault(args)
     except (ScenarioError, ConfigError, ExporterConfigError) as e:
         print(f"kafka-jmx: {e}", file=sys.stderr)
         return 2
@@ -227,6 +239,27 @@ def cmd_zabbix_provision(args: argparse.Namespace) -> int:
     print(f"Zabbix {prov.version}: templates imported; host group 'Kafka {args.cluster}'; hosts:")
     for name, hostid in hosts.items():
         print(f"  {name} (hostid {hostid})")
+    return 0
+
+
+def cmd_fault(args: argparse.Namespace) -> int:
+    import requests
+    body = {"action": args.action, "node": args.node}
+    if args.fetch_delay:
+        body["fetch_delay"] = args.fetch_delay
+    if args.event_delay:
+        body["event_delay"] = args.event_delay
+    url = f"http://{args.control}/fault"
+    try:
+        resp = requests.post(url, json=body, timeout=10)
+    except requests.RequestException:
+        print(f"kafka-jmx: no demo answers at {url} (is `kafka-jmx demo` running?)", file=sys.stderr)
+        return 2
+    answer = resp.json()
+    if not answer.get("ok"):
+        print(f"kafka-jmx: {answer.get('error')}", file=sys.stderr)
+        return 1
+    print(answer["message"])
     return 0
 
 

@@ -13,6 +13,7 @@ from broker.clock import WallClock
 from broker.scenario import load_scenario, load_scenario_file
 from broker.simulation import Simulation
 from exporter.config import PrometheusSpec
+from exporter.control import ControlServer
 from exporter.daemon import Daemon, embedded_targets
 from exporter.endpoints import start_publisher
 from exporter.rulesets import builtin_rules
@@ -69,7 +70,7 @@ def render(sim: Simulation) -> Group:
 
 
 def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | None = None,
-             metrics_listen: str | None = "127.0.0.1:9404") -> int:
+             metrics_listen: str | None = "127.0.0.1:9404", control_listen: str | None = "127.0.0.1:9399") -> int:
     scenario = load_scenario_file(scenario_path) if scenario_path else load_scenario(bundled_demo_scenario(), "demo.yaml")
     sim = Simulation(scenario, WallClock())
     stop = threading.Event()
@@ -85,6 +86,12 @@ def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | N
                           PrometheusSpec(host or "127.0.0.1", int(port)))
         exporter.start()
         console.print(f"Prometheus metrics: {exporter.url}")
+    control = None
+    if control_listen:
+        host, _, port = control_listen.rpartition(":")
+        control = ControlServer(sim, host or "127.0.0.1", int(port))
+        control.start()
+        console.print(f"Faults: kafka-jmx fault kill broker-3 --control {control_listen}")
     worker = threading.Thread(target=lambda: (sim.run(until_ms=duration_ms, stop=stop), stop.set()),
                               name="cluster", daemon=True)
     worker.start()
@@ -99,6 +106,8 @@ def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | N
         worker.join(timeout=5)
         if exporter is not None:
             exporter.stop()
+        if control is not None:
+            control.stop()
         if publisher is not None:
             publisher.stop()
     return 0

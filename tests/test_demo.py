@@ -38,9 +38,9 @@ def test_wall_clock_cluster_elects_and_registers_in_real_time():
 
 def test_demo_command_runs_prints_jmx_urls_and_stops():
     require_jdk()
-    base = free_port_block(9)
+    base = free_port_block(10)
     out = subprocess.run([sys.executable, "-m", "exporter", "demo", "--duration", "4s", "--jmx-base-port", str(base),
-                          "--metrics-listen", f"127.0.0.1:{base + 8}"],
+                          "--metrics-listen", f"127.0.0.1:{base + 8}", "--control-listen", f"127.0.0.1:{base + 9}"],
                          capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
     assert out.returncode == 0, out.stderr
     assert "Kafka 4.x embedded cluster" in out.stdout
@@ -71,3 +71,26 @@ def test_cluster_run_publishes_over_jmx_while_running(tmp_path):
     finally:
         proc.kill()
         JmxReader.stop_all()
+
+
+def test_fault_command_reaches_the_running_cluster(capsys):
+    from exporter.cli import main
+    from exporter.control import ControlServer
+    sim = Simulation(load_scenario(bundled_demo_scenario(), "demo.yaml"))
+    sim.start(apply_timeline=False)
+    sim.run(until_ms=5_000)
+    control = ControlServer(sim, port=free_port_block(1))
+    control.start()
+    where = control.url.removeprefix("http://")
+    try:
+        assert main(["fault", "kill", "broker-2", "--control", where]) == 0
+        assert "kill broker-2" in capsys.readouterr().out
+        assert not sim.cluster.brokers["broker-2"].alive
+        assert main(["fault", "kill", "broker-9", "--control", where]) == 1
+        assert "unknown node 'broker-9'" in capsys.readouterr().err
+        assert main(["fault", "slow", "broker-1", "--fetch-delay", "20s", "--control", where]) == 0
+        assert sim.cluster.brokers["broker-1"].fetch_delay_ms == 20_000
+        assert main(["fault", "heal", "--control", where]) == 0
+        assert sim.cluster.brokers["broker-1"].fetch_delay_ms == 0
+    finally:
+        control.stop()

@@ -1,0 +1,77 @@
+"""The demo's control endpoint (127.0.0.1 only): `kafka-jmx fault ...` posts faults to it."""
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from broker.errors import UnknownNodeError
+from broker.scenario import FAULTS, Fault, parse_duration_ms
+from broker.simulation import Simulation
+
+
+class ControlServer:
+    def __init__(self, sim: Simulation, host: str = "127.0.0.1", port: int = 9399) -> None:
+        self.sim = sim
+        control = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib's signature
+                pass
+
+            def _answer(self, code: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+                if self.path != "/status":
+                    self._answer(404, {"error": "GET /status or POST /fault"})
+                    return
+                c = control.sim.cluster
+                with c.sched.lock:
+                    active = c.active_controller()
+                    body = {"time_ms": int(c.now_ms()), "active_controller": active.name if active else None,
+                            "nodes": {n: node.alive for n, node in c.servers.items()}}
+                self._answer(200, body)
+
+            def do_POST(self) -> None:  # noqa: N802 - stdlib's name
+                if self.path != "/fault":
+                    self._answer(404, {"error": "POST /fault"})
+                    return
+                try:
+                    req = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                    self._answer(200, {"ok": True, "message": control.apply(req)})
+                except (ValueError, KeyError, UnknownNodeError) as e:
+                    self._answer(400, {"ok": False, "error": str(e)})
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.url = f"http://{host}:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="control", daemon=True)
+
+    def apply(self, req: dict) -> str:
+        action = req.get("action")
+        if action not in FAULTS:
+            raise ValueError(f"unknown action {action!r} (use {', '.join(FAULTS)})")
+        node = req.get("node")
+        if node is None and action != "heal":
+            raise ValueError(f"{action} needs a node")
+        fault = Fault(0.0, action, node, parse_duration_ms(req.get("fetch_delay", 0)) if req.get("fetch_delay") else 0.0,
+                      parse_duration_ms(req.get("event_delay", 0)) if req.get("event_delay") else 0.0)
+        c = self.sim.cluster
+        with c.sched.lock:
+            if node is not None:
+                c.node(node)        # an unknown node is an error, not a skipped event
+            before = len(self.sim.events)
+            self.sim.apply(fault)
+            return self.sim.events[-1][1] if len(self.sim.events) > before else f"{action} {node}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
