@@ -11,6 +11,8 @@ import pytest
 from broker.clock import WallClock
 from broker.cluster import Cluster
 from broker.jmx.publisher import JmxPublisher
+from exporter.catalog import grafana
+from exporter.catalog.model import load_catalog
 from exporter.config import PrometheusSpec
 from exporter.daemon import Daemon, embedded_targets
 from exporter.rulesets import builtin_rules
@@ -41,6 +43,13 @@ def live():
     runner = threading.Thread(target=lambda: cluster.sched.run(until_ms=float("inf"), stop=stop), daemon=True)
     runner.start()
     assert wait(lambda: cluster.ready(), 30)
+    with cluster.sched.lock:
+        cluster.create_topic("orders", 3, 3, 2)
+    assert wait(lambda: cluster.topic_exists("orders"), 30)
+    with cluster.sched.lock:
+        producer = cluster.producer("p")
+        for i in range(30):
+            producer.send("orders", i, key=str(i).encode())
     ports = free_port_block(5, low=20000)
     publisher = JmxPublisher(cluster, base_port=ports, refresh_ms=1000)
     publisher.start(background=True)
@@ -99,6 +108,14 @@ def test_broker_loss_fires_in_zabbix_via_the_java_gateway_and_in_prometheus(live
         prometheus_s = time.monotonic() - killed
         assert firing and firing[0]["labels"]["cluster"] == "e2e"
         print(f"fault to Zabbix problem (JMX path): {zabbix_s:.1f} s; to Prometheus firing: {prometheus_s:.1f} s")
+
+        # every Grafana panel's query returns data from this Prometheus
+        empty = []
+        for uid, expr, panel in grafana.queries(load_catalog()):
+            result = prom.query(expr.replace("$cluster", "e2e").replace("$node", ".*"))
+            if not result and not panel.may_be_empty:
+                empty.append(f"{uid}: {panel.title}: {expr}")
+        assert not empty, "panels without data:\n" + "\n".join(empty)
 
         with cluster.sched.lock:
             cluster.restart("broker-3")
