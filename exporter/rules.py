@@ -389,8 +389,14 @@ class RuleSet:
                 return None
         if isinstance(raw, bool):
             return 1.0 if raw else 0.0
-        if isinstance(raw, (int, float)):
-            return float(raw) * rule.value_factor
+        if isinstance(raw, float):
+            return raw * rule.value_factor
+        if isinstance(raw, int):
+            try:
+                return float(raw) * rule.value_factor
+            except OverflowError:
+                # a BigInteger beyond double range: Java's doubleValue() gives +/-Infinity, so does jmx_exporter
+                return (math.inf if raw > 0 else -math.inf) * rule.value_factor
         return None
 
     def _default(self, s: Sample, attr: str, value: float) -> MatchedSample:

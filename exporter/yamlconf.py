@@ -40,7 +40,12 @@ class Doc:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self._plain(v, path + (i,)) for i, v in enumerate(node.value)]
-        return yaml.safe_load(yaml.serialize(node))
+        try:
+            return yaml.safe_load(yaml.serialize(node))
+        except yaml.YAMLError as e:
+            # e.g. a !!python/object tag: safe loading refuses it; name the line in the user's file
+            raise ConfigError([f"{self.source}:{node.start_mark.line + 1}: not valid here: "
+                               f"{getattr(e, 'problem', None) or e}"]) from None
 
     def where(self, path: tuple) -> str:
         line = self.lines.get(path)
