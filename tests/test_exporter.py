@@ -175,3 +175,39 @@ def test_rules_test_command_prints_the_exposition(tmp_path, capsys):
     out = capsys.readouterr().out
     assert 'kafka_controller_kafkacontroller_activebrokercount{cluster="kafka",node="controller-1001"' in out
     assert "kafka_log_log_size{" in out and 'topic="t"' in out
+
+
+def test_jolokia_requests_are_plain_reads_never_proxy_requests():
+    """A Jolokia agent in proxy mode would forward a request carrying "target" to any JMX URL;
+    the exporter only ever asks the agent about its own JVM."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from exporter.sources.jolokia import JolokiaSource
+    bodies: list = []
+
+    class Agent(BaseHTTPRequestHandler):
+        def do_POST(self):
+            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            answer = json.dumps([{"status": 200, "value": {"kafka.server:type=ReplicaManager,name=LeaderCount":
+                                                           {"Value": 4}}}]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Agent)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        source = JolokiaSource("j", f"http://127.0.0.1:{server.server_port}/jolokia/", includes=["kafka.server:*"])
+        samples = source.read().samples
+        source.close()
+    finally:
+        server.shutdown()
+    assert [(s.attr, s.value) for s in samples] == [("Value", 4)]
+    assert bodies and all(r["type"] == "read" and "target" not in r for body in bodies for r in body)
