@@ -8,6 +8,7 @@ from importlib import resources
 from typing import Any
 
 import pytest
+from prometheus_client.core import GaugeMetricFamily
 
 from exporter.collector import _sample
 from exporter.config import DaemonConfig, load_config
@@ -166,5 +167,4 @@ def test_extreme_jmx_values_give_a_number_or_are_left_out(raw):
         assert m is not None and isinstance(m.value, float)
         if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) > 1e308:
             assert math.isinf(m.value) and (m.value > 0) == (raw > 0)
-        from prometheus_client.core import GaugeMetricFamily
         _sample(GaugeMetricFamily(m.name, "h"), dict(m.labels), m.value)
