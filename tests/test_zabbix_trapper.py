@@ -128,3 +128,17 @@ def test_spooled_values_survive_a_zabbix_outage(zabbix, zabbix_api, provisioned)
         sink.stop()
         if "zabbix_server" not in zabbix.pids:
             zabbix.start_server()
+
+
+def test_refused_values_are_counted_and_logged_and_the_rest_delivered(zabbix, zabbix_api, provisioned, caplog):
+    from zabbix_utils import ItemValue
+    c, name = provisioned
+    host = f"{name}-controller-1001"
+    sink = TrapperSink("127.0.0.1", zabbix.server_port, load_catalog(), name, host_name="{cluster}-{node}")
+    now = int(time.time())
+    sink._enqueue([ItemValue(host, ABC, "3", now), ItemValue(host, "no.such.item", "1", now)])
+    with caplog.at_level("WARNING"):
+        assert sink.flush_once()
+    assert (sink.sent, sink.refused, sink.spooled) == (1, 1, 0)
+    assert "refused 1 of 2 values" in caplog.text and f"{host}:no.such.item" in caplog.text
+    assert wait(lambda: (lastvalue(zabbix_api, host, ABC) or {}).get("lastvalue") == "3", 30)
