@@ -177,6 +177,44 @@ def test_rules_test_command_prints_the_exposition(tmp_path, capsys):
     assert "kafka_log_log_size{" in out and 'topic="t"' in out
 
 
+def test_a_target_answering_garbage_goes_down_and_recovers_while_the_others_stay():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from exporter.sources.jolokia import JolokiaSource
+    answer = {"body": b"<html>502 Bad Gateway</html>"}
+
+    class Agent(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer["body"])))
+            self.end_headers()
+            self.wfile.write(answer["body"])
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Agent)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    c = make_cluster(topics=())
+    targets = embedded_targets(c, interval_s=0.2, timeout_s=2.0)
+    url = f"http://127.0.0.1:{server.server_port}/jolokia/"
+    targets.append(Target("garbage", "broker", JolokiaSource("garbage", url, includes=["kafka.server:*"]), "9", {},
+                          0.2, 1.0))
+    d = Daemon("prod", targets, builtin_rules(), PrometheusSpec(port=free_port_block(1)))
+    d.start()
+    try:
+        assert wait_for(lambda: d.workers[-1].errors["protocol"] >= 1 and d.workers[-1].result is not None, 10)
+        assert not d.workers[-1].result.up and d.workers[-1].result.error_kind == "protocol"
+        assert wait_for(lambda: all(w.result is not None and w.result.up for w in d.workers[:-1]), 10)
+        answer["body"] = b'[{"status": 200, "value": {"kafka.server:type=ReplicaManager,name=LeaderCount": {"Value": 0}}}]'
+        assert wait_for(lambda: d.workers[-1].result.up, 10)
+    finally:
+        d.stop()
+        server.shutdown()
+
+
 def test_jolokia_requests_are_plain_reads_never_proxy_requests():
     """A Jolokia agent in proxy mode would forward a request carrying "target" to any JMX URL;
     the exporter only ever asks the agent about its own JVM."""
