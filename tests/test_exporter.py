@@ -249,3 +249,38 @@ def test_jolokia_requests_are_plain_reads_never_proxy_requests():
         server.shutdown()
     assert [(s.attr, s.value) for s in samples] == [("Value", 4)]
     assert bodies and all(r["type"] == "read" and "target" not in r for body in bodies for r in body)
+
+
+def test_a_refused_password_never_appears_in_logs_or_metrics(caplog):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from exporter.sources.jolokia import JolokiaSource
+
+    class Agent(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Agent)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    source = JolokiaSource("locked", f"http://127.0.0.1:{server.server_port}/jolokia/", username="monitor",
+                           password="hunter2-secret")
+    d = Daemon("prod", [Target("locked", "broker", source, "1", {}, 0.2, 1.0)], builtin_rules(),
+               PrometheusSpec(port=free_port_block(1)))
+    with caplog.at_level("DEBUG"):
+        d.start()
+        try:
+            assert wait_for(lambda: d.workers[0].errors["auth"] >= 1 and d.workers[0].result is not None, 10)
+            d.renderer.render()
+            text = scrape(d.url)
+        finally:
+            d.stop()
+            server.shutdown()
+    assert 'kind="auth"' in text and "check the Jolokia user and password" in caplog.text
+    assert "hunter2" not in text and "hunter2" not in caplog.text and "hunter2" not in d.workers[0].result.error
