@@ -1,7 +1,11 @@
 """The exporter daemon: background collection per target, /metrics from the last results, health
 metrics, TLS and basic auth, configuration errors."""
+import contextlib
+import json
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -12,8 +16,31 @@ from exporter.collector import Target
 from exporter.config import PrometheusSpec, load_config
 from exporter.daemon import Daemon, embedded_targets
 from exporter.rulesets import builtin_rules
+from exporter.sources.jolokia import JolokiaSource
 from exporter.sources.jmx import JmxSource
 from exporter.yamlconf import ConfigError
+
+
+@contextlib.contextmanager
+def http_agent(respond):
+    """A real HTTP server on 127.0.0.1 that answers every POST with respond(request_body) -> (status, body)."""
+    class Agent(BaseHTTPRequestHandler):
+        def do_POST(self):
+            status, body = respond(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Agent)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/jolokia/"
+    finally:
+        server.shutdown()
 
 
 def scrape(url, **kw):
@@ -178,102 +205,49 @@ def test_rules_test_command_prints_the_exposition(tmp_path, capsys):
 
 
 def test_a_target_answering_garbage_goes_down_and_recovers_while_the_others_stay():
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from exporter.sources.jolokia import JolokiaSource
     answer = {"body": b"<html>502 Bad Gateway</html>"}
-
-    class Agent(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(answer["body"])))
-            self.end_headers()
-            self.wfile.write(answer["body"])
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Agent)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    c = make_cluster(topics=())
-    targets = embedded_targets(c, interval_s=0.2, timeout_s=2.0)
-    url = f"http://127.0.0.1:{server.server_port}/jolokia/"
-    targets.append(Target("garbage", "broker", JolokiaSource("garbage", url, includes=["kafka.server:*"]), "9", {},
-                          0.2, 1.0))
-    d = Daemon("prod", targets, builtin_rules(), PrometheusSpec(port=free_port_block(1)))
-    d.start()
-    try:
-        assert wait_for(lambda: d.workers[-1].errors["protocol"] >= 1 and d.workers[-1].result is not None, 10)
-        assert not d.workers[-1].result.up and d.workers[-1].result.error_kind == "protocol"
-        assert wait_for(lambda: all(w.result is not None and w.result.up for w in d.workers[:-1]), 10)
-        answer["body"] = b'[{"status": 200, "value": {"kafka.server:type=ReplicaManager,name=LeaderCount": {"Value": 0}}}]'
-        assert wait_for(lambda: d.workers[-1].result.up, 10)
-    finally:
-        d.stop()
-        server.shutdown()
+    with http_agent(lambda _: (200, answer["body"])) as url:
+        c = make_cluster(topics=())
+        targets = embedded_targets(c, interval_s=0.2, timeout_s=2.0)
+        targets.append(Target("garbage", "broker", JolokiaSource("garbage", url, includes=["kafka.server:*"]), "9", {},
+                              0.2, 1.0))
+        d = Daemon("prod", targets, builtin_rules(), PrometheusSpec(port=free_port_block(1)))
+        d.start()
+        try:
+            assert wait_for(lambda: d.workers[-1].errors["protocol"] >= 1 and d.workers[-1].result is not None, 10)
+            assert not d.workers[-1].result.up and d.workers[-1].result.error_kind == "protocol"
+            assert wait_for(lambda: all(w.result is not None and w.result.up for w in d.workers[:-1]), 10)
+            answer["body"] = (b'[{"status": 200, "value": {"kafka.server:type=ReplicaManager,name=LeaderCount": '
+                              b'{"Value": 0}}}]')
+            assert wait_for(lambda: d.workers[-1].result.up, 10)
+        finally:
+            d.stop()
 
 
 def test_jolokia_requests_are_plain_reads_never_proxy_requests():
     """A Jolokia agent in proxy mode would forward a request carrying "target" to any JMX URL;
     the exporter only ever asks the agent about its own JVM."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from exporter.sources.jolokia import JolokiaSource
     bodies: list = []
+    answer = json.dumps([{"status": 200, "value": {"kafka.server:type=ReplicaManager,name=LeaderCount":
+                                                   {"Value": 4}}}]).encode()
 
-    class Agent(BaseHTTPRequestHandler):
-        def do_POST(self):
-            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            answer = json.dumps([{"status": 200, "value": {"kafka.server:type=ReplicaManager,name=LeaderCount":
-                                                           {"Value": 4}}}]).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+    def respond(body):
+        bodies.append(json.loads(body))
+        return 200, answer
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Agent)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        source = JolokiaSource("j", f"http://127.0.0.1:{server.server_port}/jolokia/", includes=["kafka.server:*"])
+    with http_agent(respond) as url:
+        source = JolokiaSource("j", url, includes=["kafka.server:*"])
         samples = source.read().samples
         source.close()
-    finally:
-        server.shutdown()
     assert [(s.attr, s.value) for s in samples] == [("Value", 4)]
     assert bodies and all(r["type"] == "read" and "target" not in r for body in bodies for r in body)
 
 
 def test_a_refused_password_never_appears_in_logs_or_metrics(caplog):
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from exporter.sources.jolokia import JolokiaSource
-
-    class Agent(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(401)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Agent)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    source = JolokiaSource("locked", f"http://127.0.0.1:{server.server_port}/jolokia/", username="monitor",
-                           password="hunter2-secret")
-    d = Daemon("prod", [Target("locked", "broker", source, "1", {}, 0.2, 1.0)], builtin_rules(),
-               PrometheusSpec(port=free_port_block(1)))
-    with caplog.at_level("DEBUG"):
+    with http_agent(lambda _: (401, b"")) as url, caplog.at_level("DEBUG"):
+        source = JolokiaSource("locked", url, username="monitor", password="hunter2-secret")
+        d = Daemon("prod", [Target("locked", "broker", source, "1", {}, 0.2, 1.0)], builtin_rules(),
+                   PrometheusSpec(port=free_port_block(1)))
         d.start()
         try:
             assert wait_for(lambda: d.workers[0].errors["auth"] >= 1 and d.workers[0].result is not None, 10)
@@ -281,6 +255,5 @@ def test_a_refused_password_never_appears_in_logs_or_metrics(caplog):
             text = scrape(d.url)
         finally:
             d.stop()
-            server.shutdown()
     assert 'kind="auth"' in text and "check the Jolokia user and password" in caplog.text
     assert "hunter2" not in text and "hunter2" not in caplog.text and "hunter2" not in d.workers[0].result.error
