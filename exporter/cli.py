@@ -340,10 +340,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_rules_test(args: argparse.Namespace) -> int:
     import json
 
-    from prometheus_client.exposition import generate_latest
     from prometheus_client.registry import CollectorRegistry
 
-    from exporter.collector import PrometheusView, Target, TargetWorker
+    from exporter.collector import HealthView, Target, TargetWorker, exposition
     from exporter.rules import RuleSet
     from exporter.rulesets import builtin_rules
     from exporter.sources.dump import DumpSource
@@ -357,16 +356,17 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
         print(f"kafka-jmx: cannot read {args.mbeans} as a `kafka-jmx simulate --dump` file: {e}", file=sys.stderr)
         return 2
     workers = []
+    cluster = dump.get("cluster", "kafka")
     for name, node in dump["nodes"].items():
         if args.node and name not in args.node:
             continue
         target = Target(name, node["role"], DumpSource(name, node), str(node["node_id"]))
-        worker = TargetWorker(target, rules, lambda w: None)
+        worker = TargetWorker(target, rules, lambda w: None, cluster=cluster)
         worker.collect_once()
         workers.append(worker)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(PrometheusView(workers, dump.get("cluster", "kafka")))
-    sys.stdout.write(generate_latest(registry).decode())
+    registry.register(HealthView(workers, cluster))
+    sys.stdout.write(exposition(workers, registry).decode())
     return 0
 
 

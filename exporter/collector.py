@@ -1,8 +1,9 @@
 """Background collection per target, and the Prometheus view of the last complete results.
 
 Each target has its own thread, schedule and timeout; a slow or dead target never delays the
-others or a scrape. /metrics serves exposition bytes rendered after collections (not on the
-request path). A failed target reports up 0 and none of its series (no stale values).
+others or a scrape. Each target renders its own series right after its collection
+(exporter.exposition); /metrics serves bytes assembled from those chunks after collections, never
+on the request path. A failed target reports up 0 and none of its series (no stale values).
 """
 from __future__ import annotations
 
@@ -13,17 +14,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    Metric,
-    UnknownMetricFamily,
-)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
-from prometheus_client.samples import Sample as PromSample
 
-from exporter.rules import MatchedSample, MetricType, RuleSet
+from exporter.exposition import FamilyChunk, TargetSeries, assemble
+from exporter.rules import MatchedSample, RuleCache, RuleSet
 from exporter.sample import Collection, SourceError
 from exporter.sources import Source
 
@@ -52,15 +48,19 @@ class TargetResult:
     error_kind: str | None = None
     error: str | None = None
     skipped: dict[str, int] = field(default_factory=dict)
+    chunks: dict[str, FamilyChunk] = field(default_factory=dict)
 
 
 class TargetWorker:
     """Collects one target on its own thread: read, apply the rules, publish the result."""
 
     def __init__(self, target: Target, rules: RuleSet, on_result: Callable[["TargetWorker"], None],
-                 on_collection: Callable[[Target, Collection], None] | None = None) -> None:
+                 on_collection: Callable[[Target, Collection], None] | None = None, cluster: str = "kafka") -> None:
         self.target = target
+        self.series = TargetSeries({**target.labels, "cluster": cluster, "node": target.name,
+                                    "node_id": target.node_id, "role": target.role})
         self.rules = rules
+        self.rule_cache = RuleCache()
         self.on_result = on_result
         self.on_collection = on_collection          # the Zabbix sink takes the raw samples
         self.result: TargetResult | None = None
@@ -87,9 +87,10 @@ class TargetWorker:
             collection = self.target.source.read()
             if self.on_collection is not None:
                 self.on_collection(self.target, collection)
-            matched = list(self.rules.apply(collection.samples))
+            matched = self.rules.apply(collection.samples, self.rule_cache)
+            chunks = self.series.render(matched)
             result = TargetResult(True, matched, time.monotonic() - started, time.time(),
-                                  skipped=dict(collection.skipped))
+                                  skipped=dict(collection.skipped), chunks=chunks)
             self.last_success = result.finished_at
         except SourceError as e:
             result = TargetResult(False, [], time.monotonic() - started, time.time(), e.kind, str(e))
@@ -123,22 +124,14 @@ class TargetWorker:
         return self.result
 
 
-_FAMILIES = {MetricType.GAUGE: GaugeMetricFamily, MetricType.COUNTER: CounterMetricFamily,
-             MetricType.UNTYPED: UnknownMetricFamily}
-
-
-class PrometheusView:
-    """A prometheus_client collector over the workers' last results, plus health metrics."""
+class HealthView:
+    """A prometheus_client collector of the targets' health metrics and the build info."""
 
     def __init__(self, workers: Iterable[TargetWorker], cluster: str) -> None:
         self.workers = list(workers)
         self.cluster = cluster
 
-    def _target_labels(self, t: Target) -> dict[str, str]:
-        return {**t.labels, "cluster": self.cluster, "node": t.name, "node_id": t.node_id, "role": t.role}
-
     def collect(self) -> Iterable[Metric]:
-        families: dict[str, tuple[MetricType, str, list[tuple[dict[str, str], float, str]]]] = {}
         health = {name: GaugeMetricFamily(name, doc, labels=["cluster", "node", "node_id", "role"]) for name, doc in (
             ("kafkajmx_target_up", "1 when the last collection of the target succeeded."),
             ("kafkajmx_collection_duration_seconds", "How long the last collection of the target took."),
@@ -159,35 +152,9 @@ class PrometheusView:
             health["kafkajmx_last_success_timestamp_seconds"].add_metric(base, w.last_success)
             for kind, n in w.errors.items():
                 errors.add_metric(base + [kind], float(n))
-            if not up:
-                continue
-            for reason, n in result.skipped.items():
-                skipped.add_metric(base + [reason], float(n))
-            target_labels = self._target_labels(t)
-            for m in result.samples:
-                fam = families.get(m.name)
-                if fam is None:
-                    fam = families[m.name] = (m.type, m.help, [])
-                elif fam[0] != m.type:
-                    families[m.name] = fam = (MetricType.UNTYPED, fam[1], fam[2])
-                labels = dict(m.labels)
-                labels.update(target_labels)
-                fam[2].append((labels, m.value, m.object_name))
-        for name, (mtype, help_, samples) in sorted(families.items()):
-            seen = set()
-            duplicated = False
-            for labels, _, _ in samples:
-                key = tuple(sorted(labels.items()))
-                if key in seen:
-                    duplicated = True
-                    break
-                seen.add(key)
-            metric = _FAMILIES[mtype](name, help_)
-            for labels, value, object_name in samples:
-                if duplicated:      # jmx_exporter 1.x tells series apart by their MBean
-                    labels = {**labels, "_objectname": object_name}
-                metric.samples.append(_sample(metric, labels, value))
-            yield metric
+            if up:
+                for reason, n in result.skipped.items():
+                    skipped.add_metric(base + [reason], float(n))
         yield from health.values()
         yield errors
         yield skipped
@@ -196,24 +163,31 @@ class PrometheusView:
         yield info
 
 
-def _sample(metric: Metric, labels: dict[str, str], value: float) -> PromSample:
-    # a counter family is named without _total; its sample carries it (as client_java 1.x does)
-    return PromSample(metric.name + ("_total" if metric.type == "counter" else ""), labels, value)
+def exposition(workers: Iterable[TargetWorker], registry: CollectorRegistry) -> bytes:
+    """The series of every target that is up, then what `registry` (health and the like) holds."""
+    fragments = []
+    for w in workers:
+        result = w.current()
+        if result is not None and result.up:
+            fragments.append((w.series, result.chunks))
+    return assemble(fragments, generate_latest(registry))
 
 
 class Renderer:
     """Renders the exposition after collections, at most every min_interval_s, off the request path."""
 
-    def __init__(self, view: PrometheusView, min_interval_s: float = 0.2, extra: Iterable[object] = ()) -> None:
+    def __init__(self, workers: list[TargetWorker], cluster: str, min_interval_s: float = 0.2,
+                 extra: Iterable[object] = ()) -> None:
+        self.workers = workers
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(view)
+        self.registry.register(HealthView(workers, cluster))
         for collector in extra:
             self.registry.register(collector)  # type: ignore[arg-type]
         self.min_interval_s = min_interval_s
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self.body = b""
-        self._gzipped: tuple[bytes, bytes] | None = None      # (body, its gzip), made on first demand
+        self.body_gzip = b""        # Prometheus always asks for gzip: compressed here, not while it waits
         self.render_seconds = 0.0
         self.render()
         self._thread = threading.Thread(target=self._loop, name="render", daemon=True)
@@ -228,18 +202,13 @@ class Renderer:
     def mark_dirty(self, *_: object) -> None:
         self._dirty.set()
 
-    def gzipped(self) -> bytes:
-        body = self.body
-        cached = self._gzipped
-        if cached is None or cached[0] is not body:
-            cached = self._gzipped = (body, gzip.compress(body, compresslevel=1))
-        return cached[1]
-
     def render(self) -> bytes:
         started = time.monotonic()
-        self.body = generate_latest(self.registry)
+        body = exposition(self.workers, self.registry)
+        self.body_gzip = gzip.compress(body, compresslevel=1)
+        self.body = body
         self.render_seconds = time.monotonic() - started
-        return self.body
+        return body
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -9,7 +9,7 @@ from broker.clock import WallClock
 from broker.cluster import Cluster
 from broker.scenario import load_scenario_file
 from broker.simulation import Simulation
-from exporter.collector import PrometheusView, Renderer, Target, TargetWorker
+from exporter.collector import Renderer, Target, TargetWorker
 from exporter.catalog.model import load_catalog
 from exporter.config import DaemonConfig, PrometheusSpec, SourceSpec, TargetSpec
 from exporter.http import MetricsServer
@@ -48,13 +48,12 @@ class Daemon:
         self.simulation = simulation
         self.zabbix = zabbix
         self.renderer: Renderer
-        self.workers = [TargetWorker(t, rules, lambda w: self.renderer.mark_dirty(), zabbix.offer if zabbix else None)
-                        for t in targets]
-        self.view = PrometheusView(self.workers, cluster)
-        self.renderer = Renderer(self.view, extra=[zabbix] if zabbix else [])
+        self.workers = [TargetWorker(t, rules, lambda w: self.renderer.mark_dirty(), zabbix.offer if zabbix else None,
+                                     cluster) for t in targets]
+        self.renderer = Renderer(self.workers, cluster, extra=[zabbix] if zabbix else [])
         self.server = MetricsServer(prometheus.host, prometheus.port, lambda: self.renderer.body,
                                     prometheus.cert, prometheus.key, prometheus.username, prometheus.password,
-                                    self.renderer.gzipped)
+                                    lambda: self.renderer.body_gzip)
         self._sim_stop = threading.Event()
         self._sim_thread: threading.Thread | None = None
 

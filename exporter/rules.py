@@ -218,9 +218,7 @@ class RuleSet:
         self.includes = list(includes)
         self.excludes = list(excludes)
         self.source = source
-        # (domain, props, path, attr) -> (rule, name, labels, help) for rules with cache: true
-        self._cache: dict[tuple, tuple[Rule, str, tuple, str] | None] = {}
-        self._bean_strings: dict[tuple, str] = {}
+        self._cache = RuleCache(evicting=False)       # for calls without a target's own cache
 
     # -- loading --------------------------------------------------------------------------------------------
     @classmethod
@@ -332,54 +330,84 @@ class RuleSet:
         return (s.attr,) + s.path[:-1], s.path[-1]
 
     def _bean(self, s: Sample) -> str:
-        key = (s.domain, s.props, s.path, s.attr if s.path else "")
-        text = self._bean_strings.get(key)
-        if text is None:
-            props = ", ".join(f"{k}={v}" for k, v in s.props)
-            text = self._bean_strings[key] = f"{s.domain}<{props}><{', '.join(self._attr_keys(s)[0])}>"
-        return text
+        props = ", ".join(f"{k}={v}" for k, v in s.props)
+        return f"{s.domain}<{props}><{', '.join(self._attr_keys(s)[0])}>"
 
-    def match(self, s: Sample) -> MatchedSample | None:
+    def match(self, s: Sample, cache: RuleCache | None = None) -> MatchedSample | None:
+        cache = self._cache if cache is None else cache
         key = s.key()
-        cached = self._cache.get(key)
-        if cached is not None:
-            rule, name, labels, help_ = cached
-            value = self._value(rule, None, s.value)
-            return None if value is None else MatchedSample(name, labels, value, rule.type, help_, s.object_name)
-        bean = self._bean(s)
+        entry = cache.old.get(key)
+        if entry is None:
+            return self._evaluate(s, key, cache)
+        cache.new[key] = entry
+        retry, found = entry
+        if retry:
+            strings = self._strings(s)
+            for i in retry:     # rules that look at the value missed last time; this value may match
+                outcome = self._try(self.rules[i], s, *strings)
+                if outcome is not _MISS:
+                    return outcome[0] if outcome is not None else None
+        if found is None:
+            return None
+        rule, name, labels, help_, object_name = found
+        value = self._value(rule, None, s.value)
+        return None if value is None else MatchedSample(name, labels, value, rule.type, help_, object_name)
+
+    def _strings(self, s: Sample) -> tuple[str, str, str]:
         attr_name = self._attr_keys(s)[1]
-        snake = _SNAKE.sub(r"\1_\2", attr_name).lower()
-        for rule in self.rules:
-            match_name = bean + (snake if rule.attr_snake_case else attr_name)
-            m = None
-            if rule.pattern is not None:
-                m = rule.pattern.match(match_name + ": " + ("<cache>" if rule.cache else java_value_string(s.value)))
-                if m is None:
-                    continue
-            value = self._value(rule, m, s.value)
-            if value is None:
+        return self._bean(s), attr_name, _SNAKE.sub(r"\1_\2", attr_name).lower()
+
+    def _evaluate(self, s: Sample, key: tuple, cache: RuleCache) -> MatchedSample | None:
+        """First match wins. As jmx_exporter remembers each cached rule's answer per attribute, the
+        cache keeps which value-reading rules must be tried again and the cached rule that matched."""
+        strings = self._strings(s)
+        retry = []
+        for i, rule in enumerate(self.rules):
+            outcome = self._try(rule, s, *strings)
+            if outcome is _MISS:
+                if not rule.cache:
+                    retry.append(i)
+                continue
+            if outcome is None:
                 return None
-            if rule.name is None:
-                return self._default(s, snake if rule.attr_snake_case else attr_name, value)
-            name = safe_name(expand(rule.name, m))  # type: ignore[arg-type]
-            if not name:
-                return None
-            if self.lowercase_names:
-                name = name.lower()
-            help_ = expand(rule.help, m) if rule.help is not None else f"{s.object_name} {s.attr}"  # type: ignore[arg-type]
-            labels = {}
-            for lname, lvalue in rule.labels:
-                ln = safe_name(expand(lname, m))  # type: ignore[arg-type]
-                lv = expand(lvalue, m)  # type: ignore[arg-type]
-                if self.lowercase_labels:
-                    ln = ln.lower()
-                if ln and lv:
-                    labels[ln] = lv
-            sorted_labels = tuple(sorted(labels.items()))
-            if rule.cache:
-                self._cache[key] = (rule, name, sorted_labels, help_)
-            return MatchedSample(name, sorted_labels, value, rule.type, help_, s.object_name)
+            sample, found = outcome
+            if rule.cache and found is not None:
+                cache.new[key] = (tuple(retry), found)
+            return sample
+        cache.new[key] = (tuple(retry), None)
         return None
+
+    def _try(self, rule: Rule, s: Sample, bean: str, attr_name: str, snake: str) -> Any:
+        """_MISS; None (matched, nothing exported); or (sample, what a cache entry keeps or None)."""
+        m = None
+        if rule.pattern is not None:
+            match_name = bean + (snake if rule.attr_snake_case else attr_name)
+            m = rule.pattern.match(match_name + ": " + ("<cache>" if rule.cache else java_value_string(s.value)))
+            if m is None:
+                return _MISS
+        value = self._value(rule, m, s.value)
+        if value is None:
+            return None
+        if rule.name is None:
+            return self._default(s, snake if rule.attr_snake_case else attr_name, value), None
+        name = safe_name(expand(rule.name, m))  # type: ignore[arg-type]
+        if not name:
+            return None
+        if self.lowercase_names:
+            name = name.lower()
+        help_ = expand(rule.help, m) if rule.help is not None else f"{s.object_name} {s.attr}"  # type: ignore[arg-type]
+        labels = {}
+        for lname, lvalue in rule.labels:
+            ln = safe_name(expand(lname, m))  # type: ignore[arg-type]
+            lv = expand(lvalue, m)  # type: ignore[arg-type]
+            if self.lowercase_labels:
+                ln = ln.lower()
+            if ln and lv:
+                labels[ln] = lv
+        sorted_labels = tuple(sorted(labels.items()))
+        object_name = s.object_name
+        return (MatchedSample(name, sorted_labels, value, rule.type, help_, object_name),
+                (rule, name, sorted_labels, help_, object_name))
 
     def _value(self, rule: Rule, m: re.Match[str] | None, raw: Any) -> float | None:
         if rule.value:
@@ -415,13 +443,31 @@ class RuleSet:
         return MatchedSample(name, tuple(sorted(labels.items())), value, MetricType.UNTYPED,
                              f"{s.object_name} {s.attr}", s.object_name)
 
-    def apply(self, samples: Iterable[Sample]) -> Iterator[MatchedSample]:
+    def apply(self, samples: Iterable[Sample], cache: RuleCache | None = None) -> list[MatchedSample]:
+        """The matched samples of one collection. With a target's own cache, what the collection
+        did not see (a deleted topic's beans) leaves the cache."""
+        cache = self._cache if cache is None else cache
+        out = []
         for s in samples:
-            m = self.match(s)
+            m = self.match(s, cache)
             if m is not None:
-                yield m
+                out.append(m)
+        cache.end_collection()
+        return out
 
-    def forget(self, keys: set[tuple]) -> None:
-        """Drop cached matches of attributes that no longer exist (beans that went away)."""
-        for k in [k for k in self._cache if k not in keys]:
-            del self._cache[k]
+
+_MISS = object()
+
+
+class RuleCache:
+    """Cached matches of one target's attributes. Evicting: `old` from the last collection is read,
+    what this collection uses is copied to `new`, and `new` replaces `old` at the end of it."""
+
+    def __init__(self, evicting: bool = True) -> None:
+        self.old: dict[tuple, tuple] = {}
+        self.new: dict[tuple, tuple] = {} if evicting else self.old
+        self.evicting = evicting
+
+    def end_collection(self) -> None:
+        if self.evicting:
+            self.old, self.new = self.new, {}

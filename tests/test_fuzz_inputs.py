@@ -8,10 +8,10 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collector import _sample
 from exporter.config import DaemonConfig, load_config
+from exporter.exposition import TargetSeries, assemble
 from exporter.rules import RuleSet
 from exporter.sample import Collection, Sample
 from exporter.sources.jolokia import JolokiaSource
@@ -167,4 +167,8 @@ def test_extreme_jmx_values_give_a_number_or_are_left_out(raw):
         assert m is not None and isinstance(m.value, float)
         if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) > 1e308:
             assert math.isinf(m.value) and (m.value > 0) == (raw > 0)
-        _sample(GaugeMetricFamily(m.name, "h"), dict(m.labels), m.value)
+        series = TargetSeries({"node": "b1"})
+        text = assemble([(series, series.render([m]))]).decode()
+        [family] = text_string_to_metric_families(text)
+        [parsed] = family.samples
+        assert parsed.value == m.value or (math.isnan(parsed.value) and math.isnan(m.value))
