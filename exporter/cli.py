@@ -59,6 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where `kafka-jmx fault` reaches the demo (default 127.0.0.1:9399)")
     demo.add_argument("--metrics-listen", default="127.0.0.1:9404", metavar="HOST:PORT",
                       help="serve the exporter's Prometheus metrics for the demo cluster here (default 127.0.0.1:9404)")
+    demo.add_argument("--cluster", default="demo",
+                      help="the cluster's name: its Prometheus label and the prefix of its Zabbix hosts (default demo)")
+    demo.add_argument("--zabbix-server", metavar="HOST[:PORT]",
+                      help="also push the template items to this Zabbix server as trapper values, to hosts "
+                           "CLUSTER-NODE on the trapper templates")
+    demo.add_argument("--zabbix-url", metavar="URL",
+                      help="with --zabbix-server: create those hosts first through this Zabbix API "
+                           "(as kafka-jmx zabbix provision --transport trapper does)")
+    demo.add_argument("--zabbix-user", default="Admin", help="Zabbix API user (default Admin)")
+    demo.add_argument("--zabbix-password-env", default="ZABBIX_PASSWORD", metavar="VAR",
+                      help="environment variable holding the Zabbix API password (default ZABBIX_PASSWORD)")
 
     serve = sub.add_parser("serve", help="run the exporter daemon",
                            description="Collect every configured Kafka node in the background and serve "
@@ -161,8 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "simulate":
             return cmd_simulate(args)
         if args.command == "demo":
-            from exporter.demo import run_demo
-            return run_demo(args.scenario, args.duration, _jmx_settings(args), args.metrics_listen, args.control_listen)
+            return cmd_demo(args)
         if args.command == "cluster":
             return cmd_cluster_run(args)
         if args.command == "serve":
@@ -184,6 +194,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import os
+
+    from exporter.demo import DemoZabbix, run_demo
+    from exporter.provision import ProvisionError
+    zabbix = None
+    if args.zabbix_url and not args.zabbix_server:
+        print("kafka-jmx: --zabbix-url needs --zabbix-server (where the values go)", file=sys.stderr)
+        return 2
+    if args.zabbix_server:
+        host, _, port = args.zabbix_server.partition(":")
+        if not host or (port and not port.isdigit()):
+            print(f"kafka-jmx: --zabbix-server {args.zabbix_server!r}: expected HOST or HOST:PORT", file=sys.stderr)
+            return 2
+        password = os.environ.get(args.zabbix_password_env)
+        if args.zabbix_url and password is None:
+            print(f"kafka-jmx: set the Zabbix API password in the environment variable {args.zabbix_password_env}",
+                  file=sys.stderr)
+            return 2
+        url = args.zabbix_url
+        if url and not url.endswith("api_jsonrpc.php"):
+            url = url.rstrip("/") + "/api_jsonrpc.php"
+        zabbix = DemoZabbix(host, int(port or 10051), url, args.zabbix_user, password)
+    try:
+        return run_demo(args.scenario, args.duration, _jmx_settings(args), args.metrics_listen, args.control_listen,
+                        args.cluster, zabbix)
+    except ProvisionError as e:
+        print(f"kafka-jmx: {e}", file=sys.stderr)
+        return 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -366,7 +407,7 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
         workers.append(worker)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HealthView(workers, cluster))
-    sys.stdout.write(exposition(workers, registry).decode())
+    sys.stdout.write(b"".join(exposition(workers, registry)).decode())
     return 0
 
 

@@ -7,10 +7,12 @@ on the request path. A failed target reports up 0 and none of its series (no sta
 """
 from __future__ import annotations
 
-import gzip
+import ctypes
+import ctypes.util
 import logging
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -19,11 +21,13 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from exporter.exposition import FamilyChunk, TargetSeries, assemble
-from exporter.rules import MatchedSample, RuleCache, RuleSet
+from exporter.rules import RuleCache, RuleSet
 from exporter.sample import Collection, SourceError
 from exporter.sources import Source
 
 log = logging.getLogger("kafka_jmx.collector")
+_libc = ctypes.util.find_library("c")
+_malloc_trim = getattr(ctypes.CDLL(_libc), "malloc_trim", None) if _libc else None     # glibc only
 VERSION = "0.1.0"
 ERROR_KINDS = ("connect", "auth", "timeout", "tls", "protocol", "http", "config", "internal")
 
@@ -42,7 +46,7 @@ class Target:
 @dataclass
 class TargetResult:
     up: bool
-    samples: list[MatchedSample]
+    series: int             # how many series the rules made
     duration_s: float
     finished_at: float
     error_kind: str | None = None
@@ -89,14 +93,14 @@ class TargetWorker:
                 self.on_collection(self.target, collection)
             matched = self.rules.apply(collection.samples, self.rule_cache)
             chunks = self.series.render(matched)
-            result = TargetResult(True, matched, time.monotonic() - started, time.time(),
+            result = TargetResult(True, len(matched), time.monotonic() - started, time.time(),
                                   skipped=dict(collection.skipped), chunks=chunks)
             self.last_success = result.finished_at
         except SourceError as e:
-            result = TargetResult(False, [], time.monotonic() - started, time.time(), e.kind, str(e))
+            result = TargetResult(False, 0, time.monotonic() - started, time.time(), e.kind, str(e))
         except Exception as e:      # a bug or an unexpected answer must not stop the other targets
             log.exception("collecting %s failed", self.target.name)
-            result = TargetResult(False, [], time.monotonic() - started, time.time(), "internal",
+            result = TargetResult(False, 0, time.monotonic() - started, time.time(), "internal",
                                   f"{self.target.name}: {type(e).__name__}: {e}")
         finally:
             self.running_since = None
@@ -119,7 +123,7 @@ class TargetWorker:
         """The last result, or a timeout result while a collection runs past the target's timeout."""
         since = self.running_since
         if since is not None and time.monotonic() - since > self.target.timeout_s:
-            return TargetResult(False, [], time.monotonic() - since, time.time(), "timeout",
+            return TargetResult(False, 0, time.monotonic() - since, time.time(), "timeout",
                                 f"{self.target.name}: collection running for more than {self.target.timeout_s:.0f} s")
         return self.result
 
@@ -148,7 +152,7 @@ class HealthView:
             up = bool(result and result.up)
             health["kafkajmx_target_up"].add_metric(base, 1.0 if up else 0.0)
             health["kafkajmx_collection_duration_seconds"].add_metric(base, result.duration_s if result else 0.0)
-            health["kafkajmx_target_samples"].add_metric(base, float(len(result.samples)) if up else 0.0)
+            health["kafkajmx_target_samples"].add_metric(base, float(result.series) if up else 0.0)
             health["kafkajmx_last_success_timestamp_seconds"].add_metric(base, w.last_success)
             for kind, n in w.errors.items():
                 errors.add_metric(base + [kind], float(n))
@@ -163,13 +167,13 @@ class HealthView:
         yield info
 
 
-def exposition(workers: Iterable[TargetWorker], registry: CollectorRegistry) -> bytes:
+def exposition(workers: Iterable[TargetWorker], registry: CollectorRegistry) -> list[bytes]:
     """The series of every target that is up, then what `registry` (health and the like) holds."""
     fragments = []
     for w in workers:
         result = w.current()
         if result is not None and result.up:
-            fragments.append((w.series, result.chunks))
+            fragments.append(result.chunks)
     return assemble(fragments, generate_latest(registry))
 
 
@@ -186,7 +190,7 @@ class Renderer:
         self.min_interval_s = min_interval_s
         self._dirty = threading.Event()
         self._stop = threading.Event()
-        self.body = b""
+        self.body_parts: list[bytes] = []
         self.body_gzip = b""        # Prometheus always asks for gzip: compressed here, not while it waits
         self.render_seconds = 0.0
         self.render()
@@ -202,13 +206,19 @@ class Renderer:
     def mark_dirty(self, *_: object) -> None:
         self._dirty.set()
 
-    def render(self) -> bytes:
+    def body(self) -> bytes:
+        return b"".join(self.body_parts)
+
+    def render(self) -> None:
         started = time.monotonic()
-        body = exposition(self.workers, self.registry)
-        self.body_gzip = gzip.compress(body, compresslevel=1)
-        self.body = body
+        parts = exposition(self.workers, self.registry)
+        gz = zlib.compressobj(1, zlib.DEFLATED, 31)     # wbits 31: the gzip container
+        self.body_gzip = b"".join([gz.compress(p) for p in parts] + [gz.flush()])
+        self.body_parts = parts
         self.render_seconds = time.monotonic() - started
-        return body
+        if _malloc_trim is not None:
+            # a render frees a whole exposition; hand the pages back instead of keeping the peak
+            _malloc_trim(0)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

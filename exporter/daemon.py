@@ -51,9 +51,9 @@ class Daemon:
         self.workers = [TargetWorker(t, rules, lambda w: self.renderer.mark_dirty(), zabbix.offer if zabbix else None,
                                      cluster) for t in targets]
         self.renderer = Renderer(self.workers, cluster, extra=[zabbix] if zabbix else [])
-        self.server = MetricsServer(prometheus.host, prometheus.port, lambda: self.renderer.body,
-                                    prometheus.cert, prometheus.key, prometheus.username, prometheus.password,
-                                    lambda: self.renderer.body_gzip)
+        self.server = MetricsServer(prometheus.host, prometheus.port, lambda: self.renderer.body_parts,
+                                    lambda: [self.renderer.body_gzip], prometheus.cert, prometheus.key,
+                                    prometheus.username, prometheus.password)
         self._sim_stop = threading.Event()
         self._sim_thread: threading.Thread | None = None
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.resources
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console, Group
@@ -12,14 +13,29 @@ from rich.table import Table
 from broker.clock import WallClock
 from broker.scenario import load_scenario, load_scenario_file
 from broker.simulation import Simulation
+from exporter.catalog.model import load_catalog
 from exporter.config import PrometheusSpec
 from exporter.control import ControlServer
 from exporter.daemon import Daemon, embedded_targets
 from exporter.endpoints import start_publisher
+from exporter.provision import NodeSpec, Provisioner
 from exporter.rulesets import builtin_rules
+from exporter.trapper import TrapperSink
 
 KC = "kafka.controller:type=KafkaController,name="
 RM = "kafka.server:type=ReplicaManager,name="
+
+
+@dataclass
+class DemoZabbix:
+    """Where the demo pushes trapper values, and optionally the API that creates its hosts first."""
+
+    server: str
+    port: int = 10051
+    url: str | None = None
+    user: str = "Admin"
+    password: str | None = None
+    host_name: str = "{cluster}-{node}"
 
 
 def bundled_demo_scenario() -> str:
@@ -33,7 +49,13 @@ def _read(node: Any, mbean: str, attr: str = "Value") -> Any:
         return "-"
 
 
-def render(sim: Simulation) -> Group:
+def zabbix_status(sink: TrapperSink) -> str:
+    text = (f"Zabbix {sink.server}:{sink.port}: sent {sink.sent}  waiting {sink.spooled}  "
+            f"refused {sink.refused}  dropped {sink.dropped}")
+    return text + (f"  [red]{sink.last_error}[/red]" if sink.last_error else "")
+
+
+def render(sim: Simulation, sink: TrapperSink | None = None) -> Group:
     c = sim.cluster
     with c.sched.lock:
         active = c.active_controller()
@@ -66,11 +88,12 @@ def render(sim: Simulation) -> Group:
             events.add_row(f"{t / 1000:7.1f}s  {e}")
         summary = (f"produced {stats['produced']}  acked {stats['acked']}  failed {stats['failed']}  "
                    f"consumed {stats['consumed']}")
-    return Group(head, table, summary, events)
+    return Group(head, table, summary, *([zabbix_status(sink)] if sink is not None else []), events)
 
 
 def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | None = None,
-             metrics_listen: str | None = "127.0.0.1:9404", control_listen: str | None = "127.0.0.1:9399") -> int:
+             metrics_listen: str | None = "127.0.0.1:9404", control_listen: str | None = "127.0.0.1:9399",
+             cluster_name: str = "demo", zabbix: DemoZabbix | None = None) -> int:
     scenario = load_scenario_file(scenario_path) if scenario_path else load_scenario(bundled_demo_scenario(), "demo.yaml")
     sim = Simulation(scenario, WallClock())
     stop = threading.Event()
@@ -78,14 +101,28 @@ def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | N
     console = Console()
     console.print(f"[b]Kafka 4.x embedded cluster[/b]: {scenario.brokers} brokers, {scenario.controllers} "
                   f"controllers, cluster id {sim.cluster.cluster_id}. Ctrl-C stops.")
+    sink = None
+    if zabbix is not None:
+        if zabbix.url:
+            nodes = [NodeSpec(name, node.role, "127.0.0.1", 0) for name, node in sim.cluster.servers.items()]
+            hosts = Provisioner(zabbix.url, zabbix.user, zabbix.password or "").provision(
+                cluster_name, nodes, "trapper", scenario.brokers, host_name=zabbix.host_name)
+            console.print(f"Zabbix hosts (trapper templates, group 'Kafka {cluster_name}'): {', '.join(hosts)}. "
+                          "Zabbix refuses their values until its configuration cache reloads (CacheUpdateFrequency, "
+                          "60 s by default; zabbix_server -R config_cache_reload does it now)")
+        else:
+            console.print(f"Zabbix: the hosts must exist on the trapper templates; create them with kafka-jmx zabbix "
+                          f"provision --transport trapper --cluster {cluster_name} ... (or pass --zabbix-url)")
+        sink = TrapperSink(zabbix.server, zabbix.port, load_catalog(), cluster_name, zabbix.host_name)
     publisher = start_publisher(sim, jmx, console.file)
     exporter = None
-    if metrics_listen:
-        host, _, port = metrics_listen.rpartition(":")
-        exporter = Daemon("demo", embedded_targets(sim.cluster, interval_s=5.0, timeout_s=5.0), builtin_rules(),
-                          PrometheusSpec(host or "127.0.0.1", int(port)))
+    if metrics_listen or sink is not None:
+        host, _, port = (metrics_listen or "127.0.0.1:0").rpartition(":")
+        exporter = Daemon(cluster_name, embedded_targets(sim.cluster, interval_s=5.0, timeout_s=5.0), builtin_rules(),
+                          PrometheusSpec(host or "127.0.0.1", int(port)), zabbix=sink)
         exporter.start()
-        console.print(f"Prometheus metrics: {exporter.url}")
+        if metrics_listen:
+            console.print(f"Prometheus metrics: {exporter.url}")
     control = None
     if control_listen:
         host, _, port = control_listen.rpartition(":")
@@ -96,10 +133,10 @@ def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | N
                               name="cluster", daemon=True)
     worker.start()
     try:
-        with Live(render(sim), console=console, refresh_per_second=2) as live:
+        with Live(render(sim, sink), console=console, refresh_per_second=2) as live:
             while not stop.wait(1.0):
-                live.update(render(sim))
-            live.update(render(sim))
+                live.update(render(sim, sink))
+            live.update(render(sim, sink))
     except KeyboardInterrupt:
         stop.set()
     finally:

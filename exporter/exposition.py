@@ -22,25 +22,26 @@ Labels = tuple[tuple[str, str], ...]
 
 @dataclass
 class FamilyChunk:
-    """One target's samples of one family: its lines, and what re-rendering them needs."""
+    """One target's samples of one family, as exposition lines."""
 
     type: MetricType
     help: str
     lines: bytes
-    samples: list[MatchedSample]
 
 
 def _label_value(v: str) -> str:
     return v.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-def family_name(name: str, mtype: MetricType) -> str:
+def sample_name(name: str, mtype: MetricType) -> str:
     # a counter family is named without _total and its samples carry it (prometheus_client and client_java 1.x)
-    return name[:-6] if mtype is MetricType.COUNTER and name.endswith("_total") else name
+    if mtype is MetricType.COUNTER:
+        return name if name.endswith("_total") else name + "_total"
+    return name
 
 
 def header(name: str, mtype: MetricType, help_: str) -> bytes:
-    shown = family_name(name, mtype) + ("_total" if mtype is MetricType.COUNTER else "")
+    shown = sample_name(name, mtype)
     doc = help_.replace("\\", r"\\").replace("\n", r"\n")
     return f"# HELP {shown} {doc}\n# TYPE {shown} {mtype.value}\n".encode()
 
@@ -50,7 +51,7 @@ class TargetSeries:
 
     def __init__(self, constant_labels: Mapping[str, str]) -> None:
         self.constant_labels = dict(constant_labels)
-        self._prefixes: dict[tuple, str] = {}
+        self._prefixes: dict[str, dict[Labels, str]] = {}      # sample name -> labels -> line prefix
 
     def _prefix(self, sample_name: str, labels: Labels, object_name: str | None) -> str:
         merged = dict(labels)
@@ -72,49 +73,54 @@ class TargetSeries:
                 if g[0][0] is not m.type:
                     g[0][0] = MetricType.UNTYPED
                 g[1].append(m)
-        old, new = self._prefixes, {}
+        new: dict[str, dict[Labels, str]] = {}
         chunks = {}
         for name, ((mtype, help_), members) in groups.items():
-            chunks[name] = FamilyChunk(mtype, help_, self._lines(name, mtype, members, old, new), members)
+            chunks[name] = FamilyChunk(mtype, help_, self._lines(name, mtype, members, new))
         self._prefixes = new      # only series still present stay cached
         return chunks
 
-    def rerender(self, name: str, chunk: FamilyChunk, mtype: MetricType) -> bytes:
-        """The chunk's lines under another type (another target typed the family differently)."""
-        return self._lines(name, mtype, chunk.samples, {}, {})
-
-    def _lines(self, name: str, mtype: MetricType, members: list[MatchedSample], old: dict, new: dict) -> bytes:
-        sample_name = family_name(name, mtype) + ("_total" if mtype is MetricType.COUNTER else "")
+    def _lines(self, name: str, mtype: MetricType, members: list[MatchedSample], new: dict) -> bytes:
+        shown = sample_name(name, mtype)
+        old = self._prefixes.get(shown, {})
+        kept = new.setdefault(shown, {})
         prefixes = []
         for m in members:
-            key = (sample_name, m.labels)
-            prefix = old.get(key)
+            prefix = old.get(m.labels)
             if prefix is None:
-                prefix = self._prefix(sample_name, m.labels, None)
-            new[key] = prefix
+                prefix = self._prefix(shown, m.labels, None)
+            kept[m.labels] = prefix
             prefixes.append(prefix)
         if len(set(prefixes)) < len(prefixes):
             # jmx_exporter 1.x tells series with equal names and labels apart by their MBean
-            prefixes = [self._prefix(sample_name, m.labels, m.object_name) for m in members]
+            prefixes = [self._prefix(shown, m.labels, m.object_name) for m in members]
         out = [p + floatToGoString(m.value) for p, m in zip(prefixes, members)]
         out.append("")
         return "\n".join(out).encode()
 
 
-def assemble(fragments: Iterable[tuple[TargetSeries, dict[str, FamilyChunk]]], tail: bytes = b"") -> bytes:
-    """All targets' chunks, one HELP/TYPE per family, families sorted by name, then `tail`."""
-    families: dict[str, list[tuple[TargetSeries, FamilyChunk]]] = {}
-    for series, chunks in fragments:
+def retyped(name: str, chunk: FamilyChunk, mtype: MetricType) -> bytes:
+    """The chunk's lines under another type (another target typed the family differently): only
+    the sample name at the start of each line changes."""
+    old, new = sample_name(name, chunk.type).encode(), sample_name(name, mtype).encode()
+    return b"".join(new + line[len(old):] + b"\n" for line in chunk.lines.splitlines())
+
+
+def assemble(fragments: Iterable[dict[str, FamilyChunk]], tail: bytes = b"") -> list[bytes]:
+    """All targets' chunks, one HELP/TYPE per family, families sorted by name, then `tail`: the
+    parts of the exposition, written out one after the other (not joined: no second copy)."""
+    families: dict[str, list[FamilyChunk]] = {}
+    for chunks in fragments:
         for name, chunk in chunks.items():
-            families.setdefault(name, []).append((series, chunk))
+            families.setdefault(name, []).append(chunk)
     parts = []
     for name in sorted(families):
         members = families[name]
-        mtype = members[0][1].type
-        if any(c.type is not mtype for _, c in members):
+        mtype = members[0].type
+        if any(c.type is not mtype for c in members):
             mtype = MetricType.UNTYPED
-        parts.append(header(name, mtype, members[0][1].help))
-        for series, chunk in members:
-            parts.append(chunk.lines if chunk.type is mtype else series.rerender(name, chunk, mtype))
+        parts.append(header(name, mtype, members[0].help))
+        for chunk in members:
+            parts.append(chunk.lines if chunk.type is mtype else retyped(name, chunk, mtype))
     parts.append(tail)
-    return b"".join(parts)
+    return parts

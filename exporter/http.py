@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import base64
-import gzip
 import hmac
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Callable, Sequence
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -16,11 +15,11 @@ INDEX = b"""<html><head><title>kafka-jmx exporter</title></head><body>
 
 
 class MetricsServer:
-    def __init__(self, host: str, port: int, body: Callable[[], bytes], certfile: str | None = None,
-                 keyfile: str | None = None, username: str | None = None, password: str | None = None,
-                 gzipped: Callable[[], bytes] | None = None) -> None:
-        self._body = body
-        self._gzipped = gzipped or (lambda: gzip.compress(body(), compresslevel=1))
+    def __init__(self, host: str, port: int, body: Callable[[], Sequence[bytes]], gzipped: Callable[[], Sequence[bytes]],
+                 certfile: str | None = None, keyfile: str | None = None, username: str | None = None,
+                 password: str | None = None) -> None:
+        self._body = body           # the exposition in parts, written one after the other
+        self._gzipped = gzipped
         self._auth = None
         if username is not None:
             self._auth = b"Basic " + base64.b64encode(f"{username}:{password or ''}".encode())
@@ -43,7 +42,7 @@ class MetricsServer:
                     payload = server_self._gzipped() if gz else server_self._body()
                     ctype = CONTENT_TYPE_LATEST
                 elif self.path == "/":
-                    payload, ctype, gz = INDEX, "text/html", False
+                    payload, ctype, gz = [INDEX], "text/html", False
                 else:
                     self.send_error(404)
                     return
@@ -51,9 +50,10 @@ class MetricsServer:
                 self.send_header("Content-Type", ctype)
                 if gz:
                     self.send_header("Content-Encoding", "gzip")
-                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("Content-Length", str(sum(len(p) for p in payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                for part in payload:
+                    self.wfile.write(part)
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True

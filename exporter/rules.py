@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 import re
+from sys import intern
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Iterable, Iterator, NamedTuple
 
 from broker.mbeans.names import ObjectNamePattern
-from exporter.sample import Sample
+from exporter.sample import Sample, shared_pair
 from exporter.yamlconf import Doc
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9:_]")
@@ -340,18 +341,22 @@ class RuleSet:
         if entry is None:
             return self._evaluate(s, key, cache)
         cache.new[key] = entry
-        retry, found = entry
+        retry, index, name, labels, help_, object_name = entry
         if retry:
             strings = self._strings(s)
             for i in retry:     # rules that look at the value missed last time; this value may match
-                outcome = self._try(self.rules[i], s, *strings)
+                outcome = self._try(i, s, *strings)
                 if outcome is not _MISS:
                     return outcome[0] if outcome is not None else None
-        if found is None:
+        if index < 0:
             return None
-        rule, name, labels, help_, object_name = found
+        rule = self.rules[index]
         value = self._value(rule, None, s.value)
-        return None if value is None else MatchedSample(name, labels, value, rule.type, help_, object_name)
+        if value is None:
+            return None
+        if rule.help is None:       # the default help names the bean: made again rather than kept per series
+            help_ = f"{object_name} {s.attr}"
+        return MatchedSample(name, labels, value, rule.type, help_, object_name)
 
     def _strings(self, s: Sample) -> tuple[str, str, str]:
         attr_name = self._attr_keys(s)[1]
@@ -363,22 +368,25 @@ class RuleSet:
         strings = self._strings(s)
         retry = []
         for i, rule in enumerate(self.rules):
-            outcome = self._try(rule, s, *strings)
+            outcome = self._try(i, s, *strings)
             if outcome is _MISS:
                 if not rule.cache:
                     retry.append(i)
                 continue
             if outcome is None:
                 return None
-            sample, found = outcome
-            if rule.cache and found is not None:
-                cache.new[key] = (tuple(retry), found)
+            sample, cacheable = outcome
+            if rule.cache and cacheable:
+                # ints and strings only: the garbage collector stops tracking such tuples
+                cache.new[key] = (tuple(retry), i, sample.name, sample.labels,
+                                  "" if rule.help is None else sample.help, sample.object_name)
             return sample
-        cache.new[key] = (tuple(retry), None)
+        cache.new[key] = (tuple(retry), -1, "", (), "", "")
         return None
 
-    def _try(self, rule: Rule, s: Sample, bean: str, attr_name: str, snake: str) -> Any:
-        """_MISS; None (matched, nothing exported); or (sample, what a cache entry keeps or None)."""
+    def _try(self, index: int, s: Sample, bean: str, attr_name: str, snake: str) -> Any:
+        """_MISS; None (matched, nothing exported); or (sample, whether a cache entry may keep it)."""
+        rule = self.rules[index]
         m = None
         if rule.pattern is not None:
             match_name = bean + (snake if rule.attr_snake_case else attr_name)
@@ -389,13 +397,14 @@ class RuleSet:
         if value is None:
             return None
         if rule.name is None:
-            return self._default(s, snake if rule.attr_snake_case else attr_name, value), None
+            return self._default(s, snake if rule.attr_snake_case else attr_name, value), False
         name = safe_name(expand(rule.name, m))  # type: ignore[arg-type]
         if not name:
             return None
-        if self.lowercase_names:
-            name = name.lower()
-        help_ = expand(rule.help, m) if rule.help is not None else f"{s.object_name} {s.attr}"  # type: ignore[arg-type]
+        # interned: the cache holds these for every series, and most repeat across series
+        name = intern(name.lower() if self.lowercase_names else name)
+        object_name = intern(s.object_name)
+        help_ = intern(expand(rule.help, m)) if rule.help is not None else f"{object_name} {s.attr}"  # type: ignore[arg-type]
         labels = {}
         for lname, lvalue in rule.labels:
             ln = safe_name(expand(lname, m))  # type: ignore[arg-type]
@@ -404,10 +413,8 @@ class RuleSet:
                 ln = ln.lower()
             if ln and lv:
                 labels[ln] = lv
-        sorted_labels = tuple(sorted(labels.items()))
-        object_name = s.object_name
-        return (MatchedSample(name, sorted_labels, value, rule.type, help_, object_name),
-                (rule, name, sorted_labels, help_, object_name))
+        sorted_labels = tuple(shared_pair(k, v) for k, v in sorted(labels.items()))
+        return MatchedSample(name, sorted_labels, value, rule.type, help_, object_name), True
 
     def _value(self, rule: Rule, m: re.Match[str] | None, raw: Any) -> float | None:
         if rule.value:

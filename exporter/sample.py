@@ -1,6 +1,7 @@
 """What every source yields, so the rules engine cannot tell sources apart."""
 from __future__ import annotations
 
+import sys
 from typing import NamedTuple, Union
 
 Value = Union[int, float, bool, str]
@@ -45,3 +46,15 @@ class SourceError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+_PAIRS: dict[tuple[str, str], tuple[str, str]] = {}
+
+
+def shared_pair(key: str, value: str) -> tuple[str, str]:
+    """One shared (key, value) tuple of interned strings: 100k beans and series repeat a few
+    thousand of them (type=Log, topic=orders). Bounded for clusters whose topics keep changing."""
+    if len(_PAIRS) > 200_000:
+        _PAIRS.clear()
+    pair = (sys.intern(key), sys.intern(value))
+    return _PAIRS.setdefault(pair, pair)

@@ -8,13 +8,27 @@ from typing import Iterable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, UnknownMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
-from prometheus_client.samples import Sample
+from prometheus_client.samples import Sample as PromSample
 
 from exporter.collector import HealthView, TargetWorker
-from exporter.rules import MetricType
+from exporter.rules import MatchedSample, MetricType, RuleCache, RuleSet
+from exporter.sample import Sample
 
 FAMILIES = {MetricType.GAUGE: GaugeMetricFamily, MetricType.COUNTER: CounterMetricFamily,
             MetricType.UNTYPED: UnknownMetricFamily}
+
+
+class Recording:
+    """Rules that keep what they matched last for each cache (that is, for each target)."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.rules = rules
+        self.last: dict[int, list[MatchedSample]] = {}
+
+    def apply(self, samples: Iterable[Sample], cache: RuleCache | None = None) -> list[MatchedSample]:
+        matched = self.rules.apply(samples, cache)
+        self.last[id(cache)] = matched
+        return matched
 
 
 class StraightforwardView:
@@ -30,7 +44,7 @@ class StraightforwardView:
                 continue
             t = w.target
             target_labels = {**t.labels, "cluster": self.cluster, "node": t.name, "node_id": t.node_id, "role": t.role}
-            for m in result.samples:
+            for m in w.rules.last[id(w.rule_cache)]:
                 fam = families.get(m.name)
                 if fam is None:
                     fam = families[m.name] = (m.type, m.help, [])
@@ -45,7 +59,7 @@ class StraightforwardView:
                 if duplicated:
                     labels = {**labels, "_objectname": object_name}
                 suffix = "_total" if metric.type == "counter" else ""
-                metric.samples.append(Sample(metric.name + suffix, labels, value))
+                metric.samples.append(PromSample(metric.name + suffix, labels, value))
             yield metric
 
 

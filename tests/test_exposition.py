@@ -5,7 +5,7 @@ import math
 
 from conftest import make_cluster
 from prometheus_client.parser import text_string_to_metric_families
-from straightforward_view import health_registry, straightforward_exposition
+from straightforward_view import Recording, health_registry, straightforward_exposition
 
 from exporter.collector import Target, TargetWorker, exposition
 from exporter.daemon import embedded_targets
@@ -36,9 +36,15 @@ class Passthrough(RuleSet):
         return list(self.source.matched)
 
 
+class RecordingPassthrough(Recording):
+    def __init__(self, source: Fixed) -> None:
+        super().__init__(Passthrough(source))
+
+
 def worker(name: str, matched: list[MatchedSample], **labels: str) -> TargetWorker:
     source = Fixed(matched)
-    w = TargetWorker(Target(name, "broker", source, name[-1], labels), Passthrough(source), lambda w: None, cluster="c")
+    w = TargetWorker(Target(name, "broker", source, name[-1], labels), RecordingPassthrough(source), lambda w: None,
+                     cluster="c")
     w.collect_once()
     return w
 
@@ -48,12 +54,12 @@ def test_a_whole_cluster_through_the_builtin_rules_renders_as_generate_latest():
     c.create_topic("orders", 6, 3)
     c.run_until(lambda: c.topic_exists("orders"), 30_000)
     c.run_for(5_000)
-    rules = builtin_rules()
+    rules = Recording(builtin_rules())
     workers = [TargetWorker(t, rules, lambda w: None, cluster="prod") for t in embedded_targets(c)]
     for round_ in range(3):     # the second and third renders come from the prefix cache
         for w in workers:
             w.collect_once()
-        body = exposition(workers, health_registry(workers, "prod"))
+        body = b"".join(exposition(workers, health_registry(workers, "prod")))
         assert body == straightforward_exposition(workers, "prod"), f"round {round_}"
         c.run_for(2_000)
     assert body.count(b"\n") > 1000
@@ -77,7 +83,7 @@ def test_mixed_types_duplicates_counters_escapes_and_special_values_render_as_ge
     ]
     workers = [worker("b1", a, rack="r1"), worker("b2", b)]
     for _ in range(2):
-        body = exposition(workers, health_registry(workers, "c"))
+        body = b"".join(exposition(workers, health_registry(workers, "c")))
         assert body == straightforward_exposition(workers, "c")
         for w in workers:
             w.collect_once()
@@ -91,8 +97,8 @@ def test_a_series_that_disappears_leaves_the_prefix_cache():
     m1 = MatchedSample("g", (("topic", "gone"),), 1.0, MetricType.GAUGE, "g", "k:type=G,topic=gone")
     m2 = MatchedSample("g", (("topic", "stays"),), 1.0, MetricType.GAUGE, "g", "k:type=G,topic=stays")
     w = worker("b1", [m1, m2])
-    assert len(w.series._prefixes) == 2
+    assert len(w.series._prefixes["g"]) == 2
     w.target.source.matched = [m2]
     w.collect_once()
-    assert len(w.series._prefixes) == 1
-    assert b"gone" not in exposition([w], health_registry([w], "c"))
+    assert len(w.series._prefixes["g"]) == 1
+    assert b"gone" not in b"".join(exposition([w], health_registry([w], "c")))

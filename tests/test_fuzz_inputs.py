@@ -168,7 +168,7 @@ def test_extreme_jmx_values_give_a_number_or_are_left_out(raw):
         if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) > 1e308:
             assert math.isinf(m.value) and (m.value > 0) == (raw > 0)
         series = TargetSeries({"node": "b1"})
-        text = assemble([(series, series.render([m]))]).decode()
+        text = b"".join(assemble([series.render([m])])).decode()
         [family] = text_string_to_metric_families(text)
         [parsed] = family.samples
         assert parsed.value == m.value or (math.isnan(parsed.value) and math.isnan(m.value))

@@ -142,3 +142,44 @@ def test_refused_values_are_counted_and_logged_and_the_rest_delivered(zabbix, za
     assert (sink.sent, sink.refused, sink.spooled) == (1, 1, 0)
     assert "refused 1 of 2 values" in caplog.text and f"{host}:no.such.item" in caplog.text
     assert wait(lambda: (lastvalue(zabbix_api, host, ABC) or {}).get("lastvalue") == "3", 30)
+
+
+def test_demo_creates_its_zabbix_hosts_and_pushes_values(zabbix, zabbix_api, tmp_path):
+    """`kafka-jmx demo --zabbix-server --zabbix-url`: hosts provisioned, values arrive, status shown."""
+    import os
+    import subprocess
+    import sys
+
+    from jvm_support import free_port_block
+    name = f"demo{time.time_ns() % 10**9}"
+    scenario = tmp_path / "demo.yaml"
+    scenario.write_text("cluster: {brokers: 3, controllers: 1, seed: 2}\nrun_for: 10m\n")
+    base = free_port_block(2)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "demo", "--scenario", str(scenario), "--duration", "40s", "--no-jmx",
+         "--metrics-listen", f"127.0.0.1:{base}", "--control-listen", f"127.0.0.1:{base + 1}", "--cluster", name,
+         "--zabbix-server", f"127.0.0.1:{zabbix.server_port}", "--zabbix-url", zabbix.api_url,
+         "--zabbix-password-env", "DEMO_ZABBIX_PASSWORD"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "DEMO_ZABBIX_PASSWORD": "zabbix", "COLUMNS": "200"})
+    try:
+        expected = {f"{name}-{n}" for n in ("broker-1", "broker-2", "broker-3", "controller-1001", "cluster")}
+
+        def hosts() -> set[str]:
+            groups = zabbix_api.hostgroup.get(filter={"name": f"Kafka {name}"})
+            return {h["host"] for h in zabbix_api.host.get(groupids=[g["groupid"] for g in groups], output=["host"])} \
+                if groups else set()
+        assert wait(lambda: hosts() == expected, 30), hosts()
+        zabbix.reload_config_cache()
+        abc = wait(lambda: (lastvalue(zabbix_api, f"{name}-controller-1001", ABC) or {}).get("lastvalue") == "3", 40)
+        state = wait(lambda: (lastvalue(zabbix_api, f"{name}-broker-2", 'jmx["kafka.server:type=KafkaServer,'
+                                        'name=BrokerState","Value"]') or {}).get("lastvalue") == "3", 10)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert abc and state
+    # values sent before the configuration cache knew the new hosts are refused, and counted
+    [status] = [line for line in out.splitlines() if line.startswith(f"Zabbix 127.0.0.1:{zabbix.server_port}: sent ")]
+    assert int(status.split()[3]) > 100, status

@@ -10,7 +10,9 @@ prints the match strings of every attribute, as jmx_exporter's rules see them.
 """
 from __future__ import annotations
 
+import json
 import sys
+import threading
 import time
 from typing import Any
 
@@ -19,6 +21,9 @@ import requests
 from broker.mbeans.names import ObjectName, ObjectNamePattern
 from exporter.sample import NO_VALUE, Collection, Sample, SourceError
 from exporter.sources.names import split_object_name
+
+
+_DECODING = threading.Lock()
 
 
 class JolokiaSource:
@@ -55,20 +60,24 @@ class JolokiaSource:
             raise SourceError("auth", f"{self.name}: {self.url} answered {resp.status_code}: check the Jolokia user and password")
         if resp.status_code != 200:
             raise SourceError("http", f"{self.name}: {self.url} answered HTTP {resp.status_code}")
-        try:
-            answers = resp.json()
-        except ValueError:
-            raise SourceError("protocol", f"{self.name}: {self.url} did not answer JSON (is it a Jolokia agent?)") from None
-        if isinstance(answers, dict):
-            answers = [answers]
-        if not isinstance(answers, list):
-            raise SourceError("protocol", f"{self.name}: unexpected Jolokia answer of type {type(answers).__name__}")
-        return self._parse(answers)
+        # Decoding holds the GIL whatever we do; one target at a time keeps one decoded answer in
+        # memory instead of one per target.
+        with _DECODING:
+            try:
+                answers = json.loads(resp.content)
+            except ValueError:
+                raise SourceError("protocol", f"{self.name}: {self.url} did not answer JSON (is it a Jolokia agent?)") from None
+            if isinstance(answers, dict):
+                answers = [answers]
+            if not isinstance(answers, list):
+                raise SourceError("protocol", f"{self.name}: unexpected Jolokia answer of type {type(answers).__name__}")
+            return self._parse(answers)
 
     def _parse(self, answers: list[Any]) -> Collection:
         ts = time.time() * 1000.0
         samples: list[Sample] = []
         skipped: dict[str, int] = {}
+        known, self._names = self._names, {}        # names of beans gone since the last read are dropped
         for pattern, answer in zip(self.includes, answers):
             if not isinstance(answer, dict):
                 skipped["malformed Jolokia answer"] = skipped.get("malformed Jolokia answer", 0) + 1
@@ -87,7 +96,8 @@ class JolokiaSource:
                 if not isinstance(attrs, dict):
                     continue
                 try:
-                    split = self._names.get(on) or self._names.setdefault(on, split_object_name(on))
+                    split = known.get(on) or split_object_name(on)
+                    self._names[sys.intern(on)] = split      # the same text as the rules' object names
                 except ValueError:
                     skipped["unparsable ObjectName"] = skipped.get("unparsable ObjectName", 0) + 1
                     continue

@@ -1,9 +1,12 @@
 """ObjectName text -> (domain, key properties in order), shared by the sources."""
 from __future__ import annotations
 
+import sys
+
 from broker.mbeans.names import ObjectName
+from exporter.sample import shared_pair
 
 
 def split_object_name(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     name = ObjectName.parse(text)
-    return name.domain, name.props
+    return sys.intern(name.domain), tuple(shared_pair(k, v) for k, v in name.props)
