@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test venv system-deps bench clean
 
+# sslpsk3 (TLS-PSK to Zabbix before Python 3.13) builds against OpenSSL: system-deps comes first
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -16,13 +17,13 @@ venv: $(VENV)/.installed
 system-deps:
 	scripts/install-system-deps
 
-demo: venv system-deps
+demo: system-deps venv
 	$(VENV)/bin/kafka-jmx demo
 
-test: venv system-deps
+test: system-deps venv
 	$(PY) -m pytest
 
-bench: venv system-deps
+bench: system-deps venv
 	$(PY) benchmarks/simulation.py
 	$(PY) benchmarks/jmx.py
 

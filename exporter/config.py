@@ -5,7 +5,8 @@ line and key, and nothing starts half-configured.
     collection: {interval: 10s, timeout: 5s}
     include: ["kafka.*:*", "java.lang:type=Memory"]
     rules: builtin                      # or a jmx_exporter rules file
-    zabbix: {server: "127.0.0.1:10051", host_name: "{cluster}-{node}", batch_size: 250, spool_limit: 100000}
+    zabbix: {server: "127.0.0.1:10051", host_name: "{cluster}-{node}", batch_size: 250, spool_limit: 100000,
+             tls: {psk_identity: "kafka-jmx", psk_file: /etc/kafka-jmx/zabbix.psk}}      # tls: optional
     prometheus:
       listen: 127.0.0.1:9404
       tls: {cert: server.crt, key: server.key}
@@ -17,7 +18,7 @@ line and key, and nothing starts half-configured.
     # or, instead of targets, a whole embedded cluster on the wall clock:
     embedded: scenario.yaml
 
-Secrets (password, truststore_password) come inline, from an environment variable
+Secrets (password, truststore_password, psk) come inline, from an environment variable
 (password_env) or from a file (password_file); their values never appear in messages.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 from broker.mbeans.names import ObjectNamePattern
 from broker.scenario import parse_duration_ms
 from exporter.yamlconf import ConfigError, Doc, read_text
+from exporter.zabbix_tls import psk_problem
 
 TOP = {"cluster", "collection", "include", "exclude", "rules", "prometheus", "zabbix", "targets", "embedded"}
 ROLES = ("broker", "controller")
@@ -76,6 +78,7 @@ class ZabbixSpec:
     batch_size: int = 250
     spool_limit: int = 100_000
     send_interval_s: float = 1.0
+    psk: tuple[str, str] | None = None          # (identity, hex key) for TLS-PSK
 
 
 @dataclass(frozen=True)
@@ -222,7 +225,7 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
     zabbix = None
     if "zabbix" in top:
         zp = ("zabbix",)
-        z = r.keys(top["zabbix"] or {}, zp, {"server", "host_name", "batch_size", "spool_limit", "send_interval"})
+        z = r.keys(top["zabbix"] or {}, zp, {"server", "host_name", "batch_size", "spool_limit", "send_interval", "tls"})
         server = r.string(z, zp, "server", required=True) or ""
         zhost, _, zport = server.rpartition(":") if ":" in server else (server, "", "10051")
         if not zhost or not zport.isdigit():
@@ -240,8 +243,22 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
                 doc.fail(zp + (key,), f"expected a positive integer, got {v!r}")
                 v = default
             numbers[key] = v
+        psk = None
+        if "tls" in z:
+            tp = zp + ("tls",)
+            tls = r.keys(z["tls"] or {}, tp, {"psk_identity", "psk", "psk_env", "psk_file"})
+            identity = r.string(tls, tp, "psk_identity", required=True)
+            key = r.secret(tls, tp, "psk")
+            if key is None:
+                doc.fail(tp, "give the key as psk_file or psk_env (or psk)")
+            elif identity is None:
+                pass        # already reported as missing
+            elif (problem := psk_problem(identity, key)) is not None:
+                doc.fail(tp, problem)
+            else:
+                psk = (identity, key)
         zabbix = ZabbixSpec(zhost, int(zport), host_name, numbers["batch_size"], numbers["spool_limit"],
-                            r.duration_s(z, zp, "send_interval", 1.0))
+                            r.duration_s(z, zp, "send_interval", 1.0), psk)
 
     embedded = r.string(top, (), "embedded")
     if embedded is not None:

@@ -72,7 +72,7 @@ class Daemon:
         if config.zabbix is not None:
             z = config.zabbix
             sink = TrapperSink(z.server, z.port, load_catalog(), config.cluster, z.host_name, z.batch_size,
-                               z.spool_limit, z.send_interval_s)
+                               z.spool_limit, z.send_interval_s, psk=z.psk)
         return cls(config.cluster, targets, rules, config.prometheus, sim, sink)
 
     @property

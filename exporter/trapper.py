@@ -24,6 +24,7 @@ from exporter.catalog.model import Catalog
 from exporter.catalog.zabbix import TOPIC_LLD
 from exporter.collector import Target
 from exporter.sample import Collection
+from exporter.zabbix_tls import psk_socket_wrapper
 
 log = logging.getLogger("kafka_jmx.zabbix")
 BACKOFF_S = (1.0, 30.0)
@@ -32,7 +33,8 @@ BACKOFF_S = (1.0, 30.0)
 class TrapperSink:
     def __init__(self, server: str, port: int, catalog: Catalog, cluster: str, host_name: str = "{node}",
                  batch_size: int = 250, spool_limit: int = 100_000, send_interval_s: float = 1.0,
-                 lld_interval_s: float = 600.0, timeout_s: int = 10, lld_settle_s: float = 60.0) -> None:
+                 lld_interval_s: float = 600.0, timeout_s: int = 10, lld_settle_s: float = 60.0,
+                 psk: tuple[str, str] | None = None) -> None:
         self.server, self.port = server, port
         self.cluster = cluster
         self.host_name = host_name
@@ -44,7 +46,8 @@ class TrapperSink:
         # (CacheUpdateFrequency, 60 s by default): a new topic's values wait that long
         self.lld_settle_s = lld_settle_s
         self._topic_first_seen: dict[tuple[str, str], float] = {}
-        self.sender = Sender(server=server, port=port, chunk_size=batch_size, timeout=timeout_s)
+        wrapper = psk_socket_wrapper(*psk) if psk else None      # (identity, hex key)
+        self.sender = Sender(server=server, port=port, chunk_size=batch_size, timeout=timeout_s, socket_wrapper=wrapper)
         # (canonical ObjectName, attribute) -> (key template, value type); topic beans by their name without topic
         self._items: dict[tuple[str, str], tuple[str, str, str]] = {}
         self._topic_items: dict[tuple[str, str], tuple[str, str]] = {}

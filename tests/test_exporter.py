@@ -176,6 +176,11 @@ targets:
     ("rules: /nope/rules.yml\ntargets: []\n", "rules: rules file /nope/rules.yml not found"),
     ("include: ['kafka.server']\ntargets: []\n", "include[0]: not an ObjectName pattern"),
     ("{}\n", "nothing to collect"),
+    ("zabbix: {server: z, tls: {psk_identity: k, psk: 'abc'}}\ntargets: []\n",
+     "x.yml:1: zabbix.tls: the PSK must be an even number of hex digits, 32 to 512"),
+    ("zabbix: {server: z, tls: {psk: '00112233445566778899aabbccddeeff'}}\ntargets: []\n",
+     "zabbix.tls: missing required key 'psk_identity'"),
+    ("zabbix: {server: z, tls: {psk_identity: k}}\ntargets: []\n", "zabbix.tls: give the key as psk_file or psk_env"),
 ])
 def test_config_errors_name_file_line_and_key(text, expected):
     with pytest.raises(ConfigError) as e:
@@ -188,6 +193,18 @@ def test_secrets_never_appear_in_errors(monkeypatch):
     with pytest.raises(ConfigError) as e:
         load_config("targets:\n  - {name: a, role: broker, jmx: {url: 'nope', password_env: PW}}\n", "x.yml")
     assert "hunter2" not in str(e.value)
+    monkeypatch.setenv("PSK", "hunter2-not-hex")
+    with pytest.raises(ConfigError) as e:
+        load_config("zabbix: {server: z, tls: {psk_identity: k, psk_env: PSK}}\ntargets: []\n", "x.yml")
+    assert "hunter2" not in str(e.value) and "zabbix.tls" in str(e.value)
+
+
+def test_zabbix_psk_from_a_file(tmp_path):
+    key = tmp_path / "zabbix.psk"
+    key.write_text("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n")
+    cfg = load_config(f"zabbix: {{server: 'z:10051', tls: {{psk_identity: kafka-jmx, psk_file: {key}}}}}\n"
+                      "targets:\n  - {name: b1, role: broker, jolokia: {url: 'http://h/'}}\n", "x.yml")
+    assert cfg.zabbix.psk == ("kafka-jmx", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
 
 
 def test_rules_test_command_prints_the_exposition(tmp_path, capsys):

@@ -183,3 +183,27 @@ def test_demo_creates_its_zabbix_hosts_and_pushes_values(zabbix, zabbix_api, tmp
     # values sent before the configuration cache knew the new hosts are refused, and counted
     [status] = [line for line in out.splitlines() if line.startswith(f"Zabbix 127.0.0.1:{zabbix.server_port}: sent ")]
     assert int(status.split()[3]) > 100, status
+
+
+def test_tls_psk_values_reach_a_host_that_accepts_only_psk(zabbix, zabbix_api):
+    """A host whose connections must be PSK-encrypted: the sink with the PSK is accepted, without it refused."""
+    import secrets
+
+    from zabbix_utils import ItemValue
+    name = f"psk{time.time_ns() % 10**9}"
+    key_hex = secrets.token_hex(32)
+    group = zabbix_api.hostgroup.create(name=f"Kafka {name}")["groupids"][0]
+    tpl = zabbix_api.template.get(filter={"host": "Apache Kafka 4.x controller by trapper"})[0]["templateid"]
+    zabbix_api.host.create(host=f"{name}-c1", groups=[{"groupid": group}], templates=[{"templateid": tpl}],
+                           tls_accept=2, tls_psk_identity=f"{name} identity", tls_psk=key_hex)
+    zabbix.reload_config_cache()
+    time.sleep(3)
+    with_psk = TrapperSink("127.0.0.1", zabbix.server_port, load_catalog(), name, psk=(f"{name} identity", key_hex))
+    plain = TrapperSink("127.0.0.1", zabbix.server_port, load_catalog(), name)
+    for sink, value in ((plain, 4), (with_psk, 3)):
+        with sink._lock:
+            sink._spool.append(ItemValue(f"{name}-c1", ABC, value, int(time.time())))
+        sink.flush_once()
+    assert with_psk.sent == 1 and with_psk.refused == 0, with_psk.last_error
+    assert plain.sent == 0, "Zabbix took an unencrypted value for a PSK-only host"
+    assert wait(lambda: (lastvalue(zabbix_api, f"{name}-c1", ABC) or {}).get("lastvalue") == "3", 30)
