@@ -104,6 +104,8 @@ class BrokerNode(ServerNode):
         self.serve(FetchRequest, "Fetch", self._on_fetch,
                    cost_ms=lambda r: 0.02 + 0.002 * len(r.partitions),
                    metric_names=lambda r: ("Fetch", "FetchFollower" if r.replica_id >= 0 else "FetchConsumer"),
+                   response_size=lambda resp: 100 + sum(b.size for d in getattr(resp, "partitions", {}).values()
+                                                        for b in d.batches),
                    errors_of=_error_counts)
         self.serve(MetadataRequest, "Metadata", self._on_metadata)
         self.serve(ListOffsetsRequest, "ListOffsets", self._on_list_offsets)

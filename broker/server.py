@@ -27,6 +27,8 @@ API_VERSIONS = {"Produce": 12, "Fetch": 17, "Metadata": 13, "ListOffsets": 9, "F
                 "BrokerRegistration": 4, "BrokerHeartbeat": 1, "AlterPartition": 3}
 _HIST_NAMES = ("RequestQueueTimeMs", "LocalTimeMs", "RemoteTimeMs", "ThrottleTimeMs",
                "ResponseQueueTimeMs", "ResponseSendTimeMs", "TotalTimeMs", "RequestBytes")
+# no client here needs down-conversion: both are recorded as 0 for every Produce and Fetch, as Kafka does
+_CONVERSION_HIST_NAMES = ("MessageConversionsTimeMs", "TemporaryMemoryBytes")
 NETWORK_BYTES_PER_MS = 100_000.0    # what one network thread moves per ms when never idle
 
 
@@ -71,6 +73,10 @@ class ServerNode(Node):
                                    "percent", rate_unit="NANOSECONDS")
         m.gauge("kafka.network", "SocketServer", "NetworkProcessorAvgIdlePercent", lambda: self._net_idle, java_type=DOUBLE)
         m.gauge("kafka.network", "RequestChannel", "RequestQueueSize", self._request_queue_size, java_type=INT)
+        # the quota managers' delay queues (ClientQuotaManager, on brokers and controllers): no quota is
+        # configured here, so nothing is ever throttled into them
+        for quota in ("Produce", "Fetch", "Request", "ControllerMutation"):
+            m.kafka_metrics(quota).add_value("queue-size", lambda: 0.0)
         # LogSegment's static flush timer exists in every process with a log (the metadata log too);
         # with Kafka's default flush settings it counts only explicit flushes, which the simulation has none of
         m.timer("kafka.log", "LogFlushStats", "LogFlushRateAndTimeMs", "flushes")
@@ -81,7 +87,9 @@ class ServerNode(Node):
         found = self._req_metrics.get(api)
         if found is None:
             tags = {"request": api}
-            found = {h: self.mbeans.histogram("kafka.network", "RequestMetrics", h, tags) for h in _HIST_NAMES}
+            # RequestMetrics.isFetchOrProduce: conversion histograms for these two exact names only
+            names = _HIST_NAMES + (_CONVERSION_HIST_NAMES if api in ("Produce", "Fetch") else ())
+            found = {h: self.mbeans.histogram("kafka.network", "RequestMetrics", h, tags) for h in names}
             self._req_metrics[api] = found
         return found
 
@@ -102,6 +110,7 @@ class ServerNode(Node):
 
     def serve(self, request_type: type, api: str, handler: Callable[[str, Any, Callable[[Any], None]], None],
               cost_ms: Callable[[Any], float] = lambda r: 0.05, size: Callable[[Any], int] = lambda r: 100,
+              response_size: Callable[[Any], int] = lambda resp: 100,
               metric_names: Callable[[Any], tuple[str, ...]] | None = None,
               errors_of: Callable[[Any], dict[str, int]] = lambda resp: {getattr(resp, "error", "NONE"): 1}) -> None:
         """Route request_type to handler through the simulated I/O threads, with RequestMetrics."""
@@ -126,7 +135,9 @@ class ServerNode(Node):
                 if not self.alive or self.incarnation != inc:
                     return
                 done = self.now()
-                self._record(names, api, arrival, start, local, done, nbytes, errors_of(resp))
+                out = response_size(resp)
+                self._net_bytes += out
+                self._record(names, api, arrival, start, local, done, nbytes, out, errors_of(resp))
                 reply(resp)
 
             def run() -> None:
@@ -141,7 +152,7 @@ class ServerNode(Node):
         self.routes[request_type] = route
 
     def _record(self, names: tuple[str, ...], api: str, arrival: float, start: float,
-                local: float, done: float, nbytes: int, errors: dict[str, int]) -> None:
+                local: float, done: float, nbytes: int, out_bytes: int, errors: dict[str, int]) -> None:
         now = done
         version = API_VERSIONS.get(api, 0)
         for name in names:
@@ -151,9 +162,13 @@ class ServerNode(Node):
             h["RemoteTimeMs"].update(max(0.0, done - start - local), now)
             h["ThrottleTimeMs"].update(0.0, now)
             h["ResponseQueueTimeMs"].update(0.0, now)
-            h["ResponseSendTimeMs"].update(0.0, now)
+            # one network thread writing the response at its rate
+            h["ResponseSendTimeMs"].update(out_bytes / NETWORK_BYTES_PER_MS, now)
             h["TotalTimeMs"].update(done - arrival, now)
             h["RequestBytes"].update(nbytes, now)
+            for conversion in _CONVERSION_HIST_NAMES:
+                if conversion in h:
+                    h[conversion].update(0, now)
             self.mbeans.meter("kafka.network", "RequestMetrics", "RequestsPerSec", "requests",
                               {"request": name, "version": str(version)}).mark(now)
             for error, count in errors.items():

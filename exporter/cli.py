@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import threading
 from typing import Sequence
@@ -91,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write only the Prometheus alert rules, to FILE, with your thresholds (below)")
     gen.add_argument("--brokers-min", type=int, help="KafkaActiveBrokersBelowMinimum fires below this many brokers")
     gen.add_argument("--election-latency-max-ms", type=float, help="KafkaElectionLatencyHigh fires above this")
+    gen.add_argument("--hold-max", metavar="DURATION",
+                     help="cap every alert's `for` (e.g. 20s) for an alert rehearsal; not for production")
 
     dur = sub.add_parser("durability", help="check the cluster keeps Kafka's promises under random faults",
                          description="Run seeded random fault schedules (broker kills and restarts, controller "
@@ -124,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     reh = sub.add_parser("rehearse", help="break the embedded cluster and report which alerts fired, how fast",
                          description="Run SCENARIO on the wall clock with the embedded cluster wired to your Zabbix "
                                      "and/or Prometheus, and report for every timeline entry's `expect:` list whether "
-                                     "the trigger/alert fired, the time to fire and the time to resolve.")
+                                     "the trigger/alert fired, the time to fire and the time to resolve. A scenario "
+                                     "without a timeline is a steady-state run: anything that fires fails it.")
     reh.add_argument("scenario")
     reh.add_argument("--zabbix-url", help="the Zabbix frontend URL (hosts are provisioned under 'Kafka rehearsal-...')")
     reh.add_argument("--zabbix-user", default="Admin")
@@ -136,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     reh.add_argument("--jmx-base-port", type=int, default=9990)
     reh.add_argument("--metrics-listen", default="127.0.0.1:9404", metavar="HOST:PORT")
     reh.add_argument("--fire-timeout", type=_duration, default=180_000.0, metavar="DURATION")
+    reh.add_argument("--fast", action="store_true",
+                     help="shorten the templates' waiting periods on the rehearsal's hosts (no data 30s, under-"
+                          "replicated 20s...); load Prometheus rules made with generate --hold-max 20s to match")
+    reh.add_argument("--zabbix-macro", action="append", default=[], metavar="MACRO=VALUE",
+                     help="a macro for the rehearsal's hosts, e.g. '{$KAFKA.NODATA.TIMEOUT}=1m' (repeatable)")
     reh.add_argument("--json", action="store_true")
 
     fault = sub.add_parser("fault", help="inject a fault into a running `kafka-jmx demo`",
@@ -326,12 +335,20 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     if args.zabbix_server:
         zh, _, zp = args.zabbix_server.rpartition(":")
         zserver = (zh or args.zabbix_server, int(zp) if zp.isdigit() else 10051)
+    from exporter.rehearse import FAST_MACROS
+    macros = dict(FAST_MACROS) if args.fast else {}
+    for text in args.zabbix_macro:
+        macro, eq, value = text.partition("=")
+        if not eq or not re.fullmatch(r"\{\$[A-Z0-9_.]+\}", macro):
+            print(f"kafka-jmx: --zabbix-macro {text!r}: expected {{$NAME}}=VALUE", file=sys.stderr)
+            return 2
+        macros[macro] = value
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     try:
         result = rehearse(load_scenario_file(args.scenario), zabbix_url=url, zabbix_user=args.zabbix_user,
                           zabbix_password=password, prometheus_url=args.prometheus_url, transport=args.transport,
                           jmx_base_port=args.jmx_base_port, metrics_listen=(host or "127.0.0.1", int(port)),
-                          zabbix_server=zserver, fire_timeout_s=args.fire_timeout / 1000.0, log=log)
+                          zabbix_server=zserver, fire_timeout_s=args.fire_timeout / 1000.0, macros=macros, log=log)
     except (ProvisionError, ValueError) as e:
         print(f"kafka-jmx: {e}", file=sys.stderr)
         return 2
@@ -363,7 +380,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from exporter.catalog import alerts, generate
     from exporter.catalog.model import load_catalog
     if args.alerts_out:
-        text = alerts.serialize(alerts.render(load_catalog(), args.brokers_min, args.election_latency_max_ms))
+        text = alerts.serialize(alerts.render(load_catalog(), args.brokers_min, args.election_latency_max_ms,
+                                              args.hold_max))
         with open(args.alerts_out, "w", encoding="utf-8") as fh:
             fh.write(text)
         print(f"wrote {args.alerts_out}")

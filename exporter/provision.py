@@ -95,8 +95,9 @@ class Provisioner:
         return hostid
 
     def provision(self, cluster: str, nodes: list[NodeSpec], transport: str = "jmx", brokers_min: int | None = None,
-                  interval: str | None = None, host_name: str = "{cluster}-{node}") -> dict[str, str]:
-        """Hosts for every node and the cluster; returns host name -> hostid."""
+                  interval: str | None = None, host_name: str = "{cluster}-{node}",
+                  macros: dict[str, str] | None = None) -> dict[str, str]:
+        """Hosts for every node and the cluster; returns host name -> hostid. `macros` go on every host."""
         if transport not in ("jmx", "trapper"):
             raise ProvisionError(f"transport must be jmx or trapper, got {transport!r}")
         self.import_templates()
@@ -104,7 +105,8 @@ class Provisioner:
         group = self._group(group_name)
         tids = self._template_ids()
         suffix = "by JMX" if transport == "jmx" else "by trapper"
-        node_macros = [{"macro": "{$KAFKA.INTERVAL}", "value": interval}] if interval else []
+        extra = [{"macro": k, "value": v} for k, v in (macros or {}).items()]
+        node_macros = ([{"macro": "{$KAFKA.INTERVAL}", "value": interval}] if interval else []) + extra
         hosts = {}
         for node in nodes:
             template = f"Apache Kafka 4.x {suffix}" if node.role == "combined" else f"Apache Kafka 4.x {node.role} {suffix}"
@@ -118,6 +120,7 @@ class Provisioner:
             cluster_macros.append({"macro": "{$KAFKA.BROKERS.MIN}", "value": str(brokers_min)})
         if interval:
             cluster_macros.append({"macro": "{$KAFKA.INTERVAL}", "value": interval})
+        cluster_macros += extra
         name = host_name.format(cluster=cluster, node="cluster")
         hosts[name] = self._upsert_host(name, group, tids["Apache Kafka 4.x cluster"], cluster_macros, None)
         return hosts

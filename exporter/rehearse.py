@@ -6,6 +6,13 @@ A timeline entry lists what it should fire: `{at: 30s, kill: broker-3, expect: [
 run (JMX interfaces polled by the Java gateway, or trapper items the exporter pushes); Prometheus
 must scrape the exporter this command serves (it prints the target) and load
 templates/prometheus/kafka-4x-alerts.yml.
+
+A scenario without a timeline is a steady-state run: for its run_for nothing may fire, and every
+problem or alert that does is reported and fails the rehearsal.
+
+FAST_MACROS shorten the templates' waiting periods on the rehearsal's own hosts (the faults stay
+real, the waits do not take production's minutes); the Prometheus rules' equivalent is
+`kafka-jmx generate --alerts-out FILE --hold-max 20s`.
 """
 from __future__ import annotations
 
@@ -29,6 +36,8 @@ from exporter.trapper import TrapperSink
 
 # what undoes a fault: the time to resolve runs from it
 UNDO = {"kill": "restart", "isolate": "heal", "slow": "heal"}
+FAST_MACROS = {"{$KAFKA.NODATA.TIMEOUT}": "30s", "{$KAFKA.URP.PERIOD}": "20s", "{$KAFKA.ISR.SHRINK.PERIOD}": "20s",
+               "{$KAFKA.RAFT.NO_LEADER.PERIOD}": "20s", "{$KAFKA.IDLE.PERIOD}": "1m"}
 
 
 @dataclass
@@ -45,18 +54,35 @@ class Check:
 
 
 @dataclass
+class Unexpected:
+    """A problem or alert seen during a steady-state run."""
+
+    system: str
+    name: str
+    at_s: float
+
+
+@dataclass
 class Rehearsal:
     cluster: str
     checks: list[Check] = field(default_factory=list)
+    steady_s: float | None = None                           # a steady-state run of this long
+    unexpected: list[Unexpected] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return all(c.fired and not c.active_before for c in self.checks)
+        return all(c.fired and not c.active_before for c in self.checks) and not self.unexpected
 
     def as_dict(self) -> dict:
-        return {"cluster": self.cluster, "ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+        return {"cluster": self.cluster, "ok": self.ok, "checks": [asdict(c) for c in self.checks],
+                "steady_s": self.steady_s, "unexpected": [asdict(u) for u in self.unexpected]}
 
     def table(self) -> str:
+        if self.steady_s is not None:
+            lines = [f"steady state for {self.steady_s:.0f}s: "
+                     + ("nothing fired" if not self.unexpected else f"{len(self.unexpected)} unexpected")]
+            lines += [f"  {u.at_s:6.1f}s  {u.system}: {u.name}" for u in self.unexpected]
+            return "\n".join(lines)
         rows = [("time", "fault", "system", "expected", "fired", "to fire", "to resolve")]
         for c in self.checks:
             fired = "already before" if c.active_before else "yes" if c.fired else "NO"
@@ -80,9 +106,12 @@ class ZabbixWatch:
 
     def firing(self, t: Trigger) -> bool:
         pattern = _name_pattern(t)
-        return any(pattern.match(p["name"]) for p in self.api.problem.get(hostids=self.hostids, output=["name"]))
+        return any(pattern.match(p) for p in self.everything())
 
     active = firing
+
+    def everything(self) -> list[str]:
+        return [p["name"] for p in self.api.problem.get(hostids=self.hostids, output=["name"])]
 
 
 class PrometheusWatch:
@@ -99,12 +128,19 @@ class PrometheusWatch:
     def active(self, t: Trigger) -> bool:
         return self.firing(t, ("pending", "firing"))
 
+    def everything(self) -> list[str]:
+        r = requests.get(f"{self.url}/api/v1/alerts", timeout=5)
+        r.raise_for_status()
+        return [f"{a['labels'].get('alertname')} {a['labels'].get('node', '')}".strip()
+                for a in r.json()["data"]["alerts"] if a["labels"].get("cluster") == self.cluster and a["state"] == "firing"]
+
 
 def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: str = "Admin",
              zabbix_password: str | None = None, prometheus_url: str | None = None, transport: str = "jmx",
              jmx_base_port: int = 9990, metrics_listen: tuple[str, int] = ("127.0.0.1", 9404),
              zabbix_server: tuple[str, int] | None = None, interval: str = "5s", fire_timeout_s: float = 180.0,
-             settle_s: float = 20.0, log=print) -> Rehearsal:  # type: ignore[no-untyped-def]
+             settle_s: float = 20.0, macros: dict[str, str] | None = None,
+             log=print) -> Rehearsal:  # type: ignore[no-untyped-def]
     catalog = load_catalog()
     by_id = {t.id: t for t in catalog.triggers}
     for fault in scenario.timeline:
@@ -137,7 +173,7 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
             prov = Provisioner(zabbix_url, zabbix_user, zabbix_password or "")
             ports = publisher.ports() if publisher else {n: 0 for n in cluster.node_names()}
             nodes = [NodeSpec(n, cluster.node(n).role, "127.0.0.1", p) for n, p in ports.items()]
-            hosts = prov.provision(name, nodes, transport, scenario.brokers, interval)
+            hosts = prov.provision(name, nodes, transport, scenario.brokers, interval, macros=macros)
             watches.append(("zabbix", ZabbixWatch(prov, list(hosts.values()))))
             log(f"zabbix: host group 'Kafka {name}', {len(hosts)} hosts")
         if prometheus_url:
@@ -146,6 +182,8 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
         while not cluster.ready() and time.monotonic() < deadline:
             time.sleep(0.5)
         time.sleep(settle_s)            # the first values reach Zabbix and Prometheus before any fault
+        if not scenario.timeline:
+            return _steady(dict(watches), scenario.run_for_ms / 1000.0, name, log)
         return _run_timeline(sim, list(scenario.timeline), dict(watches), by_id, fire_timeout_s, name, log)
     finally:
         stop.set()
@@ -158,6 +196,24 @@ def _poll(until, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while not until() and time.monotonic() < deadline:
         time.sleep(1.0)
+
+
+def _steady(watches: dict, duration_s: float, name: str, log, every_s: float = 5.0) -> Rehearsal:  # type: ignore[no-untyped-def]
+    """Watch for duration_s; anything that fires is unexpected (reported once per name)."""
+    result = Rehearsal(name, steady_s=duration_s)
+    started = time.monotonic()
+    seen: set[tuple[str, str]] = set()
+    while True:
+        elapsed = time.monotonic() - started
+        for system, watch in watches.items():
+            for what in watch.everything():
+                if (system, what) not in seen:
+                    seen.add((system, what))
+                    result.unexpected.append(Unexpected(system, what, round(elapsed, 1)))
+                    log(f"{elapsed:6.1f}s  UNEXPECTED {system}: {what}")
+        if elapsed >= duration_s:
+            return result
+        time.sleep(min(every_s, max(0.0, duration_s - elapsed)))
 
 
 def _run_timeline(sim: Simulation, timeline: list[Fault], watches: dict, by_id: dict[str, Trigger],

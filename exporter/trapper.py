@@ -9,6 +9,7 @@ Topic discovery (LLD) is sent to each broker host before the per-topic values.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -162,14 +163,28 @@ class TrapperSink:
     def flush_once(self) -> bool:
         """Send the oldest batch; True when a batch went out. Raises when Zabbix is unreachable
         (the batch stays spooled)."""
+        lld_key = TOPIC_LLD["trapper"]
         with self._lock:
-            batch = [self._spool[i] for i in range(min(self.batch_size, len(self._spool)))]
+            # discovery goes alone, so its own answer says whether Zabbix took it
+            if self._spool and self._spool[0].key == lld_key:
+                batch = [self._spool[0]]
+            else:
+                batch = list(itertools.takewhile(lambda v: v.key != lld_key,
+                                                 itertools.islice(self._spool, self.batch_size)))
         if not batch:
             return False
         response = self.sender.send(batch)
         with self._lock:
             for _ in batch:
                 self._spool.popleft()
+            if response.failed and batch[0].key == lld_key:
+                # not taken (a host the server's configuration cache does not know yet): sent again
+                # with the next collection, and the host's topic values wait for it as for a new topic
+                host = batch[0].host
+                self._topics_sent.pop(host, None)
+                for k in list(self._topic_first_seen):       # a snapshot: collections add to it meanwhile
+                    if k[0] == host:
+                        self._topic_first_seen.pop(k, None)
         self.last_error = ""
         self.sent += response.processed
         if response.failed:

@@ -13,10 +13,11 @@ from exporter.catalog import alerts
 from exporter.catalog.model import load_catalog
 
 
-def rules_for(state: Path, brokers_min: int) -> str:
-    """The alert rules with this cluster's broker threshold (the committed file says 5 brokers)."""
+def rules_for(state: Path, brokers_min: int, hold_max: str | None = None) -> str:
+    """The alert rules with this cluster's broker threshold (the committed file says 5 brokers),
+    and for a fast rehearsal every `for` capped at hold_max."""
     path = state / "alerts.yml"
-    path.write_text(alerts.serialize(alerts.render(load_catalog(), brokers_min=brokers_min)))
+    path.write_text(alerts.serialize(alerts.render(load_catalog(), brokers_min=brokers_min, hold_max=hold_max)))
     return str(path)
 
 

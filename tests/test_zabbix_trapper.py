@@ -207,3 +207,41 @@ def test_tls_psk_values_reach_a_host_that_accepts_only_psk(zabbix, zabbix_api):
     assert with_psk.sent == 1 and with_psk.refused == 0, with_psk.last_error
     assert plain.sent == 0, "Zabbix took an unencrypted value for a PSK-only host"
     assert wait(lambda: (lastvalue(zabbix_api, f"{name}-c1", ABC) or {}).get("lastvalue") == "3", 30)
+
+
+def test_refused_topic_discovery_is_sent_again_and_topic_values_wait_for_it(zabbix, zabbix_api):
+    """A host created after the server's last configuration sync: its discovery is refused at first,
+    resent with the next collection once Zabbix knows the host, and the topic's values follow."""
+    name = f"lld{time.time_ns() % 10**9}"
+    c = make_cluster(brokers=1, controllers=1, topics=(("orders", 1, 1, 1),), config={"offsets.topic.replication.factor": 1})
+    sink = TrapperSink("127.0.0.1", zabbix.server_port, load_catalog(), name, host_name="{cluster}-{node}",
+                       lld_settle_s=1.0)
+    [broker] = [t for t in embedded_targets(c) if t.role == "broker"]
+    worker = TargetWorker(broker, builtin_rules(), lambda w: None, sink.offer)
+    p = c.producer("p")
+    for i in range(10):
+        p.send("orders", i)
+    c.run_for(3_000)
+    group = zabbix_api.hostgroup.create(name=f"Kafka {name}")["groupids"][0]
+    tpl = zabbix_api.template.get(filter={"host": "Apache Kafka 4.x broker by trapper"})[0]["templateid"]
+    zabbix_api.host.create(host=f"{name}-broker-1", groups=[{"groupid": group}], templates=[{"templateid": tpl}])
+    worker.collect_once()               # before any configuration sync: the server refuses all of it
+    while sink.flush_once():
+        pass
+    assert sink.sent == 0 and sink.refused > 0
+    zabbix.reload_config_cache()
+    time.sleep(3)
+    topic_key = 'jmx["kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=orders","Count"]'
+    for _ in range(2):                  # discovery again; then, past the settle time, the topic's values
+        worker.collect_once()
+        while sink.flush_once():
+            pass
+        assert wait(lambda: zabbix_api.item.get(host=f"{name}-broker-1", filter={"key_": topic_key}), 60)
+        zabbix.reload_config_cache()
+        time.sleep(3)
+    refused = sink.refused
+    worker.collect_once()
+    while sink.flush_once():
+        pass
+    assert sink.refused == refused, "topic values were refused after their discovery"
+    assert wait(lambda: (lastvalue(zabbix_api, f"{name}-broker-1", topic_key) or {}).get("lastclock", "0") != "0", 30)

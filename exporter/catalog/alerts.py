@@ -17,7 +17,19 @@ def _summary(text: str, catalog: Catalog) -> str:
     return re.sub(r"\{\$[A-Z0-9_.]+\}", lambda m: catalog.macro(m.group(0)).value, text)
 
 
-def render(catalog: Catalog, brokers_min: int | None = None, election_latency_max_ms: float | None = None) -> dict:
+_UNITS_S = {"s": 1, "m": 60, "h": 3600}
+
+
+def _seconds(duration: str) -> int:
+    m = re.fullmatch(r"(\d+)([smh])", duration)
+    if m is None:
+        raise ValueError(f"expected a duration like 30s, 5m or 1h, got {duration!r}")
+    return int(m.group(1)) * _UNITS_S[m.group(2)]
+
+
+def render(catalog: Catalog, brokers_min: int | None = None, election_latency_max_ms: float | None = None,
+           hold_max: str | None = None) -> dict:
+    """hold_max caps every alert's `for` (alert rehearsals: the faults are real, the waits short)."""
     params = {
         "brokers_min": brokers_min if brokers_min is not None else int(catalog.macro("{$KAFKA.BROKERS.MIN}").value),
         "election_latency_max": election_latency_max_ms if election_latency_max_ms is not None
@@ -29,7 +41,7 @@ def render(catalog: Catalog, brokers_min: int | None = None, election_latency_ma
         rules.append({
             "alert": a.name,
             "expr": re.sub(r"\{(brokers_min|election_latency_max)\}", lambda m: f"{params[m.group(1)]:g}", a.expr),
-            "for": a.for_,
+            "for": a.for_ if hold_max is None or _seconds(a.for_) <= _seconds(hold_max) else hold_max,
             "labels": {"severity": a.severity, "scope": t.zabbix_scope},
             "annotations": {"summary": _summary(t.name, catalog), "description": t.description},
         })
