@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--brokers-min", type=int, help="KafkaActiveBrokersBelowMinimum fires below this many brokers")
     gen.add_argument("--election-latency-max-ms", type=float, help="KafkaElectionLatencyHigh fires above this")
     gen.add_argument("--hold-max", metavar="DURATION",
-                     help="cap every alert's `for` (e.g. 20s) for an alert rehearsal; not for production")
+                     help="cap every alert's `for` (e.g. 10s) for an alert rehearsal; not for production")
 
     dur = sub.add_parser("durability", help="check the cluster keeps Kafka's promises under random faults",
                          description="Run seeded random fault schedules (broker kills and restarts, controller "
@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     reh.add_argument("--fire-timeout", type=_duration, default=180_000.0, metavar="DURATION")
     reh.add_argument("--fast", action="store_true",
                      help="shorten the templates' waiting periods on the rehearsal's hosts (no data 30s, under-"
-                          "replicated 20s...); load Prometheus rules made with generate --hold-max 20s to match")
+                          "replicated 10s...); load Prometheus rules made with generate --hold-max 10s to match")
     reh.add_argument("--zabbix-macro", action="append", default=[], metavar="MACRO=VALUE",
                      help="a macro for the rehearsal's hosts, e.g. '{$KAFKA.NODATA.TIMEOUT}=1m' (repeatable)")
     reh.add_argument("--json", action="store_true")

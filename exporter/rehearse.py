@@ -7,12 +7,13 @@ run (JMX interfaces polled by the Java gateway, or trapper items the exporter pu
 must scrape the exporter this command serves (it prints the target) and load
 templates/prometheus/kafka-4x-alerts.yml.
 
-A scenario without a timeline is a steady-state run: for its run_for nothing may fire, and every
-problem or alert that does is reported and fails the rehearsal.
+Before the first fault the cluster is in steady state: nothing may fire then, and every problem or
+alert that does is reported and fails the rehearsal. A scenario without a timeline is such a
+steady-state run for its whole run_for.
 
 FAST_MACROS shorten the templates' waiting periods on the rehearsal's own hosts (the faults stay
 real, the waits do not take production's minutes); the Prometheus rules' equivalent is
-`kafka-jmx generate --alerts-out FILE --hold-max 20s`.
+`kafka-jmx generate --alerts-out FILE --hold-max 10s`.
 """
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ from exporter.trapper import TrapperSink
 
 # what undoes a fault: the time to resolve runs from it
 UNDO = {"kill": "restart", "isolate": "heal", "slow": "heal"}
-FAST_MACROS = {"{$KAFKA.NODATA.TIMEOUT}": "30s", "{$KAFKA.URP.PERIOD}": "20s", "{$KAFKA.ISR.SHRINK.PERIOD}": "20s",
-               "{$KAFKA.RAFT.NO_LEADER.PERIOD}": "20s", "{$KAFKA.IDLE.PERIOD}": "1m"}
+FAST_MACROS = {"{$KAFKA.NODATA.TIMEOUT}": "20s", "{$KAFKA.AGGREGATE.PERIOD}": "10s", "{$KAFKA.URP.PERIOD}": "10s",
+               "{$KAFKA.ISR.SHRINK.PERIOD}": "10s", "{$KAFKA.RAFT.NO_LEADER.PERIOD}": "10s", "{$KAFKA.IDLE.PERIOD}": "1m"}
 
 
 @dataclass
@@ -78,10 +79,12 @@ class Rehearsal:
                 "steady_s": self.steady_s, "unexpected": [asdict(u) for u in self.unexpected]}
 
     def table(self) -> str:
-        if self.steady_s is not None:
-            lines = [f"steady state for {self.steady_s:.0f}s: "
-                     + ("nothing fired" if not self.unexpected else f"{len(self.unexpected)} unexpected")]
+        lines = []
+        if self.steady_s:
+            lines.append(f"steady state for {self.steady_s:.0f}s: "
+                         + ("nothing fired" if not self.unexpected else f"{len(self.unexpected)} unexpected"))
             lines += [f"  {u.at_s:6.1f}s  {u.system}: {u.name}" for u in self.unexpected]
+        if not self.checks:
             return "\n".join(lines)
         rows = [("time", "fault", "system", "expected", "fired", "to fire", "to resolve")]
         for c in self.checks:
@@ -90,7 +93,7 @@ class Rehearsal:
                          f"{c.fire_s:.1f}s" if c.fire_s is not None else "-",
                          f"{c.resolve_s:.1f}s" if c.resolve_s is not None else "-"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows)
+        return "\n".join(lines + ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows])
 
 
 def _name_pattern(t: Trigger) -> re.Pattern[str]:
@@ -198,10 +201,11 @@ def _poll(until, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
         time.sleep(1.0)
 
 
-def _steady(watches: dict, duration_s: float, name: str, log, every_s: float = 5.0) -> Rehearsal:  # type: ignore[no-untyped-def]
-    """Watch for duration_s; anything that fires is unexpected (reported once per name)."""
+def _steady(watches: dict, duration_s: float, name: str, log, every_s: float = 5.0,  # type: ignore[no-untyped-def]
+            started: float | None = None) -> Rehearsal:
+    """Watch until duration_s after `started`; anything that fires is unexpected (reported once per name)."""
     result = Rehearsal(name, steady_s=duration_s)
-    started = time.monotonic()
+    started = time.monotonic() if started is None else started
     seen: set[tuple[str, str]] = set()
     while True:
         elapsed = time.monotonic() - started
@@ -220,8 +224,8 @@ def _run_timeline(sim: Simulation, timeline: list[Fault], watches: dict, by_id: 
                   timeout_s: float, name: str, log) -> Rehearsal:  # type: ignore[no-untyped-def]
     """Faults in order, each at its time or as soon as the previous checks are done: after a fault
     the expected triggers and alerts are awaited; after the fault's undo, their resolution."""
-    result = Rehearsal(name)
     started = time.monotonic()
+    result = _steady(watches, timeline[0].at_ms / 1000.0, name, log, started=started)
     open_checks: dict[tuple[str, str | None], list[Check]] = {}
     for fault in timeline:
         delay = fault.at_ms / 1000.0 - (time.monotonic() - started)

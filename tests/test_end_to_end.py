@@ -84,7 +84,8 @@ def test_broker_loss_fires_in_zabbix_via_the_java_gateway_and_in_prometheus(live
                         templates=[{"templateid": tpl["Apache Kafka 4.x cluster"]}],
                         macros=[{"macro": "{$KAFKA.CLUSTER.GROUP}", "value": f"Kafka {name}"},
                                 {"macro": "{$KAFKA.BROKERS.MIN}", "value": "3"},
-                                {"macro": "{$KAFKA.INTERVAL}", "value": "2s"}])
+                                {"macro": "{$KAFKA.INTERVAL}", "value": "2s"},
+                                {"macro": "{$KAFKA.AGGREGATE.PERIOD}", "value": "15s"}])
         zabbix.reload_config_cache()
         key = 'jmx["kafka.controller:type=KafkaController,name=ActiveBrokerCount","Value"]'
         polled = wait(lambda: [i for i in api.item.get(host=f"{name}-controller-1001", filter={"key_": key},

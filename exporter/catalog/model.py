@@ -13,6 +13,8 @@ ROLES = ("broker", "controller", "both")
 VALUE_TYPES = ("UNSIGNED", "FLOAT", "CHAR", "TEXT")
 PRIORITIES = ("INFO", "WARNING", "AVERAGE", "HIGH", "DISASTER")
 PREPROCESSING = {"CHANGE_PER_SECOND", "SIMPLE_CHANGE", "MULTIPLIER", "DISCARD_UNCHANGED_HEARTBEAT"}
+# Zabbix 6.0's foreach functions that take a period (last_foreach takes one only from 7.0)
+PER_HOST = ("min", "max", "count")
 FUNCTIONS = ("max", "min", "sum", "count", "avg")
 MACRO = re.compile(r"^\{\$[A-Z0-9_.]+\}$")
 
@@ -50,8 +52,9 @@ class Metric:
 class ClusterItem:
     id: str
     name: str
-    function: str
+    function: str           # over the hosts
     metric: str
+    per_host: str           # each host's values within {$KAFKA.AGGREGATE.PERIOD}: min, max or count
 
     @property
     def key(self) -> str:
@@ -156,9 +159,11 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
     for i, c in enumerate(data.get("cluster_items") or []):
         p = ("cluster_items", i)
         ci = ClusterItem(_str(doc, c, p, "id"), _str(doc, c, p, "name"), _str(doc, c, p, "function"),
-                         _str(doc, c, p, "metric"))
+                         _str(doc, c, p, "metric"), _str(doc, c, p, "per_host"))
         if ci.function not in FUNCTIONS:
             doc.fail(p + ("function",), f"function must be one of {', '.join(FUNCTIONS)}")
+        if ci.per_host not in PER_HOST:
+            doc.fail(p + ("per_host",), f"per_host must be one of {', '.join(PER_HOST)}")
         if ci.metric not in ids:
             doc.fail(p + ("metric",), f"unknown metric {ci.metric!r}")
         cluster_items.append(ci)

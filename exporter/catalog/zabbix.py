@@ -175,12 +175,15 @@ def _cluster_template(catalog: Catalog) -> dict:
     items = []
     for c in catalog.cluster_items:
         metric = catalog.metric(c.metric)
-        params = f'{c.function}(last_foreach(/*/{metric.key}?[group="{{$KAFKA.CLUSTER.GROUP}}"]))'
+        # a window, not each host's last value: a dead node's last value would count forever
+        params = (f'{c.function}({c.per_host}_foreach(/*/{metric.key}?[group="{{$KAFKA.CLUSTER.GROUP}}"],'
+                  '{$KAFKA.AGGREGATE.PERIOD}))')
         item: dict[str, Any] = {"uuid": uuid_for(name, "item", c.key), "name": c.name, "type": "CALCULATED",
                                 "key": c.key, "delay": "{$KAFKA.INTERVAL}", "history": "7d", "value_type": "FLOAT",
                                 "params": params,
-                                "description": f"{c.function} of {metric.mbean} {metric.attribute} over the hosts of "
-                                               "{$KAFKA.CLUSTER.GROUP}.",
+                                "description": f"{c.function} over the hosts of {{$KAFKA.CLUSTER.GROUP}} of each host's "
+                                               f"{c.per_host} of {metric.mbean} {metric.attribute} within "
+                                               "{$KAFKA.AGGREGATE.PERIOD} (hosts without values in it are left out).",
                                 "tags": [{"tag": "component", "value": "cluster"}]}
         items.append(item)
     triggers = []
