@@ -23,7 +23,7 @@ from sys import intern
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 from broker.mbeans.names import ObjectNamePattern
 from exporter.sample import Sample, shared_pair

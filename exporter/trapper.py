@@ -154,7 +154,7 @@ class TrapperSink:
                 while self.flush_once():
                     pass
                 backoff = 0.0
-            except (OSError, ConnectionError, TimeoutError, Exception) as e:  # noqa: B014 - zabbix_utils raises its own
+            except Exception as e:      # zabbix_utils raises its own errors besides OSError: all keep the spool
                 self.last_error = f"cannot deliver to Zabbix {self.server}:{self.port}: {e}"
                 if backoff == 0.0:
                     log.warning("%s; keeping %d values spooled", self.last_error, self.spooled)

@@ -30,32 +30,15 @@ def zabbix():
     """A real Zabbix 6.0 (server, Java gateway, API) for the whole test session."""
     import os
 
-    from jvm_support import free_port_block
-    from zabbix_stack import ZabbixStack, missing_packages
+    from zabbix_stack import missing_packages, running_stack
     missing = missing_packages()
     if missing:
         message = f"Zabbix test services need Debian packages: {' '.join(missing)} (make test installs them)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    import shutil
-    import tempfile
-    from pathlib import Path
-    base = free_port_block(4, low=20000)
-    # the services run as users postgres and zabbix: pytest's private tmp folder is not theirs to enter
-    state = Path(tempfile.mkdtemp(prefix="kafka-jmx-zabbix-"))
-    stack = ZabbixStack(state, base, base + 1, base + 2, base + 3)
-    failed = True
-    try:
-        stack.start()
+    with running_stack() as stack:
         yield stack
-        failed = False
-    finally:
-        if failed:
-            print(stack.logs())
-        stack.stop()
-        if not failed:
-            shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -6,16 +6,20 @@ zabbix-java-gateway php8.2-cli php8.2-pgsql php8.2-gd php8.2-bcmath php8.2-mbstr
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import gzip
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import requests
+from jvm_support import free_port_block
 
 PGBIN = Path("/usr/lib/postgresql/15/bin")
 SCHEMA_DIR = Path("/usr/share/zabbix-server-pgsql")
@@ -218,3 +222,24 @@ $IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;
     def logs(self) -> str:
         return "\n".join(f"== {p}\n{Path(p).read_text(errors='replace')[-4000:]}"
                          for p in glob.glob(str(self.zdir / "log" / "*.log")))
+
+
+@contextlib.contextmanager
+def running_stack(prefix: str = "kafka-jmx-zabbix-") -> Iterator[ZabbixStack]:
+    """A started stack on free ports, stopped by PID on the way out. Its folder is not under pytest's
+    tmp (the services run as postgres and zabbix, who may not enter it); when the body fails the logs
+    are printed and the folder is kept."""
+    base = free_port_block(4, low=20000)
+    state = Path(tempfile.mkdtemp(prefix=prefix))
+    stack = ZabbixStack(state, base, base + 1, base + 2, base + 3)
+    failed = True
+    try:
+        stack.start()
+        yield stack
+        failed = False
+    finally:
+        if failed:
+            print(stack.logs())
+        stack.stop()
+        if not failed:
+            shutil.rmtree(state, ignore_errors=True)
