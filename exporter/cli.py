@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--brokers-min", type=int, help="KafkaActiveBrokersBelowMinimum fires below this many brokers")
     gen.add_argument("--election-latency-max-ms", type=float, help="KafkaElectionLatencyHigh fires above this")
     gen.add_argument("--hold-max", metavar="DURATION",
-                     help="cap every alert's `for` (e.g. 10s) for an alert rehearsal; not for production")
+                     help="cap every alert's `for` and range window (e.g. 10s) for an alert rehearsal; not for production")
 
     dur = sub.add_parser("durability", help="check the cluster keeps Kafka's promises under random faults",
                          description="Run seeded random fault schedules (broker kills and restarts, controller "

@@ -222,8 +222,9 @@ def _steady(watches: dict, duration_s: float, name: str, log, every_s: float = 5
 
 def _run_timeline(sim: Simulation, timeline: list[Fault], watches: dict, by_id: dict[str, Trigger],
                   timeout_s: float, name: str, log) -> Rehearsal:  # type: ignore[no-untyped-def]
-    """Faults in order, each at its time or as soon as the previous checks are done: after a fault
-    the expected triggers and alerts are awaited; after the fault's undo, their resolution."""
+    """Faults in order, each at its time or as soon as the previous checks are done and its expected
+    triggers and alerts are quiet: after a fault they are awaited; after the fault's undo, their
+    resolution."""
     started = time.monotonic()
     result = _steady(watches, timeline[0].at_ms / 1000.0, name, log, started=started)
     open_checks: dict[tuple[str, str | None], list[Check]] = {}
@@ -231,7 +232,15 @@ def _run_timeline(sim: Simulation, timeline: list[Fault], watches: dict, by_id: 
         delay = fault.at_ms / 1000.0 - (time.monotonic() - started)
         if delay > 0:
             time.sleep(delay)
-        before = {(tid, system): watches[system].active(by_id[tid]) for tid in fault.expect for system in watches}
+        # an expected trigger still raised by an earlier fault's side effects gets time to clear:
+        # firing afterwards must be this fault's doing
+        before: dict[tuple[str, str], bool] = {}
+
+        def quiet() -> bool:
+            before.update({(tid, system): watches[system].active(by_id[tid])
+                           for tid in fault.expect for system in watches})
+            return not any(before.values())
+        _poll(quiet, timeout_s)
         with sim.cluster.sched.lock:
             sim.apply(fault)
         applied = time.monotonic()

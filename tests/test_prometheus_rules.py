@@ -112,3 +112,22 @@ def test_alert_fires_on_its_fault_and_not_when_healthy(alert, tmp_path):
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     out = subprocess.run([tool, "test", "rules", str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_hold_max_caps_every_for_and_range_window_for_rehearsals():
+    import re
+
+    from exporter.catalog import alerts
+    from exporter.catalog.model import load_catalog
+    shipped = alerts.render(load_catalog())["groups"][0]["rules"]
+    fast = alerts.render(load_catalog(), hold_max="10s")["groups"][0]["rules"]
+    seconds = {"s": 1, "m": 60, "h": 3600}
+
+    def s(d: str) -> int:
+        return int(d[:-1]) * seconds[d[-1]]
+    assert [r["alert"] for r in fast] == [r["alert"] for r in shipped]
+    for before, after in zip(shipped, fast):
+        assert s(after["for"]) == min(s(before["for"]), 10)
+        assert [min(s(w), 10) for w in re.findall(r"\[(\d+[smh])\]", before["expr"])] == \
+               [s(w) for w in re.findall(r"\[(\d+[smh])\]", after["expr"])]
+    assert any(s(r["for"]) > 10 for r in shipped) and any("[5m]" in r["expr"] for r in shipped)

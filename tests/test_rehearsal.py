@@ -60,26 +60,34 @@ config: {broker.heartbeat.interval.ms: 500, broker.session.timeout.ms: 3000, off
 topics:
   - {name: orders, partitions: 6, replication_factor: 3, min_insync_replicas: 2}
   - {name: solo, partitions: 3, replication_factor: 1}
+  - {name: unclean, partitions: 3, replication_factor: 2, config: {unclean.leader.election.enable: true}}
 workload:
   - {producer: p1, topic: orders, rate: 50, keys: 10}
+  - {producer: p2, topic: unclean, rate: 20, keys: 10}
 timeline:
-  - {at: 180s, kill: broker-3, expect: [offline_partitions, under_replicated, no_data]}
-  - {at: 181s, restart: broker-3}
-  - {at: 182s, slow: broker-2, fetch_delay: 20s, expect: [isr_shrinking]}
-  - {at: 183s, heal: broker-2}
-  - {at: 184s, kill: broker-2}
-  - {at: 185s, kill: broker-3, expect: [under_min_isr]}
-  - {at: 186s, restart: broker-2}
-  - {at: 187s, restart: broker-3}
-  - {at: 188s, kill: controller-1001}
-  - {at: 189s, kill: controller-1002, expect: [controllers_not_one, raft_no_leader]}
-  - {at: 190s, kill: broker-1}
-  - {at: 191s, restart: broker-1, expect: [broker_not_running]}
-  - {at: 192s, restart: controller-1001, expect: [election_latency_high]}
-  - {at: 193s, restart: controller-1002}
-  - {at: 194s, kill: controller-1001}
-  - {at: 195s, kill: controller-1002}
-  - {at: 196s, kill: controller-1003, expect: [no_controller_data]}
+  # both followers fall out of the ISRs, then the leader of an `unclean` partition dies
+  - {at: 180s, slow: broker-1, fetch_delay: 60s}
+  - {at: 180s, slow: broker-2, fetch_delay: 60s}
+  - {at: 195s, kill: broker-3, expect: [unclean_election]}
+  - {at: 196s, heal: all}
+  - {at: 197s, restart: broker-3}
+  - {at: 198s, kill: broker-3, expect: [offline_partitions, under_replicated, no_data]}
+  - {at: 199s, restart: broker-3}
+  - {at: 200s, slow: broker-2, fetch_delay: 20s, expect: [isr_shrinking]}
+  - {at: 201s, heal: broker-2}
+  - {at: 202s, kill: broker-2}
+  - {at: 203s, kill: broker-3, expect: [under_min_isr]}
+  - {at: 204s, restart: broker-2}
+  - {at: 205s, restart: broker-3}
+  - {at: 206s, kill: controller-1001}
+  - {at: 207s, kill: controller-1002, expect: [controllers_not_one, raft_no_leader]}
+  - {at: 208s, kill: broker-1}
+  - {at: 209s, restart: broker-1, expect: [broker_not_running]}
+  - {at: 210s, restart: controller-1001, expect: [election_latency_high]}
+  - {at: 211s, restart: controller-1002}
+  - {at: 212s, kill: controller-1001}
+  - {at: 213s, kill: controller-1002}
+  - {at: 214s, kill: controller-1003, expect: [no_controller_data]}
 run_for: 1800s
 """
 
@@ -112,7 +120,7 @@ def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix, monkeypatch, 
     code, report = run_rehearsal(zabbix, monkeypatch, tmp_path, capsys, FAULTS, "10s",
                                  ["--fast", "--fire-timeout", "120s"])
     assert report["steady_s"] == 180 and report["unexpected"] == [], report["unexpected"]
-    expected = {"offline_partitions", "under_replicated", "isr_shrinking", "no_data", "under_min_isr",
+    expected = {"unclean_election", "offline_partitions", "under_replicated", "isr_shrinking", "no_data", "under_min_isr",
                 "controllers_not_one", "raft_no_leader", "broker_not_running", "election_latency_high",
                 "no_controller_data"}
     checks = {(c["trigger"], c["system"]): c for c in report["checks"]}

@@ -27,9 +27,17 @@ def _seconds(duration: str) -> int:
     return int(m.group(1)) * _UNITS_S[m.group(2)]
 
 
+def _capped(expr: str, hold_max: str | None) -> str:
+    if hold_max is None:
+        return expr
+    return re.sub(r"\[(\d+[smh])\]", lambda m: f"[{hold_max}]" if _seconds(m.group(1)) > _seconds(hold_max)
+                  else m.group(0), expr)
+
+
 def render(catalog: Catalog, brokers_min: int | None = None, election_latency_max_ms: float | None = None,
            hold_max: str | None = None) -> dict:
-    """hold_max caps every alert's `for` (alert rehearsals: the faults are real, the waits short)."""
+    """hold_max caps every alert's `for` and range window (alert rehearsals: the faults are real,
+    the waits short; an ISR shrink then stops firing after hold_max instead of 5 minutes)."""
     params = {
         "brokers_min": brokers_min if brokers_min is not None else int(catalog.macro("{$KAFKA.BROKERS.MIN}").value),
         "election_latency_max": election_latency_max_ms if election_latency_max_ms is not None
@@ -40,7 +48,8 @@ def render(catalog: Catalog, brokers_min: int | None = None, election_latency_ma
         a = t.alert
         rules.append({
             "alert": a.name,
-            "expr": re.sub(r"\{(brokers_min|election_latency_max)\}", lambda m: f"{params[m.group(1)]:g}", a.expr),
+            "expr": _capped(re.sub(r"\{(brokers_min|election_latency_max)\}", lambda m: f"{params[m.group(1)]:g}",
+                                   a.expr), hold_max),
             "for": a.for_ if hold_max is None or _seconds(a.for_) <= _seconds(hold_max) else hold_max,
             "labels": {"severity": a.severity, "scope": t.zabbix_scope},
             "annotations": {"summary": _summary(t.name, catalog), "description": t.description},
