@@ -93,7 +93,9 @@ def test_broker_loss_fires_in_zabbix_via_the_java_gateway_and_in_prometheus(live
         assert polled, api.item.get(host=f"{name}-controller-1001", filter={"key_": key}, output=["lastvalue", "error"])
         assert wait(lambda: prom.query('kafka_controller_kafkacontroller_activebrokercount{cluster="e2e"} == 3'))
         cluster_host = api.host.get(filter={"host": f"{name}-cluster"}, output=["hostid"])[0]["hostid"]
-        assert not api.problem.get(hostids=[cluster_host], output=["name"])
+        # until the aggregates have counted the first polled values, "no controller reports data" is true
+        assert wait(lambda: not api.problem.get(hostids=[cluster_host], output=["name"]), 60), \
+            api.problem.get(hostids=[cluster_host], output=["name"])
 
         assert not [a for a in prom.alerts() if a["labels"]["alertname"] == "KafkaActiveBrokersBelowMinimum"]
         with cluster.sched.lock:
