@@ -239,8 +239,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
+    from exporter.collector import limit_malloc_arenas
     from exporter.config import load_config_file
     from exporter.daemon import Daemon
+    limit_malloc_arenas()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config_file(args.config)
     daemon = Daemon.from_config(config)

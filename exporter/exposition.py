@@ -3,8 +3,9 @@
 prometheus_client's generate_latest builds a Sample and sorts and escapes its labels for every
 series on every render: 1.8 s for 100k series, most of it repeating work for series whose name and
 labels have not changed since the last collection. Here each target renders its own families
-right after its collection, on its own thread, from a cache of line prefixes (name and label set,
-escaped once); only the value is formatted again. Assembling /metrics then joins the targets'
+right after its collection, on its own thread; a family whose series are the same as last time
+reuses its last lines up to their values (name and labels escaped once, no separate cache to
+hold), and only the values are formatted again. Assembling /metrics then joins the targets'
 chunks under one HELP/TYPE header per family. The output is byte for byte what generate_latest
 writes for the same families (a test holds it to that).
 """
@@ -51,7 +52,9 @@ class TargetSeries:
 
     def __init__(self, constant_labels: Mapping[str, str]) -> None:
         self.constant_labels = dict(constant_labels)
-        self._prefixes: dict[str, dict[Labels, str]] = {}      # sample name -> labels -> line prefix
+        # sample name -> the label sets, lines (and MBeans, when they tell series apart) of the last
+        # render, whose prefixes are reused
+        self._last: dict[str, tuple[list[Labels], bytes, list[str] | None]] = {}
 
     def _prefix(self, sample_name: str, labels: Labels, object_name: str | None) -> str:
         merged = dict(labels)
@@ -73,30 +76,32 @@ class TargetSeries:
                 if g[0][0] is not m.type:
                     g[0][0] = MetricType.UNTYPED
                 g[1].append(m)
-        new: dict[str, dict[Labels, str]] = {}
+        new: dict[str, tuple[list[Labels], bytes, list[str] | None]] = {}
         chunks = {}
         for name, ((mtype, help_), members) in groups.items():
             chunks[name] = FamilyChunk(mtype, help_, self._lines(name, mtype, members, new))
-        self._prefixes = new      # only series still present stay cached
+        self._last = new          # only families still present are kept
         return chunks
 
     def _lines(self, name: str, mtype: MetricType, members: list[MatchedSample], new: dict) -> bytes:
         shown = sample_name(name, mtype)
-        old = self._prefixes.get(shown, {})
-        kept = new.setdefault(shown, {})
-        prefixes = []
-        for m in members:
-            prefix = old.get(m.labels)
-            if prefix is None:
-                prefix = self._prefix(shown, m.labels, None)
-            kept[m.labels] = prefix
-            prefixes.append(prefix)
-        if len(set(prefixes)) < len(prefixes):
-            # jmx_exporter 1.x tells series with equal names and labels apart by their MBean
-            prefixes = [self._prefix(shown, m.labels, m.object_name) for m in members]
-        out = [p + floatToGoString(m.value) for p, m in zip(prefixes, members)]
-        out.append("")
-        return "\n".join(out).encode()
+        labels = [m.labels for m in members]
+        last = self._last.get(shown)
+        if last is not None and last[0] == labels and (last[2] is None or last[2] == [m.object_name for m in members]):
+            # the same series as last time: each line's prefix is the old line up to its value
+            prefixes = [line[:line.rindex(b" ") + 1] for line in last[1].split(b"\n")[:-1]]
+            beans = last[2]
+        else:
+            texts = [self._prefix(shown, m.labels, None) for m in members]
+            beans = None
+            if len(set(texts)) < len(texts):
+                # jmx_exporter 1.x tells series with equal names and labels apart by their MBean
+                beans = [m.object_name for m in members]
+                texts = [self._prefix(shown, m.labels, bean) for m, bean in zip(members, beans)]
+            prefixes = [t.encode() for t in texts]
+        lines = b"".join([p + floatToGoString(m.value).encode() + b"\n" for p, m in zip(prefixes, members)])
+        new[shown] = (labels, lines, beans)
+        return lines
 
 
 def retyped(name: str, chunk: FamilyChunk, mtype: MetricType) -> bytes:

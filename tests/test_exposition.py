@@ -93,12 +93,12 @@ def test_mixed_types_duplicates_counters_escapes_and_special_values_render_as_ge
     assert {s.labels.get("_objectname") for s in families["dup"].samples} == {"k:type=D,name=one", "k:type=D,name=two"}
 
 
-def test_a_series_that_disappears_leaves_the_prefix_cache():
+def test_a_series_that_disappears_leaves_the_last_render():
     m1 = MatchedSample("g", (("topic", "gone"),), 1.0, MetricType.GAUGE, "g", "k:type=G,topic=gone")
     m2 = MatchedSample("g", (("topic", "stays"),), 1.0, MetricType.GAUGE, "g", "k:type=G,topic=stays")
     w = worker("b1", [m1, m2])
-    assert len(w.series._prefixes["g"]) == 2
+    assert len(w.series._last["g"][0]) == 2
     w.target.source.matched = [m2]
     w.collect_once()
-    assert len(w.series._prefixes["g"]) == 1
+    assert len(w.series._last["g"][0]) == 1
     assert b"gone" not in b"".join(exposition([w], health_registry([w], "c")))

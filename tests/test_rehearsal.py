@@ -119,6 +119,7 @@ def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix, monkeypatch, 
     macros, alert `for` capped at 10 s: stricter for the quiet part); the faults are real."""
     code, report = run_rehearsal(zabbix, monkeypatch, tmp_path, capsys, FAULTS, "10s",
                                  ["--fast", "--fire-timeout", "120s"])
+    print(json.dumps(report, indent=1))         # the measured times, in the log of the run
     assert report["steady_s"] == 180 and report["unexpected"] == [], report["unexpected"]
     expected = {"unclean_election", "offline_partitions", "under_replicated", "isr_shrinking", "no_data", "under_min_isr",
                 "controllers_not_one", "raft_no_leader", "broker_not_running", "election_latency_high",
