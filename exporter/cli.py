@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import threading
@@ -205,9 +206,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    import os
+def _zabbix_api(url: str | None, password_env: str) -> tuple[str | None, str | None] | None:
+    """(JSON-RPC endpoint, password from the environment) for a Zabbix frontend URL, (None, None)
+    without one; None, after saying why, when the password is not set."""
+    if not url:
+        return None, None
+    password = os.environ.get(password_env)
+    if password is None:
+        print(f"kafka-jmx: set the Zabbix password in the environment variable {password_env}", file=sys.stderr)
+        return None
+    return (url if url.endswith("api_jsonrpc.php") else url.rstrip("/") + "/api_jsonrpc.php"), password
 
+
+def cmd_demo(args: argparse.Namespace) -> int:
     from exporter.demo import DemoZabbix, run_demo
     from exporter.provision import ProvisionError
     zabbix = None
@@ -219,15 +230,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not host or (port and not port.isdigit()):
             print(f"kafka-jmx: --zabbix-server {args.zabbix_server!r}: expected HOST or HOST:PORT", file=sys.stderr)
             return 2
-        password = os.environ.get(args.zabbix_password_env)
-        if args.zabbix_url and password is None:
-            print(f"kafka-jmx: set the Zabbix API password in the environment variable {args.zabbix_password_env}",
-                  file=sys.stderr)
+        api = _zabbix_api(args.zabbix_url, args.zabbix_password_env)
+        if api is None:
             return 2
-        url = args.zabbix_url
-        if url and not url.endswith("api_jsonrpc.php"):
-            url = url.rstrip("/") + "/api_jsonrpc.php"
-        zabbix = DemoZabbix(host, int(port or 10051), url, args.zabbix_user, password)
+        zabbix = DemoZabbix(host, int(port or 10051), api[0], args.zabbix_user, api[1])
     try:
         return run_demo(args.scenario, args.duration, _jmx_settings(args), args.metrics_listen, args.control_listen,
                         args.cluster, zabbix)
@@ -274,14 +280,11 @@ def _nodes(args: argparse.Namespace) -> list:
 
 
 def cmd_zabbix_provision(args: argparse.Namespace) -> int:
-    import os
-
     from exporter.provision import ProvisionError, Provisioner
-    password = os.environ.get(args.password_env)
-    if password is None:
-        print(f"kafka-jmx: set the Zabbix password in the environment variable {args.password_env}", file=sys.stderr)
+    api = _zabbix_api(args.url, args.password_env)
+    if api is None:
         return 2
-    url = args.url if args.url.endswith("api_jsonrpc.php") else args.url.rstrip("/") + "/api_jsonrpc.php"
+    url, password = api
     try:
         prov = Provisioner(url, args.user, password)
         hosts = prov.provision(args.cluster, _nodes(args), args.transport, args.brokers_min, args.interval)
@@ -317,21 +320,15 @@ def cmd_fault(args: argparse.Namespace) -> int:
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
     import json
-    import os
-
     from exporter.provision import ProvisionError
     from exporter.rehearse import rehearse
     if not args.zabbix_url and not args.prometheus_url:
         print("kafka-jmx: give --zabbix-url and/or --prometheus-url", file=sys.stderr)
         return 2
-    password = os.environ.get(args.zabbix_password_env) if args.zabbix_url else None
-    if args.zabbix_url and password is None:
-        print(f"kafka-jmx: set the Zabbix password in the environment variable {args.zabbix_password_env}",
-              file=sys.stderr)
+    api = _zabbix_api(args.zabbix_url, args.zabbix_password_env)
+    if api is None:
         return 2
-    url = args.zabbix_url
-    if url and not url.endswith("api_jsonrpc.php"):
-        url = url.rstrip("/") + "/api_jsonrpc.php"
+    url, password = api
     host, _, port = args.metrics_listen.rpartition(":")
     zserver = None
     if args.zabbix_server:
