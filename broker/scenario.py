@@ -17,6 +17,7 @@ Every mistake is reported with the file, line and field, all at once.
 """
 from __future__ import annotations
 
+import importlib.resources
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -25,6 +26,11 @@ import yaml
 
 from broker.config import TOPIC_KEYS, ConfigError, KafkaConfig, check
 from broker.workload import ConsumerGroupSpec, ProducerSpec
+
+
+def bundled_scenario(name: str) -> str:
+    """The text of a scenario shipped in broker/scenarios (demo.yaml, rehearsal.yaml)."""
+    return importlib.resources.files("broker").joinpath("scenarios", name).read_text(encoding="utf-8")
 
 FAULTS = ("kill", "restart", "isolate", "heal", "slow")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")

@@ -11,7 +11,7 @@ from typing import Sequence
 from broker.clock import WallClock
 from broker.config import ConfigError
 from broker.mbeans.names import ObjectNamePattern
-from broker.scenario import ScenarioError, load_scenario_file, parse_duration_ms
+from broker.scenario import ScenarioError, bundled_scenario, load_scenario, load_scenario_file, parse_duration_ms
 from broker.simulation import Simulation
 from exporter.endpoints import start_publisher
 from exporter.yamlconf import ConfigError as ExporterConfigError
@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "and/or Prometheus, and report for every timeline entry's `expect:` list whether "
                                      "the trigger/alert fired, the time to fire and the time to resolve. A scenario "
                                      "without a timeline is a steady-state run: anything that fires fails it.")
-    reh.add_argument("scenario")
+    reh.add_argument("scenario", help="scenario YAML, or 'builtin' for the bundled rehearsal the test suite runs "
+                                      "(3 brokers, 3 controllers; use with --fast and rules made with --hold-max 10s)")
     reh.add_argument("--zabbix-url", help="the Zabbix frontend URL (hosts are provisioned under 'Kafka rehearsal-...')")
     reh.add_argument("--zabbix-user", default="Admin")
     reh.add_argument("--zabbix-password-env", default="ZABBIX_PASSWORD", metavar="VAR")
@@ -344,7 +345,9 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         macros[macro] = value
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     try:
-        result = rehearse(load_scenario_file(args.scenario), zabbix_url=url, zabbix_user=args.zabbix_user,
+        scenario = load_scenario(bundled_scenario("rehearsal.yaml"), "rehearsal.yaml") if args.scenario == "builtin" \
+            else load_scenario_file(args.scenario)
+        result = rehearse(scenario, zabbix_url=url, zabbix_user=args.zabbix_user,
                           zabbix_password=password, prometheus_url=args.prometheus_url, transport=args.transport,
                           jmx_base_port=args.jmx_base_port, metrics_listen=(host or "127.0.0.1", int(port)),
                           zabbix_server=zserver, fire_timeout_s=args.fire_timeout / 1000.0, macros=macros, log=log)

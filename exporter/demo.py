@@ -1,7 +1,6 @@
 """`kafka-jmx demo`: the embedded cluster on the wall clock, shown live in the terminal."""
 from __future__ import annotations
 
-import importlib.resources
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +10,7 @@ from rich.live import Live
 from rich.table import Table
 
 from broker.clock import WallClock
-from broker.scenario import load_scenario, load_scenario_file
+from broker.scenario import bundled_scenario, load_scenario, load_scenario_file
 from broker.simulation import Simulation
 from exporter.catalog.model import load_catalog
 from exporter.config import PrometheusSpec
@@ -36,10 +35,6 @@ class DemoZabbix:
     user: str = "Admin"
     password: str | None = None
     host_name: str = "{cluster}-{node}"
-
-
-def bundled_demo_scenario() -> str:
-    return importlib.resources.files("broker").joinpath("scenarios/demo.yaml").read_text(encoding="utf-8")
 
 
 def _read(node: Any, mbean: str, attr: str = "Value") -> Any:
@@ -94,7 +89,7 @@ def render(sim: Simulation, sink: TrapperSink | None = None) -> Group:
 def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | None = None,
              metrics_listen: str | None = "127.0.0.1:9404", control_listen: str | None = "127.0.0.1:9399",
              cluster_name: str = "demo", zabbix: DemoZabbix | None = None) -> int:
-    scenario = load_scenario_file(scenario_path) if scenario_path else load_scenario(bundled_demo_scenario(), "demo.yaml")
+    scenario = load_scenario_file(scenario_path) if scenario_path else load_scenario(bundled_scenario("demo.yaml"), "demo.yaml")
     sim = Simulation(scenario, WallClock())
     stop = threading.Event()
     sim.start()

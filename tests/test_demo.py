@@ -10,20 +10,20 @@ from jvm_support import free_port_block, require_jdk
 from rich.console import Console
 
 from broker.clock import WallClock
-from broker.scenario import load_scenario
+from broker.scenario import bundled_scenario, load_scenario
 from broker.simulation import Simulation
-from exporter.demo import bundled_demo_scenario, render
+from exporter.demo import render
 from exporter.sample import SourceError
 from exporter.sources.jmx import JmxReader, JmxSource
 
 
 def test_bundled_demo_scenario_is_valid():
-    s = load_scenario(bundled_demo_scenario(), "demo.yaml")
+    s = load_scenario(bundled_scenario("demo.yaml"), "demo.yaml")
     assert s.brokers == 5 and s.controllers == 3 and s.timeline
 
 
 def test_wall_clock_cluster_elects_and_registers_in_real_time():
-    sim = Simulation(load_scenario(bundled_demo_scenario(), "demo.yaml"), WallClock())
+    sim = Simulation(load_scenario(bundled_scenario("demo.yaml"), "demo.yaml"), WallClock())
     sim.start()
     started = time.monotonic()
     sim.run(until_ms=6_000)
@@ -76,7 +76,7 @@ def test_cluster_run_publishes_over_jmx_while_running(tmp_path):
 def test_fault_command_reaches_the_running_cluster(capsys):
     from exporter.cli import main
     from exporter.control import ControlServer
-    sim = Simulation(load_scenario(bundled_demo_scenario(), "demo.yaml"))
+    sim = Simulation(load_scenario(bundled_scenario("demo.yaml"), "demo.yaml"))
     sim.start(apply_timeline=False)
     sim.run(until_ms=5_000)
     control = ControlServer(sim, port=free_port_block(1))
