@@ -133,6 +133,15 @@ class Cluster:
         node.start()
         return node.name
 
+    def corrupt_metadata(self, name: str) -> str:
+        """The active controller commits a metadata record no node can apply (what a corrupted
+        metadata log or a controller bug leaves behind): every node counts and skips it."""
+        node = self.node(name)
+        if not isinstance(node, ControllerNode) or not node.active:
+            raise ValueError(f"{node.name} is not the active controller")
+        node.append_unreadable_record()
+        return node.name
+
     def isolate(self, name: str) -> str:
         node = self.node(name)
         if isinstance(node, ControllerNode) and node.active:

@@ -43,6 +43,7 @@ from broker.server import ServerNode
 
 METADATA_VERSION_FEATURE_LEVEL = 25     # 4.0-IV3
 EVENT_COST_MS = 0.02                    # controller event handling time without a fault
+UNREADABLE_TOPIC = "\x00"                # no topic can have this name (Kafka allows [a-zA-Z0-9._-])
 
 
 class ControllerNode(ServerNode):
@@ -198,6 +199,11 @@ class ControllerNode(ServerNode):
         if self.cfg["auto.leader.rebalance.enable"]:
             self.every(self.cfg["leader.imbalance.check.interval.seconds"] * 1000.0,
                        while_active(self._balance_leaders))
+
+    def append_unreadable_record(self) -> bool:
+        """Fault injection: a partition change for a topic that does not exist, appended to the log
+        directly (the working image would reject it); applying it fails on every node."""
+        return self.active and self.raft.append([PartitionChangeRecord(UNREADABLE_TOPIC, 0, leader=-1)]) is not None
 
     def _write(self, records: list, on_committed: Callable[[], None] | None = None) -> bool:
         """Append records (active controller only); on_committed runs once they are committed."""

@@ -32,7 +32,7 @@ def bundled_scenario(name: str) -> str:
     """The text of a scenario shipped in broker/scenarios (demo.yaml, rehearsal.yaml)."""
     return importlib.resources.files("broker").joinpath("scenarios", name).read_text(encoding="utf-8")
 
-FAULTS = ("kill", "restart", "isolate", "heal", "slow")
+FAULTS = ("kill", "restart", "isolate", "heal", "slow", "corrupt_metadata")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0, None: 1000.0}
 
@@ -268,6 +268,10 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
         target = f[action]
         if action == "heal" and target in (None, "all"):
             target = None
+        elif action == "corrupt_metadata" and not str(target).startswith(("controller-", "active-controller")):
+            r.fail(path + (action,), f"corrupt_metadata needs the active controller (active-controller or "
+                                     f"controller-N), got {target!r}")
+            continue
         elif target not in node_names:
             r.fail(path + (action,), f"unknown node {target!r} (nodes: broker-1..broker-{brokers}, "
                                      f"controller-1001..controller-{1000 + (controllers or 0)}, active-controller)")

@@ -63,6 +63,8 @@ class Simulation:
             elif fault.action == "heal":
                 c.heal(fault.node)
                 name = fault.node or "all"
+            elif fault.action == "corrupt_metadata":
+                name = c.corrupt_metadata(fault.node)  # type: ignore[arg-type]
             else:
                 name = c.slow(fault.node, fault.fetch_delay_ms, fault.event_delay_ms)  # type: ignore[arg-type]
             self.log(f"{fault.action} {name}")

@@ -11,7 +11,14 @@ from typing import Sequence
 from broker.clock import WallClock
 from broker.config import ConfigError
 from broker.mbeans.names import ObjectNamePattern
-from broker.scenario import ScenarioError, bundled_scenario, load_scenario, load_scenario_file, parse_duration_ms
+from broker.scenario import (
+    FAULTS,
+    ScenarioError,
+    bundled_scenario,
+    load_scenario,
+    load_scenario_file,
+    parse_duration_ms,
+)
 from broker.simulation import Simulation
 from exporter.endpoints import start_publisher
 from exporter.yamlconf import ConfigError as ExporterConfigError
@@ -151,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fault = sub.add_parser("fault", help="inject a fault into a running `kafka-jmx demo`",
                            description="Send a fault to the running demo's control endpoint.")
-    fault.add_argument("action", choices=("kill", "restart", "isolate", "heal", "slow"))
+    fault.add_argument("action", choices=FAULTS)
     fault.add_argument("node", nargs="?", help="broker-N, controller-N or active-controller (heal: optional)")
     fault.add_argument("--fetch-delay", metavar="DURATION", help="slow: the follower's pause between fetches")
     fault.add_argument("--event-delay", metavar="DURATION", help="slow: a controller's extra time per event")

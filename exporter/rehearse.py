@@ -113,6 +113,13 @@ class ZabbixWatch:
 
     active = firing
 
+    def fired_since(self, t: Trigger, since: float) -> bool:
+        """Raised at or after `since` (epoch s), even if already resolved: a change() trigger's
+        problem lasts one collection interval, shorter than this watch's polling."""
+        pattern = _name_pattern(t)
+        return any(pattern.match(p["name"]) for p in self.api.problem.get(
+            hostids=self.hostids, recent=True, time_from=int(since), output=["name"]))
+
     def everything(self) -> list[str]:
         return [p["name"] for p in self.api.problem.get(hostids=self.hostids, output=["name"])]
 
@@ -130,6 +137,9 @@ class PrometheusWatch:
 
     def active(self, t: Trigger) -> bool:
         return self.firing(t, ("pending", "firing"))
+
+    def fired_since(self, t: Trigger, since: float) -> bool:
+        return self.firing(t)      # an alert fires for at least its range window, longer than the polling
 
     def everything(self) -> list[str]:
         r = requests.get(f"{self.url}/api/v1/alerts", timeout=5)
@@ -243,7 +253,7 @@ def _run_timeline(sim: Simulation, timeline: list[Fault], watches: dict, by_id: 
         _poll(quiet, timeout_s)
         with sim.cluster.sched.lock:
             sim.apply(fault)
-        applied = time.monotonic()
+        applied, applied_epoch = time.monotonic(), time.time()
         label = f"{fault.action} {fault.node or 'all'}"
         log(f"{applied - started:6.1f}s  {label}")
         checks = [Check(round(applied - started, 1), label, tid, system,
@@ -254,7 +264,7 @@ def _run_timeline(sim: Simulation, timeline: list[Fault], watches: dict, by_id: 
 
         def all_fired() -> bool:
             for c in checks:
-                if not c.fired and watches[c.system].firing(by_id[c.trigger]):
+                if not c.fired and watches[c.system].fired_since(by_id[c.trigger], applied_epoch):
                     c.fired, c.fire_s = True, time.monotonic() - applied
                     log(f"        {c.system}: {c.expected} after {c.fire_s:.1f}s")
             return all(c.fired for c in checks)

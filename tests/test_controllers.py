@@ -74,3 +74,19 @@ def test_controller_metrics_agree_on_every_controller(cluster):
     assert all(0 <= lag <= 1_000 for lag in lags.values())
     committed = cluster.values(KC + "LastCommittedRecordOffset")
     assert max(committed.values()) - min(committed.values()) <= 3
+
+
+def test_a_metadata_record_nobody_can_apply_is_counted_everywhere_and_skipped(cluster):
+    c = cluster
+    active = c.active_controller()
+    c.corrupt_metadata("active-controller")
+    c.run_for(2_000)
+    for node in c.servers.values():
+        if node.role == "controller":
+            assert node.mbeans.read(KC + "MetadataErrorCount")["Value"] == 1, node.name
+        else:
+            assert node.mbeans.read("kafka.server:type=broker-metadata-metrics")["metadata-apply-error-count"] == 1
+    # the cluster goes on: a new topic is created and led
+    c.create_topic("after", 3, 3)
+    c.run_until(lambda: c.topic_exists("after"), 10_000)
+    assert c.active_controller() is active and all(p.leader >= 0 for p in active.image.topics["after"].partitions)
