@@ -226,6 +226,15 @@ def _zabbix_api(url: str | None, password_env: str) -> tuple[str | None, str | N
     return (url if url.endswith("api_jsonrpc.php") else url.rstrip("/") + "/api_jsonrpc.php"), password
 
 
+def _zabbix_server(text: str) -> tuple[str, int] | None:
+    """--zabbix-server HOST[:PORT] (10051 by default); None, after saying why, when malformed."""
+    host, _, port = text.partition(":")
+    if not host or (port and not port.isdigit()):
+        print(f"kafka-jmx: --zabbix-server {text!r}: expected HOST or HOST:PORT", file=sys.stderr)
+        return None
+    return host, int(port or 10051)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from exporter.demo import DemoZabbix, run_demo
     from exporter.provision import ProvisionError
@@ -234,14 +243,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("kafka-jmx: --zabbix-url needs --zabbix-server (where the values go)", file=sys.stderr)
         return 2
     if args.zabbix_server:
-        host, _, port = args.zabbix_server.partition(":")
-        if not host or (port and not port.isdigit()):
-            print(f"kafka-jmx: --zabbix-server {args.zabbix_server!r}: expected HOST or HOST:PORT", file=sys.stderr)
-            return 2
+        server = _zabbix_server(args.zabbix_server)
         api = _zabbix_api(args.zabbix_url, args.zabbix_password_env)
-        if api is None:
+        if server is None or api is None:
             return 2
-        zabbix = DemoZabbix(host, int(port or 10051), api[0], args.zabbix_user, api[1])
+        zabbix = DemoZabbix(*server, api[0], args.zabbix_user, api[1])
     try:
         return run_demo(args.scenario, args.duration, _jmx_settings(args), args.metrics_listen, args.control_listen,
                         args.cluster, zabbix)
@@ -338,10 +344,9 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         return 2
     url, password = api
     host, _, port = args.metrics_listen.rpartition(":")
-    zserver = None
-    if args.zabbix_server:
-        zh, _, zp = args.zabbix_server.rpartition(":")
-        zserver = (zh or args.zabbix_server, int(zp) if zp.isdigit() else 10051)
+    zserver = _zabbix_server(args.zabbix_server) if args.zabbix_server else None
+    if args.zabbix_server and zserver is None:
+        return 2
     from exporter.rehearse import FAST_MACROS
     macros = dict(FAST_MACROS) if args.fast else {}
     for text in args.zabbix_macro:
