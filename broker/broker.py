@@ -61,8 +61,10 @@ KNOWN_PRODUCE_ERRORS = {"UNKNOWN_TOPIC_OR_PARTITION", "NOT_LEADER_OR_FOLLOWER", 
 
 @dataclass
 class BrokerDisk:
-    """What survives a broker restart: partition logs, the metadata log, HW checkpoints."""
+    """What survives a broker restart: partition logs (each in one of log.dirs), the metadata log,
+    HW checkpoints."""
     logs: dict[TopicPartition, Log] = field(default_factory=dict)
+    dirs: dict[TopicPartition, str] = field(default_factory=dict)
     quorum: QuorumStore = field(default_factory=lambda: QuorumStore(Log()))
     hw_checkpoint: dict[TopicPartition, int] = field(default_factory=dict)
 
@@ -97,8 +99,9 @@ class BrokerNode(ServerNode):
         self.wall_base_ms = wall_base_ms
         self.disk = BrokerDisk()
         self.fetch_delay_ms = 0.0          # fault: a slow follower
+        self.disk_delay_ms = 0.0           # fault: a slow disk (every append waits this long)
         self.serve(ProduceRequest, "Produce", self._on_produce,
-                   cost_ms=lambda r: 0.02 + sum(b.size for _, b in r.batches) / 200_000.0,
+                   cost_ms=lambda r: 0.02 + sum(b.size for _, b in r.batches) / 200_000.0 + self.disk_delay_ms,
                    size=lambda r: sum(b.size for _, b in r.batches) + 100,
                    errors_of=_error_counts)
         self.serve(FetchRequest, "Fetch", self._on_fetch,
@@ -128,6 +131,10 @@ class BrokerNode(ServerNode):
         self._delayed_produce: list[_DelayedProduce] = []
         self._delayed_fetch: dict[TopicPartition, list[_DelayedFetch]] = {}
         self.counters = {"metadata-load-error-count": 0, "metadata-apply-error-count": 0}
+        self.log_dirs: tuple[str, ...] = tuple(self.cfg["log.dirs"].split(","))
+        # a failed directory stays offline until the process restarts, as in Kafka
+        self.offline_dirs: set[str] = set()
+        self.offline: set[TopicPartition] = set()
         self._register_broker_metrics()
         self.raft = RaftClient(self, self.node_id, self.voters, self.cfg, self.disk.quorum, self.mbeans,
                                self._on_metadata_commit, lambda: None)
@@ -156,7 +163,7 @@ class BrokerNode(ServerNode):
         leaders = lambda: [p for p in self.partitions.values() if p.is_leader]  # noqa: E731
         m.gauge(*rm, "LeaderCount", lambda: len(leaders()), java_type=INT)
         m.gauge(*rm, "PartitionCount", lambda: len(self.partitions), java_type=INT)
-        m.gauge(*rm, "OfflineReplicaCount", lambda: 0, java_type=INT)
+        m.gauge(*rm, "OfflineReplicaCount", lambda: len(self.offline), java_type=INT)
         m.gauge(*rm, "UnderReplicatedPartitions",
                 lambda: sum(1 for p in leaders() if len(p.isr) < len(p.replicas)), java_type=INT)
         m.gauge(*rm, "UnderMinIsrPartitionCount",
@@ -183,7 +190,10 @@ class BrokerNode(ServerNode):
             m.gauge("kafka.server", "DelayedOperationPurgatory", "NumDelayedOperations",
                     lambda op=op: self._purgatory(op, ops=True), {"delayedOperation": op}, java_type=INT)
         self.produce_expires = m.meter("kafka.server", "DelayedProduceMetrics", "ExpiresPerSec", "requests")
-        m.gauge("kafka.log", "LogManager", "OfflineLogDirectoryCount", lambda: 0, java_type=INT)
+        m.gauge("kafka.log", "LogManager", "OfflineLogDirectoryCount", lambda: len(self.offline_dirs), java_type=INT)
+        for d in self.log_dirs:
+            m.gauge("kafka.log", "LogManager", "LogDirectoryOffline", lambda d=d: int(d in self.offline_dirs),
+                    {"logDirectory": d}, java_type=INT)
         bm = m.kafka_metrics("broker-metadata-metrics")
         bm.add_value("last-applied-record-offset", lambda: self.image.offset)
         bm.add_value("last-applied-record-timestamp", lambda: self.image.timestamp_ms)
@@ -234,6 +244,53 @@ class BrokerNode(ServerNode):
         m.gauge("kafka.log", "Log", "LogStartOffset", lambda: log.start_offset, tags, LONG)
         m.gauge("kafka.log", "Log", "NumLogSegments", lambda: log.num_segments, tags, INT)
 
+    @staticmethod
+    def _partition_metric_names(tp: TopicPartition) -> list[ObjectName]:
+        tags = {"topic": tp.topic, "partition": str(tp.partition)}
+        return [ObjectName.kafka("kafka.cluster", "Partition", n, tags)
+                for n in ("UnderReplicated", "InSyncReplicasCount", "ReplicasCount", "UnderMinIsr", "AtMinIsr",
+                          "LastStableOffsetLag")] + \
+               [ObjectName.kafka("kafka.log", "Log", n, tags)
+                for n in ("Size", "LogEndOffset", "LogStartOffset", "NumLogSegments")]
+
+    # -- log directories ---------------------------------------------------------------------------------------
+    def _log_dir_for(self, tp: TopicPartition) -> str | None:
+        """The directory holding tp's log: where it already is, else the live directory with the
+        fewest logs (LogManager's placement); None when that directory is offline."""
+        placed = self.disk.dirs.get(tp)
+        if placed is None:
+            live = [d for d in self.log_dirs if d not in self.offline_dirs]
+            counts = {d: 0 for d in live}
+            for d in self.disk.dirs.values():
+                if d in counts:
+                    counts[d] += 1
+            placed = min(live, key=lambda d: (counts[d], live.index(d)))
+            self.disk.dirs[tp] = placed
+        return None if placed in self.offline_dirs else placed
+
+    def fail_log_dir(self, log_dir: str | None = None) -> str:
+        """A disk under one of log.dirs fails (an I/O error on it): its replicas go offline here and
+        the next heartbeat tells the controller, which moves their leadership and ISR membership
+        elsewhere. Losing the last live directory halts the broker, as Kafka does."""
+        live = [d for d in self.log_dirs if d not in self.offline_dirs]
+        log_dir = log_dir or (live[0] if live else None)
+        if log_dir not in live:
+            raise ValueError(f"{self.name}: {log_dir!r} is not a live log directory (live: {', '.join(live) or 'none'})")
+        self.offline_dirs.add(log_dir)
+        if len(live) == 1:
+            self.kill()
+            return log_dir
+        for tp in sorted(tp for tp, d in self.disk.dirs.items() if d == log_dir and tp in self.partitions):
+            part = self.partitions.pop(tp)
+            self.offline.add(tp)
+            self._remove_from_fetchers(tp)
+            self._complete_delayed_produce(tp)
+            if part.is_leader:
+                self.coordinator.on_leadership(tp, False)
+            for name in self._partition_metric_names(tp):
+                self.mbeans.unregister(name)
+        return log_dir
+
     # -- registration and heartbeats -------------------------------------------------------------------------------
     def _controller(self) -> str | None:
         return self.raft.leader_name()
@@ -283,7 +340,9 @@ class BrokerNode(ServerNode):
                 self.state = RUNNING
             self.after(interval, self._heartbeat)
 
-        self.request(target, BrokerHeartbeatRequest(self.node_id, epoch, self.image.offset), done, interval)
+        self.request(target, BrokerHeartbeatRequest(self.node_id, epoch, self.image.offset,
+                                                    tuple(sorted(self.offline_dirs)), tuple(sorted(self.offline))),
+                     done, interval)
 
     # -- metadata ------------------------------------------------------------------------------------------------
     def _on_metadata_commit(self, batches: list[Batch]) -> None:
@@ -310,10 +369,13 @@ class BrokerNode(ServerNode):
 
     def _apply_partition(self, tp: TopicPartition) -> None:
         state = self.image.partition(*tp)
-        if state is None or self.node_id not in state.replicas:
+        if state is None or self.node_id not in state.replicas or tp in self.offline:
             return
         part = self.partitions.get(tp)
         if part is None:
+            if self._log_dir_for(tp) is None:
+                self.offline.add(tp)
+                return
             log = self.disk.logs.setdefault(tp, Log(self.cfg["log.segment.bytes"]))
             part = Partition(tp, log, self.node_id, self.disk.hw_checkpoint.get(tp, 0))
             self.partitions[tp] = part
@@ -373,7 +435,8 @@ class BrokerNode(ServerNode):
         for tp, batch in req.batches:
             mark("TotalProduceRequestsPerSec", tp.topic)
             p = self.partitions.get(tp)
-            error = "UNKNOWN_TOPIC_OR_PARTITION" if p is None and tp.topic not in self.image.topics else \
+            error = "KAFKA_STORAGE_ERROR" if tp in self.offline else \
+                "UNKNOWN_TOPIC_OR_PARTITION" if p is None and tp.topic not in self.image.topics else \
                 "NOT_LEADER_OR_FOLLOWER" if p is None else p.check_produce(req.acks)
             if error != "NONE":
                 if error not in KNOWN_PRODUCE_ERRORS:
@@ -405,6 +468,8 @@ class BrokerNode(ServerNode):
         for (meter, topic), n in marks.items():
             self.topic_meter(meter, topic, n)
         if req.acks == 0:
+            # Kafka sends no response, but the request still completes and updates its request metrics
+            reply(ProduceResponse(results))
             return
         self._await_replication(required, results, reply, req.timeout_ms)
 
@@ -505,6 +570,9 @@ class BrokerNode(ServerNode):
         replicated = 0
         for tp, fp in req.partitions.items():
             p = self.partitions.get(tp)
+            if tp in self.offline:
+                out[tp] = FetchPartitionData("KAFKA_STORAGE_ERROR")
+                continue
             if p is None or not p.is_leader:
                 out[tp] = FetchPartitionData("NOT_LEADER_OR_FOLLOWER")
                 continue
@@ -637,6 +705,7 @@ class BrokerNode(ServerNode):
 
     def _on_fetch_response(self, leader: int, resp: Any) -> None:
         backoff = 0.0
+        wrote = False
         if isinstance(resp, RequestFailed):
             backoff = self.cfg["replica.fetch.backoff.ms"]
         else:
@@ -652,11 +721,13 @@ class BrokerNode(ServerNode):
                     continue
                 appended = p.append_as_follower(data.batches, data.high_watermark)
                 if appended:
+                    wrote = True
                     nbytes = sum(b.size for b in data.batches)
                     self.topic_meter("ReplicationBytesInPerSec", None, nbytes)
                     self._fetcher_stats(leader, "BytesPerSec", "bytes").mark(self.now(), nbytes)
                 self._lag[tp] = max(0, data.log_end_offset - p.log.end_offset)
-        delay = max(backoff, self.fetch_delay_ms)
+        # the fetcher thread appends what it fetched before its next fetch: a slow disk slows it down
+        delay = max(backoff, self.fetch_delay_ms) + (self.disk_delay_ms if wrote else 0.0)
         self.after(delay, lambda: self._fetch_from(leader))
 
 

@@ -39,6 +39,7 @@ from broker.server import ServerNode
 
 VIRTUAL_WALL_BASE_MS = 1_767_225_600_000.0    # 2026-01-01T00:00:00Z: wall time of virtual t=0
 ACTIVE_CONTROLLER = "active-controller"
+LEADER_OF = "leader:"                 # leader:orders-0, the broker leading that partition when the fault comes
 
 
 @dataclass
@@ -99,10 +100,21 @@ class Cluster:
             if active is None:
                 raise UnknownNodeError("there is no active controller right now")
             return active
+        if name.startswith(LEADER_OF):
+            return self._leader_of(name.removeprefix(LEADER_OF))
         found = self.servers.get(name)
         if found is None:
-            raise UnknownNodeError(f"unknown node {name!r} (nodes: {', '.join(self.node_names())}, {ACTIVE_CONTROLLER})")
+            raise UnknownNodeError(f"unknown node {name!r} (nodes: {', '.join(self.node_names())}, {ACTIVE_CONTROLLER}, "
+                                   f"{LEADER_OF}TOPIC-PARTITION)")
         return found
+
+    def _leader_of(self, partition: str) -> BrokerNode:
+        topic, _, idx = partition.rpartition("-")
+        active = self.active_controller()
+        state = active.image.partition(topic, int(idx)) if active and idx.isdigit() and topic else None
+        if state is None or state.leader < 0:
+            raise UnknownNodeError(f"partition {partition!r} has no leader right now")
+        return self.brokers[f"broker-{state.leader}"]
 
     def active_controller(self) -> ControllerNode | None:
         active = [c for c in self.controllers.values() if c.alive and c.active]
@@ -142,6 +154,13 @@ class Cluster:
         node.append_unreadable_record()
         return node.name
 
+    def fail_log_dir(self, name: str, log_dir: str | None = None) -> str:
+        """One of a broker's log.dirs fails; returns the directory."""
+        node = self.node(name)
+        if not isinstance(node, BrokerNode) or not node.alive:
+            raise ValueError(f"{node.name} is not a running broker")
+        return node.fail_log_dir(log_dir)
+
     def isolate(self, name: str) -> str:
         node = self.node(name)
         if isinstance(node, ControllerNode) and node.active:
@@ -154,6 +173,7 @@ class Cluster:
             self.net.heal()
             for b in self.brokers.values():
                 b.fetch_delay_ms = 0.0
+                b.disk_delay_ms = 0.0
             for c in self.controllers.values():
                 c.event_delay_ms = 0.0
             return
@@ -161,15 +181,19 @@ class Cluster:
         self.net.heal(node.name)
         if isinstance(node, BrokerNode):
             node.fetch_delay_ms = 0.0
+            node.disk_delay_ms = 0.0
         if isinstance(node, ControllerNode):
             node.event_delay_ms = 0.0
 
-    def slow(self, name: str, fetch_delay_ms: float = 0.0, event_delay_ms: float = 0.0) -> str:
-        """A slow follower (its replica fetchers pause fetch_delay_ms between fetches) or a slow
-        controller (every event on its queue takes event_delay_ms longer)."""
+    def slow(self, name: str, fetch_delay_ms: float = 0.0, event_delay_ms: float = 0.0,
+             disk_delay_ms: float = 0.0) -> str:
+        """A slow follower (its replica fetchers pause fetch_delay_ms between fetches), a slow disk
+        (every append takes disk_delay_ms longer: produce requests hold their handler thread that
+        long) or a slow controller (every event on its queue takes event_delay_ms longer)."""
         node = self.node(name)
         if isinstance(node, BrokerNode):
             node.fetch_delay_ms = fetch_delay_ms
+            node.disk_delay_ms = disk_delay_ms
         elif isinstance(node, ControllerNode):
             node.event_delay_ms = event_delay_ms or fetch_delay_ms
         return node.name

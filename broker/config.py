@@ -29,6 +29,8 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "auto.leader.rebalance.enable": (True, bool),
     "leader.imbalance.check.interval.seconds": (300, int),
     "log.segment.bytes": (1073741824, int),
+    # comma-separated (JBOD); Kafka falls back to log.dir's default when log.dirs is unset
+    "log.dirs": ("/tmp/kafka-logs", str),
     "num.io.threads": (8, int),
     "num.network.threads": (3, int),
     "num.partitions": (1, int),
@@ -94,6 +96,11 @@ def check(key: str, value: Any, where: str = "config") -> Any:
         raise ConfigError(f"{where}: auto.offset.reset must be earliest, latest or none, got {value!r}")
     if key == "partition.assignment.strategy" and value not in ("range", "roundrobin"):
         raise ConfigError(f"{where}: partition.assignment.strategy must be range or roundrobin, got {value!r}")
+    if key == "log.dirs":
+        dirs = [d.strip() for d in value.split(",")]
+        if not all(dirs) or len(set(dirs)) != len(dirs):
+            raise ConfigError(f"{where}: log.dirs must list distinct directories separated by commas, got {value!r}")
+        value = ",".join(dirs)
     return value
 
 

@@ -40,6 +40,7 @@ from broker.raft import (
 )
 from broker.sched import Scheduler
 from broker.server import ServerNode
+from broker.structs import TopicPartition
 
 METADATA_VERSION_FEATURE_LEVEL = 25     # 4.0-IV3
 EVENT_COST_MS = 0.02                    # controller event handling time without a fault
@@ -81,6 +82,8 @@ class ControllerNode(ServerNode):
         self._active_token = 0
         self._pending: list[tuple[int, Callable[[], None]]] = []
         self._last_contact: dict[int, float] = {}
+        # replicas on failed log directories, as each broker's heartbeats report them
+        self._offline_replicas: dict[int, frozenset[TopicPartition]] = {}
         self._queue_free_at = self.now()
         self.counters = {"NewActiveControllersCount": 0, "TimedOutBrokerHeartbeatCount": 0,
                          "EventQueueOperationsStartedCount": 0, "EventQueueOperationsTimedOutCount": 0,
@@ -190,6 +193,7 @@ class ControllerNode(ServerNode):
             listener(self)
         now = self.now()
         self._last_contact = {b: now for b in working.brokers}
+        self._offline_replicas = {}
 
         def while_active(fn: Callable[[], None]) -> Callable[[], None]:
             return lambda: self._enqueue(fn) if self.active and self._active_token == token else None
@@ -225,6 +229,7 @@ class ControllerNode(ServerNode):
             if not self.active or self.working is None:
                 reply(BrokerRegistrationResponse("NOT_CONTROLLER"))
                 return
+            self._offline_replicas.pop(req.broker_id, None)
             records: list = [RegisterBrokerRecord(req.broker_id, req.incarnation)]
             # a re-registering broker is fenced first: move leadership off its old incarnation
             records += self._changes_for_fencing(req.broker_id)
@@ -251,11 +256,16 @@ class ControllerNode(ServerNode):
                 return
             self._last_contact[req.broker_id] = self.now()
             caught_up = req.metadata_offset >= reg.epoch
+            offline = frozenset(req.offline_replicas)
+            self._offline_replicas[req.broker_id] = offline
+            # a failed log directory: its replicas leave their ISRs and hand over leadership
+            moves = self._changes_for_fencing(req.broker_id, only=offline) if offline else []
             if reg.fenced and caught_up:
                 records = [BrokerRegistrationChangeRecord(req.broker_id, reg.epoch, fenced=False)]
-                records += self._changes_for_unfencing(w, req.broker_id)
+                records += self._changes_for_unfencing(w, req.broker_id) + moves
                 self._write(records, lambda: reply(BrokerHeartbeatResponse("NONE", False, True)))
                 return
+            self._write(moves)
             reply(BrokerHeartbeatResponse("NONE", reg.fenced, caught_up))
         self._enqueue(run, deadline, timed_out)
 
@@ -274,8 +284,13 @@ class ControllerNode(ServerNode):
         return bool(w.topics[topic].configs.get("unclean.leader.election.enable",
                                                 self.cfg["unclean.leader.election.enable"]))
 
-    def _changes_for_fencing(self, broker_id: int) -> list[PartitionChangeRecord]:
-        """PartitionChangeBuilder for a broker going away: leave ISRs, hand over leadership."""
+    def _online(self, broker_id: int, topic: str, idx: int) -> bool:
+        return TopicPartition(topic, idx) not in self._offline_replicas.get(broker_id, ())
+
+    def _changes_for_fencing(self, broker_id: int,
+                             only: frozenset[TopicPartition] | None = None) -> list[PartitionChangeRecord]:
+        """PartitionChangeBuilder for a broker going away (or, with `only`, for its replicas on a
+        failed log directory): leave ISRs, hand over leadership."""
         w = self.working
         assert w is not None
         live = {b for b, r in w.brokers.items() if not r.fenced and b != broker_id}
@@ -284,13 +299,15 @@ class ControllerNode(ServerNode):
             for idx, p in enumerate(t.partitions):
                 if broker_id not in p.isr and p.leader != broker_id:
                     continue
+                if only is not None and TopicPartition(topic, idx) not in only:
+                    continue
                 isr = tuple(b for b in p.isr if b != broker_id) or p.isr   # the last ISR member stays
                 leader = p.leader
                 unclean = False
                 if leader == broker_id or leader == -1:
-                    leader = next((b for b in p.replicas if b in isr and b in live), -1)
+                    leader = next((b for b in p.replicas if b in isr and b in live and self._online(b, topic, idx)), -1)
                     if leader == -1 and self._unclean_allowed(w, topic):
-                        leader = next((b for b in p.replicas if b in live), -1)
+                        leader = next((b for b in p.replicas if b in live and self._online(b, topic, idx)), -1)
                         if leader != -1:
                             isr, unclean = (leader,), True
                 if isr != p.isr or leader != p.leader:
@@ -302,7 +319,7 @@ class ControllerNode(ServerNode):
         out = []
         for topic, t in w.topics.items():
             for idx, p in enumerate(t.partitions):
-                if p.leader != -1 or broker_id not in p.replicas:
+                if p.leader != -1 or broker_id not in p.replicas or not self._online(broker_id, topic, idx):
                     continue
                 if broker_id in p.isr:
                     out.append(PartitionChangeRecord(topic, idx, leader=broker_id))
@@ -317,7 +334,8 @@ class ControllerNode(ServerNode):
         live = {b for b, r in w.brokers.items() if not r.fenced}
         records = [PartitionChangeRecord(topic, idx, leader=p.preferred_leader)
                    for topic, t in w.topics.items() for idx, p in enumerate(t.partitions)
-                   if p.leader != p.preferred_leader and p.preferred_leader in p.isr and p.preferred_leader in live]
+                   if p.leader != p.preferred_leader and p.preferred_leader in p.isr and p.preferred_leader in live
+                   and self._online(p.preferred_leader, topic, idx)]
         self._write(records)
 
     # -- topics and ISR changes ------------------------------------------------------------------------------

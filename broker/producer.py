@@ -32,7 +32,7 @@ from broker.structs import Record, RecordMetadata, TopicPartition
 RECORD_OVERHEAD = 70
 RETRIABLE = {"NOT_LEADER_OR_FOLLOWER", "NOT_ENOUGH_REPLICAS", "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
              "REQUEST_TIMED_OUT", "UNKNOWN_TOPIC_OR_PARTITION", "LEADER_NOT_AVAILABLE", "NETWORK_EXCEPTION",
-             "FENCED_LEADER_EPOCH", "UNKNOWN_LEADER_EPOCH"}
+             "FENCED_LEADER_EPOCH", "UNKNOWN_LEADER_EPOCH", "KAFKA_STORAGE_ERROR"}
 _producer_ids = itertools.count(1000)
 Callback = Callable[[RecordMetadata | None, str], None]
 

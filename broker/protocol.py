@@ -25,6 +25,10 @@ class BrokerHeartbeatRequest:
     broker_id: int
     broker_epoch: int
     metadata_offset: int
+    offline_log_dirs: tuple[str, ...] = ()
+    # Kafka's controller finds these itself from each replica's directory in the metadata
+    # (PartitionRecord.directories); the simulation's metadata does not track directories
+    offline_replicas: tuple[TopicPartition, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

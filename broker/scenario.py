@@ -11,6 +11,10 @@
       - {at: 10s, kill: broker-3}
       - {at: 40s, restart: broker-3}
       - {at: 60s, slow: broker-2, fetch_delay: 45s}
+      - {at: 80s, fail_log_dir: broker-1}          # needs log.dirs with two or more directories
+      - {at: 90s, flood: orders, bytes_per_sec: 100MB}
+      - {at: 95s, slow: broker-1, disk_delay: 80ms}
+      - {at: 100s, heal: all}
     run_for: 120s
 
 Every mistake is reported with the file, line and field, all at once.
@@ -24,7 +28,7 @@ from typing import Any, Callable
 
 import yaml
 
-from broker.config import TOPIC_KEYS, ConfigError, KafkaConfig, check
+from broker.config import DEFAULTS, TOPIC_KEYS, ConfigError, KafkaConfig, check
 from broker.workload import ConsumerGroupSpec, ProducerSpec
 
 
@@ -32,9 +36,11 @@ def bundled_scenario(name: str) -> str:
     """The text of a scenario shipped in broker/scenarios (demo.yaml, rehearsal.yaml)."""
     return importlib.resources.files("broker").joinpath("scenarios", name).read_text(encoding="utf-8")
 
-FAULTS = ("kill", "restart", "isolate", "heal", "slow", "corrupt_metadata")
+FAULTS = ("kill", "restart", "isolate", "heal", "slow", "corrupt_metadata", "fail_log_dir", "flood")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0, None: 1000.0}
+_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
+_UNIT_BYTES = {"B": 1, None: 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
 
 
 class ScenarioError(ValueError):
@@ -57,6 +63,18 @@ def parse_duration_ms(value: Any) -> float:
     return float(m.group(1)) * _UNIT_MS[m.group(2)]
 
 
+def parse_bytes(value: Any) -> float:
+    """'100MB', '64KiB', '1GB'; a bare number is bytes."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size like 100MB or 64KiB, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    m = _BYTES.match(str(value))
+    if not m:
+        raise ValueError(f"expected a size like 100MB or 64KiB, got {value!r}")
+    return float(m.group(1)) * _UNIT_BYTES[m.group(2)]
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
@@ -69,12 +87,15 @@ class TopicSpec:
 @dataclass(frozen=True)
 class Fault:
     at_ms: float
-    action: str                      # kill, restart, isolate, heal, slow
-    node: str | None                 # None: heal everything
+    action: str                      # one of FAULTS
+    node: str | None                 # None: heal everything; flood: the topic
     fetch_delay_ms: float = 0.0
     event_delay_ms: float = 0.0
     line: int = 0
     expect: tuple[str, ...] = ()     # alert rehearsal: the catalog triggers this fault should fire
+    disk_delay_ms: float = 0.0       # slow: every append on the broker's disk takes this much longer
+    bytes_per_sec: float = 0.0       # flood: what the flooding producer sends
+    log_dir: str | None = None       # fail_log_dir: which of log.dirs (default: the first live one)
 
 
 @dataclass(frozen=True)
@@ -258,7 +279,8 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
     timeline = []
     for i, f in enumerate(_list(r, top, "timeline")):
         path = ("timeline", i)
-        f = r.mapping(f, path, {"at", *FAULTS, "fetch_delay", "event_delay", "expect"})
+        f = r.mapping(f, path, {"at", *FAULTS, "fetch_delay", "event_delay", "disk_delay", "bytes_per_sec",
+                                "log_dir", "expect"})
         at = r.get(f, path, "at", parse_duration_ms, 0.0, required=True)
         actions = [a for a in FAULTS if a in f]
         if len(actions) != 1:
@@ -272,19 +294,48 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
             r.fail(path + (action,), f"corrupt_metadata needs the active controller (active-controller or "
                                      f"controller-N), got {target!r}")
             continue
+        elif action == "flood":
+            if target not in names:
+                r.fail(path + (action,), f"flood needs a topic of the scenario, got {target!r} "
+                                         f"(topics: {', '.join(sorted(names)) or 'none'})")
+                continue
+        elif str(target).startswith("leader:"):
+            topic, _, idx = str(target).removeprefix("leader:").rpartition("-")
+            spec = next((t for t in topics if t.name == topic), None)
+            if spec is None or not idx.isdigit() or int(idx) >= spec.partitions:
+                r.fail(path + (action,), f"{target!r}: leader: needs a partition of the scenario, like "
+                                         f"leader:{next(iter(sorted(names)), 'orders')}-0")
+                continue
+            if action not in ("kill", "isolate", "slow", "fail_log_dir"):
+                r.fail(path + (action,), f"{action} cannot target a partition leader")
+                continue
+        elif action == "fail_log_dir" and not str(target).startswith("broker-"):
+            r.fail(path + (action,), f"fail_log_dir needs a broker (broker-N or leader:TOPIC-N), got {target!r}")
+            continue
         elif target not in node_names:
             r.fail(path + (action,), f"unknown node {target!r} (nodes: broker-1..broker-{brokers}, "
                                      f"controller-1001..controller-{1000 + (controllers or 0)}, active-controller)")
             continue
         fetch_delay = r.get(f, path, "fetch_delay", parse_duration_ms, 0.0)
         event_delay = r.get(f, path, "event_delay", parse_duration_ms, 0.0)
-        if action == "slow" and not (fetch_delay or event_delay):
-            r.fail(path, "slow needs fetch_delay (a broker) or event_delay (a controller)")
+        disk_delay = r.get(f, path, "disk_delay", parse_duration_ms, 0.0)
+        bytes_per_sec = r.get(f, path, "bytes_per_sec", parse_bytes, 0.0)
+        log_dir = r.get(f, path, "log_dir", _str, None)
+        if action == "slow" and not (fetch_delay or event_delay or disk_delay):
+            r.fail(path, "slow needs fetch_delay or disk_delay (a broker) or event_delay (a controller)")
+        if action == "flood" and not bytes_per_sec:
+            r.fail(path, "flood needs bytes_per_sec, e.g. 100MB")
+        if log_dir is not None and action != "fail_log_dir":
+            r.fail(path + ("log_dir",), "log_dir belongs to fail_log_dir")
+        dirs = str(checked.get("log.dirs", DEFAULTS["log.dirs"][0]))
+        if log_dir is not None and log_dir not in dirs.split(","):
+            r.fail(path + ("log_dir",), f"{log_dir!r} is not one of log.dirs ({dirs})")
         expect = f.get("expect", []) or []
         if not isinstance(expect, list) or not all(isinstance(e, str) for e in expect):
             r.fail(path + ("expect",), "expected a list of trigger ids from the catalog")
             expect = []
-        timeline.append(Fault(at, action, target, fetch_delay, event_delay, lines.get(path, 0), tuple(expect)))
+        timeline.append(Fault(at, action, target, fetch_delay, event_delay, lines.get(path, 0), tuple(expect),
+                              disk_delay, bytes_per_sec, log_dir))
 
     run_for = r.get(top, (), "run_for", parse_duration_ms, 60_000.0)
     if r.problems:

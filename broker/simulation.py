@@ -10,9 +10,11 @@ from broker.clock import Clock
 from broker.cluster import Cluster
 from broker.errors import UnknownNodeError
 from broker.scenario import Fault, Scenario
-from broker.workload import Workload
+from broker.workload import ProducerSpec, Workload, WorkloadProducer
 
 READY_POLL_MS = 100.0
+FLOOD_RECORD_BYTES = 1024
+FLOOD_REQUEST_BYTES = 1024 * 1024    # the Java producer's max.request.size
 
 
 class Simulation:
@@ -22,6 +24,7 @@ class Simulation:
         self.workload = Workload(self.cluster)
         self.events: list[tuple[float, str]] = []
         self._workload_started = False
+        self.floods: list[WorkloadProducer] = []
 
     def log(self, message: str) -> None:
         self.events.append((self.cluster.now_ms(), message))
@@ -62,14 +65,36 @@ class Simulation:
                 name = c.isolate(fault.node)  # type: ignore[arg-type]
             elif fault.action == "heal":
                 c.heal(fault.node)
+                if fault.node is None:
+                    self._stop_floods()
                 name = fault.node or "all"
             elif fault.action == "corrupt_metadata":
                 name = c.corrupt_metadata(fault.node)  # type: ignore[arg-type]
+            elif fault.action == "fail_log_dir":
+                name = f"{fault.node} {c.fail_log_dir(fault.node, fault.log_dir)}"  # type: ignore[arg-type]
+            elif fault.action == "flood":
+                name = self._flood(fault.node, fault.bytes_per_sec)  # type: ignore[arg-type]
             else:
-                name = c.slow(fault.node, fault.fetch_delay_ms, fault.event_delay_ms)  # type: ignore[arg-type]
+                name = c.slow(fault.node, fault.fetch_delay_ms, fault.event_delay_ms,  # type: ignore[arg-type]
+                              fault.disk_delay_ms)
             self.log(f"{fault.action} {name}")
         except (UnknownNodeError, ValueError) as e:
             self.log(f"{fault.action} {fault.node} skipped: {e}")
+
+    def _flood(self, topic: str, bytes_per_sec: float) -> str:
+        """A producer (acks=0, 1 KiB records) sending bytes_per_sec into topic in requests of about
+        max.request.size, until `heal: all`: a backfill job or a runaway client."""
+        interval_ms = min(100.0, max(1.0, FLOOD_REQUEST_BYTES / bytes_per_sec * 1000.0))
+        spec = ProducerSpec(f"flood-{len(self.floods) + 1}", topic, bytes_per_sec / FLOOD_RECORD_BYTES, acks="0",
+                            record_size=FLOOD_RECORD_BYTES, batch_interval_ms=interval_ms)
+        self.floods.append(self.workload.add_producer(spec))
+        return f"{topic} at {bytes_per_sec / 1e6:g} MB/s"
+
+    def _stop_floods(self) -> None:
+        for flood in self.floods:
+            flood.client.kill()
+            self.workload.producers.remove(flood)
+        self.floods = []
 
     def run(self, until_ms: float | None = None, every_ms: float | None = None,
             on_sample: Callable[[], None] | None = None, stop: threading.Event | None = None) -> None:

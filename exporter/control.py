@@ -6,7 +6,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from broker.errors import UnknownNodeError
-from broker.scenario import FAULTS, Fault, parse_duration_ms
+from broker.scenario import FAULTS, Fault, parse_bytes, parse_duration_ms
 from broker.simulation import Simulation
 
 
@@ -59,11 +59,20 @@ class ControlServer:
         node = req.get("node")
         if node is None and action != "heal":
             raise ValueError(f"{action} needs a node")
-        fault = Fault(0.0, action, node, parse_duration_ms(req.get("fetch_delay", 0)) if req.get("fetch_delay") else 0.0,
-                      parse_duration_ms(req.get("event_delay", 0)) if req.get("event_delay") else 0.0)
+        def duration(key: str) -> float:
+            return parse_duration_ms(req[key]) if req.get(key) else 0.0
+        fault = Fault(0.0, action, node, duration("fetch_delay"), duration("event_delay"),
+                      disk_delay_ms=duration("disk_delay"),
+                      bytes_per_sec=parse_bytes(req["bytes_per_sec"]) if req.get("bytes_per_sec") else 0.0,
+                      log_dir=req.get("log_dir"))
+        if action == "flood" and not fault.bytes_per_sec:
+            raise ValueError("flood needs bytes_per_sec, e.g. 100MB")
         c = self.sim.cluster
         with c.sched.lock:
-            if node is not None:
+            if action == "flood":
+                if not c.topic_exists(node):
+                    raise ValueError(f"flood needs an existing topic, got {node!r}")
+            elif node is not None:
                 c.node(node)        # an unknown node is an error, not a skipped event
             before = len(self.sim.events)
             self.sim.apply(fault)

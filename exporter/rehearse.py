@@ -36,9 +36,9 @@ from exporter.rulesets import builtin_rules
 from exporter.trapper import TrapperSink
 
 # what undoes a fault: the time to resolve runs from it
-UNDO = {"kill": "restart", "isolate": "heal", "slow": "heal"}
+UNDO = {"kill": "restart", "isolate": "heal", "slow": "heal", "flood": "heal", "fail_log_dir": "restart"}
 FAST_MACROS = {"{$KAFKA.NODATA.TIMEOUT}": "20s", "{$KAFKA.AGGREGATE.PERIOD}": "10s", "{$KAFKA.URP.PERIOD}": "10s",
-               "{$KAFKA.ISR.SHRINK.PERIOD}": "10s", "{$KAFKA.RAFT.NO_LEADER.PERIOD}": "10s", "{$KAFKA.IDLE.PERIOD}": "1m"}
+               "{$KAFKA.ISR.SHRINK.PERIOD}": "10s", "{$KAFKA.RAFT.NO_LEADER.PERIOD}": "10s", "{$KAFKA.IDLE.PERIOD}": "10s"}
 
 
 @dataclass

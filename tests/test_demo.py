@@ -90,7 +90,16 @@ def test_fault_command_reaches_the_running_cluster(capsys):
         assert "unknown node 'broker-9'" in capsys.readouterr().err
         assert main(["fault", "slow", "broker-1", "--fetch-delay", "20s", "--control", where]) == 0
         assert sim.cluster.brokers["broker-1"].fetch_delay_ms == 20_000
+        assert main(["fault", "slow", "broker-3", "--disk-delay", "50ms", "--control", where]) == 0
+        assert sim.cluster.brokers["broker-3"].disk_delay_ms == 50
+        assert main(["fault", "flood", "orders", "--bytes-per-sec", "20MB", "--control", where]) == 0
+        assert "flood orders at 20 MB/s" in capsys.readouterr().out
+        assert main(["fault", "flood", "nope", "--bytes-per-sec", "20MB", "--control", where]) == 1
+        assert "flood needs an existing topic, got 'nope'" in capsys.readouterr().err
+        assert main(["fault", "fail_log_dir", "broker-4", "--log-dir", "/var/lib/kafka/data-2", "--control", where]) == 0
+        assert sim.cluster.brokers["broker-4"].offline_dirs == {"/var/lib/kafka/data-2"}
         assert main(["fault", "heal", "--control", where]) == 0
         assert sim.cluster.brokers["broker-1"].fetch_delay_ms == 0
+        assert sim.cluster.brokers["broker-3"].disk_delay_ms == 0 and not sim.floods
     finally:
         control.stop()

@@ -55,7 +55,7 @@ def test_rehearsal_reports_what_fired_and_how_fast(zabbix, monkeypatch, tmp_path
 
 def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix, monkeypatch, tmp_path, capsys):
     """The bundled rehearsal (broker/scenarios/rehearsal.yaml) over the trapper path: three minutes of
-    a healthy loaded cluster fire nothing; then broker, replica and quorum faults fire each expected
+    a healthy loaded cluster fire nothing; then broker, replica, disk, load and quorum faults fire each expected
     trigger (trapper templates) and alert. The waits are shortened (--fast macros, alert `for` and
     windows capped at 10 s: stricter for the quiet part); the faults are real."""
     monkeypatch.setenv("ZBX_PW", "zabbix")
@@ -65,7 +65,7 @@ def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix, monkeypatch, 
                             [rules_for(state, brokers_min=3, hold_max="10s")])
     prom.start()
     try:
-        code = main(["rehearse", "builtin", "--fast", "--fire-timeout", "120s", "--transport", "trapper",
+        code = main(["rehearse", "builtin", "--fast", "--fire-timeout", "150s", "--transport", "trapper",
                      "--zabbix-url", zabbix.api_url, "--zabbix-password-env", "ZBX_PW",
                      "--zabbix-server", f"127.0.0.1:{zabbix.server_port}", "--prometheus-url", prom.url,
                      "--metrics-listen", f"127.0.0.1:{metrics_port}", "--json"])
@@ -75,8 +75,9 @@ def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix, monkeypatch, 
         shutil.rmtree(state, ignore_errors=True)
     print(json.dumps(report, indent=1))         # the measured times, in the log of the run
     assert report["steady_s"] == 180 and report["unexpected"] == [], report["unexpected"]
-    expected = {"metadata_errors", "unclean_election", "offline_partitions", "under_replicated", "isr_shrinking", "no_data", "under_min_isr",
-                "controllers_not_one", "raft_no_leader", "broker_not_running", "election_latency_high",
+    expected = {"metadata_errors", "unclean_election", "offline_partitions", "under_replicated", "isr_shrinking",
+                "no_data", "under_min_isr", "controllers_not_one", "raft_no_leader", "broker_not_running",
+                "election_latency_high", "offline_log_dirs", "network_idle_low", "request_handler_idle_low",
                 "no_controller_data"}
     checks = {(c["trigger"], c["system"]): c for c in report["checks"]}
     assert set(checks) == {(t, s) for t in expected for s in ("zabbix", "prometheus")}

@@ -8,7 +8,7 @@ from broker.errors import (
     InvalidReplicationFactorError,
     UnknownNodeError,
 )
-from broker.scenario import ScenarioError, load_scenario, parse_duration_ms
+from broker.scenario import ScenarioError, load_scenario, parse_bytes, parse_duration_ms
 from broker.simulation import Simulation
 from exporter.cli import main
 
@@ -61,6 +61,20 @@ def test_the_issue_example_loads():
     ("config:\n  min.insync.replicas: two\n", "min.insync.replicas must be an integer, got 'two'"),
     ("workload:\n  - {producer: p, topic: nope}\n", "s.yaml:2: workload[0].topic: unknown topic 'nope'"),
     ("run_for: forever\n", "s.yaml:1: run_for: expected a duration"),
+    ("timeline:\n  - {at: 1s, flood: nope, bytes_per_sec: 1MB}\n",
+     "s.yaml:2: timeline[0].flood: flood needs a topic of the scenario, got 'nope'"),
+    ("topics:\n  - {name: t}\ntimeline:\n  - {at: 1s, flood: t}\n", "s.yaml:4: timeline[0]: flood needs bytes_per_sec"),
+    ("topics:\n  - {name: t}\ntimeline:\n  - {at: 1s, flood: t, bytes_per_sec: lots}\n",
+     "timeline[0].bytes_per_sec: expected a size like 100MB"),
+    ("timeline:\n  - {at: 1s, fail_log_dir: controller-1001}\n",
+     "s.yaml:2: timeline[0].fail_log_dir: fail_log_dir needs a broker (broker-N or leader:TOPIC-N)"),
+    ("timeline:\n  - {at: 1s, fail_log_dir: broker-1, log_dir: /elsewhere}\n",
+     "timeline[0].log_dir: '/elsewhere' is not one of log.dirs (/tmp/kafka-logs)"),
+    ("config:\n  log.dirs: /a,,/b\n", "log.dirs must list distinct directories"),
+    ("topics:\n  - {name: t}\ntimeline:\n  - {at: 1s, kill: leader:t-1}\n",
+     "s.yaml:4: timeline[0].kill: 'leader:t-1': leader: needs a partition of the scenario, like leader:t-0"),
+    ("topics:\n  - {name: t}\ntimeline:\n  - {at: 1s, restart: leader:t-0}\n",
+     "timeline[0].restart: restart cannot target a partition leader"),
     ("cluster: {brokers: 0}\n", "s.yaml:1: cluster.brokers: expected a positive integer, got 0"),
     ("topics: [\n", "s.yaml:2: not valid YAML"),
 ])
@@ -68,6 +82,14 @@ def test_errors_name_line_and_field(text, expected):
     with pytest.raises(ScenarioError) as e:
         load_scenario(text, "s.yaml")
     assert expected in str(e.value)
+
+
+def test_sizes():
+    assert parse_bytes("100MB") == 100e6
+    assert parse_bytes("64KiB") == 65536
+    assert parse_bytes(512) == 512
+    with pytest.raises(ValueError, match="size"):
+        parse_bytes("huge")
 
 
 def test_all_problems_are_reported_at_once():
