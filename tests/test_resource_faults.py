@@ -4,7 +4,6 @@ from conftest import KC, RM, make_cluster
 
 from broker.scenario import Fault, load_scenario
 from broker.simulation import Simulation
-from broker.structs import TopicPartition
 
 LM = "kafka.log:type=LogManager,name="
 DIRS = "/data/kafka-1,/data/kafka-2"
