@@ -43,8 +43,11 @@ class Scheduler:
         self._seq = itertools.count()
         self._cancelled = 0
         # The demo drives the wall-clock scheduler from one thread and reads/injects faults
-        # from others; every mutation of the model happens while holding this lock.
+        # from others; every mutation of the model (and of the heap) happens while holding this lock.
         self.lock = threading.RLock()
+        self._wall = isinstance(clock, WallClock)
+        # wakes the wall-clock runner when another thread schedules something sooner than it sleeps for
+        self._scheduled = threading.Condition(self.lock)
 
     def now_ms(self) -> float:
         return self.clock.now_ms()
@@ -55,6 +58,14 @@ class Scheduler:
         return self.call_at(self.clock.now_ms() + delay_ms, fn)
 
     def call_at(self, due_ms: float, fn: Callable[[], None]) -> Timer:
+        if self._wall:
+            with self.lock:
+                timer = self._push(due_ms, fn)
+                self._scheduled.notify()
+                return timer
+        return self._push(due_ms, fn)
+
+    def _push(self, due_ms: float, fn: Callable[[], None]) -> Timer:
         timer = Timer(max(due_ms, self.clock.now_ms()), fn, self)
         heapq.heappush(self._heap, (timer.due_ms, next(self._seq), timer))
         if self._cancelled > 4096 and self._cancelled * 2 > len(self._heap):
@@ -87,12 +98,16 @@ class Scheduler:
 
     def step(self) -> bool:
         """Run the next due event; False when nothing is scheduled."""
-        due = self.next_due_ms()
-        if due is None:
-            return False
-        if isinstance(self.clock, WallClock):
-            self.clock.sleep_until(due)
         with self.lock:
+            due = self.next_due_ms()
+            if due is None:
+                return False
+            while self._wall and due > self.clock.now_ms():
+                # releases the lock while waiting: other threads read the model and schedule
+                self._scheduled.wait((due - self.clock.now_ms()) / 1000.0)
+                due = self.next_due_ms()
+                if due is None:
+                    return False
             _, _, timer = heapq.heappop(self._heap)
             if isinstance(self.clock, VirtualClock):
                 self.clock.advance_to(timer.due_ms)
@@ -106,7 +121,8 @@ class Scheduler:
         if until_ms is not None and until_ms < self.clock.now_ms():
             raise ValueError(f"until_ms must not be in the past: {until_ms} < {self.clock.now_ms()}")
         while stop is None or not stop.is_set():
-            due = self.next_due_ms()
+            with self.lock:
+                due = self.next_due_ms()
             if due is None or (until_ms is not None and due > until_ms):
                 break
             self.step()

@@ -368,7 +368,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
                           zabbix_password=password, prometheus_url=args.prometheus_url, transport=args.transport,
                           jmx_base_port=args.jmx_base_port, metrics_listen=(host or "127.0.0.1", int(port)),
                           zabbix_server=zserver, fire_timeout_s=args.fire_timeout / 1000.0, macros=macros, log=log)
-    except (ProvisionError, ValueError) as e:
+    except (ProvisionError, ValueError, RuntimeError) as e:
         print(f"kafka-jmx: {e}", file=sys.stderr)
         return 2
     print(json.dumps(result.as_dict(), indent=2) if args.json else result.table())

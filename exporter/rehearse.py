@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 
 import requests
@@ -177,7 +178,8 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
     watches: list[tuple[str, object]] = []
     try:
         sim.start(apply_timeline=False)
-        threading.Thread(target=lambda: sim.run(until_ms=float("inf"), stop=stop), name="cluster", daemon=True).start()
+        runner = ClusterThread(sim, stop, log)
+        runner.start()
         if publisher is not None:
             publisher.start(background=True)
         daemon.start()
@@ -196,8 +198,8 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
             time.sleep(0.5)
         time.sleep(settle_s)            # the first values reach Zabbix and Prometheus before any fault
         if not scenario.timeline:
-            return _steady(dict(watches), scenario.run_for_ms / 1000.0, name, log)
-        return _run_timeline(sim, list(scenario.timeline), dict(watches), by_id, fire_timeout_s, name, log)
+            return _steady(dict(watches), scenario.run_for_ms / 1000.0, name, log, runner)
+        return _run_timeline(sim, list(scenario.timeline), dict(watches), by_id, fire_timeout_s, name, log, runner)
     finally:
         stop.set()
         daemon.stop()
@@ -205,14 +207,37 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
             publisher.stop()
 
 
-def _poll(until, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+class ClusterThread(threading.Thread):
+    """Runs the embedded cluster on the wall clock. A simulation that stops on an error would leave
+    every alert to fire for the wrong reason: the rehearsal stops with that error instead."""
+
+    def __init__(self, sim: Simulation, stop: threading.Event, log) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(name="cluster", daemon=True)
+        self.sim, self.stop, self.log = sim, stop, log
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.sim.run(until_ms=float("inf"), stop=self.stop)
+        except Exception as e:  # noqa: BLE001 - reported by check() in the rehearsal's thread
+            self.error = e
+            self.log("the embedded cluster stopped:\n" + "".join(traceback.format_exception(e)))
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"the embedded cluster stopped on an error: {self.error!r}") from self.error
+
+
+def _poll(until, timeout_s: float, runner: ClusterThread) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while not until() and time.monotonic() < deadline:
+        runner.check()
         time.sleep(1.0)
+    runner.check()
 
 
-def _steady(watches: dict, duration_s: float, name: str, log, every_s: float = 5.0,  # type: ignore[no-untyped-def]
-            started: float | None = None) -> Rehearsal:
+def _steady(watches: dict, duration_s: float, name: str, log, runner: ClusterThread,  # type: ignore[no-untyped-def]
+            every_s: float = 5.0, started: float | None = None) -> Rehearsal:
     """Watch until duration_s after `started`; anything that fires is unexpected (reported once per name)."""
     result = Rehearsal(name, steady_s=duration_s)
     started = time.monotonic() if started is None else started
@@ -225,18 +250,19 @@ def _steady(watches: dict, duration_s: float, name: str, log, every_s: float = 5
                     seen.add((system, what))
                     result.unexpected.append(Unexpected(system, what, round(elapsed, 1)))
                     log(f"{elapsed:6.1f}s  UNEXPECTED {system}: {what}")
+        runner.check()
         if elapsed >= duration_s:
             return result
         time.sleep(min(every_s, max(0.0, duration_s - elapsed)))
 
 
 def _run_timeline(sim: Simulation, timeline: list[Fault], watches: dict, by_id: dict[str, Trigger],
-                  timeout_s: float, name: str, log) -> Rehearsal:  # type: ignore[no-untyped-def]
+                  timeout_s: float, name: str, log, runner: ClusterThread) -> Rehearsal:  # type: ignore[no-untyped-def]
     """Faults in order, each at its time or as soon as the previous checks are done and its expected
     triggers and alerts are quiet: after a fault they are awaited; after the fault's undo, their
     resolution."""
     started = time.monotonic()
-    result = _steady(watches, timeline[0].at_ms / 1000.0, name, log, started=started)
+    result = _steady(watches, timeline[0].at_ms / 1000.0, name, log, runner, started=started)
     open_checks: dict[tuple[str, str | None], list[Check]] = {}
     for fault in timeline:
         delay = fault.at_ms / 1000.0 - (time.monotonic() - started)
@@ -250,7 +276,7 @@ def _run_timeline(sim: Simulation, timeline: list[Fault], watches: dict, by_id: 
             before.update({(tid, system): watches[system].active(by_id[tid])
                            for tid in fault.expect for system in watches})
             return not any(before.values())
-        _poll(quiet, timeout_s)
+        _poll(quiet, timeout_s, runner)
         with sim.cluster.sched.lock:
             sim.apply(fault)
         applied, applied_epoch = time.monotonic(), time.time()
@@ -268,7 +294,7 @@ def _run_timeline(sim: Simulation, timeline: list[Fault], watches: dict, by_id: 
                     c.fired, c.fire_s = True, time.monotonic() - applied
                     log(f"        {c.system}: {c.expected} after {c.fire_s:.1f}s")
             return all(c.fired for c in checks)
-        _poll(all_fired, timeout_s)
+        _poll(all_fired, timeout_s, runner)
         open_checks[(fault.action, fault.node)] = [c for c in checks if c.fired]
         undone = [k for k in open_checks if UNDO.get(k[0]) == fault.action and fault.node in (k[1], None)]
         resolving = [c for k in undone for c in open_checks.pop(k)]
@@ -278,5 +304,5 @@ def _run_timeline(sim: Simulation, timeline: list[Fault], watches: dict, by_id: 
                 if c.resolve_s is None and not watches[c.system].firing(by_id[c.trigger]):
                     c.resolve_s = time.monotonic() - applied
             return all(c.resolve_s is not None for c in resolving)
-        _poll(all_resolved, timeout_s)
+        _poll(all_resolved, timeout_s, runner)
     return result

@@ -67,7 +67,7 @@ def test_broker_loss_fires_in_zabbix_via_the_java_gateway_and_in_prometheus(live
     api = zabbix_api
     state = Path(tempfile.mkdtemp(prefix="kafka-jmx-prom-"))
     prom = PrometheusServer(state, free_port_block(1, low=20000), [daemon.url.split("/")[2]],
-                            [rules_for(state, brokers_min=3)])
+                            [rules_for(state, brokers_min=3, hold_max="10s")])
     prom.start()
     try:
         name = f"e{time.time_ns() % 10**10}"

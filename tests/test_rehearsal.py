@@ -3,9 +3,15 @@ the active controller die, the expected triggers and alerts fire and resolve."""
 import json
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
+import pytest
+
+from broker.scenario import load_scenario
+from broker.simulation import Simulation
 from exporter.cli import main
+from exporter.rehearse import ClusterThread
 from jvm_support import free_port_block, require_jdk
 from prometheus_server import PrometheusServer, rules_for
 
@@ -85,3 +91,19 @@ def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix, monkeypatch, 
               for (t, s), c in sorted(checks.items()) if not c["fired"] or c["active_before"]]
     assert not missed, missed
     assert code == 0 and report["ok"]
+
+
+def test_a_cluster_that_stops_on_an_error_stops_the_rehearsal():
+    sim = Simulation(load_scenario("cluster: {brokers: 1, controllers: 1}\n", "s.yaml"))
+    sim.start()
+
+    def broken() -> None:
+        raise KeyError("a bug in the model")
+    sim.cluster.sched.call_later(50.0, broken)
+    logged = []
+    runner = ClusterThread(sim, threading.Event(), logged.append)
+    runner.start()
+    runner.join(10)
+    with pytest.raises(RuntimeError, match="the embedded cluster stopped on an error: KeyError"):
+        runner.check()
+    assert "a bug in the model" in logged[0]
