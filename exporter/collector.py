@@ -37,6 +37,9 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     over a dozen of them. Called before the threads start; without glibc it does nothing."""
     if _mallopt is not None:
         _mallopt(M_ARENA_MAX, arenas)
+# Rules and rendering hold the GIL anyway: one target at a time through them keeps one target's
+# samples, matches and new lines in memory at once instead of every target's that collects now.
+_PROCESSING = threading.Lock()
 VERSION = "0.1.0"
 ERROR_KINDS = ("connect", "auth", "timeout", "tls", "protocol", "http", "config", "internal")
 
@@ -98,12 +101,15 @@ class TargetWorker:
         self.running_since = started
         try:
             collection = self.target.source.read()
-            if self.on_collection is not None:
-                self.on_collection(self.target, collection)
-            matched = self.rules.apply(collection.samples, self.rule_cache)
-            chunks = self.series.render(matched)
-            result = TargetResult(True, len(matched), time.monotonic() - started, time.time(),
-                                  skipped=dict(collection.skipped), chunks=chunks)
+            with _PROCESSING:
+                if self.on_collection is not None:
+                    self.on_collection(self.target, collection)
+                matched = self.rules.apply(collection.samples, self.rule_cache)
+                chunks = self.series.render(matched)
+                series, skipped = len(matched), dict(collection.skipped)
+                del collection, matched
+            result = TargetResult(True, series, time.monotonic() - started, time.time(),
+                                  skipped=skipped, chunks=chunks)
             self.last_success = result.finished_at
         except SourceError as e:
             result = TargetResult(False, 0, time.monotonic() - started, time.time(), e.kind, str(e))

@@ -274,3 +274,36 @@ def test_a_refused_password_never_appears_in_logs_or_metrics(caplog):
             d.stop()
     assert 'kind="auth"' in text and "check the Jolokia user and password" in caplog.text
     assert "hunter2" not in text and "hunter2" not in caplog.text and "hunter2" not in d.workers[0].result.error
+
+
+def test_targets_go_through_rules_and_rendering_one_at_a_time():
+    """What bounds the exporter's memory: one target's samples, matches and lines at once."""
+    from exporter.collector import TargetWorker
+    from exporter.sample import Collection, Sample
+
+    inside, overlaps = [], []
+
+    class Source:
+        def read(self):
+            return Collection([Sample("kafka.server", (("type", "KafkaServer"), ("name", "BrokerState")), (), "Value",
+                                      3, 0.0)], {})
+
+        def close(self):
+            pass
+
+    def on_collection(target, collection):
+        inside.append(target.name)
+        if len(inside) > 1:
+            overlaps.append(tuple(inside))
+        time.sleep(0.05)
+        inside.remove(target.name)
+
+    workers = [TargetWorker(Target(f"broker-{i}", "broker", Source()), builtin_rules(), lambda w: None, on_collection)
+               for i in range(4)]
+    threads = [threading.Thread(target=w.collect_once) for w in workers for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not overlaps
+    assert all(w.result is not None and w.result.up and w.result.series == 1 for w in workers)
