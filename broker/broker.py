@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from broker.group import GroupCoordinator
 from broker.log import Batch, Log
-from broker.mbeans.names import ObjectName
+from broker.mbeans.names import ObjectName, ObjectNamePattern
 from broker.mbeans.yammer import DOUBLE, INT, LONG, STRING, Gauge
 from broker.metadata import (
     BrokerRegistrationChangeRecord,
@@ -244,15 +244,6 @@ class BrokerNode(ServerNode):
         m.gauge("kafka.log", "Log", "LogStartOffset", lambda: log.start_offset, tags, LONG)
         m.gauge("kafka.log", "Log", "NumLogSegments", lambda: log.num_segments, tags, INT)
 
-    @staticmethod
-    def _partition_metric_names(tp: TopicPartition) -> list[ObjectName]:
-        tags = {"topic": tp.topic, "partition": str(tp.partition)}
-        return [ObjectName.kafka("kafka.cluster", "Partition", n, tags)
-                for n in ("UnderReplicated", "InSyncReplicasCount", "ReplicasCount", "UnderMinIsr", "AtMinIsr",
-                          "LastStableOffsetLag")] + \
-               [ObjectName.kafka("kafka.log", "Log", n, tags)
-                for n in ("Size", "LogEndOffset", "LogStartOffset", "NumLogSegments")]
-
     # -- log directories ---------------------------------------------------------------------------------------
     def _log_dir_for(self, tp: TopicPartition) -> str | None:
         """The directory holding tp's log: where it already is, else the live directory with the
@@ -287,7 +278,10 @@ class BrokerNode(ServerNode):
             self._complete_delayed_produce(tp)
             if part.is_leader:
                 self.coordinator.on_leadership(tp, False)
-            for name in self._partition_metric_names(tp):
+            # the Partition and Log gauges go with the replica, as Kafka removes them
+            gone = [ObjectNamePattern(f"kafka.{domain}:type={kind},topic={tp.topic},partition={tp.partition},*")
+                    for domain, kind in (("cluster", "Partition"), ("log", "Log"))]
+            for name in list(self.mbeans.names(gone)):
                 self.mbeans.unregister(name)
         return log_dir
 
