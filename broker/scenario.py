@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import yaml
 
+from broker.cluster import LEADER_OF
 from broker.config import DEFAULTS, TOPIC_KEYS, ConfigError, KafkaConfig, check
 from broker.workload import ConsumerGroupSpec, ProducerSpec
 
@@ -299,12 +300,12 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
                 r.fail(path + (action,), f"flood needs a topic of the scenario, got {target!r} "
                                          f"(topics: {', '.join(sorted(names)) or 'none'})")
                 continue
-        elif str(target).startswith("leader:"):
-            topic, _, idx = str(target).removeprefix("leader:").rpartition("-")
+        elif str(target).startswith(LEADER_OF):
+            topic, _, idx = str(target).removeprefix(LEADER_OF).rpartition("-")
             spec = next((t for t in topics if t.name == topic), None)
             if spec is None or not idx.isdigit() or int(idx) >= spec.partitions:
                 r.fail(path + (action,), f"{target!r}: leader: needs a partition of the scenario, like "
-                                         f"leader:{next(iter(sorted(names)), 'orders')}-0")
+                                         f"{LEADER_OF}{next(iter(sorted(names)), 'orders')}-0")
                 continue
             if action not in ("kill", "isolate", "slow", "fail_log_dir"):
                 r.fail(path + (action,), f"{action} cannot target a partition leader")
