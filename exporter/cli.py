@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     rtest.add_argument("rules", help="a jmx_exporter rules file, or 'builtin'")
     rtest.add_argument("--mbeans", required=True, metavar="DUMP.json", help="output of kafka-jmx simulate --dump")
     rtest.add_argument("--node", action="append", default=[], help="only these nodes (repeatable)")
+    rtest.add_argument("--target-labels", action="store_true",
+                       help="add the labels `serve` gives every series (cluster, node, node_id, role); without it the "
+                            "output is what jmx_exporter prints for these rules and MBeans")
 
     gen = sub.add_parser("generate", help="write the Zabbix templates and Prometheus rules from the catalog",
                          description="Regenerate templates/zabbix and templates/prometheus from catalog/kafka-4x.yaml.")
@@ -426,11 +429,15 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     from exporter.sources.dump import DumpSource
     from exporter.yamlconf import read_text
     rules = builtin_rules() if args.rules == "builtin" else RuleSet.from_yaml(read_text(args.rules), args.rules)
+    for warning in rules.warnings:
+        print(f"kafka-jmx: warning: {warning}", file=sys.stderr)
+    for line in rules.describe():
+        print(f"kafka-jmx: {line}", file=sys.stderr)
     try:
         with open(args.mbeans, encoding="utf-8") as fh:
-            lines = [line for line in fh if line.strip()]
-        dump = json.loads(lines[-1])
-    except (OSError, ValueError, IndexError) as e:
+            text = fh.read()
+        dump = _last_dump(text)
+    except (OSError, ValueError) as e:
         print(f"kafka-jmx: cannot read {args.mbeans} as a `kafka-jmx simulate --dump` file: {e}", file=sys.stderr)
         return 2
     workers = []
@@ -439,13 +446,29 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
         if args.node and name not in args.node:
             continue
         target = Target(name, node["role"], DumpSource(name, node), str(node["node_id"]))
-        worker = TargetWorker(target, rules, lambda w: None, cluster=cluster)
+        worker = TargetWorker(target, rules, lambda w: None, cluster=cluster, target_labels=args.target_labels)
         worker.collect_once()
         workers.append(worker)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HealthView(workers, cluster))
     sys.stdout.write(b"".join(exposition(workers, registry)).decode())
     return 0
+
+
+def _last_dump(text: str) -> dict:
+    """The dump as `simulate --dump` writes it: one object (on one line or indented), or with
+    --every one object per line, of which the last is used."""
+    import json
+    try:
+        dump = json.loads(text)
+    except ValueError:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if not lines:
+            raise ValueError("the file is empty") from None
+        dump = json.loads(lines[-1])
+    if not isinstance(dump, dict) or not isinstance(dump.get("nodes"), dict):
+        raise ValueError("expected an object with 'nodes'")
+    return dump
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from exporter.exposition import FamilyChunk, TargetSeries, assemble
-from exporter.rules import RuleCache, RuleSet
+from exporter.rules import RuleCache, RuleError, RuleSet
 from exporter.sample import Collection, SourceError
 from exporter.sources import Source
 
@@ -71,10 +71,11 @@ class TargetWorker:
     """Collects one target on its own thread: read, apply the rules, publish the result."""
 
     def __init__(self, target: Target, rules: RuleSet, on_result: Callable[["TargetWorker"], None],
-                 on_collection: Callable[[Target, Collection], None] | None = None, cluster: str = "kafka") -> None:
+                 on_collection: Callable[[Target, Collection], None] | None = None, cluster: str = "kafka",
+                 target_labels: bool = True) -> None:
         self.target = target
         self.series = TargetSeries({**target.labels, "cluster": cluster, "node": target.name,
-                                    "node_id": target.node_id, "role": target.role})
+                                    "node_id": target.node_id, "role": target.role} if target_labels else {})
         self.rules = rules
         self.rule_cache = RuleCache()
         self.on_result = on_result
@@ -113,6 +114,9 @@ class TargetWorker:
             self.last_success = result.finished_at
         except SourceError as e:
             result = TargetResult(False, 0, time.monotonic() - started, time.time(), e.kind, str(e))
+        except RuleError as e:
+            result = TargetResult(False, 0, time.monotonic() - started, time.time(), "config",
+                                  f"{self.target.name}: {e}")
         except Exception as e:      # a bug or an unexpected answer must not stop the other targets
             log.exception("collecting %s failed", self.target.name)
             result = TargetResult(False, 0, time.monotonic() - started, time.time(), "internal",

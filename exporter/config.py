@@ -15,6 +15,8 @@ line and key, and nothing starts half-configured.
       - {name: controller-1, role: controller, node_id: 1001,
          jmx: {url: "service:jmx:rmi:///jndi/rmi://kafka-c1:9999/jmxrmi", username: monitor, password_file: /etc/kafka/jmx.pw}}
       - {name: broker-1, role: broker, node_id: 1, jolokia: {url: "http://kafka-b1:8778/jolokia/"}}
+        # jolokia also takes null_as_nan: true (Jolokia writes Kafka's NaN as null, which jmx_exporter
+        # would skip; with it, such attributes are exported as NaN as over JMX)
     # or, instead of targets, a whole embedded cluster on the wall clock:
     embedded: scenario.yaml
 
@@ -47,6 +49,7 @@ class SourceSpec:
     truststore_password: str | None = None
     verify: bool | str = True
     node: str = ""                          # embedded: the cluster node
+    null_as_nan: bool = False               # jolokia: its JSON null (Java null or NaN) read as NaN, not skipped
 
 
 @dataclass(frozen=True)
@@ -300,7 +303,8 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
                               r.boolean(s, spath, "ssl", False), r.string(s, spath, "truststore"),
                               r.secret(s, spath, "truststore_password"))
         else:
-            s = r.keys(t[kind], spath, {"url", "username", "password", "password_env", "password_file", "verify"})
+            s = r.keys(t[kind], spath, {"url", "username", "password", "password_env", "password_file", "verify",
+                                        "null_as_nan"})
             url = r.string(s, spath, "url", required=True) or ""
             if url and not url.startswith(("http://", "https://")):
                 doc.fail(spath + ("url",), f"expected an http(s) URL for jolokia, got {url!r}")
@@ -308,7 +312,8 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
             if not isinstance(verify, (bool, str)):
                 doc.fail(spath + ("verify",), "expected true, false or the path of a CA bundle")
             spec = SourceSpec("jolokia", url, r.string(s, spath, "username"), r.secret(s, spath, "password"),
-                              verify=verify if isinstance(verify, (bool, str)) else True)
+                              verify=verify if isinstance(verify, (bool, str)) else True,
+                              null_as_nan=r.boolean(s, spath, "null_as_nan", False))
         labels = t.get("labels", {}) or {}
         if not isinstance(labels, dict):
             doc.fail(path + ("labels",), "expected a mapping of label names to values")

@@ -31,7 +31,8 @@ def make_source(spec: TargetSpec, includes: tuple[str, ...], excludes: tuple[str
     if s.kind == "jmx":
         return JmxSource(spec.name, s.url, s.username, s.password, s.ssl, s.truststore, s.truststore_password,
                          list(includes), list(excludes), timeout_ms)
-    return JolokiaSource(spec.name, s.url, s.username, s.password, s.verify, list(includes), list(excludes), timeout_ms)
+    return JolokiaSource(spec.name, s.url, s.username, s.password, s.verify, list(includes), list(excludes), timeout_ms,
+                         null_as_nan=s.null_as_nan)
 
 
 def embedded_targets(cluster: Cluster, includes: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
@@ -61,6 +62,8 @@ class Daemon:
     def from_config(cls, config: DaemonConfig) -> "Daemon":
         rules = RuleSet.from_yaml(read_text(config.rules_file), config.rules_file) if config.rules_file \
             else builtin_rules()
+        for warning in rules.warnings:
+            log.warning("%s", warning)
         targets = [Target(t.name, t.role, make_source(t, config.includes, config.excludes), t.node_id, t.labels,
                           t.interval_s, t.timeout_s) for t in config.targets]
         sim = None

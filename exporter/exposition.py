@@ -57,8 +57,9 @@ class TargetSeries:
         self._last: dict[str, tuple[list[Labels], bytes, list[str] | None]] = {}
 
     def _prefix(self, sample_name: str, labels: Labels, object_name: str | None) -> str:
-        merged = dict(labels)
-        merged.update(self.constant_labels)
+        # the rule's own labels win over the target's (a Kafka client rule's node_id stays)
+        merged = dict(self.constant_labels)
+        merged.update(labels)
         if object_name is not None:
             merged["_objectname"] = object_name
         if not merged:

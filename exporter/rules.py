@@ -1,16 +1,19 @@
-"""jmx_exporter's rules, with its semantics: match string, first match wins, $n templates, names.
+"""jmx_exporter 1.x's rules, with its semantics: match string, first match wins, $n templates, names.
 
 For every attribute the match string is
 
     domain<k1=v1, k2=v2><compositeKey1, compositeKey2>attrName: value
 
-with the key properties in registration order. A rule's pattern is a Java regex matched
-unanchored (as "^.*(?:PATTERN).*$"); the first rule that matches decides: its name, labels and
-help are the templates expanded with the groups ($1, ${name}); no name means jmx_exporter's
-default name. Numbers are multiplied by valueFactor, booleans become 1/0, anything else is
-dropped unless the rule's `value` turns it into a number. Names have every run of characters
-outside [a-zA-Z0-9:_] replaced by one "_". Labels are sorted by name. With `cache: true` a rule
-is matched once per attribute against the value "<cache>" (so it must not look at the value).
+with the key properties in registration order (TabularData index columns after them). A rule's
+pattern is a Java regex matched unanchored (as "^.*(?:PATTERN).*$", no DOTALL, ASCII classes);
+the first rule that matches decides: its name, labels and help are the templates expanded with the
+groups ($1, ${name}); no name means jmx_exporter's default name. Numbers are multiplied by
+valueFactor, booleans become 1/0, anything else is dropped unless the rule's `value` turns it into
+a number. Names have every run of characters outside [a-zA-Z0-9:_] replaced by one "_", then
+client_java cuts the reserved suffixes (_total, _created, _bucket, _info). Labels are sorted by
+name. With `cache: true` a rule is matched once per attribute against the value "<cache>" (so it
+must not look at the value). Before the rules: includeObjectNames/excludeObjectNames (or the older
+whitelist/blacklist), excludeJvmMetrics, include/excludeObjectNameAttributes and metricCustomizers.
 
     rules = RuleSet.from_yaml(open("kafka.yml").read(), "kafka.yml")
     for m in rules.apply(samples): ...      # MatchedSample(name, labels, value, type, help)
@@ -21,17 +24,16 @@ import math
 import re
 from sys import intern
 from dataclasses import dataclass, field
-from decimal import Decimal
 from enum import Enum
 from typing import Any, Iterable, NamedTuple
 
 from broker.mbeans.names import ObjectNamePattern
-from exporter.sample import Sample, shared_pair
+from exporter.sample import NO_VALUE, Sample, java_value_string, shared_pair
 from exporter.yamlconf import Doc
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9:_]")
 _UNDERSCORES = re.compile(r"__+")
-_SNAKE = re.compile(r"([a-z0-9])([A-Z])")
+_RESERVED_SUFFIXES = ("_total", "_created", "_bucket", "_info")
 
 
 class MetricType(Enum):
@@ -54,30 +56,52 @@ def safe_name(text: str) -> str:
     return "_" + name if name[:1].isdigit() else name
 
 
-def java_value_string(value: Any) -> str:
-    """String.valueOf(value) as Java prints it (the value part of the match string)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return java_double(value)
-    return str(value)
+def snake_case(name: str) -> str:
+    """jmx_exporter's attrNameSnakeCase: '_' before an upper-case letter that follows neither an
+    upper-case letter nor '_', everything lower-cased (testTCPTest -> test_tcptest)."""
+    if not name:
+        return name
+    out = [name[0].lower()]
+    prev = name[0].isupper() or name[0] == "_"
+    for c in name[1:]:
+        upper = c.isupper()
+        if upper and not prev:
+            out.append("_")
+        out.append(c.lower())
+        prev = upper or c == "_"
+    return "".join(out)
 
 
-def java_double(x: float) -> str:
-    """Double.toString: plain decimal in [1e-3, 1e7), else computerized scientific notation."""
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    if x == 0:
-        return "-0.0" if math.copysign(1.0, x) < 0 else "0.0"
-    if 1e-3 <= abs(x) < 1e7:
-        return repr(x)           # Python writes this range in plain decimal, shortest digits
-    sign, digits, exponent = Decimal(repr(x)).normalize().as_tuple()
-    text = "".join(map(str, digits))
-    return f"{'-' if sign else ''}{text[0]}.{text[1:] or '0'}E{exponent + len(text) - 1}"
+def strip_reserved_suffixes(name: str) -> str:
+    """client_java 1.x's sanitizeMetricName: _total, _created, _bucket and _info are cut off, again
+    and again; a counter gets _total back when it is exposed."""
+    changed = True
+    while changed:
+        changed = False
+        for suffix in _RESERVED_SUFFIXES:
+            if name.endswith(suffix):
+                name = name[:-len(suffix)]
+                changed = True
+    return name
+
+
+def java_double_of(text: str) -> float | None:
+    """Double.valueOf: surrounding blanks, a d/f suffix, NaN and Infinity allowed; None if not a number."""
+    t = text.strip(" \t\n\r\x0b\x0c\x00")
+    if not _JAVA_NUMBER.fullmatch(t):
+        return None
+    t = t.rstrip("dDfF") if not t.endswith("Infinity") else t
+    if t.lstrip("+-") == "NaN":
+        return math.nan
+    if t.lstrip("+-") == "Infinity":
+        return -math.inf if t.startswith("-") else math.inf
+    if "x" in t or "X" in t:
+        return float.fromhex(t)
+    return float(t)
+
+
+_JAVA_NUMBER = re.compile(r"[+-]?(NaN|Infinity|((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"
+                          r"|0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?\d+)[fFdD]?)")
 
 
 # -- Java regex -> Python re ---------------------------------------------------------------------------
@@ -91,11 +115,18 @@ class RegexError(ValueError):
     pass
 
 
+# Java's '.' stops at every line terminator, Python's only at \n
+_JAVA_DOT = "[^\\n\\r\\u0085\\u2028\\u2029]"
+_INLINE_DOTALL = re.compile(r"\(\?[a-zA-Z]*s[a-zA-Z-]*[:)]")
+
+
 def translate_java_regex(pattern: str) -> str:
     """Java regex syntax Python's re lacks: \\Q..\\E, (?<name>..), \\p{Posix}; possessive
     quantifiers and atomic groups are native in Python 3.11. Unsupported constructs raise."""
     out: list[str] = []
     i, n = 0, len(pattern)
+    # a pattern that sets DOTALL itself ((?s), (?s:...)) keeps Python's '.', which the flag scopes
+    java_dot = _JAVA_DOT if not _INLINE_DOTALL.search(pattern) else "."
     in_class = 0
     while i < n:
         c = pattern[i]
@@ -142,6 +173,10 @@ def translate_java_regex(pattern: str) -> str:
             in_class -= 1
         elif c == "&" and in_class and pattern[i:i + 2] == "&&":
             raise RegexError("character class intersection && has no Python equivalent")
+        elif c == "." and not in_class:
+            out.append(java_dot)
+            i += 1
+            continue
         elif c == "(" and pattern[i:i + 3] == "(?<" and pattern[i + 3:i + 4] not in ("=", "!"):
             out.append("(?P<")
             i += 3
@@ -197,59 +232,116 @@ class Rule:
     cache: bool = False
 
 
+@dataclass
+class MetricCustomizer:
+    """jmx_exporter's metricCustomizers entry: for the beans of `domain` having `properties`,
+    some attributes' values become labels, and extra constant metrics are added."""
+
+    domain: str
+    properties: dict[str, str]
+    attributes_as_labels: list[str]
+    extra_metrics: list[tuple[str, Any]]         # (name, value)
+
+    def applies(self, domain: str, props: tuple[tuple[str, str], ...]) -> bool:
+        own = dict(props)
+        return domain == self.domain and all(own.get(k) == v for k, v in self.properties.items())
+
+
 RULE_KEYS = {"pattern", "name", "value", "valueFactor", "labels", "help", "type", "attrNameSnakeCase", "cache"}
 TOP_KEYS = {"rules", "lowercaseOutputName", "lowercaseOutputLabelNames", "includeObjectNames",
             "excludeObjectNames", "whitelistObjectNames", "blacklistObjectNames",
+            "inferCounterTypeFromName", "excludeJvmMetrics", "includeObjectNameAttributes",
+            "excludeObjectNameAttributes", "autoExcludeObjectNameAttributes", "metricCustomizers",
             # connection, HTTP and agent settings of jmx_exporter: accepted (real configs carry them);
             # the exporter's own config file decides those
             "startDelaySeconds", "scrapeTimeoutSeconds", "hostPort", "jmxUrl", "username", "password", "ssl",
-            "inferCounterTypeFromName", "excludeJvmMetrics", "includeObjectNameAttributes",
-            "excludeObjectNameAttributes", "autoExcludeObjectNameAttributes", "metricCustomizers", "httpServer",
-            "openTelemetry"}
-TYPES = {"GAUGE": MetricType.GAUGE, "COUNTER": MetricType.COUNTER, "UNTYPED": MetricType.UNTYPED,
-         "UNKNOWN": MetricType.UNTYPED}
+            "httpServer", "openTelemetry"}
+# jmx_exporter keeps any type text; only these two exact spellings are types, the rest is UNKNOWN
+TYPES = {"GAUGE": MetricType.GAUGE, "COUNTER": MetricType.COUNTER}
+KNOWN_UNTYPED = {"UNTYPED", "UNKNOWN"}
+# excludeJvmMetrics: true adds these (JmxCollector.loadConfig)
+JVM_DOMAINS = ("com.sun.management", "com.sun.management.jmxremote", "java.lang", "java.nio", "java.util.logging",
+               "javax.management", "javax.management.remote", "jdk.internal", "jdk.management", "jdk.management.jfr",
+               "sun.management")
+# attributes jmx_exporter's scraper never reads (expensive, and strings anyway)
+SKIPPED_ATTRIBUTES = {"java.lang:type=Runtime": {"systemproperties", "classpath", "bootclasspath", "librarypath"}}
+SKIPPED_BEANS = {"jdk.management.jfr:type=FlightRecorder"}
+
+
+class RuleError(ValueError):
+    """The rules made a sample jmx_exporter refuses (a negative counter): the collection fails."""
+
+
+class _Name(NamedTuple):
+    domain: str
+    props: tuple[tuple[str, str], ...]
 
 
 class RuleSet:
     def __init__(self, rules: list[Rule], lowercase_names: bool = False, lowercase_labels: bool = False,
-                 includes: list[str] = (), excludes: list[str] = (), source: str = "<rules>") -> None:
+                 includes: list[str] = (), excludes: list[str] = (), source: str = "<rules>",
+                 infer_counters: bool = False, include_attributes: list[tuple[str, set[str]]] = (),
+                 exclude_attributes: list[tuple[str, set[str]]] = (),
+                 customizers: list[MetricCustomizer] = (), warnings: list[str] = ()) -> None:
         self.rules = rules
         self.lowercase_names = lowercase_names
         self.lowercase_labels = lowercase_labels
         self.includes = list(includes)
         self.excludes = list(excludes)
         self.source = source
+        self.infer_counters = infer_counters
+        self.include_attributes = [(ObjectNamePattern(p), attrs) for p, attrs in include_attributes]
+        self.exclude_attributes = [(ObjectNamePattern(p), attrs) for p, attrs in exclude_attributes]
+        self.customizers = list(customizers)
+        self.warnings = list(warnings)
+        self._include_patterns = [ObjectNamePattern(p) for p in self.includes]
+        self._exclude_patterns = [ObjectNamePattern(p) for p in self.excludes]
+        self._filters = bool(self.includes or self.excludes or self.include_attributes or self.exclude_attributes)
+        self._beans: dict[tuple, bool] = {}          # (domain, props) -> exported, when filters are set
         self._cache = RuleCache(evicting=False)       # for calls without a target's own cache
 
     # -- loading --------------------------------------------------------------------------------------------
     @classmethod
     def from_yaml(cls, text: str, source: str = "<rules>") -> "RuleSet":
         doc = Doc(text, source)
-        data = doc.data if isinstance(doc.data, dict) else {}
-        if not isinstance(doc.data, dict):
+        if doc.data is None:
+            data: dict = {}              # an empty document: jmx_exporter's default export
+        elif isinstance(doc.data, dict):
+            data = doc.data
+        else:
+            data = {}
             doc.fail((), "expected a mapping with 'rules'")
         for key in data:
             if key not in TOP_KEYS:
                 doc.fail((key,), f"unknown jmx_exporter setting {key!r}")
-        for key in ("lowercaseOutputName", "lowercaseOutputLabelNames"):
-            if key in data and not isinstance(data[key], bool):
+        for key in ("lowercaseOutputName", "lowercaseOutputLabelNames", "inferCounterTypeFromName",
+                    "excludeJvmMetrics", "autoExcludeObjectNameAttributes"):
+            if data.get(key) is not None and not isinstance(data[key], bool):
                 doc.fail((key,), f"expected true or false, got {data[key]!r}")
-        includes = cls._patterns(doc, data, "includeObjectNames") + cls._patterns(doc, data, "whitelistObjectNames")
-        excludes = cls._patterns(doc, data, "excludeObjectNames") + cls._patterns(doc, data, "blacklistObjectNames")
+        # the newer names win; the older ones count only when the newer is absent (as jmx_exporter reads them)
+        includes = cls._patterns(doc, data, "includeObjectNames" if "includeObjectNames" in data else "whitelistObjectNames")
+        excludes = cls._patterns(doc, data, "excludeObjectNames" if "excludeObjectNames" in data else "blacklistObjectNames")
+        if data.get("excludeJvmMetrics") is True:
+            excludes += [f"{d}:*" for d in JVM_DOMAINS]
+        warnings: list[str] = []
         rules: list[Rule] = []
         raw = data.get("rules")
-        if raw is None:
+        if "rules" not in data:
             rules.append(Rule(0))      # jmx_exporter's single default rule
         elif not isinstance(raw, list):
             doc.fail(("rules",), "expected a list of rules")
         else:
             for i, r in enumerate(raw):
-                rule = cls._rule(doc, i, r)
+                rule = cls._rule(doc, i, r, warnings)
                 if rule is not None:
                     rules.append(rule)
+        include_attrs = cls._attribute_map(doc, data, "includeObjectNameAttributes")
+        exclude_attrs = cls._attribute_map(doc, data, "excludeObjectNameAttributes")
+        customizers = cls._customizers(doc, data)
         doc.check()
-        return cls(rules, bool(data.get("lowercaseOutputName", False)), bool(data.get("lowercaseOutputLabelNames", False)),
-                   includes, excludes, source)
+        return cls(rules, data.get("lowercaseOutputName") is True, data.get("lowercaseOutputLabelNames") is True,
+                   includes, excludes, source, data.get("inferCounterTypeFromName") is True,
+                   include_attrs, exclude_attrs, customizers, warnings)
 
     @staticmethod
     def _patterns(doc: Doc, data: dict, key: str) -> list[str]:
@@ -262,10 +354,71 @@ class RuleSet:
                 ObjectNamePattern(v)
             except ValueError as e:
                 doc.fail((key, i), str(e))
-        return value
+        return list(value)
 
     @staticmethod
-    def _rule(doc: Doc, i: int, r: Any) -> Rule | None:
+    def _attribute_map(doc: Doc, data: dict, key: str) -> list[tuple[str, set[str]]]:
+        value = data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, dict):
+            doc.fail((key,), "expected a mapping of ObjectName pattern to a list of attribute names")
+            return []
+        out = []
+        for pattern, attrs in value.items():
+            try:
+                ObjectNamePattern(pattern)
+            except ValueError as e:
+                doc.fail((key, pattern), str(e))
+                continue
+            if not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs):
+                doc.fail((key, pattern), "expected a list of attribute names")
+                continue
+            out.append((pattern, set(attrs)))
+        return out
+
+    @staticmethod
+    def _customizers(doc: Doc, data: dict) -> list[MetricCustomizer]:
+        if "metricCustomizers" not in data:
+            return []
+        raw = data["metricCustomizers"]
+        if not isinstance(raw, list):
+            doc.fail(("metricCustomizers",), "expected a list of {mbeanFilter, attributesAsLabels, extraMetrics}")
+            return []
+        out = []
+        for i, c in enumerate(raw):
+            path = ("metricCustomizers", i)
+            f = c.get("mbeanFilter") if isinstance(c, dict) else None
+            if not isinstance(f, dict):
+                doc.fail(path, "must provide mbeanFilter (domain and optional properties)")
+                continue
+            if not isinstance(f.get("domain"), str):
+                doc.fail(path + ("mbeanFilter",), "must provide domain")
+                continue
+            props = f.get("properties") or {}
+            if not isinstance(props, dict):
+                doc.fail(path + ("mbeanFilter", "properties"), "expected a mapping of key property to value")
+                continue
+            labels, extras = c.get("attributesAsLabels"), c.get("extraMetrics")
+            if labels is None and extras is None:
+                doc.fail(path, "must provide attributesAsLabels or extraMetrics")
+                continue
+            if labels is not None and (not isinstance(labels, list) or not all(isinstance(a, str) for a in labels)):
+                doc.fail(path + ("attributesAsLabels",), "expected a list of attribute names")
+                continue
+            metrics = []
+            for j, m in enumerate(extras or []):
+                if not isinstance(m, dict) or m.get("name") is None:
+                    doc.fail(path + ("extraMetrics", j), "must provide name")
+                elif m.get("value") is None:
+                    doc.fail(path + ("extraMetrics", j), "must provide value")
+                else:
+                    metrics.append((str(m["name"]), m["value"]))
+            out.append(MetricCustomizer(f["domain"], {str(k): str(v) for k, v in props.items()}, labels or [], metrics))
+        return out
+
+    @staticmethod
+    def _rule(doc: Doc, i: int, r: Any, warnings: list[str]) -> Rule | None:
         path = ("rules", i)
         if not isinstance(r, dict):
             doc.fail(path, "a rule is a mapping (pattern, name, labels, ...)")
@@ -277,7 +430,8 @@ class RuleSet:
         if "pattern" in r:
             text = str(r["pattern"])
             try:
-                rule.pattern = re.compile(r"^.*(?:" + translate_java_regex(text) + r").*$", re.DOTALL)
+                # no DOTALL, ASCII \w \d \s: Java's defaults
+                rule.pattern = re.compile(f"^{_JAVA_DOT}*(?:{translate_java_regex(text)}){_JAVA_DOT}*$", re.ASCII)
                 rule.pattern_text = text
             except (RegexError, re.error) as e:
                 doc.fail(path + ("pattern",), f"rule {i}: cannot use pattern {text!r}: {e}")
@@ -287,31 +441,33 @@ class RuleSet:
             if not isinstance(labels, dict):
                 doc.fail(path + ("labels",), "expected a mapping of label name to value")
             else:
-                rule.labels = [(str(k), "" if v is None else str(v)) for k, v in labels.items()]
-        if "help" in r:
+                rule.labels = sorted((str(k), "" if v is None else str(v)) for k, v in labels.items())
+        if r.get("help") is not None:
             rule.help = str(r["help"])
-        if "value" in r and r["value"] is not None:
-            rule.value = str(r["value"])
+        if "value" in r:
+            # an empty `value:` is the text "null" to jmx_exporter: no number, so no sample
+            rule.value = "null" if r["value"] is None else java_value_string(r["value"])
         if "valueFactor" in r:
             try:
                 rule.value_factor = float(r["valueFactor"])
             except (TypeError, ValueError):
                 doc.fail(path + ("valueFactor",), f"expected a number, got {r['valueFactor']!r}")
-        if "type" in r:
-            t = str(r["type"]).upper()
-            if t not in TYPES:
-                doc.fail(path + ("type",), f"unknown type {r['type']!r} (use GAUGE, COUNTER or UNTYPED)")
-            else:
-                rule.type = TYPES[t]
+        if r.get("type") is not None:
+            t = str(r["type"])
+            rule.type = TYPES.get(t, MetricType.UNTYPED)
+            if t not in TYPES and t not in KNOWN_UNTYPED:
+                hint = f" (did you mean {t.upper()}?)" if t.upper() in TYPES else ""
+                warnings.append(f"{doc.where(path + ('type',))}: type {t!r} is not COUNTER or GAUGE: "
+                                f"the samples are untyped, as in jmx_exporter{hint}")
         for key, attr in (("attrNameSnakeCase", "attr_snake_case"), ("cache", "cache")):
-            if key in r:
+            if r.get(key) is not None:
                 if not isinstance(r[key], bool):
                     doc.fail(path + (key,), f"expected true or false, got {r[key]!r}")
                 else:
                     setattr(rule, attr, r[key])
-        if (rule.labels or rule.help is not None) and rule.name is None:
+        if ("labels" in r or rule.help is not None) and rule.name is None:
             doc.fail(path, f"rule {i}: 'labels' or 'help' given without 'name' (jmx_exporter requires a name)")
-        if rule.name is not None and rule.pattern is None and "pattern" not in r:
+        if rule.name is not None and "pattern" not in r:
             doc.fail(path, f"rule {i}: 'name' given without 'pattern'")
         if rule.pattern is not None:
             for template in [rule.name or "", rule.help or "", rule.value or "", *(x for kv in rule.labels for x in kv)]:
@@ -320,6 +476,18 @@ class RuleSet:
                         doc.fail(path, f"rule {i}: ${num} used but the pattern has {rule.pattern.groups} groups")
                         break
         return rule
+
+    def describe(self) -> list[str]:
+        """What the rules file asks beyond its rules, for `rules test`."""
+        out = []
+        if self.includes:
+            out.append(f"only MBeans matching: {', '.join(self.includes)}")
+        if self.excludes:
+            out.append(f"never MBeans matching: {', '.join(self.excludes)}")
+        for label, entries in (("only attributes", self.include_attributes), ("never attributes", self.exclude_attributes)):
+            for pattern, attrs in entries:
+                out.append(f"{label} {', '.join(sorted(attrs))} of {pattern.text}")
+        return out
 
     # -- applying ---------------------------------------------------------------------------------------------
     @staticmethod
@@ -334,18 +502,37 @@ class RuleSet:
         props = ", ".join(f"{k}={v}" for k, v in s.props)
         return f"{s.domain}<{props}><{', '.join(self._attr_keys(s)[0])}>"
 
-    def match(self, s: Sample, cache: RuleCache | None = None) -> MatchedSample | None:
+    def exported(self, s: Sample) -> bool:
+        """includeObjectNames/excludeObjectNames and the attribute filters, by the MBean's own name."""
+        base = s.props if s.key_props < 0 else s.props[:s.key_props]
+        key = (s.domain, base, s.attr)
+        known = self._beans.get(key)
+        if known is not None:
+            return known
+        name = _Name(s.domain, base)
+        ok = ((not self._include_patterns or any(p.matches(name) for p in self._include_patterns))
+              and not any(p.matches(name) for p in self._exclude_patterns)
+              and not any(s.attr in attrs and p.matches(name) for p, attrs in self.exclude_attributes)
+              and (not self.include_attributes
+                   or any(s.attr in attrs and p.matches(name) for p, attrs in self.include_attributes)))
+        if len(self._beans) > 500_000:
+            self._beans.clear()
+        self._beans[key] = ok
+        return ok
+
+    def match(self, s: Sample, cache: RuleCache | None = None,
+              extra_labels: tuple[tuple[str, str], ...] = ()) -> MatchedSample | None:
         cache = self._cache if cache is None else cache
-        key = s.key()
+        key = s.key() if not extra_labels else s.key() + (extra_labels,)
         entry = cache.old.get(key)
         if entry is None:
-            return self._evaluate(s, key, cache)
+            return self._evaluate(s, key, cache, extra_labels)
         cache.new[key] = entry
-        retry, index, name, labels, help_, object_name = entry
+        retry, index, name, labels, help_, object_name, mtype = entry
         if retry:
             strings = self._strings(s)
             for i in retry:     # rules that look at the value missed last time; this value may match
-                outcome = self._try(i, s, *strings)
+                outcome = self._try(i, s, *strings, extra_labels)
                 if outcome is not _MISS:
                     return outcome[0] if outcome is not None else None
         if index < 0:
@@ -355,20 +542,21 @@ class RuleSet:
         if value is None:
             return None
         if rule.help is None:       # the default help names the bean: made again rather than kept per series
-            help_ = f"{object_name} {s.attr}"
-        return MatchedSample(name, labels, value, rule.type, help_, object_name)
+            help_ = self._default_help(s)
+        return MatchedSample(name, labels, value, mtype, help_, object_name)
 
     def _strings(self, s: Sample) -> tuple[str, str, str]:
         attr_name = self._attr_keys(s)[1]
-        return self._bean(s), attr_name, _SNAKE.sub(r"\1_\2", attr_name).lower()
+        return self._bean(s), attr_name, snake_case(attr_name)
 
-    def _evaluate(self, s: Sample, key: tuple, cache: RuleCache) -> MatchedSample | None:
+    def _evaluate(self, s: Sample, key: tuple, cache: RuleCache,
+                  extra_labels: tuple[tuple[str, str], ...]) -> MatchedSample | None:
         """First match wins. As jmx_exporter remembers each cached rule's answer per attribute, the
         cache keeps which value-reading rules must be tried again and the cached rule that matched."""
         strings = self._strings(s)
         retry = []
         for i, rule in enumerate(self.rules):
-            outcome = self._try(i, s, *strings)
+            outcome = self._try(i, s, *strings, extra_labels)
             if outcome is _MISS:
                 if not rule.cache:
                     retry.append(i)
@@ -379,33 +567,45 @@ class RuleSet:
             if rule.cache and cacheable:
                 # ints and strings only: the garbage collector stops tracking such tuples
                 cache.new[key] = (tuple(retry), i, sample.name, sample.labels,
-                                  "" if rule.help is None else sample.help, sample.object_name)
+                                  "" if rule.help is None else sample.help, sample.object_name, sample.type)
             return sample
-        cache.new[key] = (tuple(retry), -1, "", (), "", "")
+        cache.new[key] = (tuple(retry), -1, "", (), "", "", MetricType.UNTYPED)
         return None
 
-    def _try(self, index: int, s: Sample, bean: str, attr_name: str, snake: str) -> Any:
+    def _try(self, index: int, s: Sample, bean: str, attr_name: str, snake: str,
+             extra_labels: tuple[tuple[str, str], ...] = ()) -> Any:
         """_MISS; None (matched, nothing exported); or (sample, whether a cache entry may keep it)."""
         rule = self.rules[index]
+        attribute = snake if rule.attr_snake_case else attr_name
+        match_string = bean + attribute + ": " + ("<cache>" if rule.cache else java_value_string(s.value))
         m = None
         if rule.pattern is not None:
-            match_name = bean + (snake if rule.attr_snake_case else attr_name)
-            m = rule.pattern.match(match_name + ": " + ("<cache>" if rule.cache else java_value_string(s.value)))
+            m = rule.pattern.match(match_string)
             if m is None:
                 return _MISS
         value = self._value(rule, m, s.value)
         if value is None:
             return None
+        # jmx_exporter's _objectname: the match string up to its last ':'
+        object_name = intern(match_string[:match_string.rindex(":")])
         if rule.name is None:
-            return self._default(s, snake if rule.attr_snake_case else attr_name, value), False
+            return self._default(s, attribute, value, rule.type, object_name, extra_labels), False
         name = safe_name(expand(rule.name, m))  # type: ignore[arg-type]
         if not name:
             return None
+        if self.lowercase_names:
+            name = name.lower()
+        mtype = MetricType.COUNTER if self.infer_counters and name.endswith("_total") else rule.type
+        name = strip_reserved_suffixes(name)
+        if not name:
+            return None
         # interned: the cache holds these for every series, and most repeat across series
-        name = intern(name.lower() if self.lowercase_names else name)
-        object_name = intern(s.object_name)
-        help_ = intern(expand(rule.help, m)) if rule.help is not None else f"{object_name} {s.attr}"  # type: ignore[arg-type]
+        name = intern(name)
+        help_ = intern(expand(rule.help, m)) if rule.help is not None else self._default_help(s)  # type: ignore[arg-type]
         labels = {}
+        for lname, lvalue in extra_labels:
+            ln = safe_name(lname)
+            labels[ln.lower() if self.lowercase_labels else ln] = lvalue
         for lname, lvalue in rule.labels:
             ln = safe_name(expand(lname, m))  # type: ignore[arg-type]
             lv = expand(lvalue, m)  # type: ignore[arg-type]
@@ -414,13 +614,19 @@ class RuleSet:
             if ln and lv:
                 labels[ln] = lv
         sorted_labels = tuple(shared_pair(k, v) for k, v in sorted(labels.items()))
-        return MatchedSample(name, sorted_labels, value, rule.type, help_, object_name), True
+        return MatchedSample(name, sorted_labels, value, mtype, help_, object_name), True
+
+    @staticmethod
+    def _default_help(s: Sample) -> str:
+        """jmx_exporter 1.x's HELP: the bean's name and type properties and the attribute."""
+        props = dict(s.props)
+        attr = RuleSet._attr_keys(s)[1]
+        return f"{s.domain}:name={props.get('name', 'null')},type={props.get('type', 'null')},attribute={attr}"
 
     def _value(self, rule: Rule, m: re.Match[str] | None, raw: Any) -> float | None:
         if rule.value:
-            try:
-                raw = float(expand(rule.value, m)) if m is not None else float(rule.value)
-            except ValueError:
+            raw = java_double_of(expand(rule.value, m) if m is not None else rule.value)
+            if raw is None:
                 return None
         if isinstance(raw, bool):
             return 1.0 if raw else 0.0
@@ -434,7 +640,8 @@ class RuleSet:
                 return (math.inf if raw > 0 else -math.inf) * rule.value_factor
         return None
 
-    def _default(self, s: Sample, attr: str, value: float) -> MatchedSample:
+    def _default(self, s: Sample, attr: str, value: float, mtype: MetricType, object_name: str,
+                 extra_labels: tuple[tuple[str, str], ...]) -> MatchedSample:
         parts = [s.domain]
         if s.props:
             parts.append(s.props[0][1])
@@ -443,24 +650,69 @@ class RuleSet:
         name = safe_name("_".join(parts))
         if self.lowercase_names:
             name = name.lower()
+        if self.infer_counters and name.endswith("_total"):
+            mtype = MetricType.COUNTER
         labels = {}
         for k, v in s.props[1:]:
             ln = safe_name(k)
             labels[ln.lower() if self.lowercase_labels else ln] = v
-        return MatchedSample(name, tuple(sorted(labels.items())), value, MetricType.UNTYPED,
-                             f"{s.object_name} {s.attr}", s.object_name)
+        for k, v in extra_labels:
+            ln = safe_name(k)
+            labels[ln.lower() if self.lowercase_labels else ln] = v
+        return MatchedSample(strip_reserved_suffixes(name), tuple(sorted(labels.items())), value, mtype,
+                             self._default_help(s), object_name)
+
+    def _customized(self, samples: list[Sample]) -> Iterable[tuple[Sample, tuple[tuple[str, str], ...]]]:
+        """Each sample with the labels metricCustomizers give its bean, and the extra metrics the
+        customizers add to their beans (before the bean's own attributes, as jmx_exporter does)."""
+        beans: dict[tuple, list[Sample]] = {}
+        for s in samples:
+            base = s.props if s.key_props < 0 else s.props[:s.key_props]
+            beans.setdefault((s.domain, base), []).append(s)
+        for (domain, base), members in beans.items():
+            customizer = next((c for c in self.customizers if c.applies(domain, base)), None)
+            if customizer is None:
+                for s in members:
+                    yield s, ()
+                continue
+            values = {s.attr: s.value for s in members if not s.path and s.key_props < 0}
+            extra = tuple(sorted((a, java_value_string(values[a])) for a in customizer.attributes_as_labels
+                                 if a in values and values[a] is not NO_VALUE))
+            ts = members[0].timestamp_ms
+            for name, value in customizer.extra_metrics:
+                yield Sample(domain, base, (), name, value, ts), extra
+            for s in members:
+                yield s, extra
 
     def apply(self, samples: Iterable[Sample], cache: RuleCache | None = None) -> list[MatchedSample]:
         """The matched samples of one collection. With a target's own cache, what the collection
         did not see (a deleted topic's beans) leaves the cache."""
         cache = self._cache if cache is None else cache
         out = []
-        for s in samples:
-            m = self.match(s, cache)
+        pairs: Iterable = (self._customized(list(samples)) if self.customizers else ((s, ()) for s in samples))
+        for s, extra in pairs:
+            if s.value is NO_VALUE:        # a null attribute: jmx_exporter skips it
+                continue
+            if self._filters and not self.exported(s):
+                continue
+            if s.domain in _SKIP_DOMAINS and _skipped(s):
+                continue
+            m = self.match(s, cache, extra)
             if m is not None:
+                if m.type is MetricType.COUNTER and m.value < 0:
+                    raise RuleError(f"counter {m.name} of {m.object_name} is negative ({m.value}): "
+                                    "jmx_exporter fails the scrape; type the rule GAUGE or fix its value")
                 out.append(m)
         cache.end_collection()
         return out
+
+
+_SKIP_DOMAINS = {"java.lang", "jdk.management.jfr"}
+
+
+def _skipped(s: Sample) -> bool:
+    name = s.domain + ":" + ",".join(f"{k}={v}" for k, v in (s.props if s.key_props < 0 else s.props[:s.key_props]))
+    return name in SKIPPED_BEANS or s.attr.lower() in SKIPPED_ATTRIBUTES.get(name, ())
 
 
 _MISS = object()

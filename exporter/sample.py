@@ -1,13 +1,16 @@
 """What every source yields, so the rules engine cannot tell sources apart."""
 from __future__ import annotations
 
+import math
 import sys
+from decimal import Decimal
 from typing import NamedTuple, Union
 
 Value = Union[int, float, bool, str]
 NO_VALUE = float("nan")
-"""A null attribute, and Kafka's NaN, read as NaN by every source: Jolokia's JSON writes both as
-null, so only NaN keeps the three sources identical. Rules treat it as jmx_exporter treats NaN."""
+"""A null attribute: this very NaN object, so that code that only wants numbers sees a NaN, while
+the rules (which look for this object) skip it as jmx_exporter skips a null. Jolokia's JSON
+writes Java's NaN as null too: its source reads null as NO_VALUE unless told to read it as NaN."""
 
 
 class Sample(NamedTuple):
@@ -22,6 +25,8 @@ class Sample(NamedTuple):
     attr: str
     value: Value
     timestamp_ms: float
+    key_props: int = -1                    # props[:key_props] are the ObjectName's, the rest TabularData
+                                           # index labels; -1: all are the ObjectName's
 
     @property
     def object_name(self) -> str:
@@ -58,3 +63,81 @@ def shared_pair(key: str, value: str) -> tuple[str, str]:
         _PAIRS.clear()
     pair = (sys.intern(key), sys.intern(value))
     return _PAIRS.setdefault(pair, pair)
+
+
+TABULAR = "@tabular"
+"""A TabularData value in the JSON shape the sources and dumps share:
+{"@tabular": {"index": [index column, ...], "rows": [{column: value, ...}, ...]}}; a JSON object
+without that key is CompositeData; a list is an array (which jmx_exporter does not export)."""
+
+
+def flatten(out: list[Sample], skipped: dict[str, int], domain: str, props: tuple[tuple[str, str], ...],
+            attr: str, value: object, ts: float, null: float = NO_VALUE) -> None:
+    """One attribute's value as jmx_exporter's scraper walks it (JmxScraper.processBeanValue):
+    CompositeData keys extend the path; a TabularData row adds its index columns as labels (a
+    CompositeData index as index_key labels; a repeated index name gets a '_' suffix) and its other
+    columns extend the path, except a column named 'value', which stands for the attribute itself."""
+    _walk(out, skipped, domain, props, len(props), [attr], value, ts, null)
+
+
+def _walk(out: list[Sample], skipped: dict[str, int], domain: str, props: tuple, key_props: int,
+          chain: list[str], value: object, ts: float, null: float) -> None:
+    if value is None:
+        out.append(Sample(domain, props, tuple(chain[1:]), chain[0], null, ts,
+                          -1 if key_props == len(props) else key_props))
+    elif isinstance(value, (bool, int, float, str)):
+        out.append(Sample(domain, props, tuple(chain[1:]), chain[0], value, ts,
+                          -1 if key_props == len(props) else key_props))
+    elif isinstance(value, dict) and TABULAR in value:
+        table = value[TABULAR]
+        index = list(table.get("index", ()))
+        for row in table.get("rows", ()):
+            labels = dict(props)
+            for idx in index:
+                cell = row.get(idx)
+                if cell is None:
+                    continue
+                while idx in labels:
+                    idx += "_"
+                if isinstance(cell, dict):
+                    for k, v in cell.items():
+                        labels[f"{idx}_{k}"] = java_value_string(v)
+                else:
+                    labels[idx] = java_value_string(cell)
+            row_props = tuple(shared_pair(k, v) for k, v in labels.items())
+            for column in sorted(set(row) - set(index)):
+                inner = chain if column.lower() == "value" else chain + [column]
+                _walk(out, skipped, domain, row_props, key_props, inner, row[column], ts, null)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _walk(out, skipped, domain, props, key_props, chain + [k], v, ts, null)
+    elif isinstance(value, list):
+        skipped["array (not exported)"] = skipped.get("array (not exported)", 0) + 1
+    else:
+        skipped[f"unsupported type {type(value).__name__}"] = skipped.get(f"unsupported type {type(value).__name__}", 0) + 1
+
+
+def java_value_string(value: Any) -> str:
+    """String.valueOf(value) as Java prints it (the value part of the match string)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return java_double(value)
+    return str(value)
+
+
+def java_double(x: float) -> str:
+    """Double.toString: plain decimal in [1e-3, 1e7), else computerized scientific notation."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    if x == 0:
+        return "-0.0" if math.copysign(1.0, x) < 0 else "0.0"
+    if 1e-3 <= abs(x) < 1e7:
+        return repr(x)           # Python writes this range in plain decimal, shortest digits
+    sign, digits, exponent = Decimal(repr(x)).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    return f"{'-' if sign else ''}{text[0]}.{text[1:] or '0'}E{exponent + len(text) - 1}"

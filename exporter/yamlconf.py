@@ -41,7 +41,7 @@ class Doc:
         if isinstance(node, yaml.SequenceNode):
             return [self._plain(v, path + (i,)) for i, v in enumerate(node.value)]
         try:
-            return yaml.safe_load(yaml.serialize(node))
+            return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
         except yaml.YAMLError as e:
             # e.g. a !!python/object tag: safe loading refuses it; name the line in the user's file
             raise ConfigError([f"{self.source}:{node.start_mark.line + 1}: not valid here: "

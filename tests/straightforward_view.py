@@ -50,7 +50,7 @@ class StraightforwardView:
                     fam = families[m.name] = (m.type, m.help, [])
                 elif fam[0] != m.type:
                     families[m.name] = fam = (MetricType.UNTYPED, fam[1], fam[2])
-                fam[2].append(({**dict(m.labels), **target_labels}, m.value, m.object_name))
+                fam[2].append(({**target_labels, **dict(m.labels)}, m.value, m.object_name))   # the rule wins
         for name, (mtype, help_, samples) in sorted(families.items()):
             keys = [tuple(sorted(labels.items())) for labels, _, _ in samples]
             duplicated = len(set(keys)) < len(keys)

@@ -7,6 +7,7 @@ import yaml
 from conftest import make_cluster
 from exporter.catalog import generate, zabbix
 from exporter.catalog.model import load_catalog
+from exporter.exposition import sample_name
 from exporter.rulesets import builtin_rules
 from exporter.sources.embedded import EmbeddedSource
 
@@ -64,8 +65,9 @@ def test_prometheus_names_are_what_the_builtin_rules_make(catalog, faulted_clust
         if node.alive:
             for m in rules.apply(EmbeddedSource(name, node).read().samples):
                 labels = ",".join(f'{k}="{v}"' for k, v in m.labels)
-                produced.add(m.name)
-                produced.add(f"{m.name}{{{labels}}}")
+                exposed = sample_name(m.name, m.type)       # what Prometheus stores: a counter's _total
+                produced.add(exposed)
+                produced.add(f"{exposed}{{{labels}}}")
     for m in catalog.metrics:
         if not m.prometheus:
             continue

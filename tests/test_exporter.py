@@ -215,10 +215,17 @@ def test_rules_test_command_prints_the_exposition(tmp_path, capsys):
     dump = tmp_path / "d.json"
     assert main(["simulate", str(scenario), "--dump", str(dump)]) == 0
     capsys.readouterr()
-    assert main(["rules", "test", "builtin", "--mbeans", str(dump)]) == 0
+    assert main(["rules", "test", "builtin", "--mbeans", str(dump), "--target-labels"]) == 0
     out = capsys.readouterr().out
     assert 'kafka_controller_kafkacontroller_activebrokercount{cluster="kafka",node="controller-1001"' in out
     assert "kafka_log_log_size{" in out and 'topic="t"' in out
+    # by default what jmx_exporter prints: the rules' labels only; an indented dump reads the same
+    indented = tmp_path / "indented.json"
+    indented.write_text(json.dumps(json.loads(dump.read_text()), indent=2))
+    assert main(["rules", "test", "builtin", "--mbeans", str(indented)]) == 0
+    plain = capsys.readouterr().out
+    assert "\nkafka_controller_kafkacontroller_activebrokercount 3.0\n" in plain
+    assert "activebrokercount{" not in plain
 
 
 def test_a_target_answering_garbage_goes_down_and_recovers_while_the_others_stay():

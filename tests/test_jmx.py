@@ -9,6 +9,7 @@ from conftest import make_cluster
 from jvm_support import free_port_block, hung_jmx_url, require_jdk, require_jolokia
 
 from broker.jmx.publisher import JmxAuth, JmxPublisher, JmxTls
+from exporter.rules import RuleSet
 from exporter.sample import SourceError
 from exporter.sources.embedded import EmbeddedSource
 from exporter.sources.jmx import JmxReader, JmxSource
@@ -229,3 +230,34 @@ def test_a_hung_target_times_out():
             src.read()
         assert e.value.kind == "timeout" and "no answer within 1500 ms" in str(e.value)
         assert time.monotonic() - started < 5
+
+
+def test_open_data_from_the_jvms_own_mbeans_is_flattened_as_jmx_exporter_does(published):
+    """CompositeData (HeapMemoryUsage), TabularData (Runtime SystemProperties, an MXBean map) and
+    TabularData inside CompositeData (a collector's LastGcInfo.memoryUsageAfterGc), read over JMX
+    and Jolokia from the helper JVM's platform MBeans."""
+    c, pub = published
+    pub.jvm.jvm.java.lang.System.gc()          # LastGcInfo is null until a collection happened
+    beans = ["java.lang:type=Memory", "java.lang:type=Runtime", "java.lang:type=GarbageCollector,*"]
+    over_jmx = JmxSource("b1", pub.urls()["broker-1"], includes=beans).read().samples
+    over_jolokia = JolokiaSource("b1", pub.jolokia_urls()["broker-1"], includes=beans).read().samples
+
+    for samples in (over_jmx, over_jolokia):
+        heap = {s.path: s.value for s in samples if s.attr == "HeapMemoryUsage"}
+        assert set(heap) == {("committed",), ("init",), ("max",), ("used",)} and heap[("used",)] > 0
+        props = {dict(s.props)["key"]: s for s in samples if s.attr == "SystemProperties"}
+        version = props["java.specification.version"]
+        # the index column is a label after the ObjectName's own properties; 'value' names no key
+        assert version.props == (("type", "Runtime"), ("key", "java.specification.version"))
+        assert version.path == () and version.key_props == 1 and version.value.split(".")[0].isdigit()
+    after_gc = [s for s in over_jmx if s.attr == "LastGcInfo" and s.path[:1] == ("memoryUsageAfterGc",)]
+    assert after_gc and {s.path for s in after_gc} == {("memoryUsageAfterGc", k) for k in
+                                                        ("committed", "init", "max", "used")}
+    assert all(s.props[-1][0] == "key" and s.props[-1][1] and s.key_props == 2 for s in after_gc)
+
+    exported = RuleSet.from_yaml("---\n").apply(over_jmx)
+    names = {m.name: m for m in exported}
+    assert names["java_lang_Memory_HeapMemoryUsage_used"].value > 0
+    pools = {dict(m.labels)["key"] for m in exported if m.name.endswith("_LastGcInfo_memoryUsageAfterGc_used")}
+    assert pools and all(pools)
+    assert not any("SystemProperties" in m.name for m in exported)     # jmx_exporter never reads them

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from exporter.sample import NO_VALUE, Collection, Sample, SourceError
+from exporter.sample import Collection, Sample, SourceError, flatten
 from exporter.sources.names import split_object_name
 
 
@@ -17,12 +17,13 @@ class DumpSource:
         if not self.node.get("alive", True):
             raise SourceError("connect", f"{self.name}: the node was not running at dump time")
         ts = time.time() * 1000.0
-        samples = []
+        samples: list[Sample] = []
+        skipped: dict[str, int] = {}
         for on, attrs in self.node.get("mbeans", {}).items():
             domain, props = split_object_name(on)
             for attr, value in attrs.items():
-                samples.append(Sample(domain, props, (), attr, NO_VALUE if value is None else value, ts))
-        return Collection(samples, {})
+                flatten(samples, skipped, domain, props, attr, value, ts)
+        return Collection(samples, skipped)
 
     def close(self) -> None:
         pass

@@ -1,11 +1,12 @@
 """The jmx source: any JVM's MBeans over JMX/RMI (a real Kafka, or the embedded cluster's endpoints).
 
-One py4j call per collection: the helper JVM queries names, reads every bean's attributes and
-flattens CompositeData itself. The connection stays open between collections; when it breaks,
+One py4j call per collection: the helper JVM queries names and reads every bean's attributes;
+CompositeData and TabularData come back as JSON and are flattened here as jmx_exporter does. The connection stays open between collections; when it breaks,
 reconnection waits with exponential backoff (1 s doubling to 60 s); every call has a timeout.
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from py4j.protocol import Py4JError, Py4JJavaError
 
 from broker.jmx.jvm import Jvm, start_jvm
-from exporter.sample import NO_VALUE, Collection, Sample, SourceError
+from exporter.sample import NO_VALUE, Collection, Sample, SourceError, flatten
 from exporter.sources.names import split_object_name
 
 BACKOFF_MS = (1_000.0, 60_000.0)
@@ -180,8 +181,10 @@ class JmxSource:
                 split = names.get(on)
                 if split is None:
                     split = names[on] = split_object_name(_unescape(on))
-                path = tuple(_unescape(k) for k in f[4:])
-                samples.append(Sample(split[0], split[1], path, _unescape(f[2]), decode(f[3]), ts))
+                if f[3][:1] == "j":        # CompositeData or TabularData, as JSON
+                    flatten(samples, skipped, split[0], split[1], _unescape(f[2]), json.loads(_unescape(f[3][1:])), ts)
+                    continue
+                samples.append(Sample(split[0], split[1], (), _unescape(f[2]), decode(f[3]), ts))
             elif f[0] == "E":
                 skipped[_unescape(f[1])] = int(f[2])
         if len(names) > 4 * max(1, len(samples)):

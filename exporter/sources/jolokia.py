@@ -11,15 +11,16 @@ prints the match strings of every attribute, as jmx_exporter's rules see them.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import requests
 
 from broker.mbeans.names import ObjectName, ObjectNamePattern
-from exporter.sample import NO_VALUE, Collection, Sample, SourceError
+from exporter.sample import NO_VALUE, TABULAR, Collection, Sample, SourceError, flatten, java_value_string
 from exporter.sources.names import split_object_name
 
 
@@ -29,7 +30,7 @@ _DECODING = threading.Lock()
 class JolokiaSource:
     def __init__(self, name: str, url: str, username: str | None = None, password: str | None = None,
                  verify: bool | str = True, includes: list[str] = (), excludes: list[str] = (),
-                 timeout_ms: float = 10_000.0, session: requests.Session | None = None) -> None:
+                 timeout_ms: float = 10_000.0, session: requests.Session | None = None, null_as_nan: bool = False) -> None:
         if not url.startswith(("http://", "https://")):
             raise SourceError("config", f"{name}: expected an http(s) URL for jolokia, got {url!r}")
         self.name = name
@@ -40,15 +41,58 @@ class JolokiaSource:
         self.excludes = [ObjectNamePattern(p) for p in excludes]
         self.timeout_ms = timeout_ms
         self.session = session or requests.Session()
+        # Jolokia writes Java's null and NaN alike as null; jmx_exporter skips a null
+        self.null = math.nan if null_as_nan else NO_VALUE
         self._names: dict[str, tuple] = {}
+        # (ObjectName, attribute) -> whether it is TabularData: Jolokia's JSON looks the same for
+        # CompositeData and TabularData, only `list` tells them apart
+        self._tabular: dict[tuple[str, str], bool] = {}
 
     def _request_body(self) -> list[dict[str, Any]]:
         config = {"canonicalNaming": False, "ignoreErrors": True, "serializeException": False}
         return [{"type": "read", "mbean": pattern, "config": config} for pattern in self.includes]
 
     def read(self) -> Collection:
+        answers = self._post(self._request_body())
+        with _DECODING:
+            unknown = {on for on, attr in self._objects(answers) if (on, attr) not in self._tabular}
+        if unknown:
+            self._learn_types(sorted(unknown), answers)
+        with _DECODING:
+            return self._parse(answers)
+
+    def _objects(self, answers: list[Any]) -> Iterator[tuple[str, str]]:
+        """(ObjectName, attribute) of every attribute whose value is a JSON object."""
+        for pattern, answer in zip(self.includes, answers):
+            if isinstance(answer, dict) and answer.get("status") == 200 and isinstance(answer.get("value"), dict):
+                beans = answer["value"] if _is_pattern(pattern) else {pattern: answer["value"]}
+                for on, attrs in beans.items():
+                    if isinstance(attrs, dict):
+                        for attr, v in attrs.items():
+                            if isinstance(v, dict):
+                                yield on, attr
+
+    def _learn_types(self, beans: list[str], answers: list[Any]) -> None:
+        """One bulk `list` for the beans with object values: which attributes are TabularData."""
+        requests_ = [{"type": "list", "path": _list_path(on), "config": {"ignoreErrors": True}} for on in beans]
         try:
-            resp = self.session.post(self.url, json=self._request_body(), auth=self.auth, verify=self.verify,
+            listed = self._post(requests_)
+        except SourceError:
+            listed = []
+        objects = set(self._objects(answers))
+        for on, answer in zip(beans, listed):
+            attrs = answer.get("value", {}).get("attr", {}) if isinstance(answer, dict) and answer.get("status") == 200 else {}
+            for attr, info in attrs.items() if isinstance(attrs, dict) else ():
+                if (on, attr) in objects:
+                    self._tabular[(on, attr)] = isinstance(info, dict) and "TabularData" in str(info.get("type", ""))
+        for key in objects:
+            self._tabular.setdefault(key, False)       # not listed (an error): read as CompositeData
+        if len(self._tabular) > 100_000:
+            self._tabular.clear()
+
+    def _post(self, body: list[dict[str, Any]]) -> list[Any]:
+        try:
+            resp = self.session.post(self.url, json=body, auth=self.auth, verify=self.verify,
                                      timeout=self.timeout_ms / 1000.0, params={"canonicalNaming": "false"})
         except requests.Timeout:
             raise SourceError("timeout", f"{self.name}: no answer from {self.url} within {self.timeout_ms:.0f} ms") from None
@@ -71,7 +115,7 @@ class JolokiaSource:
                 answers = [answers]
             if not isinstance(answers, list):
                 raise SourceError("protocol", f"{self.name}: unexpected Jolokia answer of type {type(answers).__name__}")
-            return self._parse(answers)
+            return answers
 
     def _parse(self, answers: list[Any]) -> Collection:
         ts = time.time() * 1000.0
@@ -104,7 +148,12 @@ class JolokiaSource:
                 if self.excludes and any(p.matches(ObjectName(*split)) for p in self.excludes):
                     continue
                 for attr, v in attrs.items():
-                    _flatten(samples, skipped, split, (), attr, v, ts)
+                    if isinstance(v, str) and v.startswith("ERROR: "):
+                        skipped["unreadable attribute"] = skipped.get("unreadable attribute", 0) + 1
+                    elif isinstance(v, dict) and self._tabular.get((on, attr)):
+                        flatten(samples, skipped, split[0], split[1], attr, _tabular(v), ts, self.null)
+                    else:
+                        flatten(samples, skipped, split[0], split[1], attr, v, ts, self.null)
         return Collection(samples, skipped)
 
     def close(self) -> None:
@@ -115,21 +164,47 @@ def _is_pattern(mbean: str) -> bool:
     return "*" in mbean or "?" in mbean
 
 
-def _flatten(samples: list[Sample], skipped: dict[str, int], split: tuple, path: tuple[str, ...], attr: str,
-             value: Any, ts: float) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flatten(samples, skipped, split, path + (k,), attr, v, ts)
-    elif value is None:
-        samples.append(Sample(split[0], split[1], path, attr, NO_VALUE, ts))
-    elif isinstance(value, (int, float, str, bool)):
-        if isinstance(value, str) and value.startswith("ERROR: "):
-            skipped["unreadable attribute"] = skipped.get("unreadable attribute", 0) + 1
-            return
-        samples.append(Sample(split[0], split[1], path, attr, value, ts))
-    else:
-        key = f"unsupported type {type(value).__name__}"
-        skipped[key] = skipped.get(key, 0) + 1
+def _list_path(object_name: str) -> str:
+    """A `list` request's path: domain/properties, with Jolokia's escapes for '!' and '/'."""
+    domain, _, props = object_name.partition(":")
+    esc = lambda t: t.replace("!", "!!").replace("/", "!/")  # noqa: E731
+    return f"{esc(domain)}/{esc(props)}"
+
+
+def _tabular(value: dict[str, Any]) -> dict[str, Any]:
+    """Jolokia's JSON of a TabularData back in the dump's shape. Jolokia writes it one of three
+    ways: {indexNames, values} for composite keys; an MXBean map {key: value}; otherwise rows
+    nested under their simple index values. A row nested under its own index column's value is
+    told apart from an MXBean map by that column."""
+    if set(value) == {"indexNames", "values"} and isinstance(value["values"], list):
+        return {TABULAR: {"index": list(value["indexNames"]), "rows": value["values"]}}
+    for depth in (1, 2, 3):
+        found = _nested_rows(value, depth)
+        if found is not None:
+            return {TABULAR: {"index": found[0], "rows": found[1]}}
+    return {TABULAR: {"index": ["key"], "rows": [{"key": k, "value": v} for k, v in value.items()]}}
+
+
+def _nested_rows(value: dict[str, Any], depth: int) -> tuple[list[str], list[dict]] | None:
+    """Rows `depth` levels down, each nested under its index columns' values, or None."""
+    leaves: list[tuple[list[str], dict]] = [([], value)]
+    for _ in range(depth):
+        nxt = []
+        for keys, node in leaves:
+            if not isinstance(node, dict) or not node:
+                return None
+            nxt.extend((keys + [k], v) for k, v in node.items())
+        leaves = nxt
+    if not leaves or not all(isinstance(row, dict) for _, row in leaves):
+        return None
+    index: list[str] = []
+    for level in range(depth):
+        column = next((c for c in leaves[0][1]
+                       if all(c in row and java_value_string(row[c]) == keys[level] for keys, row in leaves)), None)
+        if column is None or column in index:
+            return None
+        index.append(column)
+    return index, [row for _, row in leaves]
 
 
 def main(argv: list[str]) -> int:

@@ -22,6 +22,7 @@ import javax.management.MBeanAttributeInfo;
 import javax.management.MBeanServerConnection;
 import javax.management.ObjectName;
 import javax.management.openmbean.CompositeData;
+import javax.management.openmbean.TabularData;
 import javax.management.remote.JMXConnector;
 import javax.management.remote.JMXConnectorFactory;
 import javax.management.remote.JMXServiceURL;
@@ -31,7 +32,7 @@ import javax.rmi.ssl.SslRMIClientSocketFactory;
  * Reads every matching MBean of a remote JVM in one call from Python: the per-bean RMI round trips
  * happen here, inside the JVM. Attribute names come from MBeanInfo, cached per bean and fetched only
  * for beans that appeared. Output lines (tab-separated, escaped):
- * S objectName attribute taggedValue [compositeKey...]   one sample
+ * S objectName attribute taggedValue    one value (tag j: CompositeData/TabularData as JSON)
  * E reason count                                            attributes skipped, by reason
  */
 public final class BulkReader {
@@ -164,7 +165,7 @@ public final class BulkReader {
                 String on = Codec.escape(name.toString());
                 for (Attribute a : values.asList()) {
                     got.add(a.getName());
-                    emit(out, on, Codec.escape(a.getName()), a.getValue(), new ArrayList<>(), skipped);
+                    emit(out, on, Codec.escape(a.getName()), a.getValue(), skipped);
                 }
                 for (String a : attrs) {
                     if (!got.contains(a)) skipped.merge("unreadable attribute", 1, Integer::sum);
@@ -177,15 +178,23 @@ public final class BulkReader {
         return out;
     }
 
-    private static void emit(StringBuilder out, String on, String attr, Object value, List<String> path,
-                             Map<String, Integer> skipped) {
-        if (value instanceof CompositeData) {
-            CompositeData cd = (CompositeData) value;
-            for (String key : cd.getCompositeType().keySet()) {
-                path.add(key);
-                emit(out, on, attr, cd.get(key), path, skipped);
-                path.remove(path.size() - 1);
-            }
+    private static void emit(StringBuilder out, String on, String attr, Object value, Map<String, Integer> skipped) {
+        if (value instanceof java.util.Optional) {
+            java.util.Optional<?> optional = (java.util.Optional<?>) value;
+            if (!optional.isPresent()) return;
+            value = optional.get();
+        }
+        if (value instanceof java.util.Date) {
+            // jmx_exporter exports a Date as epoch seconds
+            value = ((java.util.Date) value).getTime() / 1000.0;
+        }
+        if (value instanceof CompositeData || value instanceof TabularData) {
+            // open data goes to Python as JSON, which flattens it as jmx_exporter does (one walker for
+            // every source); the dump format is the same
+            StringBuilder json = new StringBuilder();
+            Json.write(json, value);
+            out.append("S\t").append(on).append('\t').append(attr).append("\tj").append(Codec.escape(json.toString()))
+               .append('\n');
             return;
         }
         if (value != null && !(value instanceof Number || value instanceof Boolean || value instanceof String
@@ -193,8 +202,6 @@ public final class BulkReader {
             skipped.merge("unsupported type " + value.getClass().getSimpleName(), 1, Integer::sum);
             return;
         }
-        out.append("S\t").append(on).append('\t').append(attr).append('\t').append(Codec.encode(value));
-        for (String key : path) out.append('\t').append(Codec.escape(key));
-        out.append('\n');
+        out.append("S\t").append(on).append('\t').append(attr).append('\t').append(Codec.encode(value)).append('\n');
     }
 }
