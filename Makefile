@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test venv system-deps bench clean
+.PHONY: demo test venv system-deps realkafka bench clean
 
 # sslpsk3 (TLS-PSK to Zabbix before Python 3.13) builds against OpenSSL: system-deps comes first
 $(VENV)/.installed: pyproject.toml
@@ -17,10 +17,14 @@ venv: $(VENV)/.installed
 system-deps:
 	scripts/install-system-deps
 
+# real Apache Kafka (both tested lines), jmx_exporter and the Jolokia agent, from Maven Central
+realkafka: system-deps
+	scripts/install-realkafka
+
 demo: system-deps venv
 	$(VENV)/bin/kafka-jmx demo
 
-test: system-deps venv
+test: system-deps venv realkafka
 	$(PY) -m pytest
 
 bench: system-deps venv

@@ -15,6 +15,8 @@
       - {at: 90s, flood: orders, bytes_per_sec: 100MB}
       - {at: 95s, slow: broker-1, disk_delay: 80ms}
       - {at: 100s, heal: all}
+      - {at: 105s, pause: broker-2}                # a hung process (SIGSTOP on a real cluster)
+      - {at: 110s, resume: broker-2}
     run_for: 120s
 
 Every mistake is reported with the file, line and field, all at once.
@@ -37,7 +39,7 @@ def bundled_scenario(name: str) -> str:
     """The text of a scenario shipped in broker/scenarios (demo.yaml, rehearsal.yaml)."""
     return importlib.resources.files("broker").joinpath("scenarios", name).read_text(encoding="utf-8")
 
-FAULTS = ("kill", "restart", "isolate", "heal", "slow", "corrupt_metadata", "fail_log_dir", "flood")
+FAULTS = ("kill", "restart", "isolate", "heal", "slow", "corrupt_metadata", "fail_log_dir", "flood", "pause", "resume")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0, None: 1000.0}
 _BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
@@ -307,7 +309,7 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
                 r.fail(path + (action,), f"{target!r}: leader: needs a partition of the scenario, like "
                                          f"{LEADER_OF}{next(iter(sorted(names)), 'orders')}-0")
                 continue
-            if action not in ("kill", "isolate", "slow", "fail_log_dir"):
+            if action not in ("kill", "isolate", "slow", "fail_log_dir", "pause"):
                 r.fail(path + (action,), f"{action} cannot target a partition leader")
                 continue
         elif action == "fail_log_dir" and not str(target).startswith("broker-"):

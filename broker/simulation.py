@@ -61,8 +61,12 @@ class Simulation:
                 name = c.kill(fault.node)  # type: ignore[arg-type]
             elif fault.action == "restart":
                 name = c.restart(fault.node)  # type: ignore[arg-type]
-            elif fault.action == "isolate":
+            elif fault.action in ("isolate", "pause"):
+                # a hung process answers nobody, as an isolated one (a real engine sends SIGSTOP)
                 name = c.isolate(fault.node)  # type: ignore[arg-type]
+            elif fault.action == "resume":
+                c.heal(fault.node)
+                name = fault.node
             elif fault.action == "heal":
                 c.heal(fault.node)
                 if fault.node is None:

@@ -13,6 +13,7 @@ from broker.config import ConfigError
 from broker.mbeans.names import ObjectNamePattern
 from broker.scenario import (
     FAULTS,
+    Scenario,
     ScenarioError,
     bundled_scenario,
     load_scenario,
@@ -171,11 +172,26 @@ def build_parser() -> argparse.ArgumentParser:
     fault.add_argument("--log-dir", metavar="DIR", help="fail_log_dir: which of log.dirs (default: the first live)")
     fault.add_argument("--control", default="127.0.0.1:9399", metavar="HOST:PORT", help="the demo's control endpoint")
 
-    cluster = sub.add_parser("cluster", help="the embedded cluster on the wall clock")
+    conf = sub.add_parser("conformance", help="the embedded cluster's MBeans against real Kafka's, per role")
+    conf.add_argument("scenario", help="scenario YAML file (cluster, topics, workload)")
+    conf.add_argument("--kafka", default="4.1", metavar="VERSION", help="real Kafka line: 4.1 or 4.4 (default 4.1)")
+    conf.add_argument("--warmup", type=_duration, default=40_000.0, metavar="DURATION",
+                      help="how long both clusters run before their MBeans are read (default 40s)")
+    conf.add_argument("--base-port", type=int, default=19990, metavar="PORT",
+                      help="JMX and Kafka ports from PORT on (3 blocks of one port per node)")
+    conf.add_argument("--json", action="store_true", help="the whole diff as JSON")
+
+    cluster = sub.add_parser("cluster", help="a cluster on the wall clock: the embedded one or real Kafka")
     csub = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
     run = csub.add_parser("run", help="run a scenario on the wall clock, printing its events")
     run.add_argument("scenario", help="scenario YAML file")
     run.add_argument("--duration", type=_duration, default=None, metavar="DURATION")
+    run.add_argument("--engine", default="embedded", metavar="embedded|kafka[:VERSION]",
+                     help="the embedded cluster (default), or real Apache Kafka from the Maven jars "
+                          "(scripts/install-realkafka; VERSION 4.1 or 4.4, default 4.1)")
+    run.add_argument("--kafka-base-port", type=int, default=9092, metavar="PORT",
+                     help="kafka engine: brokers' client listeners on PORT, PORT+1, ...; the controllers' "
+                          "quorum listeners follow them")
     _jmx_options(run, default_port=None)
     return parser
 
@@ -200,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "cluster":
             return cmd_cluster_run(args)
+        if args.command == "conformance":
+            return cmd_conformance(args)
         if args.command == "serve":
             return cmd_serve(args)
         if args.command == "rules":
@@ -455,6 +473,66 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_conformance(args: argparse.Namespace) -> int:
+    import json
+
+    from realkafka import conformance
+    from realkafka.install import NotInstalled
+    try:
+        diffs = conformance.run(args.scenario, args.kafka, args.warmup / 1000.0, args.base_port)
+    except (NotInstalled, ValueError) as e:
+        print(f"kafka-jmx: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([d.as_dict() for d in diffs], indent=1))
+    else:
+        for d in diffs:
+            print(f"{d.role}: covers {d.covered} of real Kafka's {d.real} (MBean, attribute) pairs "
+                  f"({d.coverage:.1%}); {len(d.invented)} invented, {len(d.missing)} missing, "
+                  f"{len(d.types)} of another type, {len(d.accepted)} accepted differences")
+            for label, rows in (("invented", d.invented), ("missing", d.missing), ("type", d.types)):
+                for row in rows:
+                    print(f"  {label:8} " + "  ".join(row))
+    return 1 if any(d.invented or d.types for d in diffs) else 0
+
+
+def _run_real_kafka(args: argparse.Namespace, scenario: Scenario) -> int:
+    from realkafka.cluster import RealCluster, RealKafkaError
+    from realkafka.engine import Engine, EngineError, check
+    from realkafka.install import DEFAULT_LINE, NotInstalled
+    engine, _, version = args.engine.partition(":")
+    if engine != "kafka":
+        print(f"kafka-jmx: unknown engine {args.engine!r} (embedded, or kafka[:VERSION])", file=sys.stderr)
+        return 2
+    try:
+        check(scenario)
+        cluster = RealCluster(version or DEFAULT_LINE, scenario.brokers, scenario.controllers,
+                              args.jmx_base_port or 9990, args.kafka_base_port, args.jolokia_base_port, scenario.config)
+    except (EngineError, ValueError, NotInstalled, RealKafkaError) as e:
+        print(f"kafka-jmx: {e}", file=sys.stderr)
+        return 2
+    try:
+        cluster.start()
+        jolokia = cluster.jolokia_urls()
+        for name, url in cluster.urls().items():
+            print(f"{name:16} {url}" + (f"  {jolokia[name]}" if name in jolokia else ""), flush=True)
+        print(f"bootstrap.servers={cluster.bootstrap_servers()}", flush=True)
+        run = Engine(scenario, cluster)
+        run.create_topics()
+        run.start_workload()
+        try:
+            run.run(args.duration, lambda t, event: print(f"{t:8.1f}s  {event}", flush=True))
+        except KeyboardInterrupt:
+            run.stop.set()
+        print(f"records acknowledged {run.acked}, consumed {run.consumed}", flush=True)
+    except (RealKafkaError, RuntimeError) as e:
+        print(f"kafka-jmx: real Kafka {cluster.version}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        cluster.stop()
+    return 0
+
+
 def _last_dump(text: str) -> dict:
     """The dump as `simulate --dump` writes it: one object (on one line or indented), or with
     --every one object per line, of which the last is used."""
@@ -494,6 +572,8 @@ def _jmx_settings(args: argparse.Namespace) -> dict | None:
 
 def cmd_cluster_run(args: argparse.Namespace) -> int:
     scenario = load_scenario_file(args.scenario)
+    if args.engine != "embedded":
+        return _run_real_kafka(args, scenario)
     sim = Simulation(scenario, WallClock())
     stop = threading.Event()
     sim.start()
@@ -505,7 +585,9 @@ def cmd_cluster_run(args: argparse.Namespace) -> int:
             for t, event in sim.events[seen:]:
                 print(f"{t / 1000:8.1f}s  {event}", flush=True)
             seen = len(sim.events)
-        sim.run(until_ms=args.duration, every_ms=1000.0, on_sample=report, stop=stop)
+        # the duration counts from when the endpoints are up, not from the process start
+        until_ms = None if args.duration is None else sim.cluster.now_ms() + args.duration
+        sim.run(until_ms=until_ms, every_ms=1000.0, on_sample=report, stop=stop)
     except KeyboardInterrupt:
         stop.set()
     finally:

@@ -124,8 +124,19 @@ def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | N
         control = ControlServer(sim, host or "127.0.0.1", int(port))
         control.start()
         console.print(f"Faults: kafka-jmx fault kill broker-3 --control {control_listen}")
-    worker = threading.Thread(target=lambda: (sim.run(until_ms=duration_ms, stop=stop), stop.set()),
-                              name="cluster", daemon=True)
+    # the duration counts from here: a first JVM start (javac of the helper) may take a while
+    until_ms = None if duration_ms is None else sim.cluster.now_ms() + duration_ms
+    failure: list[BaseException] = []
+
+    def run_cluster() -> None:
+        try:
+            sim.run(until_ms=until_ms, stop=stop)
+        except Exception as e:      # the demo must end with the cluster's error, not hang without it
+            failure.append(e)
+        finally:
+            stop.set()
+
+    worker = threading.Thread(target=run_cluster, name="cluster", daemon=True)
     worker.start()
     try:
         with Live(render(sim, sink), console=console, refresh_per_second=2) as live:
@@ -142,4 +153,7 @@ def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | N
             control.stop()
         if publisher is not None:
             publisher.stop()
+    if failure:
+        console.print(f"[red]kafka-jmx demo: the cluster stopped: {type(failure[0]).__name__}: {failure[0]}[/red]")
+        return 1
     return 0

@@ -83,3 +83,15 @@ def hung_jmx_url() -> Iterator[str]:
         listener.close()
         for conn in accepted:
             conn.close()
+
+
+def require_real_kafka(version: str) -> None:
+    """Real Kafka's jars from Maven (make test runs scripts/install-realkafka)."""
+    require_jdk()
+    from realkafka.install import NotInstalled, exact_version, line_of
+    try:
+        exact_version(line_of(version))
+    except NotInstalled as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(e))
+        pytest.skip(str(e))

@@ -261,3 +261,21 @@ def test_open_data_from_the_jvms_own_mbeans_is_flattened_as_jmx_exporter_does(pu
     pools = {dict(m.labels)["key"] for m in exported if m.name.endswith("_LastGcInfo_memoryUsageAfterGc_used")}
     assert pools and all(pools)
     assert not any("SystemProperties" in m.name for m in exported)     # jmx_exporter never reads them
+
+
+def test_mbean_info_declares_the_types_kafkas_reporters_declare(published):
+    """Yammer's JmxReporter interfaces: Object getValue(), long getCount(), double rates and
+    percentiles, TimeUnit units; Kafka's KafkaMbean: double for every attribute (real Kafka 4.1 and
+    4.4 declare the same, tests/test_real_kafka.py)."""
+    c, pub = published
+    declared = {(on, attr): t for on, attr, t in JmxSource("b1", pub.urls()["broker-1"], includes=[
+        "kafka.server:type=ReplicaManager,*", "kafka.server:type=raft-metrics",
+        "kafka.network:type=RequestMetrics,name=TotalTimeMs,request=Produce"]).describe()}
+    assert declared[("kafka.server:type=ReplicaManager,name=LeaderCount", "Value")] == "java.lang.Object"
+    isr = "kafka.server:type=ReplicaManager,name=IsrShrinksPerSec"
+    assert (declared[(isr, "Count")], declared[(isr, "OneMinuteRate")], declared[(isr, "RateUnit")]) == \
+        ("long", "double", "java.util.concurrent.TimeUnit")
+    total = "kafka.network:type=RequestMetrics,name=TotalTimeMs,request=Produce"
+    assert (declared[(total, "Count")], declared[(total, "99thPercentile")], declared[(total, "Max")]) == \
+        ("long", "double", "double")
+    assert {t for (on, _), t in declared.items() if on == "kafka.server:type=raft-metrics"} == {"double"}

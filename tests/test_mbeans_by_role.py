@@ -129,7 +129,7 @@ def test_attribute_types_follow_kafka(busy_cluster):
     meter = b.mbeans.get("kafka.server:type=ReplicaManager,name=IsrShrinksPerSec")
     assert meter.types()["RateUnit"] == TIME_UNIT and meter.types()["Count"] == "java.lang.Long"
     raft = b.mbeans.get("kafka.server:type=raft-metrics")
-    assert set(raft.types().values()) == {"java.lang.Double"}        # KafkaMbean advertises double
+    assert set(raft.types().values()) == {"java.lang.Double"}        # published as declared double
     assert isinstance(raft.read(0)["current-state"], str)             # ... but returns a String here
     assert b.mbeans.read("kafka.server:type=KafkaServer,name=ClusterId")["Value"] == busy_cluster.cluster_id
 

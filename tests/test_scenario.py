@@ -156,3 +156,18 @@ def test_cli_reports_scenario_errors(tmp_path, capsys):
     path.write_text("timeline:\n  - {at: 1s, kill: broker-9}\n")
     assert main(["simulate", str(path), "--dump", "-"]) == 2
     assert "bad.yaml:2: timeline[0].kill: unknown node 'broker-9'" in capsys.readouterr().err
+
+
+def test_a_paused_broker_is_a_hung_process_until_resumed():
+    """pause/resume: what the kafka engine does with SIGSTOP/SIGCONT; embedded, nobody gets an
+    answer from the node, so the controller fences it after broker.session.timeout.ms."""
+    text = ("cluster: {brokers: 3, controllers: 3, seed: 3}\n"
+            "timeline:\n  - {at: 20s, pause: broker-2}\n  - {at: 40s, resume: broker-2}\nrun_for: 60s\n")
+    sim = Simulation(load_scenario(text, "p.yaml"))
+    sim.start()
+    fenced = "kafka.controller:type=KafkaController,name=FencedBrokerCount"
+    sim.run(until_ms=38_000)
+    assert max(sim.cluster.values(fenced, role="controller").values()) == 1
+    sim.run(until_ms=60_000)
+    assert max(sim.cluster.values(fenced, role="controller").values()) == 0
+    assert [e for _, e in sim.events if e.startswith(("pause", "resume"))] == ["pause broker-2", "resume broker-2"]

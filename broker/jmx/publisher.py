@@ -35,6 +35,20 @@ def escape(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+# What MBeanInfo declares, which is not always the class of the value: Yammer's JmxReporter
+# interfaces declare `Object getValue()`, `long getCount()`, `double getMeanRate()`...; Kafka's
+# KafkaMbean declares every attribute `double`
+_PRIMITIVE = {LONG: "long", DOUBLE: "double"}
+
+
+def declared(kind: str, java_type: str) -> str:
+    if kind == "gauge":
+        return "java.lang.Object"
+    if kind in ("meter", "histogram", "timer", "kafka-metrics"):
+        return _PRIMITIVE.get(java_type, java_type)
+    return java_type
+
+
 def tag(value: Any, java_type: str) -> str:
     """A value in the helper's tagged form, as the Java type Kafka would return."""
     if value is None:
@@ -183,7 +197,8 @@ class JmxPublisher:
                 types = bean.types()
                 state.types[on] = tuple(types.get(a, STRING) for a in attrs)
                 lines.append(f"D\t{escape(on)}\t{CLASS_NAMES[bean.kind]}\t"
-                             + "\t".join(f"{escape(a)}={t}" for a, t in zip(attrs, state.types[on])) + "\n")
+                             + "\t".join(f"{escape(a)}={declared(bean.kind, t)}" for a, t in zip(attrs, state.types[on]))
+                             + "\n")
                 state.defined[on] = attrs
                 state.values.pop(on, None)
             snapshot = tuple(values.values())

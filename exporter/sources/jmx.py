@@ -150,7 +150,7 @@ class JmxSource:
         self._last_error = SourceError(kind, f"{self.name}: {during} {self.url} failed: {cause}{hint.get(kind, '')}")
         return self._last_error
 
-    def read(self) -> Collection:
+    def _connect(self) -> int:
         now = time.monotonic() * 1000.0
         if self._conn is None:
             if now < self._next_attempt and self._last_error is not None:
@@ -161,13 +161,27 @@ class JmxSource:
                                                   int(self.timeout_ms))
             except (Py4JError, OSError) as e:
                 raise self._fail(e, "connecting to") from None
+        return self._conn
+
+    def read(self) -> Collection:
+        conn = self._connect()
         try:
-            text = self._bulk().read(self._conn, self.includes, self.excludes, int(self.timeout_ms))
+            text = self._bulk().read(conn, self.includes, self.excludes, int(self.timeout_ms))
         except (Py4JError, OSError) as e:
             raise self._fail(e, "reading") from None
         self._backoff = 0.0
         self._last_error = None
         return self._parse(text)
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(ObjectName, attribute, declared Java type) of every readable attribute of the included
+        beans, from MBeanInfo: what a JVM offers, whatever the values."""
+        conn = self._connect()
+        try:
+            text = self._bulk().describe(conn, self.includes, int(self.timeout_ms))
+        except (Py4JError, OSError) as e:
+            raise self._fail(e, "describing") from None
+        return [tuple(_unescape(f) for f in line.split("\t")) for line in text.splitlines()]  # type: ignore[misc]
 
     def _parse(self, text: str) -> Collection:
         ts = time.time() * 1000.0

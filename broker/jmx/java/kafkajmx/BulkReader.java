@@ -104,6 +104,34 @@ public final class BulkReader {
         return withTimeout(() -> readAll(conn, in, ex), timeoutMs, () -> close(id));
     }
 
+    /** Every matching bean's readable attributes with their declared Java types (MBeanInfo), one
+     *  line each: objectName, attribute, type (tab-separated, escaped). For comparing JVMs. */
+    public String describe(int id, String includes, long timeoutMs) throws Exception {
+        Conn conn = conns.get(id);
+        if (conn == null) throw new IllegalStateException("connection " + id + " is closed");
+        String[] in = includes.isEmpty() ? new String[]{"*:*"} : includes.split("\n");
+        return withTimeout(() -> {
+            StringBuilder out = new StringBuilder();
+            Set<ObjectName> names = new LinkedHashSet<>();
+            for (String pattern : in) names.addAll(conn.mbsc.queryNames(new ObjectName(pattern), null));
+            for (ObjectName name : names) {
+                MBeanAttributeInfo[] infos;
+                try {
+                    infos = conn.mbsc.getMBeanInfo(name).getAttributes();
+                } catch (javax.management.InstanceNotFoundException e) {
+                    continue;
+                }
+                String on = Codec.escape(name.toString());
+                for (MBeanAttributeInfo a : infos) {
+                    if (!a.isReadable()) continue;
+                    out.append(on).append('\t').append(Codec.escape(a.getName())).append('\t')
+                       .append(Codec.escape(a.getType())).append('\n');
+                }
+            }
+            return out.toString();
+        }, timeoutMs, () -> close(id));
+    }
+
     /** Beans are read by this many threads at once: JMX has no multi-bean read, so the RMI round
      *  trips (one per bean) are overlapped instead. */
     private static final int PARALLELISM = 4;

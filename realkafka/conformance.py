@@ -1,0 +1,170 @@
+"""The embedded cluster against real Kafka: the same scenario on both engines, every node's MBeans
+read over JMX (MBeanInfo: ObjectName, attribute, declared Java type), diffed per role.
+
+ObjectName values that name the workload's things (topics, partitions, clients, groups, log
+directories, threads) are normalised to '*', so `kafka.log:type=Log,name=Size,topic=orders,
+partition=3` on one side meets the same bean on the other. What the embedded cluster has and real
+Kafka lacks is invented; what real Kafka has and the embedded cluster lacks is missing; coverage is
+the share of real Kafka's (ObjectName, attribute) pairs the embedded cluster has, per role.
+Differences accepted on purpose live in conformance-accepted.yaml, each with its reason.
+"""
+from __future__ import annotations
+
+import fnmatch
+import importlib.resources
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from broker.mbeans.names import ObjectName
+
+# key properties whose values name the workload's things, not the kind of bean
+WORKLOAD_KEYS = {"topic", "partition", "clientId", "client-id", "groupId", "group", "brokerHost", "brokerPort",
+                 "networkProcessor", "processor", "logDirectory", "fetcherType", "clientSoftwareName",
+                 "clientSoftwareVersion", "brokerId", "leaderid", "user",
+                 "version"}     # RequestsPerSec's request version: what the client negotiated
+
+Triple = tuple[str, str, str]          # (normalised ObjectName, attribute, Java type)
+
+
+def normalise(object_name: str) -> str:
+    name = ObjectName.parse(object_name)
+    props = [(k, "*" if k in WORKLOAD_KEYS else v) for k, v in name.props]
+    return name.domain + ":" + ",".join(f"{k}={v}" for k, v in sorted(props))
+
+
+def role_view(described: dict[str, list[tuple[str, str, str]]], roles: dict[str, str],
+              domains: tuple[str, ...] = ("kafka.",)) -> dict[str, set[Triple]]:
+    """Per role, the union over its nodes of (normalised ObjectName, attribute, type) of kafka.* beans."""
+    out: dict[str, set[Triple]] = {}
+    for node, triples in described.items():
+        bucket = out.setdefault(roles[node], set())
+        for on, attr, jtype in triples:
+            if on.startswith(domains):
+                bucket.add((normalise(on), attr, jtype))
+    return out
+
+
+@dataclass
+class Accepted:
+    role: str
+    mbean: str                 # a glob over the normalised ObjectName
+    attribute: str             # a glob
+    side: str                  # invented | missing | type
+    reason: str
+
+    def covers(self, role: str, side: str, on: str, attr: str) -> bool:
+        return (self.role in ("*", role) and self.side == side and fnmatch.fnmatchcase(on, self.mbean)
+                and fnmatch.fnmatchcase(attr, self.attribute))
+
+
+def load_accepted(text: str | None = None) -> list[Accepted]:
+    if text is None:
+        text = importlib.resources.files("realkafka").joinpath("conformance-accepted.yaml").read_text("utf-8")
+    data = yaml.safe_load(text) or []
+    out = []
+    for i, entry in enumerate(data):
+        missing = {"role", "mbean", "attribute", "side", "reason"} - set(entry)
+        if missing or entry["side"] not in ("invented", "missing", "type") or not str(entry["reason"]).strip():
+            raise ValueError(f"conformance-accepted.yaml entry {i}: needs role, mbean, attribute, side "
+                             f"(invented|missing|type) and a reason")
+        out.append(Accepted(str(entry["role"]), str(entry["mbean"]), str(entry["attribute"]), entry["side"],
+                            str(entry["reason"])))
+    return out
+
+
+@dataclass
+class RoleDiff:
+    role: str
+    real: int                                  # real Kafka's (ObjectName, attribute) pairs
+    covered: int
+    invented: list[tuple[str, str]] = field(default_factory=list)
+    missing: list[tuple[str, str]] = field(default_factory=list)
+    types: list[tuple[str, str, str, str]] = field(default_factory=list)      # on, attr, real, embedded
+    accepted: list[tuple[str, str, str, str]] = field(default_factory=list)   # side, on, attr, reason
+
+    @property
+    def coverage(self) -> float:
+        return self.covered / self.real if self.real else 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"role": self.role, "real": self.real, "covered": self.covered, "coverage": round(self.coverage, 4),
+                "invented": self.invented, "missing": self.missing, "types": self.types,
+                "accepted": len(self.accepted)}
+
+
+def diff(real: dict[str, set[Triple]], embedded: dict[str, set[Triple]], accepted: list[Accepted]) -> list[RoleDiff]:
+    out = []
+    for role in sorted(set(real) | set(embedded)):
+        r = {(on, a): t for on, a, t in real.get(role, set())}
+        e = {(on, a): t for on, a, t in embedded.get(role, set())}
+        d = RoleDiff(role, len(r), len(set(r) & set(e)))
+        for side, keys in (("invented", sorted(set(e) - set(r))), ("missing", sorted(set(r) - set(e)))):
+            for on, attr in keys:
+                rule = next((a for a in accepted if a.covers(role, side, on, attr)), None)
+                if rule is not None:
+                    d.accepted.append((side, on, attr, rule.reason))
+                else:
+                    getattr(d, side).append((on, attr))
+        for key in sorted(set(r) & set(e)):
+            if r[key] != e[key]:
+                rule = next((a for a in accepted if a.covers(role, "type", *key)), None)
+                if rule is not None:
+                    d.accepted.append(("type", key[0], key[1], rule.reason))
+                else:
+                    d.types.append((key[0], key[1], r[key], e[key]))
+        out.append(d)
+    return out
+
+
+def describe_all(urls: dict[str, str], timeout_ms: float = 30_000.0) -> dict[str, list[tuple[str, str, str]]]:
+    from exporter.sources.jmx import JmxSource
+    out = {}
+    for name, url in urls.items():
+        source = JmxSource(name, url, includes=["kafka.*:*"], timeout_ms=timeout_ms)
+        try:
+            out[name] = source.describe()
+        finally:
+            source.close()
+    return out
+
+
+def run(scenario_path: str, version: str, warmup_s: float = 40.0, base_port: int = 19990) -> list[RoleDiff]:
+    """Both engines on the scenario's cluster, topics and workload (its timeline is not played:
+    the names are compared on a healthy cluster), described after warmup_s."""
+    from broker.clock import WallClock
+    from broker.jmx.publisher import JmxPublisher
+    from broker.scenario import load_scenario_file
+    from broker.simulation import Simulation
+    from realkafka.cluster import RealCluster
+    from realkafka.engine import Engine
+
+    scenario = load_scenario_file(scenario_path)
+    n = scenario.brokers + scenario.controllers
+    sim = Simulation(scenario, WallClock())
+    sim.start(apply_timeline=False)
+    publisher = JmxPublisher(sim.cluster, base_port=base_port)
+    cluster = RealCluster(version, scenario.brokers, scenario.controllers, jmx_base_port=base_port + n,
+                          kafka_base_port=base_port + 2 * n, config=scenario.config)
+    import threading
+    stop = threading.Event()
+    runner = threading.Thread(target=lambda: sim.run(until_ms=10 ** 12, stop=stop), daemon=True)
+    try:
+        publisher.start(background=True)
+        runner.start()
+        cluster.start()
+        engine = Engine(scenario, cluster)
+        engine.create_topics()
+        engine.start_workload()
+        time.sleep(warmup_s)
+        roles = {name: node.role for name, node in cluster.nodes.items()}
+        real = role_view(describe_all(cluster.urls()), roles)
+        embedded = role_view(describe_all(publisher.urls()), roles)
+        engine.stop.set()
+        return diff(real, embedded, load_accepted())
+    finally:
+        stop.set()
+        cluster.stop()
+        publisher.stop()

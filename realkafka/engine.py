@@ -1,0 +1,205 @@
+"""The `kafka` cluster engine: a scenario file played on a real KRaft cluster.
+
+The same file as the embedded engine: the cluster's size and Kafka settings, topics (created with
+the admin client), the workload (confluent-kafka producers and consumer groups on their own
+threads) and the timeline. What real processes on one host can take: kill (SIGKILL), restart,
+pause (SIGSTOP: a hung JVM) and resume, heal (resumes every paused node). A fault it cannot take
+is refused before anything starts, with the file, line and field.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import IO, Callable
+
+from broker.cluster import LEADER_OF
+from broker.scenario import Fault, Scenario
+from broker.workload import ConsumerGroupSpec, ProducerSpec
+from realkafka.cluster import RealCluster
+
+SUPPORTED = ("kill", "restart", "pause", "resume", "heal")
+
+
+class EngineError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def check(scenario: Scenario) -> None:
+    """Refuse what a real cluster on one host cannot be made to do."""
+    problems = []
+    for i, f in enumerate(scenario.timeline):
+        if f.action not in SUPPORTED:
+            problems.append(f"{scenario.source}:{f.line}: timeline[{i}].{f.action}: the kafka engine cannot "
+                            f"{f.action} real processes on one host (it can: {', '.join(SUPPORTED)})")
+    if problems:
+        raise EngineError(problems)
+
+
+@dataclass
+class Engine:
+    """A scenario running on a RealCluster; events are (seconds since start, text)."""
+
+    scenario: Scenario
+    cluster: RealCluster
+    out: IO[str] = sys.stdout
+
+    def __post_init__(self) -> None:
+        self.events: list[tuple[float, str]] = []
+        self.stop = threading.Event()
+        self.t0 = time.monotonic()
+        self._threads: list[threading.Thread] = []
+        self.acked = 0
+        self.consumed = 0
+        self._lock = threading.Lock()
+
+    def log(self, message: str) -> None:
+        self.events.append((time.monotonic() - self.t0, message))
+
+    # -- topics and workload --------------------------------------------------------------------------
+    def create_topics(self, timeout_s: float = 60.0) -> None:
+        from confluent_kafka.admin import AdminClient, NewTopic
+        admin = AdminClient({"bootstrap.servers": self.cluster.bootstrap_servers()})
+        topics = []
+        for t in self.scenario.topics:
+            configs = {k: str(v) for k, v in t.configs.items()}
+            if t.min_insync_replicas is not None:
+                configs["min.insync.replicas"] = str(t.min_insync_replicas)
+            topics.append(NewTopic(t.name, t.partitions, t.replication_factor, config=configs))
+        for name, future in (admin.create_topics(topics, request_timeout=timeout_s).items() if topics else ()):
+            future.result(timeout_s)
+            self.log(f"topic {name} created")
+
+    def start_workload(self) -> None:
+        for spec in self.scenario.producers:
+            self._thread(f"producer-{spec.name}", lambda s=spec: self._produce(s))
+        for spec in self.scenario.groups:
+            for member in range(spec.members):
+                self._thread(f"{spec.group}-{member}", lambda s=spec: self._consume(s))
+        self.log("workload started")
+
+    def _thread(self, name: str, target: Callable[[], None]) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _produce(self, spec: ProducerSpec) -> None:
+        from confluent_kafka import Producer
+        conf = {"bootstrap.servers": self.cluster.bootstrap_servers(), "acks": spec.acks,
+                "client.id": spec.name, "partitioner": "murmur2_random", **{k: v for k, v in spec.config.items()}}
+        producer = Producer(conf)
+        keys = [f"key-{i}".encode() for i in range(spec.keys)]
+        payload = b"x" * spec.record_size
+        interval = spec.batch_interval_ms / 1000.0
+        carry, sent = 0.0, 0
+
+        def delivered(err: object, _msg: object) -> None:
+            if err is None:
+                with self._lock:
+                    self.acked += 1
+
+        while not self.stop.is_set():
+            started = time.monotonic()
+            carry += spec.rate * interval
+            n, carry = int(carry), carry - int(carry)
+            for _ in range(n):
+                key = keys[sent % len(keys)] if keys else None
+                try:
+                    producer.produce(spec.topic, payload, key, on_delivery=delivered)
+                except BufferError:
+                    producer.poll(0.1)
+                sent += 1
+            producer.poll(0)
+            self.stop.wait(max(0.0, interval - (time.monotonic() - started)))
+        producer.flush(5)
+
+    def _consume(self, spec: ConsumerGroupSpec) -> None:
+        from confluent_kafka import Consumer
+        conf = {"bootstrap.servers": self.cluster.bootstrap_servers(), "group.id": spec.group,
+                "auto.offset.reset": "earliest", "enable.auto.commit": spec.commit == "auto",
+                **{k: v for k, v in spec.config.items()}}
+        consumer = Consumer(conf)
+        consumer.subscribe([spec.topic])
+        try:
+            while not self.stop.is_set():
+                msg = consumer.poll(0.5)
+                if msg is None or msg.error():
+                    continue
+                if spec.commit == "before":
+                    consumer.commit(msg, asynchronous=True)
+                if spec.processing_ms:
+                    time.sleep(spec.processing_ms / 1000.0)
+                with self._lock:
+                    self.consumed += 1
+                if spec.commit == "after":
+                    consumer.commit(msg, asynchronous=True)
+        finally:
+            consumer.close()
+
+    # -- faults ---------------------------------------------------------------------------------------
+    def resolve(self, target: str) -> str:
+        """active-controller and leader:TOPIC-N, as the fault comes; node names as they are."""
+        if target == "active-controller":
+            return self.active_controller()
+        if target.startswith(LEADER_OF):
+            topic, _, idx = target.removeprefix(LEADER_OF).rpartition("-")
+            from confluent_kafka.admin import AdminClient
+            meta = AdminClient({"bootstrap.servers": self.cluster.bootstrap_servers()}).list_topics(topic, timeout=10)
+            return f"broker-{meta.topics[topic].partitions[int(idx)].leader}"
+        return target
+
+    def active_controller(self) -> str:
+        """The controller whose ActiveControllerCount is 1, read over JMX."""
+        from exporter.sources.jmx import JmxSource
+        for name, node in self.cluster.nodes.items():
+            if node.role != "controller" or not node.alive or node.paused:
+                continue
+            samples = JmxSource(name, node.jmx_url, includes=[
+                "kafka.controller:type=KafkaController,name=ActiveControllerCount"], timeout_ms=5000).read().samples
+            if any(s.value == 1 for s in samples):
+                return name
+        raise ValueError("no active controller right now")
+
+    def apply(self, fault: Fault) -> None:
+        c = self.cluster
+        try:
+            if fault.action == "heal":
+                for name in [n for n, node in c.nodes.items() if node.paused and fault.node in (None, n)]:
+                    c.resume(name)
+                self.log(f"heal {fault.node or 'all'}")
+                return
+            name = self.resolve(str(fault.node))
+            if fault.action == "kill":
+                c.kill(name)
+            elif fault.action == "restart":
+                c.restart(name, wait=False)
+            elif fault.action == "pause":
+                c.pause(name)
+            elif fault.action == "resume":
+                c.resume(name)
+            self.log(f"{fault.action} {name}")
+        except (ValueError, RuntimeError) as e:
+            self.log(f"{fault.action} {fault.node} skipped: {e}")
+
+    # -- running --------------------------------------------------------------------------------------
+    def run(self, duration_ms: float | None = None, on_event: Callable[[float, str], None] | None = None) -> None:
+        end = (self.scenario.run_for_ms if duration_ms is None else duration_ms) / 1000.0
+        pending = sorted(self.scenario.timeline, key=lambda f: f.at_ms)
+        seen = 0
+        while not self.stop.is_set():
+            now = time.monotonic() - self.t0
+            while pending and pending[0].at_ms / 1000.0 <= now:
+                self.apply(pending.pop(0))
+            for t, event in self.events[seen:]:
+                if on_event:
+                    on_event(t, event)
+            seen = len(self.events)
+            if now >= end:
+                break
+            self.stop.wait(0.1)
+        self.stop.set()
+        for t in self._threads:
+            t.join(10)
