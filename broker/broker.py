@@ -8,6 +8,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from broker.apis import BROKER_APIS
 from broker.group import GroupCoordinator
 from broker.log import Batch, Log
 from broker.mbeans.names import ObjectName, ObjectNamePattern
@@ -38,22 +39,13 @@ from broker.protocol import (
     ProduceRequest,
     ProduceResponse,
 )
-from broker.raft import QuorumStore, RaftClient
+from broker.raft import RAFT_REQUESTS, QuorumStore, RaftClient
 from broker.sched import Scheduler
 from broker.server import ServerNode
 from broker.structs import TopicPartition
 
 # KafkaServer BrokerState values (org.apache.kafka.metadata.BrokerState)
 NOT_RUNNING, STARTING, RECOVERY, RUNNING = 0, 1, 2, 3
-PER_TOPIC_METERS = (("MessagesInPerSec", "messages"), ("BytesInPerSec", "bytes"), ("BytesOutPerSec", "bytes"),
-                    ("BytesRejectedPerSec", "bytes"), ("FailedProduceRequestsPerSec", "requests"),
-                    ("FailedFetchRequestsPerSec", "requests"), ("TotalProduceRequestsPerSec", "requests"),
-                    ("TotalFetchRequestsPerSec", "requests"), ("ProduceMessageConversionsPerSec", "requests"),
-                    ("FetchMessageConversionsPerSec", "requests"), ("NoKeyCompactedTopicRecordsPerSec", "requests"),
-                    ("InvalidMagicNumberRecordsPerSec", "requests"), ("InvalidMessageCrcRecordsPerSec", "requests"),
-                    ("InvalidOffsetOrSequenceRecordsPerSec", "requests"))
-ALL_TOPICS_ONLY = (("ReplicationBytesInPerSec", "bytes"), ("ReplicationBytesOutPerSec", "bytes"),
-                   ("ReassignmentBytesInPerSec", "bytes"), ("ReassignmentBytesOutPerSec", "bytes"))
 # errors that FailedProduceRequestsPerSec does not count (ReplicaManager.appendToLocalLog)
 KNOWN_PRODUCE_ERRORS = {"UNKNOWN_TOPIC_OR_PARTITION", "NOT_LEADER_OR_FOLLOWER", "MESSAGE_TOO_LARGE",
                         "RECORD_LIST_TOO_LARGE", "CORRUPT_MESSAGE", "KAFKA_STORAGE_ERROR"}
@@ -87,8 +79,16 @@ class _DelayedFetch:
 
 class BrokerNode(ServerNode):
     role = "broker"
-    apis = ("Produce", "Fetch", "FetchConsumer", "FetchFollower", "Metadata", "ListOffsets", "FindCoordinator",
-            "JoinGroup", "SyncGroup", "Heartbeat", "LeaveGroup", "OffsetCommit", "OffsetFetch")
+    apis = BROKER_APIS
+    listener = "PLAINTEXT"
+    # BrokerLifecycleManager (registration and heartbeats), AlterPartitionManager, forwarding,
+    # directory assignments (NodeToControllerChannelManagers, tagged with the broker's id), the
+    # raft observer's channel, and the inter-broker senders that stay idle without transactions or
+    # share groups
+    client_channels = (("heartbeat-metrics", True), ("alter-partition-metrics", True), ("forwarding-metrics", True),
+                       ("directory-assignments-metrics", True), ("raft-channel-metrics", False),
+                       ("txn-marker-channel-metrics", False), ("AddPartitionsManager-channel-metrics", False),
+                       ("Persister-channel-metrics", False))
 
     def __init__(self, node_id: int, name: str, sched: Scheduler, net: Network, rng: random.Random,
                  config, cluster_id: str, voters: dict[int, str], broker_names: dict[int, str],
@@ -114,6 +114,20 @@ class BrokerNode(ServerNode):
         self.serve(ListOffsetsRequest, "ListOffsets", self._on_list_offsets)
         GroupCoordinator.serve_on(self)
 
+
+    def channel_of(self, request: Any, dst: str) -> tuple[str, dict[str, str]] | None:
+        own = {"BrokerId": str(self.node_id)}
+        if isinstance(request, (BrokerRegistrationRequest, BrokerHeartbeatRequest)):
+            return "heartbeat-metrics", own
+        if isinstance(request, AlterPartitionRequest):
+            return "alter-partition-metrics", own
+        if isinstance(request, FetchRequest):
+            # one replica fetcher thread (num.replica.fetchers=1) per leader
+            leader = next((i for i, name in self.broker_names.items() if name == dst), -1)
+            return "replica-fetcher-metrics", {"broker-id": str(leader), "fetcher-id": "0"}
+        if isinstance(request, RAFT_REQUESTS):
+            return "raft-channel-metrics", {}
+        return None
     def wall_ms(self) -> float:
         return self.wall_base_ms + self.now()
 
@@ -176,8 +190,6 @@ class BrokerNode(ServerNode):
         self.isr_shrinks = m.meter(*rm, "IsrShrinksPerSec", "shrinks")
         self.isr_expands = m.meter(*rm, "IsrExpandsPerSec", "expands")
         self.failed_isr_updates = m.meter(*rm, "FailedIsrUpdatesPerSec", "failedUpdates")
-        for name, event in PER_TOPIC_METERS + ALL_TOPICS_ONLY:
-            m.meter("kafka.server", "BrokerTopicMetrics", name, event)
         fm = ("kafka.server", "ReplicaFetcherManager")
         tags = {"clientId": "Replica"}
         m.gauge(*fm, "MaxLag", lambda: max(self._lag.values(), default=0), tags, java_type=LONG)
@@ -189,7 +201,6 @@ class BrokerNode(ServerNode):
                     {"delayedOperation": op}, java_type=INT)
             m.gauge("kafka.server", "DelayedOperationPurgatory", "NumDelayedOperations",
                     lambda op=op: self._purgatory(op, ops=True), {"delayedOperation": op}, java_type=INT)
-        self.produce_expires = m.meter("kafka.server", "DelayedProduceMetrics", "ExpiresPerSec", "requests")
         m.gauge("kafka.log", "LogManager", "OfflineLogDirectoryCount", lambda: len(self.offline_dirs), java_type=INT)
         for d in self.log_dirs:
             m.gauge("kafka.log", "LogManager", "LogDirectoryOffline", lambda d=d: int(d in self.offline_dirs),
@@ -521,8 +532,13 @@ class BrokerNode(ServerNode):
         if d.done:
             return
         d.done = True
-        self.produce_expires.mark(self.now())
+        now = self.now()
+        # Kafka's DelayedProduceMetrics registers its meters on the first expiration: the
+        # aggregate one and one per partition whose acks were still pending
+        self.mbeans.meter("kafka.server", "DelayedProduceMetrics", "ExpiresPerSec", "requests").mark(now)
         for tp in d.required:
+            self.mbeans.meter("kafka.server", "DelayedProduceMetrics", "ExpiresPerSec", "requests",
+                              {"topic": tp.topic, "partition": str(tp.partition)}).mark(now)
             d.results[tp] = PartitionProduceResult("REQUEST_TIMED_OUT")
         d.reply(ProduceResponse(d.results))
         self._delayed_produce = [x for x in self._delayed_produce if not x.done]

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "log.dirs": ("/tmp/kafka-logs", str),
     "num.io.threads": (8, int),
     "num.network.threads": (3, int),
+    "connections.max.idle.ms": (600000, int),
     "num.partitions": (1, int),
     "default.replication.factor": (1, int),
     # group coordinator

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable
 
+from broker.apis import CONTROLLER_APIS
 from broker.log import Batch, Log
 from broker.mbeans.yammer import INT, LONG, STRING
 from broker.metadata import (
@@ -32,6 +33,7 @@ from broker.protocol import (
     CreateTopicsResponse,
 )
 from broker.raft import (
+    RAFT_REQUESTS,
     BeginQuorumEpochRequest,
     QuorumStore,
     RaftClient,
@@ -49,8 +51,10 @@ UNREADABLE_TOPIC = "\x00"                # no topic can have this name (Kafka al
 
 class ControllerNode(ServerNode):
     role = "controller"
-    apis = ("Vote", "BeginQuorumEpoch", "Fetch", "FetchConsumer", "FetchFollower", "BrokerRegistration", "BrokerHeartbeat",
-            "CreateTopics", "AlterPartition")
+    apis = CONTROLLER_APIS
+    listener = "CONTROLLER"
+    # the raft channel to the other voters, and ControllerRegistrationManager's channel
+    client_channels = (("raft-channel-metrics", False), ("registration-metrics", True))
 
     def __init__(self, node_id: int, name: str, sched: Scheduler, net: Network, rng: random.Random,
                  config, cluster_id: str, voters: dict[int, str], wall_base_ms: float) -> None:
@@ -70,6 +74,9 @@ class ControllerNode(ServerNode):
         self.serve(CreateTopicsRequest, "CreateTopics", self._on_create_topics)
         self.serve(AlterPartitionRequest, "AlterPartition", self._on_alter_partition)
 
+
+    def channel_of(self, request: Any, dst: str) -> tuple[str, dict[str, str]] | None:
+        return ("raft-channel-metrics", {}) if isinstance(request, RAFT_REQUESTS) else None
     def wall_ms(self) -> float:
         return self.wall_base_ms + self.now()
 

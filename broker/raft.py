@@ -71,6 +71,10 @@ def directory_id(node_id: int) -> str:
     return base64.urlsafe_b64encode(hashlib.md5(f"log-dir-{node_id}".encode()).digest()).decode().rstrip("=")
 
 
+# what goes over a node's raft channel (raft-channel-metrics)
+RAFT_REQUESTS = (VoteRequest, BeginQuorumEpochRequest, RaftFetchRequest)
+
+
 class QuorumState:
     UNATTACHED, VOTED, PROSPECTIVE, CANDIDATE, LEADER, FOLLOWER, RESIGNED = (
         "unattached", "voted", "prospective", "candidate", "leader", "follower", "resigned")
@@ -172,8 +176,16 @@ class RaftClient:
             mbeans.gauge("kafka.log", "Log", name, read, self._log_bean_tags, "java.lang.Long" if name != "NumLogSegments" else "java.lang.Integer")
 
     def metrics_state(self) -> str:
+        """current-state as Kafka 4.x's KafkaRaftMetrics names it: a vote granted shows as
+        unattached-voted (or prospective-voted), a resigned leader as unattached."""
         if self.state == QuorumState.FOLLOWER and not self.is_voter:
             return "observer"
+        if self.state == QuorumState.VOTED:
+            return "unattached-voted"
+        if self.state == QuorumState.PROSPECTIVE and self.voted_for != -1:
+            return "prospective-voted"
+        if self.state == QuorumState.RESIGNED:
+            return "unattached"
         return self.state
 
     def _record_election_latency(self) -> None:

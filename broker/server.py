@@ -10,11 +10,14 @@ import random
 from collections import deque
 from typing import Any, Callable
 
-from broker.mbeans.kafka_metrics import StandardBean
+import zlib
+
+from broker.mbeans.kafka_metrics import SampledStat, StandardBean
 from broker.mbeans.names import ObjectName
 from broker.mbeans.registry import MBeanRegistry
+from broker.mbeans.selector import SelectorMetrics
 from broker.mbeans.yammer import DOUBLE, INT, LONG, STRING
-from broker.net import Network
+from broker.net import Network, RequestFailed
 from broker.node import Node
 from broker.sched import Scheduler
 
@@ -32,10 +35,34 @@ _CONVERSION_HIST_NAMES = ("MessageConversionsTimeMs", "TemporaryMemoryBytes")
 NETWORK_BYTES_PER_MS = 100_000.0    # what one network thread moves per ms when never idle
 
 
+PER_TOPIC_METERS = (("MessagesInPerSec", "messages"), ("BytesInPerSec", "bytes"), ("BytesOutPerSec", "bytes"),
+                    ("BytesRejectedPerSec", "bytes"), ("FailedProduceRequestsPerSec", "requests"),
+                    ("FailedFetchRequestsPerSec", "requests"), ("TotalProduceRequestsPerSec", "requests"),
+                    ("TotalFetchRequestsPerSec", "requests"), ("ProduceMessageConversionsPerSec", "requests"),
+                    ("FetchMessageConversionsPerSec", "requests"), ("NoKeyCompactedTopicRecordsPerSec", "requests"),
+                    ("InvalidMagicNumberRecordsPerSec", "requests"), ("InvalidMessageCrcRecordsPerSec", "requests"),
+                    ("InvalidOffsetOrSequenceRecordsPerSec", "requests"))
+ALL_TOPICS_ONLY = (("ReplicationBytesInPerSec", "bytes"), ("ReplicationBytesOutPerSec", "bytes"),
+                   ("ReassignmentBytesInPerSec", "bytes"), ("ReassignmentBytesOutPerSec", "bytes"))
+# share groups' meters: all topics only until a share group fetches
+SHARE_METERS = (("TotalShareFetchRequestsPerSec", "requests"), ("FailedShareFetchRequestsPerSec", "requests"),
+                ("TotalShareAcknowledgementRequestsPerSec", "requests"),
+                ("FailedShareAcknowledgementRequestsPerSec", "requests"))
+
+# (request size, response size) per request type, as the serving side registered them: the
+# sending side's channel metrics count the same bytes
+_WIRE_SIZES: dict[type, tuple[Callable[[Any], int], Callable[[Any], int]]] = {}
+JAVA_MAX_LONG = 2**63 - 1
+
+
 class ServerNode(Node):
     """A Kafka process: node.id, an MBean registry rebuilt on every start, request handling."""
 
     apis: tuple[str, ...] = ()
+    listener = "PLAINTEXT"
+    # the client channels a process opens (NodeToControllerChannelManager, raft, ...):
+    # (kafka-metrics group, tagged with BrokerId)
+    client_channels: tuple[tuple[str, bool], ...] = ()
 
     def __init__(self, node_id: int, name: str, sched: Scheduler, net: Network, rng: random.Random,
                  config, cluster_id: str) -> None:
@@ -58,7 +85,9 @@ class ServerNode(Node):
         self._req_metrics: dict[str, dict[str, Any]] = {}
         self._queue: deque[float] = deque()
         self._register_server_metrics()
+        self._register_network_metrics()
         self.every(1000.0, self._sample_idle)
+        self.every(1000.0, self._close_connections)
 
     def _register_server_metrics(self) -> None:
         m = self.mbeans
@@ -72,6 +101,9 @@ class ServerNode(Node):
         self._idle_meter = m.meter("kafka.server", "KafkaRequestHandlerPool", "RequestHandlerAvgIdlePercent",
                                    "percent", rate_unit="NANOSECONDS")
         m.gauge("kafka.network", "SocketServer", "NetworkProcessorAvgIdlePercent", lambda: self._net_idle, java_type=DOUBLE)
+        # BrokerTopicStats' all-topics meters exist in every Kafka process, controllers too
+        for name, event in PER_TOPIC_METERS + ALL_TOPICS_ONLY + SHARE_METERS:
+            m.meter("kafka.server", "BrokerTopicMetrics", name, event)
         m.gauge("kafka.network", "RequestChannel", "RequestQueueSize", self._request_queue_size, java_type=INT)
         # the quota managers' delay queues (ClientQuotaManager, on brokers and controllers): no quota is
         # configured here, so nothing is ever throttled into them
@@ -82,6 +114,123 @@ class ServerNode(Node):
         m.timer("kafka.log", "LogFlushStats", "LogFlushRateAndTimeMs", "flushes")
         for api in self.apis:
             self._request_metrics(api)
+
+    def _register_network_metrics(self) -> None:
+        """The socket server's processors (one Selector each, num.network.threads of them on the
+        listener) and the process's client channels."""
+        m, now = self.mbeans, self.now()
+        n = self.cfg["num.network.threads"]
+        self._conns: list[dict[str, int]] = [{} for _ in range(n)]     # peer -> its incarnation
+        self._last_seen: dict[str, float] = {}
+        self._expired = 0
+        self._processors = []
+        for i in range(n):
+            tags = {"listener": self.listener, "networkProcessor": str(i)}
+            self._processors.append(SelectorMetrics(m.kafka_metrics("socket-server-metrics", tags), now,
+                                                    lambda i=i: len(self._conns[i]), server=True))
+            m.kafka_metrics("socket-server-metrics", {"clientSoftwareName": "apache-kafka-java",
+                                                      "clientSoftwareVersion": KAFKA_VERSION, **tags}) \
+                .add_value("connections", lambda i=i: float(len(self._conns[i])))
+            m.gauge("kafka.network", "Processor", "IdlePercent", lambda: self._net_idle,
+                    {"networkProcessor": str(i)}, java_type=DOUBLE)
+            # responses go straight back to the connection here: nothing waits in a response queue
+            m.gauge("kafka.network", "RequestChannel", "ResponseQueueSize", lambda: 0, {"processor": str(i)},
+                    java_type=INT)
+        m.gauge("kafka.network", "RequestChannel", "ResponseQueueSize", lambda: 0, java_type=INT)
+        self._accepts = SampledStat("rate", now)
+        listener = m.kafka_metrics("socket-server-metrics", {"listener": self.listener})
+        listener.add_stat("connection-accept-rate", self._accepts)
+        # Avg of the connection-rate throttling: no connection quota is set, so never a sample (NaN)
+        listener.add_stat("connection-accept-throttle-time", SampledStat("avg", now))
+        listener.add_stat("ip-connection-accept-throttle-time", SampledStat("avg", now))
+        server = m.kafka_metrics("socket-server-metrics")
+        server.add_stat("broker-connection-accept-rate", self._accepts)
+        # queued.max.request.bytes is -1 by default: the unbounded memory pool is never depleted
+        server.add_value("MemoryPoolAvgDepletedPercent", lambda: 0.0)
+        server.add_value("MemoryPoolDepletedTimeTotal", lambda: 0.0)
+        m.meter("kafka.network", "Acceptor", "AcceptorBlockedPercent", "blocked time", {"listener": self.listener},
+                rate_unit="NANOSECONDS")
+        m.gauge("kafka.network", "SocketServer", "ExpiredConnectionsKilledCount", lambda: float(self._expired),
+                java_type=DOUBLE)
+        m.gauge("kafka.network", "SocketServer", "MemoryPoolAvailable", lambda: JAVA_MAX_LONG, java_type=LONG)
+        m.gauge("kafka.network", "SocketServer", "MemoryPoolUsed", lambda: 0, java_type=LONG)
+        self._channels: dict[tuple, tuple[SelectorMetrics, set[str]]] = {}
+        for group, by_id in self.client_channels:
+            self._channel(group, {"BrokerId": str(self.node_id)} if by_id else {})
+
+    def _channel(self, group: str, tags: dict[str, str]) -> tuple[SelectorMetrics, set[str]]:
+        key = (group, tuple(sorted(tags.items())))
+        found = self._channels.get(key)
+        if found is None:
+            conns: set[str] = set()
+            found = (SelectorMetrics(self.mbeans.kafka_metrics(group, tags), self.now(), lambda: len(conns)), conns)
+            self._channels[key] = found
+        return found
+
+    def channel_of(self, request: Any, dst: str) -> tuple[str, dict[str, str]] | None:
+        """Which client channel a request goes out on (group and tags), None for none."""
+        return None
+
+    def request(self, dst: str, request: Any, on_reply: Callable[[Any], None], timeout_ms: float) -> None:
+        which = self.channel_of(request, dst)
+        if which is None:
+            super().request(dst, request, on_reply, timeout_ms)
+            return
+        selector, conns = self._channel(*which)
+        size, response_size = _WIRE_SIZES.get(type(request), (lambda r: 100, lambda r: 100))
+        if dst not in conns:
+            conns.add(dst)
+            selector.connected(self.now())
+        selector.sent(size(request), self.now())
+        inc = self.incarnation
+
+        def reply(resp: Any) -> None:
+            if self.incarnation == inc:
+                if isinstance(resp, RequestFailed):
+                    # NetworkClient disconnects on a refused connection and on a request timeout
+                    if dst in conns:
+                        conns.discard(dst)
+                        selector.closed(self.now())
+                else:
+                    selector.received(response_size(resp), self.now())
+            on_reply(resp)
+
+        super().request(dst, request, reply, timeout_ms)
+
+    def _server_io(self, src: str, nbytes: int, outgoing: bool) -> None:
+        """A request read from, or a response written to, src's connection on its processor."""
+        now = self.now()
+        i = zlib.crc32(src.encode()) % len(self._processors)
+        selector = self._processors[i]
+        if not outgoing and src not in self._conns[i]:
+            self._conns[i][src] = self._peer_incarnation(src)
+            self._accepts.record(1, now)
+            selector.connected(now)
+        self._last_seen[src] = now
+        if outgoing:
+            selector.sent(nbytes, now)
+        else:
+            selector.received(nbytes, now)
+
+    def _peer_incarnation(self, src: str) -> int:
+        try:
+            return self.net.endpoint(src).incarnation
+        except KeyError:
+            return 0
+
+    def _close_connections(self) -> None:
+        """Connections whose peer process went away close (EOF/RST); idle ones close after
+        connections.max.idle.ms, counted as expired."""
+        now = self.now()
+        idle = self.cfg["connections.max.idle.ms"]
+        for i, conns in enumerate(self._conns):
+            for src, inc in list(conns.items()):
+                gone = self._peer_incarnation(src) != inc
+                expired = now - self._last_seen.get(src, now) > idle
+                if gone or expired:
+                    del conns[src]
+                    self._processors[i].closed(now)
+                    self._expired += int(expired and not gone)
 
     def _request_metrics(self, api: str) -> dict[str, Any]:
         found = self._req_metrics.get(api)
@@ -116,6 +265,7 @@ class ServerNode(Node):
         """Route request_type to handler through the simulated I/O threads, with RequestMetrics."""
         if api not in self.apis:
             raise ValueError(f"{api} is not an API of {type(self).__name__}")
+        _WIRE_SIZES[request_type] = (size, response_size)
 
         def route(src: str, req: Any, reply: Callable[[Any], None]) -> None:
             arrival = self.now()
@@ -126,6 +276,7 @@ class ServerNode(Node):
             self._busy_ms += local
             nbytes = size(req)
             self._net_bytes += nbytes
+            self._server_io(src, nbytes, outgoing=False)
             if start > arrival:
                 self._queue.append(start)
             names = metric_names(req) if metric_names else (api,)
@@ -137,6 +288,7 @@ class ServerNode(Node):
                 done = self.now()
                 out = response_size(resp)
                 self._net_bytes += out
+                self._server_io(src, out, outgoing=True)
                 self._record(names, api, arrival, start, local, done, nbytes, out, errors_of(resp))
                 reply(resp)
 
@@ -171,6 +323,7 @@ class ServerNode(Node):
                     h[conversion].update(0, now)
             self.mbeans.meter("kafka.network", "RequestMetrics", "RequestsPerSec", "requests",
                               {"request": name, "version": str(version)}).mark(now)
-            for error, count in errors.items():
-                self.mbeans.meter("kafka.network", "RequestMetrics", "ErrorsPerSec", "requests",
-                                  {"request": name, "error": error}).mark(now, count)
+        # errors count under the API's own name only (Fetch, never FetchConsumer/FetchFollower)
+        for error, count in errors.items():
+            self.mbeans.meter("kafka.network", "RequestMetrics", "ErrorsPerSec", "requests",
+                              {"request": api, "error": error}).mark(now, count)

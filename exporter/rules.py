@@ -299,6 +299,10 @@ class RuleSet:
         self._filters = bool(self.includes or self.excludes or self.include_attributes or self.exclude_attributes)
         self._beans: dict[tuple, bool] = {}          # (domain, props) -> exported, when filters are set
         self._cache = RuleCache(evicting=False)       # for calls without a target's own cache
+        # what a first evaluation learned per attribute, shared by every target: brokers have the same
+        # RequestMetrics, BrokerTopicMetrics... beans, so only the first target pays for the regexes
+        self._learned: dict[tuple, tuple] = {}
+        self._snake = any(r.attr_snake_case for r in rules)
 
     # -- loading --------------------------------------------------------------------------------------------
     @classmethod
@@ -526,7 +530,9 @@ class RuleSet:
         key = s.key() if not extra_labels else s.key() + (extra_labels,)
         entry = cache.old.get(key)
         if entry is None:
-            return self._evaluate(s, key, cache, extra_labels)
+            entry = self._learned.get(key)
+            if entry is None:
+                return self._evaluate(s, key, cache, extra_labels)
         cache.new[key] = entry
         retry, index, name, labels, help_, object_name, mtype = entry
         if retry:
@@ -547,7 +553,7 @@ class RuleSet:
 
     def _strings(self, s: Sample) -> tuple[str, str, str]:
         attr_name = self._attr_keys(s)[1]
-        return self._bean(s), attr_name, snake_case(attr_name)
+        return self._bean(s), attr_name, snake_case(attr_name) if self._snake else attr_name
 
     def _evaluate(self, s: Sample, key: tuple, cache: RuleCache,
                   extra_labels: tuple[tuple[str, str], ...]) -> MatchedSample | None:
@@ -566,11 +572,18 @@ class RuleSet:
             sample, cacheable = outcome
             if rule.cache and cacheable:
                 # ints and strings only: the garbage collector stops tracking such tuples
-                cache.new[key] = (tuple(retry), i, sample.name, sample.labels,
-                                  "" if rule.help is None else sample.help, sample.object_name, sample.type)
+                cache.new[key] = self._learn(key, (tuple(retry), i, sample.name, sample.labels,
+                                                   "" if rule.help is None else sample.help, sample.object_name,
+                                                   sample.type))
             return sample
-        cache.new[key] = (tuple(retry), -1, "", (), "", "", MetricType.UNTYPED)
+        cache.new[key] = self._learn(key, (tuple(retry), -1, "", (), "", "", MetricType.UNTYPED))
         return None
+
+    def _learn(self, key: tuple, entry: tuple) -> tuple:
+        if len(self._learned) > 1_000_000:          # bounded for clusters whose topics keep changing
+            self._learned.clear()
+        self._learned[key] = entry
+        return entry
 
     def _try(self, index: int, s: Sample, bean: str, attr_name: str, snake: str,
              extra_labels: tuple[tuple[str, str], ...] = ()) -> Any:

@@ -162,7 +162,7 @@ def run(scenario_path: str, version: str, warmup_s: float = 40.0, base_port: int
         roles = {name: node.role for name, node in cluster.nodes.items()}
         real = role_view(describe_all(cluster.urls()), roles)
         embedded = role_view(describe_all(publisher.urls()), roles)
-        engine.stop.set()
+        engine.close()
         return diff(real, embedded, load_accepted())
     finally:
         stop.set()

@@ -200,6 +200,10 @@ class Engine:
             if now >= end:
                 break
             self.stop.wait(0.1)
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workload's clients (before the cluster goes, so they do not retry into it)."""
         self.stop.set()
         for t in self._threads:
             t.join(10)

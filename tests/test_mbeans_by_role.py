@@ -39,6 +39,11 @@ BOTH = {
     # RequestChannel creates the two fetch variants on every process (controllers serve raft Fetch)
     "kafka.network:type=RequestMetrics,name=TotalTimeMs,request=FetchConsumer": HIST,
     "kafka.network:type=RequestMetrics,name=TotalTimeMs,request=FetchFollower": HIST,
+    # BrokerTopicStats' all-topics meters: controllers of real Kafka 4.1 and 4.4 have them too
+    **{f"kafka.server:type=BrokerTopicMetrics,name={n}": METER for n in (
+        "MessagesInPerSec", "BytesInPerSec", "BytesOutPerSec", "BytesRejectedPerSec", "FailedProduceRequestsPerSec",
+        "FailedFetchRequestsPerSec", "TotalProduceRequestsPerSec", "TotalFetchRequestsPerSec",
+        "ReplicationBytesInPerSec", "ReplicationBytesOutPerSec")},
 }
 BROKER_ONLY = {
     "kafka.server:type=KafkaServer,name=BrokerState": GAUGE,
@@ -55,10 +60,6 @@ BROKER_ONLY = {
         "UnderReplicated", "UnderMinIsr", "AtMinIsr", "InSyncReplicasCount", "ReplicasCount", "LastStableOffsetLag")},
     **{f"kafka.log:type=Log,name={n},topic=orders,partition=0": GAUGE for n in (
         "Size", "LogEndOffset", "LogStartOffset", "NumLogSegments")},
-    **{f"kafka.server:type=BrokerTopicMetrics,name={n}": METER for n in (
-        "MessagesInPerSec", "BytesInPerSec", "BytesOutPerSec", "BytesRejectedPerSec", "FailedProduceRequestsPerSec",
-        "FailedFetchRequestsPerSec", "TotalProduceRequestsPerSec", "TotalFetchRequestsPerSec",
-        "ReplicationBytesInPerSec", "ReplicationBytesOutPerSec")},
     "kafka.server:type=ReplicaFetcherManager,name=MaxLag,clientId=Replica": GAUGE,
     "kafka.server:type=ReplicaFetcherManager,name=MinFetchRate,clientId=Replica": GAUGE,
     "kafka.server:type=DelayedOperationPurgatory,name=PurgatorySize,delayedOperation=Produce": GAUGE,

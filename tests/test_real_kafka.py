@@ -14,7 +14,8 @@ from exporter.sources.jolokia import JolokiaSource
 from realkafka.cluster import RealCluster
 from realkafka.install import LINES
 
-RAFT_STATES = {"leader", "follower", "observer", "candidate", "prospective", "unattached", "resigned",
+# KafkaRaftMetrics' names in 4.x ("voted" and "resigned" are no states it reports)
+RAFT_STATES = {"leader", "follower", "observer", "candidate", "prospective", "unattached",
                "unattached-voted", "prospective-voted"}
 
 
