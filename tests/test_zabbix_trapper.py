@@ -217,11 +217,15 @@ def test_refused_topic_discovery_is_sent_again_and_topic_values_wait_for_it(zabb
     sink = TrapperSink("127.0.0.1", zabbix.server_port, load_catalog(), name, host_name="{cluster}-{node}",
                        lld_settle_s=1.0)
     [broker] = [t for t in embedded_targets(c) if t.role == "broker"]
-    worker = TargetWorker(broker, builtin_rules(), lambda w: None, sink.offer)
+    rules = builtin_rules()
+    worker = TargetWorker(broker, rules, lambda w: None, sink.offer)
     p = c.producer("p")
     for i in range(10):
         p.send("orders", i)
     c.run_for(3_000)
+    # the rules learn this broker's attributes first, so the push below follows the host's creation
+    # closely, before any configuration sync of the server can let it in
+    TargetWorker(broker, rules, lambda w: None).collect_once()
     group = zabbix_api.hostgroup.create(name=f"Kafka {name}")["groupids"][0]
     tpl = zabbix_api.template.get(filter={"host": "Apache Kafka 4.x broker by trapper"})[0]["templateid"]
     zabbix_api.host.create(host=f"{name}-broker-1", groups=[{"groupid": group}], templates=[{"templateid": tpl}])
