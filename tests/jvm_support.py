@@ -95,3 +95,10 @@ def require_real_kafka(version: str) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(str(e))
         pytest.skip(str(e))
+
+
+def kafka_port_block(n: int = 24) -> int:
+    """Ports for real Kafka JVMs, below the ephemeral range: between our check and the JVM's bind,
+    no outgoing connection may take one (a broker connecting on loopback to a controller port not
+    yet listened on can even be handed that very port and connect to itself)."""
+    return free_port_block(n, low=10000, high=20000)

@@ -1,7 +1,7 @@
 """The embedded cluster against real Apache Kafka (both tested lines): the same scenario on both
 engines, every node's MBeanInfo read over JMX and diffed per role (realkafka/conformance.py)."""
 import pytest
-from jvm_support import free_port_block, require_real_kafka
+from jvm_support import kafka_port_block, require_real_kafka
 
 from realkafka import conformance
 from realkafka.install import LINES
@@ -26,7 +26,7 @@ def test_the_embedded_cluster_invents_nothing_and_covers_real_kafka(version, tmp
     require_real_kafka(version)
     scenario = tmp_path / "s.yaml"
     scenario.write_text(SCENARIO)
-    diffs = conformance.run(str(scenario), version, warmup_s=30.0, base_port=free_port_block(24))
+    diffs = conformance.run(str(scenario), version, warmup_s=30.0, base_port=kafka_port_block())
     assert {d.role for d in diffs} == {"broker", "controller"}
     for d in diffs:
         # nothing under kafka.* that real Kafka lacks on that role, every declared type Kafka's

@@ -4,14 +4,14 @@ import re
 import subprocess
 import sys
 
-from jvm_support import free_port_block, require_real_kafka
+from jvm_support import kafka_port_block, require_real_kafka
 
 
 def test_cluster_run_plays_a_scenario_on_real_kafka(tmp_path):
     """`kafka-jmx cluster run --engine kafka`: the embedded engine's lines, topics, a real client
     workload, and the timeline's kill, pause and resume on real processes."""
     require_real_kafka("4.1")
-    base = free_port_block(24)
+    base = kafka_port_block()
     scenario = tmp_path / "s.yaml"
     scenario.write_text("""
 cluster: {brokers: 3, controllers: 3}

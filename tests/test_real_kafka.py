@@ -4,7 +4,7 @@ and after a broker is killed and restarted."""
 import time
 
 import pytest
-from jvm_support import free_port_block, require_real_kafka
+from jvm_support import kafka_port_block, require_real_kafka
 
 from exporter.sources.jmx import JmxReader, JmxSource
 from exporter.sources.jolokia import JolokiaSource
@@ -19,7 +19,7 @@ RAFT_STATES = {"leader", "follower", "observer", "candidate", "prospective", "un
 @pytest.fixture(scope="module", params=LINES)
 def kafka(request):
     require_real_kafka(request.param)
-    base = free_port_block(24)
+    base = kafka_port_block()
     cluster = RealCluster(request.param, brokers=3, controllers=3, jmx_base_port=base, kafka_base_port=base + 8,
                           jolokia_base_port=base + 16)
     try:
