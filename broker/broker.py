@@ -96,6 +96,7 @@ class BrokerNode(ServerNode):
         super().__init__(node_id, name, sched, net, rng, config, cluster_id)
         self.voters = voters
         self.broker_names = broker_names
+        self._broker_ids = {name: i for i, name in broker_names.items()}
         self.wall_base_ms = wall_base_ms
         self.disk = BrokerDisk()
         self.fetch_delay_ms = 0.0          # fault: a slow follower
@@ -123,8 +124,7 @@ class BrokerNode(ServerNode):
             return "alter-partition-metrics", own
         if isinstance(request, FetchRequest):
             # one replica fetcher thread (num.replica.fetchers=1) per leader
-            leader = next((i for i, name in self.broker_names.items() if name == dst), -1)
-            return "replica-fetcher-metrics", {"broker-id": str(leader), "fetcher-id": "0"}
+            return "replica-fetcher-metrics", {"broker-id": str(self._broker_ids.get(dst, -1)), "fetcher-id": "0"}
         if isinstance(request, RAFT_REQUESTS):
             return "raft-channel-metrics", {}
         return None

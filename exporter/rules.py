@@ -508,7 +508,7 @@ class RuleSet:
 
     def exported(self, s: Sample) -> bool:
         """includeObjectNames/excludeObjectNames and the attribute filters, by the MBean's own name."""
-        base = s.props if s.key_props < 0 else s.props[:s.key_props]
+        base = s.bean_props
         key = (s.domain, base, s.attr)
         known = self._beans.get(key)
         if known is not None:
@@ -632,9 +632,13 @@ class RuleSet:
     @staticmethod
     def _default_help(s: Sample) -> str:
         """jmx_exporter 1.x's HELP: the bean's name and type properties and the attribute."""
-        props = dict(s.props)
-        attr = RuleSet._attr_keys(s)[1]
-        return f"{s.domain}:name={props.get('name', 'null')},type={props.get('type', 'null')},attribute={attr}"
+        name = type_ = "null"
+        for k, v in s.props:        # read on every cached match: no dict built for two keys
+            if k == "name":
+                name = v
+            elif k == "type":
+                type_ = v
+        return f"{s.domain}:name={name},type={type_},attribute={RuleSet._attr_keys(s)[1]}"
 
     def _value(self, rule: Rule, m: re.Match[str] | None, raw: Any) -> float | None:
         if rule.value:
@@ -680,7 +684,7 @@ class RuleSet:
         customizers add to their beans (before the bean's own attributes, as jmx_exporter does)."""
         beans: dict[tuple, list[Sample]] = {}
         for s in samples:
-            base = s.props if s.key_props < 0 else s.props[:s.key_props]
+            base = s.bean_props
             beans.setdefault((s.domain, base), []).append(s)
         for (domain, base), members in beans.items():
             customizer = next((c for c in self.customizers if c.applies(domain, base)), None)
@@ -724,7 +728,7 @@ _SKIP_DOMAINS = {"java.lang", "jdk.management.jfr"}
 
 
 def _skipped(s: Sample) -> bool:
-    name = s.domain + ":" + ",".join(f"{k}={v}" for k, v in (s.props if s.key_props < 0 else s.props[:s.key_props]))
+    name = s.domain + ":" + ",".join(f"{k}={v}" for k, v in s.bean_props)
     return name in SKIPPED_BEANS or s.attr.lower() in SKIPPED_ATTRIBUTES.get(name, ())
 
 

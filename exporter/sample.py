@@ -32,6 +32,11 @@ class Sample(NamedTuple):
     def object_name(self) -> str:
         return self.domain + ":" + ",".join(f"{k}={v}" for k, v in self.props)
 
+    @property
+    def bean_props(self) -> tuple[tuple[str, str], ...]:
+        """The ObjectName's own key properties (without TabularData index labels)."""
+        return self.props if self.key_props < 0 else self.props[:self.key_props]
+
     def key(self) -> tuple:
         """Everything but the value and the time: what identifies a series."""
         return self.domain, self.props, self.path, self.attr
@@ -82,11 +87,8 @@ def flatten(out: list[Sample], skipped: dict[str, int], domain: str, props: tupl
 
 def _walk(out: list[Sample], skipped: dict[str, int], domain: str, props: tuple, key_props: int,
           chain: list[str], value: object, ts: float, null: float) -> None:
-    if value is None:
-        out.append(Sample(domain, props, tuple(chain[1:]), chain[0], null, ts,
-                          -1 if key_props == len(props) else key_props))
-    elif isinstance(value, (bool, int, float, str)):
-        out.append(Sample(domain, props, tuple(chain[1:]), chain[0], value, ts,
+    if value is None or isinstance(value, (bool, int, float, str)):
+        out.append(Sample(domain, props, tuple(chain[1:]), chain[0], null if value is None else value, ts,
                           -1 if key_props == len(props) else key_props))
     elif isinstance(value, dict) and TABULAR in value:
         table = value[TABULAR]

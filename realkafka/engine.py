@@ -89,7 +89,7 @@ class Engine:
     def _produce(self, spec: ProducerSpec) -> None:
         from confluent_kafka import Producer
         conf = {"bootstrap.servers": self.cluster.bootstrap_servers(), "acks": spec.acks,
-                "client.id": spec.name, "partitioner": "murmur2_random", **{k: v for k, v in spec.config.items()}}
+                "client.id": spec.name, "partitioner": "murmur2_random", **spec.config}
         producer = Producer(conf)
         keys = [f"key-{i}".encode() for i in range(spec.keys)]
         payload = b"x" * spec.record_size
@@ -120,7 +120,7 @@ class Engine:
         from confluent_kafka import Consumer
         conf = {"bootstrap.servers": self.cluster.bootstrap_servers(), "group.id": spec.group,
                 "auto.offset.reset": "earliest", "enable.auto.commit": spec.commit == "auto",
-                **{k: v for k, v in spec.config.items()}}
+                **spec.config}
         consumer = Consumer(conf)
         consumer.subscribe([spec.topic])
         try:

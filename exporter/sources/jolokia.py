@@ -15,7 +15,7 @@ import math
 import sys
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 
@@ -54,32 +54,29 @@ class JolokiaSource:
 
     def read(self) -> Collection:
         answers = self._post(self._request_body())
+        pending: list[tuple[tuple, str, str, dict, float]] = []
         with _DECODING:
-            unknown = {on for on, attr in self._objects(answers) if (on, attr) not in self._tabular}
-        if unknown:
-            self._learn_types(sorted(unknown), answers)
-        with _DECODING:
-            return self._parse(answers)
+            collection = self._parse(answers, pending)
+        if pending:
+            # object values of attributes not seen before: `list` says which are TabularData
+            self._learn_types(pending)
+            with _DECODING:
+                for split, on, attr, v, ts in pending:
+                    flatten(collection.samples, collection.skipped, split[0], split[1], attr,
+                            _tabular(v) if self._tabular[(on, attr)] else v, ts, self.null)
+        return collection
 
-    def _objects(self, answers: list[Any]) -> Iterator[tuple[str, str]]:
-        """(ObjectName, attribute) of every attribute whose value is a JSON object."""
-        for pattern, answer in zip(self.includes, answers):
-            if isinstance(answer, dict) and answer.get("status") == 200 and isinstance(answer.get("value"), dict):
-                beans = answer["value"] if _is_pattern(pattern) else {pattern: answer["value"]}
-                for on, attrs in beans.items():
-                    if isinstance(attrs, dict):
-                        for attr, v in attrs.items():
-                            if isinstance(v, dict):
-                                yield on, attr
-
-    def _learn_types(self, beans: list[str], answers: list[Any]) -> None:
+    def _learn_types(self, pending: list[tuple[tuple, str, str, dict, float]]) -> None:
         """One bulk `list` for the beans with object values: which attributes are TabularData."""
+        objects = {(on, attr) for _, on, attr, _, _ in pending}
+        beans = sorted({on for on, _ in objects})
         requests_ = [{"type": "list", "path": _list_path(on), "config": {"ignoreErrors": True}} for on in beans]
         try:
             listed = self._post(requests_)
         except SourceError:
             listed = []
-        objects = set(self._objects(answers))
+        if len(self._tabular) > 100_000:
+            self._tabular.clear()
         for on, answer in zip(beans, listed):
             attrs = answer.get("value", {}).get("attr", {}) if isinstance(answer, dict) and answer.get("status") == 200 else {}
             for attr, info in attrs.items() if isinstance(attrs, dict) else ():
@@ -87,8 +84,6 @@ class JolokiaSource:
                     self._tabular[(on, attr)] = isinstance(info, dict) and "TabularData" in str(info.get("type", ""))
         for key in objects:
             self._tabular.setdefault(key, False)       # not listed (an error): read as CompositeData
-        if len(self._tabular) > 100_000:
-            self._tabular.clear()
 
     def _post(self, body: list[dict[str, Any]]) -> list[Any]:
         try:
@@ -117,7 +112,10 @@ class JolokiaSource:
                 raise SourceError("protocol", f"{self.name}: unexpected Jolokia answer of type {type(answers).__name__}")
             return answers
 
-    def _parse(self, answers: list[Any]) -> Collection:
+    def _parse(self, answers: list[Any], pending: list | None = None) -> Collection:
+        """The samples of an answer. Object values whose type is not known yet go to `pending` (to
+        be flattened once `list` has told TabularData from CompositeData); without it, such values
+        are read as CompositeData."""
         ts = time.time() * 1000.0
         samples: list[Sample] = []
         skipped: dict[str, int] = {}
@@ -150,6 +148,8 @@ class JolokiaSource:
                 for attr, v in attrs.items():
                     if isinstance(v, str) and v.startswith("ERROR: "):
                         skipped["unreadable attribute"] = skipped.get("unreadable attribute", 0) + 1
+                    elif isinstance(v, dict) and pending is not None and (on, attr) not in self._tabular:
+                        pending.append((split, on, attr, v, ts))
                     elif isinstance(v, dict) and self._tabular.get((on, attr)):
                         flatten(samples, skipped, split[0], split[1], attr, _tabular(v), ts, self.null)
                     else:
