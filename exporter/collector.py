@@ -212,6 +212,8 @@ class Renderer:
         self.body_parts: list[bytes] = []
         self.body_gzip = b""        # Prometheus always asks for gzip: compressed here, not while it waits
         self.render_seconds = 0.0
+        # renders publish in the order they read the results: an older one never overwrites a newer one
+        self._render_lock = threading.Lock()
         self.render()
         self._thread = threading.Thread(target=self._loop, name="render", daemon=True)
 
@@ -229,12 +231,13 @@ class Renderer:
         return b"".join(self.body_parts)
 
     def render(self) -> None:
-        started = time.monotonic()
-        parts = exposition(self.workers, self.registry)
-        gz = zlib.compressobj(1, zlib.DEFLATED, 31)     # wbits 31: the gzip container
-        self.body_gzip = b"".join([gz.compress(p) for p in parts] + [gz.flush()])
-        self.body_parts = parts
-        self.render_seconds = time.monotonic() - started
+        with self._render_lock:
+            started = time.monotonic()
+            parts = exposition(self.workers, self.registry)
+            gz = zlib.compressobj(1, zlib.DEFLATED, 31)     # wbits 31: the gzip container
+            self.body_gzip = b"".join([gz.compress(p) for p in parts] + [gz.flush()])
+            self.body_parts = parts
+            self.render_seconds = time.monotonic() - started
         if _malloc_trim is not None:
             # a render frees a whole exposition; hand the pages back instead of keeping the peak
             _malloc_trim(0)

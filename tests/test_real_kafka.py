@@ -85,3 +85,14 @@ def test_a_killed_broker_is_fenced_and_comes_back_after_restart(kafka):
     finally:
         kafka.restart("broker-3")
     assert wait_for(lambda: controller_signals(kafka)["ActiveBrokerCount"] == 3.0, 90), controller_signals(kafka)
+
+
+def test_cluster_ids_are_kafkas_and_never_read_as_an_option():
+    # one id in 64 starts with '-' by chance; kafka-storage then takes it for an option
+    import base64
+
+    from realkafka.cluster import random_cluster_id
+    ids = [random_cluster_id() for _ in range(2000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)
+    assert len(set(ids)) == 2000
