@@ -35,7 +35,8 @@ from prometheus_client.exposition import generate_latest  # noqa: E402
 from broker.cluster import Cluster  # noqa: E402
 from broker.jmx.publisher import JmxPublisher  # noqa: E402
 from exporter.config import PrometheusSpec  # noqa: E402
-from exporter.daemon import Daemon, embedded_targets  # noqa: E402
+from exporter.daemon import Daemon
+from kafka_jmx.embedded import embedded_targets  # noqa: E402
 from exporter.rulesets import builtin_rules  # noqa: E402
 
 

@@ -22,7 +22,7 @@ from jvm_support import free_port_block  # noqa: E402
 
 from broker.broker import PER_TOPIC_METERS  # noqa: E402
 from broker.cluster import Cluster  # noqa: E402
-from broker.jmx.jvm import start_jvm  # noqa: E402
+from kafka_common.jvm import start_jvm  # noqa: E402
 from broker.jmx.publisher import JmxPublisher  # noqa: E402
 from exporter.sources.jmx import JmxReader, JmxSource  # noqa: E402
 from exporter.sources.jolokia import JolokiaSource  # noqa: E402

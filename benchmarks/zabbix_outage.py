@@ -21,7 +21,7 @@ from broker.cluster import Cluster  # noqa: E402
 from exporter.catalog.generate import ROOT  # noqa: E402
 from exporter.catalog.model import load_catalog  # noqa: E402
 from exporter.collector import TargetWorker  # noqa: E402
-from exporter.daemon import embedded_targets  # noqa: E402
+from kafka_jmx.embedded import embedded_targets  # noqa: E402
 from exporter.rulesets import builtin_rules  # noqa: E402
 from exporter.trapper import TrapperSink  # noqa: E402
 from zabbix_stack import IMPORT_RULES, running_stack  # noqa: E402

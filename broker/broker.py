@@ -11,7 +11,7 @@ from typing import Any, Callable
 from broker.apis import BROKER_APIS
 from broker.group import GroupCoordinator
 from broker.log import Batch, Log
-from broker.mbeans.names import ObjectName, ObjectNamePattern
+from kafka_common.names import ObjectName, ObjectNamePattern
 from broker.mbeans.yammer import DOUBLE, INT, LONG, STRING, Gauge
 from broker.metadata import (
     BrokerRegistrationChangeRecord,

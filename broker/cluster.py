@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 from broker.broker import BrokerNode
 from broker.clock import Clock, VirtualClock
-from broker.config import ConfigError, KafkaConfig
+from broker.config import KafkaConfigError, KafkaConfig
 from broker.consumer import Consumer, OnRecords
 from broker.controller import ControllerNode
 from broker.errors import (
@@ -29,7 +29,7 @@ from broker.errors import (
     InvalidReplicationFactorError,
     UnknownNodeError,
 )
-from broker.mbeans.names import ObjectNamePattern
+from kafka_common.names import ObjectNamePattern
 from broker.net import Network, RequestFailed
 from broker.node import Node
 from broker.producer import Producer
@@ -60,9 +60,9 @@ class Cluster:
                  config: dict[str, Any] | KafkaConfig | None = None, clock: Clock | None = None,
                  latency_ms: float = 1.0) -> None:
         if brokers < 1:
-            raise ConfigError(f"a cluster needs at least one broker, got {brokers}")
+            raise KafkaConfigError(f"a cluster needs at least one broker, got {brokers}")
         if controllers < 1:
-            raise ConfigError(f"a cluster needs at least one controller, got {controllers}")
+            raise KafkaConfigError(f"a cluster needs at least one controller, got {controllers}")
         self.seed = seed
         self.cfg = config if isinstance(config, KafkaConfig) else KafkaConfig(config)
         self.clock = clock or VirtualClock()
@@ -213,7 +213,7 @@ class Cluster:
                 f"Unable to replicate the partition {replication_factor} time(s): The target replication factor "
                 f"of {replication_factor} cannot be reached because only {len(self.brokers)} broker(s) are registered.")
         if partitions < 1:
-            raise ConfigError(f"topic {name!r}: partitions must be at least 1, got {partitions}")
+            raise KafkaConfigError(f"topic {name!r}: partitions must be at least 1, got {partitions}")
         topic_configs = dict(configs or {})
         if min_insync_replicas is not None:
             topic_configs["min.insync.replicas"] = min_insync_replicas

@@ -66,7 +66,7 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
 TOPIC_KEYS = {"min.insync.replicas", "unclean.leader.election.enable"}
 
 
-class ConfigError(ValueError):
+class KafkaConfigError(ValueError):
     """A setting the simulation cannot honour; the message names the key."""
 
 
@@ -74,33 +74,33 @@ def check(key: str, value: Any, where: str = "config") -> Any:
     if key not in DEFAULTS:
         close = difflib.get_close_matches(key, DEFAULTS, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else " (see broker/config.py for the supported settings)"
-        raise ConfigError(f"{where}: unknown Kafka setting {key!r}{hint}")
+        raise KafkaConfigError(f"{where}: unknown Kafka setting {key!r}{hint}")
     default, kind = DEFAULTS[key]
     if kind is bool:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+            raise KafkaConfigError(f"{where}: {key} must be true or false, got {value!r}")
         return value
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
+            raise KafkaConfigError(f"{where}: {key} must be an integer, got {value!r}")
         if value < 0:
-            raise ConfigError(f"{where}: {key} must not be negative, got {value}")
+            raise KafkaConfigError(f"{where}: {key} must not be negative, got {value}")
         return value
     if not isinstance(value, (str, int)):
-        raise ConfigError(f"{where}: {key} must be a string, got {value!r}")
+        raise KafkaConfigError(f"{where}: {key} must be a string, got {value!r}")
     value = str(value)
     if key == "acks" and value not in ("0", "1", "all", "-1"):
-        raise ConfigError(f"{where}: acks must be 0, 1 or all, got {value!r}")
+        raise KafkaConfigError(f"{where}: acks must be 0, 1 or all, got {value!r}")
     if key == "auto.offset.reset" and value not in ("earliest", "latest", "none"):
-        raise ConfigError(f"{where}: auto.offset.reset must be earliest, latest or none, got {value!r}")
+        raise KafkaConfigError(f"{where}: auto.offset.reset must be earliest, latest or none, got {value!r}")
     if key == "partition.assignment.strategy" and value not in ("range", "roundrobin"):
-        raise ConfigError(f"{where}: partition.assignment.strategy must be range or roundrobin, got {value!r}")
+        raise KafkaConfigError(f"{where}: partition.assignment.strategy must be range or roundrobin, got {value!r}")
     if key == "log.dirs":
         dirs = [d.strip() for d in value.split(",")]
         if not all(dirs) or len(set(dirs)) != len(dirs):
-            raise ConfigError(f"{where}: log.dirs must list distinct directories separated by commas, got {value!r}")
+            raise KafkaConfigError(f"{where}: log.dirs must list distinct directories separated by commas, got {value!r}")
         value = ",".join(dirs)
     return value
 
@@ -113,7 +113,7 @@ class KafkaConfig(Mapping[str, Any]):
         for key, value in (overrides or {}).items():
             self._values[key] = check(key, value, where)
         if self._values["heartbeat.interval.ms"] >= self._values["session.timeout.ms"]:
-            raise ConfigError(f"{where}: heartbeat.interval.ms must be lower than session.timeout.ms")
+            raise KafkaConfigError(f"{where}: heartbeat.interval.ms must be lower than session.timeout.ms")
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]

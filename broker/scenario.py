@@ -24,15 +24,14 @@ Every mistake is reported with the file, line and field, all at once.
 from __future__ import annotations
 
 import importlib.resources
-import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-import yaml
+from typing import Any
 
 from broker.cluster import LEADER_OF
-from broker.config import DEFAULTS, TOPIC_KEYS, ConfigError, KafkaConfig, check
+from broker.config import DEFAULTS, TOPIC_KEYS, KafkaConfig, KafkaConfigError, check
 from broker.workload import ConsumerGroupSpec, ProducerSpec
+from kafka_common.durations import parse_bytes, parse_duration_ms
+from kafka_common.yamlconf import Doc, read_text
 
 
 def bundled_scenario(name: str) -> str:
@@ -40,43 +39,6 @@ def bundled_scenario(name: str) -> str:
     return importlib.resources.files("broker").joinpath("scenarios", name).read_text(encoding="utf-8")
 
 FAULTS = ("kill", "restart", "isolate", "heal", "slow", "corrupt_metadata", "fail_log_dir", "flood", "pause", "resume")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0, None: 1000.0}
-_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
-_UNIT_BYTES = {"B": 1, None: 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
-
-
-class ScenarioError(ValueError):
-    """All problems found in a scenario file, one per line of the message."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-def parse_duration_ms(value: Any) -> float:
-    """'10s', '500ms', '2m', '1h'; a bare number is seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like 10s or 500ms, got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value) * 1000.0
-    m = _DURATION.match(str(value))
-    if not m:
-        raise ValueError(f"expected a duration like 10s or 500ms, got {value!r}")
-    return float(m.group(1)) * _UNIT_MS[m.group(2)]
-
-
-def parse_bytes(value: Any) -> float:
-    """'100MB', '64KiB', '1GB'; a bare number is bytes."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a size like 100MB or 64KiB, got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    m = _BYTES.match(str(value))
-    if not m:
-        raise ValueError(f"expected a size like 100MB or 64KiB, got {value!r}")
-    return float(m.group(1)) * _UNIT_BYTES[m.group(2)]
-
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -115,60 +77,6 @@ class Scenario:
     source: str = "<scenario>"
 
 
-def _plain(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> Any:
-    """A composed YAML node as plain Python data, recording each path's 1-based line."""
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out = {}
-        for k, v in node.value:
-            key = yaml.safe_load(yaml.serialize(k)) if not isinstance(k, yaml.ScalarNode) else k.value
-            lines[path + (key,)] = k.start_mark.line + 1
-            out[key] = _plain(v, path + (key,), lines)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(v, path + (i,), lines) for i, v in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
-
-
-class _Reader:
-    def __init__(self, source: str, lines: dict[tuple, int]) -> None:
-        self.source = source
-        self.lines = lines
-        self.problems: list[str] = []
-
-    def where(self, path: tuple) -> str:
-        line = self.lines.get(path)
-        while line is None and path:
-            path = path[:-1]
-            line = self.lines.get(path)
-        dotted = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(path))
-        return f"{self.source}:{line or 1}: {dotted or '(top)'}"
-
-    def fail(self, path: tuple, message: str) -> None:
-        self.problems.append(f"{self.where(path)}: {message}")
-
-    def get(self, data: dict, path: tuple, key: str, convert: Callable[[Any], Any], default: Any = None,
-            required: bool = False) -> Any:
-        if key not in data:
-            if required:
-                self.fail(path, f"missing required field {key!r}")
-            return default
-        try:
-            return convert(data[key])
-        except (TypeError, ValueError) as e:
-            self.fail(path + (key,), str(e))
-            return default
-
-    def mapping(self, value: Any, path: tuple, allowed: set[str]) -> dict:
-        if not isinstance(value, dict):
-            self.fail(path, f"expected a mapping, got {type(value).__name__}")
-            return {}
-        for key in value:
-            if key not in allowed:
-                self.fail(path + (key,), f"unknown field {key!r} (allowed: {', '.join(sorted(allowed))})")
-        return value
-
-
 def _positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"expected a positive integer, got {value!r}")
@@ -194,16 +102,8 @@ def _str(value: Any) -> str:
 
 
 def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise ScenarioError([f"{source}:{line}: not valid YAML: {getattr(e, 'problem', e)}"]) from None
-    lines: dict[tuple, int] = {}
-    data = _plain(root, (), lines) if root is not None else {}
-    r = _Reader(source, lines)
-    top = r.mapping(data, (), {"cluster", "config", "topics", "workload", "timeline", "run_for"})
+    r = Doc(text, source)
+    top = r.mapping(r.data, (), {"cluster", "config", "topics", "workload", "timeline", "run_for"})
 
     cluster = r.mapping(top.get("cluster", {}), ("cluster",), {"brokers", "controllers", "seed"})
     brokers = r.get(cluster, ("cluster",), "brokers", _positive_int, 5)
@@ -218,16 +118,16 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
     for key, value in config.items():
         try:
             checked[key] = check(key, value, r.where(("config", key)))
-        except ConfigError as e:
+        except KafkaConfigError as e:
             r.problems.append(str(e))
     try:
         KafkaConfig(checked, r.where(("config",)))
-    except ConfigError as e:
+    except KafkaConfigError as e:
         r.problems.append(str(e))
 
     topics = []
     names = set()
-    for i, t in enumerate(_list(r, top, "topics")):
+    for i, t in enumerate(r.sequence(top, "topics")):
         path = ("topics", i)
         t = r.mapping(t, path, {"name", "partitions", "replication_factor", "min_insync_replicas", "config"})
         name = r.get(t, path, "name", _str, required=True)
@@ -248,7 +148,7 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
         topics.append(TopicSpec(str(name), partitions, rf, min_isr, dict(tcfg)))
 
     producers, groups = [], []
-    for i, w in enumerate(_list(r, top, "workload")):
+    for i, w in enumerate(r.sequence(top, "workload")):
         path = ("workload", i)
         if isinstance(w, dict) and "producer" in w:
             w = r.mapping(w, path, {"producer", "topic", "rate", "acks", "keys", "record_size", "batch_interval",
@@ -280,7 +180,7 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
     node_names = {f"broker-{i}" for i in range(1, (brokers or 0) + 1)} | \
                  {f"controller-{1000 + i}" for i in range(1, (controllers or 0) + 1)} | {"active-controller"}
     timeline = []
-    for i, f in enumerate(_list(r, top, "timeline")):
+    for i, f in enumerate(r.sequence(top, "timeline")):
         path = ("timeline", i)
         f = r.mapping(f, path, {"at", *FAULTS, "fetch_delay", "event_delay", "disk_delay", "bytes_per_sec",
                                 "log_dir", "expect"})
@@ -337,28 +237,14 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
         if not isinstance(expect, list) or not all(isinstance(e, str) for e in expect):
             r.fail(path + ("expect",), "expected a list of trigger ids from the catalog")
             expect = []
-        timeline.append(Fault(at, action, target, fetch_delay, event_delay, lines.get(path, 0), tuple(expect),
+        timeline.append(Fault(at, action, target, fetch_delay, event_delay, r.lines.get(path, 0), tuple(expect),
                               disk_delay, bytes_per_sec, log_dir))
 
     run_for = r.get(top, (), "run_for", parse_duration_ms, 60_000.0)
-    if r.problems:
-        raise ScenarioError(r.problems)
+    r.check()
     return Scenario(brokers, controllers, seed, checked, tuple(topics), tuple(producers), tuple(groups),
                     tuple(sorted(timeline, key=lambda f: f.at_ms)), run_for, source)
 
 
-def _list(r: _Reader, top: dict, key: str) -> list:
-    value = top.get(key, []) or []
-    if not isinstance(value, list):
-        r.fail((key,), "expected a list")
-        return []
-    return value
-
-
 def load_scenario_file(path: str) -> Scenario:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as e:
-        raise ScenarioError([f"{path}: cannot read the scenario: {e.strerror}"]) from None
-    return load_scenario(text, path)
+    return load_scenario(read_text(path), path)

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import zlib
 
 from broker.mbeans.kafka_metrics import SampledStat, StandardBean
-from broker.mbeans.names import ObjectName
+from kafka_common.names import ObjectName
 from broker.mbeans.registry import MBeanRegistry
 from broker.mbeans.selector import SelectorMetrics
 from broker.mbeans.yammer import DOUBLE, INT, LONG, STRING

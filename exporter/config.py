@@ -29,9 +29,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.mbeans.names import ObjectNamePattern
-from broker.scenario import parse_duration_ms
-from exporter.yamlconf import ConfigError, Doc, read_text
+from kafka_common.names import ObjectNamePattern
+from kafka_common.durations import parse_duration_ms
+from kafka_common.yamlconf import ConfigError, Doc, read_text
 from exporter.zabbix_tls import psk_problem
 
 TOP = {"cluster", "collection", "include", "exclude", "rules", "prometheus", "zabbix", "targets", "embedded"}

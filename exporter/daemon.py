@@ -5,10 +5,8 @@ import logging
 import signal
 import threading
 
-from broker.clock import WallClock
-from broker.cluster import Cluster
-from broker.scenario import load_scenario_file
-from broker.simulation import Simulation
+from typing import Callable, Protocol
+
 from exporter.collector import Renderer, Target, TargetWorker
 from exporter.catalog.model import load_catalog
 from exporter.config import DaemonConfig, PrometheusSpec, SourceSpec, TargetSpec
@@ -16,11 +14,10 @@ from exporter.http import MetricsServer
 from exporter.rules import RuleSet
 from exporter.rulesets import builtin_rules
 from exporter.sources import Source
-from exporter.sources.embedded import EmbeddedSource
 from exporter.sources.jmx import JmxReader, JmxSource
 from exporter.sources.jolokia import JolokiaSource
 from exporter.trapper import TrapperSink
-from exporter.yamlconf import read_text
+from kafka_common.yamlconf import ConfigError, read_text
 
 log = logging.getLogger("kafka_jmx.daemon")
 
@@ -35,18 +32,25 @@ def make_source(spec: TargetSpec, includes: tuple[str, ...], excludes: tuple[str
                          null_as_nan=s.null_as_nan)
 
 
-def embedded_targets(cluster: Cluster, includes: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
-                     interval_s: float = 10.0, timeout_s: float = 10.0) -> list[Target]:
-    """One target per node of an embedded cluster, read in-process."""
-    return [Target(name, node.role, EmbeddedSource(name, node, list(includes), list(excludes), cluster.sched.lock),
-                   str(node.node_id), {}, interval_s, timeout_s)
-            for name, node in cluster.servers.items()]
+class Background(Protocol):
+    """Something the daemon runs beside its targets (an embedded cluster): started first, stopped with the
+    targets. Its error, once set, ends serve_forever."""
+
+    error: BaseException | None
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+# what builds the targets of a config's `embedded:` scenario; the toolkit above the simulator provides it
+EmbeddedFactory = Callable[[DaemonConfig], tuple[list[Target], Background]]
 
 
 class Daemon:
     def __init__(self, cluster: str, targets: list[Target], rules: RuleSet, prometheus: PrometheusSpec,
-                 simulation: Simulation | None = None, zabbix: TrapperSink | None = None) -> None:
-        self.simulation = simulation
+                 background: Background | None = None, zabbix: TrapperSink | None = None) -> None:
+        self.background = background
         self.zabbix = zabbix
         self.renderer: Renderer
         self.workers = [TargetWorker(t, rules, lambda w: self.renderer.mark_dirty(), zabbix.offer if zabbix else None,
@@ -55,28 +59,28 @@ class Daemon:
         self.server = MetricsServer(prometheus.host, prometheus.port, lambda: self.renderer.body_parts,
                                     lambda: [self.renderer.body_gzip], prometheus.cert, prometheus.key,
                                     prometheus.username, prometheus.password)
-        self._sim_stop = threading.Event()
-        self._sim_thread: threading.Thread | None = None
 
     @classmethod
-    def from_config(cls, config: DaemonConfig) -> "Daemon":
+    def from_config(cls, config: DaemonConfig, embedded: EmbeddedFactory | None = None) -> "Daemon":
         rules = RuleSet.from_yaml(read_text(config.rules_file), config.rules_file) if config.rules_file \
             else builtin_rules()
         for warning in rules.warnings:
             log.warning("%s", warning)
         targets = [Target(t.name, t.role, make_source(t, config.includes, config.excludes), t.node_id, t.labels,
                           t.interval_s, t.timeout_s) for t in config.targets]
-        sim = None
+        background = None
         if config.embedded:
-            sim = Simulation(load_scenario_file(config.embedded), WallClock())
-            interval = config.targets[0].interval_s if config.targets else 10.0
-            targets += embedded_targets(sim.cluster, config.includes, config.excludes, interval, interval)
+            if embedded is None:
+                raise ConfigError([f"{config.source}: embedded: an embedded cluster is served by `kafka-jmx serve`, "
+                                   "not by the exporter library alone"])
+            more, background = embedded(config)
+            targets += more
         sink = None
         if config.zabbix is not None:
             z = config.zabbix
             sink = TrapperSink(z.server, z.port, load_catalog(), config.cluster, z.host_name, z.batch_size,
                                z.spool_limit, z.send_interval_s, psk=z.psk)
-        return cls(config.cluster, targets, rules, config.prometheus, sim, sink)
+        return cls(config.cluster, targets, rules, config.prometheus, background, sink)
 
     @property
     def url(self) -> str:
@@ -84,12 +88,8 @@ class Daemon:
         return f"{scheme}://{self.server.httpd.server_address[0]}:{self.server.port}/metrics"
 
     def start(self) -> None:
-        if self.simulation is not None and self._sim_thread is None:
-            self.simulation.start()
-            self._sim_thread = threading.Thread(target=lambda: self.simulation.run(until_ms=float("inf"),  # type: ignore[union-attr]
-                                                                                  stop=self._sim_stop),
-                                                name="cluster", daemon=True)
-            self._sim_thread.start()
+        if self.background is not None:
+            self.background.start()
         if self.zabbix is not None:
             self.zabbix.start()
         for w in self.workers:
@@ -102,7 +102,8 @@ class Daemon:
         for w in self.workers:
             w.stop()
         self.renderer.stop()
-        self._sim_stop.set()
+        if self.background is not None:
+            self.background.stop()
         for w in self.workers:
             w.join(2.0)
             w.target.source.close()
@@ -110,11 +111,18 @@ class Daemon:
             self.zabbix.stop()
         JmxReader.stop_all()
 
-    def serve_forever(self) -> None:
+    def serve_forever(self) -> int:
+        """Serves until SIGINT or SIGTERM (0), or until the background fails (1, after logging why)."""
         done = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: done.set())
         self.start()
         log.info("serving %s for %d targets", self.url, len(self.workers))
-        done.wait()
+        failed = None
+        while not done.wait(1.0):
+            failed = self.background.error if self.background is not None else None
+            if failed is not None:
+                log.error("stopping: the embedded cluster stopped on an error: %r", failed)
+                break
         self.stop()
+        return 1 if failed is not None else 0

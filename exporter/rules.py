@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterable, NamedTuple
 
-from broker.mbeans.names import ObjectNamePattern
+from kafka_common.names import ObjectNamePattern
 from exporter.sample import NO_VALUE, Sample, java_value_string, shared_pair
-from exporter.yamlconf import Doc
+from kafka_common.yamlconf import Doc
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9:_]")
 _UNDERSCORES = re.compile(r"__+")

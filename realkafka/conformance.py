@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from broker.mbeans.names import ObjectName
+from kafka_common.names import ObjectName
 
 # key properties whose values name the workload's things, not the kind of bean
 WORKLOAD_KEYS = {"topic", "partition", "clientId", "client-id", "groupId", "group", "brokerHost", "brokerPort",

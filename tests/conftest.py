@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from broker.cluster import Cluster
+
+ROOT = Path(__file__).resolve().parents[1]     # the checkout: its committed templates and dashboards
 
 KC = "kafka.controller:type=KafkaController,name="
 RM = "kafka.server:type=ReplicaManager,name="
@@ -46,7 +50,6 @@ def zabbix_api(zabbix):
     """The Zabbix API, logged in, with the generated 6.0 templates imported."""
     from pyzabbix import ZabbixAPI
 
-    from exporter.catalog.generate import ROOT
     from zabbix_stack import IMPORT_RULES
     api = ZabbixAPI(zabbix.api_url)
     api.login("Admin", "zabbix")

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from broker.jmx.jvm import jolokia_available
+from kafka_common.jvm import jolokia_available
 
 
 def require_jdk() -> None:

@@ -4,12 +4,12 @@ import re
 import pytest
 import yaml
 
-from conftest import make_cluster
+from conftest import ROOT, make_cluster
 from exporter.catalog import generate, zabbix
 from exporter.catalog.model import load_catalog
 from exporter.exposition import sample_name
 from exporter.rulesets import builtin_rules
-from exporter.sources.embedded import EmbeddedSource
+from kafka_jmx.embedded import EmbeddedSource
 
 UUID = re.compile(r"^[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}$")
 
@@ -80,7 +80,8 @@ def test_prometheus_names_are_what_the_builtin_rules_make(catalog, faulted_clust
 
 
 def test_generated_files_are_current():
-    assert generate.stale() == [], "run `kafka-jmx generate` and commit the result"
+    assert generate.stale(ROOT) == [], \
+        "run `kafka-jmx generate` in the checkout's root and commit the result"
 
 
 def test_zabbix_templates_are_well_formed(catalog):
@@ -117,7 +118,7 @@ def test_seven_zero_format_uses_template_groups(catalog):
 
 
 def test_catalog_errors_name_line_and_field(tmp_path):
-    from exporter.yamlconf import ConfigError
+    from kafka_common.yamlconf import ConfigError
     bad = tmp_path / "c.yaml"
     bad.write_text("metrics:\n  - {id: x, mbean: 'not a name', attribute: Value, role: both, description: d,\n"
                    "     zabbix: {name: n, value_type: NUMBER, component: c}}\n")

@@ -12,7 +12,7 @@ from rich.console import Console
 from broker.clock import WallClock
 from broker.scenario import bundled_scenario, load_scenario
 from broker.simulation import Simulation
-from exporter.demo import render
+from kafka_jmx.demo import render
 from exporter.sample import SourceError
 from exporter.sources.jmx import JmxReader, JmxSource
 
@@ -39,7 +39,7 @@ def test_wall_clock_cluster_elects_and_registers_in_real_time():
 def test_demo_command_runs_prints_jmx_urls_and_stops():
     require_jdk()
     base = free_port_block(10)
-    out = subprocess.run([sys.executable, "-m", "exporter", "demo", "--duration", "4s", "--jmx-base-port", str(base),
+    out = subprocess.run([sys.executable, "-m", "kafka_jmx", "demo", "--duration", "4s", "--jmx-base-port", str(base),
                           "--metrics-listen", f"127.0.0.1:{base + 8}", "--control-listen", f"127.0.0.1:{base + 9}"],
                          capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
     assert out.returncode == 0, out.stderr
@@ -56,7 +56,7 @@ def test_cluster_run_publishes_over_jmx_while_running(tmp_path):
     scenario = tmp_path / "s.yaml"
     scenario.write_text("cluster: {brokers: 2, controllers: 1, seed: 1}\n"
                         "timeline:\n  - {at: 3s, kill: broker-2}\nrun_for: 60s\n")
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", "cluster", "run", str(scenario),
+    proc = subprocess.Popen([sys.executable, "-m", "kafka_jmx", "cluster", "run", str(scenario),
                              "--jmx-base-port", str(base), "--duration", "9s"], stdout=subprocess.PIPE, text=True)
     try:
         lines = [proc.stdout.readline() for _ in range(3)]
@@ -74,8 +74,8 @@ def test_cluster_run_publishes_over_jmx_while_running(tmp_path):
 
 
 def test_fault_command_reaches_the_running_cluster(capsys):
-    from exporter.cli import main
-    from exporter.control import ControlServer
+    from kafka_jmx.cli import main
+    from kafka_jmx.control import ControlServer
     sim = Simulation(load_scenario(bundled_scenario("demo.yaml"), "demo.yaml"))
     sim.start(apply_timeline=False)
     sim.run(until_ms=5_000)

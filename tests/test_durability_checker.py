@@ -3,7 +3,7 @@ the loss Kafka documents; the report and the replay command."""
 import json
 
 from broker import durability
-from exporter.cli import main
+from kafka_jmx.cli import main
 
 
 def test_acks_all_loses_no_acknowledged_record_under_random_faults():

@@ -14,7 +14,8 @@ from broker.jmx.publisher import JmxPublisher
 from exporter.catalog import grafana
 from exporter.catalog.model import load_catalog
 from exporter.config import PrometheusSpec
-from exporter.daemon import Daemon, embedded_targets
+from exporter.daemon import Daemon
+from kafka_jmx.embedded import embedded_targets
 from exporter.rulesets import builtin_rules
 from jvm_support import free_port_block, require_jdk
 from prometheus_server import PrometheusServer, rules_for

@@ -14,11 +14,12 @@ from jvm_support import free_port_block, hung_jmx_url, require_jdk
 
 from exporter.collector import Target
 from exporter.config import PrometheusSpec, load_config
-from exporter.daemon import Daemon, embedded_targets
+from exporter.daemon import Daemon
+from kafka_jmx.embedded import embedded_targets
 from exporter.rulesets import builtin_rules
 from exporter.sources.jolokia import JolokiaSource
 from exporter.sources.jmx import JmxSource
-from exporter.yamlconf import ConfigError
+from kafka_common.yamlconf import ConfigError
 
 
 @contextlib.contextmanager
@@ -210,7 +211,7 @@ def test_zabbix_psk_from_a_file(tmp_path):
 
 
 def test_rules_test_command_prints_the_exposition(tmp_path, capsys):
-    from exporter.cli import main
+    from kafka_jmx.cli import main
     scenario = tmp_path / "s.yaml"
     scenario.write_text("cluster: {brokers: 3, controllers: 3, seed: 1}\n"
                         "topics:\n  - {name: t, partitions: 3, replication_factor: 3}\nrun_for: 20s\n")

@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from straightforward_view import Recording, health_registry, straightforward_exposition
 
 from exporter.collector import Target, TargetWorker, exposition
-from exporter.daemon import embedded_targets
+from kafka_jmx.embedded import embedded_targets
 from exporter.rules import MatchedSample, MetricType, RuleSet
 from exporter.rulesets import builtin_rules
 from exporter.sample import Collection

@@ -15,7 +15,7 @@ from exporter.exposition import TargetSeries, assemble
 from exporter.rules import RuleError, RuleSet
 from exporter.sample import Collection, Sample
 from exporter.sources.jolokia import JolokiaSource
-from exporter.yamlconf import ConfigError
+from kafka_common.yamlconf import ConfigError
 
 CONFIG = """\
 cluster: prod

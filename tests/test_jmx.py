@@ -11,7 +11,7 @@ from jvm_support import free_port_block, hung_jmx_url, require_jdk, require_jolo
 from broker.jmx.publisher import JmxAuth, JmxPublisher, JmxTls
 from exporter.rules import RuleSet
 from exporter.sample import SourceError
-from exporter.sources.embedded import EmbeddedSource
+from kafka_jmx.embedded import EmbeddedSource
 from exporter.sources.jmx import JmxReader, JmxSource
 from exporter.sources.jolokia import JolokiaSource
 

@@ -26,7 +26,7 @@ timeline:
   - {at: 16s, heal: all}
 run_for: 24s
 """)
-    done = subprocess.run([sys.executable, "-m", "exporter", "cluster", "run", str(scenario), "--engine", "kafka:4.1",
+    done = subprocess.run([sys.executable, "-m", "kafka_jmx", "cluster", "run", str(scenario), "--engine", "kafka:4.1",
                            "--jmx-base-port", str(base), "--kafka-base-port", str(base + 8)],
                           capture_output=True, text=True, timeout=300)
     out = done.stdout
@@ -46,7 +46,7 @@ def test_faults_a_real_cluster_cannot_take_are_refused_with_file_and_line(tmp_pa
     scenario = tmp_path / "s.yaml"
     scenario.write_text("cluster: {brokers: 3, controllers: 3}\ntimeline:\n  - {at: 1s, kill: broker-1}\n"
                         "  - {at: 2s, isolate: broker-2}\nrun_for: 5s\n")
-    done = subprocess.run([sys.executable, "-m", "exporter", "cluster", "run", str(scenario), "--engine", "kafka"],
+    done = subprocess.run([sys.executable, "-m", "kafka_jmx", "cluster", "run", str(scenario), "--engine", "kafka"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert f"{scenario}:4: timeline[1].isolate: the kafka engine cannot isolate" in done.stderr

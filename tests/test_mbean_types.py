@@ -4,7 +4,7 @@ import random
 import pytest
 
 from broker.mbeans.kafka_metrics import SampledStat
-from broker.mbeans.names import ObjectName, ObjectNamePattern, jmx_sanitize
+from kafka_common.names import ObjectName, ObjectNamePattern, jmx_sanitize
 from broker.mbeans.yammer import Histogram, Meter
 
 

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from exporter.catalog.generate import ROOT
+from conftest import ROOT
 
 RULES = ROOT / "templates" / "prometheus" / "kafka-4x-alerts.yml"
 C = {"cluster": "prod"}

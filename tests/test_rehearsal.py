@@ -10,8 +10,8 @@ import pytest
 
 from broker.scenario import load_scenario
 from broker.simulation import Simulation
-from exporter.cli import main
-from exporter.rehearse import ClusterThread
+from kafka_jmx.cli import main
+from kafka_jmx.rehearse import ClusterThread
 from jvm_support import free_port_block, require_jdk
 from prometheus_server import PrometheusServer, rules_for
 

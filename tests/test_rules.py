@@ -8,8 +8,8 @@ from exporter.exposition import sample_name
 from exporter.rules import MetricType, RuleSet, translate_java_regex
 from exporter.sample import java_double
 from exporter.sample import Sample
-from exporter.sources.embedded import EmbeddedSource
-from exporter.yamlconf import ConfigError
+from kafka_jmx.embedded import EmbeddedSource
+from kafka_common.yamlconf import ConfigError
 
 
 def s(on: str, attr: str, value, path=()):

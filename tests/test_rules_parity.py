@@ -7,7 +7,7 @@ import pytest
 from exporter.exposition import sample_name
 from exporter.rules import MetricType, RuleError, RuleSet, snake_case, strip_reserved_suffixes
 from exporter.sample import NO_VALUE, TABULAR, Sample, flatten
-from exporter.yamlconf import ConfigError
+from kafka_common.yamlconf import ConfigError
 
 
 def bean(on: str, **attrs) -> list[Sample]:

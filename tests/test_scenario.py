@@ -8,9 +8,11 @@ from broker.errors import (
     InvalidReplicationFactorError,
     UnknownNodeError,
 )
-from broker.scenario import ScenarioError, load_scenario, parse_bytes, parse_duration_ms
+from broker.scenario import load_scenario
+from kafka_common.durations import parse_bytes, parse_duration_ms
+from kafka_common.yamlconf import ConfigError
 from broker.simulation import Simulation
-from exporter.cli import main
+from kafka_jmx.cli import main
 
 GOOD = """\
 cluster: {brokers: 5, controllers: 3, seed: 7}
@@ -56,7 +58,7 @@ def test_the_issue_example_loads():
      "s.yaml:2: topics[0].min_insync_replicas: min.insync.replicas 3 is above the replication factor 2"),
     ("topics:\n  - {name: t}\n  - {name: t}\n", "s.yaml:3: topics[1].name: topic 't' is defined twice"),
     ("timeline:\n  - {at: 1s, kill: broker-9}\n", "s.yaml:2: timeline[0].kill: unknown node 'broker-9'"),
-    ("timeline:\n  - {at: 1s, explode: broker-1}\n", "s.yaml:2: timeline[0].explode: unknown field 'explode'"),
+    ("timeline:\n  - {at: 1s, explode: broker-1}\n", "s.yaml:2: timeline[0].explode: unknown key 'explode'"),
     ("config:\n  replica.lag.time.max: 10\n", "s.yaml:2: config.replica.lag.time.max: unknown Kafka setting"),
     ("config:\n  min.insync.replicas: two\n", "min.insync.replicas must be an integer, got 'two'"),
     ("workload:\n  - {producer: p, topic: nope}\n", "s.yaml:2: workload[0].topic: unknown topic 'nope'"),
@@ -79,7 +81,7 @@ def test_the_issue_example_loads():
     ("topics: [\n", "s.yaml:2: not valid YAML"),
 ])
 def test_errors_name_line_and_field(text, expected):
-    with pytest.raises(ScenarioError) as e:
+    with pytest.raises(ConfigError) as e:
         load_scenario(text, "s.yaml")
     assert expected in str(e.value)
 
@@ -93,7 +95,7 @@ def test_sizes():
 
 
 def test_all_problems_are_reported_at_once():
-    with pytest.raises(ScenarioError) as e:
+    with pytest.raises(ConfigError) as e:
         load_scenario("cluster: {brokers: 0}\nrun_for: never\n", "s.yaml")
     assert len(e.value.problems) == 2
 

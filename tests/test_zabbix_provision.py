@@ -1,7 +1,7 @@
 """kafka-jmx zabbix provision against a real Zabbix 6.0: hosts, interfaces, templates, macros; idempotent."""
 import time
 
-from exporter.cli import main
+from kafka_jmx.cli import main
 
 
 def test_provision_creates_and_updates_hosts(zabbix, zabbix_api, monkeypatch, capsys):

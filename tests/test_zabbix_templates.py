@@ -5,7 +5,7 @@ import time
 import pytest
 from zabbix_utils import ItemValue, Sender
 
-from exporter.catalog.generate import ROOT
+from conftest import ROOT
 from zabbix_stack import IMPORT_RULES
 
 TEMPLATES_60 = ROOT / "templates" / "zabbix" / "kafka-4x-6.0.yaml"

@@ -7,7 +7,7 @@ import pytest
 from conftest import make_cluster
 from exporter.catalog.model import load_catalog
 from exporter.collector import TargetWorker
-from exporter.daemon import embedded_targets
+from kafka_jmx.embedded import embedded_targets
 from exporter.rulesets import builtin_rules
 from exporter.trapper import TrapperSink
 
@@ -156,7 +156,7 @@ def test_demo_creates_its_zabbix_hosts_and_pushes_values(zabbix, zabbix_api, tmp
     scenario.write_text("cluster: {brokers: 3, controllers: 1, seed: 2}\nrun_for: 10m\n")
     base = free_port_block(2)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "demo", "--scenario", str(scenario), "--duration", "40s", "--no-jmx",
+        [sys.executable, "-m", "kafka_jmx", "demo", "--scenario", str(scenario), "--duration", "40s", "--no-jmx",
          "--metrics-listen", f"127.0.0.1:{base}", "--control-listen", f"127.0.0.1:{base + 1}", "--cluster", name,
          "--zabbix-server", f"127.0.0.1:{zabbix.server_port}", "--zabbix-url", zabbix.api_url,
          "--zabbix-password-env", "DEMO_ZABBIX_PASSWORD"],

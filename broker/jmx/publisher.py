@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.cluster import Cluster
-from broker.jmx.jvm import Jvm, JvmError, start_jvm
+from kafka_common.jvm import Jvm, JvmError, start_jvm
 from broker.mbeans.yammer import DOUBLE, INT, LONG, STRING, TIME_UNIT
 
 BYTE = "java.lang.Byte"

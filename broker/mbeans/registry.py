@@ -5,7 +5,7 @@ import random
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from broker.mbeans.kafka_metrics import KafkaMetricsBean, Sensor
-from broker.mbeans.names import ObjectName, ObjectNamePattern
+from kafka_common.names import ObjectName, ObjectNamePattern
 from broker.mbeans.yammer import Gauge, Histogram, Meter, Timer
 
 

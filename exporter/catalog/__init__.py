@@ -1,1 +1,1 @@
-"""The metric catalog (catalog/kafka-4x.yaml) and the artifacts generated from it."""
+"""The metric catalog (exporter/catalog/kafka-4x.yaml) and the artifacts generated from it."""

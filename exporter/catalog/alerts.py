@@ -7,7 +7,7 @@ import yaml
 
 from exporter.catalog.model import Catalog
 
-HEADER = "# Generated from catalog/kafka-4x.yaml by `kafka-jmx generate`; do not edit by hand.\n"
+HEADER = "# Generated from exporter/catalog/kafka-4x.yaml by `kafka-jmx generate`; do not edit by hand.\n"
 
 
 def _summary(text: str, catalog: Catalog) -> str:

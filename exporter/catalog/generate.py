@@ -4,26 +4,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from exporter.catalog import alerts, grafana, zabbix
-from exporter.catalog.model import CATALOG_PATH, load_catalog
-
-ROOT = CATALOG_PATH.parents[1]
+from exporter.catalog.model import load_catalog
 
 
-def artifacts() -> dict[Path, str]:
+def artifacts(root: Path) -> dict[Path, str]:
+    """Every generated file under root, as the repository lays them out (templates/, dashboards/)."""
     catalog = load_catalog()
-    dashboards = {ROOT / "dashboards" / "grafana" / f"{uid}.json": grafana.serialize(d)
+    dashboards = {root / "dashboards" / "grafana" / f"{uid}.json": grafana.serialize(d)
                   for uid, d in grafana.render(catalog).items()}
     return {
         **dashboards,
-        ROOT / "templates" / "zabbix" / "kafka-4x-6.0.yaml": zabbix.serialize(zabbix.render(catalog, "6.0")),
-        ROOT / "templates" / "zabbix" / "kafka-4x-7.0.yaml": zabbix.serialize(zabbix.render(catalog, "7.0")),
-        ROOT / "templates" / "prometheus" / "kafka-4x-alerts.yml": alerts.serialize(alerts.render(catalog)),
+        root / "templates" / "zabbix" / "kafka-4x-6.0.yaml": zabbix.serialize(zabbix.render(catalog, "6.0")),
+        root / "templates" / "zabbix" / "kafka-4x-7.0.yaml": zabbix.serialize(zabbix.render(catalog, "7.0")),
+        root / "templates" / "prometheus" / "kafka-4x-alerts.yml": alerts.serialize(alerts.render(catalog)),
     }
 
 
-def write() -> list[Path]:
+def write(root: Path) -> list[Path]:
     changed = []
-    for path, text in artifacts().items():
+    for path, text in artifacts(root).items():
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
@@ -31,6 +30,6 @@ def write() -> list[Path]:
     return changed
 
 
-def stale() -> list[Path]:
-    return [path for path, text in artifacts().items()
+def stale(root: Path) -> list[Path]:
+    return [path for path, text in artifacts(root).items()
             if not path.exists() or path.read_text(encoding="utf-8") != text]

@@ -138,7 +138,7 @@ def render(catalog: Catalog) -> dict[str, dict]:
                 panel = panel.height(6).span(4 if p.kind == "stat" else 8)
                 dash = dash.with_panel(panel)
         out[uid] = json.loads(json.dumps(dash.build(), cls=JSONEncoder))
-        out[uid][HEADER_KEY] = "Generated from catalog/kafka-4x.yaml by `kafka-jmx generate`; do not edit by hand."
+        out[uid][HEADER_KEY] = "Generated from exporter/catalog/kafka-4x.yaml by `kafka-jmx generate`; do not edit by hand."
     return out
 
 

@@ -5,10 +5,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from broker.mbeans.names import ObjectName
-from exporter.yamlconf import Doc, read_text
+from kafka_common.names import ObjectName
+from kafka_common.yamlconf import Doc, read_text
 
-CATALOG_PATH = Path(__file__).resolve().parents[2] / "catalog" / "kafka-4x.yaml"
+CATALOG_PATH = Path(__file__).resolve().parent / "kafka-4x.yaml"
 ROLES = ("broker", "controller", "both")
 VALUE_TYPES = ("UNSIGNED", "FLOAT", "CHAR", "TEXT")
 PRIORITIES = ("INFO", "WARNING", "AVERAGE", "HIGH", "DISASTER")

@@ -32,7 +32,7 @@ TOPIC_LLD = {"jmx": 'jmx.discovery[beans,"kafka.server:type=BrokerTopicMetrics,n
              "trapper": "kafka.discovery.topics"}
 BROKER_STATES = ((0, "NOT_RUNNING"), (1, "STARTING"), (2, "RECOVERY"), (3, "RUNNING"),
                  (6, "PENDING_CONTROLLED_SHUTDOWN"), (7, "SHUTTING_DOWN"), (127, "UNKNOWN"))
-HEADER = "# Generated from catalog/kafka-4x.yaml by `kafka-jmx generate`; do not edit by hand.\n"
+HEADER = "# Generated from exporter/catalog/kafka-4x.yaml by `kafka-jmx generate`; do not edit by hand.\n"
 
 
 def uuid_for(*parts: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from py4j.protocol import Py4JError, Py4JJavaError
 
-from broker.jmx.jvm import Jvm, start_jvm
+from kafka_common.jvm import Jvm, start_jvm
 from exporter.sample import NO_VALUE, Collection, Sample, SourceError, flatten
 from exporter.sources.names import split_object_name
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from broker.mbeans.names import ObjectName, ObjectNamePattern
+from kafka_common.names import ObjectName, ObjectNamePattern
 from exporter.sample import NO_VALUE, TABULAR, Collection, Sample, SourceError, flatten, java_value_string
 from exporter.sources.names import split_object_name
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from broker.mbeans.names import ObjectName
+from kafka_common.names import ObjectName
 from exporter.sample import shared_pair
 
 

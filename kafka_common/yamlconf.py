@@ -1,7 +1,8 @@
-"""YAML with line numbers: every config error names the file, the line and the key."""
+"""The one YAML loader of scenarios, exporter configs, rules files and the catalog: safe loading only,
+and every mistake reported at once with the file, the line and the field."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -60,6 +61,36 @@ class Doc:
 
     def fail(self, path: tuple, message: str) -> None:
         self.problems.append(f"{self.where(path)}: {message}")
+
+    def mapping(self, value: Any, path: tuple, allowed: set[str]) -> dict:
+        """value as a mapping whose keys are all allowed; {} (and a problem) otherwise."""
+        if not isinstance(value, dict):
+            self.fail(path, f"expected a mapping, got {type(value).__name__}")
+            return {}
+        for key in value:
+            if key not in allowed:
+                self.fail(path + (key,), f"unknown key {key!r} (allowed: {', '.join(sorted(map(str, allowed)))})")
+        return value
+
+    def get(self, data: dict, path: tuple, key: str, convert: Callable[[Any], Any], default: Any = None,
+            required: bool = False) -> Any:
+        """data[key] through convert (which raises ValueError or TypeError with the reason); default when absent."""
+        if key not in data:
+            if required:
+                self.fail(path, f"missing required key {key!r}")
+            return default
+        try:
+            return convert(data[key])
+        except (TypeError, ValueError) as e:
+            self.fail(path + (key,), str(e))
+            return default
+
+    def sequence(self, data: dict, key: str) -> list:
+        value = data.get(key, []) or []
+        if not isinstance(value, list):
+            self.fail((key,), "expected a list")
+            return []
+        return value
 
     def check(self) -> None:
         if self.problems:

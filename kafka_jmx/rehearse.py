@@ -2,7 +2,7 @@
 and report for every expected trigger and alert whether it fired, how fast, and when it resolved.
 
 A timeline entry lists what it should fire: `{at: 30s, kill: broker-3, expect: [brokers_below_min]}`
-(ids of catalog/kafka-4x.yaml's triggers). Zabbix gets a host group and hosts of its own for the
+(ids of exporter/catalog/kafka-4x.yaml's triggers). Zabbix gets a host group and hosts of its own for the
 run (JMX interfaces polled by the Java gateway, or trapper items the exporter pushes); Prometheus
 must scrape the exporter this command serves (it prints the target) and load
 templates/prometheus/kafka-4x-alerts.yml.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-import traceback
 from dataclasses import asdict, dataclass, field
 
 import requests
@@ -31,10 +30,11 @@ from broker.scenario import Fault, Scenario
 from broker.simulation import Simulation
 from exporter.catalog.model import Trigger, load_catalog
 from exporter.config import PrometheusSpec
-from exporter.daemon import Daemon, embedded_targets
+from exporter.daemon import Daemon
 from exporter.provision import NodeSpec, Provisioner
 from exporter.rulesets import builtin_rules
 from exporter.trapper import TrapperSink
+from kafka_jmx.embedded import ClusterThread, embedded_targets
 
 # what undoes a fault: the time to resolve runs from it
 UNDO = {"kill": "restart", "isolate": "heal", "slow": "heal", "flood": "heal", "fail_log_dir": "restart"}
@@ -205,27 +205,6 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
         daemon.stop()
         if publisher is not None:
             publisher.stop()
-
-
-class ClusterThread(threading.Thread):
-    """Runs the embedded cluster on the wall clock. A simulation that stops on an error would leave
-    every alert to fire for the wrong reason: the rehearsal stops with that error instead."""
-
-    def __init__(self, sim: Simulation, stop: threading.Event, log) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(name="cluster", daemon=True)
-        self.sim, self.stop, self.log = sim, stop, log
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.sim.run(until_ms=float("inf"), stop=self.stop)
-        except Exception as e:  # noqa: BLE001 - reported by check() in the rehearsal's thread
-            self.error = e
-            self.log("the embedded cluster stopped:\n" + "".join(traceback.format_exception(e)))
-
-    def check(self) -> None:
-        if self.error is not None:
-            raise RuntimeError(f"the embedded cluster stopped on an error: {self.error!r}") from self.error
 
 
 def _poll(until, timeout_s: float, runner: ClusterThread) -> None:  # type: ignore[no-untyped-def]

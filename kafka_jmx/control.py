@@ -6,7 +6,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from broker.errors import UnknownNodeError
-from broker.scenario import FAULTS, Fault, parse_bytes, parse_duration_ms
+from broker.scenario import FAULTS, Fault
+from kafka_common.durations import parse_bytes, parse_duration_ms
 from broker.simulation import Simulation
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import IO
 
-from broker.jmx.jvm import JvmError
+from kafka_common.jvm import JvmError
 from broker.jmx.publisher import JmxPublisher
 from broker.simulation import Simulation
 

@@ -14,12 +14,13 @@ from broker.scenario import bundled_scenario, load_scenario, load_scenario_file
 from broker.simulation import Simulation
 from exporter.catalog.model import load_catalog
 from exporter.config import PrometheusSpec
-from exporter.control import ControlServer
-from exporter.daemon import Daemon, embedded_targets
-from exporter.endpoints import start_publisher
+from exporter.daemon import Daemon
 from exporter.provision import NodeSpec, Provisioner
 from exporter.rulesets import builtin_rules
 from exporter.trapper import TrapperSink
+from kafka_jmx.control import ControlServer
+from kafka_jmx.embedded import ClusterThread, embedded_targets
+from kafka_jmx.endpoints import start_publisher
 
 KC = "kafka.controller:type=KafkaController,name="
 RM = "kafka.server:type=ReplicaManager,name="
@@ -126,17 +127,8 @@ def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | N
         console.print(f"Faults: kafka-jmx fault kill broker-3 --control {control_listen}")
     # the duration counts from here: a first JVM start (javac of the helper) may take a while
     until_ms = None if duration_ms is None else sim.cluster.now_ms() + duration_ms
-    failure: list[BaseException] = []
-
-    def run_cluster() -> None:
-        try:
-            sim.run(until_ms=until_ms, stop=stop)
-        except Exception as e:      # the demo must end with the cluster's error, not hang without it
-            failure.append(e)
-        finally:
-            stop.set()
-
-    worker = threading.Thread(target=run_cluster, name="cluster", daemon=True)
+    # the demo ends with the cluster's error, never hangs without it
+    worker = ClusterThread(sim, stop, until_ms=until_ms)
     worker.start()
     try:
         with Live(render(sim, sink), console=console, refresh_per_second=2) as live:
@@ -153,7 +145,7 @@ def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | N
             control.stop()
         if publisher is not None:
             publisher.stop()
-    if failure:
-        console.print(f"[red]kafka-jmx demo: the cluster stopped: {type(failure[0]).__name__}: {failure[0]}[/red]")
+    if worker.error is not None:
+        console.print(f"[red]kafka-jmx demo: the cluster stopped: {type(worker.error).__name__}: {worker.error}[/red]")
         return 1
     return 0

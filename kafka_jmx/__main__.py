@@ -1,0 +1,3 @@
+from kafka_jmx.cli import main
+
+raise SystemExit(main())

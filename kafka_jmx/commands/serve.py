@@ -1,0 +1,33 @@
+"""kafka-jmx serve: the exporter daemon (and an embedded cluster when the config names one)."""
+from __future__ import annotations
+
+import argparse
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser("serve", help="run the exporter daemon",
+                           description="Collect every configured Kafka node in the background and serve "
+                                       "Prometheus metrics (see exporter/config.py for the file format).")
+    serve.add_argument("--config", required=True, metavar="FILE", help="the daemon's YAML configuration")
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from exporter.collector import limit_malloc_arenas
+    from exporter.config import load_config_file
+    from exporter.daemon import Daemon
+    limit_malloc_arenas()
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config_file(args.config)
+    # the simulator is loaded only for a config with an embedded: scenario
+    daemon = Daemon.from_config(config, embedded=_embedded if config.embedded else None)
+    print(f"kafka-jmx: serving {daemon.url} for {len(daemon.workers)} targets", flush=True)
+    return daemon.serve_forever()
+
+
+def _embedded(config):  # type: ignore[no-untyped-def]
+    from kafka_jmx.embedded import embedded_cluster
+    return embedded_cluster(config)

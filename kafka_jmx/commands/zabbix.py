@@ -1,0 +1,71 @@
+"""kafka-jmx zabbix provision: templates, host group and one host per node on a Zabbix server."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from broker.scenario import load_scenario_file
+from kafka_jmx.commands.options import zabbix_api
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    zbx = sub.add_parser("zabbix", help="Zabbix: provision templates and hosts")
+    zsub = zbx.add_subparsers(dest="zabbix_command", required=True, metavar="ACTION")
+    prov = zsub.add_parser("provision", help="import the templates and create the cluster's hosts (idempotent)",
+                           description="Import the Kafka 4.x templates, create the host group 'Kafka CLUSTER', one "
+                                       "host per node linked to its role's template, and the cluster host.")
+    prov.add_argument("--url", required=True, help="the frontend, e.g. http://zabbix.example/ (api_jsonrpc.php is added)")
+    prov.add_argument("--user", default="Admin")
+    prov.add_argument("--password-env", default="ZABBIX_PASSWORD", metavar="VAR",
+                      help="environment variable holding the password (default ZABBIX_PASSWORD)")
+    prov.add_argument("--cluster", required=True, help="the cluster's name (host group 'Kafka NAME', host prefix)")
+    prov.add_argument("--node", action="append", default=[], metavar="NAME=ROLE[@HOST:PORT]",
+                      help="a node, e.g. broker-1=broker@10.0.0.5:9999 (repeatable); ROLE is broker, controller "
+                           "or combined")
+    prov.add_argument("--scenario", help="take the nodes from an embedded-cluster scenario (with --jmx-base-port)")
+    prov.add_argument("--jmx-base-port", type=int, default=9990)
+    prov.add_argument("--transport", choices=("jmx", "trapper"), default="jmx",
+                      help="jmx: items polled by the Java gateway; trapper: values pushed by kafka-jmx serve")
+    prov.add_argument("--brokers-min", type=int, help="{$KAFKA.BROKERS.MIN} on the cluster host")
+    prov.add_argument("--interval", help="{$KAFKA.INTERVAL}: how often items update (default 1m)")
+    zbx.set_defaults(run=run)
+
+
+def _nodes(args: argparse.Namespace) -> list:
+    from exporter.provision import NodeSpec
+    nodes = []
+    if args.scenario:
+        scenario = load_scenario_file(args.scenario)
+        names = [f"controller-{1000 + i}" for i in range(1, scenario.controllers + 1)] + \
+                [f"broker-{i}" for i in range(1, scenario.brokers + 1)]
+        for i, name in enumerate(names):
+            nodes.append(NodeSpec(name, name.split("-")[0], "127.0.0.1", args.jmx_base_port + i))
+    for text in args.node:
+        name, eq, rest = text.partition("=")
+        role, _, where = rest.partition("@")
+        host, _, port = where.rpartition(":")
+        if not eq or role not in ("broker", "controller", "combined") or (where and not port.isdigit()):
+            raise SystemExit(f"kafka-jmx: --node {text!r}: expected NAME=ROLE[@HOST:PORT] with ROLE broker, "
+                             "controller or combined")
+        nodes.append(NodeSpec(name, role, host or "127.0.0.1", int(port) if port else 0))
+    if not nodes:
+        raise SystemExit("kafka-jmx: give the nodes with --node or --scenario")
+    return nodes
+
+
+def run(args: argparse.Namespace) -> int:
+    from exporter.provision import ProvisionError, Provisioner
+    api = zabbix_api(args.url, args.password_env)
+    if api is None:
+        return 2
+    url, password = api
+    try:
+        prov = Provisioner(url, args.user, password)
+        hosts = prov.provision(args.cluster, _nodes(args), args.transport, args.brokers_min, args.interval)
+    except ProvisionError as e:
+        print(f"kafka-jmx: {e}", file=sys.stderr)
+        return 1
+    print(f"Zabbix {prov.version}: templates imported; host group 'Kafka {args.cluster}'; hosts:")
+    for name, hostid in hosts.items():
+        print(f"  {name} (hostid {hostid})")
+    return 0
