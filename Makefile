@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test venv system-deps realkafka bench clean
+.PHONY: demo test test-fast venv system-deps realkafka bench clean
 
 # sslpsk3 (TLS-PSK to Zabbix before Python 3.13) builds against OpenSSL: system-deps comes first
 $(VENV)/.installed: pyproject.toml
@@ -26,6 +26,10 @@ demo: system-deps venv
 
 test: system-deps venv realkafka
 	$(PY) -m pytest
+
+# the inner loop (under a minute): no real services, nothing slow; make test runs everything
+test-fast: venv
+	$(PY) -m pytest -q -m "not services and not slow"
 
 bench: system-deps venv
 	$(PY) benchmarks/simulation.py

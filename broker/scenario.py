@@ -140,7 +140,8 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
                 r.fail(path + ("config", key), f"not a topic setting the simulation honours (use: {', '.join(sorted(TOPIC_KEYS))})")
         if name in names:
             r.fail(path + ("name",), f"topic {name!r} is defined twice")
-        names.add(name)
+        if name is not None:
+            names.add(name)
         if isinstance(rf, int) and isinstance(brokers, int) and rf > brokers:
             r.fail(path + ("replication_factor",), f"replication factor {rf} is above the broker count {brokers}")
         if isinstance(min_isr, int) and isinstance(rf, int) and min_isr > rf:

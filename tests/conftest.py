@@ -56,3 +56,13 @@ def zabbix_api(zabbix):
     source = (ROOT / "templates" / "zabbix" / "kafka-4x-6.0.yaml").read_text()
     assert api.configuration["import"](format="yaml", source=source, rules=IMPORT_RULES) is True
     return api
+
+
+# tests that use these fixtures start real services (see the `services` marker in pyproject.toml)
+SERVICE_FIXTURES = {"zabbix", "zabbix_api", "kafka"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)

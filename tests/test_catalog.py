@@ -58,6 +58,7 @@ def test_every_catalog_mbean_exists_on_its_role(catalog, faulted_cluster):
     assert sum(errors.values()) >= 1
 
 
+@pytest.mark.slow
 def test_prometheus_names_are_what_the_builtin_rules_make(catalog, faulted_cluster):
     rules = builtin_rules()
     produced: set[str] = set()

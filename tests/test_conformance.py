@@ -22,6 +22,7 @@ FLOOR = {("4.1", "broker"): 0.95, ("4.1", "controller"): 0.95,
 
 
 @pytest.mark.parametrize("version", LINES)
+@pytest.mark.services
 def test_the_embedded_cluster_invents_nothing_and_covers_real_kafka(version, tmp_path):
     require_real_kafka(version)
     scenario = tmp_path / "s.yaml"

@@ -22,6 +22,7 @@ def test_bundled_demo_scenario_is_valid():
     assert s.brokers == 5 and s.controllers == 3 and s.timeline
 
 
+@pytest.mark.slow
 def test_wall_clock_cluster_elects_and_registers_in_real_time():
     sim = Simulation(load_scenario(bundled_scenario("demo.yaml"), "demo.yaml"), WallClock())
     sim.start()
@@ -36,6 +37,7 @@ def test_wall_clock_cluster_elects_and_registers_in_real_time():
     assert all(name in text for name in sim.cluster.node_names()) and "down" not in text
 
 
+@pytest.mark.slow
 def test_demo_command_runs_prints_jmx_urls_and_stops():
     require_jdk()
     base = free_port_block(10)
@@ -50,6 +52,7 @@ def test_demo_command_runs_prints_jmx_urls_and_stops():
     assert f"Prometheus metrics: http://127.0.0.1:{base + 8}/metrics" in out.stdout
 
 
+@pytest.mark.slow
 def test_cluster_run_publishes_over_jmx_while_running(tmp_path):
     require_jdk()
     base = free_port_block(8)

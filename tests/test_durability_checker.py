@@ -2,10 +2,13 @@
 the loss Kafka documents; the report and the replay command."""
 import json
 
+import pytest
+
 from broker import durability
 from kafka_jmx.cli import main
 
 
+@pytest.mark.slow
 def test_acks_all_loses_no_acknowledged_record_under_random_faults():
     report, results = durability.run(8, 200, "all")
     assert report.schedules == 8 and report.acked > 20_000
@@ -15,6 +18,7 @@ def test_acks_all_loses_no_acknowledged_record_under_random_faults():
     assert all(r.faults for r in results)            # every schedule really had faults
 
 
+@pytest.mark.slow
 def test_acks_1_loses_what_a_dying_leader_acknowledged():
     # seeds found to kill a leader before its followers fetched (the runs are deterministic)
     report, _ = durability.run(5, 1, "1")
@@ -23,11 +27,13 @@ def test_acks_1_loses_what_a_dying_leader_acknowledged():
     assert report.max_visible_above_hw == 0          # but consumers still never read it
 
 
+@pytest.mark.slow
 def test_a_schedule_replays_exactly():
     a, b = durability.run_schedule(7, "all"), durability.run_schedule(7, "all")
     assert (a.acked, a.consumed, a.faults) == (b.acked, b.consumed, b.faults)
 
 
+@pytest.mark.slow
 def test_cli_json_report(capsys):
     assert main(["durability", "--schedules", "2", "--seed", "3", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -74,6 +74,7 @@ def running():
     d.stop()
 
 
+@pytest.mark.slow
 def test_metrics_have_strimzi_names_and_target_labels(running):
     c, d = running
     assert wait_for(lambda: all(w.result for w in d.workers))
@@ -90,6 +91,7 @@ def test_metrics_have_strimzi_names_and_target_labels(running):
     assert 'kafkajmx_build_info{version="0.1.0"} 1.0' in text
 
 
+@pytest.mark.slow
 def test_a_dead_target_goes_down_without_stale_series_and_others_stay(running):
     c, d = running
     assert wait_for(lambda: all(w.result for w in d.workers))
@@ -108,6 +110,7 @@ def test_a_dead_target_goes_down_without_stale_series_and_others_stay(running):
     assert wait_for(lambda: d.workers[5].result.up, 20)
 
 
+@pytest.mark.slow
 def test_a_hung_target_times_out_while_the_others_stay_on_time():
     require_jdk()
     c = make_cluster(topics=())
@@ -129,6 +132,7 @@ def test_a_hung_target_times_out_while_the_others_stay_on_time():
             d.stop()
 
 
+@pytest.mark.slow
 def test_metrics_endpoint_with_tls_and_basic_auth(tmp_path):
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
@@ -210,6 +214,7 @@ def test_zabbix_psk_from_a_file(tmp_path):
     assert cfg.zabbix.psk == ("kafka-jmx", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
 
 
+@pytest.mark.slow
 def test_rules_test_command_prints_the_exposition(tmp_path, capsys):
     from kafka_jmx.cli import main
     scenario = tmp_path / "s.yaml"
@@ -231,6 +236,7 @@ def test_rules_test_command_prints_the_exposition(tmp_path, capsys):
     assert "activebrokercount{" not in plain
 
 
+@pytest.mark.slow
 def test_a_target_answering_garbage_goes_down_and_recovers_while_the_others_stay():
     answer = {"body": b"<html>502 Bad Gateway</html>"}
     with http_agent(lambda _: (200, answer["body"])) as url:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from conftest import make_cluster
 from prometheus_client.parser import text_string_to_metric_families
 from straightforward_view import Recording, health_registry, straightforward_exposition
@@ -49,6 +51,7 @@ def worker(name: str, matched: list[MatchedSample], **labels: str) -> TargetWork
     return w
 
 
+@pytest.mark.slow
 def test_a_whole_cluster_through_the_builtin_rules_renders_as_generate_latest():
     c = make_cluster(brokers=3, controllers=3)
     c.create_topic("orders", 6, 3)

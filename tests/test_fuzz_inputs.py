@@ -84,6 +84,7 @@ def test_config_loader_fuzz_gives_a_whole_config_or_a_located_error():
     assert outcomes["config"] > 20 and outcomes["error"] > 100, outcomes
 
 
+@pytest.mark.slow
 def test_rules_loader_fuzz_gives_a_ruleset_or_a_located_error():
     text = resources.files("exporter.rulesets").joinpath("kafka-4x.yml").read_text()
     rng = random.Random(7)
@@ -100,6 +101,44 @@ def test_rules_loader_fuzz_gives_a_ruleset_or_a_located_error():
         rs.match(probe)
         outcomes["rules"] += 1
     assert outcomes["rules"] > 20 and outcomes["error"] > 20, outcomes
+
+
+def test_scenario_loader_fuzz_gives_a_scenario_or_a_located_error():
+    from broker.scenario import Scenario, bundled_scenario, load_scenario
+    rng = random.Random(20261201)
+    outcomes = {"scenario": 0, "error": 0}
+    for name in ("demo.yaml", "rehearsal.yaml"):
+        text = bundled_scenario(name)
+        for _ in range(300):
+            mutated = mutate(text, rng)
+            try:
+                scenario = load_scenario(mutated, "fuzz-scenario.yaml")
+            except ConfigError as e:
+                assert e.problems and all(p.startswith("fuzz-scenario.yaml:") for p in e.problems), (mutated, e.problems)
+                outcomes["error"] += 1
+                continue
+            assert isinstance(scenario, Scenario) and scenario.brokers >= 1 and scenario.controllers >= 1, mutated
+            outcomes["scenario"] += 1
+    assert outcomes["scenario"] > 50 and outcomes["error"] > 100, outcomes
+
+
+def test_catalog_loader_fuzz_gives_a_catalog_or_a_located_error(tmp_path):
+    from exporter.catalog.model import CATALOG_PATH, Catalog, load_catalog
+    rng = random.Random(11)
+    text = CATALOG_PATH.read_text()
+    outcomes = {"catalog": 0, "error": 0}
+    path = tmp_path / "fuzz-catalog.yaml"
+    for _ in range(60):
+        path.write_text(mutate(text, rng))
+        try:
+            catalog = load_catalog(path)
+        except ConfigError as e:
+            assert e.problems and all(p.startswith(f"{path}:") for p in e.problems), e.problems
+            outcomes["error"] += 1
+            continue
+        assert isinstance(catalog, Catalog)
+        outcomes["catalog"] += 1
+    assert outcomes["catalog"] > 5 and outcomes["error"] > 5, outcomes
 
 
 def random_json(rng: random.Random, depth: int = 0) -> Any:

@@ -51,6 +51,7 @@ def assert_same(expected: dict, got: dict, label: str):
     assert not diff, f"{label}: {[(k, expected[k], got[k]) for k in diff[:5]]}"
 
 
+@pytest.mark.slow
 def test_every_node_has_its_own_endpoint(published):
     c, pub = published
     urls = pub.urls()
@@ -59,6 +60,7 @@ def test_every_node_has_its_own_endpoint(published):
     assert all(u.startswith("service:jmx:rmi:///jndi/rmi://127.0.0.1:") for u in urls.values())
 
 
+@pytest.mark.slow
 def test_jmx_and_jolokia_read_what_the_registries_hold(published):
     c, pub = published
     pub.refresh()
@@ -74,6 +76,7 @@ def test_jmx_and_jolokia_read_what_the_registries_hold(published):
     assert [k for k, _ in sample.props] == ["type", "name", "topic", "partition"]
 
 
+@pytest.mark.slow
 def test_values_follow_the_cluster_within_a_refresh(published):
     c, pub = published
     src = JmxSource("c", pub.urls()["controller-1001"],
@@ -96,6 +99,7 @@ def test_values_follow_the_cluster_within_a_refresh(published):
     assert [s.value for s in state.read().samples] == [3]
 
 
+@pytest.mark.slow
 def test_composite_data_is_flattened_and_types_are_kafkas(published):
     c, pub = published
     src = JmxSource("b1", pub.urls()["broker-1"], includes=[
@@ -120,6 +124,7 @@ def test_jolokia_reports_per_request_errors(published):
     assert "kafka.nope:type=Missing" in reason and "InstanceNotFoundException" in reason and count == 1
 
 
+@pytest.mark.slow
 def test_jolokia_basic_auth():
     require_jolokia()
     c = make_cluster(topics=())
@@ -144,6 +149,7 @@ def test_unreadable_attributes_are_counted_not_fatal(published):
     assert collection.skipped.get("unreadable attribute", 0) > 0      # e.g. usage thresholds some pools lack
 
 
+@pytest.mark.slow
 def test_publishing_10k_mbeans_refreshes_fast():
     require_jdk()
     c = make_cluster(topics=(("wide", 1000, 3, 2),))
@@ -186,6 +192,7 @@ def secured(tmp_path_factory):
     pub.stop()
 
 
+@pytest.mark.slow
 def test_jmx_authentication_and_tls(secured):
     pub, truststore = secured
     url = pub.urls()["controller-1001"]
@@ -203,6 +210,7 @@ def test_jmx_authentication_and_tls(secured):
     assert e.value.kind in ("tls", "connect")
 
 
+@pytest.mark.slow
 def test_a_broken_connection_reconnects_with_backoff(published):
     c, pub = published
     src = JmxSource("c2", pub.urls()["controller-1002"], includes=["kafka.server:type=raft-metrics"])
@@ -221,6 +229,7 @@ def test_a_broken_connection_reconnects_with_backoff(published):
     assert src.read().samples
 
 
+@pytest.mark.slow
 def test_a_hung_target_times_out():
     require_jdk()
     with hung_jmx_url() as url:
@@ -263,6 +272,7 @@ def test_open_data_from_the_jvms_own_mbeans_is_flattened_as_jmx_exporter_does(pu
     assert not any("SystemProperties" in m.name for m in exported)     # jmx_exporter never reads them
 
 
+@pytest.mark.slow
 def test_mbean_info_declares_the_types_kafkas_reporters_declare(published):
     """Yammer's JmxReporter interfaces: Object getValue(), long getCount(), double rates and
     percentiles, TimeUnit units; Kafka's KafkaMbean: double for every attribute (real Kafka 4.1 and

@@ -4,9 +4,11 @@ import re
 import subprocess
 import sys
 
+import pytest
 from jvm_support import kafka_port_block, require_real_kafka
 
 
+@pytest.mark.services
 def test_cluster_run_plays_a_scenario_on_real_kafka(tmp_path):
     """`kafka-jmx cluster run --engine kafka`: the embedded engine's lines, topics, a real client
     workload, and the timeline's kill, pause and resume on real processes."""

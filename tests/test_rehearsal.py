@@ -93,6 +93,7 @@ def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix, monkeypatch, 
     assert code == 0 and report["ok"]
 
 
+@pytest.mark.slow
 def test_a_cluster_that_stops_on_an_error_stops_the_rehearsal():
     sim = Simulation(load_scenario("cluster: {brokers: 1, controllers: 1}\n", "s.yaml"))
     sim.start()

@@ -1,5 +1,7 @@
 """Faults of a broker's resources: a failed log directory (JBOD), a produce flood that saturates
 the network threads, a slow disk that saturates the request handler threads."""
+import pytest
+
 from conftest import KC, RM, make_cluster
 
 from broker.scenario import Fault, load_scenario
@@ -80,6 +82,7 @@ def _leader(sim: Simulation, topic: str) -> str:
     return f"broker-{sim.cluster.active_controller().image.partition(topic, 0).leader}"
 
 
+@pytest.mark.slow
 def test_flood_saturates_the_leaders_network_threads_until_healed():
     sim = _scenario("  - {at: 30s, flood: backfill, bytes_per_sec: 100MB}\n  - {at: 60s, heal: all}")
     sim.run(until_ms=29_000)
@@ -98,6 +101,7 @@ def test_flood_saturates_the_leaders_network_threads_until_healed():
     assert any("flood backfill at 100 MB/s" in m for _, m in sim.events)
 
 
+@pytest.mark.slow
 def test_slow_disk_under_load_saturates_the_request_handlers():
     sim = _scenario("  - {at: 20s, flood: backfill, bytes_per_sec: 100MB}")
     sim.run(until_ms=40_000)

@@ -265,6 +265,7 @@ def names_of(rules_text, samples):
     return out
 
 
+@pytest.mark.slow
 def test_strimzi_rules_give_the_names_strimzi_dashboards_query(cluster_samples):
     names = names_of(STRIMZI, cluster_samples)
     for expected in ("kafka_server_replicamanager_leadercount", "kafka_server_replicamanager_partitioncount",
@@ -288,6 +289,7 @@ def test_strimzi_rules_give_the_names_strimzi_dashboards_query(cluster_samples):
     assert (("partition", "0"), ("topic", "orders")) in names["kafka_log_log_size"]
 
 
+@pytest.mark.slow
 def test_jmx_exporter_kraft_example_names(cluster_samples):
     names = names_of(KRAFT_EXAMPLE, cluster_samples)
     # the example names it ..._current_state_info; jmx_exporter 1.x (client_java) cuts the _info
@@ -306,6 +308,7 @@ def test_confluent_style_names(cluster_samples):
     assert "kafka_server_raft_metrics_current_leader" in names
 
 
+@pytest.mark.slow
 def test_builtin_rules_cover_the_strimzi_names_and_more(cluster_samples):
     from exporter.rulesets import builtin_rules
     rs = builtin_rules()

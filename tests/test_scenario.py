@@ -113,6 +113,7 @@ def test_kafka_errors_from_the_cluster_api(cluster):
     assert done == ["TOPIC_ALREADY_EXISTS: Topic 'orders' already exists."]
 
 
+@pytest.mark.slow
 def test_simulation_replays_exactly():
     def run():
         sim = Simulation(load_scenario(GOOD.replace("120s", "40s"), "s.yaml"))
@@ -122,6 +123,7 @@ def test_simulation_replays_exactly():
     assert run() == run()
 
 
+@pytest.mark.slow
 def test_simulate_dump_shape(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text(GOOD.replace("run_for: 120s", "run_for: 30s"))
@@ -138,6 +140,7 @@ def test_simulate_dump_shape(tmp_path):
     assert ctl["mbeans"]["kafka.controller:type=KafkaController,name=ActiveBrokerCount"] == {"Value": 4}
 
 
+@pytest.mark.slow
 def test_simulate_every_and_mbean_filter(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text(GOOD.replace("run_for: 120s", "run_for: 20s"))
