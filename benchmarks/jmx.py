@@ -20,12 +20,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from jvm_support import free_port_block  # noqa: E402
 
-from broker.broker import PER_TOPIC_METERS  # noqa: E402
 from broker.cluster import Cluster  # noqa: E402
 from kafka_common.jvm import start_jvm  # noqa: E402
 from broker.jmx.publisher import JmxPublisher  # noqa: E402
 from exporter.sources.jmx import JmxReader, JmxSource  # noqa: E402
 from exporter.sources.jolokia import JolokiaSource  # noqa: E402
+
+# the BrokerTopicMetrics meters a busy broker has per topic
+PER_TOPIC_METERS = ("MessagesInPerSec", "BytesInPerSec", "BytesOutPerSec", "TotalProduceRequestsPerSec",
+                    "TotalFetchRequestsPerSec", "FailedProduceRequestsPerSec", "FailedFetchRequestsPerSec",
+                    "BytesRejectedPerSec")
 
 
 def build(partitions: int) -> Cluster:
@@ -120,7 +124,7 @@ def main() -> None:
     heavy = c.brokers["broker-1"]
     with c.sched.lock:
         for i in range(700):
-            for meter, _ in PER_TOPIC_METERS:
+            for meter in PER_TOPIC_METERS:
                 heavy.topic_meter(meter, f"topic-{i}", 1)
     pub.refresh()
     heavy_src = JmxSource("heavy", pub.urls()["broker-1"], includes=["kafka.server:type=BrokerTopicMetrics,*"])

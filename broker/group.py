@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from broker.mbeans.kafka_metrics import SampledStat
 from broker.mbeans.yammer import INT
@@ -34,7 +34,29 @@ from broker.protocol import (
 from broker.structs import TopicPartition
 
 if TYPE_CHECKING:
-    from broker.broker import BrokerNode
+    from broker.config import KafkaConfig
+    from broker.mbeans.registry import MBeanRegistry
+    from broker.metadata import MetadataImage
+    from broker.partition import Partition
+
+
+class GroupCoordinatorHost(Protocol):
+    """All the group coordinator reaches of its broker (Kafka hands it the ReplicaManager's append
+    and the metadata cache the same way)."""
+    node_id: int
+    cfg: "KafkaConfig"
+    mbeans: "MBeanRegistry"
+    image: "MetadataImage"                              # the broker's metadata cache
+
+    def now(self) -> float: ...
+    def after(self, delay_ms: float, fn: Callable[[], None]) -> Any: ...
+    def every(self, interval_ms: float, fn: Callable[[], None]) -> Any: ...
+    def request(self, dst: str, request: Any, on_reply: Callable[[Any], None], timeout_ms: float) -> None: ...
+    def serve(self, request_type: type, api: str, handler: Callable[[str, Any, Callable[[Any], None]], None]) -> None: ...
+    def controller_name(self) -> str | None: ...
+    def address_of(self, broker_id: int) -> str: ...
+    def local_partition(self, tp: TopicPartition) -> "Partition | None": ...
+    def append_internal(self, tp: TopicPartition, records: tuple, done: Callable[[str], None]) -> None: ...
 
 OFFSETS_TOPIC = "__consumer_offsets"
 LOAD_BYTES_PER_MS = 50_000.0
@@ -83,7 +105,8 @@ class Group:
 
 class GroupCoordinator:
     @staticmethod
-    def serve_on(broker: "BrokerNode") -> None:
+    def serve_on(broker: GroupCoordinatorHost, coordinator: "Callable[[], GroupCoordinator]") -> None:
+        """The group APIs on the broker's listener, answered by its current coordinator (a new one per start)."""
         for req_type, api, method in ((FindCoordinatorRequest, "FindCoordinator", "on_find"),
                                       (JoinGroupRequest, "JoinGroup", "on_join"),
                                       (SyncGroupRequest, "SyncGroup", "on_sync"),
@@ -91,9 +114,9 @@ class GroupCoordinator:
                                       (LeaveGroupRequest, "LeaveGroup", "on_leave"),
                                       (OffsetCommitRequest, "OffsetCommit", "on_offset_commit"),
                                       (OffsetFetchRequest, "OffsetFetch", "on_offset_fetch")):
-            broker.serve(req_type, api, lambda src, req, reply, m=method: getattr(broker.coordinator, m)(src, req, reply))
+            broker.serve(req_type, api, lambda src, req, reply, m=method: getattr(coordinator(), m)(src, req, reply))
 
-    def __init__(self, broker: "BrokerNode") -> None:
+    def __init__(self, broker: GroupCoordinatorHost) -> None:
         self.broker = broker
         self.groups: dict[str, Group] = {}
         self.loaded: set[int] = set()       # offsets partitions led here and loaded
@@ -155,7 +178,8 @@ class GroupCoordinator:
                 self._unload(self.groups.pop(gid))
             return
         self.loading.add(idx)
-        part = self.broker.partitions[tp]
+        part = self.broker.local_partition(tp)
+        assert part is not None, f"{tp} is led here but has no local replica"
         started = self.broker.now()
         load_ms = part.log.size / LOAD_BYTES_PER_MS
         epoch = part.leader_epoch
@@ -195,10 +219,10 @@ class GroupCoordinator:
         if p.leader < 0:
             reply(FindCoordinatorResponse("COORDINATOR_NOT_AVAILABLE"))
             return
-        reply(FindCoordinatorResponse("NONE", p.leader, self.broker.broker_names[p.leader]))
+        reply(FindCoordinatorResponse("NONE", p.leader, self.broker.address_of(p.leader)))
 
     def _create_offsets_topic(self) -> None:
-        target = self.broker.raft.leader_name()
+        target = self.broker.controller_name()
         if self._create_requested or target is None:
             return
         self._create_requested = True

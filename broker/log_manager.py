@@ -1,0 +1,86 @@
+"""LogManager of one broker: the partition logs under log.dirs, which directory holds each, the
+directories that failed, and the high-watermark checkpoints."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from broker.log import Log
+from broker.mbeans.yammer import INT, LONG
+from broker.raft import QuorumStore
+from broker.structs import TopicPartition
+
+if TYPE_CHECKING:
+    from broker.broker import BrokerNode
+
+
+@dataclass
+class BrokerDisk:
+    """What survives a broker restart: partition logs (each in one of log.dirs), the metadata log,
+    HW checkpoints."""
+    logs: dict[TopicPartition, Log] = field(default_factory=dict)
+    dirs: dict[TopicPartition, str] = field(default_factory=dict)
+    quorum: QuorumStore = field(default_factory=lambda: QuorumStore(Log()))
+    hw_checkpoint: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+class LogManager:
+    def __init__(self, node: "BrokerNode", disk: BrokerDisk) -> None:
+        self.node = node
+        self.disk = disk
+        self.log_dirs: tuple[str, ...] = tuple(node.cfg["log.dirs"].split(","))
+        # a failed directory stays offline until the process restarts, as in Kafka
+        self.offline_dirs: set[str] = set()
+
+    def register_metrics(self) -> None:
+        m = self.node.mbeans
+        m.gauge("kafka.log", "LogManager", "OfflineLogDirectoryCount", lambda: len(self.offline_dirs), java_type=INT)
+        for d in self.log_dirs:
+            m.gauge("kafka.log", "LogManager", "LogDirectoryOffline", lambda d=d: int(d in self.offline_dirs),
+                    {"logDirectory": d}, java_type=INT)
+
+    def register_log_metrics(self, tp: TopicPartition) -> None:
+        m = self.node.mbeans
+        tags = {"topic": tp.topic, "partition": str(tp.partition)}
+        log = self.disk.logs[tp]
+        m.gauge("kafka.log", "Log", "Size", lambda: log.size, tags, LONG)
+        m.gauge("kafka.log", "Log", "LogEndOffset", lambda: log.end_offset, tags, LONG)
+        m.gauge("kafka.log", "Log", "LogStartOffset", lambda: log.start_offset, tags, LONG)
+        m.gauge("kafka.log", "Log", "NumLogSegments", lambda: log.num_segments, tags, INT)
+
+    def live_dirs(self) -> list[str]:
+        return [d for d in self.log_dirs if d not in self.offline_dirs]
+
+    def log_for(self, tp: TopicPartition) -> Log | None:
+        """tp's log, created in its directory on first use; None when that directory is offline."""
+        if self._dir_for(tp) is None:
+            return None
+        return self.disk.logs.setdefault(tp, Log(self.node.cfg["log.segment.bytes"]))
+
+    def _dir_for(self, tp: TopicPartition) -> str | None:
+        """The directory holding tp's log: where it already is, else the live directory with the
+        fewest logs (LogManager's placement); None when that directory is offline."""
+        placed = self.disk.dirs.get(tp)
+        if placed is None:
+            live = self.live_dirs()
+            counts = {d: 0 for d in live}
+            for d in self.disk.dirs.values():
+                if d in counts:
+                    counts[d] += 1
+            placed = min(live, key=lambda d: (counts[d], live.index(d)))
+            self.disk.dirs[tp] = placed
+        return None if placed in self.offline_dirs else placed
+
+    def fail_dir(self, log_dir: str | None) -> tuple[str, bool, list[TopicPartition]]:
+        """Marks log_dir (default: the first live one) offline: (the directory, whether it was the last
+        live one, the partitions whose logs it held)."""
+        live = self.live_dirs()
+        log_dir = log_dir or (live[0] if live else None)
+        if log_dir not in live:
+            raise ValueError(f"{self.node.name}: {log_dir!r} is not a live log directory "
+                             f"(live: {', '.join(live) or 'none'})")
+        self.offline_dirs.add(log_dir)
+        return log_dir, len(live) == 1, sorted(tp for tp, d in self.disk.dirs.items() if d == log_dir)
+
+    def checkpoint_hw(self, high_watermarks: dict[TopicPartition, int]) -> None:
+        self.disk.hw_checkpoint = dict(high_watermarks)
