@@ -105,15 +105,6 @@ class _Reader:
     def path(self, p: str) -> str:
         return p if os.path.isabs(p) else os.path.join(self.base_dir, p)
 
-    def keys(self, value: Any, path: tuple, allowed: set[str]) -> dict:
-        if not isinstance(value, dict):
-            self.doc.fail(path, f"expected a mapping, got {type(value).__name__}")
-            return {}
-        for k in value:
-            if k not in allowed:
-                self.doc.fail(path + (k,), f"unknown key {k!r} (allowed: {', '.join(sorted(allowed))})")
-        return value
-
     def string(self, d: dict, path: tuple, key: str, required: bool = False, default: str | None = None) -> str | None:
         if key not in d:
             if required:
@@ -188,9 +179,9 @@ class _Reader:
 def load_config(text: str, source: str = "<config>") -> DaemonConfig:
     doc = Doc(text, source)
     r = _Reader(doc, os.path.dirname(os.path.abspath(source)) if source != "<config>" else os.getcwd())
-    top = r.keys(doc.data or {}, (), TOP)
+    top = doc.mapping(doc.data or {}, (), TOP)
     cluster = r.string(top, (), "cluster", default="kafka") or "kafka"
-    coll = r.keys(top.get("collection", {}) or {}, ("collection",), {"interval", "timeout"})
+    coll = doc.mapping(top.get("collection", {}) or {}, ("collection",), {"interval", "timeout"})
     interval = r.duration_s(coll, ("collection",), "interval", 10.0)
     timeout = r.duration_s(coll, ("collection",), "timeout", interval)
     includes, excludes = r.patterns(top, "include"), r.patterns(top, "exclude")
@@ -205,20 +196,20 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
             if not os.path.isfile(rules_file):
                 doc.fail(("rules",), f"rules file {rules} not found")
 
-    prom = r.keys(top.get("prometheus", {}) or {}, ("prometheus",), {"listen", "tls", "basic_auth"})
+    prom = doc.mapping(top.get("prometheus", {}) or {}, ("prometheus",), {"listen", "tls", "basic_auth"})
     listen = r.string(prom, ("prometheus",), "listen", default="127.0.0.1:9404") or "127.0.0.1:9404"
     host, _, port_text = listen.rpartition(":")
     if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         doc.fail(("prometheus", "listen"), f"expected HOST:PORT, got {listen!r}")
         port_text = "9404"
-    tls = r.keys(prom.get("tls", {}) or {}, ("prometheus", "tls"), {"cert", "key"})
+    tls = doc.mapping(prom.get("tls", {}) or {}, ("prometheus", "tls"), {"cert", "key"})
     cert, key = r.string(tls, ("prometheus", "tls"), "cert"), r.string(tls, ("prometheus", "tls"), "key")
     for name, value in (("cert", cert), ("key", key)):
         if value and not os.path.isfile(r.path(value)):
             doc.fail(("prometheus", "tls", name), f"file {value} not found")
     if bool(cert) != bool(key):
         doc.fail(("prometheus", "tls"), "give both cert and key")
-    auth = r.keys(prom.get("basic_auth", {}) or {}, ("prometheus", "basic_auth"),
+    auth = doc.mapping(prom.get("basic_auth", {}) or {}, ("prometheus", "basic_auth"),
                   {"username", "password", "password_env", "password_file"})
     username = r.string(auth, ("prometheus", "basic_auth"), "username", required=bool(auth))
     password = r.secret(auth, ("prometheus", "basic_auth"), "password")
@@ -228,7 +219,7 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
     zabbix = None
     if "zabbix" in top:
         zp = ("zabbix",)
-        z = r.keys(top["zabbix"] or {}, zp, {"server", "host_name", "batch_size", "spool_limit", "send_interval", "tls"})
+        z = doc.mapping(top["zabbix"] or {}, zp, {"server", "host_name", "batch_size", "spool_limit", "send_interval", "tls"})
         server = r.string(z, zp, "server", required=True) or ""
         zhost, _, zport = server.rpartition(":") if ":" in server else (server, "", "10051")
         if not zhost or not zport.isdigit():
@@ -249,7 +240,7 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
         psk = None
         if "tls" in z:
             tp = zp + ("tls",)
-            tls = r.keys(z["tls"] or {}, tp, {"psk_identity", "psk", "psk_env", "psk_file"})
+            tls = doc.mapping(z["tls"] or {}, tp, {"psk_identity", "psk", "psk_env", "psk_file"})
             identity = r.string(tls, tp, "psk_identity", required=True)
             key = r.secret(tls, tp, "psk")
             if key is None:
@@ -278,7 +269,7 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
     names = set()
     for i, t in enumerate(raw_targets):
         path = ("targets", i)
-        t = r.keys(t, path, {"name", "role", "node_id", "jmx", "jolokia", "labels", "interval", "timeout"})
+        t = doc.mapping(t, path, {"name", "role", "node_id", "jmx", "jolokia", "labels", "interval", "timeout"})
         name = r.string(t, path, "name", required=True) or f"target-{i}"
         if name in names:
             doc.fail(path + ("name",), f"target {name!r} is defined twice")
@@ -293,7 +284,7 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
         kind = kinds[0]
         spath = path + (kind,)
         if kind == "jmx":
-            s = r.keys(t[kind], spath, {"url", "username", "password", "password_env", "password_file", "ssl",
+            s = doc.mapping(t[kind], spath, {"url", "username", "password", "password_env", "password_file", "ssl",
                                         "truststore", "truststore_password", "truststore_password_env",
                                         "truststore_password_file"})
             url = r.string(s, spath, "url", required=True) or ""
@@ -303,7 +294,7 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
                               r.boolean(s, spath, "ssl", False), r.string(s, spath, "truststore"),
                               r.secret(s, spath, "truststore_password"))
         else:
-            s = r.keys(t[kind], spath, {"url", "username", "password", "password_env", "password_file", "verify",
+            s = doc.mapping(t[kind], spath, {"url", "username", "password", "password_env", "password_file", "verify",
                                         "null_as_nan"})
             url = r.string(s, spath, "url", required=True) or ""
             if url and not url.startswith(("http://", "https://")):

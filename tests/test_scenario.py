@@ -79,6 +79,7 @@ def test_the_issue_example_loads():
      "timeline[0].restart: restart cannot target a partition leader"),
     ("cluster: {brokers: 0}\n", "s.yaml:1: cluster.brokers: expected a positive integer, got 0"),
     ("topics: [\n", "s.yaml:2: not valid YAML"),
+    ("cluster: {brokers: !!python/name:os.system ''}\n", "s.yaml:1: not valid here"),
 ])
 def test_errors_name_line_and_field(text, expected):
     with pytest.raises(ConfigError) as e:
