@@ -96,3 +96,62 @@ def test_cluster_ids_are_kafkas_and_never_read_as_an_option():
     assert not [i for i in ids if i.startswith("-")]
     assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)
     assert len(set(ids)) == 2000
+
+
+# Beans Kafka creates on their first event (a rejected or failed produce, that error code): absent from
+# a healthy cluster, so not items a template may poll unconditionally
+FIRST_EVENT = {"produce_not_enough_replicas", "bytes_rejected", "failed_produce"}
+
+
+def produce_and_consume(cluster: RealCluster, topic: str, records: int = 200) -> None:
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers()})
+    [future] = admin.create_topics([NewTopic(topic, 3, 3, config={"min.insync.replicas": "2"})]).values()
+    future.result(timeout=60)
+    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers(), "acks": "all"})
+    for i in range(records):
+        producer.produce(topic, key=str(i % 10), value=b"x" * 100)
+    assert producer.flush(60) == 0
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap_servers(), "group.id": "catalog-check",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    read, deadline = 0, time.monotonic() + 60
+    while read < records and time.monotonic() < deadline:
+        msg = consumer.poll(1.0)
+        if msg is not None and msg.error() is None:
+            read += 1
+    consumer.close()
+    assert read == records
+
+
+def test_every_catalog_item_resolves_on_its_role(kafka):
+    from exporter.catalog.model import load_catalog
+    produce_and_consume(kafka, "catalog-check")
+    catalog = load_catalog()
+    offered: dict[str, set[tuple[str, str]]] = {}
+    for name in kafka.nodes:
+        source = JmxSource(name, kafka.urls()[name], includes=["kafka.*:*"])
+        offered[name] = {(on, attr) for on, attr, _ in source.describe()}
+    missing, unexpected = [], []
+    for m in catalog.metrics:
+        # a topic item is the all-topics bean and, by discovery, the bean of each topic
+        beans = [m.mbean] + ([f"{m.mbean},topic=catalog-check"] if m.lld == "topic" else [])
+        for name, node in kafka.nodes.items():
+            if not m.on(node.role):
+                continue
+            here = all(_offers(offered[name], mbean, m.attribute) for mbean in beans)
+            if m.id in FIRST_EVENT:
+                if here:
+                    unexpected.append(f"{m.id} on {name}")
+            elif not here:
+                missing.append(f"{m.id} on {name}: {beans} {m.attribute}")
+    assert not missing, "\n".join(missing)
+    assert not unexpected, "present on a healthy cluster: " + ", ".join(unexpected)
+
+
+def _offers(offered: set[tuple[str, str]], mbean: str, attribute: str) -> bool:
+    """Key properties in another order name the same bean."""
+    from kafka_common.names import ObjectName
+    want = ObjectName.parse(mbean).canonical
+    return any(attr == attribute and ObjectName.parse(on).canonical == want for on, attr in offered)
