@@ -38,8 +38,8 @@ from kafka_jmx.embedded import ClusterThread, embedded_targets
 
 # what undoes a fault: the time to resolve runs from it
 UNDO = {"kill": "restart", "isolate": "heal", "slow": "heal", "flood": "heal", "fail_log_dir": "restart"}
-FAST_MACROS = {"{$KAFKA.NODATA.TIMEOUT}": "20s", "{$KAFKA.AGGREGATE.PERIOD}": "10s", "{$KAFKA.URP.PERIOD}": "10s",
-               "{$KAFKA.ISR.SHRINK.PERIOD}": "10s", "{$KAFKA.RAFT.NO_LEADER.PERIOD}": "10s", "{$KAFKA.IDLE.PERIOD}": "10s"}
+FAST_MACROS = {"{$KAFKA.NODATA.TIMEOUT}": "20s", "{$KAFKA.AGGREGATE.PERIOD}": "10s", "{$KAFKA.CONTROLLER.GAP}": "20s",
+               "{$KAFKA.URP.PERIOD}": "10s", "{$KAFKA.ISR.SHRINK.PERIOD}": "10s", "{$KAFKA.RAFT.NO_LEADER.PERIOD}": "10s", "{$KAFKA.IDLE.PERIOD}": "10s"}
 
 
 @dataclass
