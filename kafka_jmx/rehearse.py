@@ -29,6 +29,7 @@ from broker.jmx.publisher import JmxPublisher
 from broker.scenario import Fault, Scenario
 from broker.simulation import Simulation
 from exporter.catalog.model import Trigger, load_catalog
+from exporter.collector import Target
 from exporter.config import PrometheusSpec
 from exporter.daemon import Daemon
 from exporter.provision import NodeSpec, Provisioner
@@ -149,12 +150,101 @@ class PrometheusWatch:
                 for a in r.json()["data"]["alerts"] if a["labels"].get("cluster") == self.cluster and a["state"] == "firing"]
 
 
+class EmbeddedEngine:
+    """The embedded cluster on the wall clock, published over JMX for the Java gateway."""
+
+    def __init__(self, scenario: Scenario, jmx_base_port: int, publish: bool, log) -> None:  # type: ignore[no-untyped-def]
+        self.sim = Simulation(scenario, WallClock())
+        self.publisher = JmxPublisher(self.sim.cluster, base_port=jmx_base_port, refresh_ms=1000) if publish else None
+        self.runner = ClusterThread(self.sim, threading.Event(), log)
+
+    def targets(self) -> list[Target]:
+        return embedded_targets(self.sim.cluster, interval_s=2.0, timeout_s=5.0)
+
+    def nodes(self) -> list[NodeSpec]:
+        ports = self.publisher.ports() if self.publisher else {n: 0 for n in self.sim.cluster.node_names()}
+        return [NodeSpec(n, self.sim.cluster.node(n).role, "127.0.0.1", p) for n, p in ports.items()]
+
+    def start(self) -> None:
+        self.sim.start(apply_timeline=False)
+        self.runner.start()
+        if self.publisher is not None:
+            self.publisher.start(background=True)
+
+    def ready(self) -> bool:
+        return self.sim.cluster.ready()
+
+    def apply(self, fault: Fault) -> None:
+        with self.sim.cluster.sched.lock:
+            self.sim.apply(fault)
+
+    def check(self) -> None:
+        self.runner.check()
+
+    def stop(self) -> None:
+        self.runner.stopping.set()
+        if self.publisher is not None:
+            self.publisher.stop()
+
+
+class KafkaEngine:
+    """Real Apache Kafka from the Maven jars: the scenario's cluster, topics and client workload; the
+    exporter and the Java gateway read its JMX endpoints."""
+
+    def __init__(self, scenario: Scenario, version: str, jmx_base_port: int, kafka_base_port: int, log) -> None:  # type: ignore[no-untyped-def]
+        from realkafka.cluster import RealCluster
+        from realkafka.engine import check
+        check(scenario)
+        self.scenario, self.log = scenario, log
+        self.cluster = RealCluster(version, scenario.brokers, scenario.controllers, jmx_base_port, kafka_base_port,
+                                   None, scenario.config)
+        self.engine = None
+
+    def targets(self) -> list[Target]:
+        from exporter.sources.jmx import JmxSource
+        return [Target(n, node.role, JmxSource(n, node.jmx_url, timeout_ms=5000), str(node.node_id), {}, 2.0, 5.0)
+                for n, node in self.cluster.nodes.items()]
+
+    def nodes(self) -> list[NodeSpec]:
+        return [NodeSpec(n, node.role, "127.0.0.1", node.jmx_port) for n, node in self.cluster.nodes.items()]
+
+    def start(self) -> None:
+        from realkafka.engine import Engine
+        self.cluster.start()
+        self.log(f"real Kafka {self.cluster.version}: bootstrap.servers={self.cluster.bootstrap_servers()}")
+        self.engine = Engine(self.scenario, self.cluster)
+        self.engine.create_topics()
+        self.engine.start_workload()
+
+    def ready(self) -> bool:
+        return self.engine is not None
+
+    def apply(self, fault: Fault) -> None:
+        assert self.engine is not None
+        seen = len(self.engine.events)
+        self.engine.apply(fault)
+        for _, event in self.engine.events[seen:]:
+            if "skipped" in event:
+                raise RuntimeError(f"real Kafka: {event}")
+
+    def check(self) -> None:
+        """Real processes report their own failures to the watches; nothing to raise here."""
+
+    def stop(self) -> None:
+        from exporter.sources.jmx import JmxReader
+        if self.engine is not None:
+            self.engine.close()
+        self.cluster.stop()
+        JmxReader.stop_all()
+
+
 def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: str = "Admin",
              zabbix_password: str | None = None, prometheus_url: str | None = None, transport: str = "jmx",
              jmx_base_port: int = 9990, metrics_listen: tuple[str, int] = ("127.0.0.1", 9404),
              zabbix_server: tuple[str, int] | None = None, interval: str = "5s", fire_timeout_s: float = 180.0,
-             settle_s: float = 20.0, macros: dict[str, str] | None = None,
-             log=print) -> Rehearsal:  # type: ignore[no-untyped-def]
+             settle_s: float = 20.0, macros: dict[str, str] | None = None, engine: str = "embedded",
+             kafka_base_port: int = 9092, log=print) -> Rehearsal:  # type: ignore[no-untyped-def]
+    """engine: 'embedded', or 'kafka[:VERSION]' for real Apache Kafka (kill, restart, pause, resume, heal)."""
     catalog = load_catalog()
     by_id = {t.id: t for t in catalog.triggers}
     for fault in scenario.timeline:
@@ -163,51 +253,48 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
                 raise ValueError(f"{scenario.source}:{fault.line}: expect: unknown trigger {tid!r} "
                                  f"(catalog ids: {', '.join(sorted(by_id))})")
     name = f"rehearsal-{time.strftime('%Y%m%d-%H%M%S')}"
-    sim = Simulation(scenario, WallClock())
-    cluster = sim.cluster
-    publisher = JmxPublisher(cluster, base_port=jmx_base_port, refresh_ms=1000) if transport == "jmx" else None
+    kind, _, version = engine.partition(":")
+    if kind == "embedded" and not version:
+        runner: EmbeddedEngine | KafkaEngine = EmbeddedEngine(scenario, jmx_base_port, transport == "jmx", log)
+    elif kind == "kafka":
+        from realkafka.install import DEFAULT_LINE
+        runner = KafkaEngine(scenario, version or DEFAULT_LINE, jmx_base_port, kafka_base_port, log)
+    else:
+        raise ValueError(f"unknown engine {engine!r} (embedded, or kafka[:VERSION])")
     sink = None
     if zabbix_url and transport == "trapper":
         if zabbix_server is None:
             raise ValueError("the trapper transport needs the Zabbix server's address (--zabbix-server)")
         sink = TrapperSink(zabbix_server[0], zabbix_server[1], catalog, name, host_name="{cluster}-{node}",
                            lld_settle_s=10.0)
-    daemon = Daemon(name, embedded_targets(cluster, interval_s=2.0, timeout_s=5.0), builtin_rules(),
-                    PrometheusSpec(*metrics_listen), zabbix=sink)
-    stop = threading.Event()
+    daemon = None
     watches: list[tuple[str, object]] = []
     try:
-        sim.start(apply_timeline=False)
-        runner = ClusterThread(sim, stop, log)
         runner.start()
-        if publisher is not None:
-            publisher.start(background=True)
+        daemon = Daemon(name, runner.targets(), builtin_rules(), PrometheusSpec(*metrics_listen), zabbix=sink)
         daemon.start()
         log(f"exporter: {daemon.url} (Prometheus must scrape it and load templates/prometheus/kafka-4x-alerts.yml)")
         if zabbix_url:
             prov = Provisioner(zabbix_url, zabbix_user, zabbix_password or "")
-            ports = publisher.ports() if publisher else {n: 0 for n in cluster.node_names()}
-            nodes = [NodeSpec(n, cluster.node(n).role, "127.0.0.1", p) for n, p in ports.items()]
-            hosts = prov.provision(name, nodes, transport, scenario.brokers, interval, macros=macros)
+            hosts = prov.provision(name, runner.nodes(), transport, scenario.brokers, interval, macros=macros)
             watches.append(("zabbix", ZabbixWatch(prov, list(hosts.values()))))
             log(f"zabbix: host group 'Kafka {name}', {len(hosts)} hosts")
         if prometheus_url:
             watches.append(("prometheus", PrometheusWatch(prometheus_url, name)))
         deadline = time.monotonic() + 120
-        while not cluster.ready() and time.monotonic() < deadline:
+        while not runner.ready() and time.monotonic() < deadline:
             time.sleep(0.5)
         time.sleep(settle_s)            # the first values reach Zabbix and Prometheus before any fault
         if not scenario.timeline:
             return _steady(dict(watches), scenario.run_for_ms / 1000.0, name, log, runner)
-        return _run_timeline(sim, list(scenario.timeline), dict(watches), by_id, fire_timeout_s, name, log, runner)
+        return _run_timeline(runner, list(scenario.timeline), dict(watches), by_id, fire_timeout_s, name, log)
     finally:
-        stop.set()
-        daemon.stop()
-        if publisher is not None:
-            publisher.stop()
+        if daemon is not None:
+            daemon.stop()
+        runner.stop()
 
 
-def _poll(until, timeout_s: float, runner: ClusterThread) -> None:  # type: ignore[no-untyped-def]
+def _poll(until, timeout_s: float, runner: "EmbeddedEngine | KafkaEngine") -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while not until() and time.monotonic() < deadline:
         runner.check()
@@ -215,7 +302,7 @@ def _poll(until, timeout_s: float, runner: ClusterThread) -> None:  # type: igno
     runner.check()
 
 
-def _steady(watches: dict, duration_s: float, name: str, log, runner: ClusterThread,  # type: ignore[no-untyped-def]
+def _steady(watches: dict, duration_s: float, name: str, log, runner: "EmbeddedEngine | KafkaEngine",  # type: ignore[no-untyped-def]
             every_s: float = 5.0, started: float | None = None) -> Rehearsal:
     """Watch until duration_s after `started`; anything that fires is unexpected (reported once per name)."""
     result = Rehearsal(name, steady_s=duration_s)
@@ -235,8 +322,8 @@ def _steady(watches: dict, duration_s: float, name: str, log, runner: ClusterThr
         time.sleep(min(every_s, max(0.0, duration_s - elapsed)))
 
 
-def _run_timeline(sim: Simulation, timeline: list[Fault], watches: dict, by_id: dict[str, Trigger],
-                  timeout_s: float, name: str, log, runner: ClusterThread) -> Rehearsal:  # type: ignore[no-untyped-def]
+def _run_timeline(runner: "EmbeddedEngine | KafkaEngine", timeline: list[Fault], watches: dict,
+                  by_id: dict[str, Trigger], timeout_s: float, name: str, log) -> Rehearsal:  # type: ignore[no-untyped-def]
     """Faults in order, each at its time or as soon as the previous checks are done and its expected
     triggers and alerts are quiet: after a fault they are awaited; after the fault's undo, their
     resolution."""
@@ -256,8 +343,7 @@ def _run_timeline(sim: Simulation, timeline: list[Fault], watches: dict, by_id: 
                            for tid in fault.expect for system in watches})
             return not any(before.values())
         _poll(quiet, timeout_s, runner)
-        with sim.cluster.sched.lock:
-            sim.apply(fault)
+        runner.apply(fault)
         applied, applied_epoch = time.monotonic(), time.time()
         label = f"{fault.action} {fault.node or 'all'}"
         log(f"{applied - started:6.1f}s  {label}")

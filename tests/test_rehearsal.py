@@ -11,8 +11,8 @@ import pytest
 from broker.scenario import load_scenario
 from broker.simulation import Simulation
 from kafka_jmx.cli import main
-from kafka_jmx.rehearse import ClusterThread
-from jvm_support import free_port_block, require_jdk
+from kafka_jmx.embedded import ClusterThread
+from jvm_support import free_port_block, kafka_port_block, require_jdk, require_real_kafka
 from prometheus_server import PrometheusServer, rules_for
 
 SCENARIO = """\
@@ -30,12 +30,16 @@ run_for: 600s
 """
 
 
-def test_rehearsal_reports_what_fired_and_how_fast(zabbix, monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize("engine", ["embedded", "kafka"])
+def test_rehearsal_reports_what_fired_and_how_fast(engine, zabbix, monkeypatch, tmp_path, capsys):
+    """The same scenario on the embedded cluster and on real Apache Kafka (`--engine kafka`)."""
     require_jdk()
+    if engine == "kafka":
+        require_real_kafka("4.1")
     monkeypatch.setenv("ZBX_PW", "zabbix")
     scenario = tmp_path / "rehearse.yaml"
     scenario.write_text(SCENARIO)
-    ports = free_port_block(8, low=20000)
+    ports = free_port_block(8, low=20000) if engine == "embedded" else kafka_port_block()
     metrics_port = free_port_block(1, low=20000)
     state = Path(tempfile.mkdtemp(prefix="kafka-jmx-prom-"))
     prom = PrometheusServer(state, free_port_block(1, low=20000), [f"127.0.0.1:{metrics_port}"],
@@ -44,7 +48,8 @@ def test_rehearsal_reports_what_fired_and_how_fast(zabbix, monkeypatch, tmp_path
     try:
         code = main(["rehearse", str(scenario), "--zabbix-url", zabbix.api_url, "--zabbix-password-env", "ZBX_PW",
                      "--prometheus-url", prom.url, "--jmx-base-port", str(ports),
-                     "--metrics-listen", f"127.0.0.1:{metrics_port}", "--fire-timeout", "150s", "--fast", "--json"])
+                     "--metrics-listen", f"127.0.0.1:{metrics_port}", "--fire-timeout", "150s", "--fast", "--json",
+                     "--engine", engine, "--kafka-base-port", str(ports + 8)])
         report = json.loads(capsys.readouterr().out)
     finally:
         prom.stop()

@@ -24,6 +24,11 @@ def add(sub: argparse._SubParsersAction) -> None:
                      help="jmx: the Java gateway polls the cluster's JMX endpoints; trapper: the exporter pushes")
     reh.add_argument("--zabbix-server", metavar="HOST:PORT", help="the trapper port (for --transport trapper)")
     reh.add_argument("--prometheus-url", help="a Prometheus that scrapes --metrics-listen and loads the alert rules")
+    reh.add_argument("--engine", default="embedded", metavar="embedded|kafka[:VERSION]",
+                     help="the embedded cluster (default), or real Apache Kafka from the Maven jars (faults: kill, "
+                          "restart, pause, resume, heal; scripts/install-realkafka)")
+    reh.add_argument("--kafka-base-port", type=int, default=9092, metavar="PORT",
+                     help="kafka engine: the brokers' client listeners from PORT on")
     reh.add_argument("--jmx-base-port", type=int, default=9990)
     reh.add_argument("--metrics-listen", default="127.0.0.1:9404", metavar="HOST:PORT")
     reh.add_argument("--fire-timeout", type=duration, default=180_000.0, metavar="DURATION")
@@ -66,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         result = rehearse(scenario, zabbix_url=url, zabbix_user=args.zabbix_user,
                           zabbix_password=password, prometheus_url=args.prometheus_url, transport=args.transport,
                           jmx_base_port=args.jmx_base_port, metrics_listen=(host or "127.0.0.1", int(port)),
-                          zabbix_server=zserver, fire_timeout_s=args.fire_timeout / 1000.0, macros=macros, log=log)
+                          zabbix_server=zserver, fire_timeout_s=args.fire_timeout / 1000.0, macros=macros,
+                          engine=args.engine, kafka_base_port=args.kafka_base_port, log=log)
     except (ProvisionError, ValueError, RuntimeError) as e:
         print(f"kafka-jmx: {e}", file=sys.stderr)
         return 2
