@@ -84,6 +84,7 @@ class RoleDiff:
     missing: list[tuple[str, str]] = field(default_factory=list)
     types: list[tuple[str, str, str, str]] = field(default_factory=list)      # on, attr, real, embedded
     accepted: list[tuple[str, str, str, str]] = field(default_factory=list)   # side, on, attr, reason
+    signals: list[tuple[str, str, Any, Any]] = field(default_factory=list)    # point, signal, real, embedded
 
     @property
     def coverage(self) -> float:
@@ -92,7 +93,7 @@ class RoleDiff:
     def as_dict(self) -> dict[str, Any]:
         return {"role": self.role, "real": self.real, "covered": self.covered, "coverage": round(self.coverage, 4),
                 "invented": self.invented, "missing": self.missing, "types": self.types,
-                "accepted": len(self.accepted)}
+                "signals": self.signals, "accepted": len(self.accepted)}
 
 
 def diff(real: dict[str, set[Triple]], embedded: dict[str, set[Triple]], accepted: list[Accepted]) -> list[RoleDiff]:
@@ -131,9 +132,66 @@ def describe_all(urls: dict[str, str], timeout_ms: float = 30_000.0) -> dict[str
     return out
 
 
-def run(scenario_path: str, version: str, warmup_s: float = 40.0, base_port: int = 19990) -> list[RoleDiff]:
-    """Both engines on the scenario's cluster, topics and workload (its timeline is not played:
-    the names are compared on a healthy cluster), described after warmup_s."""
+KC = "kafka.controller:type=KafkaController,name="
+RM = "kafka.server:type=ReplicaManager,name="
+RAFT = "kafka.server:type=raft-metrics"
+
+
+def signals(urls: dict[str, str], roles: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The cluster signals our alerts stand on, per role, as a cluster-wide reading of every live node:
+    controller counts summed over the controllers (ActiveBrokerCount and the like from the active one),
+    broker counts summed, raft states counted, NaN-ness of the raft latencies."""
+    from exporter.sources.jmx import JmxSource
+    from exporter.sample import SourceError
+    out: dict[str, dict[str, Any]] = {"controller": {}, "broker": {}}
+    for name, url in urls.items():
+        role = roles[name]
+        source = JmxSource(name, url, includes=[KC + "*", RM + "*", RAFT, "kafka.server:type=KafkaServer,*"],
+                           timeout_ms=10_000)
+        try:
+            got = {(s.object_name, s.attr): s.value for s in source.read().samples}
+        except SourceError:
+            continue                # a node the timeline killed
+        finally:
+            source.close()
+        view = out[role]
+        view["nodes reporting"] = view.get("nodes reporting", 0) + 1
+        state = got.get((RAFT, "current-state"))
+        view[f"raft {state}"] = view.get(f"raft {state}", 0) + 1
+        view["raft leader known"] = view.get("raft leader known", 0) + int(got.get((RAFT, "current-leader"), -1) != -1)
+        for latency in ("election-latency-max", "commit-latency-max"):
+            value = got.get((RAFT, latency))
+            key = f"raft {latency} NaN"
+            view[key] = view.get(key, 0) + int(isinstance(value, float) and value != value)
+        if role == "controller":
+            active = got.get((KC + "ActiveControllerCount", "Value"), 0)
+            view["ActiveControllerCount sum"] = view.get("ActiveControllerCount sum", 0) + active
+            if active == 1:
+                for metric in ("ActiveBrokerCount", "FencedBrokerCount", "OfflinePartitionsCount", "GlobalTopicCount"):
+                    view[f"{metric} (active)"] = got.get((KC + metric, "Value"))
+        else:
+            for metric in ("UnderReplicatedPartitions", "UnderMinIsrPartitionCount", "OfflineReplicaCount"):
+                view[f"{metric} sum"] = view.get(f"{metric} sum", 0) + got.get((RM + metric, "Value"), 0)
+            states = view.setdefault("BrokerState", {})
+            bs = got.get(("kafka.server:type=KafkaServer,name=BrokerState", "Value"))
+            states[bs] = states.get(bs, 0) + 1
+    return out
+
+
+def signal_diffs(point: str, real: dict[str, dict[str, Any]], embedded: dict[str, dict[str, Any]],
+                 diffs: list[RoleDiff]) -> None:
+    for d in diffs:
+        r, e = real.get(d.role, {}), embedded.get(d.role, {})
+        for key in sorted(set(r) | set(e), key=str):
+            if r.get(key, 0) != e.get(key, 0):
+                d.signals.append((point, key, r.get(key, 0), e.get(key, 0)))
+
+
+def run(scenario_path: str, version: str, warmup_s: float = 40.0, base_port: int = 19990,
+        settle_s: float = 20.0) -> list[RoleDiff]:
+    """Both engines on the scenario's cluster, topics and workload, described after warmup_s (the names
+    are compared on a healthy cluster); the cluster signals compared then, and after each timeline fault
+    (played on both, settle_s apart)."""
     from broker.clock import WallClock
     from broker.jmx.publisher import JmxPublisher
     from broker.scenario import load_scenario_file
@@ -162,8 +220,17 @@ def run(scenario_path: str, version: str, warmup_s: float = 40.0, base_port: int
         roles = {name: node.role for name, node in cluster.nodes.items()}
         real = role_view(describe_all(cluster.urls()), roles)
         embedded = role_view(describe_all(publisher.urls()), roles)
+        diffs = diff(real, embedded, load_accepted())
+        signal_diffs("healthy", signals(cluster.urls(), roles), signals(publisher.urls(), roles), diffs)
+        for fault in scenario.timeline:
+            engine.apply(fault)
+            with sim.cluster.sched.lock:
+                sim.apply(fault)
+            time.sleep(settle_s)
+            point = f"{fault.action} {fault.node or 'all'}"
+            signal_diffs(point, signals(cluster.urls(), roles), signals(publisher.urls(), roles), diffs)
         engine.close()
-        return diff(real, embedded, load_accepted())
+        return diffs
     finally:
         stop.set()
         cluster.stop()
