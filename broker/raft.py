@@ -131,7 +131,8 @@ class RaftClient:
         self._last_fetch_ok = self.node.now()
         self._election_timer = None
         self._observer_target = 0
-        self._election_start_ms: float | None = self.node.now()
+        # only a voter campaigns: an observer (a broker) never records an election latency (NaN, as in Kafka)
+        self._election_start_ms: float | None = self.node.now() if self.is_voter else None
         self._votes: set[int] = set()
         # leader state
         self._voter_offsets: dict[int, int] = {}
@@ -214,7 +215,7 @@ class RaftClient:
         self.state = QuorumState.UNATTACHED
         changed = self.leader_id != -1
         self.leader_id = -1
-        if self._election_start_ms is None:
+        if self._election_start_ms is None and self.is_voter:
             self._election_start_ms = self.node.now()
         self._release_held()
         if self.is_voter:
@@ -244,7 +245,7 @@ class RaftClient:
         self.state = QuorumState.PROSPECTIVE
         self.leader_id = -1
         self._votes = {self.node_id}
-        if self._election_start_ms is None:
+        if self._election_start_ms is None and self.is_voter:
             self._election_start_ms = self.node.now()
         if had_leader:
             self.on_leader_change()
@@ -270,7 +271,7 @@ class RaftClient:
         self._votes = {self.node_id}
         had_leader = self.leader_id != -1
         self.leader_id = -1
-        if self._election_start_ms is None:
+        if self._election_start_ms is None and self.is_voter:
             self._election_start_ms = self.node.now()
         if had_leader:
             self.on_leader_change()

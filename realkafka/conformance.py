@@ -159,12 +159,17 @@ def signals(urls: dict[str, str], roles: dict[str, str]) -> dict[str, dict[str, 
         state = got.get((RAFT, "current-state"))
         view[f"raft {state}"] = view.get(f"raft {state}", 0) + 1
         view["raft leader known"] = view.get("raft leader known", 0) + int(got.get((RAFT, "current-leader"), -1) != -1)
-        for latency in ("election-latency-max", "commit-latency-max"):
-            value = got.get((RAFT, latency))
-            key = f"raft {latency} NaN"
-            view[key] = view.get(key, 0) + int(isinstance(value, float) and value != value)
+        nan = {latency: int(isinstance(got.get((RAFT, latency)), float) and got[(RAFT, latency)] != got[(RAFT, latency)])
+               for latency in ("election-latency-max", "commit-latency-max")}
+        if role == "broker":
+            # observers never campaign: no election latency
+            view["raft election-latency-max NaN"] = view.get("raft election-latency-max NaN", 0) + nan["election-latency-max"]
         if role == "controller":
             active = got.get((KC + "ActiveControllerCount", "Value"), 0)
+            if active == 1:
+                # the leader campaigned and commits: both latencies are numbers (which followers have
+                # depends on the election rounds each went through)
+                view["raft latencies NaN (active)"] = nan["election-latency-max"] + nan["commit-latency-max"]
             view["ActiveControllerCount sum"] = view.get("ActiveControllerCount sum", 0) + active
             if active == 1:
                 for metric in ("ActiveBrokerCount", "FencedBrokerCount", "OfflinePartitionsCount", "GlobalTopicCount"):
@@ -202,7 +207,6 @@ def run(scenario_path: str, version: str, warmup_s: float = 40.0, base_port: int
     scenario = load_scenario_file(scenario_path)
     n = scenario.brokers + scenario.controllers
     sim = Simulation(scenario, WallClock())
-    sim.start(apply_timeline=False)
     publisher = JmxPublisher(sim.cluster, base_port=base_port)
     cluster = RealCluster(version, scenario.brokers, scenario.controllers, jmx_base_port=base_port + n,
                           kafka_base_port=base_port + 2 * n, config=scenario.config)
@@ -210,9 +214,12 @@ def run(scenario_path: str, version: str, warmup_s: float = 40.0, base_port: int
     stop = threading.Event()
     runner = threading.Thread(target=lambda: sim.run(until_ms=10 ** 12, stop=stop), daemon=True)
     try:
+        # the embedded cluster starts once real Kafka is up: both are the same age when read (a
+        # kafka-metrics Max forgets its samples after two 30 s windows)
+        cluster.start()
+        sim.start(apply_timeline=False)
         publisher.start(background=True)
         runner.start()
-        cluster.start()
         engine = Engine(scenario, cluster)
         engine.create_topics()
         engine.start_workload()

@@ -13,6 +13,9 @@ topics:
 workload:
   - {producer: p1, topic: orders, rate: 100, acks: all, keys: 20}
   - {consumer_group: billing, topic: orders, members: 2}
+# played after the names are compared; the signals are compared before and after it
+timeline:
+  - {at: 1s, kill: broker-3}
 run_for: 60s
 """
 # Share of real Kafka's (ObjectName, attribute) pairs the embedded cluster has. 4.4's brokers add
@@ -33,6 +36,8 @@ def test_the_embedded_cluster_invents_nothing_and_covers_real_kafka(version, tmp
         # nothing under kafka.* that real Kafka lacks on that role, every declared type Kafka's
         assert d.invented == [] and d.types == [], (d.role, d.invented[:10], d.types[:10])
         assert d.coverage >= FLOOR[(version, d.role)], (d.role, d.coverage, d.missing[:20])
+        # the values our alerts read agree, healthy and with a broker killed
+        assert d.signals == [], (d.role, d.signals)
 
 
 def test_accepted_differences_need_a_reason():
