@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,17 @@ ROOT = Path(__file__).resolve().parents[1]     # the checkout: its committed tem
 
 KC = "kafka.controller:type=KafkaController,name="
 RM = "kafka.server:type=ReplicaManager,name="
+
+
+def wait(predicate, timeout: float = 120.0, step: float = 0.5):
+    """predicate's first truthy result within timeout seconds (polled every step), else None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(step)
+    return None
 
 
 def make_cluster(brokers: int = 5, controllers: int = 3, seed: int = 7, config: dict | None = None,

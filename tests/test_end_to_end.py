@@ -17,21 +17,12 @@ from exporter.config import PrometheusSpec
 from exporter.daemon import Daemon
 from kafka_jmx.embedded import embedded_targets
 from exporter.rulesets import builtin_rules
+from conftest import wait
 from jvm_support import free_port_block, require_jdk
 from prometheus_server import PrometheusServer, rules_for
 
 FAST = {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000,
         "offsets.topic.replication.factor": 3}
-
-
-def wait(predicate, timeout=120.0, step=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(step)
-    return None
 
 
 @pytest.fixture(scope="module")

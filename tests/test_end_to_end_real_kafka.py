@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait
 from jvm_support import free_port_block, kafka_port_block, require_real_kafka
 from prometheus_server import PrometheusServer, rules_for
 
@@ -29,16 +30,6 @@ BROKER_KILL_ALERTS = {"KafkaActiveBrokersBelowMinimum", "KafkaFencedBrokers", "K
 BROKER_KILL_PROBLEMS = {"active brokers", "fenced brokers"}
 FAILOVER_ALERTS = {"KafkaControllerElection", "KafkaTargetDown"}
 FAILOVER_PROBLEMS = {"a new controller was elected"}
-
-
-def wait(predicate, timeout=120.0, step=1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(step)
-    return None
 
 
 @pytest.fixture(scope="module")

@@ -5,23 +5,13 @@ import time
 import pytest
 from zabbix_utils import ItemValue, Sender
 
-from conftest import ROOT
+from conftest import ROOT, wait
 from zabbix_stack import IMPORT_RULES
 
 TEMPLATES_60 = ROOT / "templates" / "zabbix" / "kafka-4x-6.0.yaml"
 @pytest.fixture(scope="module")
 def api(zabbix_api):
     return zabbix_api
-
-
-def wait(predicate, timeout=60.0, step=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(step)
-    return None
 
 
 def test_templates_import_with_every_item_and_trigger(api, zabbix):
@@ -51,7 +41,8 @@ def test_trapper_twin_receives_values_and_raises_problems(api, zabbix):
         return response.processed == 1 and response
     assert wait(send, 60), "the trapper never accepted the value (configuration cache not refreshed?)"
     item = wait(lambda: [i for i in api.item.get(host=host, filter={"key_": key}, output=["lastvalue"])
-                         if i["lastvalue"] == "3"])
+                         if i["lastvalue"] == "3"], 60)
     assert item
-    problems = wait(lambda: api.problem.get(hostids=api.host.get(filter={"host": host})[0]["hostid"], output=["name"]))
+    problems = wait(lambda: api.problem.get(hostids=api.host.get(filter={"host": host})[0]["hostid"], output=["name"]),
+                    60)
     assert problems and any("under replicated partitions" in p["name"] for p in problems)

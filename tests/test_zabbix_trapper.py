@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import make_cluster
+from conftest import make_cluster, wait
 from exporter.catalog.model import load_catalog
 from exporter.collector import TargetWorker
 from kafka_jmx.embedded import embedded_targets
@@ -12,16 +12,6 @@ from exporter.rulesets import builtin_rules
 from exporter.trapper import TrapperSink
 
 ABC = 'jmx["kafka.controller:type=KafkaController,name=ActiveBrokerCount","Value"]'
-
-
-def wait(predicate, timeout=90.0, step=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(step)
-    return None
 
 
 @pytest.fixture
@@ -69,7 +59,7 @@ def test_values_topics_and_the_brokers_below_minimum_trigger(zabbix, zabbix_api,
             p.send("orders", i, key=str(i).encode())
         c.run_for(5_000)
         collect(workers)
-        assert wait(lambda: (lastvalue(api, f"{name}-controller-1001", ABC) or {}).get("lastvalue") == "3")
+        assert wait(lambda: (lastvalue(api, f"{name}-controller-1001", ABC) or {}).get("lastvalue") == "3", 90)
         unsupported = api.item.get(search={"host": name}, filter={"state": 1}, output=["key_", "error"],
                                    selectHosts=["host"])
         assert sink.refused == 0, f"Zabbix refused values: {unsupported}"
@@ -82,7 +72,8 @@ def test_values_topics_and_the_brokers_below_minimum_trigger(zabbix, zabbix_api,
         collect(workers)
         time.sleep(1.1)
         collect(workers)                 # a per-second item stores its first value from the second one
-        assert wait(lambda: (lastvalue(api, f"{name}-broker-{leader}", topic_key) or {}).get("lastclock", "0") != "0")
+        assert wait(lambda: (lastvalue(api, f"{name}-broker-{leader}", topic_key) or {}).get("lastclock", "0") != "0",
+                    90)
         assert sink.refused == 0
         # the seed's alert: a broker dies, ActiveBrokerCount 3 -> 2 < {$KAFKA.BROKERS.MIN}
         cluster_host = api.host.get(filter={"host": f"{name}-cluster"}, output=["hostid"])[0]["hostid"]
@@ -91,7 +82,7 @@ def test_values_topics_and_the_brokers_below_minimum_trigger(zabbix, zabbix_api,
         c.run_for(12_000)
         collect(workers)
         problems = wait(lambda: [p for p in api.problem.get(hostids=[cluster_host], output=["name"])
-                                 if "active brokers" in p["name"]])
+                                 if "active brokers" in p["name"]], 90)
         assert problems and "only 2 active brokers (fewer than 3)" in problems[0]["name"]
     finally:
         sink.stop()
