@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 from typing import Any, Callable
 
-from broker.apis import BROKER_APIS
 from broker.group import GroupCoordinator
 from broker.lifecycle import NOT_RUNNING, STARTING, BrokerLifecycleManager
 from broker.log_manager import BrokerDisk, LogManager
@@ -34,12 +33,12 @@ from broker.replica_fetcher import ReplicaFetcherManager
 from broker.replica_manager import ReplicaManager
 from broker.sched import Scheduler
 from broker.server import ServerNode
+from broker.versions import DEFAULT_LINE, LINES, KafkaLine
 from broker.structs import TopicPartition
 
 
 class BrokerNode(ServerNode):
     role = "broker"
-    apis = BROKER_APIS
     listener = "PLAINTEXT"
     # BrokerLifecycleManager (registration and heartbeats), AlterPartitionManager, forwarding,
     # directory assignments (NodeToControllerChannelManagers, tagged with the broker's id), the
@@ -52,8 +51,8 @@ class BrokerNode(ServerNode):
 
     def __init__(self, node_id: int, name: str, sched: Scheduler, net: Network, rng: random.Random,
                  config, cluster_id: str, voters: dict[int, str], broker_names: dict[int, str],
-                 wall_base_ms: float) -> None:
-        super().__init__(node_id, name, sched, net, rng, config, cluster_id)
+                 wall_base_ms: float, kafka: KafkaLine = LINES[DEFAULT_LINE]) -> None:
+        super().__init__(node_id, name, sched, net, rng, config, cluster_id, kafka)
         self.voters = voters
         self.broker_names = broker_names
         self._broker_ids = {name: i for i, name in broker_names.items()}

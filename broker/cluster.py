@@ -36,6 +36,7 @@ from broker.producer import Producer
 from broker.protocol import CreateTopicsRequest
 from broker.sched import Scheduler
 from broker.server import ServerNode
+from broker.versions import DEFAULT_LINE, kafka_line
 
 VIRTUAL_WALL_BASE_MS = 1_767_225_600_000.0    # 2026-01-01T00:00:00Z: wall time of virtual t=0
 ACTIVE_CONTROLLER = "active-controller"
@@ -58,11 +59,15 @@ class Failover:
 class Cluster:
     def __init__(self, brokers: int = 5, controllers: int = 3, seed: int = 42,
                  config: dict[str, Any] | KafkaConfig | None = None, clock: Clock | None = None,
-                 latency_ms: float = 1.0) -> None:
+                 latency_ms: float = 1.0, kafka_version: str = DEFAULT_LINE) -> None:
         if brokers < 1:
             raise KafkaConfigError(f"a cluster needs at least one broker, got {brokers}")
         if controllers < 1:
             raise KafkaConfigError(f"a cluster needs at least one controller, got {controllers}")
+        try:
+            self.kafka = kafka_line(kafka_version)
+        except ValueError as e:
+            raise KafkaConfigError(str(e)) from None
         self.seed = seed
         self.cfg = config if isinstance(config, KafkaConfig) else KafkaConfig(config)
         self.clock = clock or VirtualClock()
@@ -73,10 +78,10 @@ class Cluster:
         voters = {1000 + i: f"controller-{1000 + i}" for i in range(1, controllers + 1)}
         broker_names = {i: f"broker-{i}" for i in range(1, brokers + 1)}
         self.controllers = {name: ControllerNode(nid, name, self.sched, self.net, self._rng(name), self.cfg,
-                                                 self.cluster_id, voters, wall_base)
+                                                 self.cluster_id, voters, wall_base, self.kafka)
                             for nid, name in voters.items()}
         self.brokers = {name: BrokerNode(nid, name, self.sched, self.net, self._rng(name), self.cfg, self.cluster_id,
-                                         voters, broker_names, wall_base)
+                                         voters, broker_names, wall_base, self.kafka)
                         for nid, name in broker_names.items()}
         self.clients: dict[str, Node] = {}
         self.failovers: list[Failover] = []

@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 from typing import Any, Callable
 
-from broker.apis import CONTROLLER_APIS
 from broker.log import Batch, Log
 from broker.mbeans.yammer import INT, LONG, STRING
 from broker.metadata import (
@@ -43,6 +42,7 @@ from broker.raft import (
 from broker.sched import Scheduler
 from broker.server import ServerNode
 from broker.structs import TopicPartition
+from broker.versions import DEFAULT_LINE, LINES, KafkaLine
 
 METADATA_VERSION_FEATURE_LEVEL = 25     # 4.0-IV3
 EVENT_COST_MS = 0.02                    # controller event handling time without a fault
@@ -51,14 +51,14 @@ UNREADABLE_TOPIC = "\x00"                # no topic can have this name (Kafka al
 
 class ControllerNode(ServerNode):
     role = "controller"
-    apis = CONTROLLER_APIS
     listener = "CONTROLLER"
     # the raft channel to the other voters, and ControllerRegistrationManager's channel
     client_channels = (("raft-channel-metrics", False), ("registration-metrics", True))
 
     def __init__(self, node_id: int, name: str, sched: Scheduler, net: Network, rng: random.Random,
-                 config, cluster_id: str, voters: dict[int, str], wall_base_ms: float) -> None:
-        super().__init__(node_id, name, sched, net, rng, config, cluster_id)
+                 config, cluster_id: str, voters: dict[int, str], wall_base_ms: float,
+                 kafka: KafkaLine = LINES[DEFAULT_LINE]) -> None:
+        super().__init__(node_id, name, sched, net, rng, config, cluster_id, kafka)
         self.voters = voters
         self.wall_base_ms = wall_base_ms
         self.store = QuorumStore(Log())

@@ -12,7 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from broker.mbeans.kafka_metrics import SampledStat
+from broker.mbeans.kafka_metrics import KafkaMetricsBean, SampledStat
 from broker.mbeans.yammer import INT
 from broker.protocol import (
     CreateTopicsRequest,
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from broker.mbeans.registry import MBeanRegistry
     from broker.metadata import MetadataImage
     from broker.partition import Partition
+    from broker.versions import KafkaLine
 
 
 class GroupCoordinatorHost(Protocol):
@@ -47,6 +48,7 @@ class GroupCoordinatorHost(Protocol):
     cfg: "KafkaConfig"
     mbeans: "MBeanRegistry"
     image: "MetadataImage"                              # the broker's metadata cache
+    kafka: "KafkaLine"                                  # which Kafka release's metrics it has
 
     def now(self) -> float: ...
     def after(self, delay_ms: float, fn: Callable[[], None]) -> Any: ...
@@ -153,6 +155,20 @@ class GroupCoordinator:
             m.kafka_metrics("group-coordinator-metrics", {"state": state}).add_value("num-partitions", read)
         m.kafka_metrics("group-coordinator-metrics", {"protocol": "classic"}).add_value(
             "group-count", lambda: len(self.groups))
+        if self.broker.kafka.group_coordinator_44:
+            self._register_metrics_44(bean)
+
+    def _register_metrics_44(self, bean: KafkaMetricsBean) -> None:
+        m = self.broker.mbeans
+        for state in (PREPARING, COMPLETING, STABLE, DEAD, EMPTY):
+            m.kafka_metrics("group-coordinator-metrics", {"state": state}).add_value(
+                "classic-group-count", lambda s=state: sum(1 for g in self.groups.values() if g.state == s))
+        bean.add_value("offset-count", lambda: sum(len(g.offsets) for g in self.groups.values()))
+        for op in ("cleanup-cycle", "cleanup-eligible", "delete-error", "delete-success", "get-error",
+                   "get-success", "set-error", "set-success"):
+            name = f"streams-group-topology-description-{op}"
+            bean.add_stat(f"{name}-rate", SampledStat("rate", self.broker.now()))
+            bean.add_value(f"{name}-count", lambda: 0)
 
     # -- ownership ---------------------------------------------------------------------------------------------
     def _num_partitions(self) -> int:

@@ -1,6 +1,6 @@
 """Scenario files: a cluster, Kafka settings, topics, a workload and a timeline of faults.
 
-    cluster: {brokers: 5, controllers: 3, seed: 7}
+    cluster: {brokers: 5, controllers: 3, seed: 7, kafka_version: "4.1"}   # 4.1 (default) or 4.4
     config: {replica.lag.time.max.ms: 30000}
     topics:
       - {name: orders, partitions: 12, replication_factor: 3, min_insync_replicas: 2}
@@ -29,6 +29,7 @@ from typing import Any
 
 from broker.cluster import LEADER_OF
 from broker.config import DEFAULTS, TOPIC_KEYS, KafkaConfig, KafkaConfigError, check
+from broker.versions import DEFAULT_LINE, kafka_line
 from broker.workload import ConsumerGroupSpec, ProducerSpec
 from kafka_common.durations import parse_bytes, parse_duration_ms
 from kafka_common.yamlconf import Doc, read_text
@@ -68,6 +69,7 @@ class Scenario:
     brokers: int = 5
     controllers: int = 3
     seed: int = 42
+    kafka_version: str = DEFAULT_LINE      # which Kafka line the embedded cluster's MBeans are
     config: dict[str, Any] = field(default_factory=dict)
     topics: tuple[TopicSpec, ...] = ()
     producers: tuple[ProducerSpec, ...] = ()
@@ -105,10 +107,11 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
     r = Doc(text, source)
     top = r.mapping(r.data, (), {"cluster", "config", "topics", "workload", "timeline", "run_for"})
 
-    cluster = r.mapping(top.get("cluster", {}), ("cluster",), {"brokers", "controllers", "seed"})
+    cluster = r.mapping(top.get("cluster", {}), ("cluster",), {"brokers", "controllers", "seed", "kafka_version"})
     brokers = r.get(cluster, ("cluster",), "brokers", _positive_int, 5)
     controllers = r.get(cluster, ("cluster",), "controllers", _positive_int, 3)
     seed = r.get(cluster, ("cluster",), "seed", _int, 42)
+    kafka_version = r.get(cluster, ("cluster",), "kafka_version", lambda v: kafka_line(_str(v)).line, DEFAULT_LINE)
 
     config = top.get("config", {}) or {}
     if not isinstance(config, dict):
@@ -243,7 +246,7 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
 
     run_for = r.get(top, (), "run_for", parse_duration_ms, 60_000.0)
     r.check()
-    return Scenario(brokers, controllers, seed, checked, tuple(topics), tuple(producers), tuple(groups),
+    return Scenario(brokers, controllers, seed, kafka_version, checked, tuple(topics), tuple(producers), tuple(groups),
                     tuple(sorted(timeline, key=lambda f: f.at_ms)), run_for, source)
 
 

@@ -20,9 +20,8 @@ from broker.mbeans.yammer import DOUBLE, INT, LONG, STRING
 from broker.net import Network, RequestFailed
 from broker.node import Node
 from broker.sched import Scheduler
+from broker.versions import DEFAULT_LINE, LINES, KafkaLine
 
-KAFKA_VERSION = "4.0.0"
-COMMIT_ID = "985bc99521dd22bb"
 # latest version of each API a 4.0 client sends (the version= tag of RequestsPerSec)
 API_VERSIONS = {"Produce": 12, "Fetch": 17, "Metadata": 13, "ListOffsets": 9, "FindCoordinator": 6,
                 "JoinGroup": 9, "SyncGroup": 5, "Heartbeat": 4, "LeaveGroup": 5, "OffsetCommit": 9,
@@ -58,16 +57,16 @@ JAVA_MAX_LONG = 2**63 - 1
 class ServerNode(Node):
     """A Kafka process: node.id, an MBean registry rebuilt on every start, request handling."""
 
-    apis: tuple[str, ...] = ()
     listener = "PLAINTEXT"
     # the client channels a process opens (NodeToControllerChannelManager, raft, ...):
     # (kafka-metrics group, tagged with BrokerId)
     client_channels: tuple[tuple[str, bool], ...] = ()
 
     def __init__(self, node_id: int, name: str, sched: Scheduler, net: Network, rng: random.Random,
-                 config, cluster_id: str) -> None:
+                 config, cluster_id: str, kafka: KafkaLine = LINES[DEFAULT_LINE]) -> None:
         super().__init__(name, sched, net, rng)
         self.node_id = node_id
+        self.kafka = kafka
         self.cfg = config
         self.cluster_id = cluster_id
         self.mbeans = MBeanRegistry(self.now, rng)
@@ -92,11 +91,11 @@ class ServerNode(Node):
     def _register_server_metrics(self) -> None:
         m = self.mbeans
         m.register(ObjectName.kafka("kafka.server", "app-info", None, {"id": str(self.node_id)}),
-                   StandardBean({"Version": (STRING, lambda: KAFKA_VERSION), "CommitId": (STRING, lambda: COMMIT_ID),
+                   StandardBean({"Version": (STRING, lambda: self.kafka.version), "CommitId": (STRING, lambda: self.kafka.commit_id),
                                  "StartTimeMs": (LONG, lambda: int(self.start_time_ms))}))
         info = m.kafka_metrics("app-info")
-        info.add_value("version", lambda: KAFKA_VERSION)
-        info.add_value("commit-id", lambda: COMMIT_ID)
+        info.add_value("version", lambda: self.kafka.version)
+        info.add_value("commit-id", lambda: self.kafka.commit_id)
         info.add_value("start-time-ms", lambda: int(self.start_time_ms))
         self._idle_meter = m.meter("kafka.server", "KafkaRequestHandlerPool", "RequestHandlerAvgIdlePercent",
                                    "percent", rate_unit="NANOSECONDS")
@@ -112,7 +111,7 @@ class ServerNode(Node):
         # LogSegment's static flush timer exists in every process with a log (the metadata log too);
         # with Kafka's default flush settings it counts only explicit flushes, which the simulation has none of
         m.timer("kafka.log", "LogFlushStats", "LogFlushRateAndTimeMs", "flushes")
-        for api in self.apis:
+        for api in self.kafka.apis(self.role):
             self._request_metrics(api)
 
     def _register_network_metrics(self) -> None:
@@ -129,7 +128,7 @@ class ServerNode(Node):
             self._processors.append(SelectorMetrics(m.kafka_metrics("socket-server-metrics", tags), now,
                                                     lambda i=i: len(self._conns[i]), server=True))
             m.kafka_metrics("socket-server-metrics", {"clientSoftwareName": "apache-kafka-java",
-                                                      "clientSoftwareVersion": KAFKA_VERSION, **tags}) \
+                                                      "clientSoftwareVersion": self.kafka.version, **tags}) \
                 .add_value("connections", lambda i=i: float(len(self._conns[i])))
             m.gauge("kafka.network", "Processor", "IdlePercent", lambda: self._net_idle,
                     {"networkProcessor": str(i)}, java_type=DOUBLE)
@@ -155,7 +154,7 @@ class ServerNode(Node):
         m.gauge("kafka.network", "SocketServer", "MemoryPoolAvailable", lambda: JAVA_MAX_LONG, java_type=LONG)
         m.gauge("kafka.network", "SocketServer", "MemoryPoolUsed", lambda: 0, java_type=LONG)
         self._channels: dict[tuple, tuple[SelectorMetrics, set[str]]] = {}
-        for group, by_id in self.client_channels:
+        for group, by_id in self.client_channels + (self.kafka.broker_channels if self.role == "broker" else ()):
             self._channel(group, {"BrokerId": str(self.node_id)} if by_id else {})
 
     def _channel(self, group: str, tags: dict[str, str]) -> tuple[SelectorMetrics, set[str]]:
@@ -263,7 +262,7 @@ class ServerNode(Node):
               metric_names: Callable[[Any], tuple[str, ...]] | None = None,
               errors_of: Callable[[Any], dict[str, int]] = lambda resp: {getattr(resp, "error", "NONE"): 1}) -> None:
         """Route request_type to handler through the simulated I/O threads, with RequestMetrics."""
-        if api not in self.apis:
+        if api not in self.kafka.apis(self.role):
             raise ValueError(f"{api} is not an API of {type(self).__name__}")
         _WIRE_SIZES[request_type] = (size, response_size)
 

@@ -20,7 +20,8 @@ FLOOD_REQUEST_BYTES = 1024 * 1024    # the Java producer's max.request.size
 class Simulation:
     def __init__(self, scenario: Scenario, clock: Clock | None = None) -> None:
         self.scenario = scenario
-        self.cluster = Cluster(scenario.brokers, scenario.controllers, scenario.seed, scenario.config, clock)
+        self.cluster = Cluster(scenario.brokers, scenario.controllers, scenario.seed, scenario.config, clock,
+                               kafka_version=scenario.kafka_version)
         self.workload = Workload(self.cluster)
         self.events: list[tuple[float, str]] = []
         self._workload_started = False

@@ -257,8 +257,7 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
     if kind == "embedded" and not version:
         runner: EmbeddedEngine | KafkaEngine = EmbeddedEngine(scenario, jmx_base_port, transport == "jmx", log)
     elif kind == "kafka":
-        from realkafka.install import DEFAULT_LINE
-        runner = KafkaEngine(scenario, version or DEFAULT_LINE, jmx_base_port, kafka_base_port, log)
+        runner = KafkaEngine(scenario, version or scenario.kafka_version, jmx_base_port, kafka_base_port, log)
     else:
         raise ValueError(f"unknown engine {engine!r} (embedded, or kafka[:VERSION])")
     sink = None

@@ -10,6 +10,7 @@ Differences accepted on purpose live in conformance-accepted.yaml, each with its
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import importlib.resources
 import time
@@ -204,8 +205,10 @@ def run(scenario_path: str, version: str, warmup_s: float = 40.0, base_port: int
     from broker.simulation import Simulation
     from realkafka.cluster import RealCluster
     from realkafka.engine import Engine
+    from realkafka.install import line_of
 
-    scenario = load_scenario_file(scenario_path)
+    # the embedded cluster is the same Kafka line as the real one it is compared with
+    scenario = dataclasses.replace(load_scenario_file(scenario_path), kafka_version=line_of(version))
     n = scenario.brokers + scenario.controllers
     sim = Simulation(scenario, WallClock())
     publisher = JmxPublisher(sim.cluster, base_port=base_port)

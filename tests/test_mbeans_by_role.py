@@ -148,6 +148,6 @@ def test_values_come_from_state(busy_cluster):
     assert hist > 10                                     # heartbeats, fencing checks, NoOps...
     commit = c.value(c.active_controller().name, "kafka.server:type=raft-metrics", "commit-latency-max")
     assert not math.isnan(commit) and commit > 0
-    assert c.value("broker-1", "kafka.server:type=app-info", "version") == "4.0.0"
+    assert c.value("broker-1", "kafka.server:type=app-info", "version") == "4.1.1"
     assert c.values("kafka.coordinator.group:type=GroupMetadataManager,name=NumGroupsStable") and \
         sum(c.values("kafka.coordinator.group:type=GroupMetadataManager,name=NumGroupsStable").values()) == 1

@@ -57,14 +57,14 @@ def run(args: argparse.Namespace) -> int:
 def _run_real_kafka(args: argparse.Namespace, scenario: Scenario) -> int:
     from realkafka.cluster import RealCluster, RealKafkaError
     from realkafka.engine import Engine, EngineError, check
-    from realkafka.install import DEFAULT_LINE, NotInstalled
+    from realkafka.install import NotInstalled
     engine, _, version = args.engine.partition(":")
     if engine != "kafka":
         print(f"kafka-jmx: unknown engine {args.engine!r} (embedded, or kafka[:VERSION])", file=sys.stderr)
         return 2
     try:
         check(scenario)
-        cluster = RealCluster(version or DEFAULT_LINE, scenario.brokers, scenario.controllers,
+        cluster = RealCluster(version or scenario.kafka_version, scenario.brokers, scenario.controllers,
                               args.jmx_base_port or 9990, args.kafka_base_port, args.jolokia_base_port, scenario.config)
     except (EngineError, ValueError, NotInstalled, RealKafkaError) as e:
         print(f"kafka-jmx: {e}", file=sys.stderr)
