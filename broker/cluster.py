@@ -152,7 +152,8 @@ class Cluster:
 
     def corrupt_metadata(self, name: str) -> str:
         """The active controller commits a metadata record no node can apply (what a corrupted
-        metadata log or a controller bug leaves behind): every node counts and skips it."""
+        metadata log or a controller bug leaves behind). As in Kafka, brokers count it as a load error
+        and carry on; standby controllers count it and halt, so the quorum is lost."""
         node = self.node(name)
         if not isinstance(node, ControllerNode) or not node.active:
             raise ValueError(f"{node.name} is not the active controller")

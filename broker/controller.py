@@ -114,9 +114,9 @@ class ControllerNode(ServerNode):
         for name in self.counters:
             m.gauge(*kc, name, lambda name=name: self.counters[name],
                     java_type=INT if name == "MetadataErrorCount" else LONG)
-        m.gauge(*kc, "LastAppliedRecordOffset", lambda: self.image.offset, java_type=LONG)
+        m.gauge(*kc, "LastAppliedRecordOffset", lambda: self._applied().offset, java_type=LONG)
         m.gauge(*kc, "LastCommittedRecordOffset", lambda: self.raft.high_watermark - 1, java_type=LONG)
-        m.gauge(*kc, "LastAppliedRecordTimestamp", lambda: int(self.image.timestamp_ms), java_type=LONG)
+        m.gauge(*kc, "LastAppliedRecordTimestamp", self._applied_timestamp_ms, java_type=LONG)
         m.gauge(*kc, "LastAppliedRecordLagMs", self._applied_lag_ms, java_type=LONG)
         self._queue_time = m.histogram("kafka.controller", "ControllerEventManager", "EventQueueTimeMs")
         self._processing_time = m.histogram("kafka.controller", "ControllerEventManager", "EventQueueProcessingTimeMs")
@@ -131,10 +131,19 @@ class ControllerNode(ServerNode):
         m.gauge("kafka.server", "ControllerServer", "yammer-metrics-count",
                 lambda: sum(1 for _, b in m.items() if b.kind != "kafka-metrics"), java_type=INT)
 
+    def _applied(self) -> MetadataImage:
+        """OffsetControlManager: the active controller's last applied record is its last scheduled
+        append (committed or not); a standby's is the last committed record it replayed."""
+        return self.working if self.active and self.working is not None else self.image
+
+    def _applied_timestamp_ms(self) -> int:
+        applied = self._applied()
+        return int(applied.timestamp_ms) if applied.offset >= 0 else -1
+
     def _applied_lag_ms(self) -> int:
-        if self.active or self.image.offset < 0:
-            return 0
-        return int(max(0.0, self.wall_ms() - self.image.timestamp_ms))
+        # on the active controller a sawtooth up to metadata.max.idle.interval.ms (its NoOp writes)
+        # that grows when it stops writing; before any record Kafka's timestamp is -1
+        return int(self.wall_ms() - self._applied_timestamp_ms())
 
     # -- the controller event queue ------------------------------------------------------------------
     def _enqueue(self, fn: Callable[[], None], deadline_ms: float | None = None,
@@ -166,7 +175,13 @@ class ControllerNode(ServerNode):
                 try:
                     self.image.apply(record, batch.base_offset + i, self.wall_base_ms + batch.timestamp_ms)
                 except (KeyError, IndexError, AssertionError):
+                    if self.active:
+                        continue        # Kafka's active controller replays nothing: it wrote these records
+                    # a standby's replay fault is fatal in Kafka (the metadata loader's fault handler on a
+                    # controller): counted, then the process halts; after a restart it replays it again
                     self.counters["MetadataErrorCount"] += 1
+                    self.after(0.0, self.kill)
+                    return
         if self.image.unclean_elections > before:
             self._unclean_meter.mark(self.now(), self.image.unclean_elections - before)
         committed = self.raft.high_watermark - 1

@@ -158,10 +158,9 @@ class MetadataImage:
         for t in self.topics.values():
             for p in t.partitions:
                 partitions += 1
-                if p.leader == -1:
-                    offline += 1
-                elif p.leader != p.preferred_leader:
-                    imbalance += 1
+                offline += p.leader == -1
+                # PartitionRegistration.hasPreferredLeader: an offline partition is imbalanced too
+                imbalance += p.leader != p.preferred_leader
         fenced = sum(1 for b in self.brokers.values() if b.fenced)
         counts = {"ActiveBrokerCount": len(self.brokers) - fenced, "FencedBrokerCount": fenced,
                   "GlobalTopicCount": len(self.topics), "GlobalPartitionCount": partitions,

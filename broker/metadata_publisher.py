@@ -30,8 +30,9 @@ class MetadataPublisher:
         bm = m.kafka_metrics("broker-metadata-metrics")
         bm.add_value("last-applied-record-offset", lambda: node.image.offset)
         bm.add_value("last-applied-record-timestamp", lambda: node.image.timestamp_ms)
+        # before the first load Kafka's provenance timestamp is -1: the lag reads as the epoch time
         bm.add_value("last-applied-record-lag-ms",
-                     lambda: max(0.0, node.wall_ms() - node.image.timestamp_ms) if node.image.offset >= 0 else 0.0)
+                     lambda: node.wall_ms() - (node.image.timestamp_ms if node.image.offset >= 0 else -1.0))
         bm.add_value("metadata-load-error-count", lambda: self.counters["metadata-load-error-count"])
         bm.add_value("metadata-apply-error-count", lambda: self.counters["metadata-apply-error-count"])
         self._batch_time = m.histogram("kafka.server", "BrokerMetadataListener", "MetadataBatchProcessingTimeUs")
@@ -49,7 +50,9 @@ class MetadataPublisher:
                 try:
                     node.image.apply(record, batch.base_offset + i, node.wall_base_ms + batch.timestamp_ms)
                 except (KeyError, IndexError, AssertionError):
-                    self.counters["metadata-apply-error-count"] += 1
+                    # a record that cannot be replayed is a load error (MetadataBatchLoader), not fatal on a
+                    # broker; apply errors are a publisher's failure
+                    self.counters["metadata-load-error-count"] += 1
                     continue
                 if isinstance(record, (PartitionRecord, PartitionChangeRecord)):
                     changed.add(TopicPartition(record.topic, record.partition))

@@ -105,7 +105,6 @@ class FetchRequest:
 class FetchPartitionData:
     error: str = "NONE"
     high_watermark: int = -1
-    log_end_offset: int = -1
     batches: tuple[Batch, ...] = ()
     diverging: tuple[int, int] | None = None     # (epoch, end offset) to truncate to
 

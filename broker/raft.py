@@ -131,6 +131,10 @@ class RaftClient:
         self._last_fetch_ok = self.node.now()
         self._election_timer = None
         self._observer_target = 0
+        # a follower that has fetched from its leader since it began following refuses pre-votes
+        # (Kafka's FollowerState); one back from a lost pre-vote has not
+        self._fetched_from_leader = False
+        self._observer_lost = False          # an observer whose fetches time out asks the voters in turn
         # only a voter campaigns: an observer (a broker) never records an election latency (NaN, as in Kafka)
         self._election_start_ms: float | None = self.node.now() if self.is_voter else None
         self._votes: set[int] = set()
@@ -230,6 +234,8 @@ class RaftClient:
         self.state = QuorumState.FOLLOWER
         self.leader_id = leader_id
         self._last_fetch_ok = self.node.now()
+        self._fetched_from_leader = False
+        self._observer_lost = False
         if was_leader:
             self._release_held()
         if self._election_timer:
@@ -240,15 +246,12 @@ class RaftClient:
             self._fetch_soon(0)
 
     def _become_prospective(self) -> None:
-        """KIP-996 pre-vote: ask first, so a node that merely lost touch does not bump the epoch."""
-        had_leader = self.leader_id != -1
+        """KIP-996 pre-vote: ask first, so a node that merely lost touch does not bump the epoch. A
+        prospective voter keeps the leader it knew (Kafka's ProspectiveState): current-leader stays."""
         self.state = QuorumState.PROSPECTIVE
-        self.leader_id = -1
         self._votes = {self.node_id}
         if self._election_start_ms is None and self.is_voter:
             self._election_start_ms = self.node.now()
-        if had_leader:
-            self.on_leader_change()
         self._reset_election_timer()
         if len(self._votes) * 2 > len(self.voters):
             self._become_candidate()
@@ -305,8 +308,12 @@ class RaftClient:
         self._election_timer = self.node.after(base + self.node.rng.random() * base, self._on_election_timeout)
 
     def _on_election_timeout(self) -> None:
-        if self.state in (QuorumState.UNATTACHED, QuorumState.VOTED, QuorumState.PROSPECTIVE,
-                          QuorumState.CANDIDATE):
+        if self.state == QuorumState.PROSPECTIVE and self.leader_id not in (-1, self.node_id):
+            # a lost pre-vote: back to following the leader it knew, at the same epoch
+            # (KafkaRaftClient.prospectiveTransitionAfterElectionLoss)
+            self._become_follower(self.epoch, self.leader_id)
+        elif self.state in (QuorumState.UNATTACHED, QuorumState.VOTED, QuorumState.PROSPECTIVE,
+                            QuorumState.CANDIDATE):
             self._become_prospective()
 
     def _check_timeouts(self) -> None:
@@ -316,7 +323,9 @@ class RaftClient:
             if self.is_voter:
                 self._become_prospective()
             else:
-                self._become_unattached(self.epoch)
+                # an observer stays one and keeps the leader it knew; it retries the voters in turn
+                # (KafkaRaftClient.pollFollowerAsObserver)
+                self._observer_lost = True
         elif self.is_leader:
             # check quorum: a leader cut off from the majority steps down
             recent = sum(1 for vid, t in self._voter_last_fetch.items()
@@ -336,7 +345,7 @@ class RaftClient:
     def _has_live_leader(self) -> bool:
         if self.is_leader:
             return True
-        return (self.state == QuorumState.FOLLOWER and
+        return (self.state == QuorumState.FOLLOWER and self._fetched_from_leader and
                 self.node.now() - self._last_fetch_ok < self.cfg["controller.quorum.fetch.timeout.ms"])
 
     def on_vote(self, req: VoteRequest, reply: Callable) -> None:
@@ -453,7 +462,7 @@ class RaftClient:
 
     # -- follower / observer side ---------------------------------------------------------------------------
     def _fetch_target(self) -> str | None:
-        if self.state == QuorumState.FOLLOWER:
+        if self.state == QuorumState.FOLLOWER and not self._observer_lost:
             return self.voters[self.leader_id]
         if not self.is_voter:
             # an observer without a leader asks the voters in turn
@@ -497,6 +506,8 @@ class RaftClient:
             if resp.epoch >= self.epoch:
                 self._become_follower(resp.epoch, resp.leader_id)
         self._last_fetch_ok = self.node.now()
+        self._fetched_from_leader = True
+        self._observer_lost = False
         if resp.diverging is not None:
             _, end = resp.diverging
             self.log.truncate_to(min(end, self.log.end_offset))

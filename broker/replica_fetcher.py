@@ -96,7 +96,9 @@ class ReplicaFetcherManager:
                     nbytes = sum(b.size for b in data.batches)
                     node.topic_meter("ReplicationBytesInPerSec", None, nbytes)
                     self._stats(leader, "BytesPerSec", "bytes").mark(node.now(), nbytes)
-                self.lag[tp] = max(0, data.log_end_offset - p.log.end_offset)
+                # AbstractFetcherThread: the leader's high watermark minus the next offset to fetch
+                # (an in-sync follower that is slow holds the HW back with it, so it shows little lag)
+                self.lag[tp] = max(0, data.high_watermark - p.log.end_offset)
         # the fetcher thread appends what it fetched before its next fetch: a slow disk slows it down
         delay = max(backoff, node.fetch_delay_ms) + (node.disk_delay_ms if wrote else 0.0)
         node.after(delay, lambda: self._fetch_from(leader))

@@ -107,7 +107,8 @@ class ReplicaManager:
         m.gauge("kafka.cluster", "Partition", "ReplicasCount", leader_only(lambda p: len(p.replicas)), tags, INT)
         m.gauge("kafka.cluster", "Partition", "UnderMinIsr", leader_only(lambda p: int(len(p.isr) < p.effective_min_isr)), tags, INT)
         m.gauge("kafka.cluster", "Partition", "AtMinIsr", leader_only(lambda p: int(len(p.isr) == p.effective_min_isr)), tags, INT)
-        m.gauge("kafka.cluster", "Partition", "LastStableOffsetLag", leader_only(lambda p: p.log.end_offset - p.high_watermark), tags, LONG)
+        # HW - last stable offset on every replica with a log: 0, as nothing here writes transactions
+        m.gauge("kafka.cluster", "Partition", "LastStableOffsetLag", lambda: 0, tags, LONG)
         self.node.log_manager.register_log_metrics(tp)
 
     # -- partition state from the metadata log ------------------------------------------------------------------
@@ -343,15 +344,15 @@ class ReplicaManager:
             if follower:
                 div = p.diverging(fp.fetch_offset, fp.last_fetched_epoch)
                 if div is not None:
-                    out[tp] = FetchPartitionData("NONE", p.high_watermark, p.log.end_offset, diverging=div)
+                    out[tp] = FetchPartitionData("NONE", p.high_watermark, diverging=div)
                     continue
             log = p.log
             if fp.fetch_offset > log.end_offset or fp.fetch_offset < log.start_offset:
-                out[tp] = FetchPartitionData("OFFSET_OUT_OF_RANGE", p.high_watermark, log.end_offset)
+                out[tp] = FetchPartitionData("OFFSET_OUT_OF_RANGE", p.high_watermark)
                 continue
             reads[tp.topic] = reads.get(tp.topic, 0) + 1
             if budget <= 0 or fp.fetch_offset >= (log.end_offset if follower else p.high_watermark):
-                out[tp] = FetchPartitionData("NONE", p.high_watermark, log.end_offset)
+                out[tp] = FetchPartitionData("NONE", p.high_watermark)
                 continue
             batches = tuple(log.read(fp.fetch_offset, budget, None if follower else p.high_watermark))
             nbytes = sum(b.size for b in batches)
@@ -360,7 +361,7 @@ class ReplicaManager:
                 replicated += nbytes
             elif nbytes:
                 sent[tp.topic] = sent.get(tp.topic, 0) + nbytes
-            out[tp] = FetchPartitionData("NONE", p.high_watermark, log.end_offset, batches)
+            out[tp] = FetchPartitionData("NONE", p.high_watermark, batches)
         for topic, n in reads.items():
             self.node.topic_meter("TotalFetchRequestsPerSec", topic, n)
         for topic, n in sent.items():

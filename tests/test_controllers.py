@@ -38,13 +38,20 @@ def test_killing_the_active_controller_elects_another(cluster):
 def test_no_active_controller_without_a_majority():
     c = make_cluster(topics=())
     standbys = [n for n, node in c.controllers.items() if not node.active]
-    c.kill("active-controller")
+    old = c.kill("active-controller")
     c.kill(standbys[0])
-    c.run_for(15_000)
-    assert c.active_controller() is None
-    assert sum(c.values(ACC).values()) == 0
     survivor = c.controllers[standbys[1]]
-    assert survivor.raft.metrics_state() in ("prospective", "prospective-voted", "candidate", "unattached")
+    states = set()
+    for _ in range(30):
+        c.run_for(500)
+        states.add(survivor.raft.metrics_state())
+        assert c.active_controller() is None and sum(c.values(ACC).values()) == 0
+        # as on real 4.x: nobody forgets the old leader. The survivor's pre-votes fail and it goes back
+        # to following it; brokers stay observers of it
+        assert set(c.values(RAFT, "current-leader").values()) == {c.controllers[old].node_id}
+        assert {b.raft.metrics_state() for b in c.brokers.values()} == {"observer"}
+    # (prospective-voted when it voted for that leader in this epoch)
+    assert "follower" in states and states - {"follower"} <= {"prospective", "prospective-voted"} and len(states) > 1
     c.restart(standbys[0])
     assert c.run_until(lambda: c.active_controller() is not None, 15_000)
     assert sum(c.values(ACC).values()) == 1
@@ -69,24 +76,32 @@ def test_controller_metrics_agree_on_every_controller(cluster):
     assert cluster.values(KC + "GlobalTopicCount")["controller-1001"] == 1
     assert cluster.values(KC + "GlobalPartitionCount")["controller-1001"] == 12
     lags = cluster.values(KC + "LastAppliedRecordLagMs")
-    assert lags[cluster.active_controller().name] == 0
+    # the active one: time since its last write, at most the NoOp interval (metadata.max.idle.interval.ms)
+    assert 0 <= lags[cluster.active_controller().name] <= 500
     # standbys trail by at most the NoOp interval plus a fetch round trip
     assert all(0 <= lag <= 1_000 for lag in lags.values())
     committed = cluster.values(KC + "LastCommittedRecordOffset")
     assert max(committed.values()) - min(committed.values()) <= 3
 
 
-def test_a_metadata_record_nobody_can_apply_is_counted_everywhere_and_skipped(cluster):
+def test_a_metadata_record_nobody_can_replay_halts_the_standbys_and_brokers_count_it(cluster):
     c = cluster
     active = c.active_controller()
+    standbys = [n for n in c.controllers.values() if n is not active]
+    registered = {n.name: n.mbeans for n in c.servers.values()}
     c.corrupt_metadata("active-controller")
     c.run_for(2_000)
-    for node in c.servers.values():
-        if node.role == "controller":
-            assert node.mbeans.read(KC + "MetadataErrorCount")["Value"] == 1, node.name
-        else:
-            assert node.mbeans.read("kafka.server:type=broker-metadata-metrics")["metadata-apply-error-count"] == 1
-    # the cluster goes on: a new topic is created and led
-    c.create_topic("after", 3, 3)
-    c.run_until(lambda: c.topic_exists("after"), 10_000)
-    assert c.active_controller() is active and all(p.leader >= 0 for p in active.image.topics["after"].partitions)
+    # brokers: a load error (MetadataBatchLoader), not fatal; they keep serving
+    for b in c.brokers.values():
+        counters = b.mbeans.read("kafka.server:type=broker-metadata-metrics")
+        assert b.alive and counters["metadata-load-error-count"] == 1 and counters["metadata-apply-error-count"] == 0
+    # standby controllers: the replay fault is fatal, counted first (in the registry the process had)
+    for s in standbys:
+        assert not s.alive and registered[s.name].read(KC + "MetadataErrorCount")["Value"] == 1, s.name
+    assert active.mbeans.read(KC + "MetadataErrorCount")["Value"] == 0
+    # the active controller lost its majority: it resigns, and a restarted standby halts again
+    c.run_for(10_000)
+    assert c.active_controller() is None
+    c.restart(standbys[0].name)
+    c.run_for(5_000)
+    assert not standbys[0].alive

@@ -86,7 +86,7 @@ def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix, monkeypatch, 
         shutil.rmtree(state, ignore_errors=True)
     print(json.dumps(report, indent=1))         # the measured times, in the log of the run
     assert report["steady_s"] == 180 and report["unexpected"] == [], report["unexpected"]
-    expected = {"metadata_errors", "unclean_election", "offline_partitions", "under_replicated", "isr_shrinking",
+    expected = {"metadata_load_errors", "unclean_election", "offline_partitions", "under_replicated", "isr_shrinking",
                 "no_data", "under_min_isr", "controllers_not_one", "raft_no_leader", "broker_not_running",
                 "election_latency_high", "offline_log_dirs", "network_idle_low", "request_handler_idle_low",
                 "no_controller_data"}

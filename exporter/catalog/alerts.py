@@ -42,13 +42,16 @@ def render(catalog: Catalog, brokers_min: int | None = None, election_latency_ma
         "brokers_min": brokers_min if brokers_min is not None else int(catalog.macro("{$KAFKA.BROKERS.MIN}").value),
         "election_latency_max": election_latency_max_ms if election_latency_max_ms is not None
         else float(catalog.macro("{$KAFKA.ELECTION.LATENCY.MAX.WARN}").value),
+        # a period the expression compares with a value in ms: capped like the windows
+        "raft_no_leader_ms": 1000 * min(_seconds(catalog.macro("{$KAFKA.RAFT.NO_LEADER.PERIOD}").value),
+                                        _seconds(hold_max) if hold_max else 10 ** 9),
     }
     rules = []
     for t in catalog.triggers:
         a = t.alert
         rules.append({
             "alert": a.name,
-            "expr": _capped(re.sub(r"\{(brokers_min|election_latency_max)\}", lambda m: f"{params[m.group(1)]:g}",
+            "expr": _capped(re.sub(r"\{(brokers_min|election_latency_max|raft_no_leader_ms)\}", lambda m: f"{params[m.group(1)]:g}",
                                    a.expr), hold_max),
             "for": a.for_ if hold_max is None or _seconds(a.for_) <= _seconds(hold_max) else hold_max,
             "labels": {"severity": a.severity, "scope": t.zabbix_scope},
