@@ -40,6 +40,10 @@ class MetadataPublisher:
         m.gauge("kafka.server", "MetadataLoader", "CurrentMetadataVersion", lambda: 25, java_type=INT)
         m.gauge("kafka.server", "MetadataLoader", "CurrentControllerId", lambda: node.raft.leader_id, java_type=INT)
         m.gauge("kafka.server", "MetadataLoader", "HandleLoadSnapshotCount", lambda: 0, java_type=LONG)
+        # brokers write metadata snapshots too (SnapshotEmitter); none is due in these scenarios
+        m.gauge("kafka.server", "SnapshotEmitter", "LatestSnapshotGeneratedBytes", lambda: 0, java_type=LONG)
+        m.gauge("kafka.server", "SnapshotEmitter", "LatestSnapshotGeneratedAgeMs",
+                lambda: int(node.now() - node.start_time_ms), java_type=LONG)
 
     def on_commit(self, batches: list[Batch]) -> None:
         node = self.node

@@ -182,6 +182,12 @@ def signals(urls: dict[str, str], roles: dict[str, str]) -> dict[str, dict[str, 
             states = view.setdefault("BrokerState", {})
             bs = got.get(("kafka.server:type=KafkaServer,name=BrokerState", "Value"))
             states[bs] = states.get(bs, 0) + 1
+    controllers = out["controller"]
+    if controllers.get("nodes reporting") and not controllers.get("ActiveControllerCount sum"):
+        # without a quorum a voter cycles: follower of the leader it knew, fetch timeout, prospective,
+        # lost pre-vote, follower again. Which phase a reading catches is timing: count them together
+        cycling = [k for k in controllers if k.startswith("raft ") and k != "raft leader known"]
+        controllers["raft voters without a quorum"] = sum(controllers.pop(k) for k in cycling)
     return out
 
 
@@ -233,12 +239,12 @@ def run(scenario_path: str, version: str, warmup_s: float = 40.0, base_port: int
         embedded = role_view(describe_all(publisher.urls()), roles)
         diffs = diff(real, embedded, load_accepted())
         signal_diffs("healthy", signals(cluster.urls(), roles), signals(publisher.urls(), roles), diffs)
-        for fault in scenario.timeline:
+        for n, fault in enumerate(scenario.timeline, 1):
             engine.apply(fault)
             with sim.cluster.sched.lock:
                 sim.apply(fault)
             time.sleep(settle_s)
-            point = f"{fault.action} {fault.node or 'all'}"
+            point = f"{n}. {fault.action} {fault.node or 'all'}"
             signal_diffs(point, signals(cluster.urls(), roles), signals(publisher.urls(), roles), diffs)
         engine.close()
         return diffs

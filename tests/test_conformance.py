@@ -13,9 +13,12 @@ topics:
 workload:
   - {producer: p1, topic: orders, rate: 100, acks: all, keys: 20}
   - {consumer_group: billing, topic: orders, members: 2}
-# played after the names are compared; the signals are compared before and after it
+# played after the names are compared; the signals are compared before and after each fault
 timeline:
   - {at: 1s, kill: broker-3}
+  # the quorum lost: nobody forgets the last leader (current-leader), brokers stay observers
+  - {at: 2s, kill: active-controller}
+  - {at: 3s, kill: active-controller}
 run_for: 60s
 """
 # Share of real Kafka's (ObjectName, attribute) pairs the embedded cluster (the same Kafka line) has

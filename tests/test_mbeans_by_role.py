@@ -35,6 +35,7 @@ BOTH = {
     "kafka.network:type=RequestChannel,name=RequestQueueSize": GAUGE,
     "kafka.log:type=Log,name=LogEndOffset,topic=__cluster_metadata,partition=0": GAUGE,
     "kafka.server:type=MetadataLoader,name=CurrentControllerId": GAUGE,
+    "kafka.server:type=SnapshotEmitter,name=LatestSnapshotGeneratedAgeMs": GAUGE,
     "kafka.log:type=LogFlushStats,name=LogFlushRateAndTimeMs": METER | HIST | {"LatencyUnit"},
     # RequestChannel creates the two fetch variants on every process (controllers serve raft Fetch)
     "kafka.network:type=RequestMetrics,name=TotalTimeMs,request=FetchConsumer": HIST,
