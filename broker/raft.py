@@ -136,7 +136,9 @@ class RaftClient:
         self._fetched_from_leader = False
         self._observer_lost = False          # an observer whose fetches time out asks the voters in turn
         # only a voter campaigns: an observer (a broker) never records an election latency (NaN, as in Kafka)
-        self._election_start_ms: float | None = self.node.now() if self.is_voter else None
+        # KafkaRaftMetrics: an election is timed from becoming prospective, restarted on becoming a
+        # candidate, recorded on becoming leader or follower; observers never campaign
+        self._election_start_ms: float | None = None
         self._votes: set[int] = set()
         # leader state
         self._voter_offsets: dict[int, int] = {}
@@ -219,8 +221,6 @@ class RaftClient:
         self.state = QuorumState.UNATTACHED
         changed = self.leader_id != -1
         self.leader_id = -1
-        if self._election_start_ms is None and self.is_voter:
-            self._election_start_ms = self.node.now()
         self._release_held()
         if self.is_voter:
             self._reset_election_timer()
@@ -250,8 +250,7 @@ class RaftClient:
         prospective voter keeps the leader it knew (Kafka's ProspectiveState): current-leader stays."""
         self.state = QuorumState.PROSPECTIVE
         self._votes = {self.node_id}
-        if self._election_start_ms is None and self.is_voter:
-            self._election_start_ms = self.node.now()
+        self._election_start_ms = self.node.now()
         self._reset_election_timer()
         if len(self._votes) * 2 > len(self.voters):
             self._become_candidate()
@@ -274,8 +273,7 @@ class RaftClient:
         self._votes = {self.node_id}
         had_leader = self.leader_id != -1
         self.leader_id = -1
-        if self._election_start_ms is None and self.is_voter:
-            self._election_start_ms = self.node.now()
+        self._election_start_ms = self.node.now()
         if had_leader:
             self.on_leader_change()
         self._reset_election_timer()

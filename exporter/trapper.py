@@ -52,6 +52,8 @@ class TrapperSink:
         # (canonical ObjectName, attribute) -> (key template, value type); topic beans by their name without topic
         self._items: dict[tuple[str, str], tuple[str, str, str]] = {}
         self._topic_items: dict[tuple[str, str], tuple[str, str]] = {}
+        # key -> what the JMX template stores for NaN (a kafka-metrics Avg/Max without samples), the same here
+        self._nan = {m.key: m.zabbix.nan for m in catalog.metrics if m.zabbix.nan is not None}
         for m in catalog.metrics:
             self._items[(m.mbean, m.attribute)] = (m.key, m.zabbix.value_type, m.role)
             if m.lld == "topic":
@@ -99,6 +101,8 @@ class TrapperSink:
             else:
                 continue
             text = _format(s.value, vtype)
+            if text is None and isinstance(s.value, float) and math.isnan(s.value):
+                text = self._nan.get(key)
             if text is None:
                 self.skipped_nan += 1
                 continue

@@ -94,12 +94,13 @@ def test_zabbix_templates_are_well_formed(catalog):
             "Apache Kafka 4.x broker by trapper", "Apache Kafka 4.x controller by trapper",
             "Apache Kafka 4.x cluster"} <= names
     by_name = {t["name"]: t for t in doc["templates"]}
-    for role in ("broker", "controller"):
-        keys = {m.key for m in catalog.metrics if m.on(role)}
-        for transport in ("JMX", "trapper"):
-            assert {i["key"] for i in by_name[f"Apache Kafka 4.x {role} by {transport}"]["items"]} == keys
-    for transport in ("JMX", "trapper"):
-        assert {i["key"] for i in by_name[f"Apache Kafka 4.x by {transport}"]["items"]} == {m.key for m in catalog.metrics}
+    # over JMX a bean Kafka creates on its first event is discovered, not a fixed item
+    for role in ("broker", "controller", None):
+        name = f"Apache Kafka 4.x {role} by" if role else "Apache Kafka 4.x by"
+        keys = {m.key for m in catalog.metrics if role is None or m.on(role)}
+        assert {i["key"] for i in by_name[f"{name} trapper"]["items"]} == keys
+        assert {i["key"] for i in by_name[f"{name} JMX"]["items"]} == {
+            m.key for m in catalog.metrics if (role is None or m.on(role)) and m.lld != "bean"}
     assert all("templates" not in t for t in doc["templates"])        # self-contained: no linkage
     # triggers reference items of their own template; cluster checks live once, in the cluster template
     for t in doc["templates"]:
@@ -128,3 +129,56 @@ def test_catalog_errors_name_line_and_field(tmp_path):
     text = str(e.value)
     assert "c.yaml:2: metrics[0].mbean: not an ObjectName" in text
     assert "metrics[0].zabbix.value_type: value_type must be one of" in text
+
+
+def test_nan_and_first_event_beans_leave_no_jmx_item_unsupported(catalog):
+    """The Java gateway hands Zabbix "NaN" for a kafka-metrics Avg/Max without samples (a numeric item
+    refuses it), and a JMX item on a bean that does not exist yet is unsupported: both are built for."""
+    doc = zabbix.render(catalog, "6.0")["zabbix_export"]
+    by_name = {t["name"]: t for t in doc["templates"]}
+    jmx, trapper = by_name["Apache Kafka 4.x by JMX"], by_name["Apache Kafka 4.x by trapper"]
+    nan = [m for m in catalog.metrics if m.zabbix.nan is not None]
+    assert {m.id for m in nan} >= {"raft_election_latency_max", "raft_commit_latency_max"}
+    items = {i["key"]: i for i in jmx["items"]}
+    for m in nan:
+        [first, *_] = items[m.key]["preprocessing"]
+        assert first == {"type": "JAVASCRIPT", "parameters": ["return value === 'NaN' ? '0' : value;"]}
+    assert all(s["type"] != "JAVASCRIPT" for i in trapper["items"] for s in i.get("preprocessing", []))
+    rules = {r["key"]: r for r in jmx["discovery_rules"]}
+    for m in catalog.metrics:
+        if m.lld == "topic":
+            [proto] = rules[f'jmx.discovery[beans,"{m.mbean},topic=*"]']["item_prototypes"]
+            assert proto["key"] == f'jmx["{m.mbean},topic={{#JMXTOPIC}}","{m.attribute}"]'
+        elif m.lld == "bean":
+            [proto] = rules[f'jmx.discovery[beans,"{m.mbean}"]']["item_prototypes"]
+            prop, _, value = m.mbean.rpartition(",")[2].partition("=")
+            assert proto["key"].replace("{#JMX" + prop.upper() + "}", value) == m.key
+    assert [r["key"] for r in trapper["discovery_rules"]] == ["kafka.discovery.topics"]
+
+
+def test_the_trapper_sends_what_the_jmx_template_stores_for_nan(catalog):
+    from exporter.collector import Target
+    from exporter.sample import Collection, Sample
+    from exporter.trapper import TrapperSink
+    sink = TrapperSink("127.0.0.1", 1, catalog, "c")
+    raft = (("type", "raft-metrics"),)
+    now = 1_764_000_000_000.0
+    sink.offer(Target("controller-1001", "controller", None), Collection([
+        Sample("kafka.server", raft, (), "election-latency-max", float("nan"), now),
+        Sample("kafka.server", raft, (), "high-watermark", float("nan"), now),
+        Sample("kafka.server", raft, (), "commit-latency-avg", 2.5, now)], {}))
+    sent = {v.key: v.value for v in sink._spool}
+    assert sent['jmx["kafka.server:type=raft-metrics","election-latency-max"]'] == "0"
+    assert sent['jmx["kafka.server:type=raft-metrics","commit-latency-avg"]'] == "2.5"
+    assert 'jmx["kafka.server:type=raft-metrics","high-watermark"]' not in sent and sink.skipped_nan == 1
+
+
+def test_catalog_refuses_a_bad_nan_or_lld(tmp_path):
+    from kafka_common.yamlconf import ConfigError
+    bad = tmp_path / "c.yaml"
+    bad.write_text("metrics:\n  - {id: x, mbean: 'a:type=b', attribute: Value, role: both, description: d, lld: page,\n"
+                   "     zabbix: {name: n, value_type: FLOAT, component: c, nan: none}}\n")
+    with pytest.raises(ConfigError) as e:
+        load_catalog(bad)
+    assert "metrics[0].lld: lld must be topic or bean" in str(e.value)
+    assert "metrics[0].zabbix.nan: the value stored for NaN must be a number" in str(e.value)

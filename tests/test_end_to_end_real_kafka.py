@@ -12,6 +12,7 @@ import pytest
 from conftest import wait
 from jvm_support import free_port_block, kafka_port_block, require_real_kafka
 from prometheus_server import PrometheusServer, rules_for
+from zabbix_stack import polled, unsupported
 
 from exporter.collector import Target
 from exporter.config import PrometheusSpec
@@ -76,7 +77,8 @@ def monitored(stack, zabbix, zabbix_api):
                         interfaces=[{"type": 4, "main": 1, "useip": 1, "ip": "127.0.0.1", "dns": "",
                                      "port": str(node.jmx_port)}],
                         templates=[{"templateid": tpl[f"Apache Kafka 4.x {node.role} by JMX"]}],
-                        macros=[{"macro": "{$KAFKA.INTERVAL}", "value": "5s"}])
+                        macros=[{"macro": "{$KAFKA.INTERVAL}", "value": "5s"},
+                                {"macro": "{$KAFKA.LLD.INTERVAL}", "value": "10s"}])
     api.host.create(host=f"{name}-cluster", groups=[{"groupid": group}],
                     templates=[{"templateid": tpl["Apache Kafka 4.x cluster"]}],
                     macros=[{"macro": "{$KAFKA.CLUSTER.GROUP}", "value": f"Kafka {name}"},
@@ -125,6 +127,26 @@ class Monitored:
 
 def unexpected(seen: list[str], allowed: set[str]) -> list[str]:
     return [p for p in seen if not any(a in p for a in allowed)]
+
+
+def test_a_healthy_cluster_has_no_unsupported_item(monitored):
+    """On real Kafka: NaN raft latencies and the MBeans Kafka creates on their first event leave no JMX
+    item (or discovery rule) unsupported; a topic with traffic is discovered on its leaders."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    m = monitored
+    [created] = AdminClient({"bootstrap.servers": m.cluster.bootstrap_servers()}).create_topics(
+        [NewTopic("healthy", 3, 3)]).values()
+    created.result(timeout=60)
+    producer = Producer({"bootstrap.servers": m.cluster.bootstrap_servers(), "acks": "all"})
+    for i in range(100):
+        producer.produce("healthy", key=str(i), value=b"x")
+    assert producer.flush(60) == 0
+    topic_item = 'jmx["kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=healthy","Count"]'
+    assert wait(lambda: m.api.item.get(hostids=m.hostids, filter={"key_": topic_item}, output=["itemid"]), 120)
+    assert wait(lambda: polled(m.api, m.hostids), 120)
+    assert unsupported(m.api, m.hostids) == []
+    assert not m.problems() and not m.firing(), (m.problems(), m.firing())
 
 
 def test_broker_loss_fires_in_zabbix_and_in_prometheus_over_jmx_and_jolokia(monitored):

@@ -88,7 +88,7 @@ def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix, monkeypatch, 
     assert report["steady_s"] == 180 and report["unexpected"] == [], report["unexpected"]
     expected = {"metadata_load_errors", "unclean_election", "offline_partitions", "under_replicated", "isr_shrinking",
                 "no_data", "under_min_isr", "controllers_not_one", "raft_no_leader", "broker_not_running",
-                "election_latency_high", "offline_log_dirs", "network_idle_low", "request_handler_idle_low",
+                "offline_log_dirs", "network_idle_low", "request_handler_idle_low",
                 "no_controller_data"}
     checks = {(c["trigger"], c["system"]): c for c in report["checks"]}
     assert set(checks) == {(t, s) for t in expected for s in ("zabbix", "prometheus")}

@@ -243,3 +243,19 @@ def running_stack(prefix: str = "kafka-jmx-zabbix-") -> Iterator[ZabbixStack]:
         stack.stop()
         if not failed:
             shutil.rmtree(state, ignore_errors=True)
+
+
+JMX_ITEM = "16"
+
+
+def polled(api, hostids: list[str]) -> bool:
+    """Every JMX item of the hosts (discovered ones too) has a value or has gone unsupported."""
+    items = api.item.get(hostids=hostids, filter={"type": JMX_ITEM}, output=["lastclock", "state"])
+    return bool(items) and all(i["lastclock"] != "0" or i["state"] == "1" for i in items)
+
+
+def unsupported(api, hostids: list[str]) -> list[str]:
+    """Items and discovery rules of the hosts that Zabbix marked not supported, with its error."""
+    found = api.item.get(hostids=hostids, output=["key_", "state", "error"], selectHosts=["host"])
+    found += api.discoveryrule.get(hostids=hostids, output=["key_", "state", "error"], selectHosts=["host"])
+    return [f'{i["hosts"][0]["host"]} {i["key_"]}: {i["error"]}' for i in found if i["state"] == "1"]

@@ -27,6 +27,9 @@ class ZabbixItem:
     units: str = ""
     preprocessing: tuple[tuple[str, str], ...] = ()     # (type, parameter)
     valuemap: str | None = None
+    # stored instead of NaN (a kafka-metrics Avg/Max without samples in its window), which a numeric
+    # item refuses: the Java gateway hands Zabbix "NaN"
+    nan: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Metric:
     description: str
     zabbix: ZabbixItem
     prometheus: str | None = None
+    # topic: one item per topic whose bean exists; bean: the bean appears on its first event
+    # (both discovered from their own bean in the JMX templates, so none is unsupported before)
     lld: str | None = None
 
     @property
@@ -147,10 +152,20 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
             if kind not in PREPROCESSING:
                 doc.fail(zp + ("preprocessing", j), f"unknown preprocessing {kind!r} (use: {', '.join(sorted(PREPROCESSING))})")
             steps.append((kind, param))
+        nan = z.get("nan")
+        if nan is not None:
+            try:
+                float(str(nan))
+            except ValueError:
+                doc.fail(zp + ("nan",), f"the value stored for NaN must be a number, got {nan!r}")
+            nan = str(nan)
+        lld = m.get("lld")
+        if lld not in (None, "topic", "bean"):
+            doc.fail(p + ("lld",), f"lld must be topic or bean, got {lld!r}")
         item = ZabbixItem(_str(doc, z, zp, "name"), vt, _str(doc, z, zp, "component"), _str(doc, z, zp, "units", ""),
-                          tuple(steps), z.get("valuemap"))
+                          tuple(steps), z.get("valuemap"), nan)
         metric = Metric(mid, mbean, _str(doc, m, p, "attribute"), role, _str(doc, m, p, "description"), item,
-                        m.get("prometheus"), m.get("lld"))
+                        m.get("prometheus"), lld)
         if mid in ids:
             doc.fail(p + ("id",), f"metric id {mid!r} is used twice")
         ids[mid] = metric

@@ -28,8 +28,9 @@ TEMPLATE_NAMES = {
     ("trapper", COMBINED): "Apache Kafka 4.x by trapper",
 }
 CLUSTER_TEMPLATE = "Apache Kafka 4.x cluster"
-TOPIC_LLD = {"jmx": 'jmx.discovery[beans,"kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=*"]',
-             "trapper": "kafka.discovery.topics"}
+TOPIC_LLD = {"trapper": "kafka.discovery.topics"}
+# a Java gateway reading NaN hands Zabbix the text "NaN", which a numeric item refuses
+NAN_SCRIPT = "return value === 'NaN' ? '{}' : value;"
 BROKER_STATES = ((0, "NOT_RUNNING"), (1, "STARTING"), (2, "RECOVERY"), (3, "RUNNING"),
                  (6, "PENDING_CONTROLLED_SHUTDOWN"), (7, "SHUTTING_DOWN"), (127, "UNKNOWN"))
 HEADER = "# Generated from exporter/catalog/kafka-4x.yaml by `kafka-jmx generate`; do not edit by hand.\n"
@@ -47,8 +48,10 @@ def _on(metric: Metric, slot: str) -> bool:
     return slot == COMBINED or metric.on(slot)
 
 
-def _preprocessing(metric: Metric) -> list[dict[str, Any]]:
+def _preprocessing(metric: Metric, transport: str) -> list[dict[str, Any]]:
     steps = []
+    if metric.zabbix.nan is not None and transport == "jmx":
+        steps.append({"type": "JAVASCRIPT", "parameters": [NAN_SCRIPT.format(metric.zabbix.nan)]})
     for kind, param in metric.zabbix.preprocessing:
         steps.append({"type": kind, "parameters": [param]})
     return steps
@@ -77,7 +80,7 @@ def _item(metric: Metric, template: str, transport: str, key: str | None = None,
     item["description"] = metric.description
     if z.valuemap:
         item["valuemap"] = {"name": z.valuemap}
-    steps = _preprocessing(metric)
+    steps = _preprocessing(metric, transport)
     if steps:
         item["preprocessing"] = steps
     if transport == "jmx":
@@ -109,32 +112,68 @@ def _macros(catalog: Catalog, template: dict) -> list[dict]:
     return out
 
 
-def _topic_discovery(catalog: Catalog, template: str, transport: str) -> dict:
-    prototypes = []
-    for m in catalog.metrics:
-        if m.lld != "topic":
-            continue
-        key = f'jmx["{m.mbean},topic={{#JMXTOPIC}}","{m.attribute}"]'
-        proto = _item(m, template, transport, key=key, name=f"Topic {{#JMXTOPIC}}: {m.zabbix.name}")
-        proto["tags"].append({"tag": "topic", "value": "{#JMXTOPIC}"})
-        prototypes.append(proto)
-    rule: dict[str, Any] = {"uuid": uuid_for(template, "lld", "topics"), "name": "Topics",
-                            "type": "JMX" if transport == "jmx" else "TRAP", "key": TOPIC_LLD[transport]}
-    if transport == "jmx":
-        rule["delay"] = "1h"
-        rule["username"] = "{$KAFKA.USER}"
-        rule["password"] = "{$KAFKA.PASSWORD}"
-    rule["lifetime"] = "7d"
-    rule["description"] = ("Topics led by this broker (per-topic BrokerTopicMetrics exist only on leaders)."
-                           if transport == "jmx" else "Topics led by this broker, sent by the kafka-jmx exporter.")
-    rule["filter"] = {"evaltype": "AND", "conditions": [
+def _jmx_rule(template: str, uuid_key: str, name: str, key: str, description: str, prototypes: list[dict],
+              delay: str) -> dict:
+    rule: dict[str, Any] = {"uuid": uuid_for(template, "lld", uuid_key), "name": name, "type": "JMX", "key": key,
+                            "delay": delay, "username": "{$KAFKA.USER}", "password": "{$KAFKA.PASSWORD}",
+                            "lifetime": "7d", "description": description}
+    rule["item_prototypes"] = prototypes
+    rule["jmx_endpoint"] = JMX_ENDPOINT
+    return rule
+
+
+def _topic_filter() -> dict:
+    return {"evaltype": "AND", "conditions": [
         {"macro": "{#JMXTOPIC}", "value": "{$KAFKA.TOPIC.MATCHES}", "formulaid": "A"},
         {"macro": "{#JMXTOPIC}", "value": "{$KAFKA.TOPIC.NOT_MATCHES}", "operator": "NOT_MATCHES_REGEX",
          "formulaid": "B"}]}
-    rule["item_prototypes"] = prototypes
-    if transport == "jmx":
-        rule["jmx_endpoint"] = JMX_ENDPOINT
-    return rule
+
+
+def _topic_prototype(m: Metric, template: str, transport: str) -> dict:
+    key = f'jmx["{m.mbean},topic={{#JMXTOPIC}}","{m.attribute}"]'
+    proto = _item(m, template, transport, key=key, name=f"Topic {{#JMXTOPIC}}: {m.zabbix.name}")
+    proto["tags"].append({"tag": "topic", "value": "{#JMXTOPIC}"})
+    return proto
+
+
+def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str) -> list[dict]:
+    """Over JMX each per-topic metric is discovered from its own bean: Kafka creates a topic's meters
+    on their first mark (BytesOut on the first consumer fetch, BytesRejected and FailedProduceRequests
+    on the first such error), so an item exists only once its bean does. A bean that appears on its
+    first event gets its own rule too. The trapper twin gets the topics from the exporter."""
+    topic_metrics = [m for m in catalog.metrics if m.lld == "topic" and _on(m, slot)]
+    if transport != "jmx":
+        if not topic_metrics:
+            return []
+        rule: dict[str, Any] = {"uuid": uuid_for(template, "lld", "topics"), "name": "Topics", "type": "TRAP",
+                                "key": TOPIC_LLD[transport], "lifetime": "7d",
+                                "description": "Topics led by this broker, sent by the kafka-jmx exporter.",
+                                "filter": _topic_filter(),
+                                "item_prototypes": [_topic_prototype(m, template, transport) for m in topic_metrics]}
+        return [rule]
+    rules = []
+    for m in topic_metrics:
+        rule = _jmx_rule(template, f"topics {m.id}", f"Topics: {m.zabbix.name}",
+                         f'jmx.discovery[beans,"{m.mbean},topic=*"]',
+                         f"Topics for which this broker has {m.mbean.split('name=')[-1]} (created on its first event).",
+                         [_topic_prototype(m, template, transport)], "{$KAFKA.LLD.INTERVAL}")
+        rule["filter"] = _topic_filter()
+        rules.append(rule)
+    for m in catalog.metrics:
+        if m.lld != "bean" or not _on(m, slot):
+            continue
+        prop, _, value = m.mbean.rpartition(",")[2].partition("=")
+        macro = "{#JMX" + prop.upper() + "}"
+        key = f'jmx["{m.mbean.rsplit(",", 1)[0]},{prop}={macro}","{m.attribute}"]'
+        proto = _item(m, template, transport, key=key)
+        triggers = [_trigger(t, template, t.expression.replace("{item}", f"/{template}/{key}"))
+                    for t in catalog.triggers if t.scope == "host" and t.metric == m.id]
+        if triggers:
+            proto["trigger_prototypes"] = triggers
+        rules.append(_jmx_rule(template, f"bean {m.id}", m.zabbix.name, f'jmx.discovery[beans,"{m.mbean}"]',
+                               f"{m.mbean} exists only after its first event: discovered, never unsupported.",
+                               [proto], "{$KAFKA.LLD.INTERVAL}"))
+    return rules
 
 
 def _role_template(catalog: Catalog, transport: str, slot: str) -> dict:
@@ -142,6 +181,8 @@ def _role_template(catalog: Catalog, transport: str, slot: str) -> dict:
     metrics = [m for m in catalog.metrics if _on(m, slot)]
     items = []
     for m in metrics:
+        if m.lld == "bean" and transport == "jmx":
+            continue
         item = _item(m, name, transport)
         triggers = [_trigger(t, name, t.expression.replace("{item}", f"/{name}/{m.key}"))
                     for t in catalog.triggers if t.scope == "host" and t.metric == m.id]
@@ -158,8 +199,9 @@ def _role_template(catalog: Catalog, transport: str, slot: str) -> dict:
                                                "Generated from the kafka-jmx metric catalog."}
     template["groups"] = [{"name": GROUP}]
     template["items"] = items
-    if slot != CONTROLLER:
-        template["discovery_rules"] = [_topic_discovery(catalog, name, transport)]
+    rules = _discovery_rules(catalog, name, transport, slot)
+    if rules:
+        template["discovery_rules"] = rules
     template["tags"] = [{"tag": "class", "value": "application"}, {"tag": "target", "value": "apache-kafka"}]
     macros = _macros(catalog, template)
     if macros:
