@@ -160,6 +160,15 @@ class Cluster:
         node.append_unreadable_record()
         return node.name
 
+    def elect_preferred_leaders(self) -> int:
+        """A preferred leader election over every partition (kafka-leader-election --election-type
+        PREFERRED --all-topic-partitions): the active controller moves each leadership to the first
+        replica where that replica is alive and in the ISR. Returns how many partitions it moves."""
+        active = self.active_controller()
+        if active is None:
+            raise ValueError("there is no active controller right now")
+        return active.elect_preferred_leaders()
+
     def fail_log_dir(self, name: str, log_dir: str | None = None) -> str:
         """One of a broker's log.dirs fails; returns the directory."""
         node = self.node(name)

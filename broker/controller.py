@@ -349,16 +349,24 @@ class ControllerNode(ServerNode):
                     out.append(PartitionChangeRecord(topic, idx, isr=(broker_id,), leader=broker_id, unclean=True))
         return out
 
-    def _balance_leaders(self) -> None:
+    def _preferred_changes(self) -> list[PartitionChangeRecord]:
         w = self.working
         if w is None:
-            return
+            return []
         live = {b for b, r in w.brokers.items() if not r.fenced}
-        records = [PartitionChangeRecord(topic, idx, leader=p.preferred_leader)
-                   for topic, t in w.topics.items() for idx, p in enumerate(t.partitions)
-                   if p.leader != p.preferred_leader and p.preferred_leader in p.isr and p.preferred_leader in live
-                   and self._online(p.preferred_leader, topic, idx)]
-        self._write(records)
+        return [PartitionChangeRecord(topic, idx, leader=p.preferred_leader)
+                for topic, t in w.topics.items() for idx, p in enumerate(t.partitions)
+                if p.leader != p.preferred_leader and p.preferred_leader in p.isr and p.preferred_leader in live
+                and self._online(p.preferred_leader, topic, idx)]
+
+    def _balance_leaders(self) -> None:
+        self._write(self._preferred_changes())
+
+    def elect_preferred_leaders(self) -> int:
+        """ElectLeaders (PREFERRED, every partition), as an admin client sends it."""
+        moving = len(self._preferred_changes())
+        self._enqueue(self._balance_leaders)
+        return moving
 
     # -- topics and ISR changes ------------------------------------------------------------------------------
     def _on_create_topics(self, src: str, req: CreateTopicsRequest, reply: Callable) -> None:

@@ -17,6 +17,8 @@
       - {at: 100s, heal: all}
       - {at: 105s, pause: broker-2}                # a hung process (SIGSTOP on a real cluster)
       - {at: 110s, resume: broker-2}
+      - {at: 115s, elect_leaders: all}             # preferred leader election (kafka-leader-election)
+      - {at: 120s, bounce: active-controller, down: 5s}   # a restart: down 5 s, then started again
     run_for: 120s
 
 Every mistake is reported with the file, line and field, all at once.
@@ -39,7 +41,8 @@ def bundled_scenario(name: str) -> str:
     """The text of a scenario shipped in broker/scenarios (demo.yaml, rehearsal.yaml)."""
     return importlib.resources.files("broker").joinpath("scenarios", name).read_text(encoding="utf-8")
 
-FAULTS = ("kill", "restart", "isolate", "heal", "slow", "corrupt_metadata", "fail_log_dir", "flood", "pause", "resume")
+FAULTS = ("kill", "restart", "isolate", "heal", "slow", "corrupt_metadata", "fail_log_dir", "flood", "pause", "resume",
+          "elect_leaders", "bounce")
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -62,6 +65,8 @@ class Fault:
     disk_delay_ms: float = 0.0       # slow: every append on the broker's disk takes this much longer
     bytes_per_sec: float = 0.0       # flood: what the flooding producer sends
     log_dir: str | None = None       # fail_log_dir: which of log.dirs (default: the first live one)
+    allow: tuple[str, ...] = ()      # alert rehearsal: what it may also raise (side effects), not required
+    down_ms: float = 0.0             # bounce: how long the node stays down before it starts again
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,7 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
     for i, f in enumerate(r.sequence(top, "timeline")):
         path = ("timeline", i)
         f = r.mapping(f, path, {"at", *FAULTS, "fetch_delay", "event_delay", "disk_delay", "bytes_per_sec",
-                                "log_dir", "expect"})
+                                "log_dir", "expect", "allow", "down"})
         at = r.get(f, path, "at", parse_duration_ms, 0.0, required=True)
         actions = [a for a in FAULTS if a in f]
         if len(actions) != 1:
@@ -195,8 +200,12 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
             continue
         action = actions[0]
         target = f[action]
-        if action == "heal" and target in (None, "all"):
+        if action in ("heal", "elect_leaders") and target in (None, "all"):
             target = None
+        elif action == "elect_leaders":
+            r.fail(path + (action,), f"elect_leaders takes all (a preferred leader election over every partition), "
+                                     f"got {target!r}")
+            continue
         elif action == "corrupt_metadata" and not str(target).startswith(("controller-", "active-controller")):
             r.fail(path + (action,), f"corrupt_metadata needs the active controller (active-controller or "
                                      f"controller-N), got {target!r}")
@@ -228,6 +237,9 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
         disk_delay = r.get(f, path, "disk_delay", parse_duration_ms, 0.0)
         bytes_per_sec = r.get(f, path, "bytes_per_sec", parse_bytes, 0.0)
         log_dir = r.get(f, path, "log_dir", _str, None)
+        down = r.get(f, path, "down", parse_duration_ms, 5_000.0)
+        if "down" in f and action != "bounce":
+            r.fail(path + ("down",), "down belongs to bounce")
         if action == "slow" and not (fetch_delay or event_delay or disk_delay):
             r.fail(path, "slow needs fetch_delay or disk_delay (a broker) or event_delay (a controller)")
         if action == "flood" and not bytes_per_sec:
@@ -237,12 +249,16 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
         dirs = str(checked.get("log.dirs", DEFAULTS["log.dirs"][0]))
         if log_dir is not None and log_dir not in dirs.split(","):
             r.fail(path + ("log_dir",), f"{log_dir!r} is not one of log.dirs ({dirs})")
-        expect = f.get("expect", []) or []
-        if not isinstance(expect, list) or not all(isinstance(e, str) for e in expect):
-            r.fail(path + ("expect",), "expected a list of trigger ids from the catalog")
-            expect = []
-        timeline.append(Fault(at, action, target, fetch_delay, event_delay, r.lines.get(path, 0), tuple(expect),
-                              disk_delay, bytes_per_sec, log_dir))
+        lists = {}
+        for key in ("expect", "allow"):
+            ids = f.get(key, []) or []
+            if not isinstance(ids, list) or not all(isinstance(e, str) for e in ids):
+                r.fail(path + (key,), "expected a list of trigger ids from the catalog")
+                ids = []
+            lists[key] = tuple(ids)
+        timeline.append(Fault(at, action, target, fetch_delay, event_delay, r.lines.get(path, 0), lists["expect"],
+                              disk_delay, bytes_per_sec, log_dir, lists["allow"],
+                              down if action == "bounce" else 0.0))
 
     run_for = r.get(top, (), "run_for", parse_duration_ms, 60_000.0)
     r.check()

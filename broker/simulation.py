@@ -73,6 +73,12 @@ class Simulation:
                 if fault.node is None:
                     self._stop_floods()
                 name = fault.node or "all"
+            elif fault.action == "bounce":
+                name = c.kill(fault.node)  # type: ignore[arg-type]
+                c.sched.call_later(fault.down_ms, lambda: self._start_again(name))
+                name = f"{name} (down {fault.down_ms / 1000:g}s)"
+            elif fault.action == "elect_leaders":
+                name = f"all ({c.elect_preferred_leaders()} partitions to their preferred leader)"
             elif fault.action == "corrupt_metadata":
                 name = c.corrupt_metadata(fault.node)  # type: ignore[arg-type]
             elif fault.action == "fail_log_dir":
@@ -85,6 +91,11 @@ class Simulation:
             self.log(f"{fault.action} {name}")
         except (UnknownNodeError, ValueError) as e:
             self.log(f"{fault.action} {fault.node} skipped: {e}")
+
+    def _start_again(self, name: str) -> None:
+        if not self.cluster.node(name).alive:
+            self.cluster.restart(name)
+            self.log(f"restart {name} (bounce)")
 
     def _flood(self, topic: str, bytes_per_sec: float) -> str:
         """A producer (acks=0, 1 KiB records) sending bytes_per_sec into topic in requests of about

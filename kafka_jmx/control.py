@@ -58,14 +58,15 @@ class ControlServer:
         if action not in FAULTS:
             raise ValueError(f"unknown action {action!r} (use {', '.join(FAULTS)})")
         node = req.get("node")
-        if node is None and action != "heal":
+        if node is None and action not in ("heal", "elect_leaders"):
             raise ValueError(f"{action} needs a node")
         def duration(key: str) -> float:
             return parse_duration_ms(req[key]) if req.get(key) else 0.0
         fault = Fault(0.0, action, node, duration("fetch_delay"), duration("event_delay"),
                       disk_delay_ms=duration("disk_delay"),
                       bytes_per_sec=parse_bytes(req["bytes_per_sec"]) if req.get("bytes_per_sec") else 0.0,
-                      log_dir=req.get("log_dir"))
+                      log_dir=req.get("log_dir"),
+                      down_ms=duration("down") if req.get("down") else 5_000.0)
         if action == "flood" and not fault.bytes_per_sec:
             raise ValueError("flood needs bytes_per_sec, e.g. 100MB")
         c = self.sim.cluster

@@ -7,9 +7,11 @@ run (JMX interfaces polled by the Java gateway, or trapper items the exporter pu
 must scrape the exporter this command serves (it prints the target) and load
 templates/prometheus/kafka-4x-alerts.yml.
 
-Before the first fault the cluster is in steady state: nothing may fire then, and every problem or
-alert that does is reported and fails the rehearsal. A scenario without a timeline is such a
-steady-state run for its whole run_for.
+Before the first fault the cluster is in steady state: nothing may fire then. Afterwards a problem or
+alert may fire only if a fault so far expects it or allows it (`allow: [...]`: side effects it may
+have, not required). Anything else is unexpected and fails the rehearsal: precision (expected that
+fired, over those plus the unexpected) and recall (expected that fired, over expected) are reported
+per system. A scenario without a timeline is a steady-state run for its whole run_for.
 
 FAST_MACROS shorten the templates' waiting periods on the rehearsal's own hosts (the faults stay
 real, the waits do not take production's minutes); the Prometheus rules' equivalent is
@@ -40,7 +42,8 @@ from kafka_jmx.embedded import ClusterThread, embedded_targets
 # what undoes a fault: the time to resolve runs from it
 UNDO = {"kill": "restart", "isolate": "heal", "slow": "heal", "flood": "heal", "fail_log_dir": "restart"}
 FAST_MACROS = {"{$KAFKA.NODATA.TIMEOUT}": "20s", "{$KAFKA.AGGREGATE.PERIOD}": "10s", "{$KAFKA.CONTROLLER.GAP}": "20s",
-               "{$KAFKA.URP.PERIOD}": "10s", "{$KAFKA.ISR.SHRINK.PERIOD}": "10s", "{$KAFKA.RAFT.NO_LEADER.PERIOD}": "10s", "{$KAFKA.IDLE.PERIOD}": "10s"}
+               "{$KAFKA.URP.PERIOD}": "10s", "{$KAFKA.ISR.SHRINK.PERIOD}": "10s", "{$KAFKA.RAFT.NO_LEADER.PERIOD}": "10s", "{$KAFKA.IDLE.PERIOD}": "10s",
+               "{$KAFKA.BROKER.STATE.PERIOD}": "10s"}
 
 
 @dataclass
@@ -58,11 +61,12 @@ class Check:
 
 @dataclass
 class Unexpected:
-    """A problem or alert seen during a steady-state run."""
+    """A problem or alert that nothing so far expected or allowed (reported once per trigger)."""
 
     system: str
     name: str
     at_s: float
+    after: str = ""               # the last fault applied before it ("" in steady state)
 
 
 @dataclass
@@ -76,16 +80,38 @@ class Rehearsal:
     def ok(self) -> bool:
         return all(c.fired and not c.active_before for c in self.checks) and not self.unexpected
 
+    def scores(self) -> dict[str, dict[str, float]]:
+        """Per system: precision = fired expected / (fired expected + unexpected), recall = fired
+        expected / expected (a check already raised before its fault proves nothing: not fired)."""
+        out = {}
+        systems = {c.system for c in self.checks} | {u.system for u in self.unexpected}
+        for system in sorted(systems):
+            checks = [c for c in self.checks if c.system == system]
+            hits = sum(1 for c in checks if c.fired and not c.active_before)
+            false = sum(1 for u in self.unexpected if u.system == system)
+            out[system] = {"precision": round(hits / (hits + false), 3) if hits + false else 1.0,
+                           "recall": round(hits / len(checks), 3) if checks else 1.0,
+                           "expected": len(checks), "fired": hits, "unexpected": false}
+        return out
+
     def as_dict(self) -> dict:
         return {"cluster": self.cluster, "ok": self.ok, "checks": [asdict(c) for c in self.checks],
-                "steady_s": self.steady_s, "unexpected": [asdict(u) for u in self.unexpected]}
+                "steady_s": self.steady_s, "unexpected": [asdict(u) for u in self.unexpected],
+                "scores": self.scores()}
 
     def table(self) -> str:
         lines = []
+        steady = [u for u in self.unexpected if not u.after]
+        later = [u for u in self.unexpected if u.after]
         if self.steady_s:
             lines.append(f"steady state for {self.steady_s:.0f}s: "
-                         + ("nothing fired" if not self.unexpected else f"{len(self.unexpected)} unexpected"))
-            lines += [f"  {u.at_s:6.1f}s  {u.system}: {u.name}" for u in self.unexpected]
+                         + ("nothing fired" if not steady else f"{len(steady)} unexpected"))
+            lines += [f"  {u.at_s:6.1f}s  {u.system}: {u.name}" for u in steady]
+        if later:
+            lines.append("unexpected during the faults (nothing so far expects or allows them):")
+            lines += [f"  {u.at_s:6.1f}s  {u.system}: {u.name} (after {u.after})" for u in later]
+        lines += [f"{system}: precision {s['precision']:.2f}, recall {s['recall']:.2f} ({s['fired']} of "
+                  f"{s['expected']} expected fired, {s['unexpected']} unexpected)" for system, s in self.scores().items()]
         if not self.checks:
             return "\n".join(lines)
         rows = [("time", "fault", "system", "expected", "fired", "to fire", "to resolve")]
@@ -148,6 +174,43 @@ class PrometheusWatch:
         r.raise_for_status()
         return [f"{a['labels'].get('alertname')} {a['labels'].get('node', '')}".strip()
                 for a in r.json()["data"]["alerts"] if a["labels"].get("cluster") == self.cluster and a["state"] == "firing"]
+
+
+class Referee:
+    """Everything that fires, against what the faults applied so far expect or allow: the rest is
+    unexpected (once per system and trigger)."""
+
+    def __init__(self, watches: dict, triggers: list[Trigger], result: Rehearsal, started: float, log) -> None:  # type: ignore[no-untyped-def]
+        self.watches, self.result, self.started, self.log = watches, result, started, log
+        self.patterns = [(t.id, _name_pattern(t)) for t in triggers]
+        self.alerts = {t.alert.name: t.id for t in triggers}
+        self.explained: set[str] = set()
+        self.after = ""
+        self.seen: set[tuple[str, str]] = set()
+
+    def applied(self, fault: Fault, label: str) -> None:
+        self.explained |= set(fault.expect) | set(fault.allow)
+        self.after = label
+
+    def _ids(self, system: str, name: str) -> set[str]:
+        if system == "prometheus":
+            found = {self.alerts[name.split()[0]]} if name.split()[0] in self.alerts else set()
+        else:
+            found = {tid for tid, pattern in self.patterns if pattern.match(name)}
+        return found or {name}
+
+    def tick(self) -> None:
+        elapsed = time.monotonic() - self.started
+        for system, watch in self.watches.items():
+            for name in watch.everything():
+                ids = self._ids(system, name)
+                if ids & self.explained:
+                    continue
+                key = (system, min(ids))
+                if key not in self.seen:
+                    self.seen.add(key)
+                    self.result.unexpected.append(Unexpected(system, name, round(elapsed, 1), self.after))
+                    self.log(f"{elapsed:6.1f}s  UNEXPECTED {system}: {name}" + (f" (after {self.after})" if self.after else ""))
 
 
 class EmbeddedEngine:
@@ -248,10 +311,11 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
     catalog = load_catalog()
     by_id = {t.id: t for t in catalog.triggers}
     for fault in scenario.timeline:
-        for tid in fault.expect:
-            if tid not in by_id:
-                raise ValueError(f"{scenario.source}:{fault.line}: expect: unknown trigger {tid!r} "
-                                 f"(catalog ids: {', '.join(sorted(by_id))})")
+        for key, ids in (("expect", fault.expect), ("allow", fault.allow)):
+            for tid in ids:
+                if tid not in by_id:
+                    raise ValueError(f"{scenario.source}:{fault.line}: {key}: unknown trigger {tid!r} "
+                                     f"(catalog ids: {', '.join(sorted(by_id))})")
     name = f"rehearsal-{time.strftime('%Y%m%d-%H%M%S')}"
     kind, _, version = engine.partition(":")
     if kind == "embedded" and not version:
@@ -285,7 +349,7 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
             time.sleep(0.5)
         time.sleep(settle_s)            # the first values reach Zabbix and Prometheus before any fault
         if not scenario.timeline:
-            return _steady(dict(watches), scenario.run_for_ms / 1000.0, name, log, runner)
+            return _steady(dict(watches), scenario.run_for_ms / 1000.0, name, log, runner, catalog.triggers)
         return _run_timeline(runner, list(scenario.timeline), dict(watches), by_id, fire_timeout_s, name, log)
     finally:
         if daemon is not None:
@@ -293,32 +357,24 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
         runner.stop()
 
 
-def _poll(until, timeout_s: float, runner: "EmbeddedEngine | KafkaEngine") -> None:  # type: ignore[no-untyped-def]
+def _poll(until, timeout_s: float, runner: "EmbeddedEngine | KafkaEngine", referee: Referee) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
-    while not until() and time.monotonic() < deadline:
+    while True:
+        referee.tick()
         runner.check()
+        if until() or time.monotonic() >= deadline:
+            return
         time.sleep(1.0)
-    runner.check()
 
 
 def _steady(watches: dict, duration_s: float, name: str, log, runner: "EmbeddedEngine | KafkaEngine",  # type: ignore[no-untyped-def]
-            every_s: float = 5.0, started: float | None = None) -> Rehearsal:
-    """Watch until duration_s after `started`; anything that fires is unexpected (reported once per name)."""
+            triggers: list[Trigger]) -> Rehearsal:
+    """Watch for duration_s: anything that fires is unexpected."""
     result = Rehearsal(name, steady_s=duration_s)
-    started = time.monotonic() if started is None else started
-    seen: set[tuple[str, str]] = set()
-    while True:
-        elapsed = time.monotonic() - started
-        for system, watch in watches.items():
-            for what in watch.everything():
-                if (system, what) not in seen:
-                    seen.add((system, what))
-                    result.unexpected.append(Unexpected(system, what, round(elapsed, 1)))
-                    log(f"{elapsed:6.1f}s  UNEXPECTED {system}: {what}")
-        runner.check()
-        if elapsed >= duration_s:
-            return result
-        time.sleep(min(every_s, max(0.0, duration_s - elapsed)))
+    started = time.monotonic()
+    _poll(lambda: time.monotonic() - started >= duration_s, duration_s + 1.0, runner,
+          Referee(watches, triggers, result, started, log))
+    return result
 
 
 def _run_timeline(runner: "EmbeddedEngine | KafkaEngine", timeline: list[Fault], watches: dict,
@@ -327,28 +383,30 @@ def _run_timeline(runner: "EmbeddedEngine | KafkaEngine", timeline: list[Fault],
     triggers and alerts are quiet: after a fault they are awaited; after the fault's undo, their
     resolution."""
     started = time.monotonic()
-    result = _steady(watches, timeline[0].at_ms / 1000.0, name, log, runner, started=started)
+    result = Rehearsal(name, steady_s=timeline[0].at_ms / 1000.0)
+    referee = Referee(watches, list(by_id.values()), result, started, log)
     open_checks: dict[tuple[str, str | None], list[Check]] = {}
     for fault in timeline:
-        delay = fault.at_ms / 1000.0 - (time.monotonic() - started)
-        if delay > 0:
-            time.sleep(delay)
+        due = fault.at_ms / 1000.0
+        _poll(lambda: time.monotonic() - started >= due, due + 1.0, runner, referee)
         # an expected trigger still raised by an earlier fault's side effects gets time to clear:
-        # firing afterwards must be this fault's doing
+        # firing afterwards must be this fault's doing. What it allows clears too: a rolling restart
+        # bounces the next broker once the last one is back in the ISRs
         before: dict[tuple[str, str], bool] = {}
 
         def quiet() -> bool:
             before.update({(tid, system): watches[system].active(by_id[tid])
-                           for tid in fault.expect for system in watches})
+                           for tid in fault.expect + fault.allow for system in watches})
             return not any(before.values())
-        _poll(quiet, timeout_s, runner)
+        _poll(quiet, timeout_s, runner, referee)
         runner.apply(fault)
         applied, applied_epoch = time.monotonic(), time.time()
         label = f"{fault.action} {fault.node or 'all'}"
+        referee.applied(fault, label)
         log(f"{applied - started:6.1f}s  {label}")
         checks = [Check(round(applied - started, 1), label, tid, system,
                         by_id[tid].alert.name if system == "prometheus" else by_id[tid].name,
-                        active_before=before[(tid, system)])
+                        active_before=before.get((tid, system), False))
                   for tid in fault.expect for system in watches]
         result.checks.extend(checks)
 
@@ -358,7 +416,7 @@ def _run_timeline(runner: "EmbeddedEngine | KafkaEngine", timeline: list[Fault],
                     c.fired, c.fire_s = True, time.monotonic() - applied
                     log(f"        {c.system}: {c.expected} after {c.fire_s:.1f}s")
             return all(c.fired for c in checks)
-        _poll(all_fired, timeout_s, runner)
+        _poll(all_fired, timeout_s, runner, referee)
         open_checks[(fault.action, fault.node)] = [c for c in checks if c.fired]
         undone = [k for k in open_checks if UNDO.get(k[0]) == fault.action and fault.node in (k[1], None)]
         resolving = [c for k in undone for c in open_checks.pop(k)]
@@ -368,5 +426,5 @@ def _run_timeline(runner: "EmbeddedEngine | KafkaEngine", timeline: list[Fault],
                 if c.resolve_s is None and not watches[c.system].firing(by_id[c.trigger]):
                     c.resolve_s = time.monotonic() - applied
             return all(c.resolve_s is not None for c in resolving)
-        _poll(all_resolved, timeout_s, runner)
+        _poll(all_resolved, timeout_s, runner, referee)
     return result

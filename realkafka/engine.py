@@ -19,7 +19,7 @@ from broker.scenario import Fault, Scenario
 from broker.workload import ConsumerGroupSpec, ProducerSpec
 from realkafka.cluster import RealCluster
 
-SUPPORTED = ("kill", "restart", "pause", "resume", "heal")
+SUPPORTED = ("kill", "restart", "pause", "resume", "heal", "elect_leaders", "bounce")
 
 
 class EngineError(ValueError):
@@ -151,6 +151,18 @@ class Engine:
             return f"broker-{meta.topics[topic].partitions[int(idx)].leader}"
         return target
 
+    def elect_preferred_leaders(self) -> int:
+        """ElectLeaders PREFERRED over every partition, as kafka-leader-election sends it."""
+        from confluent_kafka import ElectionType, KafkaException
+        from confluent_kafka.admin import AdminClient
+        admin = AdminClient({"bootstrap.servers": self.cluster.bootstrap_servers()})
+        try:
+            result = admin.elect_leaders(ElectionType.PREFERRED, None).result(timeout=30)
+        except KafkaException as e:
+            raise RuntimeError(f"preferred leader election failed: {e}") from None
+        # partitions already led by their preferred replica answer ELECTION_NOT_NEEDED
+        return sum(1 for error in result.values() if error is None)
+
     def active_controller(self) -> str:
         """The controller whose ActiveControllerCount is 1, read over JMX."""
         from exporter.sources.jmx import JmxSource
@@ -171,7 +183,17 @@ class Engine:
                     c.resume(name)
                 self.log(f"heal {fault.node or 'all'}")
                 return
+            if fault.action == "elect_leaders":
+                self.log(f"elect_leaders all ({self.elect_preferred_leaders()} partitions to their preferred leader)")
+                return
             name = self.resolve(str(fault.node))
+            if fault.action == "bounce":
+                c.kill(name)
+                timer = threading.Timer(fault.down_ms / 1000.0, lambda: c.restart(name, wait=False))
+                timer.daemon = True
+                timer.start()
+                self.log(f"bounce {name} (down {fault.down_ms / 1000:g}s)")
+                return
             if fault.action == "kill":
                 c.kill(name)
             elif fault.action == "restart":

@@ -105,3 +105,18 @@ def test_a_metadata_record_nobody_can_replay_halts_the_standbys_and_brokers_coun
     c.restart(standbys[0].name)
     c.run_for(5_000)
     assert not standbys[0].alive
+
+
+def test_a_preferred_leader_election_moves_leadership_back_after_a_restart():
+    c = make_cluster(brokers=3, config={"auto.leader.rebalance.enable": False})
+    imbalance = lambda: c.active_controller().image.counts()["PreferredReplicaImbalanceCount"]  # noqa: E731
+    c.kill("broker-1")
+    c.run_for(10_000)
+    c.restart("broker-1")
+    isr_full = lambda: all(len(p.isr) == 3 for p in c.active_controller().image.topics["orders"].partitions)  # noqa: E731
+    assert c.run_until(isr_full, 30_000)
+    assert imbalance() > 0                    # broker-1 came back a follower of everything it led
+    moved = c.elect_preferred_leaders()
+    c.run_for(2_000)
+    assert moved > 0 and imbalance() == 0
+    assert c.elect_preferred_leaders() == 0   # nothing left to move

@@ -135,8 +135,8 @@ def test_a_healthy_cluster_has_no_unsupported_item(monitored):
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
     m = monitored
-    [created] = AdminClient({"bootstrap.servers": m.cluster.bootstrap_servers()}).create_topics(
-        [NewTopic("healthy", 3, 3)]).values()
+    admin = AdminClient({"bootstrap.servers": m.cluster.bootstrap_servers()})     # alive until answered
+    [created] = admin.create_topics([NewTopic("healthy", 3, 3)]).values()
     created.result(timeout=60)
     producer = Producer({"bootstrap.servers": m.cluster.bootstrap_servers(), "acks": "all"})
     for i in range(100):

@@ -177,3 +177,10 @@ def test_a_paused_broker_is_a_hung_process_until_resumed():
     sim.run(until_ms=60_000)
     assert max(sim.cluster.values(fenced, role="controller").values()) == 0
     assert [e for _, e in sim.events if e.startswith(("pause", "resume"))] == ["pause broker-2", "resume broker-2"]
+
+
+def test_elect_leaders_takes_all():
+    s = load_scenario("cluster: {brokers: 3}\ntimeline:\n  - {at: 5s, elect_leaders: all, expect: []}\n")
+    assert s.timeline[0].action == "elect_leaders" and s.timeline[0].node is None
+    with pytest.raises(ConfigError, match=r"s.yaml:3: timeline\[0\].elect_leaders: elect_leaders takes all"):
+        load_scenario("cluster: {brokers: 3}\ntimeline:\n  - {at: 5s, elect_leaders: broker-1}\n", "s.yaml")

@@ -18,6 +18,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     fault.add_argument("--disk-delay", metavar="DURATION", help="slow: a broker's extra time per disk append")
     fault.add_argument("--bytes-per-sec", metavar="SIZE", help="flood: what the flooding producer sends, e.g. 100MB")
     fault.add_argument("--log-dir", metavar="DIR", help="fail_log_dir: which of log.dirs (default: the first live)")
+    fault.add_argument("--down", metavar="DURATION", help="bounce: how long the node stays down (default 5s)")
     fault.add_argument("--control", default="127.0.0.1:9399", metavar="HOST:PORT", help="the demo's control endpoint")
     fault.set_defaults(run=run)
 
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     body = {"action": args.action, "node": args.node}
     if args.fetch_delay:
         body["fetch_delay"] = args.fetch_delay
-    for key in ("event_delay", "disk_delay", "bytes_per_sec", "log_dir"):
+    for key in ("event_delay", "disk_delay", "bytes_per_sec", "log_dir", "down"):
         if getattr(args, key):
             body[key] = getattr(args, key)
     url = f"http://{args.control}/fault"
