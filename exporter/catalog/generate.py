@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.catalog import alerts, grafana, zabbix
+from exporter.catalog import alerts, docs, grafana, zabbix
 from exporter.catalog.model import load_catalog
 
 
@@ -17,6 +17,7 @@ def artifacts(root: Path) -> dict[Path, str]:
         root / "templates" / "zabbix" / "kafka-4x-6.0.yaml": zabbix.serialize(zabbix.render(catalog, "6.0")),
         root / "templates" / "zabbix" / "kafka-4x-7.0.yaml": zabbix.serialize(zabbix.render(catalog, "7.0")),
         root / "templates" / "prometheus" / "kafka-4x-alerts.yml": alerts.serialize(alerts.render(catalog)),
+        root / "templates" / "zabbix" / "ITEMS.md": docs.render(catalog),
     }
 
 
