@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from broker.log import Batch, Log
 from broker.mbeans.yammer import INT, LONG, STRING
+from kafka_common.names import ObjectName
 from broker.metadata import (
     BrokerRegistrationChangeRecord,
     ConfigRecord,
@@ -99,6 +100,8 @@ class ControllerNode(ServerNode):
                                self._on_commit, self._on_leader_change)
         self._register_controller_metrics()
         self.raft.start()
+        self._heartbeat_gauges: set[int] = set()      # brokers with a TimeSinceLastHeartbeatReceivedMs gauge
+        self.every(1000.0, self._sync_broker_gauges)
 
     def on_kill(self) -> None:
         self.active = False
@@ -108,6 +111,8 @@ class ControllerNode(ServerNode):
         m = self.mbeans
         kc = ("kafka.controller", "KafkaController")
         m.gauge(*kc, "ActiveControllerCount", lambda: int(self.active), java_type=INT)
+        # brokers in controlled shutdown: the simulated brokers stop without one (a kill)
+        m.gauge(*kc, "ControlledShutdownBrokerCount", lambda: 0, java_type=INT)
         for name in ("ActiveBrokerCount", "FencedBrokerCount", "GlobalTopicCount", "GlobalPartitionCount",
                      "OfflinePartitionsCount", "PreferredReplicaImbalanceCount"):
             m.gauge(*kc, name, lambda name=name: self.image.counts()[name], java_type=INT)
@@ -130,6 +135,31 @@ class ControllerNode(ServerNode):
         m.gauge("kafka.server", "ControllerServer", "ClusterId", lambda: self.cluster_id, java_type=STRING)
         m.gauge("kafka.server", "ControllerServer", "yammer-metrics-count",
                 lambda: sum(1 for _, b in m.items() if b.kind != "kafka-metrics"), java_type=INT)
+
+    def _sync_broker_gauges(self) -> None:
+        """Kafka 4.1's per-broker gauges: BrokerRegistrationState on every controller (10 fenced, 30
+        active; 20, controlled shutdown, never happens here), TimeSinceLastHeartbeatReceivedMs on the
+        active one only (capped at broker.session.timeout.ms), as brokers register."""
+        m, kc = self.mbeans, ("kafka.controller", "KafkaController")
+        for broker_id in self.image.brokers:
+            tags = {"broker": str(broker_id)}
+            if ObjectName.kafka(*kc, "BrokerRegistrationState", tags) not in m:
+                m.gauge(*kc, "BrokerRegistrationState", lambda b=broker_id: self._registration_state(b), tags, INT)
+        wanted = set(self.working.brokers) if self.active and self.working is not None else set()
+        for broker_id in self._heartbeat_gauges - wanted:
+            m.unregister(ObjectName.kafka(*kc, "TimeSinceLastHeartbeatReceivedMs", {"broker": str(broker_id)}))
+        for broker_id in wanted - self._heartbeat_gauges:
+            m.gauge(*kc, "TimeSinceLastHeartbeatReceivedMs", lambda b=broker_id: self._since_heartbeat(b),
+                    {"broker": str(broker_id)}, INT)
+        self._heartbeat_gauges = wanted
+
+    def _registration_state(self, broker_id: int) -> int:
+        reg = self.image.brokers.get(broker_id)
+        return -1 if reg is None else 10 if reg.fenced else 30
+
+    def _since_heartbeat(self, broker_id: int) -> int:
+        last = self._last_contact.get(broker_id, self.now())
+        return int(min(self.now() - last, self.cfg["broker.session.timeout.ms"]))
 
     def _applied(self) -> MetadataImage:
         """OffsetControlManager: the active controller's last applied record is its last scheduled

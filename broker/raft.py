@@ -22,6 +22,7 @@ from broker.net import RequestFailed
 from broker.node import Node
 
 FETCH_MAX_WAIT_MS = 500.0     # KafkaRaftClient's fetch long-poll
+OBSERVER_SESSION_TIMEOUT_MS = 300_000.0   # LeaderState forgets an observer that stopped fetching
 RECORD_BYTES = 64
 
 
@@ -142,6 +143,7 @@ class RaftClient:
         self._votes: set[int] = set()
         # leader state
         self._voter_offsets: dict[int, int] = {}
+        self._observer_last_fetch: dict[int, float] = {}
         self._voter_last_fetch: dict[int, float] = {}
         self._epoch_start_offset = 0
         self._held: list[tuple[RaftFetchRequest, Callable]] = []
@@ -153,8 +155,10 @@ class RaftClient:
 
     # -- metrics ----------------------------------------------------------------------------------
     def _register_metrics(self, mbeans: MBeanRegistry) -> None:
-        bean = mbeans.kafka_metrics("raft-metrics")
+        bean = self._bean = mbeans.kafka_metrics("raft-metrics")
         now = self.node.now()
+        if self.is_voter:
+            bean.add_value("number-of-voters", lambda: len(self.voters))
         bean.add_value("current-leader", lambda: self.leader_id)
         bean.add_value("current-vote", lambda: self.voted_for)
         bean.add_value("current-vote-directory-id", lambda: directory_id(self.voted_for))
@@ -215,8 +219,18 @@ class RaftClient:
             self.epoch = epoch
             self.voted_for = -1
 
+    def _leader_metrics_off(self) -> None:
+        for name in ("number-of-observers", "uncommitted-voter-change"):
+            self._bean.remove(name)
+
+    def _observers(self) -> int:
+        now = self.node.now()
+        return sum(1 for t in self._observer_last_fetch.values() if now - t < OBSERVER_SESSION_TIMEOUT_MS)
+
     def _become_unattached(self, epoch: int) -> None:
         was_leader = self.is_leader
+        if was_leader or self.state == QuorumState.RESIGNED:
+            self._leader_metrics_off()
         self._set_epoch(epoch)
         self.state = QuorumState.UNATTACHED
         changed = self.leader_id != -1
@@ -230,6 +244,8 @@ class RaftClient:
     def _become_follower(self, epoch: int, leader_id: int) -> None:
         changed = self.leader_id != leader_id or self.epoch != epoch or self.is_leader
         was_leader = self.is_leader
+        if was_leader:
+            self._leader_metrics_off()
         self._set_epoch(epoch)
         self.state = QuorumState.FOLLOWER
         self.leader_id = leader_id
@@ -292,6 +308,10 @@ class RaftClient:
         self._voter_last_fetch = {vid: now for vid in self.voters}
         self._epoch_start_offset = self.log.end_offset
         self._record_election_latency()
+        self._observer_last_fetch = {}
+        # LeaderState's metrics (KIP-853): only while this node leads
+        self._bean.add_value("number-of-observers", self._observers)
+        self._bean.add_value("uncommitted-voter-change", lambda: 0)     # the voter set never changes here
         self.append([LeaderChangeMessage(self.node_id, self.epoch)])
         req = BeginQuorumEpochRequest(self.epoch, self.node_id)
         for vid, vname in self.voters.items():
@@ -419,6 +439,8 @@ class RaftClient:
             self._voter_offsets[req.replica_id] = req.fetch_offset
             self._voter_last_fetch[req.replica_id] = now
             self._maybe_advance_hw()
+        elif req.replica_id >= 0:
+            self._observer_last_fetch[req.replica_id] = now
         if req.fetch_offset < self.log.end_offset:
             self._answer(req, reply)
         else:

@@ -120,3 +120,37 @@ def test_a_preferred_leader_election_moves_leadership_back_after_a_restart():
     c.run_for(2_000)
     assert moved > 0 and imbalance() == 0
     assert c.elect_preferred_leaders() == 0   # nothing left to move
+
+
+def test_kafka_41_broker_registration_and_heartbeat_gauges(cluster):
+    c = cluster
+    active = c.active_controller()
+    c.run_for(2_000)
+    for ctl in c.controllers.values():
+        states = {b: ctl.mbeans.read(KC + f"BrokerRegistrationState,broker={b}")["Value"] for b in range(1, 6)}
+        assert states == {b: 30 for b in range(1, 6)}
+        assert ctl.mbeans.read(KC + "ControlledShutdownBrokerCount")["Value"] == 0
+        has_heartbeats = f"{KC}TimeSinceLastHeartbeatReceivedMs,broker=1" in ctl.mbeans
+        assert has_heartbeats == (ctl is active)          # the active controller's own view
+    assert active.mbeans.read(KC + "TimeSinceLastHeartbeatReceivedMs,broker=1")["Value"] < 1_000
+    c.kill("broker-1")
+    c.run_for(20_000)
+    assert active.mbeans.read(KC + "TimeSinceLastHeartbeatReceivedMs,broker=1")["Value"] == 9_000   # capped
+    assert {ctl.mbeans.read(KC + "BrokerRegistrationState,broker=1")["Value"] for ctl in c.controllers.values()} == {10}
+    # the gauges follow the leadership
+    c.kill(active.name)
+    c.run_for(10_000)
+    new = c.active_controller()
+    assert f"{KC}TimeSinceLastHeartbeatReceivedMs,broker=2" in new.mbeans
+
+
+def test_kip_853_raft_metrics_on_voters_and_the_leader(cluster):
+    c = cluster
+    c.run_for(2_000)
+    leader = c.active_controller()
+    for ctl in c.controllers.values():
+        raft = ctl.mbeans.read(RAFT)
+        assert raft["number-of-voters"] == 3
+        assert ("number-of-observers" in raft) == (ctl is leader)
+    assert leader.mbeans.read(RAFT)["number-of-observers"] == 5 and leader.mbeans.read(RAFT)["uncommitted-voter-change"] == 0
+    assert "number-of-voters" not in c.brokers["broker-1"].mbeans.read(RAFT)

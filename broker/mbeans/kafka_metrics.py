@@ -87,6 +87,9 @@ class KafkaMetricsBean:
             raise ValueError(f"metric {name!r} is already registered on this MBean")
         self._attrs[name] = read
 
+    def remove(self, name: str) -> None:
+        self._attrs.pop(name, None)
+
     def add_value(self, name: str, read: Callable[[], Any]) -> None:
         self.add(name, lambda now: read())
 
