@@ -20,7 +20,7 @@ from exporter.rulesets import builtin_rules
 from conftest import wait
 from jvm_support import free_port_block, require_jdk
 from prometheus_server import PrometheusServer, rules_for
-from zabbix_stack import polled, unsupported
+from zabbix_stack import jmx_hosts, polled, unsupported
 
 FAST = {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000,
         "offsets.topic.replication.factor": 3}
@@ -55,26 +55,10 @@ def live():
     stop.set()
 
 
-def jmx_hosts(api, zabbix, cluster: Cluster, publisher: JmxPublisher, name: str) -> list[str]:
+def node_hosts(api, zabbix, cluster: Cluster, publisher: JmxPublisher, name: str) -> list[str]:
     """A host per node with its role's JMX template (polled by the Java gateway) and the cluster host."""
-    group = api.hostgroup.create(name=f"Kafka {name}")["groupids"][0]
-    tpl = {t["host"]: t["templateid"] for t in api.template.get(search={"host": "Apache Kafka 4.x"}, output=["host"])}
-    for node_name, port in publisher.ports().items():
-        role = cluster.node(node_name).role
-        api.host.create(host=f"{name}-{node_name}", groups=[{"groupid": group}],
-                        interfaces=[{"type": 4, "main": 1, "useip": 1, "ip": "127.0.0.1", "dns": "",
-                                     "port": str(port)}],
-                        templates=[{"templateid": tpl[f"Apache Kafka 4.x {role} by JMX"]}],
-                        macros=[{"macro": "{$KAFKA.INTERVAL}", "value": "5s"},
-                                {"macro": "{$KAFKA.LLD.INTERVAL}", "value": "10s"}])
-    api.host.create(host=f"{name}-cluster", groups=[{"groupid": group}],
-                    templates=[{"templateid": tpl["Apache Kafka 4.x cluster"]}],
-                    macros=[{"macro": "{$KAFKA.CLUSTER.GROUP}", "value": f"Kafka {name}"},
-                            {"macro": "{$KAFKA.BROKERS.MIN}", "value": "3"},
-                            {"macro": "{$KAFKA.INTERVAL}", "value": "2s"},
-                            {"macro": "{$KAFKA.AGGREGATE.PERIOD}", "value": "15s"}])
-    zabbix.reload_config_cache()
-    return [h["hostid"] for h in api.host.get(groupids=[group], output=["hostid"])]
+    return jmx_hosts(api, zabbix, name, {n: (cluster.node(n).role, port) for n, port in publisher.ports().items()},
+                     {"{$KAFKA.BROKERS.MIN}": "3", "{$KAFKA.INTERVAL}": "2s", "{$KAFKA.AGGREGATE.PERIOD}": "15s"})
 
 
 def test_a_healthy_cluster_has_no_unsupported_item(live, zabbix, zabbix_api):
@@ -83,7 +67,7 @@ def test_a_healthy_cluster_has_no_unsupported_item(live, zabbix, zabbix_api):
     must not leave a JMX item unsupported."""
     cluster, publisher, _ = live
     api = zabbix_api
-    hostids = jmx_hosts(api, zabbix, cluster, publisher, f"u{time.time_ns() % 10**10}")
+    hostids = node_hosts(api, zabbix, cluster, publisher, f"u{time.time_ns() % 10**10}")
     topic_item = 'jmx["kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=orders","Count"]'
     # the discovery rules have run (the orders leaders' MessagesIn discovered) and every item was polled
     assert wait(lambda: api.item.get(hostids=hostids, filter={"key_": topic_item}, output=["itemid"]), 120)
@@ -105,7 +89,7 @@ def test_broker_loss_fires_in_zabbix_via_the_java_gateway_and_in_prometheus(live
     prom.start()
     try:
         name = f"e{time.time_ns() % 10**10}"
-        jmx_hosts(api, zabbix, cluster, publisher, name)
+        node_hosts(api, zabbix, cluster, publisher, name)
         key = 'jmx["kafka.controller:type=KafkaController,name=ActiveBrokerCount","Value"]'
         polled = wait(lambda: [i for i in api.item.get(host=f"{name}-controller-1001", filter={"key_": key},
                                                        output=["lastvalue", "error"]) if i["lastvalue"] == "3"])

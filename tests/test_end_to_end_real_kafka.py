@@ -12,7 +12,7 @@ import pytest
 from conftest import wait
 from jvm_support import free_port_block, kafka_port_block, require_real_kafka
 from prometheus_server import PrometheusServer, rules_for
-from zabbix_stack import polled, unsupported
+from zabbix_stack import jmx_hosts, polled, unsupported
 
 from exporter.collector import Target
 from exporter.config import PrometheusSpec
@@ -70,30 +70,15 @@ def monitored(stack, zabbix, zabbix_api):
                             [rules_for(state, brokers_min=3, hold_max="20s")])
     prom.start()
     name = f"rk{time.time_ns() % 10**10}"
-    group = api.hostgroup.create(name=f"Kafka {name}")["groupids"][0]
-    tpl = {t["host"]: t["templateid"] for t in api.template.get(search={"host": "Apache Kafka 4.x"}, output=["host"])}
-    for node_name, node in cluster.nodes.items():
-        api.host.create(host=f"{name}-{node_name}", groups=[{"groupid": group}],
-                        interfaces=[{"type": 4, "main": 1, "useip": 1, "ip": "127.0.0.1", "dns": "",
-                                     "port": str(node.jmx_port)}],
-                        templates=[{"templateid": tpl[f"Apache Kafka 4.x {node.role} by JMX"]}],
-                        macros=[{"macro": "{$KAFKA.INTERVAL}", "value": "5s"},
-                                {"macro": "{$KAFKA.LLD.INTERVAL}", "value": "10s"}])
-    api.host.create(host=f"{name}-cluster", groups=[{"groupid": group}],
-                    templates=[{"templateid": tpl["Apache Kafka 4.x cluster"]}],
-                    macros=[{"macro": "{$KAFKA.CLUSTER.GROUP}", "value": f"Kafka {name}"},
-                            {"macro": "{$KAFKA.BROKERS.MIN}", "value": "3"},
-                            {"macro": "{$KAFKA.INTERVAL}", "value": "2s"},
-                            {"macro": "{$KAFKA.AGGREGATE.PERIOD}", "value": "15s"},
-                            {"macro": "{$KAFKA.CONTROLLER.GAP}", "value": "30s"}])
-    zabbix.reload_config_cache()
-    hostids = [h["hostid"] for h in api.host.get(groupids=[group], output=["hostid"])]
+    hostids = jmx_hosts(api, zabbix, name, {n: (node.role, node.jmx_port) for n, node in cluster.nodes.items()},
+                        {"{$KAFKA.BROKERS.MIN}": "3", "{$KAFKA.INTERVAL}": "2s", "{$KAFKA.AGGREGATE.PERIOD}": "15s",
+                         "{$KAFKA.CONTROLLER.GAP}": "30s"})
     view = Monitored(cluster, api, prom, name, hostids)
     try:
         key = 'jmx["kafka.controller:type=KafkaController,name=ActiveBrokerCount","Value"]'
-        polled = wait(lambda: [i for i in api.item.get(hostids=hostids, filter={"key_": key}, output=["lastvalue"])
-                               if i["lastvalue"] == "3"])
-        assert polled, api.item.get(hostids=hostids, filter={"key_": key}, output=["lastvalue", "error"])
+        reported = wait(lambda: [i for i in api.item.get(hostids=hostids, filter={"key_": key}, output=["lastvalue"])
+                                 if i["lastvalue"] == "3"])
+        assert reported, api.item.get(hostids=hostids, filter={"key_": key}, output=["lastvalue", "error"])
         for cluster_name in ("rk-jmx", "rk-jolokia"):
             assert wait(lambda: prom.query(f'kafka_controller_kafkacontroller_activebrokercount{{cluster="{cluster_name}"}} == 3'))
         # a healthy cluster, polled and scraped: nothing fires

@@ -259,3 +259,23 @@ def unsupported(api, hostids: list[str]) -> list[str]:
     found = api.item.get(hostids=hostids, output=["key_", "state", "error"], selectHosts=["host"])
     found += api.discoveryrule.get(hostids=hostids, output=["key_", "state", "error"], selectHosts=["host"])
     return [f'{i["hosts"][0]["host"]} {i["key_"]}: {i["error"]}' for i in found if i["state"] == "1"]
+
+
+def jmx_hosts(api, zabbix: ZabbixStack, name: str, nodes: dict[str, tuple[str, int]],
+              cluster_macros: dict[str, str]) -> list[str]:
+    """Host group `Kafka NAME`: a host per node (role, JMX port) with its role's JMX template, polled
+    by the Java gateway every 5 s, and the cluster host; returns their ids."""
+    group = api.hostgroup.create(name=f"Kafka {name}")["groupids"][0]
+    tpl = {t["host"]: t["templateid"] for t in api.template.get(search={"host": "Apache Kafka 4.x"}, output=["host"])}
+    for node_name, (role, port) in nodes.items():
+        api.host.create(host=f"{name}-{node_name}", groups=[{"groupid": group}],
+                        interfaces=[{"type": 4, "main": 1, "useip": 1, "ip": "127.0.0.1", "dns": "", "port": str(port)}],
+                        templates=[{"templateid": tpl[f"Apache Kafka 4.x {role} by JMX"]}],
+                        macros=[{"macro": "{$KAFKA.INTERVAL}", "value": "5s"},
+                                {"macro": "{$KAFKA.LLD.INTERVAL}", "value": "10s"}])
+    api.host.create(host=f"{name}-cluster", groups=[{"groupid": group}],
+                    templates=[{"templateid": tpl["Apache Kafka 4.x cluster"]}],
+                    macros=[{"macro": "{$KAFKA.CLUSTER.GROUP}", "value": f"Kafka {name}"},
+                            *({"macro": k, "value": v} for k, v in cluster_macros.items())])
+    zabbix.reload_config_cache()
+    return [h["hostid"] for h in api.host.get(groupids=[group], output=["hostid"])]
