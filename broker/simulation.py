@@ -74,9 +74,9 @@ class Simulation:
                     self._stop_floods()
                 name = fault.node or "all"
             elif fault.action == "bounce":
-                name = c.kill(fault.node)  # type: ignore[arg-type]
-                c.sched.call_later(fault.down_ms, lambda: self._start_again(name))
-                name = f"{name} (down {fault.down_ms / 1000:g}s)"
+                bounced = c.kill(fault.node)  # type: ignore[arg-type]
+                c.sched.call_later(fault.down_ms, lambda: self._start_again(bounced))
+                name = f"{bounced} (down {fault.down_ms / 1000:g}s)"
             elif fault.action == "elect_leaders":
                 name = f"all ({c.elect_preferred_leaders()} partitions to their preferred leader)"
             elif fault.action == "corrupt_metadata":

@@ -26,9 +26,11 @@ from realkafka.install import DEFAULT_LINE
 # broker.session.timeout.ms 3 s: a killed broker is fenced within seconds, as in the embedded test
 FAST = {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000}
 INCLUDE = ["kafka.controller:*", "kafka.server:*", "kafka.log:type=LogManager,*", "kafka.network:type=SocketServer,*"]
-# what a fault may raise besides its own alert: the dead node's target and, for a broker, its fencing
-BROKER_KILL_ALERTS = {"KafkaActiveBrokersBelowMinimum", "KafkaFencedBrokers", "KafkaTargetDown"}
-BROKER_KILL_PROBLEMS = {"active brokers", "fenced brokers"}
+# what a fault may raise besides its own alert: the dead node's target and, for a broker, its fencing and
+# the replicas it held (the topic with traffic has 3 replicas)
+BROKER_KILL_ALERTS = {"KafkaActiveBrokersBelowMinimum", "KafkaFencedBrokers", "KafkaTargetDown",
+                      "KafkaUnderReplicatedPartitions"}
+BROKER_KILL_PROBLEMS = {"active brokers", "fenced brokers", "under replicated partitions"}
 FAILOVER_ALERTS = {"KafkaControllerElection", "KafkaTargetDown"}
 FAILOVER_PROBLEMS = {"a new controller was elected"}
 

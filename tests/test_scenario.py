@@ -184,3 +184,21 @@ def test_elect_leaders_takes_all():
     assert s.timeline[0].action == "elect_leaders" and s.timeline[0].node is None
     with pytest.raises(ConfigError, match=r"s.yaml:3: timeline\[0\].elect_leaders: elect_leaders takes all"):
         load_scenario("cluster: {brokers: 3}\ntimeline:\n  - {at: 5s, elect_leaders: broker-1}\n", "s.yaml")
+
+
+def test_bounce_restarts_the_node_after_its_down_time():
+    sim = Simulation(load_scenario("cluster: {brokers: 3, controllers: 3}\n"
+                                   "timeline:\n  - {at: 10s, bounce: active-controller, down: 4s}\n"
+                                   "  - {at: 20s, bounce: broker-2}\nrun_for: 40s\n"))
+    sim.start()
+    sim.run(until_ms=12_000)
+    [down] = [n for n in sim.cluster.controllers.values() if not n.alive]
+    sim.run(until_ms=15_000)
+    assert down.alive and sim.cluster.active_controller() is not None
+    sim.run(until_ms=22_000)
+    assert not sim.cluster.brokers["broker-2"].alive          # down: 5 s by default
+    sim.run()
+    assert sim.cluster.brokers["broker-2"].alive
+    assert [e for _, e in sim.events if "bounce" in e or "(down" in e] == [
+        f"bounce {down.name} (down 4s)", f"restart {down.name} (bounce)", "bounce broker-2 (down 5s)",
+        "restart broker-2 (bounce)"]
