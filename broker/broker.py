@@ -87,9 +87,6 @@ class BrokerNode(ServerNode):
             return "raft-channel-metrics", {}
         return None
 
-    def wall_ms(self) -> float:
-        return self.wall_base_ms + self.now()
-
     # -- lifecycle -----------------------------------------------------------------------------------------
     def on_start(self) -> None:
         super().on_start()

@@ -78,9 +78,6 @@ class ControllerNode(ServerNode):
 
     def channel_of(self, request: Any, dst: str) -> tuple[str, dict[str, str]] | None:
         return ("raft-channel-metrics", {}) if isinstance(request, RAFT_REQUESTS) else None
-    def wall_ms(self) -> float:
-        return self.wall_base_ms + self.now()
-
     # -- lifecycle -------------------------------------------------------------------------------------
     def on_start(self) -> None:
         super().on_start()

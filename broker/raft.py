@@ -510,6 +510,10 @@ class RaftClient:
     def _on_fetch_response(self, target: str, resp) -> None:
         self._fetching = False
         if isinstance(resp, RequestFailed):
+            if not self.is_voter:
+                # KafkaRaftClient.pollFollowerAsObserver: while the leader cannot be reached (backing off)
+                # the next fetch goes to a bootstrap voter, which names the leader it knows
+                self._observer_lost = True
             self._fetch_soon(50)
             return
         if self.is_leader:

@@ -58,6 +58,7 @@ class ServerNode(Node):
     """A Kafka process: node.id, an MBean registry rebuilt on every start, request handling."""
 
     listener = "PLAINTEXT"
+    wall_base_ms = 0.0          # the epoch time (ms) of the clock's zero: set by each role
     # the client channels a process opens (NodeToControllerChannelManager, raft, ...):
     # (kafka-metrics group, tagged with BrokerId)
     client_channels: tuple[tuple[str, bool], ...] = ()
@@ -71,6 +72,9 @@ class ServerNode(Node):
         self.cluster_id = cluster_id
         self.mbeans = MBeanRegistry(self.now, rng)
         self.start_time_ms = 0.0
+
+    def wall_ms(self) -> float:
+        return self.wall_base_ms + self.now()
 
     def on_start(self) -> None:
         # a restarted JVM starts with fresh metrics
@@ -92,11 +96,11 @@ class ServerNode(Node):
         m = self.mbeans
         m.register(ObjectName.kafka("kafka.server", "app-info", None, {"id": str(self.node_id)}),
                    StandardBean({"Version": (STRING, lambda: self.kafka.version), "CommitId": (STRING, lambda: self.kafka.commit_id),
-                                 "StartTimeMs": (LONG, lambda: int(self.start_time_ms))}))
+                                 "StartTimeMs": (LONG, lambda: int(self.wall_base_ms + self.start_time_ms))}))
         info = m.kafka_metrics("app-info")
         info.add_value("version", lambda: self.kafka.version)
         info.add_value("commit-id", lambda: self.kafka.commit_id)
-        info.add_value("start-time-ms", lambda: int(self.start_time_ms))
+        info.add_value("start-time-ms", lambda: int(self.wall_base_ms + self.start_time_ms))     # epoch ms
         self._idle_meter = m.meter("kafka.server", "KafkaRequestHandlerPool", "RequestHandlerAvgIdlePercent",
                                    "percent", rate_unit="NANOSECONDS")
         m.gauge("kafka.network", "SocketServer", "NetworkProcessorAvgIdlePercent", lambda: self._net_idle, java_type=DOUBLE)

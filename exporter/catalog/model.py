@@ -203,6 +203,12 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
                 doc.fail(p + ("metric",), f"unknown metric {metric_id!r}")
             if "{item}" not in expression:
                 doc.fail(p + ("expression",), "a host trigger refers to its item as {item}")
+            for ref in re.findall(r"\{item:(\w+)\}", expression):
+                other = ids.get(ref)
+                if other is None:
+                    doc.fail(p + ("expression",), f"unknown metric {ref!r} in {{item:{ref}}}")
+                elif metric_id in ids and other.role not in ("both", ids[metric_id].role):
+                    doc.fail(p + ("expression",), f"{{item:{ref}}} is not on every node that has {metric_id!r}")
         elif scope == "cluster":
             for ref in re.findall(r"\{cluster:(\w+)\}", expression):
                 if ref not in cluster_ids:

@@ -89,6 +89,12 @@ def _item(metric: Metric, template: str, transport: str, key: str | None = None,
     return item
 
 
+def _host_expression(catalog: Catalog, t: Trigger, template: str, key: str) -> str:
+    """{item} is the trigger's own item; {item:ID} another metric's item of the same template."""
+    expression = t.expression.replace("{item}", f"/{template}/{key}")
+    return re.sub(r"\{item:(\w+)\}", lambda m: f"/{template}/{catalog.metric(m.group(1)).key}", expression)
+
+
 def _trigger(t: Trigger, template: str, expression: str) -> dict:
     out: dict[str, Any] = {"uuid": uuid_for(template, "trigger", t.id), "expression": expression, "name": t.name,
                            "priority": t.priority, "description": t.description}
@@ -166,7 +172,7 @@ def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str)
         macro = "{#JMX" + prop.upper() + "}"
         key = f'jmx["{m.mbean.rsplit(",", 1)[0]},{prop}={macro}","{m.attribute}"]'
         proto = _item(m, template, transport, key=key)
-        triggers = [_trigger(t, template, t.expression.replace("{item}", f"/{template}/{key}"))
+        triggers = [_trigger(t, template, _host_expression(catalog, t, template, key))
                     for t in catalog.triggers if t.scope == "host" and t.metric == m.id]
         if triggers:
             proto["trigger_prototypes"] = triggers
@@ -184,7 +190,7 @@ def _role_template(catalog: Catalog, transport: str, slot: str) -> dict:
         if m.lld == "bean" and transport == "jmx":
             continue
         item = _item(m, name, transport)
-        triggers = [_trigger(t, name, t.expression.replace("{item}", f"/{name}/{m.key}"))
+        triggers = [_trigger(t, name, _host_expression(catalog, t, name, m.key))
                     for t in catalog.triggers if t.scope == "host" and t.metric == m.id]
         if triggers:
             item["triggers"] = triggers
