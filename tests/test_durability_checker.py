@@ -20,9 +20,10 @@ def test_acks_all_loses_no_acknowledged_record_under_random_faults():
 
 @pytest.mark.slow
 def test_acks_1_loses_what_a_dying_leader_acknowledged():
-    # seeds found to kill a leader before its followers fetched (the runs are deterministic)
+    # seeds 4 and 5 kill a leader before its followers fetched (the runs are deterministic; found by running
+    # seeds 1-12 after the raft timing changed)
     report, _ = durability.run(5, 1, "1")
-    assert report.lost > 0 and 1 in report.lossy_seeds
+    assert report.lost > 0 and {4, 5} <= set(report.lossy_seeds)
     assert report.failing_seeds == []                # loss is what acks=1 allows: not a failure
     assert report.max_visible_above_hw == 0          # but consumers still never read it
 
