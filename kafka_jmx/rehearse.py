@@ -39,6 +39,7 @@ from exporter.rulesets import builtin_rules
 from exporter.trapper import TrapperSink
 from kafka_jmx.embedded import ClusterThread, embedded_targets
 
+BOUNCE_SETTLE_S = 10.0
 # what undoes a fault: the time to resolve runs from it
 UNDO = {"kill": "restart", "isolate": "heal", "slow": "heal", "flood": "heal", "fail_log_dir": "restart"}
 FAST_MACROS = {"{$KAFKA.NODATA.TIMEOUT}": "20s", "{$KAFKA.AGGREGATE.PERIOD}": "10s", "{$KAFKA.CONTROLLER.GAP}": "20s",
@@ -427,4 +428,11 @@ def _run_timeline(runner: "EmbeddedEngine | KafkaEngine", timeline: list[Fault],
                     c.resolve_s = time.monotonic() - applied
             return all(c.resolve_s is not None for c in resolving)
         _poll(all_resolved, timeout_s, runner, referee)
+        if fault.action == "bounce":
+            # as an operator waits: the node back and the cluster whole before the next step, then long
+            # enough for what the restart raised to show (the next step waits for it to clear)
+            back = applied + fault.down_ms / 1000.0
+            _poll(lambda: time.monotonic() >= back and runner.ready(), timeout_s, runner, referee)
+            settled = time.monotonic() + BOUNCE_SETTLE_S
+            _poll(lambda: time.monotonic() >= settled, BOUNCE_SETTLE_S + 1.0, runner, referee)
     return result
