@@ -380,15 +380,20 @@ def _steady(watches: dict, duration_s: float, name: str, log, runner: "EmbeddedE
 
 def _run_timeline(runner: "EmbeddedEngine | KafkaEngine", timeline: list[Fault], watches: dict,
                   by_id: dict[str, Trigger], timeout_s: float, name: str, log) -> Rehearsal:  # type: ignore[no-untyped-def]
-    """Faults in order, each at its time or as soon as the previous checks are done and its expected
-    triggers and alerts are quiet: after a fault they are awaited; after the fault's undo, their
+    """Faults in order, each at its time (and no sooner after the previous one than the timeline
+    spaces them) or as soon as the previous checks are done and what it expects and allows is quiet:
+    after a fault its expected triggers and alerts are awaited; after the fault's undo, their
     resolution."""
     started = time.monotonic()
     result = Rehearsal(name, steady_s=timeline[0].at_ms / 1000.0)
     referee = Referee(watches, list(by_id.values()), result, started, log)
     open_checks: dict[tuple[str, str | None], list[Check]] = {}
+    last_at, last_applied = 0.0, 0.0
     for fault in timeline:
-        due = fault.at_ms / 1000.0
+        # at its time, and at least as long after the previous fault as the timeline puts them apart
+        # (a follower slowed 12 s before a kill has left the ISRs even when earlier waits ran late)
+        at = fault.at_ms / 1000.0
+        due = max(at, last_applied + at - last_at)
         _poll(lambda: time.monotonic() - started >= due, due + 1.0, runner, referee)
         # an expected trigger still raised by an earlier fault's side effects gets time to clear:
         # firing afterwards must be this fault's doing. What it allows clears too: a rolling restart
@@ -402,6 +407,7 @@ def _run_timeline(runner: "EmbeddedEngine | KafkaEngine", timeline: list[Fault],
         _poll(quiet, timeout_s, runner, referee)
         runner.apply(fault)
         applied, applied_epoch = time.monotonic(), time.time()
+        last_at, last_applied = at, applied - started
         label = f"{fault.action} {fault.node or 'all'}"
         referee.applied(fault, label)
         log(f"{applied - started:6.1f}s  {label}")
