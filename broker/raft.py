@@ -136,7 +136,6 @@ class RaftClient:
         # (Kafka's FollowerState); one back from a lost pre-vote has not
         self._fetched_from_leader = False
         self._observer_lost = False          # an observer whose fetches time out asks the voters in turn
-        # only a voter campaigns: an observer (a broker) never records an election latency (NaN, as in Kafka)
         # KafkaRaftMetrics: an election is timed from becoming prospective, restarted on becoming a
         # candidate, recorded on becoming leader or follower; observers never campaign
         self._election_start_ms: float | None = None

@@ -121,14 +121,19 @@ def test_seven_zero_format_uses_template_groups(catalog):
     assert doc["version"] == "7.0" and "template_groups" in doc and "groups" not in doc
 
 
-def test_catalog_errors_name_line_and_field(tmp_path):
+def catalog_errors(tmp_path, text: str) -> str:
+    """What loading a catalog file with this text refuses, as the user reads it."""
     from kafka_common.yamlconf import ConfigError
     bad = tmp_path / "c.yaml"
-    bad.write_text("metrics:\n  - {id: x, mbean: 'not a name', attribute: Value, role: both, description: d,\n"
-                   "     zabbix: {name: n, value_type: NUMBER, component: c}}\n")
+    bad.write_text(text)
     with pytest.raises(ConfigError) as e:
         load_catalog(bad)
-    text = str(e.value)
+    return str(e.value)
+
+
+def test_catalog_errors_name_line_and_field(tmp_path):
+    text = catalog_errors(tmp_path, "metrics:\n  - {id: x, mbean: 'not a name', attribute: Value, role: both, "
+                                    "description: d,\n     zabbix: {name: n, value_type: NUMBER, component: c}}\n")
     assert "c.yaml:2: metrics[0].mbean: not an ObjectName" in text
     assert "metrics[0].zabbix.value_type: value_type must be one of" in text
 
@@ -176,11 +181,8 @@ def test_the_trapper_sends_what_the_jmx_template_stores_for_nan(catalog):
 
 
 def test_catalog_refuses_a_bad_nan_or_lld(tmp_path):
-    from kafka_common.yamlconf import ConfigError
-    bad = tmp_path / "c.yaml"
-    bad.write_text("metrics:\n  - {id: x, mbean: 'a:type=b', attribute: Value, role: both, description: d, lld: page,\n"
-                   "     zabbix: {name: n, value_type: FLOAT, component: c, nan: none}}\n")
-    with pytest.raises(ConfigError) as e:
-        load_catalog(bad)
-    assert "metrics[0].lld: lld must be topic or bean" in str(e.value)
-    assert "metrics[0].zabbix.nan: the value stored for NaN must be a number" in str(e.value)
+    text = catalog_errors(tmp_path, "metrics:\n  - {id: x, mbean: 'a:type=b', attribute: Value, role: both, "
+                                    "description: d, lld: page,\n     zabbix: {name: n, value_type: FLOAT, "
+                                    "component: c, nan: none}}\n")
+    assert "metrics[0].lld: lld must be topic or bean" in text
+    assert "metrics[0].zabbix.nan: the value stored for NaN must be a number" in text
