@@ -98,6 +98,7 @@ class ControllerNode(ServerNode):
         self._register_controller_metrics()
         self.raft.start()
         self._heartbeat_gauges: set[int] = set()      # brokers with a TimeSinceLastHeartbeatReceivedMs gauge
+        self._published_brokers: set[int] | None = None   # None until the metadata publishers start
         self.every(1000.0, self._sync_broker_gauges)
 
     def on_kill(self) -> None:
@@ -133,15 +134,27 @@ class ControllerNode(ServerNode):
         m.gauge("kafka.server", "ControllerServer", "yammer-metrics-count",
                 lambda: sum(1 for _, b in m.items() if b.kind != "kafka-metrics"), java_type=INT)
 
+    def _publish_registrations(self) -> None:
+        """ControllerMetadataMetricsPublisher: the publishers start once this controller's metadata has
+        caught up with the high watermark, from a snapshot of the image, which adds no per-broker gauge;
+        only a broker's first registration seen later, as a delta, adds its BrokerRegistrationState
+        (10 fenced, 30 active; 20, controlled shutdown, never happens here). So a restarted controller
+        has none for the brokers it already knew, and a broker that registered while a controller was
+        still catching up has none there."""
+        if self._published_brokers is None:
+            if self.image.offset >= self.raft.high_watermark - 1:
+                self._published_brokers = set(self.image.brokers)
+            return
+        kc = ("kafka.controller", "KafkaController")
+        for broker_id in self.image.brokers.keys() - self._published_brokers:
+            self.mbeans.gauge(*kc, "BrokerRegistrationState", lambda b=broker_id: self._registration_state(b),
+                              {"broker": str(broker_id)}, INT)
+            self._published_brokers.add(broker_id)
+
     def _sync_broker_gauges(self) -> None:
-        """Kafka 4.1's per-broker gauges: BrokerRegistrationState on every controller (10 fenced, 30
-        active; 20, controlled shutdown, never happens here), TimeSinceLastHeartbeatReceivedMs on the
-        active one only (capped at broker.session.timeout.ms), as brokers register."""
+        """Kafka 4.1's TimeSinceLastHeartbeatReceivedMs, on the active controller only (capped at
+        broker.session.timeout.ms), for the brokers it tracks."""
         m, kc = self.mbeans, ("kafka.controller", "KafkaController")
-        for broker_id in self.image.brokers:
-            tags = {"broker": str(broker_id)}
-            if ObjectName.kafka(*kc, "BrokerRegistrationState", tags) not in m:
-                m.gauge(*kc, "BrokerRegistrationState", lambda b=broker_id: self._registration_state(b), tags, INT)
         wanted = set(self.working.brokers) if self.active and self.working is not None else set()
         for broker_id in self._heartbeat_gauges - wanted:
             m.unregister(ObjectName.kafka(*kc, "TimeSinceLastHeartbeatReceivedMs", {"broker": str(broker_id)}))
@@ -209,6 +222,7 @@ class ControllerNode(ServerNode):
                     self.counters["MetadataErrorCount"] += 1
                     self.after(0.0, self.kill)
                     return
+        self._publish_registrations()
         if self.image.unclean_elections > before:
             self._unclean_meter.mark(self.now(), self.image.unclean_elections - before)
         committed = self.raft.high_watermark - 1
