@@ -126,8 +126,8 @@ class Rehearsal:
 
 
 def _name_pattern(t: Trigger) -> re.Pattern[str]:
-    """A trigger name with its macros as wildcards, to recognise the problem Zabbix made of it."""
-    parts = re.split(r"(\{[^}]+\})", t.name)
+    """A problem name with its macros as wildcards, to recognise the problem Zabbix made of it."""
+    parts = re.split(r"(\{[^}]+\})", t.problem)
     return re.compile("".join(".*" if p.startswith("{") else re.escape(p) for p in parts) + "$")
 
 
@@ -412,7 +412,7 @@ def _run_timeline(runner: "EmbeddedEngine | KafkaEngine", timeline: list[Fault],
         referee.applied(fault, label)
         log(f"{applied - started:6.1f}s  {label}")
         checks = [Check(round(applied - started, 1), label, tid, system,
-                        by_id[tid].alert.name if system == "prometheus" else by_id[tid].name,
+                        by_id[tid].alert.name if system == "prometheus" else by_id[tid].problem,
                         active_before=before.get((tid, system), False))
                   for tid in fault.expect for system in watches]
         result.checks.extend(checks)

@@ -116,6 +116,73 @@ def test_zabbix_templates_are_well_formed(catalog):
     assert zabbix.render(catalog, "6.0") == zabbix.render(load_catalog(), "6.0")
 
 
+@pytest.mark.parametrize("version", ["6.0", "7.0"])
+def test_graphs_and_dashboards_draw_items_their_template_has(catalog, version):
+    doc = zabbix.render(catalog, version)["zabbix_export"]
+    keys = {}
+    for t in doc["templates"]:
+        keys[t["name"]] = {i["key"] for i in t.get("items", [])}
+        prototypes = {p["key"] for r in t.get("discovery_rules", []) for p in r["item_prototypes"]}
+        for rule in t.get("discovery_rules", []):
+            for g in rule.get("graph_prototypes", []):
+                assert "{#JMXTOPIC}" in g["name"]
+                assert all(gi["item"]["host"] == t["name"] and gi["item"]["key"] in prototypes for gi in g["graph_items"])
+    graphs = {(gi["item"]["host"], g["name"]) for g in doc["graphs"] for gi in g["graph_items"]}
+    for g in doc["graphs"]:
+        assert all(gi["item"]["key"] in keys[gi["item"]["host"]] for gi in g["graph_items"]), g["name"]
+    width = {"6.0": 24, "7.0": 72}[version]
+    for t in doc["templates"]:
+        [board] = t["dashboards"]
+        protos = {g["name"] for r in t.get("discovery_rules", []) for g in r.get("graph_prototypes", [])}
+        for page in board["pages"]:
+            for w in page["widgets"]:
+                [field] = w["fields"]
+                assert field["value"]["host"] == t["name"]
+                assert (t["name"], field["value"]["name"]) in graphs or field["value"]["name"] in protos
+                assert int(w["x"]) + int(w["width"]) <= width
+    pages = {t["name"]: [p["name"] for p in t["dashboards"][0]["pages"]] for t in doc["templates"]}
+    assert pages["Apache Kafka 4.x cluster"] == ["Cluster"]
+    assert pages["Apache Kafka 4.x controller by JMX"] == ["Quorum", "Broker"]     # the thread pools' idle
+    assert pages["Apache Kafka 4.x broker by trapper"] == ["Quorum", "Broker", "Requests", "Topics"]
+
+
+def test_value_maps_go_with_the_items_that_use_them(catalog):
+    doc = zabbix.render(catalog, "6.0")["zabbix_export"]
+    by_name = {t["name"]: t for t in doc["templates"]}
+    maps = {name: {v["name"] for v in t.get("valuemaps", [])} for name, t in by_name.items()}
+    assert maps["Apache Kafka 4.x broker by JMX"] == {"Kafka broker state", "Kafka raft state"}
+    assert maps["Apache Kafka 4.x controller by JMX"] == {"Kafka raft state"}
+    raft = next(v for v in by_name["Apache Kafka 4.x by JMX"]["valuemaps"] if v["name"] == "Kafka raft state")
+    assert {m["value"] for m in raft["mappings"]} >= {"leader", "follower", "observer", "prospective", "unattached-voted"}
+
+
+def test_trigger_names_are_static_and_problems_carry_the_values(catalog):
+    """Zabbix's guidelines: no {HOST.NAME} or item values in a trigger's name; event_name and opdata have them."""
+    doc = zabbix.render(catalog, "6.0")["zabbix_export"]
+    triggers = doc["triggers"] + [trig for t in doc["templates"] for i in t["items"] for trig in i.get("triggers", [])]
+    assert len(triggers) > 20
+    for trig in triggers:
+        assert "{HOST." not in trig["name"] and "{ITEM." not in trig["name"], trig["name"]
+        assert "{HOST." not in trig.get("event_name", "")
+    urp = next(trig for trig in triggers if trig["name"] == "Kafka: under replicated partitions")
+    assert urp["event_name"] == "Kafka: {ITEM.LASTVALUE1} under replicated partitions for {$KAFKA.URP.PERIOD}"
+    assert urp["opdata"] == "Under replicated: {ITEM.LASTVALUE1}"
+
+
+def test_catalog_refuses_host_macros_in_trigger_names_and_unknown_graph_parts(tmp_path):
+    metric = ("metrics:\n  - {id: x, mbean: 'a:type=b', attribute: Value, role: both, description: d,\n"
+              "     zabbix: {name: n, value_type: FLOAT, component: c, valuemap: nowhere}}\n")
+    text = catalog_errors(tmp_path, metric + (
+        "triggers:\n  - {id: t, scope: host, metric: x, name: 'Kafka {HOST.NAME}: bad', expression: 'last({item})>0',\n"
+        "     priority: INFO, description: d, alert: {name: A, expr: up, severity: info}}\n"
+        "graphs:\n  - {id: g, name: G, metrics: [x, y]}\n"
+        "dashboard:\n  - {page: P, graphs: [g, h]}\n"))
+    assert "triggers[0].name: a trigger name holds no {HOST.*} or {ITEM.*} macro" in text
+    assert "metrics[0].zabbix.valuemap: value map 'nowhere' is not defined under valuemaps" in text
+    assert "graphs[0].metrics: 'y' is not a metric" in text
+    assert "dashboard[0].graphs: unknown graph 'h'" in text
+
+
 def test_seven_zero_format_uses_template_groups(catalog):
     doc = yaml.safe_load(zabbix.serialize(zabbix.render(catalog, "7.0")))["zabbix_export"]
     assert doc["version"] == "7.0" and "template_groups" in doc and "groups" not in doc

@@ -67,6 +67,13 @@ CASES = {
     "KafkaRequestHandlerIdleLow": ({sel("kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent", BRK): "0.2x20"},
                                    {sel("kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent", BRK): "0.8x20"},
                                    "20m", BRK, "0.2"),
+    "KafkaRestarted": ({sel("kafka_server_app_info_start_time_ms", BRK): "1.7e12 1.7e12 1.70000006e12 1.70000006e12"},
+                       {sel("kafka_server_app_info_start_time_ms", BRK): "1.7e12x4"}, "3m", BRK, None),
+    # an upgrade: the version label changes within the window; healthy one version all along
+    "KafkaVersionChanged": ({sel("kafka_server_app_info_version", {**BRK, "version": "4.1.1"}): "1 1 _ _",
+                             sel("kafka_server_app_info_version", {**BRK, "version": "4.4.0"}): "_ _ 1 1"},
+                            {sel("kafka_server_app_info_version", {**BRK, "version": "4.1.1"}): "1x4"},
+                            "3m", {"cluster": "prod", "node": "broker-1"}, None),
     "KafkaTargetDown": ({sel("kafkajmx_target_up", BRK): "1 0 0 0 0"}, {sel("kafkajmx_target_up", BRK): "1x5"}, "4m", BRK, "0"),
 }
 

@@ -25,7 +25,7 @@ workload:
 timeline:
   - {at: 1s, kill: broker-3, expect: [brokers_below_min, fenced_brokers],
      allow: [under_replicated, no_data, broker_not_running]}
-  - {at: 2s, restart: broker-3}
+  - {at: 2s, restart: broker-3, allow: [restarted]}
   # the controller stays down: its host goes silent
   - {at: 3s, kill: active-controller, expect: [controller_election], allow: [no_data]}
 run_for: 600s
@@ -91,7 +91,7 @@ def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix, monkeypatch, 
     expected = {"metadata_load_errors", "unclean_election", "offline_partitions", "under_replicated", "isr_shrinking",
                 "no_data", "under_min_isr", "controllers_not_one", "raft_no_leader", "broker_not_running",
                 "offline_log_dirs", "network_idle_low", "request_handler_idle_low",
-                "no_controller_data", "controller_election"}
+                "no_controller_data", "controller_election", "restarted"}
     checks = {(c["trigger"], c["system"]): c for c in report["checks"]}
     assert set(checks) == {(t, s) for t in expected for s in ("zabbix", "prometheus")}
     missed = [f"{t} in {s}" + (" (already before)" if c["active_before"] else "")

@@ -10,9 +10,12 @@ from exporter.catalog.model import Catalog
 HEADER = "# Generated from exporter/catalog/kafka-4x.yaml by `kafka-jmx generate`; do not edit by hand.\n"
 
 
-def _summary(text: str, catalog: Catalog) -> str:
-    """A trigger name with Zabbix macros turned into alert template fields or their defaults."""
-    text = text.replace("{HOST.NAME}", "{{ $labels.node }}").replace("{$KAFKA.CLUSTER.GROUP}", "{{ $labels.cluster }}")
+def _summary(text: str, catalog: Catalog, per_node: bool) -> str:
+    """A problem name with Zabbix macros turned into alert template fields or their defaults; a
+    node's alert names the node (Zabbix shows the host beside the problem)."""
+    if per_node:
+        text = text.replace("Kafka:", "Kafka {{ $labels.node }}:", 1)
+    text = text.replace("{$KAFKA.CLUSTER.GROUP}", "{{ $labels.cluster }}")
     text = text.replace("{ITEM.LASTVALUE1}", "{{ $value }}")
     return re.sub(r"\{\$[A-Z0-9_.]+\}", lambda m: catalog.macro(m.group(0)).value, text)
 
@@ -55,7 +58,7 @@ def render(catalog: Catalog, brokers_min: int | None = None, election_latency_ma
                                    a.expr), hold_max),
             "for": a.for_ if hold_max is None or _seconds(a.for_) <= _seconds(hold_max) else hold_max,
             "labels": {"severity": a.severity, "scope": t.zabbix_scope},
-            "annotations": {"summary": _summary(t.name, catalog), "description": t.description},
+            "annotations": {"summary": _summary(t.problem, catalog, t.scope == "host"), "description": t.description},
         })
     return {"groups": [{"name": "kafka-4x", "rules": rules}]}
 

@@ -86,6 +86,13 @@ class Trigger:
     metric: str | None = None
     manual_close: bool = False
     zabbix_scope: str = "notice"
+    event_name: str = ""        # the problem's name (Zabbix event_name); the static name when empty
+    opdata: str = ""            # Zabbix operational data shown beside the problem
+
+    @property
+    def problem(self) -> str:
+        """What Zabbix calls the problem this trigger raises."""
+        return self.event_name or self.name
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,42 @@ class Macro:
 
 
 @dataclass(frozen=True)
+class ValueMap:
+    name: str
+    mappings: tuple[tuple[str, str], ...]       # (value, what Zabbix shows)
+
+
+@dataclass(frozen=True)
+class Graph:
+    id: str
+    name: str
+    metrics: tuple[str, ...] = ()           # node metrics: in every template that has them all
+    cluster_items: tuple[str, ...] = ()     # the cluster template's aggregates
+
+    @property
+    def per_topic(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class TopicGraph:
+    """A graph prototype per discovered topic, of one per-topic metric (each has its own rule over JMX)."""
+    id: str
+    name: str
+    metric: str
+
+    @property
+    def per_topic(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Page:
+    name: str
+    graphs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Catalog:
     metrics: tuple[Metric, ...]
     cluster_items: tuple[ClusterItem, ...]
@@ -104,6 +147,9 @@ class Catalog:
     macros: tuple[Macro, ...]
     source: str = ""
     by_id: dict[str, Metric] = field(default_factory=dict, compare=False)
+    valuemaps: tuple[ValueMap, ...] = ()
+    graphs: tuple[Graph | TopicGraph, ...] = ()
+    dashboard: tuple[Page, ...] = ()        # each template's dashboard: the pages whose graphs it has
 
     def metric(self, metric_id: str) -> Metric:
         return self.by_id[metric_id]
@@ -215,7 +261,14 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
                     doc.fail(p + ("expression",), f"unknown cluster item {ref!r}")
         else:
             doc.fail(p + ("scope",), f"scope must be host or cluster, got {scope!r}")
-        for macro in re.findall(r"\{\$[A-Z0-9_.]+\}", expression + _str(doc, t, p, "name")):
+        name = _str(doc, t, p, "name")
+        # Zabbix's template guidelines: a trigger's name is static; the host and the values go to
+        # event_name and opdata (the problem list shows the host in its own column)
+        if re.search(r"\{(HOST|ITEM)\.", name):
+            doc.fail(p + ("name",), "a trigger name holds no {HOST.*} or {ITEM.*} macro: put them in "
+                                    "event_name or opdata")
+        event_name, opdata = _str(doc, t, p, "event_name", ""), _str(doc, t, p, "opdata", "")
+        for macro in re.findall(r"\{\$[A-Z0-9_.]+\}", expression + name + event_name + opdata):
             if macro not in known_macros:
                 doc.fail(p, f"macro {macro} is not defined under macros")
         priority = _str(doc, t, p, "priority")
@@ -227,8 +280,69 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
         zscope = _str(doc, t, p, "zabbix_scope", "notice")
         if zscope not in ("availability", "performance", "notice", "capacity", "security"):
             doc.fail(p + ("zabbix_scope",), f"unknown scope tag {zscope!r}")
-        triggers.append(Trigger(_str(doc, t, p, "id"), scope, _str(doc, t, p, "name"), expression, priority,
+        triggers.append(Trigger(_str(doc, t, p, "id"), scope, name, expression, priority,
                                 _str(doc, t, p, "description"), alert, metric_id,
-                                bool(t.get("manual_close", False)), zscope))
+                                bool(t.get("manual_close", False)), zscope, event_name, opdata))
+    valuemaps = _valuemaps(doc, data, metrics)
+    graphs = _graphs(doc, data, ids, cluster_ids)
+    dashboard = _dashboard(doc, data, {g.id for g in graphs})
     doc.check()
-    return Catalog(tuple(metrics), tuple(cluster_items), tuple(triggers), tuple(macros), source, ids)
+    return Catalog(tuple(metrics), tuple(cluster_items), tuple(triggers), tuple(macros), source, ids,
+                   valuemaps, graphs, dashboard)
+
+
+def _valuemaps(doc: Doc, data: dict, metrics: list[Metric]) -> tuple[ValueMap, ...]:
+    out = []
+    for i, v in enumerate(data.get("valuemaps") or []):
+        p = ("valuemaps", i)
+        mappings = v.get("mappings") or {}
+        if not isinstance(mappings, dict) or not mappings:
+            doc.fail(p + ("mappings",), "expected a mapping of values to what Zabbix shows")
+            mappings = {}
+        out.append(ValueMap(_str(doc, v, p, "name"), tuple((str(k), str(n)) for k, n in mappings.items())))
+    names = {v.name for v in out}
+    for i, m in enumerate(metrics):
+        if m.zabbix.valuemap and m.zabbix.valuemap not in names:
+            doc.fail(("metrics", i, "zabbix", "valuemap"), f"value map {m.zabbix.valuemap!r} is not defined under valuemaps")
+    return tuple(out)
+
+
+def _graphs(doc: Doc, data: dict, ids: dict[str, Metric], cluster_ids: set[str]) -> tuple[Graph | TopicGraph, ...]:
+    out: list[Graph | TopicGraph] = []
+    for i, g in enumerate(data.get("graphs") or []):
+        p = ("graphs", i)
+        gid, name = _str(doc, g, p, "id"), _str(doc, g, p, "name")
+        if "topic" in g:
+            metric = str(g["topic"])
+            if metric not in ids or ids[metric].lld != "topic":
+                doc.fail(p + ("topic",), f"{metric!r} is not a per-topic metric (lld: topic)")
+            out.append(TopicGraph(gid, name, metric))
+            continue
+        metrics, aggregates = tuple(g.get("metrics") or ()), tuple(g.get("cluster_items") or ())
+        if bool(metrics) == bool(aggregates):
+            doc.fail(p, "a graph draws either metrics or cluster_items (or one per-topic metric as topic)")
+        for m in metrics:
+            if m not in ids or ids[m].lld == "bean":
+                doc.fail(p + ("metrics",), f"{m!r} is not a metric every node of its role has")
+        roles = {ids[m].role for m in metrics if m in ids} - {"both"}
+        if len(roles) > 1:
+            doc.fail(p + ("metrics",), "a graph's metrics must share a role (or be on both)")
+        for c in aggregates:
+            if c not in cluster_ids:
+                doc.fail(p + ("cluster_items",), f"unknown cluster item {c!r}")
+        out.append(Graph(gid, name, metrics, aggregates))
+    if len({g.id for g in out}) != len(out):
+        doc.fail(("graphs",), "graph ids must be unique")
+    return tuple(out)
+
+
+def _dashboard(doc: Doc, data: dict, graph_ids: set[str]) -> tuple[Page, ...]:
+    out = []
+    for i, page in enumerate(data.get("dashboard") or []):
+        p = ("dashboard", i)
+        graphs = tuple(page.get("graphs") or ())
+        for g in graphs:
+            if g not in graph_ids:
+                doc.fail(p + ("graphs",), f"unknown graph {g!r}")
+        out.append(Page(_str(doc, page, p, "page"), graphs))
+    return tuple(out)

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from exporter.catalog.model import Catalog, Metric, Trigger
+from exporter.catalog.model import Catalog, Graph, Metric, TopicGraph, Trigger
 
 GROUP = "Templates/Applications"
 BROKER, CONTROLLER, COMBINED = "broker", "controller", "combined"
@@ -31,8 +31,10 @@ CLUSTER_TEMPLATE = "Apache Kafka 4.x cluster"
 TOPIC_LLD = {"trapper": "kafka.discovery.topics"}
 # a Java gateway reading NaN hands Zabbix the text "NaN", which a numeric item refuses
 NAN_SCRIPT = "return value === 'NaN' ? '{}' : value;"
-BROKER_STATES = ((0, "NOT_RUNNING"), (1, "STARTING"), (2, "RECOVERY"), (3, "RUNNING"),
-                 (6, "PENDING_CONTROLLED_SHUTDOWN"), (7, "SHUTTING_DOWN"), (127, "UNKNOWN"))
+COLORS = ("1A7C11", "F63100", "2774A4", "A54F10", "FC6EA3", "6C59DC", "AC8C14", "611F27")
+# dashboard widgets: the grid's width, the graph widget's type and field per export version
+GRID = {"6.0": (24, "GRAPH_CLASSIC", "GRAPH_PROTOTYPE", "graphid"),
+        "7.0": (72, "graph", "graphprototype", "graphid.0")}
 HEADER = "# Generated from exporter/catalog/kafka-4x.yaml by `kafka-jmx generate`; do not edit by hand.\n"
 
 
@@ -96,8 +98,12 @@ def _host_expression(catalog: Catalog, t: Trigger, template: str, key: str) -> s
 
 
 def _trigger(t: Trigger, template: str, expression: str) -> dict:
-    out: dict[str, Any] = {"uuid": uuid_for(template, "trigger", t.id), "expression": expression, "name": t.name,
-                           "priority": t.priority, "description": t.description}
+    out: dict[str, Any] = {"uuid": uuid_for(template, "trigger", t.id), "expression": expression, "name": t.name}
+    if t.event_name:
+        out["event_name"] = t.event_name
+    if t.opdata:
+        out["opdata"] = t.opdata
+    out.update({"priority": t.priority, "description": t.description})
     if t.manual_close:
         out["manual_close"] = "YES"
     out["tags"] = [{"tag": "scope", "value": t.zabbix_scope}]
@@ -135,8 +141,53 @@ def _topic_filter() -> dict:
          "formulaid": "B"}]}
 
 
+def _topic_key(m: Metric) -> str:
+    return f'jmx["{m.mbean},topic={{#JMXTOPIC}}","{m.attribute}"]'
+
+
+def _topic_graphs(catalog: Catalog) -> list[TopicGraph]:
+    return [g for g in catalog.graphs if isinstance(g, TopicGraph)]
+
+
+def _graph(g: Graph | TopicGraph, template: str, keys: list[str]) -> dict:
+    return {"uuid": uuid_for(template, "graph", g.id), "name": g.name,
+            "graph_items": [{"sortorder": str(i), "color": COLORS[i % len(COLORS)], "item": {"host": template, "key": k}}
+                            for i, k in enumerate(keys)]}
+
+
+def _node_graphs(catalog: Catalog, template: str, slot: str) -> list[dict]:
+    out = []
+    for g in catalog.graphs:
+        if isinstance(g, Graph) and g.metrics and all(_on(catalog.metric(m), slot) for m in g.metrics):
+            out.append(_graph(g, template, [catalog.metric(m).key for m in g.metrics]))
+    return out
+
+
+def _dashboard(catalog: Catalog, template: str, graphs: set[str], prototypes: set[str], version: str) -> list[dict]:
+    """One dashboard per template: the catalog's pages, each with the graphs this template has, two a row."""
+    width, graph_type, proto_type, field = GRID[version]
+    pages = []
+    for page in catalog.dashboard:
+        widgets = []
+        for g in page.graphs:
+            name = next(x.name for x in catalog.graphs if x.id == g)
+            if name not in graphs | prototypes:
+                continue
+            n = len(widgets)
+            kind = proto_type if name in prototypes else graph_type
+            value_type = "GRAPH_PROTOTYPE" if name in prototypes else "GRAPH"
+            widgets.append({"type": kind, "name": name, "x": str((n % 2) * width // 2), "y": str((n // 2) * 5),
+                            "width": str(width // 2), "height": "5",
+                            "fields": [{"type": value_type, "name": field, "value": {"host": template, "name": name}}]})
+        if widgets:
+            pages.append({"name": page.name, "widgets": widgets})
+    if not pages:
+        return []
+    return [{"uuid": uuid_for(template, "dashboard"), "name": "Apache Kafka 4.x", "pages": pages}]
+
+
 def _topic_prototype(m: Metric, template: str, transport: str) -> dict:
-    key = f'jmx["{m.mbean},topic={{#JMXTOPIC}}","{m.attribute}"]'
+    key = _topic_key(m)
     proto = _item(m, template, transport, key=key, name=f"Topic {{#JMXTOPIC}}: {m.zabbix.name}")
     proto["tags"].append({"tag": "topic", "value": "{#JMXTOPIC}"})
     return proto
@@ -156,6 +207,10 @@ def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str)
                                 "description": "Topics led by this broker, sent by the kafka-jmx exporter.",
                                 "filter": _topic_filter(),
                                 "item_prototypes": [_topic_prototype(m, template, transport) for m in topic_metrics]}
+        protos = [_graph(g, template, [_topic_key(catalog.metric(g.metric))]) for g in _topic_graphs(catalog)
+                  if catalog.metric(g.metric) in topic_metrics]
+        if protos:
+            rule["graph_prototypes"] = protos
         return [rule]
     rules = []
     for m in topic_metrics:
@@ -164,6 +219,9 @@ def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str)
                          f"Topics for which this broker has {m.mbean.split('name=')[-1]} (created on its first event).",
                          [_topic_prototype(m, template, transport)], "{$KAFKA.LLD.INTERVAL}")
         rule["filter"] = _topic_filter()
+        protos = [_graph(g, template, [_topic_key(m)]) for g in _topic_graphs(catalog) if g.metric == m.id]
+        if protos:
+            rule["graph_prototypes"] = protos
         rules.append(rule)
     for m in catalog.metrics:
         if m.lld != "bean" or not _on(m, slot):
@@ -182,7 +240,8 @@ def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str)
     return rules
 
 
-def _role_template(catalog: Catalog, transport: str, slot: str) -> dict:
+def _role_template(catalog: Catalog, transport: str, slot: str, version: str) -> tuple[dict, list[dict]]:
+    """The template and its graphs (graphs sit beside the templates in an export)."""
     name = TEMPLATE_NAMES[(transport, slot)]
     metrics = [m for m in catalog.metrics if _on(m, slot)]
     items = []
@@ -212,13 +271,21 @@ def _role_template(catalog: Catalog, transport: str, slot: str) -> dict:
     macros = _macros(catalog, template)
     if macros:
         template["macros"] = macros
-    if slot != CONTROLLER:
-        template["valuemaps"] = [{"uuid": uuid_for(name, "valuemap", "Kafka broker state"), "name": "Kafka broker state",
-                                  "mappings": [{"value": str(v), "newvalue": n} for v, n in BROKER_STATES]}]
-    return template
+    graphs = _node_graphs(catalog, name, slot)
+    prototypes = {p["name"] for r in rules for p in r.get("graph_prototypes", [])}
+    dashboards = _dashboard(catalog, name, {g["name"] for g in graphs}, prototypes, version)
+    if dashboards:
+        template["dashboards"] = dashboards
+    used = set(re.findall(r"'valuemap': \{'name': '([^']+)'", str(template)))
+    valuemaps = [{"uuid": uuid_for(name, "valuemap", v.name), "name": v.name,
+                  "mappings": [{"value": value, "newvalue": shown} for value, shown in v.mappings]}
+                 for v in catalog.valuemaps if v.name in used]
+    if valuemaps:
+        template["valuemaps"] = valuemaps
+    return template, graphs
 
 
-def _cluster_template(catalog: Catalog) -> dict:
+def _cluster_template(catalog: Catalog, version: str) -> dict:
     name = CLUSTER_TEMPLATE
     items = []
     for c in catalog.cluster_items:
@@ -249,22 +316,30 @@ def _cluster_template(catalog: Catalog) -> dict:
                                 "tags": [{"tag": "class", "value": "application"},
                                          {"tag": "target", "value": "apache-kafka"}]}
     template["macros"] = _macros(catalog, {"items": items, "triggers": triggers})
-    template_triggers = triggers
-    return {"template": template, "triggers": template_triggers}
+    keys = {c.id: c.key for c in catalog.cluster_items}
+    graphs = [_graph(g, name, [keys[c] for c in g.cluster_items])
+              for g in catalog.graphs if isinstance(g, Graph) and g.cluster_items]
+    dashboards = _dashboard(catalog, name, {g["name"] for g in graphs}, set(), version)
+    if dashboards:
+        template["dashboards"] = dashboards
+    return {"template": template, "triggers": triggers, "graphs": graphs}
 
 
 def render(catalog: Catalog, version: str = "6.0") -> dict:
     if version not in ("6.0", "7.0"):
         raise ValueError(f"unsupported Zabbix export version {version!r} (use 6.0 or 7.0)")
-    templates = [_role_template(catalog, transport, slot)
-                 for transport in ("jmx", "trapper") for slot in (COMBINED, BROKER, CONTROLLER)]
-    cluster = _cluster_template(catalog)
+    roles = [_role_template(catalog, transport, slot, version)
+             for transport in ("jmx", "trapper") for slot in (COMBINED, BROKER, CONTROLLER)]
+    templates = [t for t, _ in roles]
+    graphs = [g for _, gs in roles for g in gs]
+    cluster = _cluster_template(catalog, version)
     templates.append(cluster["template"])
     groups_key = "groups" if version == "6.0" else "template_groups"
     export: dict[str, Any] = {"version": version, groups_key: [{"uuid": uuid_for("group", GROUP), "name": GROUP}],
                               "templates": templates}
     if cluster["triggers"]:
         export["triggers"] = cluster["triggers"]
+    export["graphs"] = graphs + cluster["graphs"]
     return {"zabbix_export": export}
 
 
