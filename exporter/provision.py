@@ -11,15 +11,26 @@ from pyzabbix import ZabbixAPI, ZabbixAPIException
 from exporter.catalog import zabbix as templates
 from exporter.catalog.model import load_catalog
 
-IMPORT_RULES_60 = {
+IMPORT_RULES = {
     "groups": {"createMissing": True},
     "templates": {"createMissing": True, "updateExisting": True},
     "templateLinkage": {"createMissing": True},
     "items": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
     "triggers": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
     "discoveryRules": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
-    "valueMaps": {"createMissing": True, "updateExisting": True},
+    "graphs": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
+    "templateDashboards": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
+    "valueMaps": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
 }
+# the template Zabbix ships for Kafka (2.x era, ZooKeeper-based): its JMX items share keys with ours
+BUNDLED_KAFKA_TEMPLATE = "Apache Kafka by JMX"
+
+
+def export_format(server_version: str) -> str:
+    """The template export format a server imports as ours: 6.0's up to 6.4 (their frontends
+    convert it), 7.0's from 7.0 on (dashboards widgets changed)."""
+    major = tuple(int(x) for x in server_version.split(".")[:2])
+    return "6.0" if major < (7, 0) else "7.0"
 
 
 class ProvisionError(RuntimeError):
@@ -32,6 +43,7 @@ class NodeSpec:
     role: str                    # broker | controller | combined
     host: str = "127.0.0.1"
     port: int = 0                # the node's JMX port (jmx transport)
+    host_name: str = ""          # an existing Zabbix host to take over; default CLUSTER-NAME
 
 
 def _call(what: str, fn, **params):  # type: ignore[no-untyped-def]
@@ -54,11 +66,10 @@ class Provisioner:
 
     def import_templates(self) -> None:
         catalog = load_catalog()
-        major = tuple(int(x) for x in self.version.split(".")[:2])
-        fmt = "6.0" if major < (6, 2) else "7.0"
-        rules = dict(IMPORT_RULES_60)
-        if fmt == "7.0":
-            rules["template_groups"] = rules.pop("groups")
+        fmt = export_format(self.version)
+        rules = dict(IMPORT_RULES)
+        if tuple(int(x) for x in self.version.split(".")[:2]) >= (6, 2):
+            rules["template_groups"] = rules.pop("groups")      # 6.2 split host and template groups
         source = templates.serialize(templates.render(catalog, fmt))
         _call("configuration.import of the Kafka 4.x templates", self.api.configuration["import"],
               format="yaml", source=source, rules=rules)
@@ -68,6 +79,15 @@ class Provisioner:
                 for t in _call("template.get", self.api.template.get, search={"host": "Apache Kafka 4.x"},
                                output=["host"])}
 
+    def _proxy(self, name: str) -> dict:
+        """The host fields that put a host behind this proxy (7.0 renamed them)."""
+        seven = tuple(int(x) for x in self.version.split(".")[:2]) >= (7, 0)
+        found = _call("proxy.get", self.api.proxy.get, filter={"name" if seven else "host": name}, output=["proxyid"])
+        if not found:
+            raise ProvisionError(f"--proxy: no Zabbix proxy named {name!r} (create it under Administration > Proxies, "
+                                 "active mode, with the Hostname of its zabbix_proxy.conf)")
+        return {"monitored_by": 1, "proxyid": found[0]["proxyid"]} if seven else {"proxy_hostid": found[0]["proxyid"]}
+
     def _group(self, name: str) -> str:
         found = _call("hostgroup.get", self.api.hostgroup.get, filter={"name": name}, output=["groupid"])
         if found:
@@ -75,15 +95,25 @@ class Provisioner:
         return _call(f"hostgroup.create {name!r}", self.api.hostgroup.create, name=name)["groupids"][0]
 
     def _upsert_host(self, host: str, group: str, template_id: str, macros: list[dict],
-                     interface: dict | None) -> str:
+                     interface: dict | None, migrate_from: dict[str, str] | None = None,
+                     monitored_by: dict | None = None) -> str:
         existing = _call("host.get", self.api.host.get, filter={"host": host}, output=["hostid"],
-                         selectInterfaces=["interfaceid", "type"])
-        params: dict = {"groups": [{"groupid": group}], "templates": [{"templateid": template_id}], "macros": macros}
+                         selectInterfaces=["interfaceid", "type"], selectParentTemplates=["host"])
+        params: dict = {"groups": [{"groupid": group}], "templates": [{"templateid": template_id}], "macros": macros,
+                        **(monitored_by or {})}
         if not existing:
             if interface:
                 params["interfaces"] = [interface]
             return _call(f"host.create {host!r}", self.api.host.create, host=host, **params)["hostids"][0]
         hostid = existing[0]["hostid"]
+        linked = {t["host"]: t["templateid"] for t in existing[0]["parentTemplates"]}
+        clear = [{"templateid": tid} for name, tid in linked.items() if name in (migrate_from or {})]
+        if BUNDLED_KAFKA_TEMPLATE in linked and not clear:
+            raise ProvisionError(f"host {host!r} is linked to {BUNDLED_KAFKA_TEMPLATE!r}, whose items have the keys of "
+                                 f"ours: pass --migrate-from '{BUNDLED_KAFKA_TEMPLATE}' to unlink and clear it "
+                                 "(its items and their history go) and link the Kafka 4.x template instead")
+        if clear:
+            params["templates_clear"] = clear
         _call(f"host.update {host!r}", self.api.host.update, hostid=hostid, **params)
         if interface:
             jmx = [i for i in existing[0]["interfaces"] if str(i["type"]) == "4"]
@@ -96,10 +126,20 @@ class Provisioner:
 
     def provision(self, cluster: str, nodes: list[NodeSpec], transport: str = "jmx", brokers_min: int | None = None,
                   interval: str | None = None, host_name: str = "{cluster}-{node}",
-                  macros: dict[str, str] | None = None) -> dict[str, str]:
-        """Hosts for every node and the cluster; returns host name -> hostid. `macros` go on every host."""
+                  macros: dict[str, str] | None = None, migrate_from: list[str] = (),
+                  proxy: str | None = None) -> dict[str, str]:
+        """Hosts for every node and the cluster; returns host name -> hostid. `macros` go on every host.
+        A node's existing host linked to a template of `migrate_from` has it unlinked and cleared first.
+        With `proxy` the node hosts are monitored by that Zabbix proxy (the exporter then pushes to it)."""
         if transport not in ("jmx", "trapper"):
             raise ProvisionError(f"transport must be jmx or trapper, got {transport!r}")
+        monitored_by = self._proxy(proxy) if proxy else {}
+        old = {t["host"]: t["templateid"] for t in _call(
+            "template.get", self.api.template.get, filter={"host": list(migrate_from)}, output=["host"])} \
+            if migrate_from else {}
+        missing = sorted(set(migrate_from) - set(old))
+        if missing:
+            raise ProvisionError(f"--migrate-from: no template named {', '.join(map(repr, missing))} on this server")
         self.import_templates()
         group_name = f"Kafka {cluster}"
         group = self._group(group_name)
@@ -113,8 +153,8 @@ class Provisioner:
             interface = None
             if transport == "jmx":
                 interface = {"type": 4, "main": 1, "useip": 1, "ip": node.host, "dns": "", "port": str(node.port)}
-            name = host_name.format(cluster=cluster, node=node.name)
-            hosts[name] = self._upsert_host(name, group, tids[template], node_macros, interface)
+            name = node.host_name or host_name.format(cluster=cluster, node=node.name)
+            hosts[name] = self._upsert_host(name, group, tids[template], node_macros, interface, old, monitored_by)
         cluster_macros = [{"macro": "{$KAFKA.CLUSTER.GROUP}", "value": group_name}]
         if brokers_min is not None:
             cluster_macros.append({"macro": "{$KAFKA.BROKERS.MIN}", "value": str(brokers_min)})

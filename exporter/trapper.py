@@ -5,7 +5,8 @@ Values wait in a bounded spool and leave in batches (zabbix_utils Sender, 250 pe
 default), oldest first, with the clock of their collection. When Zabbix is unreachable they stay
 spooled and go out once it answers again; past the bound the oldest are dropped and counted.
 Values the server refuses are logged with their keys and counted; the rest are delivered.
-Topic discovery (LLD) is sent to each broker host before the per-topic values.
+Discovery (LLD) goes to each host before the values of what it discovers: topics to the brokers,
+and per-bean items (each broker's registration state on the controllers, ...) to their role.
 """
 from __future__ import annotations
 
@@ -16,19 +17,36 @@ import math
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from zabbix_utils import ItemValue, Sender
 
 from exporter.catalog.model import Catalog
-from exporter.catalog.zabbix import TOPIC_LLD
+from exporter.catalog.zabbix import TOPIC_LLD, bean_lld_key
 from exporter.collector import Target
 from exporter.sample import Collection
 from exporter.zabbix_tls import psk_socket_wrapper
 
 log = logging.getLogger("kafka_jmx.zabbix")
 BACKOFF_S = (1.0, 30.0)
+LLD_PREFIX = "kafka.discovery."
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """A trapper discovery rule: the values of one ObjectName property on a role's hosts."""
+    key: str            # the rule's item key
+    prop: str           # topic, broker, ...
+    role: str           # broker | controller | both
+
+    @property
+    def macro(self) -> str:
+        return "{#JMX" + self.prop.upper() + "}"
+
+
+TOPICS = Discovery(TOPIC_LLD["trapper"], "topic", "broker")
 
 
 class TrapperSink:
@@ -46,21 +64,28 @@ class TrapperSink:
         # Zabbix accepts values for discovered items only once its configuration cache has them
         # (CacheUpdateFrequency, 60 s by default): a new topic's values wait that long
         self.lld_settle_s = lld_settle_s
-        self._topic_first_seen: dict[tuple[str, str], float] = {}
+        self._first_seen: dict[tuple[str, str, str], float] = {}      # (host, rule key, value)
         wrapper = psk_socket_wrapper(*psk) if psk else None      # (identity, hex key)
         self.sender = Sender(server=server, port=port, chunk_size=batch_size, timeout=timeout_s, socket_wrapper=wrapper)
-        # (canonical ObjectName, attribute) -> (key template, value type); topic beans by their name without topic
+        # (canonical ObjectName, attribute) -> (key, value type, role); discovered beans by their name
+        # without the discovered property: (base, property, attribute) -> (discovery, value type)
         self._items: dict[tuple[str, str], tuple[str, str, str]] = {}
-        self._topic_items: dict[tuple[str, str], tuple[str, str]] = {}
+        self._discovered: dict[tuple[str, str, str], tuple[Discovery, str]] = {}
         # key -> what the JMX template stores for NaN (a kafka-metrics Avg/Max without samples), the same here
         self._nan = {m.key: m.zabbix.nan for m in catalog.metrics if m.zabbix.nan is not None}
+        self.discoveries = [TOPICS]
         for m in catalog.metrics:
+            if m.discovers:
+                d = Discovery(bean_lld_key(m), m.discovers, m.role)
+                self.discoveries.append(d)
+                self._discovered[(m.base, m.discovers, m.attribute)] = (d, m.zabbix.value_type)
+                continue
             self._items[(m.mbean, m.attribute)] = (m.key, m.zabbix.value_type, m.role)
             if m.lld == "topic":
-                self._topic_items[(m.mbean, m.attribute)] = (m.mbean, m.zabbix.value_type)
+                self._discovered[(m.mbean, "topic", m.attribute)] = (TOPICS, m.zabbix.value_type)
         self._spool: deque[ItemValue] = deque()
         self._lock = threading.Lock()
-        self._topics_sent: dict[str, tuple[frozenset[str], float]] = {}
+        self._lld_sent: dict[tuple[str, str], tuple[frozenset[str], float]] = {}     # (host, rule key)
         self.sent = 0
         self.refused = 0
         self.dropped = 0
@@ -77,7 +102,8 @@ class TrapperSink:
     def offer(self, target: Target, collection: Collection) -> None:
         host = self.host_for(target)
         values: list[ItemValue] = []
-        topics: set[str] = set()
+        found_values: dict[Discovery, set[str]] = {d: set() for d in self.discoveries
+                                                   if d.role in (target.role, "both")}
         now = time.monotonic()
         for s in collection.samples:
             if s.path:
@@ -88,16 +114,17 @@ class TrapperSink:
                 key, vtype, role = found
                 if role not in (target.role, "both"):
                     continue        # e.g. request metrics a controller has too: not in its template
-            elif s.props and s.props[-1][0] == "topic" and target.role == "broker":
-                base = on[: on.rindex(",topic=")]
-                topic_item = self._topic_items.get((base, s.attr))
-                if topic_item is None:
+            elif s.props:
+                prop, value = s.props[-1]
+                discovered = self._discovered.get((on[: on.rfind(f",{prop}=")], prop, s.attr))
+                if discovered is None or discovered[0] not in found_values:
                     continue
-                topic = s.props[-1][1]
-                topics.add(topic)
-                if now - self._topic_first_seen.setdefault((host, topic), now) < self.lld_settle_s:
+                d, vtype = discovered
+                found_values[d].add(value)
+                # Zabbix takes values of a discovered item only once its configuration cache has it
+                if now - self._first_seen.setdefault((host, d.key, value), now) < self.lld_settle_s:
                     continue
-                key, vtype = f'jmx["{on}","{s.attr}"]', topic_item[1]
+                key = f'jmx["{on}","{s.attr}"]'
             else:
                 continue
             text = _format(s.value, vtype)
@@ -108,18 +135,19 @@ class TrapperSink:
                 continue
             ms = int(s.timestamp_ms)
             values.append(ItemValue(host, key, text, ms // 1000, (ms % 1000) * 1_000_000))
-        if target.role == "broker":
-            self._maybe_discover(host, topics, values[0].clock if values else int(time.time()))
+        clock = values[0].clock if values else int(time.time())
+        for d, found_here in found_values.items():
+            self._maybe_discover(host, d, found_here, clock)
         self._enqueue(values)
 
-    def _maybe_discover(self, host: str, topics: set[str], clock: int) -> None:
-        known = self._topics_sent.get(host)
+    def _maybe_discover(self, host: str, d: Discovery, found: set[str], clock: int) -> None:
+        known = self._lld_sent.get((host, d.key))
         now = time.monotonic()
-        if known is not None and known[0] == frozenset(topics) and now - known[1] < self.lld_interval_s:
+        if known is not None and known[0] == frozenset(found) and now - known[1] < self.lld_interval_s:
             return
-        self._topics_sent[host] = (frozenset(topics), now)
-        lld = json.dumps({"data": [{"{#JMXTOPIC}": t} for t in sorted(topics)]})
-        self._enqueue([ItemValue(host, TOPIC_LLD["trapper"], lld, clock)])
+        self._lld_sent[(host, d.key)] = (frozenset(found), now)
+        lld = json.dumps({"data": [{d.macro: v} for v in sorted(found)]})
+        self._enqueue([ItemValue(host, d.key, lld, clock)])
 
     def _enqueue(self, values: list[ItemValue]) -> None:
         if not values:
@@ -167,13 +195,12 @@ class TrapperSink:
     def flush_once(self) -> bool:
         """Send the oldest batch; True when a batch went out. Raises when Zabbix is unreachable
         (the batch stays spooled)."""
-        lld_key = TOPIC_LLD["trapper"]
         with self._lock:
             # discovery goes alone, so its own answer says whether Zabbix took it
-            if self._spool and self._spool[0].key == lld_key:
+            if self._spool and self._spool[0].key.startswith(LLD_PREFIX):
                 batch = [self._spool[0]]
             else:
-                batch = list(itertools.takewhile(lambda v: v.key != lld_key,
+                batch = list(itertools.takewhile(lambda v: not v.key.startswith(LLD_PREFIX),
                                                  itertools.islice(self._spool, self.batch_size)))
         if not batch:
             return False
@@ -181,14 +208,14 @@ class TrapperSink:
         with self._lock:
             for _ in batch:
                 self._spool.popleft()
-            if response.failed and batch[0].key == lld_key:
+            if response.failed and batch[0].key.startswith(LLD_PREFIX):
                 # not taken (a host the server's configuration cache does not know yet): sent again
-                # with the next collection, and the host's topic values wait for it as for a new topic
-                host = batch[0].host
-                self._topics_sent.pop(host, None)
-                for k in list(self._topic_first_seen):       # a snapshot: collections add to it meanwhile
-                    if k[0] == host:
-                        self._topic_first_seen.pop(k, None)
+                # with the next collection, and what it discovers waits for it as if new
+                host, key = batch[0].host, batch[0].key
+                self._lld_sent.pop((host, key), None)
+                for k in list(self._first_seen):       # a snapshot: collections add to it meanwhile
+                    if k[:2] == (host, key):
+                        self._first_seen.pop(k, None)
         self.last_error = ""
         self.sent += response.processed
         if response.failed:

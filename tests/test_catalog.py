@@ -44,12 +44,17 @@ def test_every_catalog_mbean_exists_on_its_role(catalog, faulted_cluster):
         for node in c.servers.values():
             if not node.alive:
                 continue
-            present = m.mbean in node.mbeans
+            present = (m.mbean in node.mbeans if not m.discovers else
+                       any(str(on).startswith(m.base + f",{m.discovers}=") for on, _ in node.mbeans.items()))
+            if m.id == "broker_heartbeat_age" and node.role == "controller" and node is not c.active_controller():
+                assert not present, "only the active controller hears heartbeats"
+                continue
             if node.role in roles:
                 if m.id == "produce_not_enough_replicas":
                     continue            # created on a broker's first such error, checked below
                 assert present, f"{m.mbean} missing on {node.name}"
-                assert m.attribute in node.mbeans.read(m.mbean), f"{m.mbean} has no {m.attribute}"
+                one = m.mbean if not m.discovers else m.base + f",{m.discovers}=1"
+                assert m.attribute in node.mbeans.read(one), f"{one} has no {m.attribute}"
             elif m.role == "controller":
                 # KRaft: controller metrics live only on controllers (request metrics exist on both roles;
                 # raft-metrics too, where only the controllers' has the voter count)
@@ -99,7 +104,7 @@ def test_zabbix_templates_are_well_formed(catalog):
     # over JMX a bean Kafka creates on its first event is discovered, not a fixed item
     for role in ("broker", "controller", None):
         name = f"Apache Kafka 4.x {role} by" if role else "Apache Kafka 4.x by"
-        keys = {m.key for m in catalog.metrics if role is None or m.on(role)}
+        keys = {m.key for m in catalog.metrics if (role is None or m.on(role)) and not m.discovers}
         assert {i["key"] for i in by_name[f"{name} trapper"]["items"]} == keys
         assert {i["key"] for i in by_name[f"{name} JMX"]["items"]} == {
             m.key for m in catalog.metrics if (role is None or m.on(role)) and m.lld != "bean"}
@@ -151,7 +156,7 @@ def test_value_maps_go_with_the_items_that_use_them(catalog):
     by_name = {t["name"]: t for t in doc["templates"]}
     maps = {name: {v["name"] for v in t.get("valuemaps", [])} for name, t in by_name.items()}
     assert maps["Apache Kafka 4.x broker by JMX"] == {"Kafka broker state", "Kafka raft state"}
-    assert maps["Apache Kafka 4.x controller by JMX"] == {"Kafka raft state"}
+    assert maps["Apache Kafka 4.x controller by JMX"] == {"Kafka raft state", "Kafka broker registration state"}
     raft = next(v for v in by_name["Apache Kafka 4.x by JMX"]["valuemaps"] if v["name"] == "Kafka raft state")
     assert {m["value"] for m in raft["mappings"]} >= {"leader", "follower", "observer", "prospective", "unattached-voted"}
 
@@ -227,7 +232,14 @@ def test_nan_and_first_event_beans_leave_no_jmx_item_unsupported(catalog):
             [proto] = rules[f'jmx.discovery[beans,"{m.mbean}"]']["item_prototypes"]
             prop, _, value = m.mbean.rpartition(",")[2].partition("=")
             assert proto["key"].replace("{#JMX" + prop.upper() + "}", value) == m.key
-    assert [r["key"] for r in trapper["discovery_rules"]] == ["kafka.discovery.topics"]
+    assert [r["key"] for r in trapper["discovery_rules"]] == [
+        "kafka.discovery.topics", "kafka.discovery.beans[broker_registration_state]",
+        "kafka.discovery.beans[broker_heartbeat_age]"]
+    # one item per broker, named after it
+    [proto] = rules['jmx.discovery[beans,"kafka.controller:type=KafkaController,name=BrokerRegistrationState,broker=*"]'][
+        "item_prototypes"]
+    assert proto["key"] == 'jmx["kafka.controller:type=KafkaController,name=BrokerRegistrationState,broker={#JMXBROKER}","Value"]'
+    assert proto["name"] == "Broker {#JMXBROKER}: registration state"
 
 
 def test_the_trapper_sends_what_the_jmx_template_stores_for_nan(catalog):
@@ -245,6 +257,31 @@ def test_the_trapper_sends_what_the_jmx_template_stores_for_nan(catalog):
     assert sent['jmx["kafka.server:type=raft-metrics","election-latency-max"]'] == "0"
     assert sent['jmx["kafka.server:type=raft-metrics","commit-latency-avg"]'] == "2.5"
     assert 'jmx["kafka.server:type=raft-metrics","high-watermark"]' not in sent and sink.skipped_nan == 1
+
+
+def test_the_trapper_discovers_each_brokers_registration_before_sending_its_values(catalog):
+    import json
+    from exporter.collector import Target
+    from exporter.sample import Collection, Sample
+    from exporter.trapper import TrapperSink
+    sink = TrapperSink("127.0.0.1", 1, catalog, "c", lld_settle_s=0.0)
+    now = 1_764_000_000_000.0
+    kc = lambda name, b: (("type", "KafkaController"), ("name", name), ("broker", str(b)))  # noqa: E731
+    sink.offer(Target("controller-1001", "controller", None), Collection(
+        [Sample("kafka.controller", kc("BrokerRegistrationState", b), (), "Value", 30, now) for b in (1, 2)] +
+        [Sample("kafka.controller", kc("TimeSinceLastHeartbeatReceivedMs", 2), (), "Value", 800, now)], {}))
+    sent = [(v.key, v.value) for v in sink._spool]
+    lld = dict(sent)
+    assert json.loads(lld["kafka.discovery.beans[broker_registration_state]"]) == {
+        "data": [{"{#JMXBROKER}": "1"}, {"{#JMXBROKER}": "2"}]}
+    assert json.loads(lld["kafka.discovery.beans[broker_heartbeat_age]"]) == {"data": [{"{#JMXBROKER}": "2"}]}
+    assert lld['jmx["kafka.controller:type=KafkaController,name=BrokerRegistrationState,broker=2","Value"]'] == "30"
+    assert lld['jmx["kafka.controller:type=KafkaController,name=TimeSinceLastHeartbeatReceivedMs,broker=2","Value"]'] \
+        == "800.0"
+    # brokers get no controller discovery, controllers no topic discovery
+    assert "kafka.discovery.topics" not in lld
+    sink.offer(Target("broker-1", "broker", None), Collection([], {}))
+    assert [v.key for v in sink._spool][len(sent):] == ["kafka.discovery.topics"]
 
 
 def test_catalog_refuses_a_bad_nan_or_lld(tmp_path):

@@ -34,3 +34,46 @@ def test_provision_reports_api_errors(zabbix, monkeypatch, capsys):
     assert main(["zabbix", "provision", "--url", url, "--password-env", "ZBX_PW", "--cluster", "x",
                  "--node", "b=broker@127.0.0.1:1"]) == 1
     assert "Zabbix API login as 'Admin'" in capsys.readouterr().err
+
+
+def test_export_format_per_server_version():
+    from exporter.provision import export_format
+    assert [export_format(v) for v in ("6.0.14", "6.2.9", "6.4.21", "7.0.0", "7.4.2")] == \
+        ["6.0", "6.0", "6.0", "7.0", "7.0"]
+
+
+def test_provision_migrates_a_host_from_zabbixs_bundled_kafka_template(zabbix, zabbix_api, monkeypatch, capsys):
+    """A host monitored by the 'Apache Kafka by JMX' template Zabbix ships: refused without --migrate-from
+    (the keys clash), taken over with it: the old template unlinked and cleared, ours linked, with its
+    graphs and dashboard."""
+    api = zabbix_api
+    monkeypatch.setenv("ZBX_PW", "zabbix")
+    n = time.time_ns() % 10**8
+    [old] = api.template.get(filter={"host": "Apache Kafka by JMX"}, output=["templateid"])
+    group = api.hostgroup.create(name=f"legacy {n}")["groupids"][0]
+    legacy = f"legacy-kafka-{n}"
+    hostid = api.host.create(host=legacy, groups=[{"groupid": group}], templates=[{"templateid": old["templateid"]}],
+                             interfaces=[{"type": 4, "main": 1, "useip": 1, "ip": "127.0.0.1", "dns": "", "port": "9991"}]
+                             )["hostids"][0]
+    old_keys = {i["key_"] for i in api.item.get(hostids=[hostid], output=["key_"])}
+    assert len(old_keys) > 30
+    url = zabbix.api_url.replace("/api_jsonrpc.php", "/")
+    args = ["zabbix", "provision", "--url", url, "--password-env", "ZBX_PW", "--cluster", f"m{n}",
+            "--node", f"broker-1=broker@127.0.0.1:9992/{legacy}"]
+    assert main(args) == 1
+    assert "pass --migrate-from 'Apache Kafka by JMX'" in capsys.readouterr().err
+    assert main(args + ["--migrate-from", "Apache Kafka by JMX"]) == 0
+    host = api.host.get(hostids=[hostid], selectParentTemplates=["host"], selectInterfaces=["type", "port"])[0]
+    assert [t["host"] for t in host["parentTemplates"]] == ["Apache Kafka 4.x broker by JMX"]
+    assert [(i["type"], i["port"]) for i in host["interfaces"]] == [("4", "9992")]
+    # cleared, not merely unlinked: every item on the host is now one of our template's
+    items = api.item.get(hostids=[hostid], output=["key_", "templateid"])
+    assert items and all(i["templateid"] != "0" for i in items)
+    assert old_keys - {i["key_"] for i in items}          # the bundled template's own items are gone
+    [ours] = api.template.get(filter={"host": "Apache Kafka 4.x broker by JMX"}, output=["templateid"])
+    assert len(api.graph.get(templateids=[ours["templateid"]], output=["name"])) >= 10
+    [board] = api.templatedashboard.get(templateids=[ours["templateid"]], selectPages="extend")
+    assert [p["name"] for p in board["pages"]] == ["Quorum", "Broker", "Requests", "Topics"]
+    assert main(["zabbix", "provision", "--url", url, "--password-env", "ZBX_PW", "--cluster", "x",
+                 "--node", "b=broker@127.0.0.1:1", "--migrate-from", "No such template"]) == 1
+    assert "--migrate-from: no template named 'No such template'" in capsys.readouterr().err

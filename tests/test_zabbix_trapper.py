@@ -75,6 +75,11 @@ def test_values_topics_and_the_brokers_below_minimum_trigger(zabbix, zabbix_api,
         assert wait(lambda: (lastvalue(api, f"{name}-broker-{leader}", topic_key) or {}).get("lastclock", "0") != "0",
                     90)
         assert sink.refused == 0
+        # each broker's registration state, discovered on the controller host (Kafka 4.1's per-broker gauge)
+        registration = 'jmx["kafka.controller:type=KafkaController,name=BrokerRegistrationState,broker=2","Value"]'
+        assert wait(lambda: (collect(workers), (lastvalue(api, f"{name}-controller-1001", registration) or {})
+                             .get("lastvalue"))[1] == "30", 90)
+        assert sink.refused == 0
         # the seed's alert: a broker dies, ActiveBrokerCount 3 -> 2 < {$KAFKA.BROKERS.MIN}
         cluster_host = api.host.get(filter={"host": f"{name}-cluster"}, output=["hostid"])[0]["hostid"]
         assert not api.problem.get(hostids=[cluster_host], output=["name"])

@@ -21,24 +21,15 @@ from typing import Iterator
 import requests
 from jvm_support import free_port_block
 
+from exporter.provision import IMPORT_RULES  # noqa: F401  (the tests import templates as the provisioner does)
+
 PGBIN = Path("/usr/lib/postgresql/15/bin")
 SCHEMA_DIR = Path("/usr/share/zabbix-server-pgsql")
 FRONTEND = Path("/usr/share/zabbix")
 JAVA_GATEWAY_JAR = Path("/usr/sbin/zabbix-java-gateway.jar")
 REQUIRED = {"postgresql": PGBIN / "initdb", "zabbix-server-pgsql": Path("/usr/sbin/zabbix_server"),
             "zabbix-frontend-php": FRONTEND / "api_jsonrpc.php", "zabbix-java-gateway": JAVA_GATEWAY_JAR,
-            "php8.2-cli": Path("/usr/bin/php")}
-
-
-IMPORT_RULES = {
-    "groups": {"createMissing": True},
-    "templates": {"createMissing": True, "updateExisting": True},
-    "templateLinkage": {"createMissing": True},
-    "items": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
-    "triggers": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
-    "discoveryRules": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
-    "valueMaps": {"createMissing": True, "updateExisting": True},
-}
+            "php8.2-cli": Path("/usr/bin/php"), "zabbix-proxy-sqlite3": Path("/usr/sbin/zabbix_proxy")}
 
 
 def missing_packages() -> list[str]:
@@ -189,6 +180,27 @@ $IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;
         _wait_port(self.server_port)
         self.pids["zabbix_server"] = int((self.zdir / "run" / "zabbix_server.pid").read_text())
 
+    def start_proxy(self, name: str, port: int) -> None:
+        """An active Zabbix proxy (SQLite, created on first start) that reports to this server as `name`:
+        it fetches its configuration every 2 s, sends its data every second and buffers up to an hour."""
+        pdir = self.zdir / f"proxy-{name}"
+        for sub in ("", "log", "run"):
+            (pdir / sub).mkdir(parents=True, exist_ok=True)
+            shutil.chown(pdir / sub, "zabbix", "zabbix")
+        conf = pdir / "zabbix_proxy.conf"
+        conf.write_text("\n".join([
+            "ProxyMode=0", f"Server=127.0.0.1:{self.server_port}", f"Hostname={name}", "ListenIP=127.0.0.1",
+            f"ListenPort={port}", f"LogFile={pdir}/log/zabbix_proxy.log", "LogFileSize=0",
+            f"PidFile={pdir}/run/zabbix_proxy.pid", f"SocketDir={pdir}/run", f"DBName={pdir}/proxy.db",
+            "ConfigFrequency=2", "DataSenderFrequency=1", "ProxyOfflineBuffer=1", "StartTrappers=2", "StartPollers=1",
+            "StartPollersUnreachable=1", "StartPingers=0", "StartDiscoverers=0", "StartHTTPPollers=0",
+            "StartJavaPollers=0", "Timeout=4", ""]))
+        shutil.chown(conf, "root", "zabbix")
+        os.chmod(conf, 0o640)
+        _run(["/usr/sbin/zabbix_proxy", "-c", str(conf)])
+        _wait_port(port)
+        self.pids[f"proxy-{name}"] = int((pdir / "run" / "zabbix_proxy.pid").read_text())
+
     def reload_config_cache(self) -> None:
         subprocess.run(["/usr/sbin/zabbix_server", "-c", str(self.conf), "-R", "config_cache_reload"],
                        capture_output=True)
@@ -221,7 +233,7 @@ $IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;
 
     def logs(self) -> str:
         return "\n".join(f"== {p}\n{Path(p).read_text(errors='replace')[-4000:]}"
-                         for p in glob.glob(str(self.zdir / "log" / "*.log")))
+                         for p in glob.glob(str(self.zdir / "log" / "*.log")) + glob.glob(str(self.zdir / "proxy-*" / "log" / "*.log")))
 
 
 @contextlib.contextmanager

@@ -49,6 +49,18 @@ class Metric:
     def key(self) -> str:
         return f'jmx["{self.mbean}","{self.attribute}"]'
 
+    @property
+    def discovers(self) -> str | None:
+        """The ObjectName property a `lld: bean` metric discovers (`broker` of `...,broker=*`): one
+        item per bean; None for a single bean that appears on its first event."""
+        prop, _, value = self.mbean.rpartition(",")[2].partition("=")
+        return prop if value == "*" else None
+
+    @property
+    def base(self) -> str:
+        """The ObjectName without the property it discovers."""
+        return self.mbean.rsplit(",", 1)[0] if self.discovers else self.mbean
+
     def on(self, role: str) -> bool:
         return self.role in (role, "both")
 
@@ -208,6 +220,10 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
         lld = m.get("lld")
         if lld not in (None, "topic", "bean"):
             doc.fail(p + ("lld",), f"lld must be topic or bean, got {lld!r}")
+        wild = [kv for kv in mbean.split(":", 1)[-1].split(",") if kv.endswith("=*")]
+        if wild and (lld != "bean" or not mbean.endswith(wild[-1]) or len(wild) > 1):
+            doc.fail(p + ("mbean",), "only a `lld: bean` metric may end its ObjectName with one PROPERTY=* "
+                                     "(the property each discovered item takes)")
         item = ZabbixItem(_str(doc, z, zp, "name"), vt, _str(doc, z, zp, "component"), _str(doc, z, zp, "units", ""),
                           tuple(steps), z.get("valuemap"), nan)
         metric = Metric(mid, mbean, _str(doc, m, p, "attribute"), role, _str(doc, m, p, "description"), item,

@@ -141,6 +141,20 @@ def _topic_filter() -> dict:
          "formulaid": "B"}]}
 
 
+def bean_lld_key(m: Metric) -> str:
+    """The trapper discovery rule of a per-bean metric (the exporter sends it what it reads)."""
+    return f"kafka.discovery.beans[{m.id}]"
+
+
+def _trapper_bean_rule(m: Metric, template: str, transport: str) -> dict:
+    prop = m.discovers or ""
+    macro = "{#JMX" + prop.upper() + "}"
+    proto = _item(m, template, transport, key=f'jmx["{m.base},{prop}={macro}","{m.attribute}"]')
+    return {"uuid": uuid_for(template, "lld", f"bean {m.id}"), "name": m.zabbix.name.replace(macro, prop),
+            "type": "TRAP", "key": bean_lld_key(m), "lifetime": "1d",
+            "description": f"Every {prop} of {m.base}, sent by the kafka-jmx exporter.", "item_prototypes": [proto]}
+
+
 def _topic_key(m: Metric) -> str:
     return f'jmx["{m.mbean},topic={{#JMXTOPIC}}","{m.attribute}"]'
 
@@ -200,8 +214,10 @@ def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str)
     first event gets its own rule too. The trapper twin gets the topics from the exporter."""
     topic_metrics = [m for m in catalog.metrics if m.lld == "topic" and _on(m, slot)]
     if transport != "jmx":
+        rules = [_trapper_bean_rule(m, template, transport) for m in catalog.metrics
+                 if m.discovers and _on(m, slot)]
         if not topic_metrics:
-            return []
+            return rules
         rule: dict[str, Any] = {"uuid": uuid_for(template, "lld", "topics"), "name": "Topics", "type": "TRAP",
                                 "key": TOPIC_LLD[transport], "lifetime": "7d",
                                 "description": "Topics led by this broker, sent by the kafka-jmx exporter.",
@@ -211,7 +227,7 @@ def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str)
                   if catalog.metric(g.metric) in topic_metrics]
         if protos:
             rule["graph_prototypes"] = protos
-        return [rule]
+        return [rule] + rules
     rules = []
     for m in topic_metrics:
         rule = _jmx_rule(template, f"topics {m.id}", f"Topics: {m.zabbix.name}",
@@ -226,7 +242,7 @@ def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str)
     for m in catalog.metrics:
         if m.lld != "bean" or not _on(m, slot):
             continue
-        prop, _, value = m.mbean.rpartition(",")[2].partition("=")
+        prop = m.mbean.rpartition(",")[2].partition("=")[0]
         macro = "{#JMX" + prop.upper() + "}"
         key = f'jmx["{m.mbean.rsplit(",", 1)[0]},{prop}={macro}","{m.attribute}"]'
         proto = _item(m, template, transport, key=key)
@@ -234,9 +250,13 @@ def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str)
                     for t in catalog.triggers if t.scope == "host" and t.metric == m.id]
         if triggers:
             proto["trigger_prototypes"] = triggers
-        rules.append(_jmx_rule(template, f"bean {m.id}", m.zabbix.name, f'jmx.discovery[beans,"{m.mbean}"]',
-                               f"{m.mbean} exists only after its first event: discovered, never unsupported.",
-                               [proto], "{$KAFKA.LLD.INTERVAL}"))
+        what = (f"One item per {prop} that has {m.base.split('name=')[-1]}" if m.discovers else
+                f"{m.mbean} exists only after its first event")
+        rule = _jmx_rule(template, f"bean {m.id}", m.zabbix.name.replace(macro, prop), f'jmx.discovery[beans,"{m.mbean}"]',
+                         f"{what}: discovered, never unsupported.", [proto], "{$KAFKA.LLD.INTERVAL}")
+        if m.discovers:
+            rule["lifetime"] = "0"      # a bean that went (leadership moved) would only be polled in vain
+        rules.append(rule)
     return rules
 
 
@@ -246,7 +266,7 @@ def _role_template(catalog: Catalog, transport: str, slot: str, version: str) ->
     metrics = [m for m in catalog.metrics if _on(m, slot)]
     items = []
     for m in metrics:
-        if m.lld == "bean" and transport == "jmx":
+        if m.lld == "bean" and (transport == "jmx" or m.discovers):
             continue
         item = _item(m, name, transport)
         triggers = [_trigger(t, name, _host_expression(catalog, t, name, m.key))

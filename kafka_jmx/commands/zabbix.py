@@ -19,15 +19,20 @@ def add(sub: argparse._SubParsersAction) -> None:
     prov.add_argument("--password-env", default="ZABBIX_PASSWORD", metavar="VAR",
                       help="environment variable holding the password (default ZABBIX_PASSWORD)")
     prov.add_argument("--cluster", required=True, help="the cluster's name (host group 'Kafka NAME', host prefix)")
-    prov.add_argument("--node", action="append", default=[], metavar="NAME=ROLE[@HOST:PORT]",
+    prov.add_argument("--node", action="append", default=[], metavar="NAME=ROLE[@HOST:PORT][/ZABBIX_HOST]",
                       help="a node, e.g. broker-1=broker@10.0.0.5:9999 (repeatable); ROLE is broker, controller "
-                           "or combined")
+                           "or combined; /ZABBIX_HOST takes over that existing host instead of CLUSTER-NAME")
     prov.add_argument("--scenario", help="take the nodes from an embedded-cluster scenario (with --jmx-base-port)")
     prov.add_argument("--jmx-base-port", type=int, default=9990)
     prov.add_argument("--transport", choices=("jmx", "trapper"), default="jmx",
                       help="jmx: items polled by the Java gateway; trapper: values pushed by kafka-jmx serve")
     prov.add_argument("--brokers-min", type=int, help="{$KAFKA.BROKERS.MIN} on the cluster host")
     prov.add_argument("--interval", help="{$KAFKA.INTERVAL}: how often items update (default 1m)")
+    prov.add_argument("--proxy", metavar="NAME",
+                      help="monitor the node hosts through this Zabbix proxy (point the exporter's zabbix.server at it)")
+    prov.add_argument("--migrate-from", action="append", default=[], metavar="TEMPLATE",
+                      help="unlink and clear this template from the nodes' existing hosts before linking ours, "
+                           "e.g. 'Apache Kafka by JMX' (Zabbix's bundled one); its items' history goes with them")
     zbx.set_defaults(run=run)
 
 
@@ -41,13 +46,14 @@ def _nodes(args: argparse.Namespace) -> list:
         for i, name in enumerate(names):
             nodes.append(NodeSpec(name, name.split("-")[0], "127.0.0.1", args.jmx_base_port + i))
     for text in args.node:
+        text, _, zabbix_host = text.partition("/")
         name, eq, rest = text.partition("=")
         role, _, where = rest.partition("@")
         host, _, port = where.rpartition(":")
         if not eq or role not in ("broker", "controller", "combined") or (where and not port.isdigit()):
             raise SystemExit(f"kafka-jmx: --node {text!r}: expected NAME=ROLE[@HOST:PORT] with ROLE broker, "
                              "controller or combined")
-        nodes.append(NodeSpec(name, role, host or "127.0.0.1", int(port) if port else 0))
+        nodes.append(NodeSpec(name, role, host or "127.0.0.1", int(port) if port else 0, zabbix_host))
     if not nodes:
         raise SystemExit("kafka-jmx: give the nodes with --node or --scenario")
     return nodes
@@ -61,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     url, password = api
     try:
         prov = Provisioner(url, args.user, password)
-        hosts = prov.provision(args.cluster, _nodes(args), args.transport, args.brokers_min, args.interval)
+        hosts = prov.provision(args.cluster, _nodes(args), args.transport, args.brokers_min, args.interval,
+                               migrate_from=args.migrate_from, proxy=args.proxy)
     except ProvisionError as e:
         print(f"kafka-jmx: {e}", file=sys.stderr)
         return 1
