@@ -46,8 +46,9 @@ def test_every_catalog_mbean_exists_on_its_role(catalog, faulted_cluster):
                 continue
             present = (m.mbean in node.mbeans if not m.discovers else
                        any(str(on).startswith(m.base + f",{m.discovers}=") for on, _ in node.mbeans.items()))
-            if m.id == "broker_heartbeat_age" and node.role == "controller" and node is not c.active_controller():
-                assert not present, "only the active controller hears heartbeats"
+            leader_only = m.id == "broker_heartbeat_age" or m.lld == "attribute"
+            if leader_only and node.role == "controller" and node is not c.active_controller():
+                assert not present or m.attribute not in node.mbeans.read(m.mbean), f"{m.id}: only on the active controller"
                 continue
             if node.role in roles:
                 if m.id == "produce_not_enough_replicas":
@@ -107,7 +108,7 @@ def test_zabbix_templates_are_well_formed(catalog):
         keys = {m.key for m in catalog.metrics if (role is None or m.on(role)) and not m.discovers}
         assert {i["key"] for i in by_name[f"{name} trapper"]["items"]} == keys
         assert {i["key"] for i in by_name[f"{name} JMX"]["items"]} == {
-            m.key for m in catalog.metrics if (role is None or m.on(role)) and m.lld != "bean"}
+            m.key for m in catalog.metrics if (role is None or m.on(role)) and m.lld not in ("bean", "attribute")}
     assert all("templates" not in t for t in doc["templates"])        # self-contained: no linkage
     # triggers reference items of their own template; cluster checks live once, in the cluster template
     for t in doc["templates"]:
@@ -288,5 +289,5 @@ def test_catalog_refuses_a_bad_nan_or_lld(tmp_path):
     text = catalog_errors(tmp_path, "metrics:\n  - {id: x, mbean: 'a:type=b', attribute: Value, role: both, "
                                     "description: d, lld: page,\n     zabbix: {name: n, value_type: FLOAT, "
                                     "component: c, nan: none}}\n")
-    assert "metrics[0].lld: lld must be topic or bean" in text
+    assert "metrics[0].lld: lld must be topic, bean or attribute" in text
     assert "metrics[0].zabbix.nan: the value stored for NaN must be a number" in text

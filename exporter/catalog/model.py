@@ -218,8 +218,8 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
                 doc.fail(zp + ("nan",), f"the value stored for NaN must be a number, got {nan!r}")
             nan = str(nan)
         lld = m.get("lld")
-        if lld not in (None, "topic", "bean"):
-            doc.fail(p + ("lld",), f"lld must be topic or bean, got {lld!r}")
+        if lld not in (None, "topic", "bean", "attribute"):
+            doc.fail(p + ("lld",), f"lld must be topic, bean or attribute, got {lld!r}")
         wild = [kv for kv in mbean.split(":", 1)[-1].split(",") if kv.endswith("=*")]
         if wild and (lld != "bean" or not mbean.endswith(wild[-1]) or len(wild) > 1):
             doc.fail(p + ("mbean",), "only a `lld: bean` metric may end its ObjectName with one PROPERTY=* "
@@ -338,7 +338,7 @@ def _graphs(doc: Doc, data: dict, ids: dict[str, Metric], cluster_ids: set[str])
         if bool(metrics) == bool(aggregates):
             doc.fail(p, "a graph draws either metrics or cluster_items (or one per-topic metric as topic)")
         for m in metrics:
-            if m not in ids or ids[m].lld == "bean":
+            if m not in ids or ids[m].lld in ("bean", "attribute"):
                 doc.fail(p + ("metrics",), f"{m!r} is not a metric every node of its role has")
         roles = {ids[m].role for m in metrics if m in ids} - {"both"}
         if len(roles) > 1:

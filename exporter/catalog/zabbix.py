@@ -150,7 +150,8 @@ def _trapper_bean_rule(m: Metric, template: str, transport: str) -> dict:
     prop = m.discovers or ""
     macro = "{#JMX" + prop.upper() + "}"
     proto = _item(m, template, transport, key=f'jmx["{m.base},{prop}={macro}","{m.attribute}"]')
-    return {"uuid": uuid_for(template, "lld", f"bean {m.id}"), "name": m.zabbix.name.replace(macro, prop),
+    return {"uuid": uuid_for(template, "lld", f"bean {m.id}"), "name": re.sub(r"^.*\{#JMX\w+\}:\s*", f"Per {prop}: ",
+                                                                             m.zabbix.name),
             "type": "TRAP", "key": bean_lld_key(m), "lifetime": "1d",
             "description": f"Every {prop} of {m.base}, sent by the kafka-jmx exporter.", "item_prototypes": [proto]}
 
@@ -239,6 +240,26 @@ def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str)
         if protos:
             rule["graph_prototypes"] = protos
         rules.append(rule)
+    by_bean: dict[str, list[Metric]] = {}
+    for m in catalog.metrics:
+        if m.lld == "attribute" and _on(m, slot):
+            by_bean.setdefault(m.mbean, []).append(m)
+    for mbean, metrics in by_bean.items():
+        # one rule per bean (a bean's attribute-discovery rules and prototypes would share keys); the
+        # prototype's key is the fixed item's key with the attribute discovered
+        first = metrics[0]
+        proto = _item(first, template, transport, key=f'jmx["{mbean}","{{#JMXATTR}}"]',
+                      name=f"{first.zabbix.component.capitalize()} {{#JMXATTR}}")
+        proto["description"] = " ".join(f"{m.attribute}: {m.description}" for m in metrics)
+        rule = _jmx_rule(template, f"attributes {mbean}", f"Attributes of {mbean}",
+                         f'jmx.discovery[attributes,"{mbean}"]',
+                         f"{', '.join(m.attribute for m in metrics)}: published only by some nodes (the quorum leader): "
+                         "discovered, never unsupported.", [proto], "{$KAFKA.LLD.INTERVAL}")
+        rule["lifetime"] = "0"
+        rule["filter"] = {"evaltype": "AND", "conditions": [
+            {"macro": "{#JMXATTR}", "value": "^(" + "|".join(re.escape(m.attribute) for m in metrics) + ")$",
+             "formulaid": "A"}]}
+        rules.append(rule)
     for m in catalog.metrics:
         if m.lld != "bean" or not _on(m, slot):
             continue
@@ -252,7 +273,8 @@ def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str)
             proto["trigger_prototypes"] = triggers
         what = (f"One item per {prop} that has {m.base.split('name=')[-1]}" if m.discovers else
                 f"{m.mbean} exists only after its first event")
-        rule = _jmx_rule(template, f"bean {m.id}", m.zabbix.name.replace(macro, prop), f'jmx.discovery[beans,"{m.mbean}"]',
+        rule_name = re.sub(r"^.*\{#JMX\w+\}:\s*", f"Per {prop}: ", m.zabbix.name)
+        rule = _jmx_rule(template, f"bean {m.id}", rule_name, f'jmx.discovery[beans,"{m.mbean}"]',
                          f"{what}: discovered, never unsupported.", [proto], "{$KAFKA.LLD.INTERVAL}")
         if m.discovers:
             rule["lifetime"] = "0"      # a bean that went (leadership moved) would only be polled in vain
@@ -266,7 +288,7 @@ def _role_template(catalog: Catalog, transport: str, slot: str, version: str) ->
     metrics = [m for m in catalog.metrics if _on(m, slot)]
     items = []
     for m in metrics:
-        if m.lld == "bean" and (transport == "jmx" or m.discovers):
+        if (m.lld in ("bean", "attribute") and transport == "jmx") or m.discovers:
             continue
         item = _item(m, name, transport)
         triggers = [_trigger(t, name, _host_expression(catalog, t, name, m.key))
