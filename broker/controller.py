@@ -124,6 +124,10 @@ class ControllerNode(ServerNode):
         self._queue_time = m.histogram("kafka.controller", "ControllerEventManager", "EventQueueTimeMs")
         self._processing_time = m.histogram("kafka.controller", "ControllerEventManager", "EventQueueProcessingTimeMs")
         self._unclean_meter = m.meter("kafka.controller", "ControllerStats", "UncleanLeaderElectionsPerSec", "elections")
+        # eligible leader replicas (KIP-966) are off by default: no such election happens here
+        m.meter("kafka.controller", "ControllerStats", "ElectionFromEligibleLeaderReplicasPerSec", "elections")
+        # 1 when controller.quorum.voters is set but the quorum is dynamic (KIP-853); ours is static
+        m.gauge(*kc, "IgnoredStaticVoters", lambda: 0, java_type=INT)
         m.gauge("kafka.server", "MetadataLoader", "CurrentMetadataVersion", lambda: METADATA_VERSION_FEATURE_LEVEL, java_type=INT)
         m.gauge("kafka.server", "MetadataLoader", "CurrentControllerId", lambda: self.raft.leader_id, java_type=INT)
         m.gauge("kafka.server", "MetadataLoader", "HandleLoadSnapshotCount", lambda: 0, java_type=LONG)

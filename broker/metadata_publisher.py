@@ -35,6 +35,8 @@ class MetadataPublisher:
                      lambda: node.wall_ms() - (node.image.timestamp_ms if node.image.offset >= 0 else -1.0))
         bm.add_value("metadata-load-error-count", lambda: self.counters["metadata-load-error-count"])
         bm.add_value("metadata-apply-error-count", lambda: self.counters["metadata-apply-error-count"])
+        # 1 when controller.quorum.voters is set but the quorum is dynamic (KIP-853); ours is static
+        bm.add_value("ignored-static-voters", lambda: 0.0)
         self._batch_time = m.histogram("kafka.server", "BrokerMetadataListener", "MetadataBatchProcessingTimeUs")
         self._batch_sizes = m.histogram("kafka.server", "BrokerMetadataListener", "MetadataBatchSizes")
         m.gauge("kafka.server", "MetadataLoader", "CurrentMetadataVersion", lambda: 25, java_type=INT)

@@ -67,6 +67,8 @@ CASES = {
     "KafkaRequestHandlerIdleLow": ({sel("kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent", BRK): "0.2x20"},
                                    {sel("kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent", BRK): "0.8x20"},
                                    "20m", BRK, "0.2"),
+    "KafkaStaticVotersIgnored": ({sel("kafka_controller_kafkacontroller_ignoredstaticvoters", CTL): "0 1"},
+                                 {sel("kafka_controller_kafkacontroller_ignoredstaticvoters", CTL): "0 0"}, "1m", CTL, None),
     "KafkaRestarted": ({sel("kafka_server_app_info_start_time_ms", BRK): "1.7e12 1.7e12 1.70000006e12 1.70000006e12"},
                        {sel("kafka_server_app_info_start_time_ms", BRK): "1.7e12x4"}, "3m", BRK, None),
     # an upgrade: the version label changes within the window; healthy one version all along
