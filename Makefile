@@ -16,6 +16,7 @@ venv: $(VENV)/.installed
 
 system-deps:
 	scripts/install-system-deps
+	scripts/install-zabbix-proxy
 
 # real Apache Kafka (both tested lines), jmx_exporter and the Jolokia agent, from Maven Central
 realkafka: system-deps

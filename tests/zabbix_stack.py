@@ -29,7 +29,10 @@ FRONTEND = Path("/usr/share/zabbix")
 JAVA_GATEWAY_JAR = Path("/usr/sbin/zabbix-java-gateway.jar")
 REQUIRED = {"postgresql": PGBIN / "initdb", "zabbix-server-pgsql": Path("/usr/sbin/zabbix_server"),
             "zabbix-frontend-php": FRONTEND / "api_jsonrpc.php", "zabbix-java-gateway": JAVA_GATEWAY_JAR,
-            "php8.2-cli": Path("/usr/bin/php"), "zabbix-proxy-sqlite3": Path("/usr/sbin/zabbix_proxy")}
+            "php8.2-cli": Path("/usr/bin/php")}
+# Debian's proxy package conflicts with the server's: scripts/install-zabbix-proxy unpacks it into the cache
+ZABBIX_PROXY = Path(os.environ.get("KAFKA_JMX_CACHE", Path.home() / ".cache" / "kafka-jmx")) / "zabbix-proxy" / \
+    "usr" / "sbin" / "zabbix_proxy"
 
 
 def missing_packages() -> list[str]:
@@ -197,7 +200,9 @@ $IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;
             "StartJavaPollers=0", "Timeout=4", ""]))
         shutil.chown(conf, "root", "zabbix")
         os.chmod(conf, 0o640)
-        _run(["/usr/sbin/zabbix_proxy", "-c", str(conf)])
+        if not ZABBIX_PROXY.exists():
+            raise RuntimeError(f"no {ZABBIX_PROXY}: run scripts/install-zabbix-proxy (make test does)")
+        _run([str(ZABBIX_PROXY), "-c", str(conf)])
         _wait_port(port)
         self.pids[f"proxy-{name}"] = int((pdir / "run" / "zabbix_proxy.pid").read_text())
 
