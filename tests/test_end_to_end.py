@@ -76,6 +76,14 @@ def test_a_healthy_cluster_has_no_unsupported_item(live, zabbix, zabbix_api):
         assert unsupported(api, hostids) == []
         nan_items = api.item.get(hostids=hostids, search={"key_": "election-latency-max"}, output=["lastvalue"])
         assert nan_items and all(float(i["lastvalue"]) >= 0 for i in nan_items)
+        # discovered where they exist: each broker's registration state (every controller), the quorum
+        # leader's observer count (the active controller only)
+        def values(key: str) -> list[float]:
+            return [float(i["lastvalue"]) for i in api.item.get(hostids=hostids, filter={"key_": key},
+                                                                output=["lastvalue"])]
+        assert values('jmx["kafka.controller:type=KafkaController,name=BrokerRegistrationState,broker=2","Value"]') \
+            == [30.0] * len(cluster.controllers)
+        assert values('jmx["kafka.server:type=raft-metrics","number-of-observers"]') == [float(len(cluster.brokers))]
     finally:
         api.host.delete(*hostids)
 
