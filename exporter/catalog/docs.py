@@ -13,8 +13,13 @@ def _cell(text: str) -> str:
 
 
 def _how(m: Metric) -> str:
+    if m.lld == "bean" and m.discovers:
+        return (f"one per {m.discovers}, discovered from its MBeans (JMX) or sent by the exporter (trapper); "
+                "only where Kafka has them")
     if m.lld == "bean":
         return "discovered once the MBean exists (it appears on its first event)"
+    if m.lld == "attribute":
+        return "discovered where the attribute exists (the quorum leader); a plain item in the trapper templates"
     parts = ["item"]
     if m.lld == "topic":
         parts.append("and per topic, discovered from the topic's own MBean")
