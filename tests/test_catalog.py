@@ -152,6 +152,15 @@ def test_graphs_and_dashboards_draw_items_their_template_has(catalog, version):
     assert pages["Apache Kafka 4.x broker by trapper"] == ["Quorum", "Broker", "Requests", "Topics"]
 
 
+def test_item_names_are_unique_in_every_template(catalog):
+    """Zabbix's guidelines: the combined template holds both roles' items, each name once."""
+    doc = zabbix.render(catalog, "6.0")["zabbix_export"]
+    for t in doc["templates"]:
+        names = [i["name"] for i in t.get("items", [])] + [
+            p["name"] for r in t.get("discovery_rules", []) for p in r["item_prototypes"]]
+        assert len(names) == len(set(names)), (t["name"], sorted(n for n in names if names.count(n) > 1))
+
+
 def test_value_maps_go_with_the_items_that_use_them(catalog):
     doc = zabbix.render(catalog, "6.0")["zabbix_export"]
     by_name = {t["name"]: t for t in doc["templates"]}
