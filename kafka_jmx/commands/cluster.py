@@ -21,9 +21,10 @@ def add(sub: argparse._SubParsersAction) -> None:
     play.add_argument("--engine", default="embedded", metavar="embedded|kafka[:VERSION]",
                      help="the embedded cluster (default), or real Apache Kafka from the Maven jars "
                           "(scripts/install-realkafka; VERSION 4.1 or 4.4, default 4.1)")
-    play.add_argument("--kafka-base-port", type=int, default=9092, metavar="PORT",
-                     help="kafka engine: brokers' client listeners on PORT, PORT+1, ...; the controllers' "
-                          "quorum listeners follow them")
+    play.add_argument("--kafka-base-port", type=int, default=None, metavar="PORT",
+                     help="the brokers' Kafka protocol listeners on 127.0.0.1:PORT, PORT+1, ... (kafka engine: "
+                          "default 9092, the controllers' quorum listeners follow them; embedded engine: only "
+                          "when given)")
     jmx_options(play, default_port=None)
     cluster.set_defaults(run=run)
 
@@ -36,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     sim.start()
     publisher = start_publisher(sim, jmx_settings(args))
+    listeners = []
+    if args.kafka_base_port is not None:
+        from broker.wire.listener import bootstrap_servers, start_listeners
+        listeners = start_listeners(sim.cluster, args.kafka_base_port)
+        print(f"bootstrap.servers={bootstrap_servers(listeners)}", flush=True)
     seen = 0
     try:
         def report() -> None:
@@ -49,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         stop.set()
     finally:
+        for listener in listeners:
+            listener.stop()
         if publisher is not None:
             publisher.stop()
     return 0
@@ -65,7 +73,8 @@ def _run_real_kafka(args: argparse.Namespace, scenario: Scenario) -> int:
     try:
         check(scenario)
         cluster = RealCluster(version or scenario.kafka_version, scenario.brokers, scenario.controllers,
-                              args.jmx_base_port or 9990, args.kafka_base_port, args.jolokia_base_port, scenario.config)
+                              args.jmx_base_port or 9990, args.kafka_base_port or 9092, args.jolokia_base_port,
+                              scenario.config)
     except (EngineError, ValueError, NotInstalled, RealKafkaError) as e:
         print(f"kafka-jmx: {e}", file=sys.stderr)
         return 2

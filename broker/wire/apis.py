@@ -1,0 +1,235 @@
+"""What the embedded brokers answer on the Kafka protocol: each API's requests become the simulation's
+own (broker/protocol.py), so they take the paths the built-in clients take, and the answers become
+the API's response of the version the client asked for.
+
+Advertised (and nothing else): the APIs and versions below, chosen so current clients (librdkafka
+2.x, kafka-python, Kafka's Java clients) negotiate a version whose fields the simulation has:
+topic names, not topic ids (Fetch stops at 12, Produce at 11, Metadata at 12)."""
+from __future__ import annotations
+
+import datetime
+import io
+import uuid
+from typing import Any, Callable
+
+from kio.index import load_response_schema
+from kio.records.readers import read_batch
+from kio.records.schema import NewRecordBatch
+from kio.records.schema import Record as WireRecord
+from kio.records.writers import write_new_batch
+from kio.static.primitive import TZAwareMicros, i8, i16, i32, i64
+
+from broker.log import Batch
+from broker.net import RequestFailed
+from broker.protocol import (FetchPartition, FetchRequest, FindCoordinatorRequest, ListOffsetsRequest,
+                             MetadataRequest, ProduceRequest)
+from broker.structs import Record, TopicPartition
+from broker.wire.build import build
+
+API_VERSIONS, METADATA, PRODUCE, FETCH, LIST_OFFSETS, FIND_COORDINATOR = 18, 3, 0, 1, 2, 10
+# api key -> (min, max) version
+SUPPORTED: dict[int, tuple[int, int]] = {
+    PRODUCE: (3, 11), FETCH: (4, 12), LIST_OFFSETS: (1, 8), METADATA: (0, 12), FIND_COORDINATOR: (0, 4),
+    API_VERSIONS: (0, 4),
+}
+NO_RESPONSE = object()      # acks=0, or a broker that never answers (isolated): the client times out
+CLOSE = object()            # the broker died while the request was in flight: the connection resets
+INTERNAL_TOPICS = {"__consumer_offsets", "__transaction_state", "__share_group_state"}
+NAMESPACE = uuid.UUID("6f6b0b52-4a2f-4f1e-9a59-2a1ab1c2d3e4")
+
+
+def supported(api_key: int, version: int) -> bool:
+    lo_hi = SUPPORTED.get(api_key)
+    return lo_hi is not None and lo_hi[0] <= version <= lo_hi[1]
+
+
+def _api_keys() -> list[dict[str, int]]:
+    return [{"api_key": k, "min_version": lo, "max_version": hi} for k, (lo, hi) in sorted(SUPPORTED.items())]
+
+
+def unsupported_api_versions() -> Any:
+    """ApiVersions v0 with UNSUPPORTED_VERSION and the list: the client retries with a version it finds there."""
+    return build(load_response_schema(API_VERSIONS, 0), {"error_code": "UNSUPPORTED_VERSION", "api_keys": _api_keys()})
+
+
+def handle(conn: Any, header: Any, request: Any) -> Any:
+    api_key, version = int(header.request_api_key), int(header.request_api_version)
+    schema = load_response_schema(api_key, version)
+    return HANDLERS[api_key](conn, request, lambda values: build(schema, {"throttle_time": 0, **values}))
+
+
+def _failed(response: Any) -> Any:
+    """A request the simulation could not deliver: a dead broker resets, a cut-off one stays silent."""
+    return CLOSE if response.reason == "refused" else NO_RESPONSE
+
+
+def _api_versions(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    return respond({"error_code": "NONE", "api_keys": _api_keys()})
+
+
+def topic_id(cluster_id: str, topic: str) -> uuid.UUID:
+    """A topic's id, the same on every broker and every call (the simulation names topics only)."""
+    return uuid.uuid5(NAMESPACE, f"{cluster_id}/{topic}")
+
+
+def _metadata(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    node = conn.node
+    with conn.cluster.sched.lock:
+        known = tuple(node.image.topics)
+    names = known if request.topics is None or (not request.topics and request.__version__ == 0) \
+        else tuple(t.name for t in request.topics if t.name is not None)
+    auto = bool(getattr(request, "allow_auto_topic_creation", True))
+    response = conn.call(MetadataRequest(names, auto), 30_000.0)
+    if isinstance(response, RequestFailed):
+        return _failed(response)
+    addresses = conn.addresses()
+    brokers = [{"node_id": b, "host": addresses[b][0], "port": addresses[b][1]}
+               for b in sorted(response.brokers) if b in addresses]
+    topics = []
+    for name in names:
+        if name in response.errors:
+            topics.append({"error_code": response.errors[name], "name": name, "topic_id": uuid.UUID(int=0),
+                           "partitions": ()})
+            continue
+        partitions = [{"error_code": "NONE" if p.leader >= 0 else "LEADER_NOT_AVAILABLE", "partition_index": i,
+                       "leader_id": p.leader, "leader_epoch": p.leader_epoch, "replica_nodes": p.replicas,
+                       "isr_nodes": p.isr, "offline_replicas": tuple(r for r in p.replicas if r not in response.brokers)}
+                      for i, p in enumerate(response.topics.get(name, ()))]
+        topics.append({"error_code": "NONE", "name": name, "topic_id": topic_id(conn.cluster.cluster_id, name),
+                       "is_internal": name in INTERNAL_TOPICS, "partitions": partitions})
+    # a KRaft broker names a live broker as the controller: clients send it their admin requests
+    return respond({"brokers": brokers, "cluster_id": conn.cluster.cluster_id,
+                    "controller_id": min(response.brokers, default=-1), "topics": topics})
+
+
+def _to_batches(records: bytes | None, wall_base_ms: float) -> tuple[list[Batch], str]:
+    """A produce request's record batches as the simulation's; an error name when it cannot read them."""
+    out: list[Batch] = []
+    data, offset = memoryview(records or b""), 0
+    while offset < len(data):
+        batch, size = read_batch(data, offset)
+        if int(batch.attributes) & 0x07:
+            return [], "UNSUPPORTED_COMPRESSION_TYPE"
+        recs = tuple(Record(r.key, r.value, r.timestamp.timestamp() * 1000.0 - wall_base_ms) for r in batch.records)
+        out.append(Batch(-1, len(recs), -1, size, 0.0, int(batch.producer_id), int(batch.base_sequence), recs))
+        offset += size
+    return out, "NONE"
+
+
+def _produce(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    node = conn.node
+    batches: list[tuple[TopicPartition, Batch]] = []
+    refused: dict[TopicPartition, str] = {}
+    for topic in request.topic_data:
+        for p in topic.partition_data:
+            tp = TopicPartition(topic.name, int(p.index))
+            decoded, error = _to_batches(p.records, node.wall_base_ms)
+            if error != "NONE":
+                refused[tp] = error
+            batches.extend((tp, b) for b in decoded)
+    acks, timeout_ms = int(request.acks), request.timeout.total_seconds() * 1000.0
+    internal = ProduceRequest(acks, tuple(batches), timeout_ms)
+    if acks == 0:
+        conn.send(internal, timeout_ms)
+        return NO_RESPONSE
+    response = conn.call(internal, timeout_ms + 1_000.0)
+    if isinstance(response, RequestFailed):
+        return _failed(response)
+    results: dict[str, list[dict]] = {}
+    for tp, r in response.results.items():
+        results.setdefault(tp.topic, []).append({"index": tp.partition, "error_code": r.error, "base_offset": r.base_offset,
+                                                 "log_append_time": None, "log_start_offset": -1,
+                                                 "record_errors": (), "error_message": None})
+    for tp, error in refused.items():
+        results.setdefault(tp.topic, []).append({"index": tp.partition, "error_code": error, "base_offset": -1,
+                                                 "log_append_time": None, "log_start_offset": -1,
+                                                 "record_errors": (), "error_message": None})
+    return respond({"responses": [{"name": t, "partition_responses": ps} for t, ps in results.items()]})
+
+
+def _list_offsets(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    asked = [(t.name, int(p.partition_index), int(p.timestamp)) for t in request.topics for p in t.partitions]
+    # the simulation keeps no time index: earliest (-2) and latest (-1) only
+    calls = [(ListOffsetsRequest(TopicPartition(t, p), ts), None) for t, p, ts in asked if ts in (-1, -2)]
+    answers = iter(conn.gather(calls, 30_000.0))
+    topics: dict[str, list[dict]] = {}
+    for t, p, ts in asked:
+        entry: dict[str, Any] = {"partition_index": p, "timestamp": -1, "leader_epoch": -1}
+        if ts not in (-1, -2):
+            entry.update(error_code="UNSUPPORTED_VERSION", offset=-1)
+        else:
+            r = next(answers)
+            if isinstance(r, RequestFailed):
+                return _failed(r)
+            entry.update(error_code=r.error, offset=r.offset)
+            entry["old_style_offsets"] = (r.offset,)
+        topics.setdefault(t, []).append(entry)
+    return respond({"topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]})
+
+
+def _wire_batches(batches: tuple[Batch, ...], wall_base_ms: float) -> bytes:
+    """The simulation's batches as record batches v2 (CRC-32C); a batch without payloads (the
+    workload's) carries empty records."""
+    out = io.BytesIO()
+    for b in batches:
+        payloads = b.records or tuple(Record(None, None, b.timestamp_ms) for _ in range(b.count))
+        records = tuple(WireRecord(attributes=i8(0), timestamp=_micros(wall_base_ms + r.timestamp_ms),
+                                   offset=i64(b.base_offset + i), key=_bytes(r.key), value=_bytes(r.value), headers=())
+                        for i, r in enumerate(payloads))
+        write_new_batch(out, NewRecordBatch(producer_id=i64(b.producer_id), producer_epoch=i16(0 if b.producer_id >= 0 else -1),
+                                            partition_leader_epoch=i32(b.epoch), base_sequence=i32(b.base_sequence),
+                                            records=records, attributes=i16(0)))
+    return out.getvalue()
+
+
+def _micros(epoch_ms: float) -> TZAwareMicros:
+    return TZAwareMicros.parse(datetime.datetime.fromtimestamp(epoch_ms / 1000.0, tz=datetime.timezone.utc))
+
+
+def _bytes(value: Any) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return str(value).encode()
+
+
+def _fetch(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    partitions = {TopicPartition(t.topic, int(p.partition)):
+                  FetchPartition(int(p.fetch_offset), current_leader_epoch=int(getattr(p, "current_leader_epoch", -1)))
+                  for t in request.topics for p in t.partitions}
+    max_wait_ms = request.max_wait.total_seconds() * 1000.0
+    response = conn.call(FetchRequest(-1, partitions, max_wait_ms, int(request.max_bytes)), max_wait_ms + 30_000.0)
+    if isinstance(response, RequestFailed):
+        return _failed(response)
+    wall_base = conn.node.wall_base_ms
+    topics: dict[str, list[dict]] = {}
+    for tp in partitions:
+        d = response.partitions.get(tp)
+        if d is None:
+            continue
+        topics.setdefault(tp.topic, []).append({
+            "partition_index": tp.partition, "error_code": d.error, "high_watermark": d.high_watermark,
+            "last_stable_offset": d.high_watermark, "log_start_offset": -1, "aborted_transactions": None,
+            "preferred_read_replica": -1, "records": _wire_batches(d.batches, wall_base)})
+    return respond({"error_code": "NONE", "session_id": 0,
+                    "responses": [{"topic": t, "partitions": ps} for t, ps in topics.items()]})
+
+
+def _find_coordinator(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    keys = list(getattr(request, "coordinator_keys", ()) or ()) or [request.key]
+    addresses, found = conn.addresses(), []
+    for key in keys:
+        r = conn.call(FindCoordinatorRequest(key), 30_000.0)
+        if isinstance(r, RequestFailed):
+            return _failed(r)
+        host, port = addresses.get(r.node_id, ("", -1))
+        found.append({"key": key, "node_id": r.node_id, "host": host, "port": port, "error_code": r.error,
+                      "error_message": None})
+    if hasattr(request, "coordinator_keys"):
+        return respond({"coordinators": found})
+    return respond({k: v for k, v in found[0].items() if k != "key"})
+
+
+HANDLERS: dict[int, Callable[[Any, Any, Callable[[dict], Any]], Any]] = {
+    API_VERSIONS: _api_versions, METADATA: _metadata, PRODUCE: _produce, LIST_OFFSETS: _list_offsets,
+    FETCH: _fetch, FIND_COORDINATOR: _find_coordinator,
+}

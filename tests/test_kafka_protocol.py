@@ -1,0 +1,166 @@
+"""The embedded brokers speak the Kafka protocol: real clients (confluent-kafka: librdkafka 2.x)
+produce to and consume from the wall-clock cluster, through the simulation's own request handling."""
+import threading
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from broker.clock import WallClock
+from broker.cluster import Cluster
+from broker.structs import TopicPartition as SimTP
+from broker.wire.listener import start_listeners
+from conftest import wait
+from jvm_support import free_port_block
+
+pytestmark = pytest.mark.slow
+FAST = {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000, "offsets.topic.replication.factor": 3,
+        "replica.lag.time.max.ms": 2000}
+
+
+@pytest.fixture(scope="module")
+def wire():
+    cluster = Cluster(brokers=3, controllers=1, seed=7, config=FAST, clock=WallClock())
+    stop = threading.Event()
+    cluster.start()
+    runner = threading.Thread(target=lambda: cluster.sched.run(until_ms=float("inf"), stop=stop), daemon=True)
+    runner.start()
+    assert wait(lambda: cluster.ready(), 30)
+    with cluster.sched.lock:
+        cluster.create_topic("orders", 3, 3, 2)
+    assert wait(lambda: cluster.topic_exists("orders"), 30)
+    port = free_port_block(3, low=20000)
+    listeners = start_listeners(cluster, port)
+    yield cluster, ",".join(f"127.0.0.1:{port + i}" for i in range(3))
+    for listener in listeners:
+        listener.stop()
+    stop.set()
+
+
+def test_metadata_names_every_broker_and_partition_leader(wire):
+    cluster, bootstrap = wire
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    assert md.cluster_id == cluster.cluster_id
+    assert sorted(md.brokers) == [1, 2, 3]
+    with cluster.sched.lock:
+        leaders = [p.leader for p in cluster.active_controller().image.topics["orders"].partitions]
+    assert [md.topics["orders"].partitions[i].leader for i in range(3)] == leaders
+    assert md.topics["orders"].partitions[0].isrs and len(md.topics["orders"].partitions[0].replicas) == 3
+
+
+def test_records_produced_with_acks_all_come_back_in_order_per_key(wire):
+    cluster, bootstrap = wire
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    delivered = []
+    for i in range(200):
+        p.produce("orders", key=f"k{i % 10}".encode(), value=f"v{i}".encode(),
+                  on_delivery=lambda err, msg: delivered.append((err, msg.partition(), msg.offset())))
+    assert p.flush(30) == 0
+    assert len(delivered) == 200 and all(err is None for err, _, _ in delivered), delivered[:3]
+    with cluster.sched.lock:
+        messages_in = sum(b.mbeans.read("kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=orders")
+                          ["Count"] for b in cluster.brokers.values()
+                          if "kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=orders" in b.mbeans)
+    assert messages_in >= 200            # the simulation's own meters moved
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False})
+    c.assign([TopicPartition("orders", i, 0) for i in range(3)])
+    seen: dict[bytes, list[int]] = {}
+    try:
+        def read() -> bool:
+            for msg in c.consume(500, 1.0):
+                if msg.error() is None and msg.value().startswith(b"v"):
+                    seen.setdefault(msg.key(), []).append(int(msg.value()[1:]))
+            return sum(len(v) for v in seen.values()) >= 200
+        assert wait(read, 60), {k: len(v) for k, v in seen.items()}
+    finally:
+        c.close()
+    for key, values in seen.items():
+        assert values == sorted(values), key            # one key, one partition, in order
+
+
+def test_a_dead_broker_refuses_connections(wire):
+    cluster, bootstrap = wire
+    with cluster.sched.lock:
+        cluster.kill("broker-3")
+    try:
+        only_dead = bootstrap.split(",")[2]
+        with pytest.raises(KafkaException):
+            AdminClient({"bootstrap.servers": only_dead}).list_topics(timeout=3)
+    finally:
+        with cluster.sched.lock:
+            cluster.restart("broker-3")
+
+
+def test_under_min_isr_a_real_producer_gets_not_enough_replicas_with_acks_all_only(wire):
+    from confluent_kafka import KafkaError
+    cluster, bootstrap = wire
+    with cluster.sched.lock:
+        state = cluster.active_controller().image.partition("orders", 0)
+        followers = [f"broker-{r}" for r in state.replicas if r != state.leader]
+        for name in followers:
+            cluster.kill(name)
+    try:
+        def isr_shrunk() -> bool:
+            with cluster.sched.lock:
+                return len(cluster.active_controller().image.partition("orders", 0).isr) == 1
+        assert wait(isr_shrunk, 30)
+
+        def produce(acks: str) -> list:
+            reports: list = []
+            p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "retries": 0, "message.timeout.ms": 5000})
+            p.produce("orders", value=b"x", partition=0, on_delivery=lambda err, msg: reports.append(err))
+            p.flush(15)
+            return reports
+        [err] = produce("all")
+        assert err is not None and err.code() == KafkaError.NOT_ENOUGH_REPLICAS
+        assert produce("1") == [None]
+        # acknowledged by the leader alone: above the high watermark, invisible to consumers
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "hw", "enable.auto.commit": False})
+        low, high = c.get_watermark_offsets(TopicPartition("orders", 0), timeout=10)
+        with cluster.sched.lock:
+            end = cluster.brokers[f"broker-{state.leader}"].replica_manager.partitions[SimTP("orders", 0)].log.end_offset
+        assert high < end
+        c.assign([TopicPartition("orders", 0, high - 1 if high else 0)])
+        offsets = [m.offset() for _ in range(3) for m in c.consume(100, 1.0) if m.error() is None]
+        c.close()
+        assert offsets and max(offsets) < high
+    finally:
+        with cluster.sched.lock:
+            for name in followers:
+                cluster.restart(name)
+
+
+def test_cluster_run_prints_the_bootstrap_servers_real_clients_use(tmp_path):
+    import subprocess
+    import sys
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("cluster: {brokers: 3, controllers: 1}\n"
+                        "topics:\n  - {name: events, partitions: 2, replication_factor: 3, min_insync_replicas: 2}\n")
+    port = free_port_block(3, low=20000)
+    proc = subprocess.Popen([sys.executable, "-m", "kafka_jmx", "cluster", "run", str(scenario), "--duration", "120s",
+                             "--kafka-base-port", str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        assert line == f"bootstrap.servers=127.0.0.1:{port},127.0.0.1:{port + 1},127.0.0.1:{port + 2}"
+        bootstrap = line.split("=", 1)[1]
+        def led() -> bool:
+            try:
+                topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=5).topics
+            except KafkaException:
+                return False        # the cluster is still electing its controller
+            return "events" in topics and all(p.leader >= 0 for p in topics["events"].partitions.values())
+        assert wait(led, 60)
+        p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+        p.produce("events", key=b"k", value=b"hello")
+        assert p.flush(30) == 0
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "g", "enable.auto.commit": False})
+        partition = next(i for i in range(2)
+                         if c.get_watermark_offsets(TopicPartition("events", i), timeout=10)[1] == 1)
+        c.assign([TopicPartition("events", partition, 0)])
+        got = []
+        assert wait(lambda: got.extend(m.value() for m in c.consume(10, 1.0) if m.error() is None) or got, 30)
+        c.close()
+        assert got == [b"hello"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
