@@ -40,6 +40,7 @@ from broker.versions import DEFAULT_LINE, kafka_line
 
 VIRTUAL_WALL_BASE_MS = 1_767_225_600_000.0    # 2026-01-01T00:00:00Z: wall time of virtual t=0
 ACTIVE_CONTROLLER = "active-controller"
+CONTROLLERS = "controllers"           # kill: every running controller; restart: every stopped one
 LEADER_OF = "leader:"                 # leader:orders-0, the broker leading that partition when the fault comes
 
 
@@ -139,6 +140,8 @@ class Cluster:
 
     # -- faults -------------------------------------------------------------------------------------------
     def kill(self, name: str) -> str:
+        if name == CONTROLLERS:
+            return self._every_controller(alive=True, action=self.kill)
         node = self.node(name)
         if isinstance(node, ControllerNode) and node.active:
             self.failovers.append(Failover(self.sched.now_ms(), node.name))
@@ -146,9 +149,17 @@ class Cluster:
         return node.name
 
     def restart(self, name: str) -> str:
+        if name == CONTROLLERS:
+            return self._every_controller(alive=False, action=self.restart)
         node = self.node(name)
         node.start()
         return node.name
+
+    def _every_controller(self, alive: bool, action: Callable[[str], str]) -> str:
+        names = [action(n) for n, node in self.controllers.items() if node.alive == alive]
+        if not names:
+            raise ValueError(f"no controller is {'running' if alive else 'stopped'}")
+        return " ".join(names)
 
     def corrupt_metadata(self, name: str) -> str:
         """The active controller commits a metadata record no node can apply (what a corrupted

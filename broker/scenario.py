@@ -19,7 +19,8 @@
       - {at: 110s, resume: broker-2}
       - {at: 115s, elect_leaders: all}             # preferred leader election (kafka-leader-election)
       - {at: 120s, bounce: active-controller, down: 5s}   # a restart: down 5 s, then started again
-    run_for: 120s
+      - {at: 130s, kill: controllers}              # every running controller (restart: every stopped one)
+    run_for: 140s
 
 Every mistake is reported with the file, line and field, all at once.
 """
@@ -225,12 +226,17 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
             if action not in ("kill", "isolate", "slow", "fail_log_dir", "pause"):
                 r.fail(path + (action,), f"{action} cannot target a partition leader")
                 continue
+        elif target == "controllers":
+            if action not in ("kill", "restart"):
+                r.fail(path + (action,), f"{action} cannot target every controller (controllers: kill or restart)")
+                continue
         elif action == "fail_log_dir" and not str(target).startswith("broker-"):
             r.fail(path + (action,), f"fail_log_dir needs a broker (broker-N or leader:TOPIC-N), got {target!r}")
             continue
         elif target not in node_names:
             r.fail(path + (action,), f"unknown node {target!r} (nodes: broker-1..broker-{brokers}, "
-                                     f"controller-1001..controller-{1000 + (controllers or 0)}, active-controller)")
+                                     f"controller-1001..controller-{1000 + (controllers or 0)}, active-controller, "
+                                     "controllers)")
             continue
         fetch_delay = r.get(f, path, "fetch_delay", parse_duration_ms, 0.0)
         event_delay = r.get(f, path, "event_delay", parse_duration_ms, 0.0)

@@ -186,6 +186,18 @@ class Engine:
             if fault.action == "elect_leaders":
                 self.log(f"elect_leaders all ({self.elect_preferred_leaders()} partitions to their preferred leader)")
                 return
+            if fault.node == "controllers" and fault.action in ("kill", "restart"):
+                wanted = fault.action == "kill"
+                names = [n for n, node in c.nodes.items() if node.role == "controller" and node.alive == wanted]
+                if not names:
+                    raise ValueError(f"no controller is {'running' if wanted else 'stopped'}")
+                for n in names:
+                    if wanted:
+                        c.kill(n)
+                    else:
+                        c.restart(n, wait=False)
+                self.log(f"{fault.action} {' '.join(names)}")
+                return
             name = self.resolve(str(fault.node))
             if fault.action == "bounce":
                 c.kill(name)

@@ -202,3 +202,21 @@ def test_bounce_restarts_the_node_after_its_down_time():
     assert [e for _, e in sim.events if "bounce" in e or "(down" in e] == [
         f"bounce {down.name} (down 4s)", f"restart {down.name} (bounce)", "bounce broker-2 (down 5s)",
         "restart broker-2 (bounce)"]
+
+
+def test_controllers_kills_every_running_controller_and_restarts_every_stopped_one():
+    sim = Simulation(load_scenario("cluster: {brokers: 3, controllers: 3}\n"
+                                   "timeline:\n  - {at: 5s, kill: controller-1002}\n"
+                                   "  - {at: 10s, kill: controllers}\n  - {at: 15s, kill: controllers}\n"
+                                   "  - {at: 20s, restart: controllers}\nrun_for: 40s\n"))
+    sim.start()
+    sim.run(until_ms=12_000)
+    assert not any(n.alive for n in sim.cluster.controllers.values())
+    sim.run()
+    assert all(n.alive for n in sim.cluster.controllers.values()) and sim.cluster.active_controller() is not None
+    events = [e for _, e in sim.events if "controller" in e and ("kill" in e or "restart" in e)]
+    assert events == ["kill controller-1002", "kill controller-1001 controller-1003",
+                      "kill controllers skipped: no controller is running",
+                      "restart controller-1001 controller-1002 controller-1003"]
+    with pytest.raises(ConfigError, match=r"timeline\[0\].isolate: isolate cannot target every controller"):
+        load_scenario("cluster: {brokers: 3}\ntimeline:\n  - {at: 5s, isolate: controllers}\n", "s.yaml")
