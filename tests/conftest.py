@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -34,6 +37,26 @@ def make_cluster(brokers: int = 5, controllers: int = 3, seed: int = 7, config: 
         c.create_topic(name, partitions, rf, min_isr)
     assert c.run_until(lambda: all(c.topic_exists(t[0]) for t in topics), 10_000)
     return c
+
+
+@contextlib.contextmanager
+def wall_clock_cluster(brokers: int, controllers: int, seed: int, config: dict,
+                       topic: tuple[str, int, int, int]) -> Iterator[Cluster]:
+    """A cluster running on the wall clock in its own thread, ready, with one topic (name, partitions,
+    replication factor, min ISR); stopped on the way out."""
+    from broker.clock import WallClock
+    cluster = Cluster(brokers=brokers, controllers=controllers, seed=seed, config=config, clock=WallClock())
+    stop = threading.Event()
+    cluster.start()
+    threading.Thread(target=lambda: cluster.sched.run(until_ms=float("inf"), stop=stop), daemon=True).start()
+    try:
+        assert wait(lambda: cluster.ready(), 30)
+        with cluster.sched.lock:
+            cluster.create_topic(*topic)
+        assert wait(lambda: cluster.topic_exists(topic[0]), 30)
+        yield cluster
+    finally:
+        stop.set()
 
 
 @pytest.fixture

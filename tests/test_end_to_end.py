@@ -2,13 +2,11 @@
 Java gateway, exported to a real Prometheus; a broker dies and both raise their alert."""
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from broker.clock import WallClock
 from broker.cluster import Cluster
 from broker.jmx.publisher import JmxPublisher
 from exporter.catalog import grafana
@@ -17,7 +15,7 @@ from exporter.config import PrometheusSpec
 from exporter.daemon import Daemon
 from kafka_jmx.embedded import embedded_targets
 from exporter.rulesets import builtin_rules
-from conftest import wait
+from conftest import wait, wall_clock_cluster
 from jvm_support import free_port_block, require_jdk
 from prometheus_server import PrometheusServer, rules_for
 from zabbix_stack import jmx_hosts, polled, unsupported
@@ -30,29 +28,20 @@ FAST = {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000,
 def live():
     """A 3-broker, 1-controller cluster on the wall clock, its JMX endpoints and the exporter."""
     require_jdk()
-    cluster = Cluster(brokers=3, controllers=1, seed=11, config=FAST, clock=WallClock())
-    stop = threading.Event()
-    cluster.start()
-    runner = threading.Thread(target=lambda: cluster.sched.run(until_ms=float("inf"), stop=stop), daemon=True)
-    runner.start()
-    assert wait(lambda: cluster.ready(), 30)
-    with cluster.sched.lock:
-        cluster.create_topic("orders", 3, 3, 2)
-    assert wait(lambda: cluster.topic_exists("orders"), 30)
-    with cluster.sched.lock:
-        producer = cluster.producer("p")
-        for i in range(30):
-            producer.send("orders", i, key=str(i).encode())
-    ports = free_port_block(5, low=20000)
-    publisher = JmxPublisher(cluster, base_port=ports, refresh_ms=1000)
-    publisher.start(background=True)
-    daemon = Daemon("e2e", embedded_targets(cluster, interval_s=1.0, timeout_s=5.0), builtin_rules(),
-                    PrometheusSpec(port=ports + 4))
-    daemon.start()
-    yield cluster, publisher, daemon
-    daemon.stop()
-    publisher.stop()
-    stop.set()
+    with wall_clock_cluster(3, 1, 11, FAST, ("orders", 3, 3, 2)) as cluster:
+        with cluster.sched.lock:
+            producer = cluster.producer("p")
+            for i in range(30):
+                producer.send("orders", i, key=str(i).encode())
+        ports = free_port_block(5, low=20000)
+        publisher = JmxPublisher(cluster, base_port=ports, refresh_ms=1000)
+        publisher.start(background=True)
+        daemon = Daemon("e2e", embedded_targets(cluster, interval_s=1.0, timeout_s=5.0), builtin_rules(),
+                        PrometheusSpec(port=ports + 4))
+        daemon.start()
+        yield cluster, publisher, daemon
+        daemon.stop()
+        publisher.stop()
 
 
 def node_hosts(api, zabbix, cluster: Cluster, publisher: JmxPublisher, name: str) -> list[str]:

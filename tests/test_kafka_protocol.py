@@ -1,16 +1,12 @@
 """The embedded brokers speak the Kafka protocol: real clients (confluent-kafka: librdkafka 2.x)
 produce to and consume from the wall-clock cluster, through the simulation's own request handling."""
-import threading
-
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from broker.clock import WallClock
-from broker.cluster import Cluster
 from broker.structs import TopicPartition as SimTP
 from broker.wire.listener import start_listeners
-from conftest import wait
+from conftest import wait, wall_clock_cluster
 from jvm_support import free_port_block
 
 pytestmark = pytest.mark.slow
@@ -20,21 +16,12 @@ FAST = {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000, 
 
 @pytest.fixture(scope="module")
 def wire():
-    cluster = Cluster(brokers=3, controllers=1, seed=7, config=FAST, clock=WallClock())
-    stop = threading.Event()
-    cluster.start()
-    runner = threading.Thread(target=lambda: cluster.sched.run(until_ms=float("inf"), stop=stop), daemon=True)
-    runner.start()
-    assert wait(lambda: cluster.ready(), 30)
-    with cluster.sched.lock:
-        cluster.create_topic("orders", 3, 3, 2)
-    assert wait(lambda: cluster.topic_exists("orders"), 30)
-    port = free_port_block(3, low=20000)
-    listeners = start_listeners(cluster, port)
-    yield cluster, ",".join(f"127.0.0.1:{port + i}" for i in range(3))
-    for listener in listeners:
-        listener.stop()
-    stop.set()
+    with wall_clock_cluster(3, 1, 7, FAST, ("orders", 3, 3, 2)) as cluster:
+        port = free_port_block(3, low=20000)
+        listeners = start_listeners(cluster, port)
+        yield cluster, ",".join(f"127.0.0.1:{port + i}" for i in range(3))
+        for listener in listeners:
+            listener.stop()
 
 
 def test_metadata_names_every_broker_and_partition_leader(wire):
