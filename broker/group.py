@@ -16,6 +16,13 @@ from broker.mbeans.kafka_metrics import KafkaMetricsBean, SampledStat
 from broker.mbeans.yammer import INT
 from broker.protocol import (
     CreateTopicsRequest,
+    DescribeGroupsRequest,
+    DescribeGroupsResponse,
+    GroupDescription,
+    ListedGroup,
+    ListGroupsRequest,
+    ListGroupsResponse,
+    MemberDescription,
     FindCoordinatorRequest,
     FindCoordinatorResponse,
     HeartbeatRequest,
@@ -115,7 +122,9 @@ class GroupCoordinator:
                                       (HeartbeatRequest, "Heartbeat", "on_heartbeat"),
                                       (LeaveGroupRequest, "LeaveGroup", "on_leave"),
                                       (OffsetCommitRequest, "OffsetCommit", "on_offset_commit"),
-                                      (OffsetFetchRequest, "OffsetFetch", "on_offset_fetch")):
+                                      (OffsetFetchRequest, "OffsetFetch", "on_offset_fetch"),
+                                      (ListGroupsRequest, "ListGroups", "on_list_groups"),
+                                      (DescribeGroupsRequest, "DescribeGroups", "on_describe_groups")):
             broker.serve(req_type, api, lambda src, req, reply, m=method: getattr(coordinator(), m)(src, req, reply))
 
     def __init__(self, broker: GroupCoordinatorHost) -> None:
@@ -434,5 +443,29 @@ class GroupCoordinator:
             reply(OffsetFetchResponse(error))
             return
         group = self.groups.get(req.group_id)
-        offsets = {tp: (group.offsets.get(tp, -1) if group else -1) for tp in req.partitions}
+        if req.partitions is None:
+            offsets = dict(group.offsets) if group else {}
+        else:
+            offsets = {tp: (group.offsets.get(tp, -1) if group else -1) for tp in req.partitions}
         reply(OffsetFetchResponse("NONE", offsets))
+
+    # -- listing and describing ----------------------------------------------------------------------------------------
+    # every group here is a classic consumer group (the built-in and the Kafka-protocol consumers)
+    def on_list_groups(self, src: str, req: ListGroupsRequest, reply: Callable) -> None:
+        groups = tuple(ListedGroup(g.group_id, "consumer", g.state) for g in self.groups.values()
+                       if self._owns(g.group_id) == "NONE" and (not req.states or g.state in req.states))
+        reply(ListGroupsResponse("NONE", groups))
+
+    def on_describe_groups(self, src: str, req: DescribeGroupsRequest, reply: Callable) -> None:
+        out = []
+        for group_id in req.groups:
+            error = self._owns(group_id)
+            group = self.groups.get(group_id)
+            if error != "NONE" or group is None:
+                out.append(GroupDescription(group_id, error))
+                continue
+            members = tuple(MemberDescription(m.member_id, m.client, m.topics, m.assignment)
+                            for m in group.members.values())
+            out.append(GroupDescription(group_id, "NONE", group.state, "consumer",
+                                        group.protocol if group.state == STABLE else "", members))
+        reply(DescribeGroupsResponse(tuple(out)))

@@ -234,10 +234,56 @@ class OffsetCommitResponse:
 @dataclass(frozen=True, slots=True)
 class OffsetFetchRequest:
     group_id: str
-    partitions: tuple[TopicPartition, ...]
+    partitions: tuple[TopicPartition, ...] | None     # None: every committed partition
 
 
 @dataclass(frozen=True, slots=True)
 class OffsetFetchResponse:
     error: str = "NONE"
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ListGroupsRequest:
+    states: tuple[str, ...] = ()                 # empty: every state
+
+
+@dataclass(frozen=True, slots=True)
+class ListedGroup:
+    group_id: str
+    protocol_type: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListGroupsResponse:
+    error: str = "NONE"
+    groups: tuple[ListedGroup, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DescribeGroupsRequest:
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MemberDescription:
+    member_id: str
+    client_id: str
+    topics: tuple[str, ...]
+    assignment: tuple[TopicPartition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDescription:
+    group_id: str
+    error: str = "NONE"
+    state: str = "Dead"
+    protocol_type: str = ""
+    protocol: str = ""
+    members: tuple[MemberDescription, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DescribeGroupsResponse:
+    groups: tuple[GroupDescription, ...]

@@ -151,3 +151,49 @@ def test_cluster_run_prints_the_bootstrap_servers_real_clients_use(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_group_of_real_consumers_shares_the_partitions_commits_and_rebalances(wire):
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    cluster, bootstrap = wire
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(60):
+        p.produce("orders", key=f"g{i}".encode(), value=f"g{i}".encode())
+    assert p.flush(30) == 0
+    config = {"bootstrap.servers": bootstrap, "group.id": "billing", "auto.offset.reset": "earliest",
+              "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
+    first, second = Consumer(config), Consumer(config)
+    seen: dict[int, set[int]] = {}
+
+    def drain(consumers) -> None:
+        for c in consumers:
+            for m in c.consume(100, 0.5):
+                if m.error() is None:
+                    seen.setdefault(m.partition(), set()).add(m.offset())
+
+    def owned(c) -> set[int]:
+        return {tp.partition for tp in c.assignment()}
+    try:
+        first.subscribe(["orders"])
+        assert wait(lambda: (drain([first]), owned(first) == {0, 1, 2})[1], 60)
+        second.subscribe(["orders"])
+        # a second member: the group rebalances and every partition is owned once
+        assert wait(lambda: (drain([first, second]), owned(first) | owned(second) == {0, 1, 2}
+                             and not owned(first) & owned(second) and owned(second))[1], 60)
+        ends = {i: first.get_watermark_offsets(TopicPartition("orders", i), timeout=10)[1] for i in range(3)}
+        assert wait(lambda: (drain([first, second]), all(max(seen.get(i, {-1})) + 1 >= ends[i] for i in range(3)))[1], 60)
+        for c in (first, second):
+            c.commit(asynchronous=False)
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        groups = admin.list_consumer_groups().result(timeout=10)
+        assert "billing" in {g.group_id for g in groups.valid}
+        [offsets] = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions("billing")]).values()
+        committed = {tp.partition: tp.offset for tp in offsets.result(timeout=10).topic_partitions}
+        assert committed == ends
+        [described] = admin.describe_consumer_groups(["billing"]).values()
+        assert len(described.result(timeout=10).members) == 2
+        # the second member leaves: the first owns everything again
+        second.close()
+        assert wait(lambda: (drain([first]), owned(first) == {0, 1, 2})[1], 60)
+    finally:
+        first.close()

@@ -54,6 +54,7 @@ def unsupported_api_versions() -> Any:
 
 def handle(conn: Any, header: Any, request: Any) -> Any:
     api_key, version = int(header.request_api_key), int(header.request_api_version)
+    conn.client_id = header.client_id or "client"
     schema = load_response_schema(api_key, version)
     return HANDLERS[api_key](conn, request, lambda values: build(schema, {"throttle_time": 0, **values}))
 
@@ -233,3 +234,12 @@ HANDLERS: dict[int, Callable[[Any, Any, Callable[[dict], Any]], Any]] = {
     API_VERSIONS: _api_versions, METADATA: _metadata, PRODUCE: _produce, LIST_OFFSETS: _list_offsets,
     FETCH: _fetch, FIND_COORDINATOR: _find_coordinator,
 }
+
+
+def _add_group_apis() -> None:
+    from broker.wire import groups
+    SUPPORTED.update(groups.SUPPORTED)
+    HANDLERS.update(groups.HANDLERS)
+
+
+_add_group_apis()

@@ -1,0 +1,170 @@
+"""The classic group protocol on the wire: JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
+OffsetFetch, ListGroups and DescribeGroups, answered by the simulation's group coordinator.
+
+The coordinator works on topics and partitions; on the wire a consumer's subscription and
+assignment are opaque bytes (ConsumerProtocolSubscription and ConsumerProtocolAssignment), so they
+are read here for the coordinator and written back for the members: topics and partitions carry
+over, a client's user data does not."""
+from __future__ import annotations
+
+import io
+import struct
+import typing
+from typing import Any, Callable
+
+from kio.index import load_entity_schema
+from kio.serial import entity_reader, entity_writer
+from kio.static.constants import EntityType
+
+from broker.net import RequestFailed
+from broker.protocol import (DescribeGroupsRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+                             ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest)
+from broker.structs import TopicPartition
+
+JOIN_GROUP, SYNC_GROUP, HEARTBEAT, LEAVE_GROUP = 11, 14, 12, 13
+OFFSET_COMMIT, OFFSET_FETCH, LIST_GROUPS, DESCRIBE_GROUPS = 8, 9, 16, 15
+SUPPORTED = {JOIN_GROUP: (0, 7), SYNC_GROUP: (0, 5), HEARTBEAT: (0, 4), LEAVE_GROUP: (0, 5),
+             OFFSET_COMMIT: (2, 8), OFFSET_FETCH: (1, 7), LIST_GROUPS: (0, 4), DESCRIBE_GROUPS: (0, 5)}
+
+
+def _data(name: str, payload: bytes) -> Any:
+    """A consumer protocol structure: its int16 version, then that version's fields."""
+    (version,) = struct.unpack_from(">h", payload, 0)
+    schema = load_entity_schema(name, min(version, 3), EntityType.data)
+    return entity_reader(schema)(memoryview(payload), 2)[0]
+
+
+def _write(name: str, values: Any) -> bytes:
+    schema = load_entity_schema(name, 0, EntityType.data)
+    out = io.BytesIO()
+    out.write(struct.pack(">h", 0))
+    entity_writer(schema)(out, values(schema))
+    return out.getvalue()
+
+
+def subscription_topics(metadata: bytes) -> tuple[str, ...]:
+    return tuple(_data("consumer_protocol_subscription", metadata).topics) if metadata else ()
+
+
+def subscription(topics: tuple[str, ...]) -> bytes:
+    return _write("consumer_protocol_subscription", lambda cls: cls(topics=tuple(topics), user_data=None))
+
+
+def assignment_partitions(payload: bytes) -> tuple[TopicPartition, ...]:
+    if not payload:
+        return ()
+    data = _data("consumer_protocol_assignment", payload)
+    return tuple(TopicPartition(t.topic, int(p)) for t in data.assigned_partitions for p in t.partitions)
+
+
+def assignment(partitions: tuple[TopicPartition, ...]) -> bytes:
+    by_topic: dict[str, list[int]] = {}
+    for tp in partitions:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+
+    def build(cls: type) -> Any:
+        tp_cls = typing.get_args(typing.get_type_hints(cls)["assigned_partitions"])[0]
+        return cls(assigned_partitions=tuple(tp_cls(topic=t, partitions=tuple(sorted(ps))) for t, ps in by_topic.items()),
+                   user_data=None)
+    return _write("consumer_protocol_assignment", build)
+
+
+def _failed(response: RequestFailed) -> Any:
+    from broker.wire.apis import CLOSE, NO_RESPONSE
+    return CLOSE if response.reason == "refused" else NO_RESPONSE
+
+
+def _join(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    protocols = tuple(p.name for p in request.protocols)
+    topics = subscription_topics(request.protocols[0].metadata) if request.protocols else ()
+    rebalance_ms = getattr(request, "rebalance_timeout", request.session_timeout).total_seconds() * 1000.0
+    internal = JoinGroupRequest(request.group_id, request.member_id, conn.client_id,
+                                int(request.session_timeout.total_seconds() * 1000), int(rebalance_ms), protocols, topics)
+    r = conn.call(internal, rebalance_ms + 30_000.0)
+    if isinstance(r, RequestFailed):
+        return _failed(r)
+    return respond({"error_code": r.error, "generation_id": r.generation, "protocol_type": "consumer",
+                    "protocol_name": r.protocol or None, "leader": r.leader, "member_id": r.member_id,
+                    "members": [{"member_id": m, "group_instance_id": None, "metadata": subscription(ts)}
+                                for m, ts in r.members]})
+
+
+def _sync(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    assignments = tuple((a.member_id, assignment_partitions(a.assignment)) for a in request.assignments)
+    r = conn.call(SyncGroupRequest(request.group_id, request.member_id, int(request.generation_id), assignments),
+                  330_000.0)
+    if isinstance(r, RequestFailed):
+        return _failed(r)
+    return respond({"error_code": r.error, "protocol_type": "consumer",
+                    "protocol_name": getattr(request, "protocol_name", None), "assignment": assignment(r.assignment)})
+
+
+def _heartbeat(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    r = conn.call(HeartbeatRequest(request.group_id, request.member_id, int(request.generation_id)), 30_000.0)
+    if isinstance(r, RequestFailed):
+        return _failed(r)
+    return respond({"error_code": r.error})
+
+
+def _leave(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    members = [m.member_id for m in request.members] if hasattr(request, "members") else [request.member_id]
+    answers = conn.gather([(LeaveGroupRequest(request.group_id, m), None) for m in members], 30_000.0)
+    for r in answers:
+        if isinstance(r, RequestFailed):
+            return _failed(r)
+    error = next((r.error for r in answers if r.error != "NONE"), "NONE")
+    return respond({"error_code": error if not hasattr(request, "members") else "NONE",
+                    "members": [{"member_id": m, "group_instance_id": None, "error_code": r.error}
+                                for m, r in zip(members, answers)]})
+
+
+def _offset_commit(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    offsets = tuple((TopicPartition(t.name, int(p.partition_index)), int(p.committed_offset))
+                    for t in request.topics for p in t.partitions)
+    generation = int(getattr(request, "generation_id_or_member_epoch", getattr(request, "generation_id", -1)))
+    r = conn.call(OffsetCommitRequest(request.group_id, request.member_id, generation, offsets), 30_000.0)
+    if isinstance(r, RequestFailed):
+        return _failed(r)
+    by_topic: dict[str, list[dict]] = {}
+    for tp, _ in offsets:
+        by_topic.setdefault(tp.topic, []).append({"partition_index": tp.partition, "error_code": r.error})
+    return respond({"topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()]})
+
+
+def _offset_fetch(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    partitions = None if request.topics is None else tuple(
+        TopicPartition(t.name, int(p)) for t in request.topics for p in t.partition_indexes)
+    r = conn.call(OffsetFetchRequest(request.group_id, partitions), 30_000.0)
+    if isinstance(r, RequestFailed):
+        return _failed(r)
+    by_topic: dict[str, list[dict]] = {}
+    for tp, offset in sorted(r.offsets.items()):
+        by_topic.setdefault(tp.topic, []).append({"partition_index": tp.partition, "committed_offset": offset,
+                                                  "committed_leader_epoch": -1, "metadata": "", "error_code": "NONE"})
+    return respond({"error_code": r.error, "topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()]})
+
+
+def _list_groups(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    r = conn.call(ListGroupsRequest(tuple(getattr(request, "states_filter", ()) or ())), 30_000.0)
+    if isinstance(r, RequestFailed):
+        return _failed(r)
+    return respond({"error_code": r.error, "groups": [{"group_id": g.group_id, "protocol_type": g.protocol_type,
+                                                       "group_state": g.state} for g in r.groups]})
+
+
+def _describe_groups(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    r = conn.call(DescribeGroupsRequest(tuple(request.groups)), 30_000.0)
+    if isinstance(r, RequestFailed):
+        return _failed(r)
+    return respond({"groups": [{
+        "error_code": g.error, "group_id": g.group_id, "group_state": g.state, "protocol_type": g.protocol_type,
+        "protocol_data": g.protocol, "members": [{
+            "member_id": m.member_id, "group_instance_id": None, "client_id": m.client_id, "client_host": "/127.0.0.1",
+            "member_metadata": subscription(m.topics), "member_assignment": assignment(m.assignment)}
+            for m in g.members]} for g in r.groups]})
+
+
+HANDLERS: dict[int, Callable[[Any, Any, Callable[[dict], Any]], Any]] = {
+    JOIN_GROUP: _join, SYNC_GROUP: _sync, HEARTBEAT: _heartbeat, LEAVE_GROUP: _leave, OFFSET_COMMIT: _offset_commit,
+    OFFSET_FETCH: _offset_fetch, LIST_GROUPS: _list_groups, DESCRIBE_GROUPS: _describe_groups,
+}
