@@ -16,11 +16,14 @@ from broker.metadata import MetadataImage
 from broker.metadata_publisher import MetadataPublisher
 from broker.net import Network
 from broker.partition import Partition
+from broker.producer import next_producer_id
 from broker.protocol import (
     AlterPartitionRequest,
     BrokerHeartbeatRequest,
     BrokerRegistrationRequest,
     FetchRequest,
+    InitProducerIdRequest,
+    InitProducerIdResponse,
     ListOffsetsRequest,
     MetadataRequest,
     MetadataResponse,
@@ -72,6 +75,7 @@ class BrokerNode(ServerNode):
                    errors_of=_error_counts)
         self.serve(MetadataRequest, "Metadata", self._on_metadata)
         self.serve(ListOffsetsRequest, "ListOffsets", lambda *a: self.replica_manager.on_list_offsets(*a))
+        self.serve(InitProducerIdRequest, "InitProducerId", self._on_init_producer_id)
         GroupCoordinator.serve_on(self, lambda: self.coordinator)
 
     def channel_of(self, request: Any, dst: str) -> tuple[str, dict[str, str]] | None:
@@ -166,6 +170,14 @@ class BrokerNode(ServerNode):
         return self.broker_names[broker_id]
 
     # -- Metadata API ------------------------------------------------------------------------------------------------
+    def _on_init_producer_id(self, src: str, req: InitProducerIdRequest, reply: Callable) -> None:
+        """An idempotent producer's id (Kafka's ProducerIdManager hands out blocks from the controller;
+        one counter stands for it). Transactions are not simulated."""
+        if req.transactional_id is not None:
+            reply(InitProducerIdResponse("INVALID_REQUEST"))
+            return
+        reply(InitProducerIdResponse("NONE", next_producer_id(), 0))
+
     def _on_metadata(self, src: str, req: MetadataRequest, reply: Callable) -> None:
         topics: dict[str, tuple[PartitionMetadata, ...]] = {}
         errors: dict[str, str] = {}

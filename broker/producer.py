@@ -37,6 +37,10 @@ _producer_ids = itertools.count(1000)
 Callback = Callable[[RecordMetadata | None, str], None]
 
 
+def next_producer_id() -> int:
+    return next(_producer_ids)
+
+
 @dataclass
 class _Pending:
     count: int
@@ -66,7 +70,7 @@ class Producer(Node):
         acks = str(config["acks"])
         self.acks = -1 if acks in ("all", "-1") else int(acks)
         self.idempotent = bool(config["enable.idempotence"]) and self.acks == -1
-        self.producer_id = next(_producer_ids) if self.idempotent else -1
+        self.producer_id = next_producer_id() if self.idempotent else -1
         self._no_key = RoundRobinPartitioner() if partitioner == "roundrobin" else StickyPartitioner(rng)
         self._key_cache: dict[tuple[str, bytes], int] = {}
         self.metadata: dict[str, tuple[PartitionMetadata, ...]] = {}

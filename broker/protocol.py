@@ -287,3 +287,15 @@ class GroupDescription:
 @dataclass(frozen=True, slots=True)
 class DescribeGroupsResponse:
     groups: tuple[GroupDescription, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InitProducerIdRequest:
+    transactional_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InitProducerIdResponse:
+    error: str = "NONE"
+    producer_id: int = -1
+    producer_epoch: int = -1

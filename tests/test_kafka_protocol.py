@@ -37,7 +37,7 @@ def test_metadata_names_every_broker_and_partition_leader(wire):
 
 def test_records_produced_with_acks_all_come_back_in_order_per_key(wire):
     cluster, bootstrap = wire
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "enable.idempotence": True})
     delivered = []
     for i in range(200):
         p.produce("orders", key=f"k{i % 10}".encode(), value=f"v{i}".encode(),
@@ -49,6 +49,11 @@ def test_records_produced_with_acks_all_come_back_in_order_per_key(wire):
                           ["Count"] for b in cluster.brokers.values()
                           if "kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=orders" in b.mbeans)
     assert messages_in >= 200            # the simulation's own meters moved
+    with cluster.sched.lock:             # idempotent: the batches carry the producer id the broker gave
+        pids = {b.producer_id for node in cluster.brokers.values()
+                for tp, part in node.replica_manager.partitions.items() if tp.topic == "orders" and part.is_leader
+                for b in part.log.read(0, 1 << 30)}
+    assert any(pid >= 0 for pid in pids)
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False})
     c.assign([TopicPartition("orders", i, 0) for i in range(3)])
     seen: dict[bytes, list[int]] = {}

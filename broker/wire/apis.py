@@ -21,16 +21,16 @@ from kio.static.primitive import TZAwareMicros, i8, i16, i32, i64
 
 from broker.log import Batch
 from broker.net import RequestFailed
-from broker.protocol import (FetchPartition, FetchRequest, FindCoordinatorRequest, ListOffsetsRequest,
-                             MetadataRequest, ProduceRequest)
+from broker.protocol import (FetchPartition, FetchRequest, FindCoordinatorRequest, InitProducerIdRequest,
+                             ListOffsetsRequest, MetadataRequest, ProduceRequest)
 from broker.structs import Record, TopicPartition
 from broker.wire.build import build
 
-API_VERSIONS, METADATA, PRODUCE, FETCH, LIST_OFFSETS, FIND_COORDINATOR = 18, 3, 0, 1, 2, 10
+API_VERSIONS, METADATA, PRODUCE, FETCH, LIST_OFFSETS, FIND_COORDINATOR, INIT_PRODUCER_ID = 18, 3, 0, 1, 2, 10, 22
 # api key -> (min, max) version
 SUPPORTED: dict[int, tuple[int, int]] = {
     PRODUCE: (3, 11), FETCH: (4, 12), LIST_OFFSETS: (1, 8), METADATA: (0, 12), FIND_COORDINATOR: (0, 4),
-    API_VERSIONS: (0, 4),
+    API_VERSIONS: (0, 4), INIT_PRODUCER_ID: (0, 4),
 }
 NO_RESPONSE = object()      # acks=0, or a broker that never answers (isolated): the client times out
 CLOSE = object()            # the broker died while the request was in flight: the connection resets
@@ -230,9 +230,16 @@ def _find_coordinator(conn: Any, request: Any, respond: Callable[[dict], Any]) -
     return respond({k: v for k, v in found[0].items() if k != "key"})
 
 
+def _init_producer_id(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    r = conn.call(InitProducerIdRequest(request.transactional_id), 30_000.0)
+    if isinstance(r, RequestFailed):
+        return _failed(r)
+    return respond({"error_code": r.error, "producer_id": r.producer_id, "producer_epoch": r.producer_epoch})
+
+
 HANDLERS: dict[int, Callable[[Any, Any, Callable[[dict], Any]], Any]] = {
     API_VERSIONS: _api_versions, METADATA: _metadata, PRODUCE: _produce, LIST_OFFSETS: _list_offsets,
-    FETCH: _fetch, FIND_COORDINATOR: _find_coordinator,
+    FETCH: _fetch, FIND_COORDINATOR: _find_coordinator, INIT_PRODUCER_ID: _init_producer_id,
 }
 
 
