@@ -70,6 +70,26 @@ def test_records_produced_with_acks_all_come_back_in_order_per_key(wire):
         assert values == sorted(values), key            # one key, one partition, in order
 
 
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_batches_are_read_as_the_client_wrote_them(wire, codec):
+    cluster, bootstrap = wire
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "compression.type": codec, "linger.ms": 20})
+    values = [f"{codec}-{i}-".encode() * 20 for i in range(50)]
+    for v in values:
+        p.produce("orders", value=v, partition=1)
+    assert p.flush(30) == 0
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"z-{codec}", "enable.auto.commit": False})
+    c.assign([TopicPartition("orders", 1, 0)])
+    got: list[bytes] = []
+    try:
+        assert wait(lambda: got.extend(m.value() for m in c.consume(500, 1.0)
+                                       if m.error() is None and m.value() and m.value().startswith(codec.encode()))
+                    or len(got) >= 50, 60)
+    finally:
+        c.close()
+    assert got == values
+
+
 def test_a_dead_broker_refuses_connections(wire):
     cluster, bootstrap = wire
     with cluster.sched.lock:

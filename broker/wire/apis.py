@@ -25,6 +25,7 @@ from broker.protocol import (FetchPartition, FetchRequest, FindCoordinatorReques
                              ListOffsetsRequest, MetadataRequest, ProduceRequest)
 from broker.structs import Record, TopicPartition
 from broker.wire.build import build
+from broker.wire.compression import uncompressed
 
 API_VERSIONS, METADATA, PRODUCE, FETCH, LIST_OFFSETS, FIND_COORDINATOR, INIT_PRODUCER_ID = 18, 3, 0, 1, 2, 10, 22
 # api key -> (min, max) version
@@ -108,9 +109,11 @@ def _to_batches(records: bytes | None, wall_base_ms: float) -> tuple[list[Batch]
     out: list[Batch] = []
     data, offset = memoryview(records or b""), 0
     while offset < len(data):
-        batch, size = read_batch(data, offset)
-        if int(batch.attributes) & 0x07:
+        try:
+            plain, size = uncompressed(data, offset)
+        except ValueError:
             return [], "UNSUPPORTED_COMPRESSION_TYPE"
+        batch, _ = read_batch(memoryview(plain), 0)
         recs = tuple(Record(r.key, r.value, r.timestamp.timestamp() * 1000.0 - wall_base_ms) for r in batch.records)
         out.append(Batch(-1, len(recs), -1, size, 0.0, int(batch.producer_id), int(batch.base_sequence), recs))
         offset += size

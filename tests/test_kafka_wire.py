@@ -1,0 +1,68 @@
+"""The Kafka wire format pieces the embedded brokers use, without a cluster: compressed batches and the
+consumer protocol's subscription and assignment."""
+import datetime
+import io
+import struct
+
+import cramjam
+import pytest
+from crc32c import crc32c
+from kio.records.readers import read_batch
+from kio.records.schema import NewRecordBatch, Record
+from kio.records.writers import write_new_batch
+from kio.static.primitive import TZAwareMicros, i8, i16, i32, i64
+
+from broker.structs import TopicPartition
+from broker.wire import groups
+from broker.wire.compression import HEADER, XERIAL, uncompressed
+
+
+def plain_batch() -> bytes:
+    now = TZAwareMicros.parse(datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc))
+    records = tuple(Record(attributes=i8(0), timestamp=now, offset=i64(i), key=b"k", value=f"value-{i}".encode() * 5,
+                           headers=()) for i in range(10))
+    out = io.BytesIO()
+    write_new_batch(out, NewRecordBatch(producer_id=i64(7), producer_epoch=i16(0), base_sequence=i32(0),
+                                        records=records, attributes=i16(0)))
+    return out.getvalue()
+
+
+def compress(batch: bytes, codec: int, packed: bytes) -> bytes:
+    """The batch with its records section replaced by `packed` and the codec bits set, as a client sends it."""
+    body = bytearray(batch[21:HEADER] + packed)
+    struct.pack_into(">h", body, 0, codec)
+    head = bytearray(batch[:21])
+    struct.pack_into(">i", head, 8, 9 + len(body))
+    struct.pack_into(">I", head, 17, crc32c(bytes(body)))
+    return bytes(head + body)
+
+
+def xerial(raw: bytes) -> bytes:
+    block = bytes(cramjam.snappy.compress_raw(raw))
+    return XERIAL + struct.pack(">ii", 1, 1) + struct.pack(">i", len(block)) + block
+
+
+@pytest.mark.parametrize("codec, pack", [
+    (1, lambda r: bytes(cramjam.gzip.compress(r))), (2, lambda r: bytes(cramjam.snappy.compress_raw(r))),
+    (2, xerial), (3, lambda r: bytes(cramjam.lz4.compress(r))), (4, lambda r: bytes(cramjam.zstd.compress(r)))])
+def test_a_compressed_batch_reads_as_its_uncompressed_records(codec, pack):
+    plain = plain_batch()
+    sent = compress(plain, codec, pack(plain[HEADER:]))
+    assert len(sent) < len(plain)
+    again, size = uncompressed(memoryview(sent + b"next batch"), 0)
+    assert size == len(sent) and again == plain
+    assert [r.value for r in read_batch(memoryview(again), 0)[0].records] == \
+        [f"value-{i}".encode() * 5 for i in range(10)]
+
+
+def test_an_unknown_codec_is_refused():
+    plain = plain_batch()
+    with pytest.raises(ValueError, match="compression codec 5"):
+        uncompressed(memoryview(compress(plain, 5, plain[HEADER:])), 0)
+
+
+def test_subscription_and_assignment_carry_topics_and_partitions():
+    assert groups.subscription_topics(groups.subscription(("orders", "billing"))) == ("orders", "billing")
+    parts = (TopicPartition("orders", 2), TopicPartition("billing", 0), TopicPartition("orders", 0))
+    assert sorted(groups.assignment_partitions(groups.assignment(parts))) == sorted(parts)
+    assert groups.assignment_partitions(b"") == ()
