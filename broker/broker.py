@@ -14,13 +14,15 @@ from broker.log_manager import BrokerDisk, LogManager
 from broker.mbeans.yammer import INT, STRING
 from broker.metadata import MetadataImage
 from broker.metadata_publisher import MetadataPublisher
-from broker.net import Network
+from broker.net import Network, RequestFailed
 from broker.partition import Partition
 from broker.producer import next_producer_id
 from broker.protocol import (
     AlterPartitionRequest,
     BrokerHeartbeatRequest,
     BrokerRegistrationRequest,
+    CreateTopicsRequest,
+    CreateTopicsResponse,
     FetchRequest,
     InitProducerIdRequest,
     InitProducerIdResponse,
@@ -76,6 +78,7 @@ class BrokerNode(ServerNode):
         self.serve(MetadataRequest, "Metadata", self._on_metadata)
         self.serve(ListOffsetsRequest, "ListOffsets", lambda *a: self.replica_manager.on_list_offsets(*a))
         self.serve(InitProducerIdRequest, "InitProducerId", self._on_init_producer_id)
+        self.serve(CreateTopicsRequest, "CreateTopics", self._forward_to_controller)
         GroupCoordinator.serve_on(self, lambda: self.coordinator)
 
     def channel_of(self, request: Any, dst: str) -> tuple[str, dict[str, str]] | None:
@@ -84,6 +87,8 @@ class BrokerNode(ServerNode):
             return "heartbeat-metrics", own
         if isinstance(request, AlterPartitionRequest):
             return "alter-partition-metrics", own
+        if isinstance(request, CreateTopicsRequest):
+            return "forwarding-metrics", own          # forwarded and auto-created topics
         if isinstance(request, FetchRequest):
             # one replica fetcher thread (num.replica.fetchers=1) per leader
             return "replica-fetcher-metrics", {"broker-id": str(self._broker_ids.get(dst, -1)), "fetcher-id": "0"}
@@ -170,6 +175,17 @@ class BrokerNode(ServerNode):
         return self.broker_names[broker_id]
 
     # -- Metadata API ------------------------------------------------------------------------------------------------
+    def _forward_to_controller(self, src: str, req: Any, reply: Callable) -> None:
+        """ForwardingManager: a broker passes the admin requests only the controller answers to the
+        active controller it knows, and the answer back."""
+        target = self.controller_name()
+        if target is None:
+            reply(CreateTopicsResponse("NOT_CONTROLLER"))
+            return
+        self.request(target, req, lambda r: reply(r if not isinstance(r, RequestFailed)
+                                                  else CreateTopicsResponse("REQUEST_TIMED_OUT")),
+                     self.cfg["request.timeout.ms"])
+
     def _on_init_producer_id(self, src: str, req: InitProducerIdRequest, reply: Callable) -> None:
         """An idempotent producer's id (Kafka's ProducerIdManager hands out blocks from the controller;
         one counter stands for it). Transactions are not simulated."""

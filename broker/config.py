@@ -83,6 +83,8 @@ def check(key: str, value: Any, where: str = "config") -> Any:
             raise KafkaConfigError(f"{where}: {key} must be true or false, got {value!r}")
         return value
     if kind is int:
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)          # as Kafka's configs arrive on the wire (CreateTopics, AlterConfigs)
         if isinstance(value, bool) or not isinstance(value, int):
             raise KafkaConfigError(f"{where}: {key} must be an integer, got {value!r}")
         if value < 0:

@@ -222,3 +222,22 @@ def test_a_group_of_real_consumers_shares_the_partitions_commits_and_rebalances(
         assert wait(lambda: (drain([first]), owned(first) == {0, 1, 2})[1], 60)
     finally:
         first.close()
+
+
+def test_the_admin_client_creates_topics_through_the_controller(wire):
+    from confluent_kafka.admin import NewTopic
+    cluster, bootstrap = wire
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    [made] = admin.create_topics([NewTopic("made", 4, 3, config={"min.insync.replicas": "2"})]).values()
+    made.result(timeout=30)
+    assert wait(lambda: len(admin.list_topics(timeout=10).topics.get("made").partitions) == 4
+                if "made" in admin.list_topics(timeout=10).topics else False, 30)
+    with cluster.sched.lock:
+        assert cluster.active_controller().image.topics["made"].configs.get("min.insync.replicas") == 2
+    for topic, error in ((NewTopic("made", 1, 1), "TOPIC_ALREADY_EXISTS"),
+                         (NewTopic("wide", 1, 5), "INVALID_REPLICATION_FACTOR"),
+                         (NewTopic("bad", 1, 1, config={"min.insync.replicas": "many"}), "INVALID_CONFIG")):
+        [future] = admin.create_topics([topic]).values()
+        with pytest.raises(KafkaException) as e:
+            future.result(timeout=30)
+        assert e.value.args[0].name() == error

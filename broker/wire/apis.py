@@ -21,17 +21,19 @@ from kio.static.primitive import TZAwareMicros, i8, i16, i32, i64
 
 from broker.log import Batch
 from broker.net import RequestFailed
-from broker.protocol import (FetchPartition, FetchRequest, FindCoordinatorRequest, InitProducerIdRequest,
-                             ListOffsetsRequest, MetadataRequest, ProduceRequest)
+from broker.config import KafkaConfigError
+from broker.protocol import (CreateTopicsRequest, FetchPartition, FetchRequest, FindCoordinatorRequest,
+                             InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest)
 from broker.structs import Record, TopicPartition
 from broker.wire.build import build
 from broker.wire.compression import uncompressed
 
 API_VERSIONS, METADATA, PRODUCE, FETCH, LIST_OFFSETS, FIND_COORDINATOR, INIT_PRODUCER_ID = 18, 3, 0, 1, 2, 10, 22
+CREATE_TOPICS = 19
 # api key -> (min, max) version
 SUPPORTED: dict[int, tuple[int, int]] = {
     PRODUCE: (3, 11), FETCH: (4, 12), LIST_OFFSETS: (1, 8), METADATA: (0, 12), FIND_COORDINATOR: (0, 4),
-    API_VERSIONS: (0, 4), INIT_PRODUCER_ID: (0, 4),
+    API_VERSIONS: (0, 4), INIT_PRODUCER_ID: (0, 4), CREATE_TOPICS: (2, 7),
 }
 NO_RESPONSE = object()      # acks=0, or a broker that never answers (isolated): the client times out
 CLOSE = object()            # the broker died while the request was in flight: the connection resets
@@ -240,9 +242,42 @@ def _init_producer_id(conn: Any, request: Any, respond: Callable[[dict], Any]) -
     return respond({"error_code": r.error, "producer_id": r.producer_id, "producer_epoch": r.producer_epoch})
 
 
+def _create_topics(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    """Forwarded by the broker to the active controller, as Kafka's ForwardingManager does. Topic
+    configs are checked as the scenario's are; explicit replica assignments are not simulated."""
+    cfg, results, calls = conn.node.cfg, [], []
+    for t in request.topics:
+        partitions = int(t.num_partitions) if int(t.num_partitions) != -1 else cfg["num.partitions"]
+        rf = int(t.replication_factor) if int(t.replication_factor) != -1 else cfg["default.replication.factor"]
+        entry = {"name": t.name, "topic_id": topic_id(conn.cluster.cluster_id, t.name), "error_message": None,
+                 "num_partitions": partitions, "replication_factor": rf, "configs": None}
+        try:
+            configs = cfg.with_overrides({c.name: c.value for c in t.configs}, f"topic {t.name!r}")
+            topic_configs = tuple(sorted((c.name, configs[c.name]) for c in t.configs))
+        except KafkaConfigError as e:
+            results.append({**entry, "error_code": "INVALID_CONFIG", "error_message": str(e)})
+            continue
+        if request.__version__ >= 1 and request.validate_only or t.assignments:
+            results.append({**entry, "error_code": "INVALID_REQUEST",
+                            "error_message": "validate_only and replica assignments are not simulated"})
+            continue
+        calls.append((CreateTopicsRequest(t.name, partitions, rf, topic_configs), None))
+        results.append(entry)
+    answers = iter(conn.gather(calls, request.timeout.total_seconds() * 1000.0 + 5_000.0))
+    for entry in results:
+        if "error_code" in entry:
+            continue
+        r = next(answers)
+        if isinstance(r, RequestFailed):
+            return _failed(r)
+        entry.update(error_code=r.error, error_message=r.message or None)
+    return respond({"topics": results})
+
+
 HANDLERS: dict[int, Callable[[Any, Any, Callable[[dict], Any]], Any]] = {
     API_VERSIONS: _api_versions, METADATA: _metadata, PRODUCE: _produce, LIST_OFFSETS: _list_offsets,
     FETCH: _fetch, FIND_COORDINATOR: _find_coordinator, INIT_PRODUCER_ID: _init_producer_id,
+    CREATE_TOPICS: _create_topics,
 }
 
 
