@@ -7,7 +7,7 @@ from confluent_kafka.admin import AdminClient
 from broker.structs import TopicPartition as SimTP
 from broker.wire.listener import start_listeners
 from conftest import wait, wall_clock_cluster
-from jvm_support import free_port_block
+from jvm_support import free_port_block, require_real_kafka
 
 pytestmark = pytest.mark.slow
 FAST = {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000, "offsets.topic.replication.factor": 3,
@@ -241,3 +241,38 @@ def test_the_admin_client_creates_topics_through_the_controller(wire):
         with pytest.raises(KafkaException) as e:
             future.result(timeout=30)
         assert e.value.args[0].name() == error
+
+
+def kafka_tool(main_class: str, *args: str, stdin: str | None = None) -> str:
+    """One of Kafka's own command-line tools (the 4.1 jars of realkafka/pom.xml), as kafka-*.sh runs it."""
+    import subprocess
+    from realkafka.install import classpath
+    run = subprocess.run(["java", "-Xmx256m", "-cp", classpath("4.1"), main_class, *args], input=stdin,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout
+
+
+def test_kafkas_own_tools_produce_consume_and_describe_the_groups_lag(wire):
+    require_real_kafka("4.1")
+    cluster, bootstrap = wire
+    kafka_tool("org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", bootstrap, "--topic", "orders",
+               "--property", "parse.key=true", "--property", "key.separator=:",
+               stdin="".join(f"cli{i}:from-the-cli-{i}\n" for i in range(10)))
+    out = kafka_tool("org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", bootstrap,
+                     "--topic", "orders", "--from-beginning", "--group", "cli", "--timeout-ms", "20000",
+                     "--consumer-property", "auto.commit.interval.ms=100")
+    assert sum(1 for line in out.splitlines() if line.startswith("from-the-cli-")) == 10
+    # what the group committed and the partitions' ends, as Kafka's tool and our client see them
+    described = kafka_tool("org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", "--bootstrap-server",
+                           bootstrap, "--describe", "--group", "cli")
+    rows = [line.split() for line in described.splitlines() if line.startswith("cli ")]
+    lag = {int(r[2]): (int(r[3]), int(r[4]), int(r[5])) for r in rows}      # current, log end, lag
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "cli"})
+    try:
+        committed = {tp.partition: tp.offset for tp in c.committed([TopicPartition("orders", i) for i in range(3)],
+                                                                   timeout=10)}
+        ends = {i: c.get_watermark_offsets(TopicPartition("orders", i), timeout=10)[1] for i in range(3)}
+    finally:
+        c.close()
+    assert lag == {i: (committed[i], ends[i], ends[i] - committed[i]) for i in range(3)}
