@@ -20,6 +20,7 @@ from exporter.rulesets import builtin_rules
 from exporter.trapper import TrapperSink
 from kafka_jmx.control import ControlServer
 from kafka_jmx.embedded import ClusterThread, embedded_targets
+from broker.wire.listener import bootstrap_servers, start_listeners
 from kafka_jmx.endpoints import start_publisher
 
 KC = "kafka.controller:type=KafkaController,name="
@@ -89,7 +90,7 @@ def render(sim: Simulation, sink: TrapperSink | None = None) -> Group:
 
 def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | None = None,
              metrics_listen: str | None = "127.0.0.1:9404", control_listen: str | None = "127.0.0.1:9399",
-             cluster_name: str = "demo", zabbix: DemoZabbix | None = None) -> int:
+             cluster_name: str = "demo", zabbix: DemoZabbix | None = None, kafka_base_port: int | None = None) -> int:
     scenario = load_scenario_file(scenario_path) if scenario_path else load_scenario(bundled_scenario("demo.yaml"), "demo.yaml")
     sim = Simulation(scenario, WallClock())
     stop = threading.Event()
@@ -111,6 +112,14 @@ def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | N
                           f"provision --transport trapper --cluster {cluster_name} ... (or pass --zabbix-url)")
         sink = TrapperSink(zabbix.server, zabbix.port, load_catalog(), cluster_name, zabbix.host_name)
     publisher = start_publisher(sim, jmx, console.file)
+    listeners = []
+    if kafka_base_port is not None:
+        try:
+            listeners = start_listeners(sim.cluster, kafka_base_port)
+            console.print(f"Kafka protocol: bootstrap.servers={bootstrap_servers(listeners)}")
+        except OSError as e:
+            console.print(f"[yellow]Kafka protocol: cannot listen from 127.0.0.1:{kafka_base_port} ({e}); "
+                          "choose other ports with --kafka-base-port[/yellow]")
     exporter = None
     if metrics_listen or sink is not None:
         host, _, port = (metrics_listen or "127.0.0.1:0").rpartition(":")
@@ -145,6 +154,8 @@ def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | N
             control.stop()
         if publisher is not None:
             publisher.stop()
+        for listener in listeners:
+            listener.stop()
     if worker.error is not None:
         console.print(f"[red]kafka-jmx demo: the cluster stopped: {type(worker.error).__name__}: {worker.error}[/red]")
         return 1

@@ -40,9 +40,10 @@ def test_wall_clock_cluster_elects_and_registers_in_real_time():
 @pytest.mark.slow
 def test_demo_command_runs_prints_jmx_urls_and_stops():
     require_jdk()
-    base = free_port_block(10)
+    base = free_port_block(15)
     out = subprocess.run([sys.executable, "-m", "kafka_jmx", "demo", "--duration", "4s", "--jmx-base-port", str(base),
-                          "--metrics-listen", f"127.0.0.1:{base + 8}", "--control-listen", f"127.0.0.1:{base + 9}"],
+                          "--metrics-listen", f"127.0.0.1:{base + 8}", "--control-listen", f"127.0.0.1:{base + 9}",
+                          "--kafka-base-port", str(base + 10)],
                          capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
     assert out.returncode == 0, out.stderr
     assert "Kafka 4.x embedded cluster" in out.stdout
@@ -50,6 +51,8 @@ def test_demo_command_runs_prints_jmx_urls_and_stops():
     assert f"broker-5         service:jmx:rmi:///jndi/rmi://127.0.0.1:{base + 7}/jmxrmi" in out.stdout
     assert "│ broker-5" in out.stdout
     assert f"Prometheus metrics: http://127.0.0.1:{base + 8}/metrics" in out.stdout
+    assert "Kafka protocol: bootstrap.servers=" + ",".join(f"127.0.0.1:{base + 10 + i}" for i in range(5)) \
+        in out.stdout.replace("\n", "")
 
 
 @pytest.mark.slow

@@ -135,6 +135,20 @@ def test_every_catalog_item_resolves_on_its_role(kafka):
         offered[name] = {(on, attr) for on, attr, _ in source.describe()}
     missing, unexpected = [], []
     for m in catalog.metrics:
+        if m.discovers or m.lld == "attribute":
+            # discovered where Kafka has them: each broker's registration on the controllers that saw it
+            # register, the heartbeat ages and the KIP-853 counts on the active controller only
+            role_nodes = [n for n, node in kafka.nodes.items() if m.on(node.role)]
+            holders = [n for n in role_nodes if any(
+                attr == m.attribute and (on.startswith(m.base + f",{m.discovers}=") if m.discovers
+                                         else _offers({(on, attr)}, m.mbean, m.attribute))
+                for on, attr in offered[n])]
+            if not holders:
+                missing.append(f"{m.id}: on no {m.role}")
+            elif m.lld == "attribute" or m.id == "broker_heartbeat_age":
+                if len(holders) != 1:
+                    unexpected.append(f"{m.id} on {holders} (the active controller only)")
+            continue
         # a topic item is the all-topics bean and, by discovery, the bean of each topic
         beans = [m.mbean] + ([f"{m.mbean},topic=catalog-check"] if m.lld == "topic" else [])
         for name, node in kafka.nodes.items():

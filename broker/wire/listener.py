@@ -195,8 +195,13 @@ def start_listeners(cluster: Cluster, base_port: int) -> list[KafkaListener]:
     brokers = sorted(cluster.brokers.values(), key=lambda b: b.node_id)
     addresses = {b.node_id: ("127.0.0.1", base_port + i) for i, b in enumerate(brokers)}
     listeners = [KafkaListener(cluster, b.name, addresses[b.node_id][1], addresses) for b in brokers]
-    for listener in listeners:
-        listener.start()
+    try:
+        for listener in listeners:
+            listener.start()
+    except OSError:
+        for listener in listeners:
+            listener.stop()
+        raise
     return listeners
 
 

@@ -19,6 +19,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                       help="where `kafka-jmx fault` reaches the demo (default 127.0.0.1:9399)")
     demo.add_argument("--metrics-listen", default="127.0.0.1:9404", metavar="HOST:PORT",
                       help="serve the exporter's Prometheus metrics for the demo cluster here (default 127.0.0.1:9404)")
+    demo.add_argument("--kafka-base-port", type=int, default=9092, metavar="PORT",
+                      help="the brokers' Kafka protocol on 127.0.0.1:PORT, PORT+1, ... (default 9092)")
     demo.add_argument("--cluster", default="demo",
                       help="the cluster's name: its Prometheus label and the prefix of its Zabbix hosts (default demo)")
     demo.add_argument("--zabbix-server", metavar="HOST[:PORT]",
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         zabbix = DemoZabbix(*server, api[0], args.zabbix_user, api[1])
     try:
         return run_demo(args.scenario, args.duration, jmx_settings(args), args.metrics_listen, args.control_listen,
-                        args.cluster, zabbix)
+                        args.cluster, zabbix, args.kafka_base_port)
     except ProvisionError as e:
         print(f"kafka-jmx: {e}", file=sys.stderr)
         return 1
