@@ -26,6 +26,7 @@ from broker.protocol import (CreateTopicsRequest, FetchPartition, FetchRequest, 
                              InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest)
 from broker.structs import Record, TopicPartition
 from broker.wire.build import build
+from broker.wire.replies import NO_RESPONSE, failed
 from broker.wire.compression import uncompressed
 
 API_VERSIONS, METADATA, PRODUCE, FETCH, LIST_OFFSETS, FIND_COORDINATOR, INIT_PRODUCER_ID = 18, 3, 0, 1, 2, 10, 22
@@ -35,8 +36,6 @@ SUPPORTED: dict[int, tuple[int, int]] = {
     PRODUCE: (3, 11), FETCH: (4, 12), LIST_OFFSETS: (1, 8), METADATA: (0, 12), FIND_COORDINATOR: (0, 4),
     API_VERSIONS: (0, 4), INIT_PRODUCER_ID: (0, 4), CREATE_TOPICS: (2, 7),
 }
-NO_RESPONSE = object()      # acks=0, or a broker that never answers (isolated): the client times out
-CLOSE = object()            # the broker died while the request was in flight: the connection resets
 INTERNAL_TOPICS = {"__consumer_offsets", "__transaction_state", "__share_group_state"}
 NAMESPACE = uuid.UUID("6f6b0b52-4a2f-4f1e-9a59-2a1ab1c2d3e4")
 
@@ -62,11 +61,6 @@ def handle(conn: Any, header: Any, request: Any) -> Any:
     return HANDLERS[api_key](conn, request, lambda values: build(schema, {"throttle_time": 0, **values}))
 
 
-def _failed(response: Any) -> Any:
-    """A request the simulation could not deliver: a dead broker resets, a cut-off one stays silent."""
-    return CLOSE if response.reason == "refused" else NO_RESPONSE
-
-
 def _api_versions(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     return respond({"error_code": "NONE", "api_keys": _api_keys()})
 
@@ -85,7 +79,7 @@ def _metadata(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     auto = bool(getattr(request, "allow_auto_topic_creation", True))
     response = conn.call(MetadataRequest(names, auto), 30_000.0)
     if isinstance(response, RequestFailed):
-        return _failed(response)
+        return failed(response)
     addresses = conn.addresses()
     brokers = [{"node_id": b, "host": addresses[b][0], "port": addresses[b][1]}
                for b in sorted(response.brokers) if b in addresses]
@@ -140,7 +134,7 @@ def _produce(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
         return NO_RESPONSE
     response = conn.call(internal, timeout_ms + 1_000.0)
     if isinstance(response, RequestFailed):
-        return _failed(response)
+        return failed(response)
     results: dict[str, list[dict]] = {}
     for tp, r in response.results.items():
         results.setdefault(tp.topic, []).append({"index": tp.partition, "error_code": r.error, "base_offset": r.base_offset,
@@ -166,7 +160,7 @@ def _list_offsets(conn: Any, request: Any, respond: Callable[[dict], Any]) -> An
         else:
             r = next(answers)
             if isinstance(r, RequestFailed):
-                return _failed(r)
+                return failed(r)
             entry.update(error_code=r.error, offset=r.offset)
             entry["old_style_offsets"] = (r.offset,)
         topics.setdefault(t, []).append(entry)
@@ -205,7 +199,7 @@ def _fetch(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     max_wait_ms = request.max_wait.total_seconds() * 1000.0
     response = conn.call(FetchRequest(-1, partitions, max_wait_ms, int(request.max_bytes)), max_wait_ms + 30_000.0)
     if isinstance(response, RequestFailed):
-        return _failed(response)
+        return failed(response)
     wall_base = conn.node.wall_base_ms
     topics: dict[str, list[dict]] = {}
     for tp in partitions:
@@ -226,7 +220,7 @@ def _find_coordinator(conn: Any, request: Any, respond: Callable[[dict], Any]) -
     for key in keys:
         r = conn.call(FindCoordinatorRequest(key), 30_000.0)
         if isinstance(r, RequestFailed):
-            return _failed(r)
+            return failed(r)
         host, port = addresses.get(r.node_id, ("", -1))
         found.append({"key": key, "node_id": r.node_id, "host": host, "port": port, "error_code": r.error,
                       "error_message": None})
@@ -238,7 +232,7 @@ def _find_coordinator(conn: Any, request: Any, respond: Callable[[dict], Any]) -
 def _init_producer_id(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     r = conn.call(InitProducerIdRequest(request.transactional_id), 30_000.0)
     if isinstance(r, RequestFailed):
-        return _failed(r)
+        return failed(r)
     return respond({"error_code": r.error, "producer_id": r.producer_id, "producer_epoch": r.producer_epoch})
 
 
@@ -269,7 +263,7 @@ def _create_topics(conn: Any, request: Any, respond: Callable[[dict], Any]) -> A
             continue
         r = next(answers)
         if isinstance(r, RequestFailed):
-            return _failed(r)
+            return failed(r)
         entry.update(error_code=r.error, error_message=r.message or None)
     return respond({"topics": results})
 

@@ -20,6 +20,7 @@ from broker.net import RequestFailed
 from broker.protocol import (DescribeGroupsRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
                              ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest)
 from broker.structs import TopicPartition
+from broker.wire.replies import failed
 
 JOIN_GROUP, SYNC_GROUP, HEARTBEAT, LEAVE_GROUP = 11, 14, 12, 13
 OFFSET_COMMIT, OFFSET_FETCH, LIST_GROUPS, DESCRIBE_GROUPS = 8, 9, 16, 15
@@ -69,11 +70,6 @@ def assignment(partitions: tuple[TopicPartition, ...]) -> bytes:
     return _write("consumer_protocol_assignment", build)
 
 
-def _failed(response: RequestFailed) -> Any:
-    from broker.wire.apis import CLOSE, NO_RESPONSE
-    return CLOSE if response.reason == "refused" else NO_RESPONSE
-
-
 def _join(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     protocols = tuple(p.name for p in request.protocols)
     topics = subscription_topics(request.protocols[0].metadata) if request.protocols else ()
@@ -82,7 +78,7 @@ def _join(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
                                 int(request.session_timeout.total_seconds() * 1000), int(rebalance_ms), protocols, topics)
     r = conn.call(internal, rebalance_ms + 30_000.0)
     if isinstance(r, RequestFailed):
-        return _failed(r)
+        return failed(r)
     return respond({"error_code": r.error, "generation_id": r.generation, "protocol_type": "consumer",
                     "protocol_name": r.protocol or None, "leader": r.leader, "member_id": r.member_id,
                     "members": [{"member_id": m, "group_instance_id": None, "metadata": subscription(ts)}
@@ -94,7 +90,7 @@ def _sync(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     r = conn.call(SyncGroupRequest(request.group_id, request.member_id, int(request.generation_id), assignments),
                   330_000.0)
     if isinstance(r, RequestFailed):
-        return _failed(r)
+        return failed(r)
     return respond({"error_code": r.error, "protocol_type": "consumer",
                     "protocol_name": getattr(request, "protocol_name", None), "assignment": assignment(r.assignment)})
 
@@ -102,7 +98,7 @@ def _sync(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
 def _heartbeat(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     r = conn.call(HeartbeatRequest(request.group_id, request.member_id, int(request.generation_id)), 30_000.0)
     if isinstance(r, RequestFailed):
-        return _failed(r)
+        return failed(r)
     return respond({"error_code": r.error})
 
 
@@ -111,7 +107,7 @@ def _leave(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     answers = conn.gather([(LeaveGroupRequest(request.group_id, m), None) for m in members], 30_000.0)
     for r in answers:
         if isinstance(r, RequestFailed):
-            return _failed(r)
+            return failed(r)
     error = next((r.error for r in answers if r.error != "NONE"), "NONE")
     return respond({"error_code": error if not hasattr(request, "members") else "NONE",
                     "members": [{"member_id": m, "group_instance_id": None, "error_code": r.error}
@@ -124,7 +120,7 @@ def _offset_commit(conn: Any, request: Any, respond: Callable[[dict], Any]) -> A
     generation = int(getattr(request, "generation_id_or_member_epoch", getattr(request, "generation_id", -1)))
     r = conn.call(OffsetCommitRequest(request.group_id, request.member_id, generation, offsets), 30_000.0)
     if isinstance(r, RequestFailed):
-        return _failed(r)
+        return failed(r)
     by_topic: dict[str, list[dict]] = {}
     for tp, _ in offsets:
         by_topic.setdefault(tp.topic, []).append({"partition_index": tp.partition, "error_code": r.error})
@@ -136,7 +132,7 @@ def _offset_fetch(conn: Any, request: Any, respond: Callable[[dict], Any]) -> An
         TopicPartition(t.name, int(p)) for t in request.topics for p in t.partition_indexes)
     r = conn.call(OffsetFetchRequest(request.group_id, partitions), 30_000.0)
     if isinstance(r, RequestFailed):
-        return _failed(r)
+        return failed(r)
     by_topic: dict[str, list[dict]] = {}
     for tp, offset in sorted(r.offsets.items()):
         by_topic.setdefault(tp.topic, []).append({"partition_index": tp.partition, "committed_offset": offset,
@@ -147,7 +143,7 @@ def _offset_fetch(conn: Any, request: Any, respond: Callable[[dict], Any]) -> An
 def _list_groups(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     r = conn.call(ListGroupsRequest(tuple(getattr(request, "states_filter", ()) or ())), 30_000.0)
     if isinstance(r, RequestFailed):
-        return _failed(r)
+        return failed(r)
     return respond({"error_code": r.error, "groups": [{"group_id": g.group_id, "protocol_type": g.protocol_type,
                                                        "group_state": g.state} for g in r.groups]})
 
@@ -155,7 +151,7 @@ def _list_groups(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any
 def _describe_groups(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     r = conn.call(DescribeGroupsRequest(tuple(request.groups)), 30_000.0)
     if isinstance(r, RequestFailed):
-        return _failed(r)
+        return failed(r)
     return respond({"groups": [{
         "error_code": g.error, "group_id": g.group_id, "group_state": g.state, "protocol_type": g.protocol_type,
         "protocol_data": g.protocol, "members": [{

@@ -17,6 +17,7 @@ from broker.net import RequestFailed
 from broker.node import Node
 from broker.wire import apis
 from broker.wire.codec import WireError, decode_request, encode_response, peek_api, read_frame
+from broker.wire.replies import CLOSE, NO_RESPONSE
 
 log = logging.getLogger("kafka_jmx.wire")
 
@@ -109,9 +110,9 @@ class Connection:
             return True
         header, request = decode_request(frame)
         response = apis.handle(self, header, request)
-        if response is apis.NO_RESPONSE:
+        if response is NO_RESPONSE:
             return True
-        if response is apis.CLOSE:
+        if response is CLOSE:
             return False
         self.sock.sendall(encode_response(api_key, version, correlation_id, response))
         return True
