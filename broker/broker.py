@@ -23,6 +23,8 @@ from broker.protocol import (
     BrokerRegistrationRequest,
     CreateTopicsRequest,
     CreateTopicsResponse,
+    DescribeClusterRequest,
+    DescribeClusterResponse,
     FetchRequest,
     InitProducerIdRequest,
     InitProducerIdResponse,
@@ -79,6 +81,7 @@ class BrokerNode(ServerNode):
         self.serve(ListOffsetsRequest, "ListOffsets", lambda *a: self.replica_manager.on_list_offsets(*a))
         self.serve(InitProducerIdRequest, "InitProducerId", self._on_init_producer_id)
         self.serve(CreateTopicsRequest, "CreateTopics", self._forward_to_controller)
+        self.serve(DescribeClusterRequest, "DescribeCluster", self._on_describe_cluster)
         GroupCoordinator.serve_on(self, lambda: self.coordinator)
 
     def channel_of(self, request: Any, dst: str) -> tuple[str, dict[str, str]] | None:
@@ -175,6 +178,10 @@ class BrokerNode(ServerNode):
         return self.broker_names[broker_id]
 
     # -- Metadata API ------------------------------------------------------------------------------------------------
+    def _on_describe_cluster(self, src: str, req: DescribeClusterRequest, reply: Callable) -> None:
+        live = {b: self.broker_names[b] for b, r in self.image.brokers.items() if not r.fenced}
+        reply(DescribeClusterResponse(live, min(live, default=-1)))
+
     def _forward_to_controller(self, src: str, req: Any, reply: Callable) -> None:
         """ForwardingManager: a broker passes the admin requests only the controller answers to the
         active controller it knows, and the answer back."""

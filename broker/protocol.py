@@ -299,3 +299,15 @@ class InitProducerIdResponse:
     error: str = "NONE"
     producer_id: int = -1
     producer_epoch: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class DescribeClusterRequest:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DescribeClusterResponse:
+    brokers: dict[int, str]                      # the live (unfenced) brokers: node id -> name
+    controller_id: int                           # what a KRaft broker names: a live broker
+    error: str = "NONE"

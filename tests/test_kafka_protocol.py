@@ -224,6 +224,15 @@ def test_a_group_of_real_consumers_shares_the_partitions_commits_and_rebalances(
         first.close()
 
 
+def test_the_admin_client_describes_the_cluster(wire):
+    cluster, bootstrap = wire
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    described = admin.describe_cluster().result(timeout=10)
+    assert described.cluster_id == cluster.cluster_id
+    assert sorted(n.id for n in described.nodes) == [1, 2, 3]
+    assert {n.port for n in described.nodes} == {int(b.split(":")[1]) for b in bootstrap.split(",")}
+
+
 def test_the_admin_client_creates_topics_through_the_controller(wire):
     from confluent_kafka.admin import NewTopic
     cluster, bootstrap = wire

@@ -22,7 +22,7 @@ from kio.static.primitive import TZAwareMicros, i8, i16, i32, i64
 from broker.log import Batch
 from broker.net import RequestFailed
 from broker.config import KafkaConfigError
-from broker.protocol import (CreateTopicsRequest, FetchPartition, FetchRequest, FindCoordinatorRequest,
+from broker.protocol import (CreateTopicsRequest, DescribeClusterRequest, FetchPartition, FetchRequest, FindCoordinatorRequest,
                              InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest)
 from broker.structs import Record, TopicPartition
 from broker.wire.build import build
@@ -30,11 +30,12 @@ from broker.wire.replies import NO_RESPONSE, failed
 from broker.wire.compression import uncompressed
 
 API_VERSIONS, METADATA, PRODUCE, FETCH, LIST_OFFSETS, FIND_COORDINATOR, INIT_PRODUCER_ID = 18, 3, 0, 1, 2, 10, 22
-CREATE_TOPICS = 19
+CREATE_TOPICS, DESCRIBE_CLUSTER = 19, 60
 # api key -> (min, max) version
 SUPPORTED: dict[int, tuple[int, int]] = {
     PRODUCE: (3, 11), FETCH: (4, 12), LIST_OFFSETS: (1, 8), METADATA: (0, 12), FIND_COORDINATOR: (0, 4),
     API_VERSIONS: (0, 4), INIT_PRODUCER_ID: (0, 4), CREATE_TOPICS: (2, 7),
+    DESCRIBE_CLUSTER: (0, 1),
 }
 INTERNAL_TOPICS = {"__consumer_offsets", "__transaction_state", "__share_group_state"}
 NAMESPACE = uuid.UUID("6f6b0b52-4a2f-4f1e-9a59-2a1ab1c2d3e4")
@@ -268,10 +269,21 @@ def _create_topics(conn: Any, request: Any, respond: Callable[[dict], Any]) -> A
     return respond({"topics": results})
 
 
+def _describe_cluster(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    r = conn.call(DescribeClusterRequest(), 30_000.0)
+    if isinstance(r, RequestFailed):
+        return _failed(r)
+    addresses = conn.addresses()
+    return respond({"error_code": r.error, "error_message": None, "endpoint_type": 1,
+                    "cluster_id": conn.cluster.cluster_id, "controller_id": r.controller_id,
+                    "brokers": [{"broker_id": b, "host": addresses[b][0], "port": addresses[b][1], "rack": None}
+                                for b in sorted(r.brokers) if b in addresses]})
+
+
 HANDLERS: dict[int, Callable[[Any, Any, Callable[[dict], Any]], Any]] = {
     API_VERSIONS: _api_versions, METADATA: _metadata, PRODUCE: _produce, LIST_OFFSETS: _list_offsets,
     FETCH: _fetch, FIND_COORDINATOR: _find_coordinator, INIT_PRODUCER_ID: _init_producer_id,
-    CREATE_TOPICS: _create_topics,
+    CREATE_TOPICS: _create_topics, DESCRIBE_CLUSTER: _describe_cluster,
 }
 
 
