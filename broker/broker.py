@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable
 
+from broker.config import describe_broker, describe_topic
 from broker.group import GroupCoordinator
 from broker.lifecycle import NOT_RUNNING, STARTING, BrokerLifecycleManager
 from broker.log_manager import BrokerDisk, LogManager
@@ -23,6 +24,10 @@ from broker.protocol import (
     BrokerRegistrationRequest,
     CreateTopicsRequest,
     CreateTopicsResponse,
+    DeleteTopicsRequest,
+    DescribeConfigsRequest,
+    DescribeConfigsResponse,
+    DeleteTopicsResponse,
     DescribeClusterRequest,
     DescribeClusterResponse,
     FetchRequest,
@@ -81,6 +86,8 @@ class BrokerNode(ServerNode):
         self.serve(ListOffsetsRequest, "ListOffsets", lambda *a: self.replica_manager.on_list_offsets(*a))
         self.serve(InitProducerIdRequest, "InitProducerId", self._on_init_producer_id)
         self.serve(CreateTopicsRequest, "CreateTopics", self._forward_to_controller)
+        self.serve(DeleteTopicsRequest, "DeleteTopics", self._forward_to_controller)
+        self.serve(DescribeConfigsRequest, "DescribeConfigs", self._on_describe_configs)
         self.serve(DescribeClusterRequest, "DescribeCluster", self._on_describe_cluster)
         GroupCoordinator.serve_on(self, lambda: self.coordinator)
 
@@ -90,7 +97,7 @@ class BrokerNode(ServerNode):
             return "heartbeat-metrics", own
         if isinstance(request, AlterPartitionRequest):
             return "alter-partition-metrics", own
-        if isinstance(request, CreateTopicsRequest):
+        if isinstance(request, (CreateTopicsRequest, DeleteTopicsRequest)):
             return "forwarding-metrics", own          # forwarded and auto-created topics
         if isinstance(request, FetchRequest):
             # one replica fetcher thread (num.replica.fetchers=1) per leader
@@ -182,15 +189,31 @@ class BrokerNode(ServerNode):
         live = {b: self.broker_names[b] for b, r in self.image.brokers.items() if not r.fenced}
         reply(DescribeClusterResponse(live, min(live, default=-1)))
 
+    def _on_describe_configs(self, src: str, req: DescribeConfigsRequest, reply: Callable) -> None:
+        """ConfigHelper: a topic's settings from the metadata image, this broker's own from its config."""
+        if req.resource_type == "topic":
+            topic = self.image.topics.get(req.name)
+            if topic is None:
+                reply(DescribeConfigsResponse("UNKNOWN_TOPIC_OR_PARTITION", f"Topic {req.name} does not exist"))
+                return
+            reply(DescribeConfigsResponse(entries=tuple(describe_topic(self.cfg, topic.configs, req.keys))))
+        elif req.name == "":
+            reply(DescribeConfigsResponse())       # cluster-wide dynamic defaults: none are set
+        elif req.name != str(self.node_id):
+            reply(DescribeConfigsResponse("INVALID_REQUEST",
+                                          f"Unexpected broker id, expected {self.node_id} or empty string, but received {req.name}"))
+        else:
+            reply(DescribeConfigsResponse(entries=tuple(describe_broker(self.cfg, req.keys))))
+
     def _forward_to_controller(self, src: str, req: Any, reply: Callable) -> None:
         """ForwardingManager: a broker passes the admin requests only the controller answers to the
         active controller it knows, and the answer back."""
+        answer = DeleteTopicsResponse if isinstance(req, DeleteTopicsRequest) else CreateTopicsResponse
         target = self.controller_name()
         if target is None:
-            reply(CreateTopicsResponse("NOT_CONTROLLER"))
+            reply(answer("NOT_CONTROLLER"))
             return
-        self.request(target, req, lambda r: reply(r if not isinstance(r, RequestFailed)
-                                                  else CreateTopicsResponse("REQUEST_TIMED_OUT")),
+        self.request(target, req, lambda r: reply(r if not isinstance(r, RequestFailed) else answer("REQUEST_TIMED_OUT")),
                      self.cfg["request.timeout.ms"])
 
     def _on_init_producer_id(self, src: str, req: InitProducerIdRequest, reply: Callable) -> None:

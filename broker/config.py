@@ -7,7 +7,8 @@ names the key and the closest known ones.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Mapping
 
 # key: (default, type, documentation hint)
 DEFAULTS: dict[str, tuple[Any, type]] = {
@@ -64,6 +65,19 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
 }
 
 TOPIC_KEYS = {"min.insync.replicas", "unclean.leader.election.enable"}
+# the producer's and consumer's settings: not a broker's (DescribeConfigs leaves them out)
+CLIENT_KEYS = {"acks", "linger.ms", "delivery.timeout.ms", "retry.backoff.ms", "max.block.ms", "enable.idempotence",
+               "partitioner.ignore.keys", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
+               "auto.commit.interval.ms", "enable.auto.commit", "auto.offset.reset", "fetch.max.wait.ms",
+               "fetch.max.bytes", "partition.assignment.strategy"}
+BROKER_KEYS = sorted(set(DEFAULTS) - CLIENT_KEYS)
+# DynamicBrokerConfig's reconfigurable settings among BROKER_KEYS; the others are read-only on a running broker
+DYNAMIC_BROKER_KEYS = {"min.insync.replicas", "unclean.leader.election.enable", "log.segment.bytes", "num.io.threads",
+                       "num.network.threads"}
+# ConfigDef types where they are not what the Python type says (DescribeConfigsResponse's config_type)
+LONG_KEYS = {"replica.lag.time.max.ms", "leader.imbalance.check.interval.seconds", "connections.max.idle.ms"}
+# DescribeConfigsResponse's config sources
+DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
 
 
 class KafkaConfigError(ValueError):
@@ -130,3 +144,56 @@ class KafkaConfig(Mapping[str, Any]):
         merged = {k: v for k, v in self._values.items() if v != DEFAULTS[k][0]}
         merged.update({k: check(k, v, where) for k, v in overrides.items()})
         return KafkaConfig(merged, where)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEntry:
+    """One setting as DescribeConfigs reports it: its value, where the value comes from, and the
+    synonyms that were looked at (most precedent first)."""
+    name: str
+    value: str
+    source: int
+    read_only: bool
+    config_type: str
+    synonyms: tuple[tuple[str, str, int], ...]
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _type(key: str) -> str:
+    kind = DEFAULTS[key][1]
+    if kind is bool:
+        return "BOOLEAN"
+    if kind is int:
+        return "LONG" if key in LONG_KEYS else "INT"
+    return "LIST" if key == "log.dirs" else "STRING"
+
+
+def _broker_source(cfg: Mapping[str, Any], key: str) -> tuple[str, str, int]:
+    value = cfg[key]
+    return key, _text(value), DEFAULT_CONFIG if value == DEFAULTS[key][0] else STATIC_BROKER_CONFIG
+
+
+def describe_broker(cfg: Mapping[str, Any], keys: Iterable[str] | None) -> list[ConfigEntry]:
+    """A broker's settings (keys: those asked for; None: all)."""
+    wanted = BROKER_KEYS if keys is None else [k for k in keys if k in BROKER_KEYS]
+    out = []
+    for key in wanted:
+        _, value, source = _broker_source(cfg, key)
+        out.append(ConfigEntry(key, value, source, key not in DYNAMIC_BROKER_KEYS, _type(key), ((key, value, source),)))
+    return out
+
+
+def describe_topic(cfg: Mapping[str, Any], overrides: Mapping[str, Any], keys: Iterable[str] | None) -> list[ConfigEntry]:
+    """A topic's settings: its own where set (CreateTopics, AlterConfigs), else the broker's."""
+    wanted = sorted(TOPIC_KEYS) if keys is None else [k for k in keys if k in TOPIC_KEYS]
+    out = []
+    for key in wanted:
+        synonyms = [_broker_source(cfg, key)]
+        if key in overrides:
+            synonyms.insert(0, (key, _text(overrides[key]), DYNAMIC_TOPIC_CONFIG))
+        _, value, source = synonyms[0]
+        out.append(ConfigEntry(key, value, source, False, _type(key), tuple(synonyms)))
+    return out

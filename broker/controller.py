@@ -19,6 +19,7 @@ from broker.metadata import (
     PartitionRecord,
     PartitionState,
     RegisterBrokerRecord,
+    RemoveTopicRecord,
     TopicRecord,
 )
 from broker.net import Network
@@ -31,6 +32,8 @@ from broker.protocol import (
     BrokerRegistrationResponse,
     CreateTopicsRequest,
     CreateTopicsResponse,
+    DeleteTopicsRequest,
+    DeleteTopicsResponse,
 )
 from broker.raft import (
     RAFT_REQUESTS,
@@ -73,6 +76,7 @@ class ControllerNode(ServerNode):
         self.serve(BrokerRegistrationRequest, "BrokerRegistration", self._on_registration)
         self.serve(BrokerHeartbeatRequest, "BrokerHeartbeat", self._on_heartbeat)
         self.serve(CreateTopicsRequest, "CreateTopics", self._on_create_topics)
+        self.serve(DeleteTopicsRequest, "DeleteTopics", self._on_delete_topics)
         self.serve(AlterPartitionRequest, "AlterPartition", self._on_alter_partition)
 
 
@@ -432,6 +436,21 @@ class ControllerNode(ServerNode):
                 replicas = tuple(live[(start + p + j) % len(live)] for j in range(req.replication_factor))
                 records.append(PartitionRecord(req.name, p, replicas, replicas, replicas[0]))
             self._write(records, lambda: reply(CreateTopicsResponse()))
+        self._enqueue(run)
+
+    def _on_delete_topics(self, src: str, req: DeleteTopicsRequest, reply: Callable) -> None:
+        """ReplicationControlManager.deleteTopic: one record removes the topic; every broker then stops
+        and deletes its replicas (Kafka checks no internal-topic rule here: the tools refuse those)."""
+        def run() -> None:
+            w = self.working
+            if not self.active or w is None:
+                reply(DeleteTopicsResponse("NOT_CONTROLLER"))
+                return
+            if req.name not in w.topics:
+                reply(DeleteTopicsResponse("UNKNOWN_TOPIC_OR_PARTITION",
+                                           "This server does not host this topic-partition."))
+                return
+            self._write([RemoveTopicRecord(req.name)], lambda: reply(DeleteTopicsResponse()))
         self._enqueue(run)
 
     def _validate_topic(self, w: MetadataImage, req: CreateTopicsRequest) -> tuple[str, str] | None:

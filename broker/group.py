@@ -217,13 +217,30 @@ class GroupCoordinator:
             for batch in part.log.batches():
                 for rec in batch.records or ():
                     kind, gid, topic, partition, offset = rec
-                    if kind == "offset":
+                    if kind == "offset" and offset is None:      # a tombstone: the topic was deleted
+                        if gid in self.groups:
+                            self.groups[gid].offsets.pop(TopicPartition(topic, partition), None)
+                    elif kind == "offset":
                         self.groups.setdefault(gid, Group(gid)).offsets[TopicPartition(topic, partition)] = offset
             now = self.broker.now()
             for stat in self._load_time:
                 stat.record(now - started, now)
 
         self.broker.after(load_ms, loaded)
+
+    def on_topic_deleted(self, topic: str) -> None:
+        """GroupCoordinator.onPartitionsDeleted: the committed offsets of the topic's partitions go, with
+        tombstones in the offsets topic so a coordinator loading it later drops them too."""
+        n = self._num_partitions()
+        for group in self.groups.values():
+            gone = [tp for tp in group.offsets if tp.topic == topic]
+            if not gone or self._owns(group.group_id) != "NONE":
+                continue
+            for tp in gone:
+                del group.offsets[tp]
+            records = tuple(("offset", group.group_id, tp.topic, tp.partition, None) for tp in gone)
+            self.broker.append_internal(TopicPartition(OFFSETS_TOPIC, partition_for(group.group_id, n)), records,
+                                        lambda err: None)
 
     def _unload(self, group: Group) -> None:
         for member in group.members.values():
@@ -423,19 +440,26 @@ class GroupCoordinator:
         if error != "NONE":
             reply(OffsetCommitResponse(error))
             return
+        # KafkaApis refuses offsets of topics the metadata does not have (deleted ones among them)
+        known = tuple((t, off) for t, off in req.offsets if t.topic in self.broker.image.topics)
+        unknown = tuple(t for t, _ in req.offsets if t.topic not in self.broker.image.topics)
+        if not known:
+            reply(OffsetCommitResponse("NONE", unknown))
+            return
         group = self.groups.setdefault(req.group_id, Group(req.group_id))
         tp = TopicPartition(OFFSETS_TOPIC, partition_for(req.group_id, self._num_partitions()))
-        records = tuple(("offset", req.group_id, t.topic, t.partition, off) for t, off in req.offsets)
-        self.broker.append_internal(tp, records, lambda err: self._committed(group, req, err, reply))
+        records = tuple(("offset", req.group_id, t.topic, t.partition, off) for t, off in known)
+        self.broker.append_internal(tp, records, lambda err: self._committed(group, known, unknown, err, reply))
 
-    def _committed(self, group: Group, req: OffsetCommitRequest, error: str, reply: Callable) -> None:
+    def _committed(self, group: Group, offsets: tuple[tuple[TopicPartition, int], ...],
+                   unknown: tuple[TopicPartition, ...], error: str, reply: Callable) -> None:
         if error == "NONE":
             now = self.broker.now()
-            for tp, off in req.offsets:
+            for tp, off in offsets:
                 group.offsets[tp] = off
-            self._commits += len(req.offsets)
-            self._commit_rate.record(len(req.offsets), now)
-        reply(OffsetCommitResponse(error))
+            self._commits += len(offsets)
+            self._commit_rate.record(len(offsets), now)
+        reply(OffsetCommitResponse(error, unknown))
 
     def on_offset_fetch(self, src: str, req: OffsetFetchRequest, reply: Callable) -> None:
         error = self._owns(req.group_id)

@@ -121,6 +121,27 @@ class Log:
             i += 1
         return out
 
+    def offset_for_timestamp(self, timestamp: float | None, upto: int) -> tuple[int, float] | None:
+        """(offset, timestamp) of the first record below upto written at or after timestamp, as the
+        time index finds it; with None, the first record with the largest timestamp. None: no such record."""
+        best: tuple[int, float] | None = None
+        for i in range(max(0, bisect.bisect_right(self._bases, self.start_offset) - 1), len(self._bases)):
+            base = self._bases[i]
+            if base >= upto:
+                break
+            payloads = self._payloads.get(base)
+            # a batch without payloads has one timestamp: its first readable record stands for all
+            times = ((base + j, r.timestamp_ms) for j, r in enumerate(payloads)) if payloads \
+                else ((max(base, self.start_offset), self._times[i]),)
+            for offset, t in times:
+                if offset < self.start_offset or offset >= upto:
+                    continue
+                if timestamp is not None and t >= timestamp:
+                    return offset, t
+                if timestamp is None and (best is None or t > best[1]):
+                    best = (offset, t)
+        return best
+
     def truncate_to(self, offset: int) -> None:
         """Drop everything at and above offset; a batch holding offset goes whole (it is re-fetched)."""
         if offset >= self.end_offset:

@@ -29,6 +29,12 @@ class TopicRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoveTopicRecord:
+    """DeleteTopics: the topic, its partitions and its configs are gone."""
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class PartitionRecord:
     topic: str
     partition: int
@@ -65,7 +71,7 @@ class LeaderChangeMessage:
     epoch: int
 
 
-MetadataRecord = Union[RegisterBrokerRecord, BrokerRegistrationChangeRecord, TopicRecord, PartitionRecord,
+MetadataRecord = Union[RegisterBrokerRecord, BrokerRegistrationChangeRecord, TopicRecord, RemoveTopicRecord, PartitionRecord,
                        PartitionChangeRecord, ConfigRecord, NoOpRecord, LeaderChangeMessage]
 
 
@@ -127,6 +133,8 @@ class MetadataImage:
                 reg.fenced = record.fenced
         elif isinstance(record, TopicRecord):
             self.topics[record.name] = TopicImage(record.name)
+        elif isinstance(record, RemoveTopicRecord):
+            del self.topics[record.name]
         elif isinstance(record, PartitionRecord):
             parts = self.topics[record.topic].partitions
             assert record.partition == len(parts), "partitions are created in order"

@@ -11,6 +11,7 @@ from broker.metadata import (
     BrokerRegistrationChangeRecord,
     PartitionChangeRecord,
     PartitionRecord,
+    RemoveTopicRecord,
     RegisterBrokerRecord,
 )
 from broker.structs import TopicPartition
@@ -62,6 +63,9 @@ class MetadataPublisher:
                     continue
                 if isinstance(record, (PartitionRecord, PartitionChangeRecord)):
                     changed.add(TopicPartition(record.topic, record.partition))
+                elif isinstance(record, RemoveTopicRecord):
+                    changed = {tp for tp in changed if tp.topic != record.name}
+                    node.replica_manager.delete_topic(record.name)
                 elif isinstance(record, (RegisterBrokerRecord, BrokerRegistrationChangeRecord)) \
                         and record.broker_id == node.node_id:
                     reg = node.image.brokers.get(node.node_id)

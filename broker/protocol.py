@@ -67,6 +67,31 @@ class CreateTopicsResponse:
     message: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class DescribeConfigsRequest:
+    resource_type: str                           # "topic" or "broker"
+    name: str                                    # the topic, or the broker id ("" for cluster defaults)
+    keys: tuple[str, ...] | None = None          # None: every setting
+
+
+@dataclass(frozen=True, slots=True)
+class DescribeConfigsResponse:
+    error: str = "NONE"
+    message: str = ""
+    entries: tuple = ()                          # broker.config.ConfigEntry
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteTopicsRequest:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteTopicsResponse:
+    error: str = "NONE"
+    message: str = ""
+
+
 # -- client/follower <-> broker -----------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class ProduceRequest:
@@ -138,13 +163,16 @@ class MetadataResponse:
 @dataclass(frozen=True, slots=True)
 class ListOffsetsRequest:
     tp: TopicPartition
-    timestamp: int                               # -2 earliest, -1 latest
+    # -1 latest, -2 earliest, -3 the record with the largest timestamp, -4 earliest local;
+    # >= 0: the first offset whose record was written at or after it (the log's own milliseconds)
+    timestamp: float
 
 
 @dataclass(frozen=True, slots=True)
 class ListOffsetsResponse:
     error: str = "NONE"
     offset: int = -1
+    timestamp: float | None = None               # the found record's, for a timestamp lookup
 
 
 # -- group coordination ---------------------------------------------------------------------------------
@@ -229,6 +257,7 @@ class OffsetCommitRequest:
 @dataclass(frozen=True, slots=True)
 class OffsetCommitResponse:
     error: str = "NONE"
+    unknown: tuple[TopicPartition, ...] = ()     # refused: their topic does not exist (UNKNOWN_TOPIC_OR_PARTITION)
 
 
 @dataclass(frozen=True, slots=True)

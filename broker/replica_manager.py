@@ -147,21 +147,39 @@ class ReplicaManager:
 
     def take_offline(self, tps: list[TopicPartition]) -> None:
         """The replicas of a failed log directory: gone from here until the process restarts."""
-        node = self.node
         for tp in tps:
-            if tp not in self.partitions:
-                continue
-            part = self.partitions.pop(tp)
-            self.offline.add(tp)
-            node.fetcher_manager.remove(tp)
-            self._complete_delayed_produce(tp)
-            if part.is_leader:
-                node.coordinator.on_leadership(tp, False)
-            # the Partition and Log gauges go with the replica, as Kafka removes them
-            gone = [ObjectNamePattern(f"kafka.{domain}:type={kind},topic={tp.topic},partition={tp.partition},*")
-                    for domain, kind in (("cluster", "Partition"), ("log", "Log"))]
-            for name in list(node.mbeans.names(gone)):
-                node.mbeans.unregister(name)
+            if tp in self.partitions:
+                self._stop_replica(tp)
+                self.offline.add(tp)
+
+    def delete_topic(self, topic: str) -> None:
+        """The topic was deleted: its replicas stop, their logs go from the disk and the topic's
+        BrokerTopicMetrics go with them (ReplicaManager.stopPartitions with deletion)."""
+        node = self.node
+        disk = node.log_manager.disk
+        for tp in [tp for tp in self.partitions if tp.topic == topic]:
+            self._stop_replica(tp)
+        for tp in [tp for tp in set(disk.logs) | self.offline if tp.topic == topic]:
+            disk.logs.pop(tp, None)
+            disk.dirs.pop(tp, None)
+            disk.hw_checkpoint.pop(tp, None)
+            self.offline.discard(tp)
+        node.coordinator.on_topic_deleted(topic)
+        for name in list(node.mbeans.names([ObjectNamePattern(f"kafka.server:type=BrokerTopicMetrics,topic={topic},*")])):
+            node.mbeans.unregister(name)
+
+    def _stop_replica(self, tp: TopicPartition) -> None:
+        node = self.node
+        part = self.partitions.pop(tp)
+        node.fetcher_manager.remove(tp)
+        self._complete_delayed_produce(tp)
+        if part.is_leader:
+            node.coordinator.on_leadership(tp, False)
+        # the Partition and Log gauges go with the replica, as Kafka removes them
+        gone = [ObjectNamePattern(f"kafka.{domain}:type={kind},topic={tp.topic},partition={tp.partition},*")
+                for domain, kind in (("cluster", "Partition"), ("log", "Log"))]
+        for name in list(node.mbeans.names(gone)):
+            node.mbeans.unregister(name)
 
     def high_watermarks(self) -> dict[TopicPartition, int]:
         return {tp: p.high_watermark for tp, p in self.partitions.items()}
@@ -171,7 +189,14 @@ class ReplicaManager:
         if p is None or not p.is_leader:
             reply(ListOffsetsResponse("NOT_LEADER_OR_FOLLOWER"))
             return
-        reply(ListOffsetsResponse("NONE", p.log.start_offset if req.timestamp == -2 else p.high_watermark))
+        if req.timestamp in (-2, -4):         # no tiered storage: the earliest local offset is the earliest
+            reply(ListOffsetsResponse("NONE", p.log.start_offset))
+        elif req.timestamp == -1:
+            reply(ListOffsetsResponse("NONE", p.high_watermark))
+        else:
+            # a consumer reads below the high watermark only, so lookups stop there too
+            found = p.log.offset_for_timestamp(None if req.timestamp == -3 else req.timestamp, p.high_watermark)
+            reply(ListOffsetsResponse("NONE", *(found or (-1, None))))
 
     # -- produce -------------------------------------------------------------------------------------------------
     def on_produce(self, src: str, req: ProduceRequest, reply: Callable) -> None:

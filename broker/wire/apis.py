@@ -25,9 +25,11 @@ from broker.config import KafkaConfigError
 from broker.protocol import (CreateTopicsRequest, DescribeClusterRequest, FetchPartition, FetchRequest, FindCoordinatorRequest,
                              InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest)
 from broker.structs import Record, TopicPartition
+from broker.wire import admin, groups
 from broker.wire.build import build
 from broker.wire.replies import NO_RESPONSE, failed
 from broker.wire.compression import uncompressed
+from broker.wire.topic_ids import topic_id
 
 API_VERSIONS, METADATA, PRODUCE, FETCH, LIST_OFFSETS, FIND_COORDINATOR, INIT_PRODUCER_ID = 18, 3, 0, 1, 2, 10, 22
 CREATE_TOPICS, DESCRIBE_CLUSTER = 19, 60
@@ -38,7 +40,6 @@ SUPPORTED: dict[int, tuple[int, int]] = {
     DESCRIBE_CLUSTER: (0, 1),
 }
 INTERNAL_TOPICS = {"__consumer_offsets", "__transaction_state", "__share_group_state"}
-NAMESPACE = uuid.UUID("6f6b0b52-4a2f-4f1e-9a59-2a1ab1c2d3e4")
 
 
 def supported(api_key: int, version: int) -> bool:
@@ -64,11 +65,6 @@ def handle(conn: Any, header: Any, request: Any) -> Any:
 
 def _api_versions(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     return respond({"error_code": "NONE", "api_keys": _api_keys()})
-
-
-def topic_id(cluster_id: str, topic: str) -> uuid.UUID:
-    """A topic's id, the same on every broker and every call (the simulation names topics only)."""
-    return uuid.uuid5(NAMESPACE, f"{cluster_id}/{topic}")
 
 
 def _metadata(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
@@ -150,21 +146,18 @@ def _produce(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
 
 def _list_offsets(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     asked = [(t.name, int(p.partition_index), int(p.timestamp)) for t in request.topics for p in t.partitions]
-    # the simulation keeps no time index: earliest (-2) and latest (-1) only
-    calls = [(ListOffsetsRequest(TopicPartition(t, p), ts), None) for t, p, ts in asked if ts in (-1, -2)]
+    # a timestamp (epoch ms) becomes the log's own clock; -1 latest, -2 earliest, -3 max timestamp, -4 earliest local
+    base = conn.node.wall_base_ms
+    calls = [(ListOffsetsRequest(TopicPartition(t, p), ts if ts < 0 else ts - base), None) for t, p, ts in asked]
     answers = iter(conn.gather(calls, 30_000.0))
     topics: dict[str, list[dict]] = {}
     for t, p, ts in asked:
-        entry: dict[str, Any] = {"partition_index": p, "timestamp": -1, "leader_epoch": -1}
-        if ts not in (-1, -2):
-            entry.update(error_code="UNSUPPORTED_VERSION", offset=-1)
-        else:
-            r = next(answers)
-            if isinstance(r, RequestFailed):
-                return failed(r)
-            entry.update(error_code=r.error, offset=r.offset)
-            entry["old_style_offsets"] = (r.offset,)
-        topics.setdefault(t, []).append(entry)
+        r = next(answers)
+        if isinstance(r, RequestFailed):
+            return failed(r)
+        found = -1 if r.timestamp is None else int(round(r.timestamp + base))
+        topics.setdefault(t, []).append({"partition_index": p, "error_code": r.error, "offset": r.offset,
+                                         "timestamp": found, "leader_epoch": -1})
     return respond({"topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]})
 
 
@@ -272,7 +265,7 @@ def _create_topics(conn: Any, request: Any, respond: Callable[[dict], Any]) -> A
 def _describe_cluster(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     r = conn.call(DescribeClusterRequest(), 30_000.0)
     if isinstance(r, RequestFailed):
-        return _failed(r)
+        return failed(r)
     addresses = conn.addresses()
     return respond({"error_code": r.error, "error_message": None, "endpoint_type": 1,
                     "cluster_id": conn.cluster.cluster_id, "controller_id": r.controller_id,
@@ -287,10 +280,6 @@ HANDLERS: dict[int, Callable[[Any, Any, Callable[[dict], Any]], Any]] = {
 }
 
 
-def _add_group_apis() -> None:
-    from broker.wire import groups
-    SUPPORTED.update(groups.SUPPORTED)
-    HANDLERS.update(groups.HANDLERS)
-
-
-_add_group_apis()
+for _module in (groups, admin):
+    SUPPORTED.update(_module.SUPPORTED)
+    HANDLERS.update(_module.HANDLERS)

@@ -123,7 +123,8 @@ def _offset_commit(conn: Any, request: Any, respond: Callable[[dict], Any]) -> A
         return failed(r)
     by_topic: dict[str, list[dict]] = {}
     for tp, _ in offsets:
-        by_topic.setdefault(tp.topic, []).append({"partition_index": tp.partition, "error_code": r.error})
+        by_topic.setdefault(tp.topic, []).append({"partition_index": tp.partition,
+                                                  "error_code": "UNKNOWN_TOPIC_OR_PARTITION" if tp in r.unknown else r.error})
     return respond({"topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()]})
 
 
