@@ -103,6 +103,22 @@ def test_a_dead_broker_refuses_connections(wire):
             cluster.restart("broker-3")
 
 
+def test_an_isolated_broker_never_answers(wire):
+    import time
+    cluster, bootstrap = wire
+    with cluster.sched.lock:
+        cluster.isolate("broker-3")
+    try:
+        started = time.monotonic()
+        with pytest.raises(KafkaException):
+            AdminClient({"bootstrap.servers": bootstrap.split(",")[2]}).list_topics(timeout=3)
+        assert time.monotonic() - started >= 2.5          # a timeout, not a refusal
+    finally:
+        with cluster.sched.lock:
+            cluster.heal("broker-3")
+    assert wait(lambda: cluster.ready(), 30)
+
+
 def test_under_min_isr_a_real_producer_gets_not_enough_replicas_with_acks_all_only(wire):
     from confluent_kafka import KafkaError
     cluster, bootstrap = wire
@@ -285,3 +301,204 @@ def test_kafkas_own_tools_produce_consume_and_describe_the_groups_lag(wire):
     finally:
         c.close()
     assert lag == {i: (committed[i], ends[i], ends[i] - committed[i]) for i in range(3)}
+
+
+def test_the_admin_client_describes_configs_and_deletes_topics(wire):
+    from confluent_kafka.admin import ConfigResource, NewTopic
+    cluster, bootstrap = wire
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    [made] = admin.create_topics([NewTopic("doomed", 2, 3, config={"min.insync.replicas": "2"})]).values()
+    made.result(timeout=30)
+    [topic] = admin.describe_configs([ConfigResource("topic", "doomed")]).values()
+    entries = topic.result(timeout=10)
+    assert entries["min.insync.replicas"].value == "2" and entries["min.insync.replicas"].source == 1
+    assert entries["unclean.leader.election.enable"].value == "false"
+    [broker] = admin.describe_configs([ConfigResource("broker", "2")]).values()
+    entries = broker.result(timeout=10)
+    assert entries["replica.lag.time.max.ms"].value == "2000"       # the cluster's own setting
+    assert entries["replica.lag.time.max.ms"].source == 4 and entries["replica.lag.time.max.ms"].is_read_only
+    [deleted] = admin.delete_topics(["doomed"]).values()
+    deleted.result(timeout=30)
+    assert wait(lambda: "doomed" not in admin.list_topics(timeout=10).topics, 30)
+    with cluster.sched.lock:
+        assert not any(tp.topic == "doomed" for b in cluster.brokers.values() for tp in b.log_manager.disk.logs)
+    [again] = admin.delete_topics(["doomed"]).values()
+    with pytest.raises(KafkaException) as e:
+        again.result(timeout=30)
+    assert e.value.args[0].name() == "UNKNOWN_TOPIC_OR_PART"         # librdkafka's name for it
+
+
+def test_a_consumer_finds_offsets_by_time(wire):
+    import time
+    cluster, bootstrap = wire
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    marks = []
+    for i in range(3):
+        marks.append(int(time.time() * 1000))
+        p.produce("orders", value=f"t{i}".encode(), partition=1)
+        assert p.flush(10) == 0
+        time.sleep(0.3)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "by-time"})
+    try:
+        found = c.offsets_for_times([TopicPartition("orders", 1, marks[1])], timeout=10)[0].offset
+        c.assign([TopicPartition("orders", 1, found)])
+        [first] = [m for m in c.consume(1, 10) if m.error() is None]
+        assert first.value() == b"t1" and first.timestamp()[1] >= marks[1]
+        later = c.offsets_for_times([TopicPartition("orders", 1, int(time.time() * 1000) + 60_000)], timeout=10)
+        assert later[0].offset == -1        # nothing written after then: the end (librdkafka's -1)
+    finally:
+        c.close()
+
+
+def test_kafka_python_consumes_in_a_group_what_confluent_kafka_produced_keyed(wire):
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KpTP
+    from kafka.partitioner.default import murmur2
+    from confluent_kafka.admin import NewTopic
+    cluster, bootstrap = wire
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("keyed", 4, 3, config={"min.insync.replicas": "2"})])["keyed"].result(timeout=30)
+    # Java's partitioner (murmur2), as a Java producer would place the keys
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                  "partitioner": "murmur2_random"})
+    placed: dict[bytes, set[int]] = {}
+    for i in range(120):
+        key = f"user-{i % 12}".encode()
+        p.produce("keyed", key=key, value=str(i).encode(),
+                  on_delivery=lambda err, msg: placed.setdefault(msg.key(), set()).add(msg.partition()))
+    assert p.flush(30) == 0
+    assert all(parts == {(murmur2(k) & 0x7FFFFFFF) % 4} for k, parts in placed.items())
+    consumer = KafkaConsumer("keyed", bootstrap_servers=bootstrap, group_id="kp", auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=20_000, api_version_auto_timeout_ms=10_000)
+    try:
+        order: dict[bytes, list[int]] = {}
+        for m in consumer:
+            order.setdefault(m.key, []).append(int(m.value))
+            if sum(map(len, order.values())) == 120:
+                break
+        assert sum(map(len, order.values())) == 120
+        assert all(values == sorted(values) for values in order.values())     # per-key order
+        consumer.commit()
+        ends = consumer.end_offsets([KpTP("keyed", i) for i in range(4)])
+        assert {tp.partition: consumer.committed(tp) for tp in ends} == {tp.partition: end for tp, end in ends.items()}
+    finally:
+        consumer.close()
+
+
+def test_kcat_lists_produces_and_consumes(wire):
+    import shutil
+    import subprocess
+    cluster, bootstrap = wire
+    kcat = shutil.which("kcat")
+    assert kcat, "kcat is missing: make system-deps installs it (Debian package kcat)"
+    listing = subprocess.run([kcat, "-b", bootstrap, "-L", "-t", "orders"], capture_output=True, text=True, timeout=30)
+    assert listing.returncode == 0, listing.stderr
+    assert "3 brokers:" in listing.stdout and 'topic "orders" with 3 partitions' in listing.stdout
+    produced = subprocess.run([kcat, "-b", bootstrap, "-P", "-t", "orders", "-p", "2", "-K", ":"],
+                              input="".join(f"kc{i}:kcat-{i}\n" for i in range(5)), capture_output=True, text=True,
+                              timeout=30)
+    assert produced.returncode == 0, produced.stderr
+    consumed = subprocess.run([kcat, "-b", bootstrap, "-C", "-t", "orders", "-p", "2", "-o", "beginning", "-e",
+                               "-f", "%k=%s\n"], capture_output=True, text=True, timeout=60)
+    assert consumed.returncode == 0, consumed.stderr
+    assert [line for line in consumed.stdout.splitlines() if line.startswith("kc")] == [f"kc{i}=kcat-{i}" for i in range(5)]
+
+
+def test_bad_frames_close_only_their_connection(wire, caplog):
+    import logging
+    import socket
+    import struct
+    cluster, bootstrap = wire
+    host, port = bootstrap.split(",")[0].split(":")
+    frames = {
+        "garbage": b"\x00\x00\x00\x08" + b"\xde\xad\xbe\xef" * 2,            # an API key no broker has
+        "truncated": struct.pack(">ihhi", 40, 3, 12, 7) + b"\x00\x05ab",     # Metadata v12, body cut short
+        "oversized": struct.pack(">i", 200 * 1024 * 1024),                  # above socket.request.max.bytes
+        "negative": struct.pack(">i", -5),
+        "undecodable": struct.pack(">i", 12) + struct.pack(">hhi", 3, 12, 9) + b"\xff\xff\xff\xff",
+    }
+    with caplog.at_level(logging.INFO, logger="kafka_jmx.wire"):
+        for name, frame in frames.items():
+            with socket.create_connection((host, int(port)), timeout=10) as s:
+                s.sendall(frame)
+                if name == "truncated":
+                    s.shutdown(socket.SHUT_WR)
+                assert s.recv(1024) == b"", name        # the broker closed it without an answer
+    reasons = [r.getMessage() for r in caplog.records if r.name == "kafka_jmx.wire"]
+    assert len(reasons) >= len(frames), reasons
+    assert any("socket.request.max.bytes" in r for r in reasons) and any("API key" in r for r in reasons)
+    # the broker and other clients go on
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    assert sorted(md.brokers) == [1, 2, 3]
+
+
+def test_real_clients_lose_no_acknowledged_record_over_a_fault_schedule(wire):
+    """The durability checker's promise through real clients: an idempotent acks=all producer while
+    partition leaders and the active controller are killed and restarted; every acknowledged record is
+    in the log exactly once and in order, read back by a real consumer."""
+    import random
+    import threading
+    import time
+    from confluent_kafka.admin import NewTopic
+    cluster, bootstrap = wire
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("audit", 3, 3, config={"min.insync.replicas": "2"})])["audit"].result(timeout=30)
+    acked: list[int] = []
+    failed: list[str] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
+                      "message.timeout.ms": 60_000})
+
+        def report(err, msg) -> None:
+            (failed.append(str(err)) if err else acked.append(int(msg.value())))
+        i = 0
+        while not stop.is_set():
+            p.produce("audit", key=f"k{i % 6}".encode(), value=str(i).encode(), on_delivery=report)
+            p.poll(0)
+            i += 1
+            time.sleep(0.002)
+        p.flush(90)
+    producer = threading.Thread(target=produce)
+    producer.start()
+    rng = random.Random(11)
+    faults = []
+    try:
+        for _ in range(4):
+            time.sleep(2.0)
+            with cluster.sched.lock:
+                if rng.random() < 0.25 and cluster.active_controller() is not None:
+                    victim = cluster.active_controller().name
+                else:
+                    leader = cluster.active_controller().image.partition("audit", rng.randrange(3)).leader
+                    victim = f"broker-{leader}"
+                if victim.startswith("broker") and sum(b.alive for b in cluster.brokers.values()) < 3:
+                    continue
+                cluster.kill(victim)
+            faults.append(victim)
+            time.sleep(3.0)                      # the leader moves; the producer retries to the new one
+            with cluster.sched.lock:
+                cluster.restart(victim)
+            assert wait(lambda: cluster.ready(), 30)
+    finally:
+        stop.set()
+        producer.join(120)
+    assert faults and acked, (faults, failed[:3])
+    assert wait(lambda: all(len(p.isr) == 3 for p in cluster.active_controller().image.topics["audit"].partitions), 60)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "auditor", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False})
+    ends = {i: c.get_watermark_offsets(TopicPartition("audit", i), timeout=10)[1] for i in range(3)}
+    c.assign([TopicPartition("audit", i, 0) for i in range(3)])
+    log: dict[int, list[int]] = {i: [] for i in range(3)}
+    deadline = time.monotonic() + 60
+    while any(len(log[i]) < ends[i] for i in range(3)) and time.monotonic() < deadline:
+        for m in c.consume(500, 1.0):
+            if m.error() is None:
+                log[m.partition()].append(int(m.value()))
+    c.close()
+    values = [v for vs in log.values() for v in vs]
+    lost = set(acked) - set(values)
+    duplicated = len(values) - len(set(values))
+    out_of_order = sum(1 for vs in log.values() for a, b in zip(vs, vs[1:]) if b < a)
+    assert (len(lost), duplicated, out_of_order) == (0, 0, 0), (faults, sorted(lost)[:10])

@@ -66,3 +66,17 @@ def test_subscription_and_assignment_carry_topics_and_partitions():
     parts = (TopicPartition("orders", 2), TopicPartition("billing", 0), TopicPartition("orders", 0))
     assert sorted(groups.assignment_partitions(groups.assignment(parts))) == sorted(parts)
     assert groups.assignment_partitions(b"") == ()
+
+
+def test_record_timestamps_keep_their_milliseconds():
+    from broker.wire.apis import _to_batches
+    stamps = [1796133304534, 1796133304535, 1796133305999]
+    records = tuple(Record(attributes=i8(0), offset=i64(i), key=None, value=b"v", headers=(),
+                               timestamp=TZAwareMicros.parse(datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc)))
+                    for i, ms in enumerate(stamps))
+    out = io.BytesIO()
+    write_new_batch(out, NewRecordBatch(producer_id=i64(-1), producer_epoch=i16(-1), partition_leader_epoch=i32(0),
+                                        base_sequence=i32(-1), records=records, attributes=i16(0)))
+    [batch], error = _to_batches(out.getvalue(), 1796133300000.0)
+    assert error == "NONE"
+    assert [r.timestamp_ms for r in batch.records] == [4534.0, 4535.0, 5999.0]

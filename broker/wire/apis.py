@@ -13,6 +13,7 @@ import uuid
 from typing import Any, Callable
 
 from kio.index import load_response_schema
+from kio.records import readers as record_readers
 from kio.records.readers import read_batch
 from kio.records.schema import NewRecordBatch
 from kio.records.schema import Record as WireRecord
@@ -39,6 +40,7 @@ SUPPORTED: dict[int, tuple[int, int]] = {
     API_VERSIONS: (0, 4), INIT_PRODUCER_ID: (0, 4), CREATE_TOPICS: (2, 7),
     DESCRIBE_CLUSTER: (0, 1),
 }
+RECORDS_START = 61                  # record batch v2: the header's size, where the records begin
 INTERNAL_TOPICS = {"__consumer_offsets", "__transaction_state", "__share_group_state"}
 
 
@@ -106,11 +108,27 @@ def _to_batches(records: bytes | None, wall_base_ms: float) -> tuple[list[Batch]
             plain, size = uncompressed(data, offset)
         except ValueError:
             return [], "UNSUPPORTED_COMPRESSION_TYPE"
-        batch, _ = read_batch(memoryview(plain), 0)
-        recs = tuple(Record(r.key, r.value, r.timestamp.timestamp() * 1000.0 - wall_base_ms) for r in batch.records)
+        view = memoryview(plain)
+        batch, _ = read_batch(view, 0)
+        times = _record_timestamps(view, int(batch.base_timestamp), len(batch.records))
+        recs = tuple(Record(r.key, r.value, t - wall_base_ms) for r, t in zip(batch.records, times))
         out.append(Batch(-1, len(recs), -1, size, 0.0, int(batch.producer_id), int(batch.base_sequence), recs))
         offset += size
     return out, "NONE"
+
+
+def _record_timestamps(batch: memoryview, base_timestamp: int, count: int) -> list[int]:
+    """Each record's timestamp in epoch ms. kio 0.6.5's read_record rounds them down to whole seconds,
+    so the deltas are read here, at the records' starts (after the 61-byte v2 batch header)."""
+    out, offset = [], RECORDS_START
+    for _ in range(count):
+        length, size = record_readers.read_signed_varint(batch, offset)
+        body = offset + size
+        _, attributes_size = record_readers.read_int8(batch, body)
+        delta, _ = record_readers.read_signed_varlong(batch, body + attributes_size)
+        out.append(base_timestamp + delta)
+        offset = body + length
+    return out
 
 
 def _produce(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:

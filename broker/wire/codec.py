@@ -37,8 +37,8 @@ def read_frame(sock: Any) -> bytes | None:
     if not 0 < size <= MAX_FRAME:
         raise WireError(f"frame of {size} bytes (socket.request.max.bytes is {MAX_FRAME})")
     body = _read_exact(sock, size)
-    if body is None:
-        raise WireError("the peer closed the connection inside a frame")
+    if not body:
+        raise WireError(f"the peer closed the connection inside a frame of {size} bytes")
     return body
 
 
@@ -55,6 +55,8 @@ def _read_exact(sock: Any, n: int) -> bytes | None:
 
 def peek_api(frame: bytes) -> tuple[int, int, int]:
     """api_key, api_version and correlation_id: the first fields of every request header version."""
+    if len(frame) < 8:
+        raise WireError(f"a frame of {len(frame)} bytes is too short for a request header")
     return struct.unpack_from(">hhi", frame, 0)
 
 

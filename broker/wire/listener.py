@@ -93,7 +93,9 @@ class Connection:
                     return
                 if not self._answer(frame):
                     return
-        except (OSError, WireError) as e:
+        except WireError as e:
+            log.warning("%s: closing the connection: %s", self.client.name, e)
+        except OSError as e:
             log.debug("%s: connection closed: %s", self.client.name, e)
         except Exception:       # a request this listener mishandles: that connection closes, the rest serve on
             log.exception("%s: closing the connection after an error", self.client.name)
@@ -104,11 +106,15 @@ class Connection:
         api_key, version, correlation_id = peek_api(frame)
         if not apis.supported(api_key, version):
             if api_key != apis.API_VERSIONS:
-                return False        # Kafka closes a connection that sends an API it does not serve
+                # Kafka closes a connection that sends an API or version it does not serve
+                raise WireError(f"API key {api_key} version {version} is not served here")
             response = apis.unsupported_api_versions()
             self.sock.sendall(encode_response(api_key, 0, correlation_id, response))
             return True
-        header, request = decode_request(frame)
+        try:
+            header, request = decode_request(frame)
+        except Exception as e:      # whatever kio raises on a malformed body: the request cannot be read
+            raise WireError(f"unreadable {api_key} v{version} request ({type(e).__name__}: {e})") from e
         response = apis.handle(self, header, request)
         if response is NO_RESPONSE:
             return True
