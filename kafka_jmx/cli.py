@@ -7,7 +7,9 @@ or an input file is wrong, or something it needs is not installed (the message s
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from importlib.metadata import PackageNotFoundError, version
 from typing import Sequence
 
@@ -49,8 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM (kill, systemd, a test's terminate) stops a command as Ctrl-C does, so what it started
+    # (real Kafka's JVMs, the JMX gateway, listeners) is stopped on the way out, not left running
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.run(args)
     except (ConfigError, KafkaConfigError) as e:

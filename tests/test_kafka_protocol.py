@@ -192,6 +192,8 @@ def test_cluster_run_prints_the_bootstrap_servers_real_clients_use(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    # SIGTERM stops `cluster run` as Ctrl-C does: what it started is stopped (with real Kafka: its JVMs)
+    assert proc.returncode == 0
 
 
 def test_a_group_of_real_consumers_shares_the_partitions_commits_and_rebalances(wire):
