@@ -19,6 +19,17 @@ line and key, and nothing starts half-configured.
         # would skip; with it, such attributes are exported as NaN as over JMX)
     # or, instead of targets, a whole embedded cluster on the wall clock:
     embedded: scenario.yaml
+    # consumer groups and lag through the Kafka protocol (with or without JMX targets):
+    kafka:
+      bootstrap_servers: "kafka-b1:9092,kafka-b2:9092"
+      tls: {ca: ca.pem, cert: client.pem, key: client.key, key_password_env: KEY_PW}    # optional
+      sasl: {mechanism: SCRAM-SHA-512, username: monitor, password_env: KAFKA_PW}      # PLAIN, SCRAM-SHA-256/512
+      interval: 30s                       # default: collection.interval
+      groups: {allow: ".*", deny: "^console-consumer-.*"}
+      topics: {allow: ".*", deny: "^__.*"}                 # the default deny: Kafka's internal topics
+      partition_series: true              # false: group x topic sums only
+      max_series: 100000                  # a cap; what it leaves out is counted
+      status_window: 10m                  # how long offsets are watched for the ok/lagging/stalled/stopped status
 
 Secrets (password, truststore_password, psk) come inline, from an environment variable
 (password_env) or from a file (password_file); their values never appear in messages.
@@ -26,6 +37,7 @@ Secrets (password, truststore_password, psk) come inline, from an environment va
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +46,7 @@ from kafka_common.durations import parse_duration_ms
 from kafka_common.yamlconf import ConfigError, Doc, read_text
 from exporter.zabbix_tls import psk_problem
 
-TOP = {"cluster", "collection", "include", "exclude", "rules", "prometheus", "zabbix", "targets", "embedded"}
+TOP = {"cluster", "collection", "include", "exclude", "rules", "prometheus", "zabbix", "targets", "embedded", "kafka"}
 ROLES = ("broker", "controller")
 
 
@@ -85,6 +97,25 @@ class ZabbixSpec:
 
 
 @dataclass(frozen=True)
+class KafkaSpec:
+    """The Kafka protocol side: librdkafka settings (secrets among them) and what to collect."""
+    client: dict[str, Any]
+    interval_s: float = 30.0
+    timeout_s: float = 10.0
+    groups_allow: str = ".*"
+    groups_deny: str | None = None
+    topics_allow: str = ".*"
+    topics_deny: str | None = "^__.*"
+    partition_series: bool = True
+    max_series: int = 100_000
+    status_window_s: float = 600.0
+    lag_seconds: bool = True
+
+    def __repr__(self) -> str:      # the client settings hold passwords
+        return f"KafkaSpec(bootstrap_servers={self.client.get('bootstrap.servers')!r})"
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     cluster: str
     targets: tuple[TargetSpec, ...]
@@ -95,6 +126,7 @@ class DaemonConfig:
     embedded: str | None = None
     source: str = "<config>"
     zabbix: ZabbixSpec | None = None
+    kafka: KafkaSpec | None = None
 
 
 class _Reader:
@@ -264,8 +296,9 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
     if not isinstance(raw_targets, list):
         doc.fail(("targets",), "expected a list of targets")
         raw_targets = []
-    if not raw_targets and embedded is None:
-        doc.fail((), "nothing to collect: give 'targets' or 'embedded'")
+    kafka = _kafka(doc, r, top["kafka"], interval, timeout) if "kafka" in top else None
+    if not raw_targets and embedded is None and kafka is None:
+        doc.fail((), "nothing to collect: give 'targets', 'embedded' or 'kafka'")
     names = set()
     for i, t in enumerate(raw_targets):
         path = ("targets", i)
@@ -313,12 +346,86 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
                                   {str(k): str(v) for k, v in labels.items()},
                                   r.duration_s(t, path, "interval", interval), r.duration_s(t, path, "timeout", timeout)))
     doc.check()
-    return DaemonConfig(cluster, tuple(targets), rules_file, prometheus, includes, excludes, embedded, source, zabbix)
+    return DaemonConfig(cluster, tuple(targets), rules_file, prometheus, includes, excludes, embedded, source, zabbix,
+                        kafka)
+
+
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _kafka(doc: Doc, r: _Reader, raw: Any, interval: float, timeout: float) -> KafkaSpec | None:
+    kp = ("kafka",)
+    k = doc.mapping(raw or {}, kp, {"bootstrap_servers", "tls", "sasl", "interval", "timeout", "groups", "topics",
+                                    "partition_series", "max_series", "status_window", "lag_seconds"})
+    servers = r.string(k, kp, "bootstrap_servers", required=True) or ""
+    for server in filter(None, (s.strip() for s in servers.split(","))):
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit():
+            doc.fail(kp + ("bootstrap_servers",), f"expected HOST:PORT[,HOST:PORT...], got {server!r}")
+    client: dict[str, Any] = {"bootstrap.servers": servers}
+    tls = sasl = False
+    if "tls" in k:
+        tp = kp + ("tls",)
+        t = doc.mapping(k["tls"] or {}, tp, {"ca", "cert", "key", "key_password", "key_password_env",
+                                             "key_password_file", "verify_hostname"})
+        tls = True
+        for key, setting in (("ca", "ssl.ca.location"), ("cert", "ssl.certificate.location"), ("key", "ssl.key.location")):
+            value = r.string(t, tp, key)
+            if value is None:
+                continue
+            if not os.path.isfile(r.path(value)):
+                doc.fail(tp + (key,), f"file {value} not found")
+            client[setting] = r.path(value)
+        if ("ssl.certificate.location" in client) != ("ssl.key.location" in client):
+            doc.fail(tp, "give both cert and key for a client certificate (mTLS), or neither")
+        password = r.secret(t, tp, "key_password")
+        if password is not None:
+            client["ssl.key.password"] = password
+        if not r.boolean(t, tp, "verify_hostname", True):
+            client["ssl.endpoint.identification.algorithm"] = "none"
+    if "sasl" in k:
+        sp = kp + ("sasl",)
+        s = doc.mapping(k["sasl"] or {}, sp, {"mechanism", "username", "password", "password_env", "password_file"})
+        sasl = True
+        mechanism = r.string(s, sp, "mechanism", required=True) or "PLAIN"
+        if mechanism not in SASL_MECHANISMS:
+            doc.fail(sp + ("mechanism",), f"expected one of {', '.join(SASL_MECHANISMS)}, got {mechanism!r}")
+        client["sasl.mechanism"] = mechanism
+        client["sasl.username"] = r.string(s, sp, "username", required=True) or ""
+        password = r.secret(s, sp, "password")
+        if password is None:
+            doc.fail(sp, "give the password as password_env or password_file (or password)")
+        client["sasl.password"] = password or ""
+    client["security.protocol"] = {(False, False): "PLAINTEXT", (True, False): "SSL", (False, True): "SASL_PLAINTEXT",
+                                   (True, True): "SASL_SSL"}[(tls, sasl)]
+    filters = {}
+    for what in ("groups", "topics"):
+        f = doc.mapping(k.get(what) or {}, kp + (what,), {"allow", "deny"})
+        for key in ("allow", "deny"):
+            value = r.string(f, kp + (what,), key)
+            if value is not None:
+                try:
+                    re.compile(value)
+                except re.error as e:
+                    doc.fail(kp + (what, key), f"not a regular expression: {e}")
+                    value = None
+            filters[(what, key)] = value
+    max_series = k.get("max_series", 100_000)
+    if isinstance(max_series, bool) or not isinstance(max_series, int) or max_series < 1:
+        doc.fail(kp + ("max_series",), f"expected a positive integer, got {max_series!r}")
+        max_series = 100_000
+    every = r.duration_s(k, kp, "interval", max(interval, 30.0))
+    return KafkaSpec(client, every, r.duration_s(k, kp, "timeout", min(timeout, every)),
+                     filters[("groups", "allow")] or ".*", filters[("groups", "deny")],
+                     filters[("topics", "allow")] or ".*",
+                     filters[("topics", "deny")] if "deny" in (k.get("topics") or {}) else "^__.*",
+                     r.boolean(k, kp, "partition_series", True), max_series,
+                     r.duration_s(k, kp, "status_window", 600.0), r.boolean(k, kp, "lag_seconds", True))
 
 
 def load_config_file(path: str) -> DaemonConfig:
     return load_config(read_text(path), path)
 
 
-__all__ = ["ConfigError", "DaemonConfig", "PrometheusSpec", "SourceSpec", "TargetSpec", "ZabbixSpec", "load_config",
+__all__ = ["ConfigError", "DaemonConfig", "KafkaSpec", "PrometheusSpec", "SourceSpec", "TargetSpec", "ZabbixSpec", "load_config",
            "load_config_file"]

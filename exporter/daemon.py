@@ -9,8 +9,10 @@ from typing import Callable, Protocol
 
 from exporter.collector import Renderer, Target, TargetWorker
 from exporter.catalog.model import load_catalog
-from exporter.config import DaemonConfig, PrometheusSpec, SourceSpec, TargetSpec
+from exporter.config import DaemonConfig, KafkaSpec, PrometheusSpec, SourceSpec, TargetSpec
 from exporter.http import MetricsServer
+from exporter.lag.reader import Filter, KafkaReader
+from exporter.lag.worker import LagWorker
 from exporter.rules import RuleSet
 from exporter.rulesets import builtin_rules
 from exporter.sources import Source
@@ -49,13 +51,22 @@ EmbeddedFactory = Callable[[DaemonConfig], tuple[list[Target], Background]]
 
 class Daemon:
     def __init__(self, cluster: str, targets: list[Target], rules: RuleSet, prometheus: PrometheusSpec,
-                 background: Background | None = None, zabbix: TrapperSink | None = None) -> None:
+                 background: Background | None = None, zabbix: TrapperSink | None = None,
+                 kafka: KafkaSpec | None = None) -> None:
         self.background = background
         self.zabbix = zabbix
         self.renderer: Renderer
         self.workers = [TargetWorker(t, rules, lambda w: self.renderer.mark_dirty(), zabbix.offer if zabbix else None,
                                      cluster) for t in targets]
-        self.renderer = Renderer(self.workers, cluster, extra=[zabbix] if zabbix else [])
+        self.lag = None
+        if kafka is not None:
+            reader = KafkaReader(kafka.client, Filter(kafka.groups_allow, kafka.groups_deny),
+                                 Filter(kafka.topics_allow, kafka.topics_deny), kafka.timeout_s, kafka.lag_seconds)
+            self.lag = LagWorker(reader, cluster, kafka.interval_s, kafka.status_window_s, kafka.partition_series,
+                                 kafka.max_series, lambda w: self.renderer.mark_dirty(),
+                                 zabbix.offer_groups if zabbix else None)
+        extra: list[object] = [c for c in (self.lag, zabbix) if c is not None]
+        self.renderer = Renderer(self.workers, cluster, extra=extra)
         self.server = MetricsServer(prometheus.host, prometheus.port, lambda: self.renderer.body_parts,
                                     lambda: [self.renderer.body_gzip], prometheus.cert, prometheus.key,
                                     prometheus.username, prometheus.password)
@@ -80,7 +91,7 @@ class Daemon:
             z = config.zabbix
             sink = TrapperSink(z.server, z.port, load_catalog(), config.cluster, z.host_name, z.batch_size,
                                z.spool_limit, z.send_interval_s, psk=z.psk)
-        return cls(config.cluster, targets, rules, config.prometheus, background, sink)
+        return cls(config.cluster, targets, rules, config.prometheus, background, sink, config.kafka)
 
     @property
     def url(self) -> str:
@@ -94,6 +105,8 @@ class Daemon:
             self.zabbix.start()
         for w in self.workers:
             w.start()
+        if self.lag is not None:
+            self.lag.start()
         self.renderer.start()
         self.server.start()
 
@@ -101,12 +114,16 @@ class Daemon:
         self.server.stop()
         for w in self.workers:
             w.stop()
+        if self.lag is not None:
+            self.lag.stop()
         self.renderer.stop()
         if self.background is not None:
             self.background.stop()
         for w in self.workers:
             w.join(2.0)
             w.target.source.close()
+        if self.lag is not None:
+            self.lag.join(2.0)
         if self.zabbix is not None:
             self.zabbix.stop()
         JmxReader.stop_all()
@@ -117,7 +134,8 @@ class Daemon:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: done.set())
         self.start()
-        log.info("serving %s for %d targets", self.url, len(self.workers))
+        log.info("serving %s for %d targets%s", self.url, len(self.workers),
+                 " and consumer groups through the Kafka protocol" if self.lag else "")
         failed = None
         while not done.wait(1.0):
             failed = self.background.error if self.background is not None else None

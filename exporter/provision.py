@@ -94,12 +94,13 @@ class Provisioner:
             return found[0]["groupid"]
         return _call(f"hostgroup.create {name!r}", self.api.hostgroup.create, name=name)["groupids"][0]
 
-    def _upsert_host(self, host: str, group: str, template_id: str, macros: list[dict],
+    def _upsert_host(self, host: str, group: str, template_id: str | list[str], macros: list[dict],
                      interface: dict | None, migrate_from: dict[str, str] | None = None,
                      monitored_by: dict | None = None) -> str:
         existing = _call("host.get", self.api.host.get, filter={"host": host}, output=["hostid"],
                          selectInterfaces=["interfaceid", "type"], selectParentTemplates=["host"])
-        params: dict = {"groups": [{"groupid": group}], "templates": [{"templateid": template_id}], "macros": macros,
+        ids = [template_id] if isinstance(template_id, str) else template_id
+        params: dict = {"groups": [{"groupid": group}], "templates": [{"templateid": t} for t in ids], "macros": macros,
                         **(monitored_by or {})}
         if not existing:
             if interface:
@@ -162,5 +163,8 @@ class Provisioner:
             cluster_macros.append({"macro": "{$KAFKA.INTERVAL}", "value": interval})
         cluster_macros += extra
         name = host_name.format(cluster=cluster, node="cluster")
-        hosts[name] = self._upsert_host(name, group, tids["Apache Kafka 4.x cluster"], cluster_macros, None)
+        # the cluster's host also takes the consumer groups the exporter reads through the Kafka protocol
+        hosts[name] = self._upsert_host(name, group, [tids["Apache Kafka 4.x cluster"],
+                                                      tids["Apache Kafka 4.x consumer groups by trapper"]],
+                                        cluster_macros, None)
         return hosts

@@ -23,9 +23,11 @@ from typing import Iterable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from zabbix_utils import ItemValue, Sender
 
+from exporter.catalog.groups import DISCOVERY_KEYS
 from exporter.catalog.model import Catalog
 from exporter.catalog.zabbix import TOPIC_LLD, bean_lld_key
 from exporter.collector import Target
+from exporter.lag.model import Snapshot
 from exporter.sample import Collection
 from exporter.zabbix_tls import psk_socket_wrapper
 
@@ -73,6 +75,7 @@ class TrapperSink:
         self._discovered: dict[tuple[str, str, str], tuple[Discovery, str]] = {}
         # key -> what the JMX template stores for NaN (a kafka-metrics Avg/Max without samples), the same here
         self._nan = {m.key: m.zabbix.nan for m in catalog.metrics if m.zabbix.nan is not None}
+        self.groups = catalog.groups
         self.discoveries = [TOPICS]
         for m in catalog.metrics:
             if m.discovers:
@@ -141,13 +144,58 @@ class TrapperSink:
         self._enqueue(values)
 
     def _maybe_discover(self, host: str, d: Discovery, found: set[str], clock: int) -> None:
-        known = self._lld_sent.get((host, d.key))
+        self._send_lld(host, d.key, [{d.macro: v} for v in sorted(found)], clock)
+
+    def _send_lld(self, host: str, key: str, rows: list[dict[str, str]], clock: int) -> None:
+        """Discovery data, sent when it changed or every lld_interval_s."""
+        found = frozenset(json.dumps(r, sort_keys=True) for r in rows)
+        known = self._lld_sent.get((host, key))
         now = time.monotonic()
-        if known is not None and known[0] == frozenset(found) and now - known[1] < self.lld_interval_s:
+        if known is not None and known[0] == found and now - known[1] < self.lld_interval_s:
             return
-        self._lld_sent[(host, d.key)] = (frozenset(found), now)
-        lld = json.dumps({"data": [{d.macro: v} for v in sorted(found)]})
-        self._enqueue([ItemValue(host, d.key, lld, clock)])
+        self._lld_sent[(host, key)] = (found, now)
+        self._enqueue([ItemValue(host, key, json.dumps({"data": rows}), clock)])
+
+    def offer_groups(self, snap: Snapshot, verdicts: dict[str, int]) -> None:
+        """A consumer-group collection, to the cluster's host: discovery of groups and of group x topic
+        pairs, then their values (each new item's once Zabbix can have it in its configuration cache)."""
+        host = self.host_name.format(node="cluster", cluster=self.cluster, role="cluster", node_id="")
+        clock = int(snap.taken_at)
+        ns = int((snap.taken_at - clock) * 1e9)
+        now = time.monotonic()
+        items = {i.id: i for i in self.groups.items}
+        values: list[ItemValue] = []
+        group_rows, pair_rows = [], []
+
+        def put(item_id: str, rule: str, discovered: str, value: object, *names: str) -> None:
+            item = items.get(item_id)
+            if item is None:
+                return
+            if now - self._first_seen.setdefault((host, rule, discovered), now) < self.lld_settle_s:
+                return
+            text = _format(value, item.value_type)
+            if text is not None:
+                values.append(ItemValue(host, item.key_for(*names), text, clock, ns))
+
+        for gid, g in sorted(snap.groups.items()):
+            group_rows.append({"{#GROUP}": gid})
+            for item_id, value in (("group_members", g.members), ("group_state", g.state), ("group_type", g.type),
+                                   ("group_status", verdicts.get(gid, 0))):
+                put(item_id, DISCOVERY_KEYS["group"], gid, value, gid)
+            for topic in sorted({t for t, _ in g.committed}):
+                pair_rows.append({"{#GROUP}": gid, "{#TOPIC}": topic})
+                tps = [tp for tp in g.committed if tp[0] == topic]
+                pair = f"{gid}\x1f{topic}"
+                put("group_offset", DISCOVERY_KEYS["group_topic"], pair, sum(g.committed[tp] for tp in tps), gid, topic)
+                lags = [lag for tp in tps if (lag := snap.lag(gid, tp)) is not None]
+                if lags:
+                    put("group_lag", DISCOVERY_KEYS["group_topic"], pair, sum(lags), gid, topic)
+                seconds = [s for tp in tps if (s := snap.lag_seconds(gid, tp)) is not None]
+                if seconds:
+                    put("group_lag_seconds", DISCOVERY_KEYS["group_topic"], pair, max(seconds), gid, topic)
+        self._send_lld(host, DISCOVERY_KEYS["group"], group_rows, clock)
+        self._send_lld(host, DISCOVERY_KEYS["group_topic"], pair_rows, clock)
+        self._enqueue(values)
 
     def _enqueue(self, values: list[ItemValue]) -> None:
         if not values:

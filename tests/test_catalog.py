@@ -131,7 +131,7 @@ def test_graphs_and_dashboards_draw_items_their_template_has(catalog, version):
         prototypes = {p["key"] for r in t.get("discovery_rules", []) for p in r["item_prototypes"]}
         for rule in t.get("discovery_rules", []):
             for g in rule.get("graph_prototypes", []):
-                assert "{#JMXTOPIC}" in g["name"]
+                assert "{#JMXTOPIC}" in g["name"] or "{#GROUP}" in g["name"]
                 assert all(gi["item"]["host"] == t["name"] and gi["item"]["key"] in prototypes for gi in g["graph_items"])
     graphs = {(gi["item"]["host"], g["name"]) for g in doc["graphs"] for gi in g["graph_items"]}
     for g in doc["graphs"]:
@@ -150,6 +150,7 @@ def test_graphs_and_dashboards_draw_items_their_template_has(catalog, version):
     assert pages["Apache Kafka 4.x cluster"] == ["Cluster"]
     assert pages["Apache Kafka 4.x controller by JMX"] == ["Quorum", "Broker"]     # the thread pools' idle
     assert pages["Apache Kafka 4.x broker by trapper"] == ["Quorum", "Broker", "Requests", "Topics"]
+    assert pages["Apache Kafka 4.x consumer groups by trapper"] == ["Consumer groups"]
 
 
 def test_item_names_are_unique_in_every_template(catalog):
@@ -174,7 +175,9 @@ def test_value_maps_go_with_the_items_that_use_them(catalog):
 def test_trigger_names_are_static_and_problems_carry_the_values(catalog):
     """Zabbix's guidelines: no {HOST.NAME} or item values in a trigger's name; event_name and opdata have them."""
     doc = zabbix.render(catalog, "6.0")["zabbix_export"]
-    triggers = doc["triggers"] + [trig for t in doc["templates"] for i in t["items"] for trig in i.get("triggers", [])]
+    triggers = doc["triggers"] + [trig for t in doc["templates"] for i in t.get("items", []) for trig in i.get("triggers", [])]
+    triggers += [trig for t in doc["templates"] for r in t.get("discovery_rules", []) for p in r["item_prototypes"]
+                 for trig in p.get("trigger_prototypes", [])]
     assert len(triggers) > 20
     for trig in triggers:
         assert "{HOST." not in trig["name"] and "{ITEM." not in trig["name"], trig["name"]

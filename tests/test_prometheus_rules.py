@@ -13,6 +13,8 @@ RULES = ROOT / "templates" / "prometheus" / "kafka-4x-alerts.yml"
 C = {"cluster": "prod"}
 CTL = {"cluster": "prod", "node": "controller-1001", "node_id": "1001", "role": "controller"}
 BRK = {"cluster": "prod", "node": "broker-1", "node_id": "1", "role": "broker"}
+G = {"cluster": "prod", "consumergroup": "billing"}
+GT = {**G, "topic": "orders"}
 
 
 def sel(name, labels):
@@ -77,6 +79,16 @@ CASES = {
                             {sel("kafka_server_app_info_version", {**BRK, "version": "4.1.1"}): "1x4"},
                             "3m", {"cluster": "prod", "node": "broker-1"}, None),
     "KafkaTargetDown": ({sel("kafkajmx_target_up", BRK): "1 0 0 0 0"}, {sel("kafkajmx_target_up", BRK): "1x5"}, "4m", BRK, "0"),
+    # consumer groups (the exporter's kafka: collection)
+    "KafkaConsumerGroupLagSecondsHigh": ({sel("kafka_consumergroup_lag_seconds_max", GT): "400x7"},
+                                         {sel("kafka_consumergroup_lag_seconds_max", GT): "100 400 100 400 100 400 100"},
+                                         "6m", GT, "6m 40s"),
+    "KafkaConsumerGroupLagGrowing": ({sel("kafka_consumergroup_status", G): "0 1x16"},
+                                     {sel("kafka_consumergroup_status", G): "1x8 0 1x8"}, "16m", G, None),
+    "KafkaConsumerGroupStalled": ({sel("kafka_consumergroup_status", G): "0 2 2"},
+                                  {sel("kafka_consumergroup_status", G): "0 1 0"}, "2m", G, None),
+    "KafkaConsumerGroupStopped": ({sel("kafka_consumergroup_status", G): "0 3 3"},
+                                  {sel("kafka_consumergroup_status", G): "0 0 0"}, "2m", G, None),
 }
 
 
@@ -90,14 +102,14 @@ def promtool() -> str:
 
 
 def rules() -> dict:
-    return {r["alert"]: r for r in yaml.safe_load(RULES.read_text())["groups"][0]["rules"]}
+    return {r["alert"]: r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]}
 
 
 def expand(template: str, labels: dict, value: str | None) -> str:
     out = template
     for k, v in labels.items():
         out = out.replace("{{ $labels." + k + " }}", v)
-    return out.replace("{{ $value }}", value or "")
+    return out.replace("{{ $value }}", value or "").replace("{{ $value | humanizeDuration }}", value or "")
 
 
 def test_promtool_accepts_the_rules():
@@ -134,8 +146,8 @@ def test_hold_max_caps_every_for_and_range_window_for_rehearsals():
 
     from exporter.catalog import alerts
     from exporter.catalog.model import load_catalog
-    shipped = alerts.render(load_catalog())["groups"][0]["rules"]
-    fast = alerts.render(load_catalog(), hold_max="10s")["groups"][0]["rules"]
+    shipped = [r for g in alerts.render(load_catalog())["groups"] for r in g["rules"]]
+    fast = [r for g in alerts.render(load_catalog(), hold_max="10s")["groups"] for r in g["rules"]]
     seconds = {"s": 1, "m": 60, "h": 3600}
 
     def s(d: str) -> int:

@@ -5,6 +5,7 @@ import re
 
 import yaml
 
+from exporter.catalog.groups import ConsumerGroups
 from exporter.catalog.model import Catalog
 
 HEADER = "# Generated from exporter/catalog/kafka-4x.yaml by `kafka-jmx generate`; do not edit by hand.\n"
@@ -38,7 +39,7 @@ def _capped(expr: str, hold_max: str | None) -> str:
 
 
 def render(catalog: Catalog, brokers_min: int | None = None, election_latency_max_ms: float | None = None,
-           hold_max: str | None = None) -> dict:
+           hold_max: str | None = None, lag_seconds_max: float | None = None) -> dict:
     """hold_max caps every alert's `for` and range window (alert rehearsals: the faults are real,
     the waits short; an ISR shrink then stops firing after hold_max instead of 5 minutes)."""
     params = {
@@ -60,7 +61,31 @@ def render(catalog: Catalog, brokers_min: int | None = None, election_latency_ma
             "labels": {"severity": a.severity, "scope": t.zabbix_scope},
             "annotations": {"summary": _summary(t.problem, catalog, t.scope == "host"), "description": t.description},
         })
-    return {"groups": [{"name": "kafka-4x", "rules": rules}]}
+    groups = [{"name": "kafka-4x", "rules": rules}]
+    cg = catalog.groups
+    if cg.triggers:
+        lag_max = lag_seconds_max if lag_seconds_max is not None else float(cg.macro("{$KAFKA.LAG.SECONDS.MAX}"))
+        group_rules = []
+        for t in cg.triggers:
+            a = t.alert
+            group_rules.append({
+                "alert": a.name,
+                "expr": _capped(a.expr.replace("{lag_seconds_max}", f"{lag_max:g}"), hold_max),
+                "for": a.for_ if hold_max is None or _seconds(a.for_) <= _seconds(hold_max) else hold_max,
+                "labels": {"severity": a.severity, "scope": t.zabbix_scope},
+                "annotations": {"summary": _group_summary(t.problem, cg, lag_max, cg.item(t.metric).units == "s"),
+                                "description": _group_summary(t.description, cg, lag_max, False)},
+            })
+        groups.append({"name": "kafka-4x-consumer-groups", "rules": group_rules})
+    return {"groups": groups}
+
+
+def _group_summary(text: str, cg: ConsumerGroups, lag_max: float, seconds: bool) -> str:
+    """A consumer-group problem with the discovered names as labels and macros as their defaults."""
+    text = text.replace("{#GROUP}", "{{ $labels.consumergroup }}").replace("{#TOPIC}", "{{ $labels.topic }}")
+    text = text.replace("{ITEM.LASTVALUE1}", "{{ $value | humanizeDuration }}" if seconds else "{{ $value }}")
+    text = re.sub(r'\{\$KAFKA\.LAG\.SECONDS\.MAX(:"[^"]*")?\}', f"{lag_max:g}", text)
+    return re.sub(r'\{\$([A-Z0-9_.]+)(:"[^"]*")?\}', lambda m: cg.macro("{$" + m.group(1) + "}"), text)
 
 
 def serialize(doc: dict) -> str:

@@ -53,4 +53,19 @@ def render(catalog: Catalog) -> str:
     for mac in catalog.macros:
         out.append(f"| `{mac.macro}` | {'(secret)' if mac.secret else f'`{mac.value}`' if mac.value else ''} | "
                    f"{_cell(mac.description)} |")
+    cg = catalog.groups
+    if cg.items:
+        out += ["", "## Consumer groups (template \"Apache Kafka 4.x consumer groups by trapper\")\n",
+                "Read through the Kafka protocol by the exporter (its `kafka:` section) and pushed to the cluster's "
+                "host; discovered per group and per group x topic.\n",
+                "| Item | Key | Type | Units | Prometheus |", "|---|---|---|---|---|"]
+        for it in cg.items:
+            out.append(f"| {_cell(it.name)} | `{_cell(it.key)}` | {it.value_type} | {it.units} | `{it.prometheus}` |")
+        out += ["", "| Trigger | Priority | Zabbix expression | Prometheus alert |", "|---|---|---|---|"]
+        for t in cg.triggers:
+            out.append(f"| {_cell(t.name)} | {t.priority} | `{_cell(t.expression)}` | "
+                       f"{t.alert.name}: `{_cell(t.alert.expr)}` for {t.alert.for_} |")
+        out += ["", "| Macro | Default | Meaning |", "|---|---|---|"]
+        for macro, value, description in cg.macros:
+            out.append(f"| `{macro}` | `{value}` | {_cell(description)} |")
     return "\n".join(out) + "\n"

@@ -1,7 +1,7 @@
 """Grafana dashboards built with grafana-foundation-sdk, on the catalog's Prometheus names.
 
-Four dashboards (cluster overview, KRaft quorum, brokers, topics), each with a Prometheus
-datasource variable and cluster/node variables. Queries name their series through catalog metric
+Five dashboards (cluster overview, KRaft quorum, brokers, consumer groups, topics), each with a
+Prometheus datasource variable and cluster/node variables (cluster/group for consumer groups). Queries name their series through catalog metric
 ids ({m:<id>}) wherever the catalog has the metric, so a renamed metric changes the dashboards
 with it.
 """
@@ -23,6 +23,8 @@ from exporter.catalog.model import Catalog
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 SEL = 'cluster=~"$cluster"'
 NODE_SEL = 'cluster=~"$cluster",node=~"$node"'
+GROUP_SEL = 'cluster=~"$cluster",consumergroup=~"$group"'
+GROUPS_UID = "kafka-4x-consumer-groups"
 HEADER_KEY = "__generated"
 
 
@@ -88,6 +90,25 @@ DASHBOARDS: dict[str, tuple[str, list[tuple[str, list[PanelSpec]]]]] = {
             PanelSpec("Broker state", "{m:broker_state}{{node_sel}}"),
         ]),
     ]),
+    GROUPS_UID: ("Kafka 4.x consumer groups", [
+        ("Groups", [
+            PanelSpec("Status (0 ok, 1 lagging, 2 stalled, 3 stopped)", "{g:group_status}{{gsel}}",
+                      legend="{{consumergroup}}"),
+            PanelSpec("Members", "{g:group_members}{{gsel}}", legend="{{consumergroup}}"),
+            PanelSpec("Groups by state", "count by (state) (kafka_consumergroup_info{{sel}})", legend="{{state}}"),
+        ]),
+        ("Lag", [
+            PanelSpec("Lag by group and topic", "{g:group_lag}{{gsel}}", legend="{{consumergroup}} {{topic}}"),
+            PanelSpec("Lag in seconds by group and topic", "{g:group_lag_seconds}{{gsel}}", unit="s",
+                      legend="{{consumergroup}} {{topic}}"),
+            PanelSpec("Consumed records/s", "sum by (consumergroup, topic) (rate({g:group_offset}{{gsel}}[5m]))",
+                      legend="{{consumergroup}} {{topic}}"),
+            PanelSpec("Produced records/s by topic", "sum by (topic) (rate(kafka_topic_partition_current_offset{{sel}}[5m]))",
+                      legend="{{topic}}"),
+            PanelSpec("Lag by partition", "kafka_consumergroup_lag{{gsel}}",
+                      legend="{{consumergroup}} {{topic}}/{{partition}}"),
+        ]),
+    ]),
     "kafka-4x-topics": ("Kafka 4.x topics", [
         ("Topics", [
             PanelSpec("Bytes in by topic", 'sum by (topic) (rate({m:bytes_in}{{sel},topic!=""}[5m]))', unit="Bps",
@@ -108,9 +129,12 @@ def _expr(catalog: Catalog, template: str) -> str:
             raise ValueError(f"dashboard query uses {m.group(1)}, which has no Prometheus name in the catalog")
         return name
     text = re.sub(r"\{m:(\w+)\}", metric, template)
+    text = re.sub(r"\{g:(\w+)\}", lambda m: catalog.groups.item(m.group(1)).prometheus, text)
+    selectors = {"sel": SEL, "node_sel": NODE_SEL, "gsel": GROUP_SEL}
     # a catalog name may carry its own labels: merge them with the selector that follows
-    text = re.sub(r"\}\{\{(sel|node_sel)\}", lambda m: "," + (SEL if m.group(1) == "sel" else NODE_SEL), text)
-    text = text.replace("{{sel}", "{" + SEL).replace("{{node_sel}", "{" + NODE_SEL)
+    text = re.sub(r"\}\{\{(sel|node_sel|gsel)\}", lambda m: "," + selectors[m.group(1)], text)
+    for name, selector in selectors.items():
+        text = text.replace("{{" + name + "}", "{" + selector)
     return text
 
 
@@ -126,10 +150,9 @@ def render(catalog: Catalog) -> dict[str, dict]:
         dash = (Dashboard(title).uid(uid).tags(["kafka", "kafka-4x", "kraft"]).refresh("30s").time("now-1h", "now")
                 .with_variable(DatasourceVariable("datasource").label("Prometheus").type("prometheus"))
                 .with_variable(QueryVariable("cluster").label("Cluster").datasource(DS)
-                               .query("label_values(kafkajmx_target_up, cluster)").include_all(True).multi(True))
-                .with_variable(QueryVariable("node").label("Node").datasource(DS)
-                               .query('label_values(kafkajmx_target_up{cluster=~"$cluster"}, node)')
-                               .include_all(True).multi(True)))
+                               .query(f"label_values({'kafkajmx_kafka_up' if uid == GROUPS_UID else 'kafkajmx_target_up'}, cluster)")
+                               .include_all(True).multi(True))
+                .with_variable(_group_variable() if uid == GROUPS_UID else _node_variable()))
         for row_title, panels in rows:
             dash = dash.with_row(Row(row_title))
             for p in panels:
@@ -140,6 +163,17 @@ def render(catalog: Catalog) -> dict[str, dict]:
         out[uid] = json.loads(json.dumps(dash.build(), cls=JSONEncoder))
         out[uid][HEADER_KEY] = "Generated from exporter/catalog/kafka-4x.yaml by `kafka-jmx generate`; do not edit by hand."
     return out
+
+
+def _node_variable() -> QueryVariable:
+    return (QueryVariable("node").label("Node").datasource(DS)
+            .query('label_values(kafkajmx_target_up{cluster=~"$cluster"}, node)').include_all(True).multi(True))
+
+
+def _group_variable() -> QueryVariable:
+    return (QueryVariable("group").label("Consumer group").datasource(DS)
+            .query('label_values(kafka_consumergroup_members{cluster=~"$cluster"}, consumergroup)')
+            .include_all(True).multi(True))
 
 
 def serialize(dashboard: dict) -> str:

@@ -5,6 +5,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from exporter.catalog.groups import ConsumerGroups
+from exporter.catalog.groups import load as load_groups
 from kafka_common.names import ObjectName
 from kafka_common.yamlconf import Doc, read_text
 
@@ -162,6 +164,7 @@ class Catalog:
     valuemaps: tuple[ValueMap, ...] = ()
     graphs: tuple[Graph | TopicGraph, ...] = ()
     dashboard: tuple[Page, ...] = ()        # each template's dashboard: the pages whose graphs it has
+    groups: ConsumerGroups = field(default_factory=ConsumerGroups)
 
     def metric(self, metric_id: str) -> Metric:
         return self.by_id[metric_id]
@@ -302,9 +305,10 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
     valuemaps = _valuemaps(doc, data, metrics)
     graphs = _graphs(doc, data, ids, cluster_ids)
     dashboard = _dashboard(doc, data, {g.id for g in graphs})
+    groups = load_groups(doc, data.get("consumer_groups"), known_macros, PRIORITIES, VALUE_TYPES)
     doc.check()
     return Catalog(tuple(metrics), tuple(cluster_items), tuple(triggers), tuple(macros), source, ids,
-                   valuemaps, graphs, dashboard)
+                   valuemaps, graphs, dashboard, groups)
 
 
 def _valuemaps(doc: Doc, data: dict, metrics: list[Metric]) -> tuple[ValueMap, ...]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from exporter.catalog.groups import DISCOVERY_KEYS
 from exporter.catalog.model import Catalog, Graph, Metric, TopicGraph, Trigger
 
 GROUP = "Templates/Applications"
@@ -28,6 +29,8 @@ TEMPLATE_NAMES = {
     ("trapper", COMBINED): "Apache Kafka 4.x by trapper",
 }
 CLUSTER_TEMPLATE = "Apache Kafka 4.x cluster"
+GROUPS_TEMPLATE = "Apache Kafka 4.x consumer groups by trapper"
+GROUP_GRAPHS = ("group_members", "group_status", "group_lag", "group_lag_seconds")     # a graph prototype each
 TOPIC_LLD = {"trapper": "kafka.discovery.topics"}
 # a Java gateway reading NaN hands Zabbix the text "NaN", which a numeric item refuses
 NAN_SCRIPT = "return value === 'NaN' ? '{}' : value;"
@@ -367,6 +370,82 @@ def _cluster_template(catalog: Catalog, version: str) -> dict:
     return {"template": template, "triggers": triggers, "graphs": graphs}
 
 
+def _groups_template(catalog: Catalog, version: str) -> dict:
+    """Consumer groups and their lag, pushed by the exporter's Kafka-protocol collection to the
+    cluster's host: one discovery of groups, one of group x topic pairs."""
+    name = GROUPS_TEMPLATE
+    cg = catalog.groups
+    rules = []
+    for per, what in (("group", "Consumer groups"), ("group_topic", "Consumer groups x topics")):
+        protos = []
+        for it in cg.items:
+            if it.per != per:
+                continue
+            proto: dict[str, Any] = {"uuid": uuid_for(name, "item", it.key), "name": it.name, "type": "TRAP",
+                                     "key": it.key, "history": "7d"}
+            if it.value_type != "UNSIGNED":
+                proto["value_type"] = it.value_type
+            if it.value_type in ("CHAR", "TEXT"):
+                proto["trends"] = "0"
+            if it.units:
+                proto["units"] = it.units
+            proto["description"] = f"{it.description} Prometheus: {it.prometheus}."
+            if it.valuemap:
+                proto["valuemap"] = {"name": it.valuemap}
+            proto["tags"] = [{"tag": "component", "value": "consumer-group"}, {"tag": "group", "value": "{#GROUP}"}] + \
+                ([{"tag": "topic", "value": "{#TOPIC}"}] if per == "group_topic" else [])
+            triggers = []
+            for t in cg.triggers:
+                if t.metric != it.id:
+                    continue
+                expression = t.expression.replace("{item}", f"/{name}/{it.key}")
+                expression = re.sub(r"\{item:(\w+)\}", lambda m: f"/{name}/{cg.item(m.group(1)).key}", expression)
+                triggers.append(_trigger(t, name, expression))  # type: ignore[arg-type]
+            if triggers:
+                proto["trigger_prototypes"] = triggers
+            protos.append(proto)
+        conditions = [{"macro": "{#GROUP}", "value": "{$KAFKA.GROUP.MATCHES}", "formulaid": "A"},
+                      {"macro": "{#GROUP}", "value": "{$KAFKA.GROUP.NOT_MATCHES}", "operator": "NOT_MATCHES_REGEX",
+                       "formulaid": "B"}]
+        rule = {"uuid": uuid_for(name, "lld", per), "name": what, "type": "TRAP", "key": DISCOVERY_KEYS[per],
+                "lifetime": "7d", "description": f"{what} with committed offsets, sent by the kafka-jmx exporter "
+                                                 "(its kafka: section) after each collection.",
+                "filter": {"evaltype": "AND", "conditions": conditions}, "item_prototypes": protos}
+        graphs = [(f"{it.name.rsplit(': ', 1)[0]}: {it.name.rsplit(': ', 1)[1]}", it.key) for it in cg.items
+                  if it.per == per and it.value_type in ("UNSIGNED", "FLOAT") and it.id in GROUP_GRAPHS]
+        if graphs:
+            rule["graph_prototypes"] = [{"uuid": uuid_for(name, "graph", title), "name": title, "graph_items": [
+                {"sortorder": "0", "color": COLORS[0], "item": {"host": name, "key": key}}]} for title, key in graphs]
+        rules.append(rule)
+    template: dict[str, Any] = {"uuid": uuid_for(name), "template": name, "name": name,
+                                "description": "Consumer groups of an Apache Kafka 4.x cluster: members, state, status "
+                                               "and lag (records and seconds) per group and topic, read through the "
+                                               "Kafka protocol by the kafka-jmx exporter and pushed as trapper values. "
+                                               "Link it to the cluster's host. Generated from the kafka-jmx metric catalog.",
+                                "groups": [{"name": GROUP}], "discovery_rules": rules,
+                                "tags": [{"tag": "class", "value": "application"},
+                                         {"tag": "target", "value": "apache-kafka"}]}
+    text = yaml.safe_dump(template)
+    used = set(re.findall(r"\{\$([A-Z0-9_.]+)", text))
+    own = {m: (v, d) for m, v, d in cg.macros}
+    own["{$KAFKA.GROUP.MATCHES}"] = (".*", "Consumer groups to discover (regex).")
+    own["{$KAFKA.GROUP.NOT_MATCHES}"] = ("CHANGE_IF_NEEDED", "Consumer groups not to discover (regex).")
+    template["macros"] = [{"macro": m, "value": v, "description": d} for m, (v, d) in sorted(own.items())
+                          if m[2:-1] in used]
+    width, _, proto_type, field = GRID[version]
+    prototypes = [g["name"] for r in rules for g in r.get("graph_prototypes", [])]
+    template["dashboards"] = [{"uuid": uuid_for(name, "dashboard"), "name": "Apache Kafka 4.x", "pages": [
+        {"name": "Consumer groups", "widgets": [
+            {"type": proto_type, "name": title, "x": str((n % 2) * width // 2), "y": str((n // 2) * 5),
+             "width": str(width // 2), "height": "5",
+             "fields": [{"type": "GRAPH_PROTOTYPE", "name": field, "value": {"host": name, "name": title}}]}
+            for n, title in enumerate(prototypes)]}]}]
+    if cg.valuemap:
+        template["valuemaps"] = [{"uuid": uuid_for(name, "valuemap", cg.valuemap[0]), "name": cg.valuemap[0],
+                                  "mappings": [{"value": v, "newvalue": shown} for v, shown in cg.valuemap[1]]}]
+    return template
+
+
 def render(catalog: Catalog, version: str = "6.0") -> dict:
     if version not in ("6.0", "7.0"):
         raise ValueError(f"unsupported Zabbix export version {version!r} (use 6.0 or 7.0)")
@@ -376,6 +455,8 @@ def render(catalog: Catalog, version: str = "6.0") -> dict:
     graphs = [g for _, gs in roles for g in gs]
     cluster = _cluster_template(catalog, version)
     templates.append(cluster["template"])
+    if catalog.groups.items:
+        templates.append(_groups_template(catalog, version))
     groups_key = "groups" if version == "6.0" else "template_groups"
     export: dict[str, Any] = {"version": version, groups_key: [{"uuid": uuid_for("group", GROUP), "name": GROUP}],
                               "templates": templates}

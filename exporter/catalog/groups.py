@@ -1,0 +1,149 @@
+"""The catalog's consumer groups: items and triggers over the exporter's Kafka-protocol collection,
+one discovery per group and one per group x topic (the section `consumer_groups` of kafka-4x.yaml)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kafka_common.yamlconf import Doc
+
+PER = {"group": ("{#GROUP}",), "group_topic": ("{#GROUP}", "{#TOPIC}")}
+DISCOVERY_KEYS = {"group": "kafka.discovery.groups", "group_topic": "kafka.discovery.group_topics"}
+MACRO_REF = re.compile(r'\{\$([A-Z0-9_.]+)(?::"[^"]*")?\}')
+
+
+@dataclass(frozen=True)
+class GroupItem:
+    id: str
+    per: str
+    key_base: str
+    prometheus: str
+    name: str
+    value_type: str
+    description: str
+    units: str = ""
+    valuemap: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The item prototype's key, with the discovered names as parameters."""
+        return f"{self.key_base}[{','.join(chr(34) + m + chr(34) for m in PER[self.per])}]"
+
+    def key_for(self, group: str, topic: str | None = None) -> str:
+        """The key of one discovered item (what the exporter sends)."""
+        names = (group,) if self.per == "group" else (group, topic or "")
+        return f"{self.key_base}[{','.join(_quoted(n) for n in names)}]"
+
+
+@dataclass(frozen=True)
+class GroupAlert:
+    name: str
+    expr: str
+    for_: str
+    severity: str
+
+
+@dataclass(frozen=True)
+class GroupTrigger:
+    id: str
+    per: str
+    metric: str
+    name: str
+    expression: str
+    priority: str
+    description: str
+    alert: GroupAlert
+    zabbix_scope: str = "performance"
+    event_name: str = ""
+    opdata: str = ""
+    manual_close: bool = False
+
+    @property
+    def problem(self) -> str:
+        return self.event_name or self.name
+
+
+@dataclass(frozen=True)
+class ConsumerGroups:
+    items: tuple[GroupItem, ...] = ()
+    triggers: tuple[GroupTrigger, ...] = ()
+    macros: tuple[tuple[str, str, str], ...] = ()           # (macro, value, description)
+    valuemap: tuple[str, tuple[tuple[str, str], ...]] | None = None
+
+    def item(self, item_id: str) -> GroupItem:
+        return next(i for i in self.items if i.id == item_id)
+
+    def macro(self, name: str) -> str:
+        return next(value for macro, value, _ in self.macros if macro == name)
+
+
+def _quoted(name: str) -> str:
+    """A Zabbix item key parameter: quoted, with its quotes escaped."""
+    return '"' + name.replace('"', '\\"') + '"'
+
+
+def load(doc: Doc, raw: object, known_macros: set[str], priorities: tuple[str, ...],
+         value_types: tuple[str, ...]) -> ConsumerGroups:
+    if raw is None:
+        return ConsumerGroups()
+    top = doc.mapping(raw, ("consumer_groups",), {"macros", "valuemap", "items", "triggers"})
+    macros = []
+    for i, m in enumerate(top.get("macros") or []):
+        p = ("consumer_groups", "macros", i)
+        macro, value, description = (str(m.get(k, "")) for k in ("macro", "value", "description"))
+        if not re.fullmatch(r"\{\$[A-Z0-9_.]+\}", macro):
+            doc.fail(p + ("macro",), f"not a user macro: {macro!r}")
+        macros.append((macro, value, description))
+    known = known_macros | {m for m, _, _ in macros}
+    valuemap = None
+    if top.get("valuemap"):
+        v = top["valuemap"]
+        valuemap = (str(v.get("name", "")), tuple((str(k), str(n)) for k, n in (v.get("mappings") or {}).items()))
+    items: dict[str, GroupItem] = {}
+    for i, it in enumerate(top.get("items") or []):
+        p = ("consumer_groups", "items", i)
+        per = str(it.get("per", ""))
+        if per not in PER:
+            doc.fail(p + ("per",), f"per must be group or group_topic, got {per!r}")
+        vt = str(it.get("value_type", ""))
+        if vt not in value_types:
+            doc.fail(p + ("value_type",), f"value_type must be one of {', '.join(value_types)}, got {vt!r}")
+        vm = it.get("valuemap")
+        if vm is not None and (valuemap is None or vm != valuemap[0]):
+            doc.fail(p + ("valuemap",), f"value map {vm!r} is not the section's valuemap")
+        item = GroupItem(str(it.get("id", "")), per, str(it.get("key", "")), str(it.get("prometheus", "")),
+                         str(it.get("name", "")), vt, str(it.get("description", "")), str(it.get("units", "")), vm)
+        if item.id in items:
+            doc.fail(p + ("id",), f"item id {item.id!r} is used twice")
+        items[item.id] = item
+    triggers = []
+    for i, t in enumerate(top.get("triggers") or []):
+        p = ("consumer_groups", "triggers", i)
+        metric = str(t.get("metric", ""))
+        per = str(t.get("per", ""))
+        if metric not in items:
+            doc.fail(p + ("metric",), f"unknown consumer-group item {metric!r}")
+        elif items[metric].per != per:
+            doc.fail(p + ("per",), f"{metric!r} is discovered per {items[metric].per}, not per {per}")
+        expression, name = str(t.get("expression", "")), str(t.get("name", ""))
+        if "{item}" not in expression:
+            doc.fail(p + ("expression",), "a trigger refers to its item as {item}")
+        for ref in re.findall(r"\{item:(\w+)\}", expression):
+            if ref not in items or items[ref].per not in ("group", per):
+                doc.fail(p + ("expression",), f"{{item:{ref}}} is not an item of the same discovery")
+        if re.search(r"\{(HOST|ITEM)\.", name):
+            doc.fail(p + ("name",), "a trigger name holds no {HOST.*} or {ITEM.*} macro: put them in event_name or opdata")
+        event_name, opdata = str(t.get("event_name", "")), str(t.get("opdata", ""))
+        for ref in MACRO_REF.findall(expression + name + event_name + opdata):
+            if "{$" + ref + "}" not in known:
+                doc.fail(p, f"macro {{${ref}}} is not defined under macros")
+        priority = str(t.get("priority", ""))
+        if priority not in priorities:
+            doc.fail(p + ("priority",), f"priority must be one of {', '.join(priorities)}")
+        a = t.get("alert") or {}
+        triggers.append(GroupTrigger(str(t.get("id", "")), per, metric, name, expression, priority,
+                                     str(t.get("description", "")),
+                                     GroupAlert(str(a.get("name", "")), str(a.get("expr", "")), str(a.get("for", "0m")),
+                                                str(a.get("severity", ""))),
+                                     str(t.get("zabbix_scope", "performance")), event_name, opdata))
+    return ConsumerGroups(tuple(items.values()), tuple(triggers), tuple(macros), valuemap)

@@ -1,0 +1,85 @@
+"""The Prometheus view of a lag collection: kafka_exporter's names and labels for what it has (its
+community dashboards keep working), our own for lag in seconds, group type, state and status.
+
+Cardinality: per-partition series can be turned off (the group x topic sums stay), and a cap bounds
+the series of one collection; what the cap leaves out is counted, never silently lost."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from exporter.lag.model import Snapshot
+
+FAMILIES = {
+    # kafka_exporter's
+    "kafka_consumergroup_current_offset": ("Current Offset of a ConsumerGroup at Topic/Partition", ("consumergroup", "topic", "partition")),
+    "kafka_consumergroup_current_offset_sum": ("Current Offset of a ConsumerGroup at Topic for all partitions", ("consumergroup", "topic")),
+    "kafka_consumergroup_lag": ("Current Approximate Lag of a ConsumerGroup at Topic/Partition", ("consumergroup", "topic", "partition")),
+    "kafka_consumergroup_lag_sum": ("Current Approximate Lag of a ConsumerGroup at Topic for all partitions", ("consumergroup", "topic")),
+    "kafka_consumergroup_members": ("Amount of members in a consumer group", ("consumergroup",)),
+    "kafka_topic_partitions": ("Number of partitions for this Topic", ("topic",)),
+    "kafka_topic_partition_current_offset": ("Current Offset of a Broker at Topic/Partition", ("topic", "partition")),
+    "kafka_topic_partition_oldest_offset": ("Oldest Offset of a Broker at Topic/Partition", ("topic", "partition")),
+    # ours
+    "kafka_consumergroup_lag_seconds": ("How long ago the record at the group's committed offset was written (0 when caught up)", ("consumergroup", "topic", "partition")),
+    "kafka_consumergroup_lag_seconds_max": ("The largest lag in seconds of the group's partitions of the topic", ("consumergroup", "topic")),
+    "kafka_consumergroup_info": ("The group's type (classic, consumer: KIP-848) and state, as labels; value 1", ("consumergroup", "type", "state")),
+    "kafka_consumergroup_status": ("The group's status over the status window: 0 ok, 1 lagging and growing, 2 stalled (offsets not moving, lag > 0), 3 stopped (no members, lag > 0)", ("consumergroup",)),
+}
+PER_PARTITION = {"kafka_consumergroup_current_offset", "kafka_consumergroup_lag", "kafka_consumergroup_lag_seconds"}
+
+
+@dataclass
+class Rendered:
+    families: list[Metric]
+    series: int
+    dropped: int            # series the cap left out
+
+
+def render(snap: Snapshot, verdicts: dict[str, int], cluster: str, partition_series: bool, max_series: int) -> Rendered:
+    fams = {name: GaugeMetricFamily(name, doc, labels=["cluster", *labels]) for name, (doc, labels) in FAMILIES.items()
+            if partition_series or name not in PER_PARTITION}
+    budget = [max_series, 0]        # left, dropped
+
+    def add(name: str, labels: list[str], value: float) -> None:
+        if name not in fams:
+            return
+        if budget[0] <= 0:
+            budget[1] += 1
+            return
+        budget[0] -= 1
+        fams[name].add_metric([cluster, *labels], value)
+
+    # the group-level and group x topic series first: a cap cuts partitions before sums
+    for gid, g in sorted(snap.groups.items()):
+        add("kafka_consumergroup_members", [gid], float(g.members))
+        add("kafka_consumergroup_info", [gid, g.type, g.state], 1.0)
+        add("kafka_consumergroup_status", [gid], float(verdicts.get(gid, 0)))
+        by_topic: dict[str, list[tuple[int, int, int | None, float | None]]] = {}
+        for (topic, p), offset in sorted(g.committed.items()):
+            by_topic.setdefault(topic, []).append((p, offset, snap.lag(gid, (topic, p)), snap.lag_seconds(gid, (topic, p))))
+        for topic, rows in by_topic.items():
+            add("kafka_consumergroup_current_offset_sum", [gid, topic], float(sum(o for _, o, _, _ in rows)))
+            lags = [lag for _, _, lag, _ in rows if lag is not None]
+            if lags:
+                add("kafka_consumergroup_lag_sum", [gid, topic], float(sum(lags)))
+            seconds = [s for _, _, _, s in rows if s is not None]
+            if seconds:
+                add("kafka_consumergroup_lag_seconds_max", [gid, topic], max(seconds))
+    for topic, n in sorted(snap.partitions.items()):
+        add("kafka_topic_partitions", [topic], float(n))
+    for (topic, p), end in sorted(snap.ends.items()):
+        add("kafka_topic_partition_current_offset", [topic, str(p)], float(end))
+        if (topic, p) in snap.starts:
+            add("kafka_topic_partition_oldest_offset", [topic, str(p)], float(snap.starts[(topic, p)]))
+    for gid, g in sorted(snap.groups.items()):
+        for (topic, p), offset in sorted(g.committed.items()):
+            add("kafka_consumergroup_current_offset", [gid, topic, str(p)], float(offset))
+            lag = snap.lag(gid, (topic, p))
+            if lag is not None:
+                add("kafka_consumergroup_lag", [gid, topic, str(p)], float(lag))
+            seconds = snap.lag_seconds(gid, (topic, p))
+            if seconds is not None:
+                add("kafka_consumergroup_lag_seconds", [gid, topic, str(p)], seconds)
+    return Rendered(list(fams.values()), max_series - budget[0], budget[1])

@@ -1,0 +1,50 @@
+"""One collection of consumer groups, committed offsets and partition offsets, and the lag they make."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TopicPartition = tuple[str, int]
+
+# Burrow-style verdicts over the status window (kafka_consumergroup_status)
+OK, LAGGING, STALLED, STOPPED = 0, 1, 2, 3
+STATUS_NAMES = {OK: "ok", LAGGING: "lagging", STALLED: "stalled", STOPPED: "stopped"}
+
+
+@dataclass(frozen=True)
+class Group:
+    group_id: str
+    type: str                       # classic, consumer (KIP-848), share, streams, unknown
+    state: str                      # Stable, Empty, PreparingRebalance, ... as Kafka names them
+    members: int
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+@dataclass
+class Snapshot:
+    taken_at: float                                         # epoch seconds, when the collection began
+    groups: dict[str, Group] = field(default_factory=dict)
+    partitions: dict[str, int] = field(default_factory=dict)            # topic -> partition count
+    ends: dict[TopicPartition, int] = field(default_factory=dict)       # high watermarks
+    starts: dict[TopicPartition, int] = field(default_factory=dict)     # log start offsets
+    commit_times: dict[tuple[str, TopicPartition], float] = field(default_factory=dict)    # record timestamps (s)
+    unread: set[TopicPartition] = field(default_factory=set)            # leader unreachable: no end offset
+    errors: list[str] = field(default_factory=list)
+
+    def lag(self, group: str, tp: TopicPartition) -> int | None:
+        """End offset - committed offset, never negative (the end offset is read after the commits, so a
+        commit racing the read can only make it larger); None without a commit or an end offset."""
+        committed = self.groups[group].committed.get(tp)
+        end = self.ends.get(tp)
+        if committed is None or committed < 0 or end is None:
+            return None
+        return max(0, end - committed)
+
+    def lag_seconds(self, group: str, tp: TopicPartition) -> float | None:
+        """How long ago the record at the committed offset was written; 0 when caught up."""
+        lag = self.lag(group, tp)
+        if lag is None:
+            return None
+        if lag == 0:
+            return 0.0
+        written = self.commit_times.get((group, tp))
+        return None if written is None else max(0.0, self.taken_at - written)

@@ -1,0 +1,117 @@
+"""The lag collection in the daemon: its own thread and interval (one collection per interval however
+often Prometheus scrapes), the last complete result served, and its health."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Iterable
+
+from confluent_kafka import KafkaException
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporter.lag.families import Rendered, render
+from exporter.lag.model import Snapshot
+from exporter.lag.reader import KafkaReader
+from exporter.lag.status import StatusTracker
+
+log = logging.getLogger("kafka_jmx.lag")
+
+
+class LagWorker:
+    def __init__(self, reader: KafkaReader, cluster: str, interval_s: float, status_window_s: float,
+                 partition_series: bool = True, max_series: int = 100_000,
+                 on_result: Callable[["LagWorker"], None] = lambda w: None,
+                 on_snapshot: Callable[[Snapshot, dict[str, int]], None] | None = None) -> None:
+        self.reader, self.cluster, self.interval_s = reader, cluster, interval_s
+        self.status = StatusTracker(status_window_s)
+        self.partition_series, self.max_series = partition_series, max_series
+        self.on_result, self.on_snapshot = on_result, on_snapshot
+        self.rendered: Rendered | None = None
+        self.up = False
+        self.duration_s = 0.0
+        self.last_success = 0.0
+        self.partitions_unread = 0
+        self.failures = 0
+        self.dropped_total = 0
+        self._last_problem = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="collect-kafka-lag", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self.reader.close()
+
+    def collect_once(self) -> None:
+        started = time.monotonic()
+        try:
+            snap = self.reader.read()
+            verdicts = self.status.update(snap)
+            rendered = render(snap, verdicts, self.cluster, self.partition_series, self.max_series)
+        except KafkaException as e:
+            self._failed(f"kafka: {e.args[0].str() if e.args else e}")
+        except Exception as e:      # an unexpected answer must not stop the daemon's other collections
+            log.exception("kafka lag collection failed")
+            self._failed(f"kafka: {type(e).__name__}: {e}")
+        else:
+            self.rendered, self.up = rendered, True
+            self.last_success = time.time()
+            self.partitions_unread = len(snap.unread)
+            self.dropped_total += rendered.dropped
+            problem = "; ".join(snap.errors)
+            if problem and problem != self._last_problem:
+                log.warning("kafka lag collection: %s", problem)
+            self._last_problem = problem
+            if self.on_snapshot is not None:
+                self.on_snapshot(snap, verdicts)
+        finally:
+            self.duration_s = time.monotonic() - started
+
+    def _failed(self, message: str) -> None:
+        self.up, self.rendered = False, None       # no stale lag: the series go until the next success
+        self.failures += 1
+        if message != self._last_problem:
+            log.warning("%s", message)
+        self._last_problem = message
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            self.collect_once()
+            self.on_result(self)
+            self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
+
+    # -- prometheus_client collector ----------------------------------------------------------------------------
+    def collect(self) -> Iterable[Metric]:
+        rendered = self.rendered
+        if rendered is not None:
+            yield from rendered.families
+        labels = ["cluster"]
+        for name, doc, value in (
+                ("kafkajmx_kafka_up", "1 when the last consumer-group collection through the Kafka protocol succeeded.",
+                 1.0 if self.up else 0.0),
+                ("kafkajmx_kafka_collection_duration_seconds", "How long the last consumer-group collection took.",
+                 self.duration_s),
+                ("kafkajmx_kafka_last_success_timestamp_seconds", "When consumer groups were last collected.",
+                 self.last_success),
+                ("kafkajmx_kafka_partitions_unread", "Partitions whose offsets could not be read in the last "
+                 "collection (their leader did not answer): their lag is not reported.", float(self.partitions_unread)),
+                ("kafkajmx_kafka_series", "Lag series of the last collection.",
+                 float(rendered.series if rendered else 0))):
+            g = GaugeMetricFamily(name, doc, labels=labels)
+            g.add_metric([self.cluster], value)
+            yield g
+        for name, doc, value in (
+                ("kafkajmx_kafka_collection_errors", "Consumer-group collections that failed.", self.failures),
+                ("kafkajmx_kafka_series_dropped", "Lag series left out by kafka.max_series, over all collections.",
+                 self.dropped_total)):
+            c = CounterMetricFamily(name, doc, labels=labels)
+            c.add_metric([self.cluster], float(value))
+            yield c
