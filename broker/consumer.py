@@ -64,6 +64,9 @@ class Consumer(Node):
         self.coordinator: str | None = None
         self.assignment: tuple[TopicPartition, ...] = ()
         self.positions: dict[TopicPartition, int] = {}
+        # what auto-commit commits: the positions of records handed to the application (librdkafka's
+        # offset store, the Java client's last poll), not those fetched ahead of it
+        self.handed: dict[TopicPartition, int] = {}
         self.metadata: dict[str, tuple[PartitionMetadata, ...]] = {}
         self.brokers: dict[int, str] = {}
         self._fetching: set[int] = set()
@@ -75,7 +78,7 @@ class Consumer(Node):
         self._find_coordinator()
         self.every(self.cfg["heartbeat.interval.ms"], self._heartbeat)
         if self.commit_mode == "auto":
-            self.every(self.cfg["auto.commit.interval.ms"], lambda: self._commit(dict(self.positions)))
+            self.every(self.cfg["auto.commit.interval.ms"], lambda: self._commit(dict(self.handed)))
 
     def close(self) -> None:
         """Leave the group cleanly (the consumer's close()), then stop."""
@@ -109,8 +112,8 @@ class Consumer(Node):
         if self._joining or self.coordinator is None:
             return
         self._joining = True
-        if self.commit_mode == "auto" and self.positions:
-            self._commit(dict(self.positions))
+        if self.commit_mode == "auto" and self.handed:
+            self._commit(dict(self.handed))
         strategy = self.cfg["partition.assignment.strategy"]
         req = JoinGroupRequest(self.group_id, self.member_id, self.name, self.cfg["session.timeout.ms"],
                                self.cfg["max.poll.interval.ms"], (strategy,), self.topics)
@@ -212,6 +215,7 @@ class Consumer(Node):
     def _start_consuming(self) -> None:
         assignment = self.assignment
         self.positions = {tp: p for tp, p in self.positions.items() if tp in assignment}
+        self.handed = {tp: p for tp, p in self.handed.items() if tp in assignment}
         missing = tuple(tp for tp in assignment if tp not in self.positions)
         if not missing:
             self._fetch_all()
@@ -235,7 +239,10 @@ class Consumer(Node):
         one retry after retry.backoff.ms for whatever is still missing."""
         policy = self.cfg["auto.offset.reset"]
         missing = [tp for tp in self.assignment if tp not in self.positions]
-        if not missing or self._resetting:
+        if not missing:
+            self._fetch_all()       # every partition resumes from its committed offset
+            return
+        if self._resetting:
             return
         if policy == "none":
             raise KafkaError(f"no committed offset for {missing} and auto.offset.reset=none")
@@ -277,8 +284,10 @@ class Consumer(Node):
 
     def _fetch_all(self) -> None:
         by_leader: dict[int, dict[TopicPartition, FetchPartition]] = {}
+        buffered = {tp for tp, *_ in self._ready}
         for tp in self.assignment:
-            if tp not in self.positions:
+            # a partition whose fetched records still wait for the application is not fetched again
+            if tp not in self.positions or tp in buffered:
                 continue
             parts = self.metadata.get(tp.topic)
             leader = parts[tp.partition].leader if parts else -1
@@ -349,6 +358,8 @@ class Consumer(Node):
         tp, records, count, position = self._ready.popleft()
         self._processing = True
         self.consumed += count
+        self.handed[tp] = position
+        self._fetch_all()           # tp has nothing buffered any more: fetch ahead while this batch is processed
         if self.commit_mode == "before":
             self._commit({tp: position})
         # bulk workload records carry no payloads: they are processed as one unit
@@ -360,9 +371,9 @@ class Consumer(Node):
     def _process_unit(self) -> None:
         # without a processing time the batch is handled in a loop: no recursion per record
         while self._unit < len(self._units):
-            recs, _ = self._units[self._unit]
+            _, n = self._units[self._unit]
             if self.processing_ms:
-                self.after(self.processing_ms * (len(recs) or 1), self._unit_done)
+                self.after(self.processing_ms * n, self._unit_done)      # per record, payloads or not
                 return
             self._finish_unit()
         self._processing = False

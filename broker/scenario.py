@@ -43,7 +43,9 @@ def bundled_scenario(name: str) -> str:
     return importlib.resources.files("broker").joinpath("scenarios", name).read_text(encoding="utf-8")
 
 FAULTS = ("kill", "restart", "isolate", "heal", "slow", "corrupt_metadata", "fail_log_dir", "flood", "pause", "resume",
-          "elect_leaders", "bounce")
+          "elect_leaders", "bounce", "stop_consumer", "slow_consumer", "resume_consumer")
+# what a workload consumer group goes through (the target is the group's name)
+CONSUMER_ACTIONS = ("stop_consumer", "slow_consumer", "resume_consumer")
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -68,6 +70,7 @@ class Fault:
     log_dir: str | None = None       # fail_log_dir: which of log.dirs (default: the first live one)
     allow: tuple[str, ...] = ()      # alert rehearsal: what it may also raise (side effects), not required
     down_ms: float = 0.0             # bounce: how long the node stays down before it starts again
+    processing_ms: float = 0.0       # slow_consumer: each record then takes this long to process
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
     for i, f in enumerate(r.sequence(top, "timeline")):
         path = ("timeline", i)
         f = r.mapping(f, path, {"at", *FAULTS, "fetch_delay", "event_delay", "disk_delay", "bytes_per_sec",
-                                "log_dir", "expect", "allow", "down"})
+                                "log_dir", "expect", "allow", "down", "processing_ms"})
         at = r.get(f, path, "at", parse_duration_ms, 0.0, required=True)
         actions = [a for a in FAULTS if a in f]
         if len(actions) != 1:
@@ -211,6 +214,12 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
             r.fail(path + (action,), f"corrupt_metadata needs the active controller (active-controller or "
                                      f"controller-N), got {target!r}")
             continue
+        elif action in CONSUMER_ACTIONS:
+            group_names = {g.group for g in groups}
+            if target not in group_names:
+                r.fail(path + (action,), f"{action} needs a consumer group of the workload, got {target!r} "
+                                         f"(groups: {', '.join(sorted(group_names)) or 'none'})")
+                continue
         elif action == "flood":
             if target not in names:
                 r.fail(path + (action,), f"flood needs a topic of the scenario, got {target!r} "
@@ -250,6 +259,11 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
             r.fail(path, "slow needs fetch_delay or disk_delay (a broker) or event_delay (a controller)")
         if action == "flood" and not bytes_per_sec:
             r.fail(path, "flood needs bytes_per_sec, e.g. 100MB")
+        processing_ms = r.get(f, path, "processing_ms", _number, 0.0)
+        if action == "slow_consumer" and not processing_ms:
+            r.fail(path, "slow_consumer needs processing_ms (per record), e.g. processing_ms: 50")
+        if "processing_ms" in f and action != "slow_consumer":
+            r.fail(path + ("processing_ms",), "processing_ms belongs to slow_consumer")
         if log_dir is not None and action != "fail_log_dir":
             r.fail(path + ("log_dir",), "log_dir belongs to fail_log_dir")
         dirs = str(checked.get("log.dirs", DEFAULTS["log.dirs"][0]))
@@ -264,7 +278,7 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
             lists[key] = tuple(ids)
         timeline.append(Fault(at, action, target, fetch_delay, event_delay, r.lines.get(path, 0), lists["expect"],
                               disk_delay, bytes_per_sec, log_dir, lists["allow"],
-                              down if action == "bounce" else 0.0))
+                              down if action == "bounce" else 0.0, processing_ms))
 
     run_for = r.get(top, (), "run_for", parse_duration_ms, 60_000.0)
     r.check()

@@ -85,6 +85,15 @@ class Simulation:
                 name = f"{fault.node} {c.fail_log_dir(fault.node, fault.log_dir)}"  # type: ignore[arg-type]
             elif fault.action == "flood":
                 name = self._flood(fault.node, fault.bytes_per_sec)  # type: ignore[arg-type]
+            elif fault.action == "stop_consumer":
+                name = f"{fault.node} ({self.workload.stop_group(fault.node)} members leave)"  # type: ignore[arg-type]
+            elif fault.action == "slow_consumer":
+                self.workload.slow_group(fault.node, fault.processing_ms)  # type: ignore[arg-type]
+                name = f"{fault.node} ({fault.processing_ms:g} ms per record)"
+            elif fault.action == "resume_consumer":
+                spec = next(g for g in self.scenario.groups if g.group == fault.node)
+                self.workload.resume_group(spec.group, spec)
+                name = str(fault.node)
             else:
                 name = c.slow(fault.node, fault.fetch_delay_ms, fault.event_delay_ms,  # type: ignore[arg-type]
                               fault.disk_delay_ms)

@@ -88,6 +88,24 @@ class Workload:
         self.groups.setdefault(spec.group, []).extend(members)
         return members
 
+    def stop_group(self, group: str) -> int:
+        """The group's application stops: its members leave the group (the group goes Empty)."""
+        members = [c for c in self.groups[group] if c.alive]
+        for c in members:
+            c.close()
+        return len(members)
+
+    def slow_group(self, group: str, processing_ms: float) -> None:
+        for c in self.groups[group]:
+            c.processing_ms = processing_ms
+
+    def resume_group(self, group: str, spec: ConsumerGroupSpec) -> None:
+        """Back to the workload's own pace, with every member running again."""
+        for c in self.groups[group]:
+            c.processing_ms = spec.processing_ms
+            if not c.alive:
+                c.start()
+
     def stats(self) -> dict[str, Any]:
         return {
             "produced": sum(p.handed_over for p in self.producers),

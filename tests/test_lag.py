@@ -100,3 +100,172 @@ def test_a_config_with_only_the_kafka_section_is_valid_and_its_mistakes_are_name
     text = str(e.value)
     assert "kafka.bootstrap_servers: expected HOST:PORT" in text and "kafka.tls.cert: file c.pem not found" in text
     assert "kafka.max_series: expected a positive integer" in text and "kafka.topics.allow: not a regular expression" in text
+
+
+def test_the_timeline_stops_slows_and_resumes_a_consumer_group():
+    """stop_consumer, slow_consumer and resume_consumer on the virtual clock: the group goes Empty and
+    its lag grows, a slow group falls behind, a resumed group catches up."""
+    from broker.scenario import load_scenario
+    from broker.simulation import Simulation
+    sim = Simulation(load_scenario("""
+cluster: {brokers: 3, controllers: 1}
+config: {offsets.topic.num.partitions: 3, group.initial.rebalance.delay.ms: 0}
+topics: [{name: orders, partitions: 3, replication_factor: 3, min_insync_replicas: 2}]
+workload:
+  - {producer: p, topic: orders, rate: 200, keys: 12}
+  - {consumer_group: billing, topic: orders, members: 2}
+timeline:
+  - {at: 30s, stop_consumer: billing}
+  - {at: 60s, resume_consumer: billing}
+  - {at: 90s, slow_consumer: billing, processing_ms: 20}
+  - {at: 150s, resume_consumer: billing}
+run_for: 200s
+""", "s.yaml"))
+    sim.start()
+    c = sim.cluster
+
+    def lag() -> int:
+        coordinator = next(b.coordinator for b in c.brokers.values() if b.coordinator._owns("billing") == "NONE")
+        offsets = coordinator.groups["billing"].offsets
+        ends = {tp: p.high_watermark for b in c.brokers.values() for tp, p in b.replica_manager.partitions.items()
+                if p.is_leader and tp.topic == "orders"}
+        return sum(end - offsets.get(tp, 0) for tp, end in ends.items())
+
+    def state() -> str:
+        return next(b.coordinator.groups["billing"].state for b in c.brokers.values()
+                    if b.coordinator._owns("billing") == "NONE")
+    sim.run(until_ms=29_000)
+    assert state() == "Stable" and lag() < 1_500        # at most one auto-commit interval (5 s) behind
+    sim.run(until_ms=59_000)
+    assert state() == "Empty" and lag() > 4_000            # 29 s of 200 records/s, nobody consuming
+    sim.run(until_ms=89_000)
+    assert state() == "Stable" and lag() < 1_500        # at most one auto-commit interval (5 s) behind
+    sim.run(until_ms=149_000)
+    assert lag() > 3_000                                   # 20 ms a record: 50 records/s of 200
+    sim.run(until_ms=200_000)
+    assert lag() < 1_500
+    assert any("stop_consumer billing (2 members leave)" in e for _, e in sim.events)
+
+
+def test_consumer_actions_need_a_group_of_the_workload():
+    from broker.scenario import load_scenario
+    with pytest.raises(ConfigError) as e:
+        load_scenario("topics: [{name: t}]\nworkload: [{consumer_group: g, topic: t}]\n"
+                      "timeline:\n  - {at: 1s, stop_consumer: nobody}\n  - {at: 2s, slow_consumer: g}\n", "s.yaml")
+    assert "timeline[0].stop_consumer: stop_consumer needs a consumer group of the workload, got 'nobody' (groups: g)" \
+        in str(e.value)
+    assert "slow_consumer needs processing_ms" in str(e.value)
+
+
+# -- through the Kafka protocol, against the embedded cluster on the wall clock -------------------------------
+@pytest.fixture(scope="module")
+def wire():
+    from broker.wire.listener import start_listeners
+    from conftest import wall_clock_cluster
+    from jvm_support import free_port_block
+    config = {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000,
+              "offsets.topic.replication.factor": 3, "replica.lag.time.max.ms": 2000}
+    with wall_clock_cluster(3, 1, 7, config, ("orders", 3, 3, 2)) as cluster:
+        port = free_port_block(3, low=20000)
+        listeners = start_listeners(cluster, port)
+        yield cluster, ",".join(f"127.0.0.1:{port + i}" for i in range(3))
+        for listener in listeners:
+            listener.stop()
+
+
+def produce(bootstrap: str, topic: str, n: int, partitions: int = 3) -> list[float]:
+    """n records round-robin over the partitions, one flush each (their write times, epoch s, in order)."""
+    import time
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    times = []
+    for i in range(n):
+        times.append(time.time())
+        p.produce(topic, value=str(i).encode(), partition=i % partitions)
+        assert p.flush(10) == 0
+    return times
+
+
+@pytest.mark.slow
+def test_an_empty_group_reports_its_lag_in_records_and_seconds_and_is_stopped(wire):
+    import time
+    from confluent_kafka import Consumer, TopicPartition
+    from exporter.lag.reader import Filter, KafkaReader
+    from exporter.lag.worker import LagWorker
+    cluster, bootstrap = wire
+    times = produce(bootstrap, "orders", 30)
+    time.sleep(1.0)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "billing", "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition("orders", p, 4) for p in range(3)], asynchronous=False)   # 6 of 10 left each
+    c.close()
+    reader = KafkaReader({"bootstrap.servers": bootstrap}, Filter(), Filter(deny="^__.*"), 10.0)
+    worker = LagWorker(reader, "test", 30.0, 60.0)
+    try:
+        worker.collect_once()
+        assert worker.up and worker.partitions_unread == 0
+        snap_families = {f.name: f for f in worker.rendered.families}
+        lag = {s.labels["partition"]: s.value for s in snap_families["kafka_consumergroup_lag"].samples
+               if s.labels["consumergroup"] == "billing"}
+        assert lag == {"0": 6.0, "1": 6.0, "2": 6.0}
+        [members] = [s.value for s in snap_families["kafka_consumergroup_members"].samples
+                     if s.labels["consumergroup"] == "billing"]
+        [status] = [s.value for s in snap_families["kafka_consumergroup_status"].samples
+                    if s.labels["consumergroup"] == "billing"]
+        assert (members, status) == (0.0, float(STOPPED))
+        # the record at offset 4 of partition 0 was the 13th written (round-robin): its age
+        seconds = {s.labels["partition"]: s.value for s in snap_families["kafka_consumergroup_lag_seconds"].samples
+                   if s.labels["consumergroup"] == "billing"}
+        expected = time.time() - times[12]
+        assert abs(seconds["0"] - expected) < 2.0, (seconds, expected)
+        assert seconds["0"] > seconds["1"] > seconds["2"]      # 13th, 14th, 15th record: younger and younger
+        ends = {s.labels["partition"]: s.value for s in snap_families["kafka_topic_partition_current_offset"].samples
+                if s.labels["topic"] == "orders"}
+        assert ends == {"0": 10.0, "1": 10.0, "2": 10.0}
+        assert not any(s.labels["topic"].startswith("__") for s in snap_families["kafka_topic_partitions"].samples)
+    finally:
+        worker.join(1.0)
+
+
+@pytest.mark.slow
+def test_a_live_group_and_a_partition_whose_leader_is_down(wire):
+    import time
+    from confluent_kafka import Consumer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from exporter.lag.reader import Filter, KafkaReader
+    from exporter.lag.worker import LagWorker
+    from conftest import wait
+    cluster, bootstrap = wire
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("fragile", 1, 1)])["fragile"].result(timeout=30)
+    produce(bootstrap, "fragile", 3, partitions=1)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "live", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": True, "auto.commit.interval.ms": 200, "session.timeout.ms": 6000,
+                  "heartbeat.interval.ms": 500})
+    c.subscribe(["orders"])
+    reader = KafkaReader({"bootstrap.servers": bootstrap}, Filter(), Filter(deny="^__.*"), 5.0)
+    worker = LagWorker(reader, "test", 30.0, 60.0)
+
+    def described() -> bool:
+        c.poll(0.2)
+        worker.collect_once()
+        return worker.up and any(s.labels["consumergroup"] == "live" and s.value == 1.0
+                                 for f in worker.rendered.families if f.name == "kafka_consumergroup_members"
+                                 for s in f.samples)
+    try:
+        assert wait(described, 60, step=0.1)
+        info = [s.labels for f in worker.rendered.families if f.name == "kafka_consumergroup_info" for s in f.samples
+                if s.labels["consumergroup"] == "live"]
+        assert info == [{"cluster": "test", "consumergroup": "live", "type": "classic", "state": "Stable"}]
+        with cluster.sched.lock:
+            leader = cluster.active_controller().image.partition("fragile", 0).leader
+            cluster.kill(f"broker-{leader}")
+        time.sleep(4)
+        worker.collect_once()
+        # the partition without a leader is reported unread; everything else is still collected
+        assert worker.up and worker.partitions_unread == 1
+        assert any(f.name == "kafka_consumergroup_lag" and f.samples for f in worker.rendered.families)
+    finally:
+        c.close()
+        worker.join(1.0)
+        with cluster.sched.lock:
+            cluster.restart(f"broker-{leader}")
