@@ -72,6 +72,9 @@ class Consumer(Node):
         self._fetching: set[int] = set()
         self._ready: deque[tuple[TopicPartition, list, int, int]] = deque()
         self._processing = False
+        self._units: list[tuple[list, int]] = []
+        self._unit = 0
+        self._unit_token = 0
         self._joining = False
         self._refreshing = False
         self._resetting = False
@@ -371,9 +374,8 @@ class Consumer(Node):
     def _process_unit(self) -> None:
         # without a processing time the batch is handled in a loop: no recursion per record
         while self._unit < len(self._units):
-            _, n = self._units[self._unit]
             if self.processing_ms:
-                self.after(self.processing_ms * n, self._unit_done)      # per record, payloads or not
+                self._schedule_unit()
                 return
             self._finish_unit()
         self._processing = False
@@ -381,6 +383,23 @@ class Consumer(Node):
         if self.commit_mode == "after":
             self._commit({tp: position})
         self._process_next()
+
+    def _schedule_unit(self) -> None:
+        _, n = self._units[self._unit]
+        token = self._unit_token = self._unit_token + 1
+        # per record, payloads or not; a pace change (set_processing_ms) makes the pending one moot
+        self.after(self.processing_ms * n, lambda: self._unit_done() if token == self._unit_token else None)
+
+    def set_processing_ms(self, processing_ms: float) -> None:
+        """The application's pace changes (slower, or fixed): a unit being processed ends at the new pace."""
+        waiting = self._processing and self._unit < len(self._units)
+        self.processing_ms = processing_ms
+        if waiting:
+            self._unit_token += 1
+            if processing_ms:
+                self._schedule_unit()
+            else:
+                self._unit_done()
 
     def _unit_done(self) -> None:
         self._finish_unit()

@@ -97,13 +97,15 @@ class Workload:
 
     def slow_group(self, group: str, processing_ms: float) -> None:
         for c in self.groups[group]:
-            c.processing_ms = processing_ms
+            c.set_processing_ms(processing_ms)
 
     def resume_group(self, group: str, spec: ConsumerGroupSpec) -> None:
         """Back to the workload's own pace, with every member running again."""
         for c in self.groups[group]:
-            c.processing_ms = spec.processing_ms
-            if not c.alive:
+            if c.alive:
+                c.set_processing_ms(spec.processing_ms)
+            else:
+                c.processing_ms = spec.processing_ms
                 c.start()
 
     def stats(self) -> dict[str, Any]:

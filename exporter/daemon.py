@@ -52,12 +52,14 @@ EmbeddedFactory = Callable[[DaemonConfig], tuple[list[Target], Background]]
 class Daemon:
     def __init__(self, cluster: str, targets: list[Target], rules: RuleSet, prometheus: PrometheusSpec,
                  background: Background | None = None, zabbix: TrapperSink | None = None,
-                 kafka: KafkaSpec | None = None) -> None:
+                 kafka: KafkaSpec | None = None, zabbix_targets: bool = True) -> None:
+        """zabbix_targets=False: the targets' values do not go to Zabbix (its Java gateway polls them),
+        only the consumer groups'."""
         self.background = background
         self.zabbix = zabbix
         self.renderer: Renderer
-        self.workers = [TargetWorker(t, rules, lambda w: self.renderer.mark_dirty(), zabbix.offer if zabbix else None,
-                                     cluster) for t in targets]
+        offer = zabbix.offer if zabbix and zabbix_targets else None
+        self.workers = [TargetWorker(t, rules, lambda w: self.renderer.mark_dirty(), offer, cluster) for t in targets]
         self.lag = None
         if kafka is not None:
             reader = KafkaReader(kafka.client, Filter(kafka.groups_allow, kafka.groups_deny),

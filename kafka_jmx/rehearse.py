@@ -30,9 +30,10 @@ from broker.clock import WallClock
 from broker.jmx.publisher import JmxPublisher
 from broker.scenario import Fault, Scenario
 from broker.simulation import Simulation
+from exporter.catalog.groups import GroupTrigger
 from exporter.catalog.model import Trigger, load_catalog
 from exporter.collector import Target
-from exporter.config import PrometheusSpec
+from exporter.config import KafkaSpec, PrometheusSpec
 from exporter.daemon import Daemon
 from exporter.provision import NodeSpec, Provisioner
 from exporter.rulesets import builtin_rules
@@ -40,11 +41,18 @@ from exporter.trapper import TrapperSink
 from kafka_jmx.embedded import ClusterThread, embedded_targets
 
 BOUNCE_SETTLE_S = 10.0
+Rehearsable = Trigger | GroupTrigger      # the node and cluster triggers, and the consumer groups'
+LAG_SECONDS_MAX = 20.0
+LAG_INTERVAL_S, LAG_STATUS_WINDOW_S = 2.0, 20.0
 # what undoes a fault: the time to resolve runs from it
-UNDO = {"kill": "restart", "isolate": "heal", "slow": "heal", "flood": "heal", "fail_log_dir": "restart"}
+UNDO = {"kill": "restart", "isolate": "heal", "slow": "heal", "flood": "heal", "fail_log_dir": "restart",
+        "stop_consumer": "resume_consumer", "slow_consumer": "resume_consumer"}
 FAST_MACROS = {"{$KAFKA.NODATA.TIMEOUT}": "20s", "{$KAFKA.AGGREGATE.PERIOD}": "10s", "{$KAFKA.CONTROLLER.GAP}": "20s",
                "{$KAFKA.URP.PERIOD}": "10s", "{$KAFKA.ISR.SHRINK.PERIOD}": "10s", "{$KAFKA.RAFT.NO_LEADER.PERIOD}": "10s", "{$KAFKA.IDLE.PERIOD}": "10s",
-               "{$KAFKA.BROKER.STATE.PERIOD}": "10s"}
+               "{$KAFKA.BROKER.STATE.PERIOD}": "10s", "{$KAFKA.LAG.SECONDS.MAX}": str(int(LAG_SECONDS_MAX)),
+               "{$KAFKA.LAG.SECONDS.PERIOD}": "10s", "{$KAFKA.LAG.GROWING.PERIOD}": "10s"}
+# the consumer groups' collection in a rehearsal: often, and a short status window, so a stalled or
+# lagging group shows within seconds (Prometheus rules for it: generate --lag-seconds-max 20)
 
 
 @dataclass
@@ -125,7 +133,7 @@ class Rehearsal:
         return "\n".join(lines + ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows])
 
 
-def _name_pattern(t: Trigger) -> re.Pattern[str]:
+def _name_pattern(t: Rehearsable) -> re.Pattern[str]:
     """A problem name with its macros as wildcards, to recognise the problem Zabbix made of it."""
     parts = re.split(r"(\{[^}]+\})", t.problem)
     return re.compile("".join(".*" if p.startswith("{") else re.escape(p) for p in parts) + "$")
@@ -136,13 +144,13 @@ class ZabbixWatch:
         self.api = prov.api
         self.hostids = hostids
 
-    def firing(self, t: Trigger) -> bool:
+    def firing(self, t: Rehearsable) -> bool:
         pattern = _name_pattern(t)
         return any(pattern.match(p) for p in self.everything())
 
     active = firing
 
-    def fired_since(self, t: Trigger, since: float) -> bool:
+    def fired_since(self, t: Rehearsable, since: float) -> bool:
         """Raised at or after `since` (epoch s), even if already resolved: a change() trigger's
         problem lasts one collection interval, shorter than this watch's polling."""
         pattern = _name_pattern(t)
@@ -158,16 +166,16 @@ class PrometheusWatch:
         self.url = url.rstrip("/")
         self.cluster = cluster
 
-    def firing(self, t: Trigger, states: tuple[str, ...] = ("firing",)) -> bool:
+    def firing(self, t: Rehearsable, states: tuple[str, ...] = ("firing",)) -> bool:
         r = requests.get(f"{self.url}/api/v1/alerts", timeout=5)
         r.raise_for_status()
         return any(a["labels"].get("alertname") == t.alert.name and a["labels"].get("cluster") == self.cluster
                    and a["state"] in states for a in r.json()["data"]["alerts"])
 
-    def active(self, t: Trigger) -> bool:
+    def active(self, t: Rehearsable) -> bool:
         return self.firing(t, ("pending", "firing"))
 
-    def fired_since(self, t: Trigger, since: float) -> bool:
+    def fired_since(self, t: Rehearsable, since: float) -> bool:
         return self.firing(t)      # an alert fires for at least its range window, longer than the polling
 
     def everything(self) -> list[str]:
@@ -181,7 +189,7 @@ class Referee:
     """Everything that fires, against what the faults applied so far expect or allow: the rest is
     unexpected (once per system and trigger)."""
 
-    def __init__(self, watches: dict, triggers: list[Trigger], result: Rehearsal, started: float, log) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, watches: dict, triggers: list[Rehearsable], result: Rehearsal, started: float, log) -> None:  # type: ignore[no-untyped-def]
         self.watches, self.result, self.started, self.log = watches, result, started, log
         self.patterns = [(t.id, _name_pattern(t)) for t in triggers]
         self.alerts = {t.alert.name: t.id for t in triggers}
@@ -217,10 +225,16 @@ class Referee:
 class EmbeddedEngine:
     """The embedded cluster on the wall clock, published over JMX for the Java gateway."""
 
-    def __init__(self, scenario: Scenario, jmx_base_port: int, publish: bool, log) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, scenario: Scenario, jmx_base_port: int, publish: bool, kafka_base_port: int, log) -> None:  # type: ignore[no-untyped-def]
         self.sim = Simulation(scenario, WallClock())
         self.publisher = JmxPublisher(self.sim.cluster, base_port=jmx_base_port, refresh_ms=1000) if publish else None
         self.runner = ClusterThread(self.sim, threading.Event(), log)
+        self.kafka_base_port = kafka_base_port
+        self.listeners: list = []
+
+    def bootstrap_servers(self) -> str:
+        """The Kafka protocol listeners the consumer-group collection reads (opened on start)."""
+        return ",".join(f"127.0.0.1:{self.kafka_base_port + i}" for i in range(len(self.sim.cluster.brokers)))
 
     def targets(self) -> list[Target]:
         return embedded_targets(self.sim.cluster, interval_s=2.0, timeout_s=5.0)
@@ -230,7 +244,10 @@ class EmbeddedEngine:
         return [NodeSpec(n, self.sim.cluster.node(n).role, "127.0.0.1", p) for n, p in ports.items()]
 
     def start(self) -> None:
+        from broker.wire.listener import start_listeners
         self.sim.start(apply_timeline=False)
+        if self.sim.scenario.groups:
+            self.listeners = start_listeners(self.sim.cluster, self.kafka_base_port)
         self.runner.start()
         if self.publisher is not None:
             self.publisher.start(background=True)
@@ -247,6 +264,8 @@ class EmbeddedEngine:
 
     def stop(self) -> None:
         self.runner.stopping.set()
+        for listener in self.listeners:
+            listener.stop()
         if self.publisher is not None:
             self.publisher.stop()
 
@@ -283,6 +302,9 @@ class KafkaEngine:
     def ready(self) -> bool:
         return self.engine is not None
 
+    def bootstrap_servers(self) -> str:
+        return self.cluster.bootstrap_servers()
+
     def apply(self, fault: Fault) -> None:
         assert self.engine is not None
         seen = len(self.engine.events)
@@ -310,7 +332,8 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
              kafka_base_port: int = 9092, log=print) -> Rehearsal:  # type: ignore[no-untyped-def]
     """engine: 'embedded', or 'kafka[:VERSION]' for real Apache Kafka (kill, restart, pause, resume, heal)."""
     catalog = load_catalog()
-    by_id = {t.id: t for t in catalog.triggers}
+    by_id: dict[str, Rehearsable] = {t.id: t for t in catalog.triggers}
+    by_id.update({t.id: t for t in catalog.groups.triggers})
     for fault in scenario.timeline:
         for key, ids in (("expect", fault.expect), ("allow", fault.allow)):
             for tid in ids:
@@ -320,22 +343,27 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
     name = f"rehearsal-{time.strftime('%Y%m%d-%H%M%S')}"
     kind, _, version = engine.partition(":")
     if kind == "embedded" and not version:
-        runner: EmbeddedEngine | KafkaEngine = EmbeddedEngine(scenario, jmx_base_port, transport == "jmx", log)
+        runner: EmbeddedEngine | KafkaEngine = EmbeddedEngine(scenario, jmx_base_port, transport == "jmx",
+                                                              kafka_base_port, log)
     elif kind == "kafka":
         runner = KafkaEngine(scenario, version or scenario.kafka_version, jmx_base_port, kafka_base_port, log)
     else:
         raise ValueError(f"unknown engine {engine!r} (embedded, or kafka[:VERSION])")
     sink = None
-    if zabbix_url and transport == "trapper":
+    if zabbix_url and (transport == "trapper" or scenario.groups):
         if zabbix_server is None:
-            raise ValueError("the trapper transport needs the Zabbix server's address (--zabbix-server)")
+            raise ValueError("the trapper transport, and consumer groups (trapper values to the cluster's host), "
+                             "need the Zabbix server's address (--zabbix-server)")
         sink = TrapperSink(zabbix_server[0], zabbix_server[1], catalog, name, host_name="{cluster}-{node}",
                            lld_settle_s=10.0)
     daemon = None
     watches: list[tuple[str, object]] = []
     try:
         runner.start()
-        daemon = Daemon(name, runner.targets(), builtin_rules(), PrometheusSpec(*metrics_listen), zabbix=sink)
+        kafka = KafkaSpec({"bootstrap.servers": runner.bootstrap_servers()}, LAG_INTERVAL_S, 5.0,
+                          status_window_s=LAG_STATUS_WINDOW_S) if scenario.groups else None
+        daemon = Daemon(name, runner.targets(), builtin_rules(), PrometheusSpec(*metrics_listen), zabbix=sink,
+                        kafka=kafka, zabbix_targets=transport == "trapper")
         daemon.start()
         log(f"exporter: {daemon.url} (Prometheus must scrape it and load templates/prometheus/kafka-4x-alerts.yml)")
         if zabbix_url:
@@ -350,7 +378,7 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
             time.sleep(0.5)
         time.sleep(settle_s)            # the first values reach Zabbix and Prometheus before any fault
         if not scenario.timeline:
-            return _steady(dict(watches), scenario.run_for_ms / 1000.0, name, log, runner, catalog.triggers)
+            return _steady(dict(watches), scenario.run_for_ms / 1000.0, name, log, runner, list(by_id.values()))
         return _run_timeline(runner, list(scenario.timeline), dict(watches), by_id, fire_timeout_s, name, log)
     finally:
         if daemon is not None:
@@ -369,7 +397,7 @@ def _poll(until, timeout_s: float, runner: "EmbeddedEngine | KafkaEngine", refer
 
 
 def _steady(watches: dict, duration_s: float, name: str, log, runner: "EmbeddedEngine | KafkaEngine",  # type: ignore[no-untyped-def]
-            triggers: list[Trigger]) -> Rehearsal:
+            triggers: list[Rehearsable]) -> Rehearsal:
     """Watch for duration_s: anything that fires is unexpected."""
     result = Rehearsal(name, steady_s=duration_s)
     started = time.monotonic()
@@ -379,7 +407,7 @@ def _steady(watches: dict, duration_s: float, name: str, log, runner: "EmbeddedE
 
 
 def _run_timeline(runner: "EmbeddedEngine | KafkaEngine", timeline: list[Fault], watches: dict,
-                  by_id: dict[str, Trigger], timeout_s: float, name: str, log) -> Rehearsal:  # type: ignore[no-untyped-def]
+                  by_id: dict[str, Rehearsable], timeout_s: float, name: str, log) -> Rehearsal:  # type: ignore[no-untyped-def]
     """Faults in order, each at its time (and no sooner after the previous one than the timeline
     spaces them) or as soon as the previous checks are done and what it expects and allows is quiet:
     after a fault its expected triggers and alerts are awaited; after the fault's undo, their

@@ -19,7 +19,8 @@ from broker.scenario import Fault, Scenario
 from broker.workload import ConsumerGroupSpec, ProducerSpec
 from realkafka.cluster import RealCluster
 
-SUPPORTED = ("kill", "restart", "pause", "resume", "heal", "elect_leaders", "bounce")
+SUPPORTED = ("kill", "restart", "pause", "resume", "heal", "elect_leaders", "bounce", "stop_consumer", "slow_consumer",
+             "resume_consumer")
 
 
 class EngineError(ValueError):
@@ -55,6 +56,9 @@ class Engine:
         self.acked = 0
         self.consumed = 0
         self._lock = threading.Lock()
+        # per workload group: the event that stops its members, and each record's processing time now
+        self._group_stop: dict[str, threading.Event] = {}
+        self._processing_ms: dict[str, float] = {}
 
     def log(self, message: str) -> None:
         self.events.append((time.monotonic() - self.t0, message))
@@ -77,9 +81,14 @@ class Engine:
         for spec in self.scenario.producers:
             self._thread(f"producer-{spec.name}", lambda s=spec: self._produce(s))
         for spec in self.scenario.groups:
-            for member in range(spec.members):
-                self._thread(f"{spec.group}-{member}", lambda s=spec: self._consume(s))
+            self._processing_ms[spec.group] = spec.processing_ms
+            self._start_group(spec)
         self.log("workload started")
+
+    def _start_group(self, spec: ConsumerGroupSpec) -> None:
+        stop = self._group_stop[spec.group] = threading.Event()
+        for member in range(spec.members):
+            self._thread(f"{spec.group}-{member}", lambda s=spec: self._consume(s, stop))
 
     def _thread(self, name: str, target: Callable[[], None]) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
@@ -116,7 +125,7 @@ class Engine:
             self.stop.wait(max(0.0, interval - (time.monotonic() - started)))
         producer.flush(5)
 
-    def _consume(self, spec: ConsumerGroupSpec) -> None:
+    def _consume(self, spec: ConsumerGroupSpec, stop: threading.Event) -> None:
         from confluent_kafka import Consumer
         conf = {"bootstrap.servers": self.cluster.bootstrap_servers(), "group.id": spec.group,
                 "auto.offset.reset": "earliest", "enable.auto.commit": spec.commit == "auto",
@@ -124,14 +133,16 @@ class Engine:
         consumer = Consumer(conf)
         consumer.subscribe([spec.topic])
         try:
-            while not self.stop.is_set():
+            while not (self.stop.is_set() or stop.is_set()):
                 msg = consumer.poll(0.5)
                 if msg is None or msg.error():
                     continue
                 if spec.commit == "before":
                     consumer.commit(msg, asynchronous=True)
-                if spec.processing_ms:
-                    time.sleep(spec.processing_ms / 1000.0)
+                # the record takes the group's pace, read again while it lasts (resume_consumer ends it)
+                started = time.monotonic()
+                while not stop.is_set() and time.monotonic() - started < self._processing_ms[spec.group] / 1000.0:
+                    stop.wait(0.05)
                 with self._lock:
                     self.consumed += 1
                 if spec.commit == "after":
@@ -198,6 +209,9 @@ class Engine:
                         c.restart(n, wait=False)
                 self.log(f"{fault.action} {' '.join(names)}")
                 return
+            if fault.action in ("stop_consumer", "slow_consumer", "resume_consumer"):
+                self._consumer_action(fault)
+                return
             name = self.resolve(str(fault.node))
             if fault.action == "bounce":
                 c.kill(name)
@@ -217,6 +231,20 @@ class Engine:
             self.log(f"{fault.action} {name}")
         except (ValueError, RuntimeError) as e:
             self.log(f"{fault.action} {fault.node} skipped: {e}")
+
+    def _consumer_action(self, fault: Fault) -> None:
+        spec = next(g for g in self.scenario.groups if g.group == fault.node)
+        if fault.action == "stop_consumer":
+            self._group_stop[spec.group].set()        # each member closes its consumer: it leaves the group
+            self.log(f"stop_consumer {spec.group} ({spec.members} members leave)")
+        elif fault.action == "slow_consumer":
+            self._processing_ms[spec.group] = fault.processing_ms
+            self.log(f"slow_consumer {spec.group} ({fault.processing_ms:g} ms per record)")
+        else:
+            self._processing_ms[spec.group] = spec.processing_ms
+            if self._group_stop[spec.group].is_set():
+                self._start_group(spec)
+            self.log(f"resume_consumer {spec.group}")
 
     # -- running --------------------------------------------------------------------------------------
     def run(self, duration_ms: float | None = None, on_event: Callable[[float, str], None] | None = None) -> None:

@@ -112,14 +112,16 @@ cluster: {brokers: 3, controllers: 1}
 config: {offsets.topic.num.partitions: 3, group.initial.rebalance.delay.ms: 0}
 topics: [{name: orders, partitions: 3, replication_factor: 3, min_insync_replicas: 2}]
 workload:
-  - {producer: p, topic: orders, rate: 200, keys: 12}
+  - {producer: p, topic: orders, rate: 200, keys: 12, batch_interval: 500ms}
   - {consumer_group: billing, topic: orders, members: 2}
 timeline:
   - {at: 30s, stop_consumer: billing}
   - {at: 60s, resume_consumer: billing}
   - {at: 90s, slow_consumer: billing, processing_ms: 20}
   - {at: 150s, resume_consumer: billing}
-run_for: 200s
+  - {at: 200s, slow_consumer: billing, processing_ms: 600000}
+  - {at: 260s, resume_consumer: billing}
+run_for: 320s
 """, "s.yaml"))
     sim.start()
     c = sim.cluster
@@ -130,6 +132,10 @@ run_for: 200s
         ends = {tp: p.high_watermark for b in c.brokers.values() for tp, p in b.replica_manager.partitions.items()
                 if p.is_leader and tp.topic == "orders"}
         return sum(end - offsets.get(tp, 0) for tp, end in ends.items())
+
+    def committed() -> dict:
+        return next(dict(b.coordinator.groups["billing"].offsets) for b in c.brokers.values()
+                    if b.coordinator._owns("billing") == "NONE")
 
     def state() -> str:
         return next(b.coordinator.groups["billing"].state for b in c.brokers.values()
@@ -142,8 +148,14 @@ run_for: 200s
     assert state() == "Stable" and lag() < 1_500        # at most one auto-commit interval (5 s) behind
     sim.run(until_ms=149_000)
     assert lag() > 3_000                                   # 20 ms a record: 50 records/s of 200
-    sim.run(until_ms=200_000)
+    sim.run(until_ms=199_000)
     assert lag() < 1_500
+    sim.run(until_ms=215_000)
+    stuck = committed()
+    sim.run(until_ms=259_000)
+    assert committed() == stuck and state() == "Stable"    # a member stuck on a record: offsets stop, it stays
+    sim.run(until_ms=320_000)
+    assert lag() < 1_500                                   # the resumed member finished that record at once
     assert any("stop_consumer billing (2 members leave)" in e for _, e in sim.events)
 
 

@@ -1,5 +1,6 @@
 """kafka-jmx rehearse against the real Zabbix (Java gateway) and a real Prometheus: a broker and
-the active controller die, the expected triggers and alerts fire and resolve."""
+the active controller die, a consumer group stops, hangs and slows down; the expected triggers and
+alerts fire and resolve."""
 import json
 import shutil
 import tempfile
@@ -22,12 +23,22 @@ topics:
   - {name: orders, partitions: 6, replication_factor: 3, min_insync_replicas: 2}
 workload:
   - {producer: p1, topic: orders, rate: 50, keys: 10}
+  - {consumer_group: billing, topic: orders, members: 2}
 timeline:
   - {at: 1s, kill: broker-3, expect: [brokers_below_min, fenced_brokers],
      allow: [under_replicated, no_data, broker_not_running]}
   - {at: 2s, restart: broker-3, allow: [restarted]}
+  # consumer groups, read through the Kafka protocol: the application stops (its members leave), then its
+  # members hang on a record (offsets stop, they stay), then they run slower than the producer
+  - {at: 3s, stop_consumer: billing, expect: [group_stopped, group_lag_seconds_high]}
+  - {at: 4s, resume_consumer: billing}
+  - {at: 5s, slow_consumer: billing, processing_ms: 600000, expect: [group_stalled],
+     allow: [group_lag_growing, group_lag_seconds_high]}
+  - {at: 6s, resume_consumer: billing}
+  - {at: 7s, slow_consumer: billing, processing_ms: 60, expect: [group_lag_growing, group_lag_seconds_high]}
+  - {at: 8s, resume_consumer: billing}
   # the controller stays down: its host goes silent
-  - {at: 3s, kill: active-controller, expect: [controller_election], allow: [no_data]}
+  - {at: 9s, kill: active-controller, expect: [controller_election], allow: [no_data]}
 run_for: 600s
 """
 
@@ -45,10 +56,11 @@ def test_rehearsal_reports_what_fired_and_how_fast(engine, zabbix, monkeypatch, 
     metrics_port = free_port_block(1, low=20000)
     state = Path(tempfile.mkdtemp(prefix="kafka-jmx-prom-"))
     prom = PrometheusServer(state, free_port_block(1, low=20000), [f"127.0.0.1:{metrics_port}"],
-                            [rules_for(state, brokers_min=3)])
+                            [rules_for(state, brokers_min=3, hold_max="10s")])
     prom.start()
     try:
         code = main(["rehearse", str(scenario), "--zabbix-url", zabbix.api_url, "--zabbix-password-env", "ZBX_PW",
+                     "--zabbix-server", f"127.0.0.1:{zabbix.server_port}",
                      "--prometheus-url", prom.url, "--jmx-base-port", str(ports),
                      "--metrics-listen", f"127.0.0.1:{metrics_port}", "--fire-timeout", "150s", "--fast", "--json",
                      "--engine", engine, "--kafka-base-port", str(ports + 8)])
@@ -57,13 +69,16 @@ def test_rehearsal_reports_what_fired_and_how_fast(engine, zabbix, monkeypatch, 
         prom.stop()
         shutil.rmtree(state, ignore_errors=True)
     fired = {(c["trigger"], c["system"]): c for c in report["checks"]}
-    assert set(fired) == {(t, s) for t in ("brokers_below_min", "fenced_brokers", "controller_election")
+    assert set(fired) == {(t, s) for t in ("brokers_below_min", "fenced_brokers", "controller_election", "group_stopped",
+                                           "group_lag_seconds_high", "group_stalled", "group_lag_growing")
                           for s in ("zabbix", "prometheus")}
     assert all(c["fired"] and not c["active_before"] for c in report["checks"]), report
     assert code == 0 and report["ok"]
     assert fired[("brokers_below_min", "zabbix")]["fire_s"] < 60
     assert fired[("brokers_below_min", "zabbix")]["resolve_s"] is not None
     assert fired[("brokers_below_min", "prometheus")]["resolve_s"] is not None
+    for trigger in ("group_stopped", "group_stalled", "group_lag_growing"):
+        assert all(fired[(trigger, s)]["resolve_s"] is not None for s in ("zabbix", "prometheus")), trigger
 
 
 def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix, monkeypatch, tmp_path, capsys):

@@ -17,6 +17,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                      help="write only the Prometheus alert rules, to FILE, with your thresholds (below)")
     gen.add_argument("--brokers-min", type=int, help="KafkaActiveBrokersBelowMinimum fires below this many brokers")
     gen.add_argument("--election-latency-max-ms", type=float, help="KafkaElectionLatencyHigh fires above this")
+    gen.add_argument("--lag-seconds-max", type=float, metavar="SECONDS",
+                     help="KafkaConsumerGroupLagSecondsHigh fires above this lag in seconds (default 300)")
     gen.add_argument("--hold-max", metavar="DURATION",
                      help="cap every alert's `for` and range window (e.g. 10s) for an alert rehearsal; not for production")
     gen.set_defaults(run=run)
@@ -27,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from exporter.catalog.model import load_catalog
     if args.alerts_out:
         text = alerts.serialize(alerts.render(load_catalog(), args.brokers_min, args.election_latency_max_ms,
-                                              args.hold_max))
+                                              args.hold_max, args.lag_seconds_max))
         with open(args.alerts_out, "w", encoding="utf-8") as fh:
             fh.write(text)
         print(f"wrote {args.alerts_out}")
