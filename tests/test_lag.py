@@ -281,3 +281,37 @@ def test_a_live_group_and_a_partition_whose_leader_is_down(wire):
         worker.join(1.0)
         with cluster.sched.lock:
             cluster.restart(f"broker-{leader}")
+
+
+@pytest.mark.slow
+def test_serve_with_only_the_kafka_section_serves_lag_alone(wire, tmp_path):
+    import requests
+    from confluent_kafka import Consumer, TopicPartition
+    from conftest import wait
+    from exporter.config import load_config_file
+    from exporter.daemon import Daemon
+    from jvm_support import free_port_block
+    cluster, bootstrap = wire
+    produce(bootstrap, "orders", 6)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "served", "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition("orders", p, 0) for p in range(3)], asynchronous=False)
+    c.close()
+    port = free_port_block(1, low=20000)
+    config = tmp_path / "exporter.yml"
+    config.write_text(f"cluster: lagonly\nprometheus: {{listen: '127.0.0.1:{port}'}}\n"
+                      f"kafka: {{bootstrap_servers: '{bootstrap}', interval: 2s, groups: {{allow: 'served'}}}}\n")
+    daemon = Daemon.from_config(load_config_file(str(config)))
+    daemon.start()
+    try:
+        def lag_lines() -> list[str]:
+            body = requests.get(daemon.url, timeout=5).text
+            return [line for line in body.splitlines() if line.startswith("kafka_consumergroup_lag_sum{")]
+        lines = wait(lag_lines, 30)
+        assert lines and 'consumergroup="served"' in lines[0] and 'cluster="lagonly"' in lines[0]
+        body = requests.get(daemon.url, timeout=5).text
+        assert "kafkajmx_kafka_up{cluster=\"lagonly\"} 1.0" in body
+        assert not [line for line in body.splitlines() if line.startswith("kafkajmx_target_up{")]    # no JMX targets
+        assert not [line for line in body.splitlines() if line.startswith("kafka_consumergroup_members{")
+                    and 'consumergroup="billing"' in line]          # the allow list holds
+    finally:
+        daemon.stop()

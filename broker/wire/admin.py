@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from broker.net import RequestFailed
 from broker.protocol import DeleteTopicsRequest, DescribeConfigsRequest
-from broker.wire.replies import failed
+from broker.wire.replies import answer_pending
 from broker.wire.topic_ids import topic_id
 
 DELETE_TOPICS, DESCRIBE_CONFIGS = 20, 32
@@ -35,15 +34,9 @@ def _delete_topics(conn: Any, request: Any, respond: Callable[[dict], Any]) -> A
         entry = {"name": name, "topic_id": topic_id(conn.cluster.cluster_id, name)}
         calls.append((DeleteTopicsRequest(name), None))
         results.append(entry)
-    answers = iter(conn.gather(calls, request.timeout.total_seconds() * 1000.0 + 5_000.0))
-    for entry in results:
-        if "error_code" in entry:
-            continue
-        r = next(answers)
-        if isinstance(r, RequestFailed):
-            return failed(r)
-        entry.update(error_code=r.error, error_message=r.message or None)
-    return respond({"responses": results})
+    undelivered = answer_pending(conn, results, calls, request.timeout.total_seconds() * 1000.0 + 5_000.0,
+                                 lambda entry, r: entry.update(error_code=r.error, error_message=r.message or None))
+    return undelivered or respond({"responses": results})
 
 
 def _describe_configs(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
@@ -59,20 +52,15 @@ def _describe_configs(conn: Any, request: Any, respond: Callable[[dict], Any]) -
             continue
         keys = None if res.configuration_keys is None else tuple(res.configuration_keys)
         calls.append((DescribeConfigsRequest("topic" if kind == TOPIC else "broker", res.resource_name, keys), None))
-    answers = iter(conn.gather(calls, 30_000.0))
-    for entry in results:
-        if "error_code" in entry:
-            continue
-        r = next(answers)
-        if isinstance(r, RequestFailed):
-            return failed(r)
+
+    def fill(entry: dict, r: Any) -> None:
         entry.update(error_code=r.error, error_message=r.message or None,
                      configs=[{"name": e.name, "value": e.value, "read_only": e.read_only, "config_source": e.source,
                                "is_sensitive": False, "config_type": CONFIG_TYPES[e.config_type], "documentation": None,
                                "synonyms": [{"name": n, "value": v, "source": s} for n, v, s in e.synonyms]
                                if synonyms else ()}
                               for e in r.entries])
-    return respond({"results": results})
+    return answer_pending(conn, results, calls, 30_000.0, fill) or respond({"results": results})
 
 
 HANDLERS: dict[int, Callable[[Any, Any, Callable[[dict], Any]], Any]] = {

@@ -28,7 +28,7 @@ from broker.protocol import (CreateTopicsRequest, DescribeClusterRequest, FetchP
 from broker.structs import Record, TopicPartition
 from broker.wire import admin, groups
 from broker.wire.build import build
-from broker.wire.replies import NO_RESPONSE, failed
+from broker.wire.replies import NO_RESPONSE, answer_pending, failed
 from broker.wire.compression import uncompressed
 from broker.wire.topic_ids import topic_id
 
@@ -269,15 +269,9 @@ def _create_topics(conn: Any, request: Any, respond: Callable[[dict], Any]) -> A
             continue
         calls.append((CreateTopicsRequest(t.name, partitions, rf, topic_configs), None))
         results.append(entry)
-    answers = iter(conn.gather(calls, request.timeout.total_seconds() * 1000.0 + 5_000.0))
-    for entry in results:
-        if "error_code" in entry:
-            continue
-        r = next(answers)
-        if isinstance(r, RequestFailed):
-            return failed(r)
-        entry.update(error_code=r.error, error_message=r.message or None)
-    return respond({"topics": results})
+    undelivered = answer_pending(conn, results, calls, request.timeout.total_seconds() * 1000.0 + 5_000.0,
+                                 lambda entry, r: entry.update(error_code=r.error, error_message=r.message or None))
+    return undelivered or respond({"topics": results})
 
 
 def _describe_cluster(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:

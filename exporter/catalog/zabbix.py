@@ -330,6 +330,13 @@ def _role_template(catalog: Catalog, transport: str, slot: str, version: str) ->
     return template, graphs
 
 
+def _template(name: str, description: str, **content: Any) -> dict[str, Any]:
+    return {"uuid": uuid_for(name), "template": name, "name": name,
+            "description": f"{description} Generated from the kafka-jmx metric catalog.",
+            "groups": [{"name": GROUP}], **content,
+            "tags": [{"tag": "class", "value": "application"}, {"tag": "target", "value": "apache-kafka"}]}
+
+
 def _cluster_template(catalog: Catalog, version: str) -> dict:
     name = CLUSTER_TEMPLATE
     items = []
@@ -352,14 +359,9 @@ def _cluster_template(catalog: Catalog, version: str) -> dict:
             continue
         expression = re.sub(r"\{cluster:(\w+)\}", lambda m: f"/{name}/kafka.cluster.{m.group(1)}", t.expression)
         triggers.append(_trigger(t, name, expression))
-    template: dict[str, Any] = {"uuid": uuid_for(name), "template": name, "name": name,
-                                "description": "Cluster-wide checks of an Apache Kafka 4.x (KRaft) cluster: aggregates "
-                                               "of the controllers' metrics over the host group {$KAFKA.CLUSTER.GROUP} "
-                                               "(works with the JMX and the trapper templates). Link it to one host per "
-                                               "cluster. Generated from the kafka-jmx metric catalog.",
-                                "groups": [{"name": GROUP}], "items": items,
-                                "tags": [{"tag": "class", "value": "application"},
-                                         {"tag": "target", "value": "apache-kafka"}]}
+    template = _template(name, "Cluster-wide checks of an Apache Kafka 4.x (KRaft) cluster: aggregates of the "
+                               "controllers' metrics over the host group {$KAFKA.CLUSTER.GROUP} (works with the JMX and "
+                               "the trapper templates). Link it to one host per cluster.", items=items)
     template["macros"] = _macros(catalog, {"items": items, "triggers": triggers})
     keys = {c.id: c.key for c in catalog.cluster_items}
     graphs = [_graph(g, name, [keys[c] for c in g.cluster_items])
@@ -417,14 +419,10 @@ def _groups_template(catalog: Catalog, version: str) -> dict:
             rule["graph_prototypes"] = [{"uuid": uuid_for(name, "graph", title), "name": title, "graph_items": [
                 {"sortorder": "0", "color": COLORS[0], "item": {"host": name, "key": key}}]} for title, key in graphs]
         rules.append(rule)
-    template: dict[str, Any] = {"uuid": uuid_for(name), "template": name, "name": name,
-                                "description": "Consumer groups of an Apache Kafka 4.x cluster: members, state, status "
-                                               "and lag (records and seconds) per group and topic, read through the "
-                                               "Kafka protocol by the kafka-jmx exporter and pushed as trapper values. "
-                                               "Link it to the cluster's host. Generated from the kafka-jmx metric catalog.",
-                                "groups": [{"name": GROUP}], "discovery_rules": rules,
-                                "tags": [{"tag": "class", "value": "application"},
-                                         {"tag": "target", "value": "apache-kafka"}]}
+    template = _template(name, "Consumer groups of an Apache Kafka 4.x cluster: members, state, status and lag "
+                               "(records and seconds) per group and topic, read through the Kafka protocol by the "
+                               "kafka-jmx exporter and pushed as trapper values. Link it to the cluster's host.",
+                         discovery_rules=rules)
     text = yaml.safe_dump(template)
     used = set(re.findall(r"\{\$([A-Z0-9_.]+)", text))
     own = {m: (v, d) for m, v, d in cg.macros}
