@@ -42,7 +42,7 @@ from kafka_jmx.embedded import ClusterThread, embedded_targets
 
 BOUNCE_SETTLE_S = 10.0
 Rehearsable = Trigger | GroupTrigger      # the node and cluster triggers, and the consumer groups'
-LAG_SECONDS_MAX = 20.0
+LAG_SECONDS_MAX = 10.0
 LAG_INTERVAL_S, LAG_STATUS_WINDOW_S = 2.0, 20.0
 # what undoes a fault: the time to resolve runs from it
 UNDO = {"kill": "restart", "isolate": "heal", "slow": "heal", "flood": "heal", "fail_log_dir": "restart",
@@ -52,7 +52,7 @@ FAST_MACROS = {"{$KAFKA.NODATA.TIMEOUT}": "20s", "{$KAFKA.AGGREGATE.PERIOD}": "1
                "{$KAFKA.BROKER.STATE.PERIOD}": "10s", "{$KAFKA.LAG.SECONDS.MAX}": str(int(LAG_SECONDS_MAX)),
                "{$KAFKA.LAG.SECONDS.PERIOD}": "10s", "{$KAFKA.LAG.GROWING.PERIOD}": "10s"}
 # the consumer groups' collection in a rehearsal: often, and a short status window, so a stalled or
-# lagging group shows within seconds (Prometheus rules for it: generate --lag-seconds-max 20)
+# lagging group shows within seconds (Prometheus rules for it: generate --lag-seconds-max 10)
 
 
 @dataclass

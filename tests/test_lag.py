@@ -260,14 +260,17 @@ def test_a_live_group_and_a_partition_whose_leader_is_down(wire):
     def described() -> bool:
         c.poll(0.2)
         worker.collect_once()
-        return worker.up and any(s.labels["consumergroup"] == "live" and s.value == 1.0
-                                 for f in worker.rendered.families if f.name == "kafka_consumergroup_members"
+        return worker.up and any(s.labels["consumergroup"] == "live" and s.labels["state"] == "Stable"
+                                 for f in worker.rendered.families if f.name == "kafka_consumergroup_info"
                                  for s in f.samples)
+    leader = None
     try:
         assert wait(described, 60, step=0.1)
         info = [s.labels for f in worker.rendered.families if f.name == "kafka_consumergroup_info" for s in f.samples
                 if s.labels["consumergroup"] == "live"]
         assert info == [{"cluster": "test", "consumergroup": "live", "type": "classic", "state": "Stable"}]
+        assert [s.value for f in worker.rendered.families if f.name == "kafka_consumergroup_members" for s in f.samples
+                if s.labels["consumergroup"] == "live"] == [1.0]
         with cluster.sched.lock:
             leader = cluster.active_controller().image.partition("fragile", 0).leader
             cluster.kill(f"broker-{leader}")
@@ -279,8 +282,9 @@ def test_a_live_group_and_a_partition_whose_leader_is_down(wire):
     finally:
         c.close()
         worker.join(1.0)
-        with cluster.sched.lock:
-            cluster.restart(f"broker-{leader}")
+        if leader is not None:
+            with cluster.sched.lock:
+                cluster.restart(f"broker-{leader}")
 
 
 @pytest.mark.slow

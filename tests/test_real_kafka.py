@@ -169,3 +169,41 @@ def _offers(offered: set[tuple[str, str]], mbean: str, attribute: str) -> bool:
     from kafka_common.names import ObjectName
     want = ObjectName.parse(mbean).canonical
     return any(attr == attribute and ObjectName.parse(on).canonical == want for on, attr in offered)
+
+
+def test_consumer_groups_of_both_protocols_are_read_with_their_type_members_and_lag(kafka):
+    """The lag collection on real Kafka: a classic group left Empty with committed offsets, and a KIP-848
+    group (group.protocol=consumer: DescribeGroups calls it Dead with no members, which peers report)."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from exporter.lag.reader import Filter, KafkaReader
+    bootstrap = kafka.bootstrap_servers()
+    AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic("lagged", 3, 3)])["lagged"].result(60)
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(30):
+        p.produce("lagged", value=str(i).encode(), partition=i % 3)
+    assert p.flush(30) == 0
+    classic = Consumer({"bootstrap.servers": bootstrap, "group.id": "old-style", "enable.auto.commit": False})
+    classic.commit(offsets=[TopicPartition("lagged", i, 4) for i in range(3)], asynchronous=False)
+    classic.close()
+    modern = Consumer({"bootstrap.servers": bootstrap, "group.id": "new-style", "group.protocol": "consumer",
+                       "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    modern.subscribe(["lagged"])
+    reader = KafkaReader({"bootstrap.servers": bootstrap}, Filter(), Filter(deny="^__.*"), 10.0)
+    try:
+        got = 0
+        deadline = time.monotonic() + 60
+        while got < 30 and time.monotonic() < deadline:
+            got += sum(1 for m in modern.consume(30, 1.0) if m.error() is None)
+        assert got == 30
+        modern.commit(asynchronous=False)
+        snap = reader.read()
+        old, new = snap.groups["old-style"], snap.groups["new-style"]
+        assert (old.type, old.state, old.members) == ("classic", "Empty", 0)
+        assert [snap.lag("old-style", ("lagged", i)) for i in range(3)] == [6, 6, 6]
+        assert snap.lag_seconds("old-style", ("lagged", 0)) > 0
+        assert (new.type, new.state, new.members) == ("consumer", "Stable", 1)
+        assert [snap.lag("new-style", ("lagged", i)) for i in range(3)] == [0, 0, 0]
+    finally:
+        modern.close()
+        reader.close()
