@@ -178,13 +178,22 @@ def test_consumer_groups_of_both_protocols_are_read_with_their_type_members_and_
     from confluent_kafka.admin import AdminClient, NewTopic
     from exporter.lag.reader import Filter, KafkaReader
     bootstrap = kafka.bootstrap_servers()
-    AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic("lagged", 3, 3)])["lagged"].result(60)
+    admin = AdminClient({"bootstrap.servers": bootstrap})       # kept: its futures need the client alive
+    admin.create_topics([NewTopic("lagged", 3, 3)])["lagged"].result(60)
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
     for i in range(30):
         p.produce("lagged", value=str(i).encode(), partition=i % 3)
     assert p.flush(30) == 0
     classic = Consumer({"bootstrap.servers": bootstrap, "group.id": "old-style", "enable.auto.commit": False})
-    classic.commit(offsets=[TopicPartition("lagged", i, 4) for i in range(3)], asynchronous=False)
+    from confluent_kafka import KafkaException
+
+    def committed() -> bool:
+        try:        # a coordinator still loading the offsets topic answers NOT_COORDINATOR for a while
+            classic.commit(offsets=[TopicPartition("lagged", i, 4) for i in range(3)], asynchronous=False)
+            return True
+        except KafkaException:
+            return False
+    assert wait_for(committed, 60)
     classic.close()
     modern = Consumer({"bootstrap.servers": bootstrap, "group.id": "new-style", "group.protocol": "consumer",
                        "auto.offset.reset": "earliest", "enable.auto.commit": False})
