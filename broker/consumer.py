@@ -75,6 +75,7 @@ class Consumer(Node):
         self._units: list[tuple[list, int]] = []
         self._unit = 0
         self._unit_token = 0
+        self._handed_in_batch = 0
         self._joining = False
         self._refreshing = False
         self._resetting = False
@@ -361,19 +362,21 @@ class Consumer(Node):
         tp, records, count, position = self._ready.popleft()
         self._processing = True
         self.consumed += count
-        self.handed[tp] = position
         self._fetch_all()           # tp has nothing buffered any more: fetch ahead while this batch is processed
         if self.commit_mode == "before":
             self._commit({tp: position})
-        # bulk workload records carry no payloads: they are processed as one unit
-        self._units = [([r], 1) for r in records] or [([], count)]
+        # bulk workload records carry no payloads: one unit, or one per record when each takes time
+        self._units = [([r], 1) for r in records] or ([([], 1)] * count if self.processing_ms else [([], count)])
         self._unit = 0
+        self._handed_in_batch = 0
         self._batch_end = (tp, position)
+        self._batch_start = position - count
         self._process_unit()
 
     def _process_unit(self) -> None:
         # without a processing time the batch is handled in a loop: no recursion per record
         while self._unit < len(self._units):
+            self._hand_over()
             if self.processing_ms:
                 self._schedule_unit()
                 return
@@ -383,6 +386,12 @@ class Consumer(Node):
         if self.commit_mode == "after":
             self._commit({tp: position})
         self._process_next()
+
+    def _hand_over(self) -> None:
+        """The unit's records are returned to the application (poll): auto-commit may commit past them."""
+        _, n = self._units[self._unit]
+        self._handed_in_batch += n
+        self.handed[self._batch_end[0]] = self._batch_start + self._handed_in_batch
 
     def _schedule_unit(self) -> None:
         _, n = self._units[self._unit]

@@ -75,6 +75,7 @@ def test_rehearsal_reports_what_fired_and_how_fast(engine, zabbix, monkeypatch, 
     finally:
         prom.stop()
         shutil.rmtree(state, ignore_errors=True)
+    print(json.dumps(report, indent=1))         # the measured times, in the log of the run
     fired = {(c["trigger"], c["system"]): c for c in report["checks"]}
     groups = ("group_stopped", "group_lag_seconds_high") + (("group_stalled", "group_lag_growing")
                                                           if engine == "embedded" else ())
