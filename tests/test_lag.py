@@ -35,6 +35,15 @@ def test_lag_growing_at_every_collection_while_offsets_move_is_lagging():
     assert run(StatusTracker(60), samples)[-1] == LAGGING
 
 
+def test_a_group_back_from_a_stop_is_not_stalled_before_it_had_a_window_to_commit():
+    tracker = StatusTracker(60)
+    stopped = [(t, {("orders", 0): 100}, {("orders", 0): 100 + t}, 0) for t in range(0, 100, 10)]
+    back = [(t, {("orders", 0): 100}, {("orders", 0): 100 + t}, 1) for t in range(100, 160, 10)]
+    assert run(tracker, stopped)[-1] == STOPPED
+    assert set(run(tracker, back)) == {OK}                # offsets unmoved for 150 s, but members only 50 s
+    assert run(tracker, [(170, {("orders", 0): 100}, {("orders", 0): 270}, 1)]) == [STALLED]
+
+
 def test_a_group_without_members_and_with_lag_is_stopped_at_once_and_ok_once_caught_up():
     tracker = StatusTracker(60)
     assert run(tracker, [(0, {("orders", 0): 5}, {("orders", 0): 9}, 0)]) == [STOPPED]

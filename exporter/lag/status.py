@@ -1,7 +1,8 @@
 """A group's status over a sliding window, as Burrow evaluates consumers: no thresholds, only what
 the offsets did. Verdicts, most severe first:
 - stopped: lag > 0 and no members (the group is Empty: nothing will consume it);
-- stalled: lag > 0, members, and not one committed offset moved over the whole window;
+- stalled: lag > 0, members all through the window, and not one committed offset moved over it (a
+  group whose members just came back has a window to commit first);
 - lagging: offsets move, but the group's lag grew from sample to sample over the whole window;
 - ok: anything else, a window with a sample at lag 0, and a window not yet covered (a restarted
   exporter does not page before it has seen a window)."""
@@ -15,15 +16,15 @@ from exporter.lag.model import LAGGING, OK, STALLED, STOPPED, Snapshot, TopicPar
 class StatusTracker:
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
-        # group -> samples (taken_at, committed offsets of the partitions with a lag, total lag)
-        self._history: dict[str, deque[tuple[float, dict[TopicPartition, int], int]]] = {}
+        # group -> samples (taken_at, committed offsets of the partitions with a lag, total lag, members)
+        self._history: dict[str, deque[tuple[float, dict[TopicPartition, int], int, int]]] = {}
 
     def update(self, snap: Snapshot) -> dict[str, int]:
         verdicts = {}
         for gid, group in snap.groups.items():
             lags = {tp: lag for tp in group.committed if (lag := snap.lag(gid, tp)) is not None}
             history = self._history.setdefault(gid, deque())
-            history.append((snap.taken_at, {tp: group.committed[tp] for tp in lags}, sum(lags.values())))
+            history.append((snap.taken_at, {tp: group.committed[tp] for tp in lags}, sum(lags.values()), group.members))
             # keep the newest sample at or before the window's start: it says whether the window is covered
             while len(history) > 1 and history[1][0] <= snap.taken_at - self.window_s:
                 history.popleft()
@@ -38,12 +39,12 @@ class StatusTracker:
             return OK
         if members == 0:
             return STOPPED
-        if history[0][0] > now - self.window_s or any(lag == 0 for _, _, lag in history):
+        if history[0][0] > now - self.window_s or any(lag == 0 for _, _, lag, _ in history):
             return OK
         first, last = history[0][1], history[-1][1]
         if all(last.get(tp) == offset for tp, offset in first.items()) and set(last) <= set(first):
-            return STALLED
-        totals = [lag for _, _, lag in history]
+            return STALLED if all(n > 0 for _, _, _, n in history) else OK
+        totals = [lag for _, _, lag, _ in history]
         if all(b >= a for a, b in zip(totals, totals[1:])) and totals[-1] > totals[0]:
             return LAGGING
         return OK
