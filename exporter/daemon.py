@@ -11,7 +11,8 @@ from exporter.collector import Renderer, Target, TargetWorker
 from exporter.catalog.model import load_catalog
 from exporter.config import DaemonConfig, KafkaSpec, PrometheusSpec, SourceSpec, TargetSpec
 from exporter.http import MetricsServer
-from exporter.lag.reader import Filter, KafkaReader
+from exporter.lag.isolated import IsolatedReader
+from exporter.lag.reader import Filter
 from exporter.lag.worker import LagWorker
 from exporter.rules import RuleSet
 from exporter.rulesets import builtin_rules
@@ -62,8 +63,10 @@ class Daemon:
         self.workers = [TargetWorker(t, rules, lambda w: self.renderer.mark_dirty(), offer, cluster) for t in targets]
         self.lag = None
         if kafka is not None:
-            reader = KafkaReader(kafka.client, Filter(kafka.groups_allow, kafka.groups_deny),
-                                 Filter(kafka.topics_allow, kafka.topics_deny), kafka.timeout_s, kafka.lag_seconds)
+            # each phase of a collection waits at most timeout + 5 s
+            reader = IsolatedReader(kafka.client, Filter(kafka.groups_allow, kafka.groups_deny),
+                                    Filter(kafka.topics_allow, kafka.topics_deny), kafka.timeout_s, kafka.lag_seconds,
+                                    deadline_s=6 * (kafka.timeout_s + 5.0))
             self.lag = LagWorker(reader, cluster, kafka.interval_s, kafka.status_window_s, kafka.partition_series,
                                  kafka.max_series, lambda w: self.renderer.mark_dirty(),
                                  zabbix.offer_groups if zabbix else None)

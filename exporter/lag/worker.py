@@ -7,19 +7,18 @@ import threading
 import time
 from typing import Callable, Iterable
 
-from confluent_kafka import KafkaException
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.lag.families import Rendered, render
 from exporter.lag.model import Snapshot
-from exporter.lag.reader import KafkaReader
+from exporter.lag.isolated import IsolatedReader, LagReadError
 from exporter.lag.status import StatusTracker
 
 log = logging.getLogger("kafka_jmx.lag")
 
 
 class LagWorker:
-    def __init__(self, reader: KafkaReader, cluster: str, interval_s: float, status_window_s: float,
+    def __init__(self, reader: IsolatedReader, cluster: str, interval_s: float, status_window_s: float,
                  partition_series: bool = True, max_series: int = 100_000,
                  on_result: Callable[["LagWorker"], None] = lambda w: None,
                  on_snapshot: Callable[[Snapshot, dict[str, int]], None] | None = None) -> None:
@@ -55,8 +54,8 @@ class LagWorker:
             snap = self.reader.read()
             verdicts = self.status.update(snap)
             rendered = render(snap, verdicts, self.cluster, self.partition_series, self.max_series)
-        except KafkaException as e:
-            self._failed(f"kafka: {e.args[0].str() if e.args else e}")
+        except LagReadError as e:
+            self._failed(f"kafka: {e}")
         except Exception as e:      # an unexpected answer must not stop the daemon's other collections
             log.exception("kafka lag collection failed")
             self._failed(f"kafka: {type(e).__name__}: {e}")
