@@ -64,8 +64,7 @@ class Consumer(Node):
         self.coordinator: str | None = None
         self.assignment: tuple[TopicPartition, ...] = ()
         self.positions: dict[TopicPartition, int] = {}
-        # what auto-commit commits: the positions of records handed to the application (librdkafka's
-        # offset store, the Java client's last poll), not those fetched ahead of it
+        # positions of the records handed to the application (poll): auto-commit never commits past them
         self.handed: dict[TopicPartition, int] = {}
         self.metadata: dict[str, tuple[PartitionMetadata, ...]] = {}
         self.brokers: dict[int, str] = {}
@@ -82,7 +81,7 @@ class Consumer(Node):
         self._find_coordinator()
         self.every(self.cfg["heartbeat.interval.ms"], self._heartbeat)
         if self.commit_mode == "auto":
-            self.every(self.cfg["auto.commit.interval.ms"], lambda: self._commit(dict(self.handed)))
+            self.every(self.cfg["auto.commit.interval.ms"], lambda: self._commit(self._consumed()))
 
     def close(self) -> None:
         """Leave the group cleanly (the consumer's close()), then stop."""
@@ -116,8 +115,8 @@ class Consumer(Node):
         if self._joining or self.coordinator is None:
             return
         self._joining = True
-        if self.commit_mode == "auto" and self.handed:
-            self._commit(dict(self.handed))
+        if self.commit_mode == "auto" and self.positions:
+            self._commit(self._consumed())
         strategy = self.cfg["partition.assignment.strategy"]
         req = JoinGroupRequest(self.group_id, self.member_id, self.name, self.cfg["session.timeout.ms"],
                                self.cfg["max.poll.interval.ms"], (strategy,), self.topics)
@@ -386,6 +385,15 @@ class Consumer(Node):
         if self.commit_mode == "after":
             self._commit({tp: position})
         self._process_next()
+
+    def _consumed(self) -> dict[TopicPartition, int]:
+        """What auto-commit commits (the Java client's allConsumed): each assigned partition's position as
+        the application sees it: past what it was handed, not what was fetched ahead of it."""
+        ahead = {tp for tp, *_ in self._ready}
+        if self._processing:
+            ahead.add(self._batch_end[0])
+        return {tp: self.handed[tp] if tp in ahead else p for tp, p in self.positions.items()
+                if tp not in ahead or tp in self.handed}
 
     def _hand_over(self) -> None:
         """The unit's records are returned to the application (poll): auto-commit may commit past them."""

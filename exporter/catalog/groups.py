@@ -82,14 +82,23 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '\\"') + '"'
 
 
+def _list(doc: Doc, top: dict, key: str) -> list:
+    value = top.get(key) or []
+    if not isinstance(value, list):
+        doc.fail(("consumer_groups", key), "expected a list")
+        return []
+    return value
+
+
 def load(doc: Doc, raw: object, known_macros: set[str], priorities: tuple[str, ...],
          value_types: tuple[str, ...]) -> ConsumerGroups:
     if raw is None:
         return ConsumerGroups()
     top = doc.mapping(raw, ("consumer_groups",), {"macros", "valuemap", "items", "triggers"})
     macros = []
-    for i, m in enumerate(top.get("macros") or []):
+    for i, m in enumerate(_list(doc, top, "macros")):
         p = ("consumer_groups", "macros", i)
+        m = doc.mapping(m, p, {"macro", "value", "description"})
         macro, value, description = (str(m.get(k, "")) for k in ("macro", "value", "description"))
         if not re.fullmatch(r"\{\$[A-Z0-9_.]+\}", macro):
             doc.fail(p + ("macro",), f"not a user macro: {macro!r}")
@@ -97,11 +106,17 @@ def load(doc: Doc, raw: object, known_macros: set[str], priorities: tuple[str, .
     known = known_macros | {m for m, _, _ in macros}
     valuemap = None
     if top.get("valuemap"):
-        v = top["valuemap"]
-        valuemap = (str(v.get("name", "")), tuple((str(k), str(n)) for k, n in (v.get("mappings") or {}).items()))
+        v = doc.mapping(top["valuemap"], ("consumer_groups", "valuemap"), {"name", "mappings"})
+        mappings = v.get("mappings") or {}
+        if not isinstance(mappings, dict):
+            doc.fail(("consumer_groups", "valuemap", "mappings"), "expected a mapping of values to what Zabbix shows")
+            mappings = {}
+        valuemap = (str(v.get("name", "")), tuple((str(k), str(n)) for k, n in mappings.items()))
     items: dict[str, GroupItem] = {}
-    for i, it in enumerate(top.get("items") or []):
+    for i, it in enumerate(_list(doc, top, "items")):
         p = ("consumer_groups", "items", i)
+        it = doc.mapping(it, p, {"id", "per", "key", "prometheus", "name", "value_type", "description", "units",
+                                 "valuemap"})
         per = str(it.get("per", ""))
         if per not in PER:
             doc.fail(p + ("per",), f"per must be group or group_topic, got {per!r}")
@@ -117,8 +132,10 @@ def load(doc: Doc, raw: object, known_macros: set[str], priorities: tuple[str, .
             doc.fail(p + ("id",), f"item id {item.id!r} is used twice")
         items[item.id] = item
     triggers = []
-    for i, t in enumerate(top.get("triggers") or []):
+    for i, t in enumerate(_list(doc, top, "triggers")):
         p = ("consumer_groups", "triggers", i)
+        t = doc.mapping(t, p, {"id", "per", "metric", "zabbix_scope", "name", "event_name", "opdata", "expression",
+                               "priority", "description", "alert"})
         metric = str(t.get("metric", ""))
         per = str(t.get("per", ""))
         if metric not in items:
@@ -140,7 +157,7 @@ def load(doc: Doc, raw: object, known_macros: set[str], priorities: tuple[str, .
         priority = str(t.get("priority", ""))
         if priority not in priorities:
             doc.fail(p + ("priority",), f"priority must be one of {', '.join(priorities)}")
-        a = t.get("alert") or {}
+        a = doc.mapping(t.get("alert") or {}, p + ("alert",), {"name", "expr", "for", "severity"})
         triggers.append(GroupTrigger(str(t.get("id", "")), per, metric, name, expression, priority,
                                      str(t.get("description", "")),
                                      GroupAlert(str(a.get("name", "")), str(a.get("expr", "")), str(a.get("for", "0m")),
