@@ -22,13 +22,15 @@ def add(sub: argparse._SubParsersAction) -> None:
     reh.add_argument("--zabbix-password-env", default="ZABBIX_PASSWORD", metavar="VAR")
     reh.add_argument("--transport", choices=("jmx", "trapper"), default="jmx",
                      help="jmx: the Java gateway polls the cluster's JMX endpoints; trapper: the exporter pushes")
-    reh.add_argument("--zabbix-server", metavar="HOST:PORT", help="the trapper port (for --transport trapper)")
+    reh.add_argument("--zabbix-server", metavar="HOST:PORT",
+                     help="the trapper port (for --transport trapper, and for scenarios with consumer groups)")
     reh.add_argument("--prometheus-url", help="a Prometheus that scrapes --metrics-listen and loads the alert rules")
     reh.add_argument("--engine", default="embedded", metavar="embedded|kafka[:VERSION]",
                      help="the embedded cluster (default), or real Apache Kafka from the Maven jars (faults: kill, "
                           "restart, pause, resume, heal; scripts/install-realkafka)")
     reh.add_argument("--kafka-base-port", type=int, default=9092, metavar="PORT",
-                     help="kafka engine: the brokers' client listeners from PORT on")
+                     help="the brokers' client listeners from PORT on (the kafka engine's; the embedded cluster's "
+                          "when the scenario has consumer groups)")
     reh.add_argument("--jmx-base-port", type=int, default=9990)
     reh.add_argument("--metrics-listen", default="127.0.0.1:9404", metavar="HOST:PORT")
     reh.add_argument("--fire-timeout", type=duration, default=180_000.0, metavar="DURATION")
