@@ -181,7 +181,8 @@ class TrapperSink:
             group_rows.append({"{#GROUP}": gid})
             for item_id, value in (("group_members", g.members), ("group_state", g.state), ("group_type", g.type),
                                    ("group_status", verdicts.get(gid, 0))):
-                put(item_id, DISCOVERY_KEYS["group"], gid, value, gid)
+                if value is not None:
+                    put(item_id, DISCOVERY_KEYS["group"], gid, value, gid)
             for topic in sorted({t for t, _ in g.committed}):
                 pair_rows.append({"{#GROUP}": gid, "{#TOPIC}": topic})
                 tps = [tp for tp in g.committed if tp[0] == topic]

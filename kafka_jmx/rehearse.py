@@ -50,7 +50,8 @@ UNDO = {"kill": "restart", "isolate": "heal", "slow": "heal", "flood": "heal", "
 FAST_MACROS = {"{$KAFKA.NODATA.TIMEOUT}": "20s", "{$KAFKA.AGGREGATE.PERIOD}": "10s", "{$KAFKA.CONTROLLER.GAP}": "20s",
                "{$KAFKA.URP.PERIOD}": "10s", "{$KAFKA.ISR.SHRINK.PERIOD}": "10s", "{$KAFKA.RAFT.NO_LEADER.PERIOD}": "10s", "{$KAFKA.IDLE.PERIOD}": "10s",
                "{$KAFKA.BROKER.STATE.PERIOD}": "10s", "{$KAFKA.LAG.SECONDS.MAX}": str(int(LAG_SECONDS_MAX)),
-               "{$KAFKA.LAG.SECONDS.PERIOD}": "10s", "{$KAFKA.LAG.GROWING.PERIOD}": "10s"}
+               "{$KAFKA.LAG.SECONDS.PERIOD}": "10s", "{$KAFKA.LAG.GROWING.PERIOD}": "10s",
+               "{$KAFKA.GROUP.STOPPED.PERIOD}": "10s"}
 # the consumer groups' collection in a rehearsal: often, and a short status window, so a stalled or
 # lagging group shows within seconds (Prometheus rules for it: generate --lag-seconds-max 10)
 

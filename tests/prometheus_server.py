@@ -13,13 +13,19 @@ from exporter.catalog import alerts
 from exporter.catalog.model import load_catalog
 
 
-def rules_for(state: Path, brokers_min: int, hold_max: str | None = None) -> str:
-    """The alert rules with this cluster's broker threshold (the committed file says 5 brokers),
-    and for a fast rehearsal every `for` capped at hold_max and the rehearsal's lag-seconds threshold."""
+def rules_for(state: Path, brokers_min: int, hold_max: str | None = None, groups_hold_max: str | None = None) -> str:
+    """The alert rules with this cluster's broker threshold (the committed file says 5 brokers), and for
+    a fast rehearsal every `for` capped at hold_max (groups_hold_max: the consumer groups' only) and the
+    rehearsal's lag-seconds threshold."""
     from kafka_jmx.rehearse import LAG_SECONDS_MAX
     path = state / "alerts.yml"
-    path.write_text(alerts.serialize(alerts.render(load_catalog(), brokers_min=brokers_min, hold_max=hold_max,
-                                                   lag_seconds_max=LAG_SECONDS_MAX if hold_max else None)))
+    catalog = load_catalog()
+    doc = alerts.render(catalog, brokers_min=brokers_min, hold_max=hold_max,
+                        lag_seconds_max=LAG_SECONDS_MAX if hold_max or groups_hold_max else None)
+    if groups_hold_max and not hold_max:
+        fast = alerts.render(catalog, brokers_min=brokers_min, hold_max=groups_hold_max, lag_seconds_max=LAG_SECONDS_MAX)
+        doc["groups"][1:] = fast["groups"][1:]
+    path.write_text(alerts.serialize(doc))
     return str(path)
 
 

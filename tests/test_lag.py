@@ -50,6 +50,15 @@ def test_a_group_without_members_and_with_lag_is_stopped_at_once_and_ok_once_cau
     assert run(tracker, [(10, {("orders", 0): 9}, {("orders", 0): 9}, 0)]) == [OK]
 
 
+def test_a_group_its_coordinator_could_not_describe_is_not_called_stopped():
+    tracker = StatusTracker(60)
+    unknown = Snapshot(0.0, {"billing": Group("billing", "classic", "Unknown", None, {("orders", 0): 5})},
+                       {"orders": 1}, {("orders", 0): 9})
+    assert tracker.update(unknown) == {"billing": OK}
+    assert "kafka_consumergroup_members" not in {f.name for f in render(unknown, {}, "prod", True, 100).families
+                                                 if f.samples}
+
+
 def test_lag_is_never_negative_and_unknown_without_a_commit_or_an_end_offset():
     s = Snapshot(100.0, {"g": Group("g", "classic", "Stable", 1, {("t", 0): 12, ("t", 1): 5, ("t", 2): 7})},
                  {"t": 3}, {("t", 0): 10, ("t", 1): 9}, {}, {("g", ("t", 1)): 40.0})

@@ -87,8 +87,8 @@ CASES = {
                                      {sel("kafka_consumergroup_status", G): "1x8 0 1x8"}, "16m", G, None),
     "KafkaConsumerGroupStalled": ({sel("kafka_consumergroup_status", G): "0 2 2"},
                                   {sel("kafka_consumergroup_status", G): "0 1 0"}, "2m", G, None),
-    "KafkaConsumerGroupStopped": ({sel("kafka_consumergroup_status", G): "0 3 3"},
-                                  {sel("kafka_consumergroup_status", G): "0 0 0"}, "2m", G, None),
+    "KafkaConsumerGroupStopped": ({sel("kafka_consumergroup_status", G): "0 3x6"},
+                                  {sel("kafka_consumergroup_status", G): "0 3 0 3 3 0 3"}, "6m", G, None),
 }
 
 

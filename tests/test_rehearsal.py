@@ -39,9 +39,9 @@ run_for: 600s
 """
 # on the embedded cluster also: its members hang on a record (offsets stop, they stay), then run slower
 # than the producer, with every alert's `for` and window capped at 10 s. Real Kafka's run has the stop
-# only, with the shipped `for`s (its six JVMs starting on two cores leave JMX reads timing out for longer
-# than 10 s): its collection is the same code, proven on both group protocols by tests/test_real_kafka.py,
-# and the verdicts do not depend on the engine
+# only, with the shipped `for`s but the groups' (its six JVMs starting on two cores leave JMX reads timing
+# out for longer than 10 s): its collection is the same code, proven on both group protocols by
+# tests/test_real_kafka.py, and the verdicts do not depend on the engine
 MORE_GROUP_STEPS = """\
   - {at: 5s, slow_consumer: billing, processing_ms: 600000, expect: [group_stalled],
      allow: [group_lag_growing, group_lag_seconds_high]}
@@ -68,7 +68,8 @@ def test_rehearsal_reports_what_fired_and_how_fast(engine, zabbix, monkeypatch, 
     metrics_port = free_port_block(1, low=20000)
     state = Path(tempfile.mkdtemp(prefix="kafka-jmx-prom-"))
     prom = PrometheusServer(state, free_port_block(1, low=20000), [f"127.0.0.1:{metrics_port}"],
-                            [rules_for(state, brokers_min=3, hold_max="10s" if embedded else None)])
+                            [rules_for(state, brokers_min=3, hold_max="10s" if embedded else None,
+                                       groups_hold_max="10s")])
     prom.start()
     try:
         code = main(["rehearse", str(scenario), "--zabbix-url", zabbix.api_url, "--zabbix-password-env", "ZBX_PW",

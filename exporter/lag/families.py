@@ -53,7 +53,8 @@ def render(snap: Snapshot, verdicts: dict[str, int], cluster: str, partition_ser
 
     # the group-level and group x topic series first: a cap cuts partitions before sums
     for gid, g in sorted(snap.groups.items()):
-        add("kafka_consumergroup_members", [gid], float(g.members))
+        if g.members is not None:
+            add("kafka_consumergroup_members", [gid], float(g.members))
         add("kafka_consumergroup_info", [gid, g.type, g.state], 1.0)
         add("kafka_consumergroup_status", [gid], float(verdicts.get(gid, 0)))
         by_topic: dict[str, list[tuple[int, int, int | None, float | None]]] = {}

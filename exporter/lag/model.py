@@ -15,7 +15,7 @@ class Group:
     group_id: str
     type: str                       # classic, consumer (KIP-848), share, streams, unknown
     state: str                      # Stable, Empty, PreparingRebalance, ... as Kafka names them
-    members: int
+    members: int | None             # None: the describe failed (a coordinator moving), not an empty group
     committed: dict[TopicPartition, int] = field(default_factory=dict)
 
 

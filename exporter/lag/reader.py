@@ -75,7 +75,7 @@ class KafkaReader:
                 state, members, kind = STATES.get(d.state.name, d.state.name), len(d.members), _type(d.type)
             except KafkaException as e:
                 snap.errors.append(f"group {gid}: describe: {e.args[0].str()}")
-                state, members, kind = "Unknown", 0, "unknown"
+                state, members, kind = "Unknown", None, "unknown"      # not "no members": the describe failed
             if kind == "unknown":
                 kind = _type(getattr(listings[gid], "type", None))
             snap.groups[gid] = Group(gid, "classic" if kind == "unknown" else kind, state, members, committed)

@@ -1,6 +1,7 @@
 """A group's status over a sliding window, as Burrow evaluates consumers: no thresholds, only what
 the offsets did. Verdicts, most severe first:
-- stopped: lag > 0 and no members (the group is Empty: nothing will consume it);
+- stopped: lag > 0 and no members (the group is Empty: nothing will consume it); members unknown (the
+  describe failed) is never stopped;
 - stalled: lag > 0, members all through the window, and not one committed offset moved over it (a
   group whose members just came back has a window to commit first);
 - lagging: offsets move, but the group's lag grew from sample to sample over the whole window;
@@ -33,7 +34,7 @@ class StatusTracker:
             del self._history[gone]
         return verdicts
 
-    def _verdict(self, history: deque, members: int, now: float) -> int:
+    def _verdict(self, history: deque, members: int | None, now: float) -> int:
         total = history[-1][2]
         if total == 0:
             return OK
@@ -43,7 +44,7 @@ class StatusTracker:
             return OK
         first, last = history[0][1], history[-1][1]
         if all(last.get(tp) == offset for tp, offset in first.items()) and set(last) <= set(first):
-            return STALLED if all(n > 0 for _, _, _, n in history) else OK
+            return STALLED if all(n for _, _, _, n in history) else OK
         totals = [lag for _, _, lag, _ in history]
         if all(b >= a for a, b in zip(totals, totals[1:])) and totals[-1] > totals[0]:
             return LAGGING
