@@ -62,6 +62,16 @@ def _preprocessing(metric: Metric, transport: str) -> list[dict[str, Any]]:
     return steps
 
 
+def _value_fields(value_type: str, units: str) -> dict[str, str]:
+    """An item's value type (UNSIGNED is Zabbix's default), no trends for text, its units."""
+    fields = {"value_type": value_type} if value_type != "UNSIGNED" else {}
+    if value_type in ("CHAR", "TEXT"):
+        fields["trends"] = "0"
+    if units:
+        fields["units"] = units
+    return fields
+
+
 def _item(metric: Metric, template: str, transport: str, key: str | None = None, name: str | None = None) -> dict:
     z = metric.zabbix
     item: dict[str, Any] = {"uuid": uuid_for(template, "item", key or metric.key), "name": name or z.name}
@@ -73,12 +83,7 @@ def _item(metric: Metric, template: str, transport: str, key: str | None = None,
     if transport == "jmx":
         item["delay"] = "{$KAFKA.INTERVAL}"
     item["history"] = "7d"
-    if z.value_type != "UNSIGNED":
-        item["value_type"] = z.value_type
-    if z.value_type in ("CHAR", "TEXT"):
-        item["trends"] = "0"
-    if z.units:
-        item["units"] = z.units
+    item.update(_value_fields(z.value_type, z.units))
     if transport == "jmx":
         item["username"] = "{$KAFKA.USER}"
         item["password"] = "{$KAFKA.PASSWORD}"
@@ -384,13 +389,7 @@ def _groups_template(catalog: Catalog, version: str) -> dict:
             if it.per != per:
                 continue
             proto: dict[str, Any] = {"uuid": uuid_for(name, "item", it.key), "name": it.name, "type": "TRAP",
-                                     "key": it.key, "history": "7d"}
-            if it.value_type != "UNSIGNED":
-                proto["value_type"] = it.value_type
-            if it.value_type in ("CHAR", "TEXT"):
-                proto["trends"] = "0"
-            if it.units:
-                proto["units"] = it.units
+                                     "key": it.key, "history": "7d", **_value_fields(it.value_type, it.units)}
             proto["description"] = f"{it.description} Prometheus: {it.prometheus}."
             if it.valuemap:
                 proto["valuemap"] = {"name": it.valuemap}
