@@ -12,7 +12,7 @@ from exporter.catalog.model import load_catalog
 from exporter.config import DaemonConfig, KafkaSpec, PrometheusSpec, SourceSpec, TargetSpec
 from exporter.http import MetricsServer
 from exporter.lag.isolated import IsolatedReader
-from exporter.lag.reader import Filter
+from exporter.lag.filters import Filter
 from exporter.lag.worker import LagWorker
 from exporter.rules import RuleSet
 from exporter.rulesets import builtin_rules

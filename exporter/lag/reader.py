@@ -8,7 +8,6 @@ per group (librdkafka sends one group per request), all in flight at once. A par
 cannot answer is reported as unread, and the rest of the collection goes on."""
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -16,23 +15,13 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaExcepti
 from confluent_kafka import TopicPartition as CkTP
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from exporter.lag.filters import Filter
 from exporter.lag.model import Group, Snapshot, TopicPartition
 
 # librdkafka's ConsumerGroupState names -> Kafka's own
 STATES = {"STABLE": "Stable", "EMPTY": "Empty", "PREPARING_REBALANCING": "PreparingRebalance",
           "COMPLETING_REBALANCING": "CompletingRebalance", "DEAD": "Dead", "ASSIGNING": "Assigning",
           "RECONCILING": "Reconciling", "UNKNOWN": "Unknown"}
-
-
-class Filter:
-    """allow / deny regular expressions, matched against the whole name (as kafka_exporter does)."""
-
-    def __init__(self, allow: str = ".*", deny: str | None = None) -> None:
-        self.allow = re.compile(allow)
-        self.deny = re.compile(deny) if deny else None
-
-    def __call__(self, name: str) -> bool:
-        return bool(self.allow.fullmatch(name)) and not (self.deny and self.deny.fullmatch(name))
 
 
 class KafkaReader:
