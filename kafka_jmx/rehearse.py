@@ -35,6 +35,7 @@ from exporter.catalog.model import Trigger, load_catalog
 from exporter.collector import Target
 from exporter.config import KafkaSpec, PrometheusSpec
 from exporter.daemon import Daemon
+from exporter.lag.model import Snapshot
 from exporter.provision import NodeSpec, Provisioner
 from exporter.rulesets import builtin_rules
 from exporter.trapper import TrapperSink
@@ -377,6 +378,12 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
         deadline = time.monotonic() + 120
         while not runner.ready() and time.monotonic() < deadline:
             time.sleep(0.5)
+        if daemon.lag is not None:
+            deadline = time.monotonic() + fire_timeout_s
+            while not _groups_caught_up(daemon.lag.snapshot, scenario) and time.monotonic() < deadline:
+                time.sleep(1.0)
+            log("consumer groups: " + ("caught up" if _groups_caught_up(daemon.lag.snapshot, scenario)
+                                       else f"still behind after {fire_timeout_s:.0f}s"))
         time.sleep(settle_s)            # the first values reach Zabbix and Prometheus before any fault
         if not scenario.timeline:
             return _steady(dict(watches), scenario.run_for_ms / 1000.0, name, log, runner, list(by_id.values()))
@@ -385,6 +392,29 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
         if daemon is not None:
             daemon.stop()
         runner.stop()
+
+
+def _groups_caught_up(snap: Snapshot | None, scenario: Scenario) -> bool:
+    """Every scenario group has committed on every partition of its topic and is under the lag-seconds
+    limit. A new group starts at the earliest offset, and on real Kafka its first join (the offsets
+    topic created, the initial rebalance delay, two cores shared by six JVMs) can leave it tens of
+    seconds behind: a start, not the steady state the rehearsal judges."""
+    if snap is None:
+        return False
+    for spec in scenario.groups:
+        partitions = snap.partitions.get(spec.topic, 0)
+        if spec.group not in snap.groups or not partitions:
+            return False
+        for p in range(partitions):
+            tp = (spec.topic, p)
+            if tp not in snap.groups[spec.group].committed:
+                if snap.ends.get(tp, 1) > snap.starts.get(tp, 0):       # records never committed past
+                    return False
+                continue
+            behind = snap.lag_seconds(spec.group, tp)
+            if behind is None or behind >= LAG_SECONDS_MAX:
+                return False
+    return True
 
 
 def _poll(until, timeout_s: float, runner: "EmbeddedEngine | KafkaEngine", referee: Referee) -> None:  # type: ignore[no-untyped-def]

@@ -27,6 +27,7 @@ class LagWorker:
         self.partition_series, self.max_series = partition_series, max_series
         self.on_result, self.on_snapshot = on_result, on_snapshot
         self.rendered: Rendered | None = None
+        self.snapshot: Snapshot | None = None          # the last successful collection
         self.up = False
         self.duration_s = 0.0
         self.last_success = 0.0
@@ -60,7 +61,7 @@ class LagWorker:
             log.exception("kafka lag collection failed")
             self._failed(f"kafka: {type(e).__name__}: {e}")
         else:
-            self.rendered, self.up = rendered, True
+            self.rendered, self.snapshot, self.up = rendered, snap, True
             self.last_success = time.time()
             self.partitions_unread = len(snap.unread)
             self.dropped_total += rendered.dropped
@@ -74,7 +75,7 @@ class LagWorker:
             self.duration_s = time.monotonic() - started
 
     def _failed(self, message: str) -> None:
-        self.up, self.rendered = False, None       # no stale lag: the series go until the next success
+        self.up, self.rendered, self.snapshot = False, None, None       # no stale lag: the series go until the next success
         self.failures += 1
         if message != self._last_problem:
             log.warning("%s", message)
