@@ -7,8 +7,9 @@ its offsets, its description, its partitions' end offsets, each waited for) in t
 Real Kafka 4.1 (1 controller, 3 brokers, from the Maven jars); 100 topics of 10 partitions (RF 1), 20
 records each; group i committed offset 10 on every partition of topic i % 100, so every group lags on
 10 partitions (10,000 lagging group-partitions, 10 groups per partition): the worst case for lag in
-seconds. The reader runs 3 times (the first warms up the connections); RSS is the process's
-resident memory after the collections, with librdkafka's buffers.
+seconds. The reader runs as in the daemon (exporter/lag/isolated.py: librdkafka in a child process, the
+snapshot sent back), 3 times (the first warms up the connections); RSS is the resident memory of the
+daemon's side and of the reader's process after the collections, with librdkafka's buffers.
 """
 from __future__ import annotations
 
@@ -16,23 +17,22 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import time
 from pathlib import Path
 
-from confluent_kafka import ConsumerGroupTopicPartitions, Producer
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, Producer
 from confluent_kafka import TopicPartition as CkTP
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 TOPICS, PARTITIONS, GROUPS, RECORDS, COMMITTED = 100, 10, 1000, 20, 10
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 def setup(bootstrap: str) -> None:
@@ -46,11 +46,23 @@ def setup(bootstrap: str) -> None:
                 p.produce(f"t{i:03d}", value=b"x" * 100, partition=part)
         p.poll(0)
     assert p.flush(60) == 0
-    futures = [admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(
-        f"g{g:04d}", [CkTP(f"t{g % TOPICS:03d}", part, COMMITTED) for part in range(PARTITIONS)])])[f"g{g:04d}"]
-        for g in range(GROUPS)]
-    for f in futures:
-        f.result(60)
+    # a coordinator still loading its offsets partitions answers per partition, not with an exception
+    pending = list(range(GROUPS))
+    for _ in range(30):
+        futures = {g: admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(
+            f"g{g:04d}", [CkTP(f"t{g % TOPICS:03d}", part, COMMITTED) for part in range(PARTITIONS)])])[f"g{g:04d}"]
+            for g in pending}
+        pending = []
+        for g, f in futures.items():
+            try:
+                if any(tp.error is not None for tp in f.result(60).topic_partitions):
+                    pending.append(g)
+            except KafkaException:
+                pending.append(g)
+        if not pending:
+            return
+        time.sleep(1.0)
+    raise RuntimeError(f"{len(pending)} groups could not commit their offsets")
 
 
 def straightforward(bootstrap: str) -> tuple[float, int]:
@@ -76,14 +88,16 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=39092)
     ap.add_argument("--out", default=str(Path(__file__).with_name("results-lag-collection.json")))
     args = ap.parse_args()
-    from exporter.lag.reader import Filter, KafkaReader
+    from exporter.lag.filters import Filter
+    from exporter.lag.isolated import IsolatedReader
     from realkafka.cluster import RealCluster
     with RealCluster(args.kafka, 3, 1, jmx_base_port=args.port + 20, kafka_base_port=args.port,
                      config={"num.partitions": 1}) as cluster:
         bootstrap = cluster.bootstrap_servers()
         setup(bootstrap)
         rss_before = rss_mb()
-        reader = KafkaReader({"bootstrap.servers": bootstrap}, Filter(), Filter(deny="^__.*"), 30.0)
+        reader = IsolatedReader({"bootstrap.servers": bootstrap}, Filter(), Filter(deny="^__.*"), 30.0, True,
+                                deadline_s=120.0)
         runs = []
         for _ in range(3):
             started = time.monotonic()
@@ -91,7 +105,7 @@ def main() -> None:
             runs.append(time.monotonic() - started)
         lagging = sum(1 for gid, g in snap.groups.items() for tp in g.committed if snap.lag(gid, tp))
         seconds = sum(1 for gid, g in snap.groups.items() for tp in g.committed if snap.lag_seconds(gid, tp))
-        rss_after = rss_mb()
+        rss_after, rss_reader = rss_mb(), rss_mb(reader.pid or 0)
         reader.close()
         baseline_s, baseline_lag = straightforward(bootstrap)
     total_lag = sum(snap.lag(gid, tp) or 0 for gid, g in snap.groups.items() for tp in g.committed)
@@ -101,7 +115,8 @@ def main() -> None:
         "kafka": args.kafka, "groups": len(snap.groups), "partitions": sum(snap.partitions.values()),
         "lagging_group_partitions": lagging, "with_lag_seconds": seconds, "errors": snap.errors,
         "reader_seconds": [round(r, 2) for r in runs], "reader_median_s": round(statistics.median(runs), 2),
-        "rss_mb_before": round(rss_before, 1), "rss_mb_after": round(rss_after, 1),
+        "rss_mb_daemon_before": round(rss_before, 1), "rss_mb_daemon_after": round(rss_after, 1),
+        "rss_mb_reader_process": round(rss_reader, 1),
         "straightforward_seconds": round(baseline_s, 2),
         "speedup": round(baseline_s / statistics.median(runs), 1),
         "same_total_lag": total_lag == baseline_lag,

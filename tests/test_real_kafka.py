@@ -19,9 +19,9 @@ RAFT_STATES = {"leader", "follower", "observer", "candidate", "prospective", "un
 @pytest.fixture(scope="module", params=LINES)
 def kafka(request):
     require_real_kafka(request.param)
-    base = kafka_port_block()
+    base = kafka_port_block(27)
     cluster = RealCluster(request.param, brokers=3, controllers=3, jmx_base_port=base, kafka_base_port=base + 8,
-                          jolokia_base_port=base + 16)
+                          jolokia_base_port=base + 16, sasl_base_port=base + 24, sasl_users={"monitor": "s3cret"})
     try:
         cluster.start()
         yield cluster
@@ -215,4 +215,64 @@ def test_consumer_groups_of_both_protocols_are_read_with_their_type_members_and_
         assert [snap.lag("new-style", ("lagged", i)) for i in range(3)] == [0, 0, 0]
     finally:
         modern.close()
+        reader.close()
+
+
+def test_share_groups_are_read_over_sasl_with_their_members_start_offsets_and_lag(kafka):
+    """KIP-932 share groups (production-ready from Kafka 4.2; off in 4.1, whose reader finds none), read
+    through a SASL listener: librdkafka and the reader's own connection (exporter/lag/connection.py)
+    both authenticate with SCRAM; PLAIN works, a wrong password is named."""
+    from confluent_kafka import Producer, ShareConsumer
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
+    from exporter.lag.connection import BrokerConnection, KafkaProtocolError
+    from exporter.lag.filters import Filter
+    from exporter.lag.reader import KafkaReader
+    sasl = {"bootstrap.servers": kafka.sasl_bootstrap_servers(), "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "monitor", "sasl.password": "s3cret"}
+    host, port = kafka.sasl_bootstrap_servers().split(",")[0].split(":")
+    plain = BrokerConnection(host, int(port), {**sasl, "sasl.mechanism": "PLAIN"}, 5.0)
+    plain.close()
+    with pytest.raises(KafkaProtocolError, match="SASL authentication failed"):
+        BrokerConnection(host, int(port), {**sasl, "sasl.password": "wrong"}, 5.0)
+    bootstrap = kafka.bootstrap_servers()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("queued", 2, 3)])["queued"].result(60)
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+
+    def produce(n: int) -> None:
+        for i in range(n):
+            p.produce("queued", value=str(i).encode(), partition=i % 2)
+        assert p.flush(30) == 0
+    produce(40)
+    reader = KafkaReader(sasl, Filter(), Filter(deny="^__.*"), 10.0)
+    try:
+        if kafka.line == "4.1":
+            snap = reader.read()
+            assert [g for g in snap.groups.values() if g.type == "share"] == [] and snap.errors == []
+            return
+        group = ConfigResource(ResourceType.GROUP, "workers", incremental_configs=[ConfigEntry(
+            "share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)])
+        admin.incremental_alter_configs([group])[group].result(30)
+        consumer = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": "workers"})
+        consumer.subscribe(["queued"])
+        got, deadline = 0, time.monotonic() + 60
+        while got < 40 and time.monotonic() < deadline:
+            got += sum(1 for m in consumer.poll(1.0) if m.error() is None)
+        assert got == 40
+        consumer.poll(0.5)          # acknowledges the last records (implicit acknowledgement)
+        live = reader.read().groups["workers"]
+        assert (live.type, live.state, live.members) == ("share", "Stable", 1)
+        consumer.close()
+        produce(10)
+
+        def stopped_with_lag():
+            snap = reader.read()
+            g = snap.groups.get("workers")
+            lags = [snap.lag("workers", ("queued", i)) for i in range(2)]
+            return (g is not None and (g.state, g.members) == ("Empty", 0) and lags == [5, 5]
+                    and all(snap.lag_seconds("workers", ("queued", i)) > 0 for i in range(2)) and snap)
+        snap = wait_for(stopped_with_lag, 60)
+        assert snap, reader.read()
+        assert snap.errors == []
+    finally:
         reader.close()

@@ -20,37 +20,13 @@ from kio.schema.response_header.v1.header import ResponseHeader as ResponseHeade
 from kio.serial import entity_reader, entity_writer
 from kio.static.primitive import i32
 
+from kafka_common.frames import FrameError
+
 API_VERSIONS_KEY = 18
-MAX_FRAME = 100 * 1024 * 1024       # socket.request.max.bytes
 
 
-class WireError(Exception):
+class WireError(FrameError):
     """A request this listener cannot read: the connection is closed, as Kafka's network layer does."""
-
-
-def read_frame(sock: Any) -> bytes | None:
-    """One size-prefixed frame; None when the peer closed the connection."""
-    head = _read_exact(sock, 4)
-    if head is None:
-        return None
-    (size,) = struct.unpack(">i", head)
-    if not 0 < size <= MAX_FRAME:
-        raise WireError(f"frame of {size} bytes (socket.request.max.bytes is {MAX_FRAME})")
-    body = _read_exact(sock, size)
-    if not body:
-        raise WireError(f"the peer closed the connection inside a frame of {size} bytes")
-    return body
-
-
-def _read_exact(sock: Any, n: int) -> bytes | None:
-    chunks, got = [], 0
-    while got < n:
-        chunk = sock.recv(n - got)
-        if not chunk:
-            return None if got == 0 else b""
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
 
 
 def peek_api(frame: bytes) -> tuple[int, int, int]:

@@ -16,7 +16,8 @@ from broker.cluster import Cluster
 from broker.net import RequestFailed
 from broker.node import Node
 from broker.wire import apis
-from broker.wire.codec import WireError, decode_request, encode_response, peek_api, read_frame
+from broker.wire.codec import WireError, decode_request, encode_response, peek_api
+from kafka_common.frames import FrameError, read_frame
 from broker.wire.replies import CLOSE, NO_RESPONSE
 
 log = logging.getLogger("kafka_jmx.wire")
@@ -93,7 +94,7 @@ class Connection:
                     return
                 if not self._answer(frame):
                     return
-        except WireError as e:
+        except FrameError as e:
             log.warning("%s: closing the connection: %s", self.client.name, e)
         except OSError as e:
             log.debug("%s: connection closed: %s", self.client.name, e)

@@ -24,7 +24,7 @@ FAMILIES = {
     # ours
     "kafka_consumergroup_lag_seconds": ("How long ago the record at the group's committed offset was written (0 when caught up)", ("consumergroup", "topic", "partition")),
     "kafka_consumergroup_lag_seconds_max": ("The largest lag in seconds of the group's partitions of the topic", ("consumergroup", "topic")),
-    "kafka_consumergroup_info": ("The group's type (classic, consumer: KIP-848) and state, as labels; value 1", ("consumergroup", "type", "state")),
+    "kafka_consumergroup_info": ("The group's type (classic, consumer: KIP-848, share: KIP-932) and state, as labels; value 1", ("consumergroup", "type", "state")),
     "kafka_consumergroup_status": ("The group's status over the status window: 0 ok, 1 lagging and growing, 2 stalled (offsets not moving, lag > 0), 3 stopped (no members, lag > 0)", ("consumergroup",)),
 }
 PER_PARTITION = {"kafka_consumergroup_current_offset", "kafka_consumergroup_lag", "kafka_consumergroup_lag_seconds"}

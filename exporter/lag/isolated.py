@@ -32,6 +32,11 @@ class IsolatedReader:
         self._proc = proc
         return proc
 
+    @property
+    def pid(self) -> int | None:
+        """The reader's process, while it runs (its memory is the collection's)."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
     def read(self) -> Snapshot:
         if self._proc is not None and self._proc.poll() is not None:
             log.warning("%s", self._ended(self._proc))     # it died between collections

@@ -16,7 +16,8 @@ class Group:
     type: str                       # classic, consumer (KIP-848), share, streams, unknown
     state: str                      # Stable, Empty, PreparingRebalance, ... as Kafka names them
     members: int | None             # None: the describe failed (a coordinator moving), not an empty group
-    committed: dict[TopicPartition, int] = field(default_factory=dict)
+    committed: dict[TopicPartition, int] = field(default_factory=dict)     # a share group's: its start offsets
+    lags: dict[TopicPartition, int] = field(default_factory=dict)          # a share group's, as its coordinator counts
 
 
 @dataclass
@@ -33,10 +34,12 @@ class Snapshot:
     def lag(self, group: str, tp: TopicPartition) -> int | None:
         """End offset - committed offset, never negative (the end offset is read after the commits, so a
         commit racing the read can only make it larger); None without a commit or an end offset."""
-        committed = self.groups[group].committed.get(tp)
-        end = self.ends.get(tp)
+        g = self.groups[group]
+        committed, end = g.committed.get(tp), self.ends.get(tp)
         if committed is None or committed < 0 or end is None:
             return None
+        if tp in g.lags:            # records acknowledged past the start offset are not lag
+            return g.lags[tp]
         return max(0, end - committed)
 
     def lag_seconds(self, group: str, tp: TopicPartition) -> float | None:

@@ -5,7 +5,8 @@ Order matters: committed offsets are read before the end offsets, so a commit ra
 only overstate the lag, never make it negative. Requests go out together and librdkafka batches
 them: DescribeGroups per coordinator, ListOffsets per partition leader; OffsetFetch is one request
 per group (librdkafka sends one group per request), all in flight at once. A partition whose leader
-cannot answer is reported as unread, and the rest of the collection goes on."""
+cannot answer is reported as unread, and the rest of the collection goes on. Share groups, which
+librdkafka does not describe, are read by exporter/lag/share.py before the end offsets too."""
 from __future__ import annotations
 
 import time
@@ -17,6 +18,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from exporter.lag.filters import Filter
 from exporter.lag.model import Group, Snapshot, TopicPartition
+from exporter.lag.share import ShareGroupReader
 
 # librdkafka's ConsumerGroupState names -> Kafka's own
 STATES = {"STABLE": "Stable", "EMPTY": "Empty", "PREPARING_REBALANCING": "PreparingRebalance",
@@ -32,9 +34,11 @@ class KafkaReader:
         self.timeout_s = timeout_s
         self.lag_seconds = lag_seconds
         self.admin = AdminClient({**self.config, "client.id": "kafka-jmx-lag"})
+        self.share = ShareGroupReader(self.config, groups, topics, timeout_s)
         self._consumer: Consumer | None = None
 
     def close(self) -> None:
+        self.share.close()
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
@@ -68,6 +72,7 @@ class KafkaReader:
             if kind == "unknown":
                 kind = _type(getattr(listings[gid], "type", None))
             snap.groups[gid] = Group(gid, "classic" if kind == "unknown" else kind, state, members, committed)
+        self.share.read(snap)
         for name, topic in metadata.topics.items():
             if self.topics(name) and topic.error is None:
                 snap.partitions[name] = len(topic.partitions)
@@ -109,8 +114,11 @@ class KafkaReader:
         if self._consumer is None:
             self._consumer = Consumer({**self.config, "group.id": "kafka-jmx-lag-reader", "client.id": "kafka-jmx-lag",
                                        "enable.auto.commit": False, "enable.partition.eof": False,
-                                       "max.partition.fetch.bytes": 1024, "fetch.wait.max.ms": 10,
-                                       "queued.min.messages": 1})
+                                       # one record per partition is wanted, but starving the fetcher
+                                       # (1 KiB per partition, queued.min.messages 1) read 1,000 partitions
+                                       # in over 30 s where these bounds take 0.1 s (benchmarks/lag_collection.py)
+                                       "max.partition.fetch.bytes": 65536, "fetch.wait.max.ms": 10,
+                                       "queued.max.messages.kbytes": 16384})
         deadline = time.monotonic() + self.timeout_s
         rounds = [{tp: sorted(offsets)[i] for tp, offsets in wanted.items() if i < len(offsets)}
                   for i in range(max(len(o) for o in wanted.values()))]
