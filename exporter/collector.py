@@ -23,6 +23,7 @@ from prometheus_client.registry import CollectorRegistry
 from exporter.exposition import FamilyChunk, TargetSeries, assemble
 from exporter.rules import RuleCache, RuleError, RuleSet
 from exporter.sample import Collection, SourceError
+from exporter.periodic import PeriodicWorker
 from exporter.sources import Source
 
 log = logging.getLogger("kafka_jmx.collector")
@@ -67,35 +68,23 @@ class TargetResult:
     chunks: dict[str, FamilyChunk] = field(default_factory=dict)
 
 
-class TargetWorker:
+class TargetWorker(PeriodicWorker):
     """Collects one target on its own thread: read, apply the rules, publish the result."""
 
     def __init__(self, target: Target, rules: RuleSet, on_result: Callable[["TargetWorker"], None],
                  on_collection: Callable[[Target, Collection], None] | None = None, cluster: str = "kafka",
                  target_labels: bool = True) -> None:
+        super().__init__(f"collect-{target.name}", target.interval_s, on_result)
         self.target = target
         self.series = TargetSeries({**target.labels, "cluster": cluster, "node": target.name,
                                     "node_id": target.node_id, "role": target.role} if target_labels else {})
         self.rules = rules
         self.rule_cache = RuleCache()
-        self.on_result = on_result
         self.on_collection = on_collection          # the Zabbix sink takes the raw samples
         self.result: TargetResult | None = None
         self.errors = {kind: 0 for kind in ERROR_KINDS}
         self.last_success: float = 0.0
         self.running_since: float | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"collect-{target.name}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float) -> None:
-        if self._thread.is_alive():
-            self._thread.join(timeout)
 
     def collect_once(self) -> TargetResult:
         started = time.monotonic()
@@ -130,13 +119,6 @@ class TargetWorker:
                 log.warning("%s", result.error)
         self.result = result
         return result
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            self.collect_once()
-            self.on_result(self)
-            self._stop.wait(max(0.0, self.target.interval_s - (time.monotonic() - started)))
 
     def current(self) -> TargetResult | None:
         """The last result, or a timeout result while a collection runs past the target's timeout."""

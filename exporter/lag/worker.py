@@ -3,7 +3,6 @@ often Prometheus scrapes), the last complete result served, and its health."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Callable, Iterable
 
@@ -13,19 +12,21 @@ from exporter.lag.families import Rendered, render
 from exporter.lag.model import Snapshot
 from exporter.lag.isolated import IsolatedReader, LagReadError
 from exporter.lag.status import StatusTracker
+from exporter.periodic import PeriodicWorker
 
 log = logging.getLogger("kafka_jmx.lag")
 
 
-class LagWorker:
+class LagWorker(PeriodicWorker):
     def __init__(self, reader: IsolatedReader, cluster: str, interval_s: float, status_window_s: float,
                  partition_series: bool = True, max_series: int = 100_000,
                  on_result: Callable[["LagWorker"], None] = lambda w: None,
                  on_snapshot: Callable[[Snapshot, dict[str, int]], None] | None = None) -> None:
-        self.reader, self.cluster, self.interval_s = reader, cluster, interval_s
+        super().__init__("collect-kafka-lag", interval_s, on_result)
+        self.reader, self.cluster = reader, cluster
         self.status = StatusTracker(status_window_s)
         self.partition_series, self.max_series = partition_series, max_series
-        self.on_result, self.on_snapshot = on_result, on_snapshot
+        self.on_snapshot = on_snapshot
         self.rendered: Rendered | None = None
         self.snapshot: Snapshot | None = None          # the last successful collection
         self.up = False
@@ -35,18 +36,9 @@ class LagWorker:
         self.failures = 0
         self.dropped_total = 0
         self._last_problem = ""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="collect-kafka-lag", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def join(self, timeout: float) -> None:
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        super().join(timeout)
         self.reader.close()
 
     def collect_once(self) -> None:
@@ -80,13 +72,6 @@ class LagWorker:
         if message != self._last_problem:
             log.warning("%s", message)
         self._last_problem = message
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            self.collect_once()
-            self.on_result(self)
-            self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
 
     # -- prometheus_client collector ----------------------------------------------------------------------------
     def collect(self) -> Iterable[Metric]:
