@@ -194,6 +194,8 @@ class TrapperSink:
                 seconds = [s for tp in tps if (s := snap.lag_seconds(gid, tp)) is not None]
                 if seconds:
                     put("group_lag_seconds", DISCOVERY_KEYS["group_topic"], pair, max(seconds), gid, topic)
+                if g.members is not None:           # a group its coordinator could not describe: unknown
+                    put("group_assigned", DISCOVERY_KEYS["group_topic"], pair, g.assigned.get(topic, 0), gid, topic)
         self._send_lld(host, DISCOVERY_KEYS["group"], group_rows, clock)
         self._send_lld(host, DISCOVERY_KEYS["group_topic"], pair_rows, clock)
         self._enqueue(values)

@@ -78,6 +78,7 @@ def families(rendered) -> dict:
 def test_the_series_carry_kafka_exporters_names_and_labels():
     s = snap(50.0, {("orders", 0): 10, ("orders", 1): 20}, {("orders", 0): 15, ("orders", 1): 20})
     s.commit_times[("billing", ("orders", 0))] = 20.0
+    s.groups["billing"].assigned["orders"] = 1          # its one member owns one partition of two
     out = families(render(s, {"billing": STALLED}, "prod", True, 1000))
     assert out["kafka_consumergroup_lag"] == [({"consumergroup": "billing", "topic": "orders", "partition": "0"}, 5.0),
                                               ({"consumergroup": "billing", "topic": "orders", "partition": "1"}, 0.0)]
@@ -89,6 +90,7 @@ def test_the_series_carry_kafka_exporters_names_and_labels():
     assert out["kafka_topic_partitions"] == [({"topic": "orders"}, 2.0)]
     assert out["kafka_topic_partition_current_offset"][0] == ({"topic": "orders", "partition": "0"}, 15.0)
     assert out["kafka_consumergroup_info"] == [({"consumergroup": "billing", "type": "classic", "state": "Stable"}, 1.0)]
+    assert out["kafka_consumergroup_assigned_partitions"] == [({"consumergroup": "billing", "topic": "orders"}, 1.0)]
 
 
 def test_the_cap_cuts_partition_series_before_sums_and_counts_what_it_dropped():
@@ -296,6 +298,10 @@ def test_a_live_group_and_a_partition_whose_leader_is_down(wire, caplog):
         assert info == [{"cluster": "test", "consumergroup": "live", "type": "classic", "state": "Stable"}]
         assert [s.value for f in worker.rendered.families if f.name == "kafka_consumergroup_members" for s in f.samples
                 if s.labels["consumergroup"] == "live"] == [1.0]
+        # its one member owns the topic's three partitions
+        assert [(s.labels["topic"], s.value) for f in worker.rendered.families
+                if f.name == "kafka_consumergroup_assigned_partitions" for s in f.samples
+                if s.labels["consumergroup"] == "live"] == [("orders", 3.0)]
         with cluster.sched.lock:
             leader = cluster.active_controller().image.partition("fragile", 0).leader
             cluster.kill(f"broker-{leader}")
@@ -361,3 +367,24 @@ def test_serve_with_only_the_kafka_section_serves_lag_alone(wire, tmp_path):
                     and 'consumergroup="billing"' in line]          # the allow list holds
     finally:
         daemon.stop()
+
+
+def test_the_zabbix_values_of_a_collection_name_each_group_and_pair_and_skip_what_is_unknown():
+    from exporter.catalog.model import load_catalog
+    from exporter.trapper import TrapperSink
+    sink = TrapperSink("127.0.0.1", 1, load_catalog(), "prod", host_name="{cluster}-{node}", lld_settle_s=0.0)
+    s = snap(50.0, {("orders", 0): 10, ("orders", 1): 20}, {("orders", 0): 15, ("orders", 1): 20})
+    s.groups["billing"].assigned["orders"] = 2
+    s.groups["unsure"] = Group("unsure", "share", "Unknown", None, {("orders", 0): 3}, {("orders", 0): 7})
+    sink.offer_groups(s, {"billing": STALLED})
+    values = {(v.host, v.key): v.value for v in sink._spool}
+    assert {h for h, _ in values} == {"prod-cluster"}
+    assert values[("prod-cluster", 'kafka.group.lag["billing","orders"]')] == "5"
+    assert values[("prod-cluster", 'kafka.group.assigned["billing","orders"]')] == "2"
+    assert values[("prod-cluster", 'kafka.group.status["billing"]')] == "2"
+    # a share group's lag is its coordinator's count; a group its coordinator could not describe has no
+    # members value and no assignment, rather than a 0 that would read as "nobody reads"
+    assert values[("prod-cluster", 'kafka.group.lag["unsure","orders"]')] == "7"
+    assert values[("prod-cluster", 'kafka.group.type["unsure"]')] == "share"
+    assert ("prod-cluster", 'kafka.group.members["unsure"]') not in values
+    assert ("prod-cluster", 'kafka.group.assigned["unsure","orders"]') not in values

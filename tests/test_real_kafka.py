@@ -212,6 +212,7 @@ def test_consumer_groups_of_both_protocols_are_read_with_their_type_members_and_
         assert [snap.lag("old-style", ("lagged", i)) for i in range(3)] == [6, 6, 6]
         assert snap.lag_seconds("old-style", ("lagged", 0)) > 0
         assert (new.type, new.state, new.members) == ("consumer", "Stable", 1)
+        assert (old.assigned, new.assigned) == ({}, {"lagged": 3})
         assert [snap.lag("new-style", ("lagged", i)) for i in range(3)] == [0, 0, 0]
     finally:
         modern.close()
@@ -261,7 +262,7 @@ def test_share_groups_are_read_over_sasl_with_their_members_start_offsets_and_la
         assert got == 40
         consumer.poll(0.5)          # acknowledges the last records (implicit acknowledgement)
         live = reader.read().groups["workers"]
-        assert (live.type, live.state, live.members) == ("share", "Stable", 1)
+        assert (live.type, live.state, live.members, live.assigned) == ("share", "Stable", 1, {"queued": 2})
         consumer.close()
         produce(10)
 

@@ -1,5 +1,6 @@
 """The Prometheus view of a lag collection: kafka_exporter's names and labels for what it has (its
-community dashboards keep working), our own for lag in seconds, group type, state and status.
+community dashboards keep working), our own for lag in seconds, group type, state, assignment and
+status.
 
 Cardinality: per-partition series can be turned off (the group x topic sums stay), and a cap bounds
 the series of one collection; what the cap leaves out is counted, never silently lost."""
@@ -25,6 +26,7 @@ FAMILIES = {
     "kafka_consumergroup_lag_seconds": ("How long ago the record at the group's committed offset was written (0 when caught up)", ("consumergroup", "topic", "partition")),
     "kafka_consumergroup_lag_seconds_max": ("The largest lag in seconds of the group's partitions of the topic", ("consumergroup", "topic")),
     "kafka_consumergroup_info": ("The group's type (classic, consumer: KIP-848, share: KIP-932) and state, as labels; value 1", ("consumergroup", "type", "state")),
+    "kafka_consumergroup_assigned_partitions": ("Partitions of the topic the group's members own (a share group's: that at least one member reads); below kafka_topic_partitions, some are read by nobody", ("consumergroup", "topic")),
     "kafka_consumergroup_status": ("The group's status over the status window: 0 ok, 1 lagging and growing, 2 stalled (offsets not moving, lag > 0), 3 stopped (no members, lag > 0)", ("consumergroup",)),
 }
 PER_PARTITION = {"kafka_consumergroup_current_offset", "kafka_consumergroup_lag", "kafka_consumergroup_lag_seconds"}
@@ -57,6 +59,8 @@ def render(snap: Snapshot, verdicts: dict[str, int], cluster: str, partition_ser
             add("kafka_consumergroup_members", [gid], float(g.members))
         add("kafka_consumergroup_info", [gid, g.type, g.state], 1.0)
         add("kafka_consumergroup_status", [gid], float(verdicts.get(gid, 0)))
+        for topic, n in sorted(g.assigned.items()):
+            add("kafka_consumergroup_assigned_partitions", [gid, topic], float(n))
         by_topic: dict[str, list[tuple[int, int, int | None, float | None]]] = {}
         for (topic, p), offset in sorted(g.committed.items()):
             by_topic.setdefault(topic, []).append((p, offset, snap.lag(gid, (topic, p)), snap.lag_seconds(gid, (topic, p))))

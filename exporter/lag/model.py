@@ -10,6 +10,13 @@ OK, LAGGING, STALLED, STOPPED = 0, 1, 2, 3
 STATUS_NAMES = {OK: "ok", LAGGING: "lagging", STALLED: "stalled", STOPPED: "stopped"}
 
 
+def count_by_topic(partitions: set[TopicPartition]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for topic, _ in partitions:
+        counts[topic] = counts.get(topic, 0) + 1
+    return counts
+
+
 @dataclass(frozen=True)
 class Group:
     group_id: str
@@ -18,6 +25,7 @@ class Group:
     members: int | None             # None: the describe failed (a coordinator moving), not an empty group
     committed: dict[TopicPartition, int] = field(default_factory=dict)     # a share group's: its start offsets
     lags: dict[TopicPartition, int] = field(default_factory=dict)          # a share group's, as its coordinator counts
+    assigned: dict[str, int] = field(default_factory=dict)      # topic -> its partitions the members own (or share)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from confluent_kafka import TopicPartition as CkTP
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from exporter.lag.filters import Filter
-from exporter.lag.model import Group, Snapshot, TopicPartition
+from exporter.lag.model import Group, Snapshot, TopicPartition, count_by_topic
 from exporter.lag.share import ShareGroupReader
 
 # librdkafka's ConsumerGroupState names -> Kafka's own
@@ -63,15 +63,19 @@ class KafkaReader:
             except KafkaException as e:
                 snap.errors.append(f"group {gid}: committed offsets: {e.args[0].str()}")
                 continue
+            owned: set[TopicPartition] = set()
             try:
                 d = described[gid].result(timeout=t + 5)
                 state, members, kind = STATES.get(d.state.name, d.state.name), len(d.members), _type(d.type)
+                owned = {(tp.topic, tp.partition) for m in d.members if m.assignment is not None
+                         for tp in m.assignment.topic_partitions if self.topics(tp.topic)}
             except KafkaException as e:
                 snap.errors.append(f"group {gid}: describe: {e.args[0].str()}")
                 state, members, kind = "Unknown", None, "unknown"      # not "no members": the describe failed
             if kind == "unknown":
                 kind = _type(getattr(listings[gid], "type", None))
-            snap.groups[gid] = Group(gid, "classic" if kind == "unknown" else kind, state, members, committed)
+            snap.groups[gid] = Group(gid, "classic" if kind == "unknown" else kind, state, members, committed,
+                                     assigned=count_by_topic(owned))
         self.share.read(snap)
         for name, topic in metadata.topics.items():
             if self.topics(name) and topic.error is None:

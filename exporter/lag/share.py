@@ -16,7 +16,7 @@ from kio.schema.share_group_describe.v1.request import ShareGroupDescribeRequest
 
 from exporter.lag.connection import BrokerConnection, KafkaProtocolError
 from exporter.lag.filters import Filter
-from exporter.lag.model import Group, Snapshot
+from exporter.lag.model import Group, Snapshot, count_by_topic
 
 
 class ShareGroupReader:
@@ -80,13 +80,17 @@ class ShareGroupReader:
             gid = str(d.group_id)
             if gid not in ids:
                 continue
+            shared: set[tuple[str, int]] = set()
             if d.error_code != 0:
                 snap.errors.append(f"share group {gid}: describe: {d.error_message or int(d.error_code)}")
                 state, members = "Unknown", None
             else:
                 state, members = str(d.group_state), len(d.members)
+                shared = {(str(tp.topic_name), int(p)) for m in d.members for tp in m.assignment.topic_partitions
+                          if self.topics(str(tp.topic_name)) for p in tp.partitions}
             if gid in starts or d.error_code == 0:
-                snap.groups[gid] = Group(gid, "share", state, members, starts.get(gid, {}), lags.get(gid, {}))
+                snap.groups[gid] = Group(gid, "share", state, members, starts.get(gid, {}), lags.get(gid, {}),
+                                         count_by_topic(shared))
 
     def _bootstrap(self, snap: Snapshot) -> tuple[str, int] | None:
         """The address of the first bootstrap server that answers."""
