@@ -32,10 +32,17 @@ def _seconds(duration: str) -> int:
 
 
 def _capped(expr: str, hold_max: str | None) -> str:
+    """Range windows capped at hold_max; a changes() window at three times that: it must span the outage
+    it detects (a restarted node's series are absent while it is down, and a window shorter than the gap
+    sees only the new start time)."""
     if hold_max is None:
         return expr
-    return re.sub(r"\[(\d+[smh])\]", lambda m: f"[{hold_max}]" if _seconds(m.group(1)) > _seconds(hold_max)
-                  else m.group(0), expr)
+    cap = _seconds(hold_max)
+
+    def window(m: re.Match) -> str:
+        limit = 3 * cap if m.group(1) else cap
+        return m.group(0) if _seconds(m.group(2)) <= limit else f"{m.group(1) or ''}[{limit}s]"
+    return re.sub(r"(changes\([^\[\]()]*)?\[(\d+[smh])\]", window, expr)
 
 
 def render(catalog: Catalog, brokers_min: int | None = None, election_latency_max_ms: float | None = None,
