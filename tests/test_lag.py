@@ -388,3 +388,15 @@ def test_the_zabbix_values_of_a_collection_name_each_group_and_pair_and_skip_wha
     assert values[("prod-cluster", 'kafka.group.type["unsure"]')] == "share"
     assert ("prod-cluster", 'kafka.group.members["unsure"]') not in values
     assert ("prod-cluster", 'kafka.group.assigned["unsure","orders"]') not in values
+
+
+def test_share_groups_unreachable_are_an_error_named_and_nothing_else():
+    from exporter.lag.filters import Filter
+    from exporter.lag.share import ShareGroupReader
+    from jvm_support import free_port_block
+    port = free_port_block(1, low=20000)            # nothing listens there
+    s = Snapshot(1.0)
+    ShareGroupReader({"bootstrap.servers": f"127.0.0.1:{port}"}, Filter(), Filter(), 1.0).read(s)
+    assert s.groups == {}
+    [error] = s.errors
+    assert error.startswith("share groups: no bootstrap server answered") and f"127.0.0.1:{port}: cannot connect" in error

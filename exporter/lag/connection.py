@@ -32,6 +32,11 @@ class KafkaProtocolError(Exception):
     """The broker could not be reached, refused us, or answered what we cannot read."""
 
 
+def error_name(code: Any) -> str:
+    """An error code as Kafka's documentation names it (COORDINATOR_LOAD_IN_PROGRESS), with its number."""
+    return f"{getattr(code, 'name', 'UNKNOWN').upper()} ({int(code)})"
+
+
 def tls_context(settings: dict[str, Any]) -> ssl.SSLContext:
     """librdkafka's ssl.* settings as Python's ssl module takes them (the system's CAs without a CA file)."""
     context = ssl.create_default_context(cafile=settings.get("ssl.ca.location"))
@@ -58,7 +63,7 @@ class BrokerConnection:
         try:
             answer = self.call(ApiVersionsRequest(client_software_name="kafka-jmx", client_software_version="1"))
             if answer.error_code != 0:
-                raise KafkaProtocolError(f"{self.address}: ApiVersions: error {int(answer.error_code)}")
+                raise KafkaProtocolError(f"{self.address}: ApiVersions: {error_name(answer.error_code)}")
             self.versions = {int(k.api_key): (int(k.min_version), int(k.max_version)) for k in answer.api_keys}
             if protocol.startswith("SASL"):
                 self._authenticate(settings)
@@ -126,7 +131,7 @@ class BrokerConnection:
         answer = self.call(SaslAuthenticateRequest(auth_bytes=token))
         if answer.error_code != 0:
             raise KafkaProtocolError(f"{self.address}: SASL authentication failed: "
-                                     f"{answer.error_message or int(answer.error_code)}")
+                                     f"{answer.error_message or error_name(answer.error_code)}")
         return bytes(answer.auth_bytes)
 
     def close(self) -> None:

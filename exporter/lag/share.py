@@ -14,7 +14,7 @@ from kio.schema.list_groups.v5.request import ListGroupsRequest
 from kio.schema.metadata.v12.request import MetadataRequest
 from kio.schema.share_group_describe.v1.request import ShareGroupDescribeRequest
 
-from exporter.lag.connection import BrokerConnection, KafkaProtocolError
+from exporter.lag.connection import BrokerConnection, KafkaProtocolError, error_name
 from exporter.lag.filters import Filter
 from exporter.lag.model import Group, Snapshot, count_by_topic
 
@@ -51,7 +51,7 @@ class ShareGroupReader:
         """A broker lists the groups it coordinates, and answers for them."""
         listed = conn.call(ListGroupsRequest(states_filter=(), types_filter=("share",)))
         if listed.error_code != 0:
-            raise KafkaProtocolError(f"{conn.address}: ListGroups: error {int(listed.error_code)}")
+            raise KafkaProtocolError(f"{conn.address}: ListGroups: {error_name(listed.error_code)}")
         ids = sorted(str(g.group_id) for g in listed.groups if g.group_type == "share" and self.groups(str(g.group_id)))
         if not ids:
             return
@@ -65,7 +65,7 @@ class ShareGroupReader:
         for group in offsets.groups:
             gid = str(group.group_id)
             if group.error_code != 0:
-                snap.errors.append(f"share group {gid}: start offsets: {group.error_message or int(group.error_code)}")
+                snap.errors.append(f"share group {gid}: start offsets: {group.error_message or error_name(group.error_code)}")
                 continue
             for topic in group.topics:
                 if not self.topics(str(topic.topic_name)):
@@ -82,7 +82,7 @@ class ShareGroupReader:
                 continue
             shared: set[tuple[str, int]] = set()
             if d.error_code != 0:
-                snap.errors.append(f"share group {gid}: describe: {d.error_message or int(d.error_code)}")
+                snap.errors.append(f"share group {gid}: describe: {d.error_message or error_name(d.error_code)}")
                 state, members = "Unknown", None
             else:
                 state, members = str(d.group_state), len(d.members)
