@@ -67,13 +67,18 @@ def random_cluster_id() -> str:
             return text
 
 
+TLS_PASSWORD = "kafka-jmx-test"        # the test cluster's own key stores, made at its start
+
+
 class RealCluster:
     def __init__(self, version: str = "4.1", brokers: int = 3, controllers: int = 3, jmx_base_port: int = 9990,
                  kafka_base_port: int = 9092, jolokia_base_port: int | None = None,
                  config: dict[str, Any] | None = None, heap: str = "256m", workdir: str | None = None,
-                 sasl_base_port: int | None = None, sasl_users: dict[str, str] | None = None) -> None:
+                 sasl_base_port: int | None = None, sasl_users: dict[str, str] | None = None,
+                 tls_base_port: int | None = None) -> None:
         """sasl_base_port: each broker also listens there (+1, ...) for SASL_PLAINTEXT clients, with
-        PLAIN and SCRAM-SHA-256/512 for sasl_users (user -> password)."""
+        PLAIN and SCRAM-SHA-256/512 for sasl_users (user -> password). tls_base_port: and there for SSL
+        clients, with a certificate for 127.0.0.1 from a CA made for this cluster (tls_ca: its PEM file)."""
         self.line = line_of(version)
         self.version = exact_version(self.line)
         self.cp = classpath(self.line)
@@ -96,6 +101,8 @@ class RealCluster:
                                     self.dir / name)
         self.brokers = brokers
         self.sasl_base_port, self.sasl_users = sasl_base_port, dict(sasl_users or {})
+        self.tls_base_port = tls_base_port
+        self.tls_ca = self.dir / "tls" / "ca.pem"
 
     # -- what callers read ------------------------------------------------------------------------------
     def node_names(self) -> list[str]:
@@ -110,6 +117,36 @@ class RealCluster:
 
     def bootstrap_servers(self) -> str:
         return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes.values() if n.role == "broker")
+
+    def tls_bootstrap_servers(self) -> str:
+        if self.tls_base_port is None:
+            raise RealKafkaError("this cluster has no TLS listener (tls_base_port)")
+        return ",".join(f"127.0.0.1:{self.tls_base_port + n.node_id - 1}" for n in self.nodes.values()
+                        if n.role == "broker")
+
+    def _make_certificates(self) -> None:
+        """A CA and one broker key pair signed by it for IP 127.0.0.1, with the JDK's keytool (no openssl
+        needed): the brokers read broker.p12, clients trust ca.pem."""
+        d = self.tls_ca.parent
+        d.mkdir(parents=True, exist_ok=True)
+        keytool = str(Path(self.java).resolve().parent / "keytool")
+        store = ["-storepass", TLS_PASSWORD, "-storetype", "PKCS12"]
+        steps = [
+            ["-genkeypair", "-alias", "ca", "-keystore", "ca.p12", *store, "-dname", "CN=kafka-jmx test CA",
+             "-keyalg", "RSA", "-validity", "2", "-ext", "bc:c"],
+            ["-exportcert", "-rfc", "-alias", "ca", "-keystore", "ca.p12", *store, "-file", "ca.pem"],
+            ["-genkeypair", "-alias", "broker", "-keystore", "broker.p12", *store, "-dname", "CN=127.0.0.1",
+             "-keyalg", "RSA", "-validity", "2"],
+            ["-certreq", "-alias", "broker", "-keystore", "broker.p12", *store, "-file", "broker.csr"],
+            ["-gencert", "-alias", "ca", "-keystore", "ca.p12", *store, "-infile", "broker.csr", "-outfile",
+             "broker.cer", "-rfc", "-validity", "2", "-ext", "SAN=ip:127.0.0.1"],
+            ["-importcert", "-alias", "ca", "-keystore", "broker.p12", *store, "-file", "ca.pem", "-noprompt"],
+            ["-importcert", "-alias", "broker", "-keystore", "broker.p12", *store, "-file", "broker.cer"],
+        ]
+        for step in steps:
+            done = subprocess.run([keytool, *step], cwd=d, capture_output=True, text=True, timeout=60)
+            if done.returncode != 0:
+                raise RealKafkaError(f"keytool {step[0]} failed: {(done.stderr or done.stdout).strip()[-300:]}")
 
     def sasl_bootstrap_servers(self) -> str:
         if self.sasl_base_port is None:
@@ -138,6 +175,15 @@ class RealCluster:
                 "transaction.state.log.min.isr": min(2, rf), "share.coordinator.state.topic.replication.factor": rf,
                 "group.initial.rebalance.delay.ms": 0,
             })
+            if self.tls_base_port is not None:
+                tls = f"SSL://127.0.0.1:{self.tls_base_port + node.node_id - 1}"
+                props.update({
+                    "listeners": f"{props['listeners']},{tls}",
+                    "advertised.listeners": f"{props['advertised.listeners']},{tls}",
+                    "listener.security.protocol.map": props["listener.security.protocol.map"] + ",SSL:SSL",
+                    "ssl.keystore.location": str(self.tls_ca.parent / "broker.p12"), "ssl.keystore.type": "PKCS12",
+                    "ssl.keystore.password": TLS_PASSWORD, "ssl.key.password": TLS_PASSWORD,
+                })
             if self.sasl_base_port is not None:
                 sasl = f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_base_port + node.node_id - 1}"
                 users = " ".join(f'user_{u}="{pw}"' for u, pw in self.sasl_users.items())
@@ -200,6 +246,8 @@ class RealCluster:
         node.paused = False
 
     def start(self, timeout_s: float = 180.0) -> "RealCluster":
+        if self.tls_base_port is not None:
+            self._make_certificates()
         self._format_all()
         for node in self.nodes.values():
             self._launch(node)

@@ -19,9 +19,10 @@ RAFT_STATES = {"leader", "follower", "observer", "candidate", "prospective", "un
 @pytest.fixture(scope="module", params=LINES)
 def kafka(request):
     require_real_kafka(request.param)
-    base = kafka_port_block(27)
+    base = kafka_port_block(30)
     cluster = RealCluster(request.param, brokers=3, controllers=3, jmx_base_port=base, kafka_base_port=base + 8,
-                          jolokia_base_port=base + 16, sasl_base_port=base + 24, sasl_users={"monitor": "s3cret"})
+                          jolokia_base_port=base + 16, sasl_base_port=base + 24, sasl_users={"monitor": "s3cret"},
+                          tls_base_port=base + 27)
     try:
         cluster.start()
         yield cluster
@@ -219,10 +220,11 @@ def test_consumer_groups_of_both_protocols_are_read_with_their_type_members_and_
         reader.close()
 
 
-def test_share_groups_are_read_over_sasl_with_their_members_start_offsets_and_lag(kafka):
+def test_share_groups_are_read_over_sasl_and_tls_with_their_members_start_offsets_and_lag(kafka):
     """KIP-932 share groups (production-ready from Kafka 4.2; off in 4.1, whose reader finds none), read
     through a SASL listener: librdkafka and the reader's own connection (exporter/lag/connection.py)
-    both authenticate with SCRAM; PLAIN works, a wrong password is named."""
+    both authenticate with SCRAM; PLAIN works, a wrong password is named. And through a TLS listener
+    (a CA made for the cluster): both verify the broker's certificate."""
     from confluent_kafka import Producer, ShareConsumer
     from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
     from exporter.lag.connection import BrokerConnection, KafkaProtocolError
@@ -246,7 +248,11 @@ def test_share_groups_are_read_over_sasl_with_their_members_start_offsets_and_la
         assert p.flush(30) == 0
     produce(40)
     reader = KafkaReader(sasl, Filter(), Filter(deny="^__.*"), 10.0)
+    tls = KafkaReader({"bootstrap.servers": kafka.tls_bootstrap_servers(), "security.protocol": "SSL",
+                       "ssl.ca.location": str(kafka.tls_ca)}, Filter(), Filter(deny="^__.*"), 10.0)
     try:
+        over_tls = tls.read()
+        assert over_tls.errors == [] and over_tls.partitions["queued"] == 2
         if kafka.line == "4.1":
             snap = reader.read()
             assert [g for g in snap.groups.values() if g.type == "share"] == [] and snap.errors == []
@@ -275,5 +281,9 @@ def test_share_groups_are_read_over_sasl_with_their_members_start_offsets_and_la
         snap = wait_for(stopped_with_lag, 60)
         assert snap, reader.read()
         assert snap.errors == []
+        over_tls = tls.read()
+        assert over_tls.groups["workers"].type == "share" and over_tls.errors == []
+        assert [over_tls.lag("workers", ("queued", i)) for i in range(2)] == [5, 5]
     finally:
         reader.close()
+        tls.close()
