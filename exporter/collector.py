@@ -112,7 +112,7 @@ class TargetWorker(PeriodicWorker):
                                   f"{self.target.name}: {type(e).__name__}: {e}")
         finally:
             self.running_since = None
-        if not result.up:
+        if not result.up and not self.stopping:       # a stopping daemon's JVMs may be gone already
             kind = result.error_kind if result.error_kind in self.errors else "internal"
             self.errors[kind] += 1
             if self.result is None or self.result.up or self.result.error != result.error:
@@ -132,9 +132,12 @@ class TargetWorker(PeriodicWorker):
 class HealthView:
     """A prometheus_client collector of the targets' health metrics and the build info."""
 
-    def __init__(self, workers: Iterable[TargetWorker], cluster: str) -> None:
+    def __init__(self, workers: Iterable[TargetWorker], cluster: str, brokers_expected: int | None = None) -> None:
+        """brokers_expected: how many brokers the cluster should have active (default: the broker targets)."""
         self.workers = list(workers)
         self.cluster = cluster
+        self.brokers_expected = brokers_expected if brokers_expected is not None else \
+            sum(1 for w in self.workers if w.target.role == "broker")
 
     def collect(self) -> Iterable[Metric]:
         health = {name: GaugeMetricFamily(name, doc, labels=["cluster", "node", "node_id", "role"]) for name, doc in (
@@ -149,20 +152,28 @@ class HealthView:
         for w in self.workers:
             t = w.target
             base = [self.cluster, t.name, t.node_id, t.role]
-            result = w.current()
-            up = bool(result and result.up)
-            health["kafkajmx_target_up"].add_metric(base, 1.0 if up else 0.0)
-            health["kafkajmx_collection_duration_seconds"].add_metric(base, result.duration_s if result else 0.0)
-            health["kafkajmx_target_samples"].add_metric(base, float(result.series) if up else 0.0)
-            health["kafkajmx_last_success_timestamp_seconds"].add_metric(base, w.last_success)
             for kind, n in w.errors.items():
                 errors.add_metric(base + [kind], float(n))
+            result = w.current()
+            if result is None:
+                continue        # its first collection runs (a JMX target's helper JVM may be compiling): not down
+            up = result.up
+            health["kafkajmx_target_up"].add_metric(base, 1.0 if up else 0.0)
+            health["kafkajmx_collection_duration_seconds"].add_metric(base, result.duration_s)
+            health["kafkajmx_target_samples"].add_metric(base, float(result.series) if up else 0.0)
+            health["kafkajmx_last_success_timestamp_seconds"].add_metric(base, w.last_success)
             if up:
                 for reason, n in result.skipped.items():
                     skipped.add_metric(base + [reason], float(n))
         yield from health.values()
         yield errors
         yield skipped
+        if self.brokers_expected:
+            expected = GaugeMetricFamily("kafkajmx_brokers_expected", "Brokers the cluster should have active (the "
+                                         "config's brokers_expected, else its broker targets): the broker alert's "
+                                         "threshold.", labels=["cluster"])
+            expected.add_metric([self.cluster], float(self.brokers_expected))
+            yield expected
         info = GaugeMetricFamily("kafkajmx_build_info", "The exporter's version.", labels=["version"])
         info.add_metric([VERSION], 1.0)
         yield info
@@ -182,10 +193,10 @@ class Renderer:
     """Renders the exposition after collections, at most every min_interval_s, off the request path."""
 
     def __init__(self, workers: list[TargetWorker], cluster: str, min_interval_s: float = 0.2,
-                 extra: Iterable[object] = ()) -> None:
+                 extra: Iterable[object] = (), brokers_expected: int | None = None) -> None:
         self.workers = workers
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(HealthView(workers, cluster))
+        self.registry.register(HealthView(workers, cluster, brokers_expected))
         for collector in extra:
             self.registry.register(collector)  # type: ignore[arg-type]
         self.min_interval_s = min_interval_s

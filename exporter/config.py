@@ -2,11 +2,13 @@
 line and key, and nothing starts half-configured.
 
     cluster: prod
+    brokers_expected: 3                 # the broker alert's threshold; default: the broker targets below
     collection: {interval: 10s, timeout: 5s}
     include: ["kafka.*:*", "java.lang:type=Memory"]
     rules: builtin                      # or a jmx_exporter rules file
     zabbix: {server: "127.0.0.1:10051", host_name: "{cluster}-{node}", batch_size: 250, spool_limit: 100000,
-             tls: {psk_identity: "kafka-jmx", psk_file: /etc/kafka-jmx/zabbix.psk}}      # tls: optional
+             tls: {psk_identity: "kafka-jmx", psk_file: /etc/kafka-jmx/zabbix.psk},      # tls: optional
+             topics: {matches: ".*", not_matches: "^__"}}    # as the hosts' {$KAFKA.TOPIC.[NOT_]MATCHES}
     prometheus:
       listen: 127.0.0.1:9404
       tls: {cert: server.crt, key: server.key}
@@ -46,8 +48,11 @@ from kafka_common.durations import parse_duration_ms
 from kafka_common.yamlconf import ConfigError, Doc, read_text
 from exporter.zabbix_tls import psk_problem
 
-TOP = {"cluster", "collection", "include", "exclude", "rules", "prometheus", "zabbix", "targets", "embedded", "kafka"}
+TOP = {"cluster", "collection", "include", "exclude", "rules", "prometheus", "zabbix", "targets", "embedded", "kafka",
+       "brokers_expected"}
 ROLES = ("broker", "controller")
+# the Zabbix host of a node: what `kafka-jmx zabbix provision` creates (CLUSTER-NODE), so the two agree
+DEFAULT_HOST_NAME = "{cluster}-{node}"
 
 
 @dataclass(frozen=True)
@@ -89,11 +94,12 @@ class PrometheusSpec:
 class ZabbixSpec:
     server: str
     port: int = 10051
-    host_name: str = "{node}"
+    host_name: str = DEFAULT_HOST_NAME
     batch_size: int = 250
     spool_limit: int = 100_000
     send_interval_s: float = 1.0
     psk: tuple[str, str] | None = None          # (identity, hex key) for TLS-PSK
+    topics: tuple[str, str] | None = None       # (matches, not_matches) as the hosts' topic macros; None: defaults
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,7 @@ class DaemonConfig:
     source: str = "<config>"
     zabbix: ZabbixSpec | None = None
     kafka: KafkaSpec | None = None
+    brokers_expected: int | None = None     # None: as many as the broker targets
 
 
 class _Reader:
@@ -251,13 +258,14 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
     zabbix = None
     if "zabbix" in top:
         zp = ("zabbix",)
-        z = doc.mapping(top["zabbix"] or {}, zp, {"server", "host_name", "batch_size", "spool_limit", "send_interval", "tls"})
+        z = doc.mapping(top["zabbix"] or {}, zp, {"server", "host_name", "batch_size", "spool_limit", "send_interval", "tls",
+                                                  "topics"})
         server = r.string(z, zp, "server", required=True) or ""
         zhost, _, zport = server.rpartition(":") if ":" in server else (server, "", "10051")
         if not zhost or not zport.isdigit():
             doc.fail(zp + ("server",), f"expected HOST or HOST:PORT, got {server!r}")
             zport = "10051"
-        host_name = r.string(z, zp, "host_name", default="{node}") or "{node}"
+        host_name = r.string(z, zp, "host_name", default=DEFAULT_HOST_NAME) or DEFAULT_HOST_NAME
         try:
             host_name.format(node="n", cluster="c", role="broker", node_id="1")
         except (KeyError, IndexError, ValueError) as e:
@@ -283,8 +291,21 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
                 doc.fail(tp, problem)
             else:
                 psk = (identity, key)
+        topics = None
+        if "topics" in z:
+            tp = zp + ("topics",)
+            t = doc.mapping(z["topics"] or {}, tp, {"matches", "not_matches"})
+            regexes = []
+            for key, default in (("matches", ".*"), ("not_matches", "")):
+                value = r.string(t, tp, key, default=default) or default
+                try:
+                    re.compile(value)
+                except re.error as e:
+                    doc.fail(tp + (key,), f"not a regular expression: {e}")
+                regexes.append(value)
+            topics = (regexes[0], regexes[1])
         zabbix = ZabbixSpec(zhost, int(zport), host_name, numbers["batch_size"], numbers["spool_limit"],
-                            r.duration_s(z, zp, "send_interval", 1.0), psk)
+                            r.duration_s(z, zp, "send_interval", 1.0), psk, topics)
 
     embedded = r.string(top, (), "embedded")
     if embedded is not None:
@@ -345,9 +366,14 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
         targets.append(TargetSpec(name, role, r.string(t, path, "node_id", default="") or "", spec,
                                   {str(k): str(v) for k, v in labels.items()},
                                   r.duration_s(t, path, "interval", interval), r.duration_s(t, path, "timeout", timeout)))
+    brokers_expected = top.get("brokers_expected")
+    if brokers_expected is not None and (isinstance(brokers_expected, bool) or not isinstance(brokers_expected, int)
+                                         or brokers_expected < 1):
+        doc.fail(("brokers_expected",), f"expected a positive integer, got {brokers_expected!r}")
+        brokers_expected = None
     doc.check()
     return DaemonConfig(cluster, tuple(targets), rules_file, prometheus, includes, excludes, embedded, source, zabbix,
-                        kafka)
+                        kafka, brokers_expected)
 
 
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -427,5 +453,5 @@ def load_config_file(path: str) -> DaemonConfig:
     return load_config(read_text(path), path)
 
 
-__all__ = ["ConfigError", "DaemonConfig", "KafkaSpec", "PrometheusSpec", "SourceSpec", "TargetSpec", "ZabbixSpec", "load_config",
+__all__ = ["ConfigError", "DEFAULT_HOST_NAME", "DaemonConfig", "KafkaSpec", "PrometheusSpec", "SourceSpec", "TargetSpec", "ZabbixSpec", "load_config",
            "load_config_file"]

@@ -53,9 +53,11 @@ EmbeddedFactory = Callable[[DaemonConfig], tuple[list[Target], Background]]
 class Daemon:
     def __init__(self, cluster: str, targets: list[Target], rules: RuleSet, prometheus: PrometheusSpec,
                  background: Background | None = None, zabbix: TrapperSink | None = None,
-                 kafka: KafkaSpec | None = None, zabbix_targets: bool = True) -> None:
+                 kafka: KafkaSpec | None = None, zabbix_targets: bool = True,
+                 brokers_expected: int | None = None) -> None:
         """zabbix_targets=False: the targets' values do not go to Zabbix (its Java gateway polls them),
-        only the consumer groups'."""
+        only the consumer groups'. brokers_expected: published for the broker alert (default: the broker
+        targets)."""
         self.background = background
         self.zabbix = zabbix
         self.renderer: Renderer
@@ -71,7 +73,7 @@ class Daemon:
                                  kafka.max_series, lambda w: self.renderer.mark_dirty(),
                                  zabbix.offer_groups if zabbix else None)
         extra: list[object] = [c for c in (self.lag, zabbix) if c is not None]
-        self.renderer = Renderer(self.workers, cluster, extra=extra)
+        self.renderer = Renderer(self.workers, cluster, extra=extra, brokers_expected=brokers_expected)
         self.server = MetricsServer(prometheus.host, prometheus.port, lambda: self.renderer.body_parts,
                                     lambda: [self.renderer.body_gzip], prometheus.cert, prometheus.key,
                                     prometheus.username, prometheus.password)
@@ -95,8 +97,9 @@ class Daemon:
         if config.zabbix is not None:
             z = config.zabbix
             sink = TrapperSink(z.server, z.port, load_catalog(), config.cluster, z.host_name, z.batch_size,
-                               z.spool_limit, z.send_interval_s, psk=z.psk)
-        return cls(config.cluster, targets, rules, config.prometheus, background, sink, config.kafka)
+                               z.spool_limit, z.send_interval_s, psk=z.psk, topics=z.topics)
+        return cls(config.cluster, targets, rules, config.prometheus, background, sink, config.kafka,
+                   brokers_expected=config.brokers_expected)
 
     @property
     def url(self) -> str:

@@ -10,6 +10,7 @@ from pyzabbix import ZabbixAPI, ZabbixAPIException
 
 from exporter.catalog import zabbix as templates
 from exporter.catalog.model import load_catalog
+from exporter.config import DEFAULT_HOST_NAME
 
 IMPORT_RULES = {
     "groups": {"createMissing": True},
@@ -98,7 +99,7 @@ class Provisioner:
                      interface: dict | None, migrate_from: dict[str, str] | None = None,
                      monitored_by: dict | None = None) -> str:
         existing = _call("host.get", self.api.host.get, filter={"host": host}, output=["hostid"],
-                         selectInterfaces=["interfaceid", "type"], selectParentTemplates=["host"])
+                         selectInterfaces=["interfaceid", "type"], selectParentTemplates=["templateid", "host"])
         ids = [template_id] if isinstance(template_id, str) else template_id
         params: dict = {"groups": [{"groupid": group}], "templates": [{"templateid": t} for t in ids], "macros": macros,
                         **(monitored_by or {})}
@@ -126,7 +127,7 @@ class Provisioner:
         return hostid
 
     def provision(self, cluster: str, nodes: list[NodeSpec], transport: str = "jmx", brokers_min: int | None = None,
-                  interval: str | None = None, host_name: str = "{cluster}-{node}",
+                  interval: str | None = None, host_name: str = DEFAULT_HOST_NAME,
                   macros: dict[str, str] | None = None, migrate_from: list[str] = (),
                   proxy: str | None = None) -> dict[str, str]:
         """Hosts for every node and the cluster; returns host name -> hostid. `macros` go on every host.
@@ -157,6 +158,8 @@ class Provisioner:
             name = node.host_name or host_name.format(cluster=cluster, node=node.name)
             hosts[name] = self._upsert_host(name, group, tids[template], node_macros, interface, old, monitored_by)
         cluster_macros = [{"macro": "{$KAFKA.CLUSTER.GROUP}", "value": group_name}]
+        if brokers_min is None:         # the cluster as given: every broker it has is expected up
+            brokers_min = sum(1 for node in nodes if node.role in ("broker", "combined")) or None
         if brokers_min is not None:
             cluster_macros.append({"macro": "{$KAFKA.BROKERS.MIN}", "value": str(brokers_min)})
         if interval:

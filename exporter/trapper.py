@@ -4,7 +4,9 @@ keys, one Zabbix host per Kafka node.
 Values wait in a bounded spool and leave in batches (zabbix_utils Sender, 250 per connection by
 default), oldest first, with the clock of their collection. When Zabbix is unreachable they stay
 spooled and go out once it answers again; past the bound the oldest are dropped and counted.
-Values the server refuses are logged with their keys and counted; the rest are delivered.
+Values the server refuses are counted and the rest delivered. Zabbix answers a batch with counts
+only, so the keys of a batch it refused part of are sent alone from then on until each is known:
+a refused one is named in a warning (once an hour) with the likely reason, and stays alone.
 Discovery (LLD) goes to each host before the values of what it discovers: topics to the brokers,
 and per-bean items (each broker's registration state on the controllers, ...) to their role.
 """
@@ -14,6 +16,7 @@ import itertools
 import json
 import logging
 import math
+import re
 import threading
 import time
 from collections import deque
@@ -27,6 +30,7 @@ from exporter.catalog.groups import DISCOVERY_KEYS
 from exporter.catalog.model import Catalog
 from exporter.catalog.zabbix import TOPIC_LLD, bean_lld_key
 from exporter.collector import Target
+from exporter.config import DEFAULT_HOST_NAME
 from exporter.lag.model import Snapshot
 from exporter.sample import Collection
 from exporter.zabbix_tls import psk_socket_wrapper
@@ -34,6 +38,7 @@ from exporter.zabbix_tls import psk_socket_wrapper
 log = logging.getLogger("kafka_jmx.zabbix")
 BACKOFF_S = (1.0, 30.0)
 LLD_PREFIX = "kafka.discovery."
+WARN_EVERY_S = 3600.0           # a refused key (or an unknown host) is named once per hour
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,13 @@ TOPICS = Discovery(TOPIC_LLD["trapper"], "topic", "broker")
 
 
 class TrapperSink:
-    def __init__(self, server: str, port: int, catalog: Catalog, cluster: str, host_name: str = "{node}",
+    def __init__(self, server: str, port: int, catalog: Catalog, cluster: str, host_name: str = DEFAULT_HOST_NAME,
                  batch_size: int = 250, spool_limit: int = 100_000, send_interval_s: float = 1.0,
                  lld_interval_s: float = 600.0, timeout_s: int = 10, lld_settle_s: float = 60.0,
-                 psk: tuple[str, str] | None = None) -> None:
+                 psk: tuple[str, str] | None = None, topics: tuple[str, str] | None = None) -> None:
+        """topics: the (matches, not_matches) regular expressions of the hosts' {$KAFKA.TOPIC.MATCHES} and
+        {$KAFKA.TOPIC.NOT_MATCHES} (default: the templates' defaults): topics the templates' discovery
+        leaves out get no values, which Zabbix would refuse."""
         self.server, self.port = server, port
         self.cluster = cluster
         self.host_name = host_name
@@ -76,6 +84,11 @@ class TrapperSink:
         # key -> what the JMX template stores for NaN (a kafka-metrics Avg/Max without samples), the same here
         self._nan = {m.key: m.zabbix.nan for m in catalog.metrics if m.zabbix.nan is not None}
         self.groups = catalog.groups
+        matches, not_matches = topics or (catalog.macro("{$KAFKA.TOPIC.MATCHES}").value,
+                                          catalog.macro("{$KAFKA.TOPIC.NOT_MATCHES}").value)
+        # searched, not matched whole, as Zabbix's LLD filter does
+        self._topic_in = re.compile(matches).search
+        self._topic_out = re.compile(not_matches).search if not_matches else (lambda _: None)
         self.discoveries = [TOPICS]
         for m in catalog.metrics:
             if m.discovers:
@@ -94,6 +107,11 @@ class TrapperSink:
         self.dropped = 0
         self.skipped_nan = 0
         self.last_error = ""
+        # (host, key) of batches Zabbix refused part of, sent alone until known; those refused alone
+        self._suspects: set[tuple[str, str]] = set()
+        self._refusing: set[tuple[str, str]] = set()
+        self._hosts_known: set[str] = set()          # hosts Zabbix took a value for
+        self._warned: dict[tuple[str, ...], float] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="zabbix-sender", daemon=True)
@@ -123,6 +141,8 @@ class TrapperSink:
                 if discovered is None or discovered[0] not in found_values:
                     continue
                 d, vtype = discovered
+                if d.prop == "topic" and (not self._topic_in(value) or self._topic_out(value)):
+                    continue
                 found_values[d].add(value)
                 # Zabbix takes values of a discovered item only once its configuration cache has it
                 if now - self._first_seen.setdefault((host, d.key, value), now) < self.lld_settle_s:
@@ -247,11 +267,11 @@ class TrapperSink:
         """Send the oldest batch; True when a batch went out. Raises when Zabbix is unreachable
         (the batch stays spooled)."""
         with self._lock:
-            # discovery goes alone, so its own answer says whether Zabbix took it
-            if self._spool and self._spool[0].key.startswith(LLD_PREFIX):
+            # discovery and suspect keys go alone, so their own answer says whether Zabbix took them
+            if self._spool and self._alone(self._spool[0]):
                 batch = [self._spool[0]]
             else:
-                batch = list(itertools.takewhile(lambda v: not v.key.startswith(LLD_PREFIX),
+                batch = list(itertools.takewhile(lambda v: not self._alone(v),
                                                  itertools.islice(self._spool, self.batch_size)))
         if not batch:
             return False
@@ -259,7 +279,9 @@ class TrapperSink:
         with self._lock:
             for _ in batch:
                 self._spool.popleft()
-            if response.failed and batch[0].key.startswith(LLD_PREFIX):
+            if not batch[0].key.startswith(LLD_PREFIX):
+                self._learn(batch, response.failed)
+            elif response.failed:
                 # not taken (a host the server's configuration cache does not know yet): sent again
                 # with the next collection, and what it discovers waits for it as if new
                 host, key = batch[0].host, batch[0].key
@@ -271,10 +293,45 @@ class TrapperSink:
         self.sent += response.processed
         if response.failed:
             self.refused += response.failed
-            keys = sorted({f"{v.host}:{v.key}" for v in batch})
-            log.warning("Zabbix refused %d of %d values (unknown host or item, or a value of the wrong type); "
-                        "keys in the batch: %s", response.failed, len(batch), ", ".join(keys[:20]))
         return True
+
+    def _alone(self, v: ItemValue) -> bool:
+        return v.key.startswith(LLD_PREFIX) or (v.host, v.key) in self._suspects or (v.host, v.key) in self._refusing
+
+    def _learn(self, batch: list[ItemValue], failed: int) -> None:
+        """What a batch's answer tells about its keys (under the lock)."""
+        if len(batch) > 1:
+            if failed:
+                log.debug("Zabbix refused %d of %d values; their keys go alone until the refused ones are known",
+                          failed, len(batch))
+                self._suspects.update((v.host, v.key) for v in batch)
+            else:
+                self._hosts_known.update(v.host for v in batch)
+            return
+        v = batch[0]
+        self._suspects.discard((v.host, v.key))
+        if not failed:
+            self._refusing.discard((v.host, v.key))
+            self._hosts_known.add(v.host)
+            return
+        self._refusing.add((v.host, v.key))
+        if v.host in self._hosts_known:
+            self._warn(("item", v.host, v.key),
+                       f"Zabbix refused {v.host}:{v.key} = {v.value!r}: host {v.host!r} has no enabled trapper item "
+                       "with this key (not in its template, or not discovered yet), or the value does not fit the "
+                       "item's type of information")
+        else:
+            self._warn(("host", v.host),
+                       f"Zabbix refused every value for host {v.host!r} (e.g. {v.key}): no host of that name takes "
+                       "trapper values. Did you create it with `kafka-jmx zabbix provision`, or does zabbix.host_name "
+                       f"(now {self.host_name!r}) match your hosts' names?")
+
+    def _warn(self, what: tuple[str, ...], message: str) -> None:
+        now = time.monotonic()
+        last = self._warned.get(what)
+        if last is None or now - last >= WARN_EVERY_S:
+            self._warned[what] = now
+            log.warning("%s", message)
 
     # -- its own metrics ----------------------------------------------------------------------------------------
     def collect(self) -> Iterable[Metric]:

@@ -13,7 +13,7 @@ from broker.clock import WallClock
 from broker.scenario import bundled_scenario, load_scenario, load_scenario_file
 from broker.simulation import Simulation
 from exporter.catalog.model import load_catalog
-from exporter.config import PrometheusSpec
+from exporter.config import DEFAULT_HOST_NAME, PrometheusSpec
 from exporter.daemon import Daemon
 from exporter.provision import NodeSpec, Provisioner
 from exporter.rulesets import builtin_rules
@@ -36,7 +36,7 @@ class DemoZabbix:
     url: str | None = None
     user: str = "Admin"
     password: str | None = None
-    host_name: str = "{cluster}-{node}"
+    host_name: str = DEFAULT_HOST_NAME
 
 
 def _read(node: Any, mbean: str, attr: str = "Value") -> Any:

@@ -359,8 +359,7 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
         if zabbix_server is None:
             raise ValueError("the trapper transport, and consumer groups (trapper values to the cluster's host), "
                              "need the Zabbix server's address (--zabbix-server)")
-        sink = TrapperSink(zabbix_server[0], zabbix_server[1], catalog, name, host_name="{cluster}-{node}",
-                           lld_settle_s=10.0)
+        sink = TrapperSink(zabbix_server[0], zabbix_server[1], catalog, name, lld_settle_s=10.0)
     daemon = None
     watches: list[tuple[str, object]] = []
     try:

@@ -117,7 +117,10 @@ def test_zabbix_templates_are_well_formed(catalog):
                 assert f"/{t['name']}/{item['key']}" in trig["expression"]
     assert all("/Apache Kafka 4.x cluster/" in trig["expression"] for trig in doc["triggers"])
     seed = [trig for trig in doc["triggers"] if "KAFKA.BROKERS.MIN" in trig["expression"]]
-    assert seed and seed[0]["expression"] == "last(/Apache Kafka 4.x cluster/kafka.cluster.active_brokers)<{$KAFKA.BROKERS.MIN}"
+    c = "/Apache Kafka 4.x cluster/kafka.cluster.active_brokers"
+    # a fixed minimum, or (0, the template's default) fewer than the cluster had: a default never pages a healthy cluster
+    assert seed and seed[0]["expression"] == f"last({c})<{{$KAFKA.BROKERS.MIN}} or ({{$KAFKA.BROKERS.MIN}}=0 and " \
+                                             f"last({c})<max({c},{{$KAFKA.BROKERS.MEMORY}}))"
     # regenerating gives identical uuids
     assert zabbix.render(catalog, "6.0") == zabbix.render(load_catalog(), "6.0")
 
@@ -173,7 +176,8 @@ def test_value_maps_go_with_the_items_that_use_them(catalog):
 
 
 def test_trigger_names_are_static_and_problems_carry_the_values(catalog):
-    """Zabbix's guidelines: no {HOST.NAME} or item values in a trigger's name; event_name and opdata have them."""
+    """Zabbix's guidelines: no {HOST.NAME} or item values in a trigger's name; event_name and opdata have them,
+    and a node's problem names its node."""
     doc = zabbix.render(catalog, "6.0")["zabbix_export"]
     triggers = doc["triggers"] + [trig for t in doc["templates"] for i in t.get("items", []) for trig in i.get("triggers", [])]
     triggers += [trig for t in doc["templates"] for r in t.get("discovery_rules", []) for p in r["item_prototypes"]
@@ -181,9 +185,11 @@ def test_trigger_names_are_static_and_problems_carry_the_values(catalog):
     assert len(triggers) > 20
     for trig in triggers:
         assert "{HOST." not in trig["name"] and "{ITEM." not in trig["name"], trig["name"]
-        assert "{HOST." not in trig.get("event_name", "")
+        per_node = trig["name"].startswith("Kafka:")
+        assert trig.get("event_name", "").startswith("Kafka {HOST.NAME}: ") == per_node, trig
+        assert not trig["name"].startswith("Kafka Kafka") and "Kafka {$KAFKA.CLUSTER.GROUP}" not in trig["name"]
     urp = next(trig for trig in triggers if trig["name"] == "Kafka: under replicated partitions")
-    assert urp["event_name"] == "Kafka: {ITEM.LASTVALUE1} under replicated partitions for {$KAFKA.URP.PERIOD}"
+    assert urp["event_name"] == "Kafka {HOST.NAME}: {ITEM.LASTVALUE1} under replicated partitions for {$KAFKA.URP.PERIOD}"
     assert urp["opdata"] == "Under replicated: {ITEM.LASTVALUE1}"
 
 

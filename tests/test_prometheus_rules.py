@@ -78,7 +78,7 @@ CASES = {
                              sel("kafka_server_app_info_version", {**BRK, "version": "4.4.0"}): "_ _ 1 1"},
                             {sel("kafka_server_app_info_version", {**BRK, "version": "4.1.1"}): "1x4"},
                             "3m", {"cluster": "prod", "node": "broker-1"}, None),
-    "KafkaTargetDown": ({sel("kafkajmx_target_up", BRK): "1 0 0 0 0"}, {sel("kafkajmx_target_up", BRK): "1x5"}, "4m", BRK, "0"),
+    "KafkaTargetDown": ({sel("kafkajmx_target_up", BRK): "1 0x7"}, {sel("kafkajmx_target_up", BRK): "1 0 0 0 1 0 0 0"}, "7m", BRK, "0"),
     # consumer groups (the exporter's kafka: collection)
     "KafkaConsumerGroupLagSecondsHigh": ({sel("kafka_consumergroup_lag_seconds_max", GT): "400x7"},
                                          {sel("kafka_consumergroup_lag_seconds_max", GT): "100 400 100 400 100 400 100"},

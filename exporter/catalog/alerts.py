@@ -1,31 +1,33 @@
-"""Prometheus alerting rules from the catalog's triggers (same checks, Strimzi-profile names)."""
+"""Prometheus alerting rules from the catalog's triggers (same checks, Strimzi-profile names).
+
+An alert's `expr` and `for` name their thresholds and periods with the Zabbix macros of the same
+trigger (`{$KAFKA.URP.PERIOD}`; `{$X|ms}` for a duration in milliseconds, `{$X|ratio}` for a percent
+as a fraction), and its annotations are the trigger's texts with those macros filled in from the
+same values: an alert can never say one threshold and check another. A macro in an alert's text
+that neither its expression nor its `for` uses is refused (the alert would state what it does not
+check); such an alert gets its own `description` in the catalog."""
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 import yaml
 
-from exporter.catalog.groups import ConsumerGroups
 from exporter.catalog.model import Catalog
 
 HEADER = "# Generated from exporter/catalog/kafka-4x.yaml by `kafka-jmx generate`; do not edit by hand.\n"
+# {$NAME}, {$NAME:"context"} (the context is Zabbix's; an alert takes the macro's value) and {$NAME|ms|ratio}
+PLACEHOLDER = re.compile(r'\{\$([A-Z0-9_.]+)(?::"[^"]*")?(?:\|(ms|ratio))?\}')
+CLUSTER_GROUP = "{$KAFKA.CLUSTER.GROUP}"
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _summary(text: str, catalog: Catalog, per_node: bool) -> str:
-    """A problem name with Zabbix macros turned into alert template fields or their defaults; a
-    node's alert names the node (Zabbix shows the host beside the problem)."""
-    if per_node:
-        text = text.replace("Kafka:", "Kafka {{ $labels.node }}:", 1)
-    text = text.replace("{$KAFKA.CLUSTER.GROUP}", "{{ $labels.cluster }}")
-    text = text.replace("{ITEM.LASTVALUE1}", "{{ $value }}")
-    return re.sub(r"\{\$[A-Z0-9_.]+\}", lambda m: catalog.macro(m.group(0)).value, text)
-
-
-_UNITS_S = {"s": 1, "m": 60, "h": 3600}
+class AlertError(ValueError):
+    """An alert of the catalog that cannot be rendered truthfully; the message names it."""
 
 
 def _seconds(duration: str) -> int:
-    m = re.fullmatch(r"(\d+)([smh])", duration)
+    m = re.fullmatch(r"(\d+)([smhd])", duration)
     if m is None:
         raise ValueError(f"expected a duration like 30s, 5m or 1h, got {duration!r}")
     return int(m.group(1)) * _UNITS_S[m.group(2)]
@@ -42,57 +44,98 @@ def _capped(expr: str, hold_max: str | None) -> str:
     def window(m: re.Match) -> str:
         limit = 3 * cap if m.group(1) else cap
         return m.group(0) if _seconds(m.group(2)) <= limit else f"{m.group(1) or ''}[{limit}s]"
-    return re.sub(r"(changes\([^\[\]()]*)?\[(\d+[smh])\]", window, expr)
+    return re.sub(r"(changes\([^\[\]()]*)?\[(\d+[smhd])\]", window, expr)
+
+
+def macro_values(catalog: Catalog, brokers_min: int | None = None, election_latency_max_ms: float | None = None,
+                 hold_max: str | None = None, lag_seconds_max: float | None = None) -> dict[str, str]:
+    """Every macro's value for one rendering: the catalog's defaults, the operator's thresholds, and
+    with hold_max every period capped at it."""
+    values = {m.macro: m.value for m in catalog.macros}
+    values.update({macro: value for macro, value, _ in catalog.groups.macros})
+    for macro, given in (("{$KAFKA.BROKERS.MIN}", brokers_min), ("{$KAFKA.ELECTION.LATENCY.MAX.WARN}",
+                                                                  election_latency_max_ms),
+                         ("{$KAFKA.LAG.SECONDS.MAX}", lag_seconds_max)):
+        if given is not None:
+            values[macro] = f"{given:g}"
+    if hold_max is not None:
+        cap = _seconds(hold_max)
+        for macro, value in values.items():
+            if re.fullmatch(r"\d+[smhd]", value) and _seconds(value) > cap:
+                values[macro] = hold_max
+    return values
+
+
+def _fill(text: str, values: dict[str, str], convert: bool,
+          auto: Callable[[str], str | None] = lambda _: None) -> str:
+    def one(m: re.Match) -> str:
+        macro = "{$" + m.group(1) + "}"
+        value = values[macro]
+        if convert and (fragment := auto(macro)) is not None and value == "0":
+            return fragment
+        if m.group(2) == "ms":
+            return f"{1000 * _seconds(value):g}"
+        if m.group(2) == "ratio":
+            return f"{float(value) / 100:g}"
+        return value
+    return PLACEHOLDER.sub(one, text)
+
+
+def _bound(name: str, texts: list[str], expr: str, for_: str) -> None:
+    used = {m.group(1) for m in PLACEHOLDER.finditer(expr + for_)}
+    for text in texts:
+        for m in PLACEHOLDER.finditer(text):
+            if "{$" + m.group(1) + "}" != CLUSTER_GROUP and m.group(1) not in used:
+                raise AlertError(f"alert {name}: its text names {{${m.group(1)}}}, which neither its expr nor its "
+                                 "for uses: bind it there, or give the alert a description of its own")
 
 
 def render(catalog: Catalog, brokers_min: int | None = None, election_latency_max_ms: float | None = None,
            hold_max: str | None = None, lag_seconds_max: float | None = None) -> dict:
     """hold_max caps every alert's `for` and range window (alert rehearsals: the faults are real,
     the waits short; an ISR shrink then stops firing after hold_max instead of 5 minutes)."""
-    params = {
-        "brokers_min": brokers_min if brokers_min is not None else int(catalog.macro("{$KAFKA.BROKERS.MIN}").value),
-        "election_latency_max": election_latency_max_ms if election_latency_max_ms is not None
-        else float(catalog.macro("{$KAFKA.ELECTION.LATENCY.MAX.WARN}").value),
-        # a period the expression compares with a value in ms: capped like the windows
-        "raft_no_leader_ms": 1000 * min(_seconds(catalog.macro("{$KAFKA.RAFT.NO_LEADER.PERIOD}").value),
-                                        _seconds(hold_max) if hold_max else 10 ** 9),
-    }
+    values = macro_values(catalog, brokers_min, election_latency_max_ms, hold_max, lag_seconds_max)
+    autos = {m.macro: m.prometheus_auto for m in catalog.macros if m.prometheus_auto}
     rules = []
     for t in catalog.triggers:
         a = t.alert
-        rules.append({
-            "alert": a.name,
-            "expr": _capped(re.sub(r"\{(brokers_min|election_latency_max|raft_no_leader_ms)\}", lambda m: f"{params[m.group(1)]:g}",
-                                   a.expr), hold_max),
-            "for": a.for_ if hold_max is None or _seconds(a.for_) <= _seconds(hold_max) else hold_max,
-            "labels": {"severity": a.severity, "scope": t.zabbix_scope},
-            "annotations": {"summary": _summary(t.problem, catalog, t.scope == "host"), "description": t.description},
-        })
+        description = a.description or t.description
+        summary = t.problem.replace("{HOST.NAME}", "{{ $labels.node }}")
+        rules.append(_rule(a.name, a.expr, a.for_, a.severity, t.zabbix_scope, summary, description, values, hold_max,
+                           autos.get, "{{ $value }}"))
     groups = [{"name": "kafka-4x", "rules": rules}]
     cg = catalog.groups
     if cg.triggers:
-        lag_max = lag_seconds_max if lag_seconds_max is not None else float(cg.macro("{$KAFKA.LAG.SECONDS.MAX}"))
         group_rules = []
         for t in cg.triggers:
             a = t.alert
-            group_rules.append({
-                "alert": a.name,
-                "expr": _capped(a.expr.replace("{lag_seconds_max}", f"{lag_max:g}"), hold_max),
-                "for": a.for_ if hold_max is None or _seconds(a.for_) <= _seconds(hold_max) else hold_max,
-                "labels": {"severity": a.severity, "scope": t.zabbix_scope},
-                "annotations": {"summary": _group_summary(t.problem, cg, lag_max, cg.item(t.metric).units == "s"),
-                                "description": _group_summary(t.description, cg, lag_max, False)},
-            })
+            seconds = cg.item(t.metric).units == "s"
+            value = "{{ $value | humanizeDuration }}" if seconds else "{{ $value }}"
+            summary = t.problem.replace("{#GROUP}", "{{ $labels.consumergroup }}").replace("{#TOPIC}", "{{ $labels.topic }}")
+            description = t.description.replace("{#GROUP}", "the group").replace("{#TOPIC}", "the topic")
+            group_rules.append(_rule(a.name, a.expr, a.for_, a.severity, t.zabbix_scope, summary, description, values,
+                                     hold_max, lambda _: None, value))
         groups.append({"name": "kafka-4x-consumer-groups", "rules": group_rules})
     return {"groups": groups}
 
 
-def _group_summary(text: str, cg: ConsumerGroups, lag_max: float, seconds: bool) -> str:
-    """A consumer-group problem with the discovered names as labels and macros as their defaults."""
-    text = text.replace("{#GROUP}", "{{ $labels.consumergroup }}").replace("{#TOPIC}", "{{ $labels.topic }}")
-    text = text.replace("{ITEM.LASTVALUE1}", "{{ $value | humanizeDuration }}" if seconds else "{{ $value }}")
-    text = re.sub(r'\{\$KAFKA\.LAG\.SECONDS\.MAX(:"[^"]*")?\}', f"{lag_max:g}", text)
-    return re.sub(r'\{\$([A-Z0-9_.]+)(:"[^"]*")?\}', lambda m: cg.macro("{$" + m.group(1) + "}"), text)
+def _rule(name: str, expr: str, for_: str, severity: str, scope: str, summary: str, description: str,
+          values: dict[str, str], hold_max: str | None, auto: Callable[[str], str | None], value: str) -> dict:
+    _bound(name, [summary, description], expr, for_)
+    summary = summary.replace(CLUSTER_GROUP, "Kafka {{ $labels.cluster }}").replace("{ITEM.LASTVALUE1}", value)
+    description = description.replace(CLUSTER_GROUP, "the cluster")
+    for_ = _fill(for_, values, False)
+    if hold_max is not None and _seconds(for_) > _seconds(hold_max):
+        for_ = hold_max
+    return {
+        "alert": name,
+        # windows written in the expression are capped before the placeholders are filled: a macro's
+        # value is capped by macro_values, and an automatic threshold keeps its own window
+        "expr": _fill(_capped(expr, hold_max), values, True, auto),
+        "for": for_,
+        "labels": {"severity": severity, "scope": scope},
+        "annotations": {"summary": _fill(summary, values, False), "description": _fill(description, values, False)},
+    }
 
 
 def serialize(doc: dict) -> str:

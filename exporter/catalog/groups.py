@@ -9,7 +9,7 @@ from kafka_common.yamlconf import Doc
 
 PER = {"group": ("{#GROUP}",), "group_topic": ("{#GROUP}", "{#TOPIC}")}
 DISCOVERY_KEYS = {"group": "kafka.discovery.groups", "group_topic": "kafka.discovery.group_topics"}
-MACRO_REF = re.compile(r'\{\$([A-Z0-9_.]+)(?::"[^"]*")?\}')
+MACRO_REF = re.compile(r'\{\$([A-Z0-9_.]+)(?::"[^"]*")?(?:\|\w+)?\}')
 
 
 @dataclass(frozen=True)
@@ -151,13 +151,13 @@ def load(doc: Doc, raw: object, known_macros: set[str], priorities: tuple[str, .
         if re.search(r"\{(HOST|ITEM)\.", name):
             doc.fail(p + ("name",), "a trigger name holds no {HOST.*} or {ITEM.*} macro: put them in event_name or opdata")
         event_name, opdata = str(t.get("event_name", "")), str(t.get("opdata", ""))
-        for ref in MACRO_REF.findall(expression + name + event_name + opdata):
+        a = doc.mapping(t.get("alert") or {}, p + ("alert",), {"name", "expr", "for", "severity"})
+        for ref in MACRO_REF.findall(expression + name + event_name + opdata + str(a.get("expr", "")) + str(a.get("for", ""))):
             if "{$" + ref + "}" not in known:
                 doc.fail(p, f"macro {{${ref}}} is not defined under macros")
         priority = str(t.get("priority", ""))
         if priority not in priorities:
             doc.fail(p + ("priority",), f"priority must be one of {', '.join(priorities)}")
-        a = doc.mapping(t.get("alert") or {}, p + ("alert",), {"name", "expr", "for", "severity"})
         triggers.append(GroupTrigger(str(t.get("id", "")), per, metric, name, expression, priority,
                                      str(t.get("description", "")),
                                      GroupAlert(str(a.get("name", "")), str(a.get("expr", "")), str(a.get("for", "0m")),

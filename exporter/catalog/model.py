@@ -83,9 +83,10 @@ class ClusterItem:
 @dataclass(frozen=True)
 class Alert:
     name: str
-    expr: str
-    for_: str
+    expr: str               # PromQL; thresholds and periods as the trigger's macros (exporter/catalog/alerts.py)
+    for_: str               # a duration, or a macro holding one
     severity: str
+    description: str = ""   # when the trigger's description speaks of Zabbix's own mechanics
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,10 @@ class Trigger:
 
     @property
     def problem(self) -> str:
-        """What Zabbix calls the problem this trigger raises."""
-        return self.event_name or self.name
+        """What Zabbix calls the problem this trigger raises; a node's names its host (the trigger's
+        name stays static, as Zabbix's template guidelines ask)."""
+        text = self.event_name or self.name
+        return text.replace("Kafka:", "Kafka {HOST.NAME}:", 1) if self.scope == "host" else text
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ class Macro:
     value: str
     description: str
     secret: bool = False
+    # for a value of 0 ("what the cluster had"): the PromQL the alert expressions compare with instead
+    prometheus_auto: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,20 @@ class Catalog:
         return next(m for m in self.macros if m.macro == name)
 
 
+def _map(doc: Doc, value: object, path: tuple) -> dict:
+    """A mapping the loader reads fields of; {} (and a located problem) for anything else."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        doc.fail(path, f"expected a mapping, got {type(value).__name__}")
+        return {}
+    return value
+
+
 def _str(doc: Doc, d: dict, path: tuple, key: str, default: str | None = None) -> str:
+    if not isinstance(d, dict):
+        doc.fail(path, f"expected a mapping, got {type(d).__name__}")
+        return default or ""
     if key not in d:
         if default is None:
             doc.fail(path, f"missing required field {key!r}")
@@ -193,6 +211,7 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
     ids: dict[str, Metric] = {}
     for i, m in enumerate(data.get("metrics") or []):
         p = ("metrics", i)
+        m = _map(doc, m, p)
         mid = _str(doc, m, p, "id")
         mbean = _str(doc, m, p, "mbean")
         try:
@@ -202,8 +221,8 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
         role = _str(doc, m, p, "role")
         if role not in ROLES:
             doc.fail(p + ("role",), f"role must be one of {', '.join(ROLES)}, got {role!r}")
-        z = m.get("zabbix") or {}
         zp = p + ("zabbix",)
+        z = _map(doc, m.get("zabbix"), zp)
         vt = _str(doc, z, zp, "value_type")
         if vt not in VALUE_TYPES:
             doc.fail(zp + ("value_type",), f"value_type must be one of {', '.join(VALUE_TYPES)}, got {vt!r}")
@@ -238,6 +257,7 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
     cluster_items = []
     for i, c in enumerate(data.get("cluster_items") or []):
         p = ("cluster_items", i)
+        c = _map(doc, c, p)
         ci = ClusterItem(_str(doc, c, p, "id"), _str(doc, c, p, "name"), _str(doc, c, p, "function"),
                          _str(doc, c, p, "metric"), _str(doc, c, p, "per_host"))
         if ci.function not in FUNCTIONS:
@@ -251,8 +271,9 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
     macros = []
     for i, m in enumerate(data.get("macros") or []):
         p = ("macros", i)
+        m = _map(doc, m, p)
         macro = Macro(_str(doc, m, p, "macro"), _str(doc, m, p, "value", ""), _str(doc, m, p, "description"),
-                      bool(m.get("secret", False)))
+                      bool(m.get("secret", False)), _str(doc, m, p, "prometheus_auto", ""))
         if not MACRO.match(macro.macro):
             doc.fail(p + ("macro",), f"not a user macro: {macro.macro!r} (expected {{$NAME}})")
         macros.append(macro)
@@ -260,6 +281,7 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
     triggers = []
     for i, t in enumerate(data.get("triggers") or []):
         p = ("triggers", i)
+        t = _map(doc, t, p)
         scope = _str(doc, t, p, "scope")
         expression = _str(doc, t, p, "expression")
         metric_id = t.get("metric")
@@ -287,15 +309,17 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
             doc.fail(p + ("name",), "a trigger name holds no {HOST.*} or {ITEM.*} macro: put them in "
                                     "event_name or opdata")
         event_name, opdata = _str(doc, t, p, "event_name", ""), _str(doc, t, p, "opdata", "")
-        for macro in re.findall(r"\{\$[A-Z0-9_.]+\}", expression + name + event_name + opdata):
-            if macro not in known_macros:
-                doc.fail(p, f"macro {macro} is not defined under macros")
+        a = _map(doc, t.get("alert"), p + ("alert",))
+        for macro in re.findall(r"\{\$[A-Z0-9_.]+", expression + name + event_name + opdata + str(a.get("expr", ""))
+                                + str(a.get("for", ""))):
+            if macro + "}" not in known_macros:
+                doc.fail(p, f"macro {macro}}} is not defined under macros")
         priority = _str(doc, t, p, "priority")
         if priority not in PRIORITIES:
             doc.fail(p + ("priority",), f"priority must be one of {', '.join(PRIORITIES)}")
-        a = t.get("alert") or {}
         alert = Alert(_str(doc, a, p + ("alert",), "name"), _str(doc, a, p + ("alert",), "expr"),
-                      _str(doc, a, p + ("alert",), "for", "0m"), _str(doc, a, p + ("alert",), "severity"))
+                      _str(doc, a, p + ("alert",), "for", "0m"), _str(doc, a, p + ("alert",), "severity"),
+                      _str(doc, a, p + ("alert",), "description", ""))
         zscope = _str(doc, t, p, "zabbix_scope", "notice")
         if zscope not in ("availability", "performance", "notice", "capacity", "security"):
             doc.fail(p + ("zabbix_scope",), f"unknown scope tag {zscope!r}")

@@ -107,8 +107,8 @@ def _host_expression(catalog: Catalog, t: Trigger, template: str, key: str) -> s
 
 def _trigger(t: Trigger, template: str, expression: str) -> dict:
     out: dict[str, Any] = {"uuid": uuid_for(template, "trigger", t.id), "expression": expression, "name": t.name}
-    if t.event_name:
-        out["event_name"] = t.event_name
+    if t.problem != t.name:
+        out["event_name"] = t.problem
     if t.opdata:
         out["opdata"] = t.opdata
     out.update({"priority": t.priority, "description": t.description})

@@ -37,6 +37,7 @@ class Snapshot:
     starts: dict[TopicPartition, int] = field(default_factory=dict)     # log start offsets
     commit_times: dict[tuple[str, TopicPartition], float] = field(default_factory=dict)    # record timestamps (s)
     unread: set[TopicPartition] = field(default_factory=set)            # leader unreachable: no end offset
+    unread_groups: set[str] = field(default_factory=set)                # committed offsets not read: not in groups
     errors: list[str] = field(default_factory=list)
 
     def lag(self, group: str, tp: TopicPartition) -> int | None:

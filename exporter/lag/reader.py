@@ -5,7 +5,14 @@ Order matters: committed offsets are read before the end offsets, so a commit ra
 only overstate the lag, never make it negative. Requests go out together and librdkafka batches
 them: DescribeGroups per coordinator, ListOffsets per partition leader; OffsetFetch is one request
 per group (librdkafka sends one group per request), all in flight at once. A partition whose leader
-cannot answer is reported as unread, and the rest of the collection goes on. Share groups, which
+cannot answer is reported as unread, and the rest of the collection goes on.
+
+A broker that dies stays in a long-lived client's broker list and coordinator cache: its group
+listing times out at every collection, and a group it coordinated can stay unreadable for minutes
+after its coordinator moved (seen on Kafka 4.1 with librdkafka 2.16), while a new client reads it at
+once. So a group that could not be read is read again by a new admin client; one the new client
+cannot read either is reported as unread. A listing with errors keeps the groups known before, and
+the next collection lists with a new client. Share groups, which
 librdkafka does not describe, are read by exporter/lag/share.py before the end offsets too."""
 from __future__ import annotations
 
@@ -33,9 +40,13 @@ class KafkaReader:
         self.groups, self.topics = groups, topics
         self.timeout_s = timeout_s
         self.lag_seconds = lag_seconds
-        self.admin = AdminClient({**self.config, "client.id": "kafka-jmx-lag"})
+        self.admin = self._admin()
         self.share = ShareGroupReader(self.config, groups, topics, timeout_s)
         self._consumer: Consumer | None = None
+        self._known: set[str] = set()           # the groups of the last collection
+
+    def _admin(self) -> AdminClient:
+        return AdminClient({**self.config, "client.id": "kafka-jmx-lag"})
 
     def close(self) -> None:
         self.share.close()
@@ -46,37 +57,41 @@ class KafkaReader:
     def read(self) -> Snapshot:
         """One collection. Raises KafkaException when the cluster cannot be reached at all."""
         snap = Snapshot(time.time())
-        t = self.timeout_s
-        listed = self.admin.list_consumer_groups(request_timeout=t).result(timeout=t + 5)
-        for error in listed.errors:
-            snap.errors.append(f"listing groups: {error}")
-        listings = {g.group_id: g for g in listed.valid if self.groups(g.group_id)}
-        ids = sorted(listings)
-        described = self.admin.describe_consumer_groups(ids, request_timeout=t) if ids else {}
-        offsets = {gid: self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(gid)],
-                                                               request_timeout=t)[gid] for gid in ids}
-        metadata = self.admin.list_topics(timeout=t)
+        listings, errors = self._list()
+        if errors:
+            # a broker did not answer (each listing waits for it as long as the metadata names it):
+            # the groups known before stay listed, and the next collection asks a new client
+            self.admin = self._admin()
+        snap.errors += [f"listing groups: {e}" for e in errors]
+        ids = sorted(set(listings) | (self._known if errors else set()))
+        results = self._read_groups(ids)
+        failed = [gid for gid, r in results.items() if isinstance(r, str) or isinstance(r[1], str)]
+        if failed:
+            self.admin = self._admin()
+            results.update(self._read_groups(failed))
         for gid in ids:
-            try:
-                committed = {(tp.topic, tp.partition): tp.offset for tp in offsets[gid].result(timeout=t + 5).topic_partitions
-                             if self.topics(tp.topic) and tp.offset >= 0}
-            except KafkaException as e:
-                snap.errors.append(f"group {gid}: committed offsets: {e.args[0].str()}")
+            result = results[gid]
+            if isinstance(result, str):
+                snap.errors.append(result)
+                snap.unread_groups.add(gid)
                 continue
-            owned: set[TopicPartition] = set()
-            try:
-                d = described[gid].result(timeout=t + 5)
+            committed, d = result
+            if isinstance(d, str):
+                snap.errors.append(d)
+                state, members, kind, owned = "Unknown", None, "unknown", set()    # not "no members": the describe failed
+            else:
                 state, members, kind = STATES.get(d.state.name, d.state.name), len(d.members), _type(d.type)
                 owned = {(tp.topic, tp.partition) for m in d.members if m.assignment is not None
                          for tp in m.assignment.topic_partitions if self.topics(tp.topic)}
-            except KafkaException as e:
-                snap.errors.append(f"group {gid}: describe: {e.args[0].str()}")
-                state, members, kind = "Unknown", None, "unknown"      # not "no members": the describe failed
             if kind == "unknown":
-                kind = _type(getattr(listings[gid], "type", None))
+                kind = _type(getattr(listings.get(gid), "type", None))
+            if gid not in listings and state == "Dead":
+                continue            # known before, gone now
             snap.groups[gid] = Group(gid, "classic" if kind == "unknown" else kind, state, members, committed,
                                      assigned=count_by_topic(owned))
+        self._known = set(snap.groups) | snap.unread_groups
         self.share.read(snap)
+        metadata = self.admin.list_topics(timeout=self.timeout_s)
         for name, topic in metadata.topics.items():
             if self.topics(name) and topic.error is None:
                 snap.partitions[name] = len(topic.partitions)
@@ -84,6 +99,36 @@ class KafkaReader:
         if self.lag_seconds:
             self._read_commit_times(snap)
         return snap
+
+    def _list(self) -> tuple[dict[str, Any], list[str]]:
+        t = self.timeout_s
+        listed = self.admin.list_consumer_groups(request_timeout=t).result(timeout=t + 5)
+        return {g.group_id: g for g in listed.valid if self.groups(g.group_id)}, [str(e) for e in listed.errors]
+
+    def _read_groups(self, ids: list[str]) -> dict[str, tuple[dict[TopicPartition, int], Any] | str]:
+        """Per group: (committed offsets, its description or the error describing it), or the error
+        reading its committed offsets."""
+        if not ids:
+            return {}
+        t = self.timeout_s
+        described = self.admin.describe_consumer_groups(ids, request_timeout=t)
+        offsets = {gid: self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(gid)],
+                                                               request_timeout=t)[gid] for gid in ids}
+        results: dict[str, tuple[dict[TopicPartition, int], Any] | str] = {}
+        for gid in ids:
+            try:
+                committed = {(tp.topic, tp.partition): tp.offset
+                             for tp in offsets[gid].result(timeout=t + 5).topic_partitions
+                             if self.topics(tp.topic) and tp.offset >= 0}
+            except KafkaException as e:
+                results[gid] = f"group {gid}: committed offsets: {e.args[0].str()}"
+                continue
+            try:
+                description: Any = described[gid].result(timeout=t + 5)
+            except KafkaException as e:
+                description = f"group {gid}: describe: {e.args[0].str()}"
+            results[gid] = (committed, description)
+        return results
 
     def _read_offsets(self, snap: Snapshot) -> None:
         tps = [(topic, p) for topic, n in snap.partitions.items() for p in range(n)]

@@ -26,18 +26,23 @@ class ShareGroupReader:
 
     def read(self, snap: Snapshot) -> None:
         """Adds the share groups to snap; a cluster without them adds nothing."""
-        bootstrap = self._bootstrap(snap)
-        if bootstrap is None:
-            return
-        conn = self._connections[bootstrap]
-        if not (conn.supports(ShareGroupDescribeRequest) and conn.supports(OffsetsV0)):
-            return
-        try:
-            brokers = conn.call(MetadataRequest(topics=(), allow_auto_topic_creation=False,
-                                                include_topic_authorized_operations=False)).brokers
-        except KafkaProtocolError as e:
-            self._drop(bootstrap)
-            snap.errors.append(f"share groups: {e}")
+        brokers = None
+        for attempt in range(2):        # a kept connection to a broker that died since: once more, afresh
+            bootstrap = self._bootstrap(snap)
+            if bootstrap is None:
+                return
+            conn = self._connections[bootstrap]
+            if not (conn.supports(ShareGroupDescribeRequest) and conn.supports(OffsetsV0)):
+                return
+            try:
+                brokers = conn.call(MetadataRequest(topics=(), allow_auto_topic_creation=False,
+                                                    include_topic_authorized_operations=False)).brokers
+                break
+            except KafkaProtocolError as e:
+                self._drop(bootstrap)
+                if attempt:
+                    snap.errors.append(f"share groups: {e}")
+        if brokers is None:
             return
         for broker in brokers:
             address = (str(broker.host), int(broker.port))

@@ -30,7 +30,7 @@ class StatusTracker:
             while len(history) > 1 and history[1][0] <= snap.taken_at - self.window_s:
                 history.popleft()
             verdicts[gid] = self._verdict(history, group.members, snap.taken_at)
-        for gone in set(self._history) - set(snap.groups):
+        for gone in set(self._history) - set(snap.groups) - snap.unread_groups:      # unread is not gone
             del self._history[gone]
         return verdicts
 

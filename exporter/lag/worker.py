@@ -33,6 +33,8 @@ class LagWorker(PeriodicWorker):
         self.duration_s = 0.0
         self.last_success = 0.0
         self.partitions_unread = 0
+        self.groups_unread = 0
+        self.read_errors = 0
         self.failures = 0
         self.dropped_total = 0
         self._last_problem = ""
@@ -56,6 +58,8 @@ class LagWorker(PeriodicWorker):
             self.rendered, self.snapshot, self.up = rendered, snap, True
             self.last_success = time.time()
             self.partitions_unread = len(snap.unread)
+            self.groups_unread = len(snap.unread_groups)
+            self.read_errors += len(snap.errors)
             self.dropped_total += rendered.dropped
             problem = "; ".join(snap.errors)
             if problem and problem != self._last_problem:
@@ -88,6 +92,9 @@ class LagWorker(PeriodicWorker):
                  self.last_success),
                 ("kafkajmx_kafka_partitions_unread", "Partitions whose offsets could not be read in the last "
                  "collection (their leader did not answer): their lag is not reported.", float(self.partitions_unread)),
+                ("kafkajmx_kafka_groups_unread", "Groups whose committed offsets could not be read in the last "
+                 "collection (their coordinator did not answer, also to a new client): their series are left out.",
+                 float(self.groups_unread)),
                 ("kafkajmx_kafka_series", "Lag series of the last collection.",
                  float(rendered.series if rendered else 0))):
             g = GaugeMetricFamily(name, doc, labels=labels)
@@ -95,6 +102,8 @@ class LagWorker(PeriodicWorker):
             yield g
         for name, doc, value in (
                 ("kafkajmx_kafka_collection_errors", "Consumer-group collections that failed.", self.failures),
+                ("kafkajmx_kafka_read_errors", "Reads that failed within consumer-group collections that went on "
+                 "(the group listing, a group, partition offsets); the log names them.", self.read_errors),
                 ("kafkajmx_kafka_series_dropped", "Lag series left out by kafka.max_series, over all collections.",
                  self.dropped_total)):
             c = CounterMetricFamily(name, doc, labels=labels)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -14,13 +15,14 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
     from exporter.collector import limit_malloc_arenas
     from exporter.config import load_config_file
     from exporter.daemon import Daemon
     limit_malloc_arenas()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level != "debug":
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_without_py4j_tracebacks)
     config = load_config_file(args.config)
     # the simulator is loaded only for a config with an embedded: scenario
     daemon = Daemon.from_config(config, embedded=_embedded if config.embedded else None)
@@ -31,3 +33,9 @@ def run(args: argparse.Namespace) -> int:
 def _embedded(config):  # type: ignore[no-untyped-def]
     from kafka_jmx.embedded import embedded_cluster
     return embedded_cluster(config)
+
+
+def _without_py4j_tracebacks(record: logging.LogRecord) -> bool:
+    """py4j logs a traceback (partly through the root logger) when the helper JVM goes away, as on a
+    stop; the JMX source reports the same failure as its target's error."""
+    return "py4j" not in record.pathname.replace("\\", "/").split("/")

@@ -26,7 +26,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     prov.add_argument("--jmx-base-port", type=int, default=9990)
     prov.add_argument("--transport", choices=("jmx", "trapper"), default="jmx",
                       help="jmx: items polled by the Java gateway; trapper: values pushed by kafka-jmx serve")
-    prov.add_argument("--brokers-min", type=int, help="{$KAFKA.BROKERS.MIN} on the cluster host")
+    prov.add_argument("--brokers-min", type=int,
+                      help="{$KAFKA.BROKERS.MIN} on the cluster host (default: the broker and combined nodes given)")
     prov.add_argument("--interval", help="{$KAFKA.INTERVAL}: how often items update (default 1m)")
     prov.add_argument("--proxy", metavar="NAME",
                       help="monitor the node hosts through this Zabbix proxy (point the exporter's zabbix.server at it)")
