@@ -75,10 +75,11 @@ class RealCluster:
                  kafka_base_port: int = 9092, jolokia_base_port: int | None = None,
                  config: dict[str, Any] | None = None, heap: str = "256m", workdir: str | None = None,
                  sasl_base_port: int | None = None, sasl_users: dict[str, str] | None = None,
-                 tls_base_port: int | None = None) -> None:
+                 tls_base_port: int | None = None, jolokia_options: str = "") -> None:
         """sasl_base_port: each broker also listens there (+1, ...) for SASL_PLAINTEXT clients, with
         PLAIN and SCRAM-SHA-256/512 for sasl_users (user -> password). tls_base_port: and there for SSL
-        clients, with a certificate for 127.0.0.1 from a CA made for this cluster (tls_ca: its PEM file)."""
+        clients, with a certificate for 127.0.0.1 from a CA made for this cluster (tls_ca: its PEM file).
+        jolokia_options: more options of the Jolokia agent (",user=U,password=P,policyLocation=file:///F")."""
         self.line = line_of(version)
         self.version = exact_version(self.line)
         self.cp = classpath(self.line)
@@ -103,6 +104,7 @@ class RealCluster:
         self.sasl_base_port, self.sasl_users = sasl_base_port, dict(sasl_users or {})
         self.tls_base_port = tls_base_port
         self.tls_ca = self.dir / "tls" / "ca.pem"
+        self.jolokia_options = jolokia_options
 
     # -- what callers read ------------------------------------------------------------------------------
     def node_names(self) -> list[str]:
@@ -238,7 +240,8 @@ class RealCluster:
                 "-Dcom.sun.management.jmxremote.authenticate=false", "-Dcom.sun.management.jmxremote.ssl=false",
                 "-Dcom.sun.management.jmxremote.local.only=true"]
         if node.jolokia_port is not None:
-            opts.append(f"-javaagent:{tool_jar('jolokia-agent-jvm')}=host=127.0.0.1,port={node.jolokia_port}")
+            opts.append(f"-javaagent:{tool_jar('jolokia-agent-jvm')}=host=127.0.0.1,port={node.jolokia_port}"
+                        + self.jolokia_options)
         node.log = open(node.dir / "server.log", "ab")
         node.process = subprocess.Popen([self.java, *opts, "-cp", self.cp, "kafka.Kafka", str(node.dir / "server.properties")],
                                         stdout=node.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

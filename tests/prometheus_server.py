@@ -30,12 +30,14 @@ def rules_for(state: Path, brokers_min: int, hold_max: str | None = None, groups
 
 
 class PrometheusServer:
-    def __init__(self, state: Path, port: int, targets: list[str], rule_files: list[str], interval: str = "2s") -> None:
+    def __init__(self, state: Path, port: int, targets: list[str], rule_files: list[str], interval: str = "2s",
+                 config: dict | None = None) -> None:
+        """config: a whole prometheus.yml of the caller's (targets, rule_files and interval then unused)."""
         self.state, self.port = state, port
         state.mkdir(parents=True, exist_ok=True)
-        config = {"global": {"scrape_interval": interval, "evaluation_interval": interval},
-                  "rule_files": rule_files,
-                  "scrape_configs": [{"job_name": "kafka-jmx", "static_configs": [{"targets": targets}]}]}
+        config = config or {"global": {"scrape_interval": interval, "evaluation_interval": interval},
+                            "rule_files": rule_files,
+                            "scrape_configs": [{"job_name": "kafka-jmx", "static_configs": [{"targets": targets}]}]}
         (state / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.proc: subprocess.Popen | None = None
 

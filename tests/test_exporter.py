@@ -323,3 +323,53 @@ def test_targets_go_through_rules_and_rendering_one_at_a_time():
         t.join(10)
     assert not overlaps
     assert all(w.result is not None and w.result.up and w.result.series == 1 for w in workers)
+
+
+def test_the_exporter_names_zabbix_hosts_as_provision_creates_them():
+    """The quickstart's `zabbix: {server: ...}` without host_name pushes to the hosts `zabbix provision`
+    made (CLUSTER-NODE): with `{node}` Zabbix refused every value."""
+    import inspect
+
+    from exporter.catalog.model import load_catalog
+    from exporter.provision import Provisioner
+    from exporter.trapper import TrapperSink
+    cfg = load_config("cluster: prod\nzabbix: {server: 'zabbix.example:10051'}\n"
+                      "targets:\n  - {name: broker-1, role: broker, node_id: 1, jolokia: {url: 'http://b1:8778/jolokia/'}}\n")
+    provisioned = inspect.signature(Provisioner.provision).parameters["host_name"].default
+    assert cfg.zabbix.host_name == provisioned
+    sink = TrapperSink(cfg.zabbix.server, cfg.zabbix.port, load_catalog(), cfg.cluster, cfg.zabbix.host_name)
+    target = Target("broker-1", "broker", JolokiaSource("broker-1", "http://b1:8778/jolokia/"), "1", {}, 30.0, 10.0)
+    assert sink.host_for(target) == provisioned.format(cluster="prod", node="broker-1") == "prod-broker-1"
+
+
+def test_a_target_is_not_reported_down_before_its_first_collection_ends():
+    """A JMX target's first collection waits for the helper JVM to compile (about 10 s): up 0 then read as
+    'down' in the quickstart's check. Until a collection ends there is no up series; the error counters are there."""
+    from exporter.collector import HealthView, TargetWorker
+    worker = TargetWorker(Target("broker-1", "broker", JolokiaSource("broker-1", "http://127.0.0.1:9/jolokia/"), "1",
+                                 {}, 30.0, 10.0), builtin_rules(), lambda w: None)
+    view = HealthView([worker], "prod")
+
+    def samples(name):
+        return [s for m in view.collect() for s in m.samples if s.name == name]
+    assert samples("kafkajmx_target_up") == [] and samples("kafkajmx_collection_errors_total")
+    worker.collect_once()           # nothing listens on port 9: the first collection fails
+    [up] = samples("kafkajmx_target_up")
+    assert up.value == 0.0
+
+
+def test_the_expected_broker_count_is_published_from_the_config():
+    from exporter.collector import HealthView, TargetWorker
+    text = ("cluster: prod\ntargets:\n"
+            + "".join(f"  - {{name: broker-{i}, role: broker, node_id: {i}, jolokia: {{url: 'http://b{i}:8778/jolokia/'}}}}\n"
+                      for i in (1, 2, 3))
+            + "  - {name: controller-1, role: controller, node_id: 1001, jolokia: {url: 'http://c1:8778/jolokia/'}}\n")
+    for extra, expected in (("", 3.0), ("brokers_expected: 5\n", 5.0)):
+        cfg = load_config(extra + text)
+        workers = [TargetWorker(Target(t.name, t.role, JolokiaSource(t.name, t.source.url), t.node_id, {}, 30.0, 10.0),
+                                builtin_rules(), lambda w: None) for t in cfg.targets]
+        [s] = [s for m in HealthView(workers, "prod", cfg.brokers_expected).collect() for s in m.samples
+               if s.name == "kafkajmx_brokers_expected"]
+        assert s.labels == {"cluster": "prod"} and s.value == expected
+    with pytest.raises(ConfigError, match="x.yml:1: brokers_expected: expected a positive integer, got 0"):
+        load_config("brokers_expected: 0\n" + text, "x.yml")

@@ -162,3 +162,81 @@ def test_hold_max_caps_every_for_and_range_window_for_rehearsals():
     assert any(s(r["for"]) > 10 for r in shipped) and any("[5m]" in r["expr"] for r in shipped)
     [restarted] = [r["expr"] for r in fast if r["alert"] == "KafkaRestarted"]
     assert restarted == "changes(kafka_server_app_info_start_time_ms[30s]) > 0"
+
+
+def run_promtool(tmp_path, rule_file, tests) -> None:
+    spec = {"rule_files": [str(rule_file)], "evaluation_interval": "1m", "tests": tests}
+    path = tmp_path / "cases.yml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    out = subprocess.run([promtool(), "test", "rules", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def broker_case(brokers: int, active: str, expected: int | None, fires: bool) -> dict:
+    """Three controllers report ActiveBrokerCount; the exporter publishes the expected count (or, with
+    None, an exporter that does not: the cluster's own most brokers of the day count)."""
+    series = [{"series": sel("kafka_controller_kafkacontroller_activebrokercount", {**CTL, "node": f"controller-{n}"}),
+               "values": active} for n in (1001, 1002, 1003)]
+    if expected is not None:
+        series.append({"series": sel("kafkajmx_brokers_expected", C), "values": f"{expected}x8"})
+    alerts = [{"exp_labels": {**C, "severity": "critical", "scope": "availability"},
+               "exp_annotations": {"summary": f"Kafka prod: only {brokers - 1} active brokers",
+                                   "description": rules()["KafkaActiveBrokersBelowMinimum"]["annotations"]["description"]}}]
+    return {"interval": "1m", "input_series": series,
+            "alert_rule_test": [{"eval_time": "7m", "alertname": "KafkaActiveBrokersBelowMinimum",
+                                 "exp_alerts": alerts if fires else []}]}
+
+
+@pytest.mark.parametrize("brokers", [1, 3, 5])
+def test_the_shipped_broker_alert_is_quiet_on_a_healthy_cluster_of_any_size_and_fires_on_a_loss(brokers, tmp_path):
+    """The rule file `generate --out` writes: a healthy cluster of 1, 3 or 5 brokers never pages (it paged a
+    3-broker cluster with `< 5` baked in); one broker lost pages, with and without the exporter's count."""
+    cases = []
+    for expected in (brokers, None):
+        cases.append(broker_case(brokers, f"{brokers}x8", expected, False))
+        cases.append(broker_case(brokers, f"{brokers}x2 {brokers - 1}x6", expected, True))
+    run_promtool(tmp_path, RULES, cases)
+
+
+def test_generated_thresholds_are_the_ones_the_annotations_state():
+    """Every macro an alert's texts name is checked by its expr or its for, filled from one value:
+    `--brokers-min 3` said 'fewer than 5', KafkaTargetDown waited 2m and said 'no data for 5m'."""
+    import re
+
+    from exporter.catalog import alerts
+    from exporter.catalog.model import load_catalog
+    catalog = load_catalog()
+    texts = {t.alert.name: (t.problem, t.alert.description or t.description) for t in catalog.triggers}
+    texts.update({t.alert.name: (t.problem, t.description) for t in catalog.groups.triggers})
+    for params in ({}, {"brokers_min": 3, "election_latency_max_ms": 1234.0, "lag_seconds_max": 42.0},
+                   {"hold_max": "10s"}):
+        values = alerts.macro_values(catalog, **params)
+        checked = 0
+        for rule in (r for g in alerts.render(catalog, **params)["groups"] for r in g["rules"]):
+            annotations = " ".join(rule["annotations"].values())
+            assert "{$" not in annotations and "{brokers_min}" not in rule["expr"], rule
+            for m in alerts.PLACEHOLDER.finditer(" ".join(texts[rule["alert"]])):
+                macro = "{$" + m.group(1) + "}"
+                if macro == alerts.CLUSTER_GROUP:
+                    continue
+                value = values[macro]
+                assert value in annotations, (rule["alert"], macro, value)
+                as_numbers = {value, f"{float(value) / 100:g}" if re.fullmatch(r"[\d.]+", value) else value,
+                              f"{1000 * alerts._seconds(value):g}" if re.fullmatch(r"\d+[smhd]", value) else value}
+                assert rule["for"] == value or any(n in rule["expr"] for n in as_numbers), (rule["alert"], macro)
+                checked += 1
+        assert checked >= 10
+    three = {r["alert"]: r for g in alerts.render(catalog, brokers_min=3)["groups"] for r in g["rules"]}
+    assert three["KafkaActiveBrokersBelowMinimum"]["expr"].endswith(" < 3")
+    assert three["KafkaTargetDown"]["for"] == "5m" and "no data for 5m" in three["KafkaTargetDown"]["annotations"]["summary"]
+
+
+def test_an_alert_text_naming_a_macro_it_does_not_check_is_refused(tmp_path):
+    from exporter.catalog import alerts
+    from exporter.catalog.model import CATALOG_PATH, load_catalog
+    text = CATALOG_PATH.read_text()
+    bound = 'expr: "kafkajmx_target_up == 0", for: "{$KAFKA.NODATA.TIMEOUT}"'
+    assert bound in text
+    (tmp_path / "catalog.yaml").write_text(text.replace(bound, 'expr: "kafkajmx_target_up == 0", for: 2m'))
+    with pytest.raises(alerts.AlertError, match=r"KafkaTargetDown: its text names \{\$KAFKA.NODATA.TIMEOUT\}"):
+        alerts.render(load_catalog(tmp_path / "catalog.yaml"))
