@@ -88,7 +88,7 @@ def test_values_topics_and_the_brokers_below_minimum_trigger(zabbix, zabbix_api,
         collect(workers)
         problems = wait(lambda: [p for p in api.problem.get(hostids=[cluster_host], output=["name"])
                                  if "active brokers" in p["name"]], 90)
-        assert problems and "only 2 active brokers (fewer than 3)" in problems[0]["name"]
+        assert problems and problems[0]["name"] == f"Kafka {name}: only 2 active brokers"
     finally:
         sink.stop()
 
