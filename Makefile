@@ -25,8 +25,10 @@ realkafka: system-deps
 demo: system-deps venv
 	$(VENV)/bin/kafka-jmx demo
 
+# two workers: the suite mostly waits on real services and wall clocks (tests/conftest.py groups the
+# modules so each service stack starts once per worker)
 test: system-deps venv realkafka
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 # the inner loop (under a minute): no real services, nothing slow; make test runs everything
 test-fast: venv

@@ -97,7 +97,19 @@ def zabbix_api(zabbix):
 SERVICE_FIXTURES = {"zabbix", "zabbix_api", "kafka"}
 
 
+# `make test` runs two pytest-xdist workers (the suite mostly waits on services and wall clocks). Each
+# module runs whole on one worker (its module fixtures start once); the modules that use the Zabbix
+# stack share one worker, and so one stack, except the rehearsals, which bring up a second one on the
+# other worker: they are the longest module
+ZABBIX_FIXTURES = {"zabbix", "zabbix_api"}
+OWN_ZABBIX = {"test_rehearsal.py"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    zabbix_modules = {item.path.name for item in items if ZABBIX_FIXTURES & set(getattr(item, "fixturenames", ()))}
     for item in items:
         if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.services)
+        module = item.path.name
+        group = "zabbix" if module in zabbix_modules - OWN_ZABBIX else module
+        item.add_marker(pytest.mark.xdist_group(group))
