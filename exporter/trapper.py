@@ -324,7 +324,8 @@ class TrapperSink:
             self._warn(("host", v.host),
                        f"Zabbix refused every value for host {v.host!r} (e.g. {v.key}): no host of that name takes "
                        "trapper values. Did you create it with `kafka-jmx zabbix provision`, or does zabbix.host_name "
-                       f"(now {self.host_name!r}) match your hosts' names?")
+                       f"(now {self.host_name!r}) match your hosts' names? (A host created in the last minute is "
+                       "known once the server's configuration cache reloads: CacheUpdateFrequency)")
 
     def _warn(self, what: tuple[str, ...], message: str) -> None:
         now = time.monotonic()

@@ -17,9 +17,9 @@ librdkafka does not describe, are read by exporter/lag/share.py before the end o
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as CkTP
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
@@ -27,6 +27,21 @@ from exporter.lag.filters import Filter
 from exporter.lag.model import Group, Snapshot, TopicPartition, count_by_topic
 from exporter.lag.share import ShareGroupReader
 
+class Failure(NamedTuple):
+    """A read that failed: what to report, and whether a new client may succeed (a timeout, a broker
+    gone, a coordinator that moved; not, say, a group the monitoring user may not describe)."""
+    message: str
+    retriable: bool
+
+    @classmethod
+    def of(cls, e: KafkaException, what: str) -> "Failure":
+        error = e.args[0]
+        return cls(f"{what}: {error.str()}", error.retriable() or error.code() in RENEW_ON)
+
+
+# local errors of a client that still talks to a broker or coordinator that went away
+RENEW_ON = {KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError.NOT_COORDINATOR,
+            KafkaError.COORDINATOR_NOT_AVAILABLE}
 # librdkafka's ConsumerGroupState names -> Kafka's own
 STATES = {"STABLE": "Stable", "EMPTY": "Empty", "PREPARING_REBALANCING": "PreparingRebalance",
           "COMPLETING_REBALANCING": "CompletingRebalance", "DEAD": "Dead", "ASSIGNING": "Assigning",
@@ -65,19 +80,19 @@ class KafkaReader:
         snap.errors += [f"listing groups: {e}" for e in errors]
         ids = sorted(set(listings) | (self._known if errors else set()))
         results = self._read_groups(ids)
-        failed = [gid for gid, r in results.items() if isinstance(r, str) or isinstance(r[1], str)]
+        failed = [gid for gid, result in results.items() if _retriable(result)]
         if failed:
             self.admin = self._admin()
             results.update(self._read_groups(failed))
         for gid in ids:
             result = results[gid]
-            if isinstance(result, str):
-                snap.errors.append(result)
+            if isinstance(result, Failure):
+                snap.errors.append(result.message)
                 snap.unread_groups.add(gid)
                 continue
             committed, d = result
-            if isinstance(d, str):
-                snap.errors.append(d)
+            if isinstance(d, Failure):
+                snap.errors.append(d.message)
                 state, members, kind, owned = "Unknown", None, "unknown", set()    # not "no members": the describe failed
             else:
                 state, members, kind = STATES.get(d.state.name, d.state.name), len(d.members), _type(d.type)
@@ -105,28 +120,28 @@ class KafkaReader:
         listed = self.admin.list_consumer_groups(request_timeout=t).result(timeout=t + 5)
         return {g.group_id: g for g in listed.valid if self.groups(g.group_id)}, [str(e) for e in listed.errors]
 
-    def _read_groups(self, ids: list[str]) -> dict[str, tuple[dict[TopicPartition, int], Any] | str]:
-        """Per group: (committed offsets, its description or the error describing it), or the error
-        reading its committed offsets."""
+    def _read_groups(self, ids: list[str]) -> dict[str, tuple[dict[TopicPartition, int], Any] | Failure]:
+        """Per group: (committed offsets, its description or why describing it failed), or why reading
+        its committed offsets failed."""
         if not ids:
             return {}
         t = self.timeout_s
         described = self.admin.describe_consumer_groups(ids, request_timeout=t)
         offsets = {gid: self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(gid)],
                                                                request_timeout=t)[gid] for gid in ids}
-        results: dict[str, tuple[dict[TopicPartition, int], Any] | str] = {}
+        results: dict[str, tuple[dict[TopicPartition, int], Any] | Failure] = {}
         for gid in ids:
             try:
                 committed = {(tp.topic, tp.partition): tp.offset
                              for tp in offsets[gid].result(timeout=t + 5).topic_partitions
                              if self.topics(tp.topic) and tp.offset >= 0}
             except KafkaException as e:
-                results[gid] = f"group {gid}: committed offsets: {e.args[0].str()}"
+                results[gid] = Failure.of(e, f"group {gid}: committed offsets")
                 continue
             try:
                 description: Any = described[gid].result(timeout=t + 5)
             except KafkaException as e:
-                description = f"group {gid}: describe: {e.args[0].str()}"
+                description = Failure.of(e, f"group {gid}: describe")
             results[gid] = (committed, description)
         return results
 
@@ -184,6 +199,11 @@ class KafkaReader:
             self._consumer.unassign()
             if left:
                 snap.errors.append(f"lag seconds: no record read in time for {len(left)} partitions")
+
+
+def _retriable(result: tuple[dict[TopicPartition, int], Any] | Failure) -> bool:
+    failure = result if isinstance(result, Failure) else result[1]      # the offsets', else the describe's
+    return isinstance(failure, Failure) and failure.retriable
 
 
 def _type(value: Any) -> str:
