@@ -309,3 +309,19 @@ def test_catalog_refuses_a_bad_nan_or_lld(tmp_path):
                                     "component: c, nan: none}}\n")
     assert "metrics[0].lld: lld must be topic, bean or attribute" in text
     assert "metrics[0].zabbix.nan: the value stored for NaN must be a number" in text
+
+
+def test_every_70_graph_widget_has_a_reference_unique_in_its_dashboard(catalog):
+    """Zabbix 7.0 takes a graph prototype's time period from its widget's reference: without one the Topics
+    and Consumer groups pages showed 'the parameter "from" is missing' (seen on a real 7.0.22)."""
+    for version in ("6.0", "7.0"):
+        doc = zabbix.render(catalog, version)["zabbix_export"]
+        dashboards = [d for t in doc["templates"] for d in t.get("dashboards", [])]
+        assert len(dashboards) == 8
+        for d in dashboards:
+            widgets = [w for p in d["pages"] for w in p["widgets"]]
+            refs = [f["value"] for w in widgets for f in w["fields"] if f["name"] == "reference"]
+            if version == "6.0":
+                assert refs == []
+            else:
+                assert len(refs) == len(widgets) == len(set(refs)) and all(re.fullmatch(r"[A-Z]{5}", r) for r in refs)

@@ -186,22 +186,32 @@ def _node_graphs(catalog: Catalog, template: str, slot: str) -> list[dict]:
     return out
 
 
+def _widget(template: str, name: str, prototype: bool, n: int, reference: int, version: str) -> dict:
+    """A graph (or graph prototype) widget, two a row. 7.0 gives each a reference unique in its dashboard
+    (AAAAA, AAAAB, ... as Zabbix's own 6.4 -> 7.0 converter does): a prototype's child graphs take
+    their time period from it, and without one the frontend shows 'the parameter "from" is missing'."""
+    width, graph_type, proto_type, field = GRID[version]
+    fields: list[dict[str, Any]] = [{"type": "GRAPH_PROTOTYPE" if prototype else "GRAPH", "name": field,
+                                     "value": {"host": template, "name": name}}]
+    if version != "6.0":
+        fields.append({"type": "STRING", "name": "reference",
+                       "value": "".join(chr(65 + reference // 26 ** i % 26) for i in range(4, -1, -1))})
+    return {"type": proto_type if prototype else graph_type, "name": name, "x": str((n % 2) * width // 2),
+            "y": str((n // 2) * 5), "width": str(width // 2), "height": "5", "fields": fields}
+
+
 def _dashboard(catalog: Catalog, template: str, graphs: set[str], prototypes: set[str], version: str) -> list[dict]:
     """One dashboard per template: the catalog's pages, each with the graphs this template has, two a row."""
-    width, graph_type, proto_type, field = GRID[version]
     pages = []
+    references = 0
     for page in catalog.dashboard:
         widgets = []
         for g in page.graphs:
             name = next(x.name for x in catalog.graphs if x.id == g)
             if name not in graphs | prototypes:
                 continue
-            n = len(widgets)
-            kind = proto_type if name in prototypes else graph_type
-            value_type = "GRAPH_PROTOTYPE" if name in prototypes else "GRAPH"
-            widgets.append({"type": kind, "name": name, "x": str((n % 2) * width // 2), "y": str((n // 2) * 5),
-                            "width": str(width // 2), "height": "5",
-                            "fields": [{"type": value_type, "name": field, "value": {"host": template, "name": name}}]})
+            widgets.append(_widget(template, name, name in prototypes, len(widgets), references, version))
+            references += 1
         if widgets:
             pages.append({"name": page.name, "widgets": widgets})
     if not pages:
@@ -429,14 +439,10 @@ def _groups_template(catalog: Catalog, version: str) -> dict:
     own["{$KAFKA.GROUP.NOT_MATCHES}"] = ("CHANGE_IF_NEEDED", "Consumer groups not to discover (regex).")
     template["macros"] = [{"macro": m, "value": v, "description": d} for m, (v, d) in sorted(own.items())
                           if m[2:-1] in used]
-    width, _, proto_type, field = GRID[version]
     prototypes = [g["name"] for r in rules for g in r.get("graph_prototypes", [])]
     template["dashboards"] = [{"uuid": uuid_for(name, "dashboard"), "name": "Apache Kafka 4.x", "pages": [
-        {"name": "Consumer groups", "widgets": [
-            {"type": proto_type, "name": title, "x": str((n % 2) * width // 2), "y": str((n // 2) * 5),
-             "width": str(width // 2), "height": "5",
-             "fields": [{"type": "GRAPH_PROTOTYPE", "name": field, "value": {"host": name, "name": title}}]}
-            for n, title in enumerate(prototypes)]}]}]
+        {"name": "Consumer groups", "widgets": [_widget(name, title, True, n, n, version)
+                                                for n, title in enumerate(prototypes)]}]}]
     if cg.valuemap:
         template["valuemaps"] = [{"uuid": uuid_for(name, "valuemap", cg.valuemap[0]), "name": cg.valuemap[0],
                                   "mappings": [{"value": v, "newvalue": shown} for v, shown in cg.valuemap[1]]}]
