@@ -6,7 +6,9 @@ default), oldest first, with the clock of their collection. When Zabbix is unrea
 spooled and go out once it answers again; past the bound the oldest are dropped and counted.
 Values the server refuses are counted and the rest delivered. Zabbix answers a batch with counts
 only, so the keys of a batch it refused part of are sent alone from then on until each is known:
-a refused one is named in a warning (once an hour) with the likely reason, and stays alone.
+a refused one is named in a warning (once an hour) with the likely reason, and stays alone. A batch
+refused whole names its hosts that never took a value (not provisioned, misnamed, or not yet in the
+server's configuration cache); its keys are not sent one by one (thousands of values at start-up).
 Discovery (LLD) goes to each host before the values of what it discovers: topics to the brokers,
 and per-bean items (each broker's registration state on the controllers, ...) to their role.
 """
@@ -39,6 +41,9 @@ log = logging.getLogger("kafka_jmx.zabbix")
 BACKOFF_S = (1.0, 30.0)
 LLD_PREFIX = "kafka.discovery."
 WARN_EVERY_S = 3600.0           # a refused key (or an unknown host) is named once per hour
+# values sent alone (to learn which keys Zabbix refuses) per send cycle at most: each is a connection of
+# its own, and the rest of the spool must not wait behind them (beyond it they go in batches again)
+ALONE_PER_CYCLE = 50
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,7 @@ class TrapperSink:
         self._suspects: set[tuple[str, str]] = set()
         self._refusing: set[tuple[str, str]] = set()
         self._hosts_known: set[str] = set()          # hosts Zabbix took a value for
+        self._alone_left = ALONE_PER_CYCLE
         self._warned: dict[tuple[str, ...], float] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -253,6 +259,7 @@ class TrapperSink:
         while not self._stop.is_set():
             self._wake.wait(timeout=self.send_interval_s if not backoff else backoff)
             self._wake.clear()
+            self._alone_left = ALONE_PER_CYCLE
             try:
                 while self.flush_once():
                     pass
@@ -296,36 +303,44 @@ class TrapperSink:
         return True
 
     def _alone(self, v: ItemValue) -> bool:
-        return v.key.startswith(LLD_PREFIX) or (v.host, v.key) in self._suspects or (v.host, v.key) in self._refusing
+        if v.key.startswith(LLD_PREFIX):
+            return True
+        return self._alone_left > 0 and ((v.host, v.key) in self._suspects or (v.host, v.key) in self._refusing)
 
     def _learn(self, batch: list[ItemValue], failed: int) -> None:
-        """What a batch's answer tells about its keys (under the lock)."""
+        """What a batch's answer tells about its keys (under the lock). A batch refused whole names its
+        hosts that never took a value (unknown hosts, or hosts the server's configuration cache does
+        not have yet) instead of sending every key alone; one refused in part has its keys sent alone."""
+        hosts = {v.host for v in batch}
+        if len(batch) == 1:
+            self._alone_left -= 1
+        if not failed:
+            self._hosts_known.update(hosts)
+            for v in batch:
+                self._suspects.discard((v.host, v.key))
+                self._refusing.discard((v.host, v.key))
+            return
+        unknown = hosts - self._hosts_known
+        if failed == len(batch) and unknown:
+            for host in sorted(unknown):
+                self._warn(("host", host),
+                           f"Zabbix refused every value for host {host!r}: no host of that name takes trapper values. "
+                           "Did you create it with `kafka-jmx zabbix provision`, or does zabbix.host_name (now "
+                           f"{self.host_name!r}) match your hosts' names? (A host created in the last minute is known "
+                           "once the server's configuration cache reloads: CacheUpdateFrequency)")
+            return
         if len(batch) > 1:
-            if failed:
-                log.debug("Zabbix refused %d of %d values; their keys go alone until the refused ones are known",
-                          failed, len(batch))
-                self._suspects.update((v.host, v.key) for v in batch)
-            else:
-                self._hosts_known.update(v.host for v in batch)
+            log.debug("Zabbix refused %d of %d values; their keys go alone until the refused ones are known",
+                      failed, len(batch))
+            self._suspects.update((v.host, v.key) for v in batch)
             return
         v = batch[0]
         self._suspects.discard((v.host, v.key))
-        if not failed:
-            self._refusing.discard((v.host, v.key))
-            self._hosts_known.add(v.host)
-            return
         self._refusing.add((v.host, v.key))
-        if v.host in self._hosts_known:
-            self._warn(("item", v.host, v.key),
-                       f"Zabbix refused {v.host}:{v.key} = {v.value!r}: host {v.host!r} has no enabled trapper item "
-                       "with this key (not in its template, or not discovered yet), or the value does not fit the "
-                       "item's type of information")
-        else:
-            self._warn(("host", v.host),
-                       f"Zabbix refused every value for host {v.host!r} (e.g. {v.key}): no host of that name takes "
-                       "trapper values. Did you create it with `kafka-jmx zabbix provision`, or does zabbix.host_name "
-                       f"(now {self.host_name!r}) match your hosts' names? (A host created in the last minute is "
-                       "known once the server's configuration cache reloads: CacheUpdateFrequency)")
+        self._warn(("item", v.host, v.key),
+                   f"Zabbix refused {v.host}:{v.key} = {v.value!r}: host {v.host!r} has no enabled trapper item with "
+                   "this key (not in its template, or not discovered yet), or the value does not fit the item's "
+                   "type of information")
 
     def _warn(self, what: tuple[str, ...], message: str) -> None:
         now = time.monotonic()
