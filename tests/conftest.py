@@ -97,15 +97,15 @@ def zabbix_api(zabbix):
 SERVICE_FIXTURES = {"zabbix", "zabbix_api", "kafka"}
 
 
-# `make test` runs two pytest-xdist workers (the suite mostly waits on services and wall clocks). Each
-# module runs whole on one worker (its module fixtures start once); the modules that use the Zabbix
-# stack share one worker, and so one stack, except the rehearsals, which bring up a second one on the
-# other worker: they are the longest module
+# `make test` runs two pytest-xdist workers (the suite mostly waits on real services and wall clocks). Each
+# module runs whole on one worker (its module fixtures start once). The modules that use the Zabbix stack
+# share one worker and stack, with the rehearsals last: their embedded cluster runs on the wall clock, and
+# beside real Kafka's JVMs on the other worker it was starved into a controller election (measured); by
+# then the other worker has run the real-Kafka modules, which go out first (FIRST)
 ZABBIX_FIXTURES = {"zabbix", "zabbix_api"}
-OWN_ZABBIX = {"test_rehearsal.py"}
-# the longest groups go out first, one to each worker (measured: the rehearsals 15 min, the other Zabbix
-# modules 11 min, conformance 6.5 min); xdist would otherwise send the groups with the most tests first
-LONGEST_FIRST = ("test_rehearsal.py", "zabbix", "test_conformance.py")
+LAST_IN_ZABBIX = "test_rehearsal.py"
+FIRST = ("zabbix", "test_conformance.py", "test_real_kafka.py", "test_kafka_engine.py", "test_kafka_protocol.py",
+         "test_kafka_versions.py")
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-untyped-def]
@@ -113,16 +113,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-
         return None
     from xdist.scheduler import LoadGroupScheduling
 
-    class LongestFirst(LoadGroupScheduling):
+    class HeavyFirst(LoadGroupScheduling):
         def _assign_work_unit(self, node) -> None:  # type: ignore[no-untyped-def]
             if not getattr(self, "ordered", False):      # the first assignment: the queue is complete
                 self.ordered = True
-                rank = {group: i for i, group in enumerate(LONGEST_FIRST)}
+                rank = {group: i for i, group in enumerate(FIRST)}
                 units = sorted(self.workqueue.items(), key=lambda unit: rank.get(unit[0], len(rank)))
                 self.workqueue.clear()
                 self.workqueue.update(units)
             super()._assign_work_unit(node)
-    return LongestFirst(config, log)
+    return HeavyFirst(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)         # before xdist's, which reads the xdist_group marks
@@ -132,5 +132,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.services)
         module = item.path.name
-        group = "zabbix" if module in zabbix_modules - OWN_ZABBIX else module
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group("zabbix" if module in zabbix_modules else module))
+    # stable: the rest keep their order; the embedded cluster's rehearsal, the most sensitive to a busy
+    # machine, last of all
+    items.sort(key=lambda item: (item.path.name == LAST_IN_ZABBIX,
+                                 item.path.name == LAST_IN_ZABBIX and item.name.endswith("[embedded]")))
