@@ -162,6 +162,26 @@ class _Reader:
             return default
         return v
 
+    def positive_int(self, d: dict, path: tuple, key: str, default: int | None) -> int | None:
+        if key not in d:
+            return default
+        v = d[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            self.doc.fail(path + (key,), f"expected a positive integer, got {v!r}")
+            return default
+        return v
+
+    def regex(self, d: dict, path: tuple, key: str, default: str | None = None) -> str | None:
+        value = self.string(d, path, key, default=default)
+        if value is None:
+            return None
+        try:
+            re.compile(value)
+        except re.error as e:
+            self.doc.fail(path + (key,), f"not a regular expression: {e}")
+            return default
+        return value
+
     def duration_s(self, d: dict, path: tuple, key: str, default: float) -> float:
         if key not in d:
             return default
@@ -270,13 +290,8 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
             host_name.format(node="n", cluster="c", role="broker", node_id="1")
         except (KeyError, IndexError, ValueError) as e:
             doc.fail(zp + ("host_name",), f"unknown placeholder {e} (use {{node}}, {{cluster}}, {{role}}, {{node_id}})")
-        numbers = {}
-        for key, default in (("batch_size", 250), ("spool_limit", 100_000)):
-            v = z.get(key, default)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                doc.fail(zp + (key,), f"expected a positive integer, got {v!r}")
-                v = default
-            numbers[key] = v
+        numbers = {key: r.positive_int(z, zp, key, default) or default
+                   for key, default in (("batch_size", 250), ("spool_limit", 100_000))}
         psk = None
         if "tls" in z:
             tp = zp + ("tls",)
@@ -295,15 +310,7 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
         if "topics" in z:
             tp = zp + ("topics",)
             t = doc.mapping(z["topics"] or {}, tp, {"matches", "not_matches"})
-            regexes = []
-            for key, default in (("matches", ".*"), ("not_matches", "")):
-                value = r.string(t, tp, key, default=default) or default
-                try:
-                    re.compile(value)
-                except re.error as e:
-                    doc.fail(tp + (key,), f"not a regular expression: {e}")
-                regexes.append(value)
-            topics = (regexes[0], regexes[1])
+            topics = (r.regex(t, tp, "matches", ".*") or ".*", r.regex(t, tp, "not_matches", "") or "")
         zabbix = ZabbixSpec(zhost, int(zport), host_name, numbers["batch_size"], numbers["spool_limit"],
                             r.duration_s(z, zp, "send_interval", 1.0), psk, topics)
 
@@ -366,11 +373,7 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
         targets.append(TargetSpec(name, role, r.string(t, path, "node_id", default="") or "", spec,
                                   {str(k): str(v) for k, v in labels.items()},
                                   r.duration_s(t, path, "interval", interval), r.duration_s(t, path, "timeout", timeout)))
-    brokers_expected = top.get("brokers_expected")
-    if brokers_expected is not None and (isinstance(brokers_expected, bool) or not isinstance(brokers_expected, int)
-                                         or brokers_expected < 1):
-        doc.fail(("brokers_expected",), f"expected a positive integer, got {brokers_expected!r}")
-        brokers_expected = None
+    brokers_expected = r.positive_int(top, (), "brokers_expected", None)
     doc.check()
     return DaemonConfig(cluster, tuple(targets), rules_file, prometheus, includes, excludes, embedded, source, zabbix,
                         kafka, brokers_expected)
@@ -428,18 +431,8 @@ def _kafka(doc: Doc, r: _Reader, raw: Any, interval: float, timeout: float) -> K
     for what in ("groups", "topics"):
         f = doc.mapping(k.get(what) or {}, kp + (what,), {"allow", "deny"})
         for key in ("allow", "deny"):
-            value = r.string(f, kp + (what,), key)
-            if value is not None:
-                try:
-                    re.compile(value)
-                except re.error as e:
-                    doc.fail(kp + (what, key), f"not a regular expression: {e}")
-                    value = None
-            filters[(what, key)] = value
-    max_series = k.get("max_series", 100_000)
-    if isinstance(max_series, bool) or not isinstance(max_series, int) or max_series < 1:
-        doc.fail(kp + ("max_series",), f"expected a positive integer, got {max_series!r}")
-        max_series = 100_000
+            filters[(what, key)] = r.regex(f, kp + (what,), key)
+    max_series = r.positive_int(k, kp, "max_series", 100_000) or 100_000
     every = r.duration_s(k, kp, "interval", max(interval, 30.0))
     return KafkaSpec(client, every, r.duration_s(k, kp, "timeout", min(timeout, every)),
                      filters[("groups", "allow")] or ".*", filters[("groups", "deny")],

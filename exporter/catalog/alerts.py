@@ -66,12 +66,12 @@ def macro_values(catalog: Catalog, brokers_min: int | None = None, election_late
     return values
 
 
-def _fill(text: str, values: dict[str, str], convert: bool,
-          auto: Callable[[str], str | None] = lambda _: None) -> str:
+def _fill(text: str, values: dict[str, str], auto: Callable[[str], str | None] = lambda _: None) -> str:
+    """The placeholders filled from values; auto: the PromQL that stands for a macro's 0 (expressions only)."""
     def one(m: re.Match) -> str:
         macro = "{$" + m.group(1) + "}"
         value = values[macro]
-        if convert and (fragment := auto(macro)) is not None and value == "0":
+        if value == "0" and (fragment := auto(macro)) is not None:
             return fragment
         if m.group(2) == "ms":
             return f"{1000 * _seconds(value):g}"
@@ -124,17 +124,17 @@ def _rule(name: str, expr: str, for_: str, severity: str, scope: str, summary: s
     _bound(name, [summary, description], expr, for_)
     summary = summary.replace(CLUSTER_GROUP, "Kafka {{ $labels.cluster }}").replace("{ITEM.LASTVALUE1}", value)
     description = description.replace(CLUSTER_GROUP, "the cluster")
-    for_ = _fill(for_, values, False)
+    for_ = _fill(for_, values)
     if hold_max is not None and _seconds(for_) > _seconds(hold_max):
         for_ = hold_max
     return {
         "alert": name,
         # windows written in the expression are capped before the placeholders are filled: a macro's
         # value is capped by macro_values, and an automatic threshold keeps its own window
-        "expr": _fill(_capped(expr, hold_max), values, True, auto),
+        "expr": _fill(_capped(expr, hold_max), values, auto),
         "for": for_,
         "labels": {"severity": severity, "scope": scope},
-        "annotations": {"summary": _fill(summary, values, False), "description": _fill(description, values, False)},
+        "annotations": {"summary": _fill(summary, values), "description": _fill(description, values)},
     }
 
 
