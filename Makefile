@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-fast venv system-deps realkafka bench clean
+.PHONY: demo test test-fast check venv system-deps realkafka bench clean
 
 # sslpsk3 (TLS-PSK to Zabbix before Python 3.13) builds against OpenSSL: system-deps comes first
 $(VENV)/.installed: pyproject.toml
@@ -33,6 +33,13 @@ test: system-deps venv realkafka
 # the inner loop (under a minute): no real services, nothing slow; make test runs everything
 test-fast: venv
 	$(PY) -m pytest -q -m "not services and not slow"
+
+# the gate CI passes first: lint, types, generated files in step with the catalog, the fast tests
+check: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/kafka-jmx generate --check
+	$(MAKE) test-fast
 
 bench: system-deps venv
 	$(PY) benchmarks/simulation.py

@@ -28,16 +28,16 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from jvm_support import free_port_block  # noqa: E402
-from straightforward_view import Recording, straightforward_registry  # noqa: E402
-from prometheus_client.exposition import generate_latest  # noqa: E402
+from jvm_support import free_port_block
+from prometheus_client.exposition import generate_latest
+from straightforward_view import Recording, straightforward_registry
 
-from broker.cluster import Cluster  # noqa: E402
-from broker.jmx.publisher import JmxPublisher  # noqa: E402
-from exporter.config import PrometheusSpec  # noqa: E402
+from broker.cluster import Cluster
+from broker.jmx.publisher import JmxPublisher
+from exporter.config import PrometheusSpec
 from exporter.daemon import Daemon
-from kafka_jmx.embedded import embedded_targets  # noqa: E402
-from exporter.rulesets import builtin_rules  # noqa: E402
+from exporter.rulesets import builtin_rules
+from kafka_jmx.embedded import embedded_targets
 
 
 def percentile(values: list[float], q: float) -> float:

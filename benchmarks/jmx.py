@@ -18,13 +18,13 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from jvm_support import free_port_block  # noqa: E402
+from jvm_support import free_port_block
 
-from broker.cluster import Cluster  # noqa: E402
-from kafka_common.jvm import start_jvm  # noqa: E402
-from broker.jmx.publisher import JmxPublisher  # noqa: E402
-from exporter.sources.jmx import JmxReader, JmxSource  # noqa: E402
-from exporter.sources.jolokia import JolokiaSource  # noqa: E402
+from broker.cluster import Cluster
+from broker.jmx.publisher import JmxPublisher
+from exporter.sources.jmx import JmxReader, JmxSource
+from exporter.sources.jolokia import JolokiaSource
+from kafka_common.jvm import start_jvm
 
 # the BrokerTopicMetrics meters a busy broker has per topic
 PER_TOPIC_METERS = ("MessagesInPerSec", "BytesInPerSec", "BytesOutPerSec", "TotalProduceRequestsPerSec",

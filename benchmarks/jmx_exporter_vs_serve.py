@@ -24,17 +24,17 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from jvm_support import free_port_block  # noqa: E402
-from prometheus_client.registry import CollectorRegistry  # noqa: E402
+from jvm_support import free_port_block
+from prometheus_client.registry import CollectorRegistry
 
-from broker.jmx.publisher import JmxPublisher  # noqa: E402
-from exporter.collector import Target, TargetWorker, exposition  # noqa: E402
-from exporter.rules import RuleSet  # noqa: E402
-from exporter.sources.jmx import JmxReader, JmxSource  # noqa: E402
-from realkafka.install import tool_jar  # noqa: E402
+from broker.jmx.publisher import JmxPublisher
+from exporter.collector import Target, TargetWorker, exposition
+from exporter.rules import RuleSet
+from exporter.sources.jmx import JmxReader, JmxSource
+from realkafka.install import tool_jar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from jmx import build  # noqa: E402
+from jmx import build
 
 RULES = (Path(__file__).resolve().parent.parent / "exporter" / "rulesets" / "kafka-4x.yml").read_text()
 

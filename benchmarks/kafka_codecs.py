@@ -27,8 +27,8 @@ N = 2000
 
 
 def main() -> None:
-    from kafka.protocol.producer import ProduceRequest as KafkaPythonProduce
     from kafka import __version__ as kafka_python_version
+    from kafka.protocol.producer import ProduceRequest as KafkaPythonProduce
     from kio._version import __version__ as kio_version
     records = bytes(range(256)) * 40
     request = ProduceRequest(

@@ -42,7 +42,7 @@ def setup(bootstrap: str) -> None:
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
     for i in range(TOPICS):
         for part in range(PARTITIONS):
-            for r in range(RECORDS):
+            for _r in range(RECORDS):
                 p.produce(f"t{i:03d}", value=b"x" * 100, partition=part)
         p.poll(0)
     assert p.flush(60) == 0

@@ -17,14 +17,15 @@ from pyzabbix import ZabbixAPI
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from broker.cluster import Cluster  # noqa: E402
-from exporter.catalog.generate import ROOT  # noqa: E402
-from exporter.catalog.model import load_catalog  # noqa: E402
-from exporter.collector import TargetWorker  # noqa: E402
-from kafka_jmx.embedded import embedded_targets  # noqa: E402
-from exporter.rulesets import builtin_rules  # noqa: E402
-from exporter.trapper import TrapperSink  # noqa: E402
-from zabbix_stack import IMPORT_RULES, running_stack  # noqa: E402
+from zabbix_stack import IMPORT_RULES, running_stack
+
+from broker.cluster import Cluster
+from exporter.catalog.generate import ROOT
+from exporter.catalog.model import load_catalog
+from exporter.collector import TargetWorker
+from exporter.rulesets import builtin_rules
+from exporter.trapper import TrapperSink
+from kafka_jmx.embedded import embedded_targets
 
 
 def stored_between(api: ZabbixAPI, hostids: list[str], start: int, end: int) -> int:

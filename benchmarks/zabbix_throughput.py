@@ -18,10 +18,11 @@ from zabbix_utils import ItemValue, Sender
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from broker.cluster import Cluster  # noqa: E402
-from broker.jmx.publisher import JmxPublisher  # noqa: E402
-from jvm_support import free_port_block  # noqa: E402
-from zabbix_stack import running_stack  # noqa: E402
+from jvm_support import free_port_block
+from zabbix_stack import running_stack
+
+from broker.cluster import Cluster
+from broker.jmx.publisher import JmxPublisher
 
 
 def history_count(api: ZabbixAPI, hostid: str, since: int, value_type: int) -> int:

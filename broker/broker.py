@@ -6,7 +6,8 @@ group coordinator for the __consumer_offsets partitions it leads.
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from broker.config import describe_broker, describe_topic
 from broker.group import GroupCoordinator
@@ -25,11 +26,11 @@ from broker.protocol import (
     CreateTopicsRequest,
     CreateTopicsResponse,
     DeleteTopicsRequest,
-    DescribeConfigsRequest,
-    DescribeConfigsResponse,
     DeleteTopicsResponse,
     DescribeClusterRequest,
     DescribeClusterResponse,
+    DescribeConfigsRequest,
+    DescribeConfigsResponse,
     FetchRequest,
     InitProducerIdRequest,
     InitProducerIdResponse,
@@ -45,8 +46,8 @@ from broker.replica_fetcher import ReplicaFetcherManager
 from broker.replica_manager import ReplicaManager
 from broker.sched import Scheduler
 from broker.server import ServerNode
-from broker.versions import DEFAULT_LINE, LINES, KafkaLine
 from broker.structs import TopicPartition
+from broker.versions import DEFAULT_LINE, LINES, KafkaLine
 
 
 class BrokerNode(ServerNode):

@@ -16,12 +16,13 @@ import base64
 import hashlib
 import random
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from broker.broker import BrokerNode
 from broker.clock import Clock, VirtualClock
-from broker.config import KafkaConfigError, KafkaConfig
+from broker.config import KafkaConfig, KafkaConfigError
 from broker.consumer import Consumer, OnRecords
 from broker.controller import ControllerNode
 from broker.errors import (
@@ -29,7 +30,6 @@ from broker.errors import (
     InvalidReplicationFactorError,
     UnknownNodeError,
 )
-from kafka_common.names import ObjectNamePattern
 from broker.net import Network, RequestFailed
 from broker.node import Node
 from broker.producer import Producer
@@ -37,6 +37,7 @@ from broker.protocol import CreateTopicsRequest
 from broker.sched import Scheduler
 from broker.server import ServerNode
 from broker.versions import DEFAULT_LINE, kafka_line
+from kafka_common.names import ObjectNamePattern
 
 VIRTUAL_WALL_BASE_MS = 1_767_225_600_000.0    # 2026-01-01T00:00:00Z: wall time of virtual t=0
 ACTIVE_CONTROLLER = "active-controller"

@@ -7,8 +7,9 @@ names the key and the closest known ones.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 # key: (default, type, documentation hint)
 DEFAULTS: dict[str, tuple[Any, type]] = {
@@ -89,7 +90,7 @@ def check(key: str, value: Any, where: str = "config") -> Any:
         close = difflib.get_close_matches(key, DEFAULTS, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else " (see broker/config.py for the supported settings)"
         raise KafkaConfigError(f"{where}: unknown Kafka setting {key!r}{hint}")
-    default, kind = DEFAULTS[key]
+    _default, kind = DEFAULTS[key]
     if kind is bool:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
@@ -140,7 +141,7 @@ class KafkaConfig(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._values)
 
-    def with_overrides(self, overrides: Mapping[str, Any], where: str) -> "KafkaConfig":
+    def with_overrides(self, overrides: Mapping[str, Any], where: str) -> KafkaConfig:
         merged = {k: v for k, v in self._values.items() if v != DEFAULTS[k][0]}
         merged.update({k: check(k, v, where) for k, v in overrides.items()})
         return KafkaConfig(merged, where)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from broker.assignors import ASSIGNORS
 from broker.errors import KafkaError
@@ -187,6 +188,7 @@ class Consumer(Node):
             self.assignment = resp.assignment
             self._start_consuming()
 
+        assert self.coordinator is not None         # a JoinGroup answer came from it
         self.request(self.coordinator, SyncGroupRequest(self.group_id, self.member_id, generation, assignments),
                      done, self.cfg["max.poll.interval.ms"])
 
@@ -235,6 +237,7 @@ class Consumer(Node):
                     self.positions[tp] = offset
             self._reset_missing()
 
+        assert self.coordinator is not None         # positions are fetched once a coordinator is known
         self.request(self.coordinator, OffsetFetchRequest(self.group_id, missing), done, self.cfg["request.timeout.ms"])
 
     def _reset_missing(self) -> None:
@@ -298,11 +301,11 @@ class Consumer(Node):
                 self._refresh_and_fetch()
                 continue
             by_leader.setdefault(leader, {})[tp] = FetchPartition(self.positions[tp])
-        for leader, parts in by_leader.items():
+        for leader, fetching in by_leader.items():
             if leader in self._fetching:
                 continue
             self._fetching.add(leader)
-            req = FetchRequest(-1, parts, self.cfg["fetch.max.wait.ms"], self.cfg["fetch.max.bytes"])
+            req = FetchRequest(-1, fetching, self.cfg["fetch.max.wait.ms"], self.cfg["fetch.max.bytes"])
             self.request(self.brokers[leader], req, lambda r, leader=leader: self._on_fetch(leader, r),
                          self.cfg["fetch.max.wait.ms"] + self.cfg["request.timeout.ms"])
 

@@ -5,15 +5,16 @@ leaders and changes ISRs by writing records to the metadata log.
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from broker.log import Batch, Log
 from broker.mbeans.yammer import INT, LONG, STRING
-from kafka_common.names import ObjectName
 from broker.metadata import (
     BrokerRegistrationChangeRecord,
     ConfigRecord,
     MetadataImage,
+    MetadataRecord,
     NoOpRecord,
     PartitionChangeRecord,
     PartitionRecord,
@@ -47,6 +48,7 @@ from broker.sched import Scheduler
 from broker.server import ServerNode
 from broker.structs import TopicPartition
 from broker.versions import DEFAULT_LINE, LINES, KafkaLine
+from kafka_common.names import ObjectName
 
 METADATA_VERSION_FEATURE_LEVEL = 25     # 4.0-IV3
 EVENT_COST_MS = 0.02                    # controller event handling time without a fault
@@ -67,7 +69,7 @@ class ControllerNode(ServerNode):
         self.wall_base_ms = wall_base_ms
         self.store = QuorumStore(Log())
         self.event_delay_ms = 0.0          # fault: a slow controller event loop
-        self.on_activate: list[Callable[["ControllerNode"], None]] = []
+        self.on_activate: list[Callable[[ControllerNode], None]] = []
         self.serve(VoteRequest, "Vote", lambda s, r, reply: self.raft.on_vote(r, reply))
         self.serve(BeginQuorumEpochRequest, "BeginQuorumEpoch",
                    lambda s, r, reply: self.raft.on_begin_quorum_epoch(r, reply))
@@ -194,7 +196,7 @@ class ControllerNode(ServerNode):
         return int(self.wall_ms() - self._applied_timestamp_ms())
 
     # -- the controller event queue ------------------------------------------------------------------
-    def _enqueue(self, fn: Callable[[], None], deadline_ms: float | None = None,
+    def _enqueue(self, fn: Callable[[], object], deadline_ms: float | None = None,
                  on_timeout: Callable[[], None] | None = None) -> None:
         """Run fn on the single controller thread, after the events queued before it."""
         now = self.now()
@@ -266,7 +268,7 @@ class ControllerNode(ServerNode):
         self._last_contact = {b: now for b in working.brokers}
         self._offline_replicas = {}
 
-        def while_active(fn: Callable[[], None]) -> Callable[[], None]:
+        def while_active(fn: Callable[[], object]) -> Callable[[], None]:
             return lambda: self._enqueue(fn) if self.active and self._active_token == token else None
 
         self.every(500.0, while_active(self._fence_stale_brokers))
@@ -332,7 +334,7 @@ class ControllerNode(ServerNode):
             # a failed log directory: its replicas leave their ISRs and hand over leadership
             moves = self._changes_for_fencing(req.broker_id, only=offline) if offline else []
             if reg.fenced and caught_up:
-                records = [BrokerRegistrationChangeRecord(req.broker_id, reg.epoch, fenced=False)]
+                records: list[MetadataRecord] = [BrokerRegistrationChangeRecord(req.broker_id, reg.epoch, fenced=False)]
                 records += self._changes_for_unfencing(w, req.broker_id) + moves
                 self._write(records, lambda: reply(BrokerHeartbeatResponse("NONE", False, True)))
                 return

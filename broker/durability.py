@@ -88,7 +88,7 @@ def run_schedule(seed: int, acks: str = "all", faults: int = 20, load_s: int = 9
     commits: dict[TopicPartition, int] = {}
     regressions = [0]
 
-    def on_records(tp, records, n):  # type: ignore[no-untyped-def]
+    def on_records(tp, records, n):
         consumed.extend((r.partition, r.offset, r.value) for r in records)
 
     c.consumer("reader", "auditors", [TOPIC], {"auto.offset.reset": "earliest", "session.timeout.ms": 10_000},
@@ -172,7 +172,8 @@ def _audit(c: Cluster, acked_values: list[int], consumed: list[tuple[int, int, o
     final: dict[int, dict[int, object]] = {}                  # partition -> offset -> value
     copies: dict[object, int] = {}
     for p in range(PARTITIONS):
-        leader = active.image.partition(TOPIC, p).leader if active else -1
+        state = active.image.partition(TOPIC, p) if active else None
+        leader = state.leader if state else -1
         offsets: dict[int, object] = {}
         if leader >= 0:
             part = c.brokers[f"broker-{leader}"].partitions[TopicPartition(TOPIC, p)]

@@ -9,8 +9,9 @@ meanwhile). Membership lives in memory: after a move, members rejoin.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from broker.mbeans.kafka_metrics import KafkaMetricsBean, SampledStat
 from broker.mbeans.yammer import INT
@@ -18,19 +19,19 @@ from broker.protocol import (
     CreateTopicsRequest,
     DescribeGroupsRequest,
     DescribeGroupsResponse,
-    GroupDescription,
-    ListedGroup,
-    ListGroupsRequest,
-    ListGroupsResponse,
-    MemberDescription,
     FindCoordinatorRequest,
     FindCoordinatorResponse,
+    GroupDescription,
     HeartbeatRequest,
     HeartbeatResponse,
     JoinGroupRequest,
     JoinGroupResponse,
     LeaveGroupRequest,
     LeaveGroupResponse,
+    ListedGroup,
+    ListGroupsRequest,
+    ListGroupsResponse,
+    MemberDescription,
     OffsetCommitRequest,
     OffsetCommitResponse,
     OffsetFetchRequest,
@@ -52,10 +53,10 @@ class GroupCoordinatorHost(Protocol):
     """All the group coordinator reaches of its broker (Kafka hands it the ReplicaManager's append
     and the metadata cache the same way)."""
     node_id: int
-    cfg: "KafkaConfig"
-    mbeans: "MBeanRegistry"
-    image: "MetadataImage"                              # the broker's metadata cache
-    kafka: "KafkaLine"                                  # which Kafka release's metrics it has
+    cfg: KafkaConfig
+    mbeans: MBeanRegistry
+    image: MetadataImage                              # the broker's metadata cache
+    kafka: KafkaLine                                  # which Kafka release's metrics it has
 
     def now(self) -> float: ...
     def after(self, delay_ms: float, fn: Callable[[], None]) -> Any: ...
@@ -64,7 +65,7 @@ class GroupCoordinatorHost(Protocol):
     def serve(self, request_type: type, api: str, handler: Callable[[str, Any, Callable[[Any], None]], None]) -> None: ...
     def controller_name(self) -> str | None: ...
     def address_of(self, broker_id: int) -> str: ...
-    def local_partition(self, tp: TopicPartition) -> "Partition | None": ...
+    def local_partition(self, tp: TopicPartition) -> Partition | None: ...
     def append_internal(self, tp: TopicPartition, records: tuple, done: Callable[[str], None]) -> None: ...
 
 OFFSETS_TOPIC = "__consumer_offsets"
@@ -114,7 +115,7 @@ class Group:
 
 class GroupCoordinator:
     @staticmethod
-    def serve_on(broker: GroupCoordinatorHost, coordinator: "Callable[[], GroupCoordinator]") -> None:
+    def serve_on(broker: GroupCoordinatorHost, coordinator: Callable[[], GroupCoordinator]) -> None:
         """The group APIs on the broker's listener, answered by its current coordinator (a new one per start)."""
         for req_type, api, method in ((FindCoordinatorRequest, "FindCoordinator", "on_find"),
                                       (JoinGroupRequest, "JoinGroup", "on_join"),
@@ -356,7 +357,7 @@ class GroupCoordinator:
         group = self.groups.get(req.group_id)
         if error == "NONE" and (group is None or req.member_id not in group.members):
             error = "UNKNOWN_MEMBER_ID"
-        if error == "NONE" and req.generation != group.generation:  # type: ignore[union-attr]
+        if error == "NONE" and group is not None and req.generation != group.generation:
             error = "ILLEGAL_GENERATION"
         if error != "NONE":
             reply(SyncGroupResponse(error))

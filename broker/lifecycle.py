@@ -15,7 +15,7 @@ NOT_RUNNING, STARTING, RECOVERY, RUNNING = 0, 1, 2, 3
 
 
 class BrokerLifecycleManager:
-    def __init__(self, node: "BrokerNode") -> None:
+    def __init__(self, node: BrokerNode) -> None:
         self.node = node
         self.broker_epoch = -1
         self.fenced = True

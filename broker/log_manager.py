@@ -25,7 +25,7 @@ class BrokerDisk:
 
 
 class LogManager:
-    def __init__(self, node: "BrokerNode", disk: BrokerDisk) -> None:
+    def __init__(self, node: BrokerNode, disk: BrokerDisk) -> None:
         self.node = node
         self.disk = disk
         self.log_dirs: tuple[str, ...] = tuple(node.cfg["log.dirs"].split(","))

@@ -7,7 +7,6 @@ holds its not-yet-committed records, as QuorumController does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Union
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +70,8 @@ class LeaderChangeMessage:
     epoch: int
 
 
-MetadataRecord = Union[RegisterBrokerRecord, BrokerRegistrationChangeRecord, TopicRecord, RemoveTopicRecord, PartitionRecord,
-                       PartitionChangeRecord, ConfigRecord, NoOpRecord, LeaderChangeMessage]
+MetadataRecord = (RegisterBrokerRecord | BrokerRegistrationChangeRecord | TopicRecord | RemoveTopicRecord | PartitionRecord
+                  | PartitionChangeRecord | ConfigRecord | NoOpRecord | LeaderChangeMessage)
 
 
 @dataclass(slots=True)
@@ -112,7 +111,7 @@ class MetadataImage:
         self.unclean_elections = 0
         self._counts: tuple[int, dict[str, int]] | None = None
 
-    def copy(self) -> "MetadataImage":
+    def copy(self) -> MetadataImage:
         other = MetadataImage()
         other.brokers = {k: replace(v) for k, v in self.brokers.items()}
         other.topics = {n: TopicImage(n, [replace(p) for p in t.partitions], dict(t.configs))

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from broker.log import Batch
 from broker.lifecycle import RUNNING
+from broker.log import Batch
 from broker.mbeans.yammer import INT, LONG
 from broker.metadata import (
     BrokerRegistrationChangeRecord,
     PartitionChangeRecord,
     PartitionRecord,
-    RemoveTopicRecord,
     RegisterBrokerRecord,
+    RemoveTopicRecord,
 )
 from broker.structs import TopicPartition
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class MetadataPublisher:
-    def __init__(self, node: "BrokerNode") -> None:
+    def __init__(self, node: BrokerNode) -> None:
         self.node = node
         self.counters = {"metadata-load-error-count": 0, "metadata-apply-error-count": 0}
 
@@ -78,5 +78,5 @@ class MetadataPublisher:
             if state is None:
                 continue
             topic_cfg = node.image.topics[tp.topic].configs
-            min_isr = int(topic_cfg.get("min.insync.replicas", node.cfg["min.insync.replicas"]))  # type: ignore[arg-type]
+            min_isr = int(str(topic_cfg.get("min.insync.replicas", node.cfg["min.insync.replicas"])))
             node.replica_manager.apply(tp, state, min_isr)

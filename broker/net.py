@@ -7,7 +7,8 @@ partitioned link, dropped message), as a TCP client would see it.
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from broker.sched import Scheduler
 
@@ -79,7 +80,7 @@ class Network:
 
     def reset_connections(self, name: str) -> None:
         """A process died: every request it was holding fails at its sender, as a TCP reset."""
-        for rid, finish in list(self._open.pop(name, {}).items()):
+        for _rid, finish in list(self._open.pop(name, {}).items()):
             self.sched.call_later(self.latency_ms, lambda f=finish: f(RequestFailed(name, None, "refused")))
 
     def set_link_latency(self, a: str, b: str, latency_ms: float) -> None:

@@ -6,7 +6,8 @@ as threads of a dead JVM would not.
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from broker.net import Network
 from broker.sched import Scheduler, Timer

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from broker.log import Batch
 from broker.net import Network, RequestFailed

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from broker.log import Batch, Log
 from broker.mbeans.kafka_metrics import SampledStat
@@ -20,6 +20,7 @@ from broker.mbeans.registry import MBeanRegistry
 from broker.metadata import LeaderChangeMessage, MetadataRecord
 from broker.net import RequestFailed
 from broker.node import Node
+from broker.sched import Timer
 
 FETCH_MAX_WAIT_MS = 500.0     # KafkaRaftClient's fetch long-poll
 OBSERVER_SESSION_TIMEOUT_MS = 300_000.0   # LeaderState forgets an observer that stopped fetching
@@ -130,7 +131,7 @@ class RaftClient:
         self.applied_offset = -1
         self._fetching = False
         self._last_fetch_ok = self.node.now()
-        self._election_timer = None
+        self._election_timer: Timer | None = None
         self._observer_target = 0
         # a follower that has fetched from its leader since it began following refuses pre-votes
         # (Kafka's FollowerState); one back from a lost pre-vote has not
@@ -525,9 +526,9 @@ class RaftClient:
                     self._become_unattached(resp.epoch)
             self._fetch_soon(50 if self.state == QuorumState.FOLLOWER else FETCH_MAX_WAIT_MS)
             return
-        if resp.epoch > self.epoch or self.state != QuorumState.FOLLOWER or self.leader_id != resp.leader_id:
-            if resp.epoch >= self.epoch:
-                self._become_follower(resp.epoch, resp.leader_id)
+        if (resp.epoch > self.epoch or self.state != QuorumState.FOLLOWER
+                or self.leader_id != resp.leader_id) and resp.epoch >= self.epoch:
+            self._become_follower(resp.epoch, resp.leader_id)
         self._last_fetch_ok = self.node.now()
         self._fetched_from_leader = True
         self._observer_lost = False

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 class ReplicaFetcherManager:
-    def __init__(self, node: "BrokerNode") -> None:
+    def __init__(self, node: BrokerNode) -> None:
         self.node = node
         self.fetchers: dict[int, set[TopicPartition]] = {}
         self._running: set[int] = set()

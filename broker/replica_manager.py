@@ -3,8 +3,9 @@ purgatories of acks=all produces and long-poll fetches, ISR shrinks and expansio
 to the controller), and the ReplicaManager, Partition and purgatory metrics."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from broker.mbeans.yammer import INT, LONG
 from broker.metadata import PartitionState
@@ -49,7 +50,7 @@ class _DelayedFetch:
 
 
 class ReplicaManager:
-    def __init__(self, node: "BrokerNode") -> None:
+    def __init__(self, node: BrokerNode) -> None:
         self.node = node
         self.partitions: dict[TopicPartition, Partition] = {}
         self.offline: set[TopicPartition] = set()
@@ -60,7 +61,7 @@ class ReplicaManager:
     def register_metrics(self) -> None:
         m = self.node.mbeans
         rm = ("kafka.server", "ReplicaManager")
-        leaders = lambda: [p for p in self.partitions.values() if p.is_leader]  # noqa: E731
+        leaders = lambda: [p for p in self.partitions.values() if p.is_leader]
         m.gauge(*rm, "LeaderCount", lambda: len(leaders()), java_type=INT)
         m.gauge(*rm, "PartitionCount", lambda: len(self.partitions), java_type=INT)
         m.gauge(*rm, "OfflineReplicaCount", lambda: len(self.offline), java_type=INT)
@@ -95,7 +96,7 @@ class ReplicaManager:
     def _register_partition_metrics(self, tp: TopicPartition) -> None:
         m = self.node.mbeans
         tags = {"topic": tp.topic, "partition": str(tp.partition)}
-        part = lambda: self.partitions.get(tp)  # noqa: E731
+        part = lambda: self.partitions.get(tp)
 
         def leader_only(fn: Callable[[Partition], int]) -> Callable[[], int]:
             return lambda: fn(p) if (p := part()) is not None and p.is_leader else 0

@@ -72,6 +72,13 @@ class Fault:
     down_ms: float = 0.0             # bounce: how long the node stays down before it starts again
     processing_ms: float = 0.0       # slow_consumer: each record then takes this long to process
 
+    @property
+    def target(self) -> str:
+        """The node (or topic) of an action that needs one; loading refuses such a fault without it."""
+        if self.node is None:
+            raise ValueError(f"{self.action} needs a node")
+        return self.node
+
 
 @dataclass(frozen=True)
 class Scenario:

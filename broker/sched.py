@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from broker.clock import Clock, VirtualClock, WallClock
 
@@ -17,9 +17,9 @@ from broker.clock import Clock, VirtualClock, WallClock
 class Timer:
     """A handle to a scheduled callback; `cancel()` makes it a no-op."""
 
-    __slots__ = ("due_ms", "fn", "cancelled", "_sched")
+    __slots__ = ("_sched", "cancelled", "due_ms", "fn")
 
-    def __init__(self, due_ms: float, fn: Callable[[], None] | None, sched: "Scheduler | None" = None) -> None:
+    def __init__(self, due_ms: float, fn: Callable[[], None] | None, sched: Scheduler | None = None) -> None:
         self.due_ms = due_ms
         self.fn = fn
         self.cancelled = False

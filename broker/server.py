@@ -7,13 +7,12 @@ and network idle ratios come from the time the simulated threads really spent bu
 from __future__ import annotations
 
 import random
-from collections import deque
-from typing import Any, Callable
-
 import zlib
+from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from broker.mbeans.kafka_metrics import SampledStat, StandardBean
-from kafka_common.names import ObjectName
 from broker.mbeans.registry import MBeanRegistry
 from broker.mbeans.selector import SelectorMetrics
 from broker.mbeans.yammer import DOUBLE, INT, LONG, STRING
@@ -21,6 +20,7 @@ from broker.net import Network, RequestFailed
 from broker.node import Node
 from broker.sched import Scheduler
 from broker.versions import DEFAULT_LINE, LINES, KafkaLine
+from kafka_common.names import ObjectName
 
 # latest version of each API a 4.0 client sends (the version= tag of RequestsPerSec)
 API_VERSIONS = {"Produce": 12, "Fetch": 17, "Metadata": 13, "ListOffsets": 9, "FindCoordinator": 6,

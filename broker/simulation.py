@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import IO, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import IO
 
 from broker.clock import Clock
 from broker.cluster import Cluster
@@ -51,51 +52,51 @@ class Simulation:
         self._workload_started = True
         for spec in self.scenario.producers:
             self.workload.add_producer(spec)
-        for spec in self.scenario.groups:
-            self.workload.add_group(spec)
+        for group in self.scenario.groups:
+            self.workload.add_group(group)
         self.log("workload started")
 
     def apply(self, fault: Fault) -> None:
         c = self.cluster
         try:
             if fault.action == "kill":
-                name = c.kill(fault.node)  # type: ignore[arg-type]
+                name = c.kill(fault.target)
             elif fault.action == "restart":
-                name = c.restart(fault.node)  # type: ignore[arg-type]
+                name = c.restart(fault.target)
             elif fault.action in ("isolate", "pause"):
                 # a hung process answers nobody, as an isolated one (a real engine sends SIGSTOP)
-                name = c.isolate(fault.node)  # type: ignore[arg-type]
+                name = c.isolate(fault.target)
             elif fault.action == "resume":
-                c.heal(fault.node)
-                name = fault.node
+                name = fault.target
+                c.heal(name)
             elif fault.action == "heal":
                 c.heal(fault.node)
                 if fault.node is None:
                     self._stop_floods()
                 name = fault.node or "all"
             elif fault.action == "bounce":
-                bounced = c.kill(fault.node)  # type: ignore[arg-type]
+                bounced = c.kill(fault.target)
                 c.sched.call_later(fault.down_ms, lambda: self._start_again(bounced))
                 name = f"{bounced} (down {fault.down_ms / 1000:g}s)"
             elif fault.action == "elect_leaders":
                 name = f"all ({c.elect_preferred_leaders()} partitions to their preferred leader)"
             elif fault.action == "corrupt_metadata":
-                name = c.corrupt_metadata(fault.node)  # type: ignore[arg-type]
+                name = c.corrupt_metadata(fault.target)
             elif fault.action == "fail_log_dir":
-                name = f"{fault.node} {c.fail_log_dir(fault.node, fault.log_dir)}"  # type: ignore[arg-type]
+                name = f"{fault.node} {c.fail_log_dir(fault.target, fault.log_dir)}"
             elif fault.action == "flood":
-                name = self._flood(fault.node, fault.bytes_per_sec)  # type: ignore[arg-type]
+                name = self._flood(fault.target, fault.bytes_per_sec)
             elif fault.action == "stop_consumer":
-                name = f"{fault.node} ({self.workload.stop_group(fault.node)} members leave)"  # type: ignore[arg-type]
+                name = f"{fault.node} ({self.workload.stop_group(fault.target)} members leave)"
             elif fault.action == "slow_consumer":
-                self.workload.slow_group(fault.node, fault.processing_ms)  # type: ignore[arg-type]
+                self.workload.slow_group(fault.target, fault.processing_ms)
                 name = f"{fault.node} ({fault.processing_ms:g} ms per record)"
             elif fault.action == "resume_consumer":
                 spec = next(g for g in self.scenario.groups if g.group == fault.node)
                 self.workload.resume_group(spec.group, spec)
                 name = str(fault.node)
             else:
-                name = c.slow(fault.node, fault.fetch_delay_ms, fault.event_delay_ms,  # type: ignore[arg-type]
+                name = c.slow(fault.target, fault.fetch_delay_ms, fault.event_delay_ms,
                               fault.disk_delay_ms)
             self.log(f"{fault.action} {name}")
         except (UnknownNodeError, ValueError) as e:

@@ -13,17 +13,17 @@ import logging
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
-from prometheus_client.registry import CollectorRegistry
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from exporter.exposition import FamilyChunk, TargetSeries, assemble
+from exporter.periodic import PeriodicWorker
 from exporter.rules import RuleCache, RuleError, RuleSet
 from exporter.sample import Collection, SourceError
-from exporter.periodic import PeriodicWorker
 from exporter.sources import Source
 
 log = logging.getLogger("kafka_jmx.collector")
@@ -71,7 +71,7 @@ class TargetResult:
 class TargetWorker(PeriodicWorker):
     """Collects one target on its own thread: read, apply the rules, publish the result."""
 
-    def __init__(self, target: Target, rules: RuleSet, on_result: Callable[["TargetWorker"], None],
+    def __init__(self, target: Target, rules: RuleSet, on_result: Callable[[TargetWorker], None],
                  on_collection: Callable[[Target, Collection], None] | None = None, cluster: str = "kafka",
                  target_labels: bool = True) -> None:
         super().__init__(f"collect-{target.name}", target.interval_s, on_result)
@@ -193,12 +193,12 @@ class Renderer:
     """Renders the exposition after collections, at most every min_interval_s, off the request path."""
 
     def __init__(self, workers: list[TargetWorker], cluster: str, min_interval_s: float = 0.2,
-                 extra: Iterable[object] = (), brokers_expected: int | None = None) -> None:
+                 extra: Iterable[Collector] = (), brokers_expected: int | None = None) -> None:
         self.workers = workers
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(HealthView(workers, cluster, brokers_expected))
         for collector in extra:
-            self.registry.register(collector)  # type: ignore[arg-type]
+            self.registry.register(collector)
         self.min_interval_s = min_interval_s
         self._dirty = threading.Event()
         self._stop = threading.Event()

@@ -43,10 +43,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafka_common.names import ObjectNamePattern
-from kafka_common.durations import parse_duration_ms
-from kafka_common.yamlconf import ConfigError, Doc, read_text
 from exporter.zabbix_tls import psk_problem
+from kafka_common.durations import parse_duration_ms
+from kafka_common.names import ObjectNamePattern
+from kafka_common.yamlconf import ConfigError, Doc, KeyPath, read_text
 
 TOP = {"cluster", "collection", "include", "exclude", "rules", "prometheus", "zabbix", "targets", "embedded", "kafka",
        "brokers_expected"}
@@ -144,7 +144,7 @@ class _Reader:
     def path(self, p: str) -> str:
         return p if os.path.isabs(p) else os.path.join(self.base_dir, p)
 
-    def string(self, d: dict, path: tuple, key: str, required: bool = False, default: str | None = None) -> str | None:
+    def string(self, d: dict[str, Any], path: KeyPath, key: str, required: bool = False, default: str | None = None) -> str | None:
         if key not in d:
             if required:
                 self.doc.fail(path, f"missing required key {key!r}")
@@ -155,14 +155,14 @@ class _Reader:
             return default
         return str(v)
 
-    def boolean(self, d: dict, path: tuple, key: str, default: bool) -> bool:
+    def boolean(self, d: dict[str, Any], path: KeyPath, key: str, default: bool) -> bool:
         v = d.get(key, default)
         if not isinstance(v, bool):
             self.doc.fail(path + (key,), f"expected true or false, got {v!r}")
             return default
         return v
 
-    def positive_int(self, d: dict, path: tuple, key: str, default: int | None) -> int | None:
+    def positive_int(self, d: dict[str, Any], path: KeyPath, key: str, default: int | None) -> int | None:
         if key not in d:
             return default
         v = d[key]
@@ -171,7 +171,7 @@ class _Reader:
             return default
         return v
 
-    def regex(self, d: dict, path: tuple, key: str, default: str | None = None) -> str | None:
+    def regex(self, d: dict[str, Any], path: KeyPath, key: str, default: str | None = None) -> str | None:
         value = self.string(d, path, key, default=default)
         if value is None:
             return None
@@ -182,7 +182,7 @@ class _Reader:
             return default
         return value
 
-    def duration_s(self, d: dict, path: tuple, key: str, default: float) -> float:
+    def duration_s(self, d: dict[str, Any], path: KeyPath, key: str, default: float) -> float:
         if key not in d:
             return default
         try:
@@ -195,7 +195,7 @@ class _Reader:
             return default
         return ms / 1000.0
 
-    def secret(self, d: dict, path: tuple, key: str) -> str | None:
+    def secret(self, d: dict[str, Any], path: KeyPath, key: str) -> str | None:
         """key, key_env or key_file; the value itself never goes into a message."""
         given = [k for k in (key, f"{key}_env", f"{key}_file") if k in d]
         if len(given) > 1:
@@ -222,7 +222,7 @@ class _Reader:
             self.doc.fail(path + (k,), f"cannot read {raw}: {e.strerror}")
             return None
 
-    def patterns(self, d: dict, key: str) -> tuple[str, ...]:
+    def patterns(self, d: dict[str, Any], key: str) -> tuple[str, ...]:
         value = d.get(key, [])
         if not isinstance(value, list):
             self.doc.fail((key,), "expected a list of ObjectName patterns")
@@ -446,5 +446,15 @@ def load_config_file(path: str) -> DaemonConfig:
     return load_config(read_text(path), path)
 
 
-__all__ = ["ConfigError", "DEFAULT_HOST_NAME", "DaemonConfig", "KafkaSpec", "PrometheusSpec", "SourceSpec", "TargetSpec", "ZabbixSpec", "load_config",
-           "load_config_file"]
+__all__ = [
+    "DEFAULT_HOST_NAME",
+    "ConfigError",
+    "DaemonConfig",
+    "KafkaSpec",
+    "PrometheusSpec",
+    "SourceSpec",
+    "TargetSpec",
+    "ZabbixSpec",
+    "load_config",
+    "load_config_file",
+]

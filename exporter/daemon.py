@@ -4,15 +4,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
+from typing import Protocol
 
-from typing import Callable, Protocol
+from prometheus_client.registry import Collector
 
-from exporter.collector import Renderer, Target, TargetWorker
 from exporter.catalog.model import load_catalog
+from exporter.collector import Renderer, Target, TargetWorker
 from exporter.config import DaemonConfig, KafkaSpec, PrometheusSpec, SourceSpec, TargetSpec
 from exporter.http import MetricsServer
-from exporter.lag.isolated import IsolatedReader
 from exporter.lag.filters import Filter
+from exporter.lag.isolated import IsolatedReader
 from exporter.lag.worker import LagWorker
 from exporter.rules import RuleSet
 from exporter.rulesets import builtin_rules
@@ -72,14 +74,14 @@ class Daemon:
             self.lag = LagWorker(reader, cluster, kafka.interval_s, kafka.status_window_s, kafka.partition_series,
                                  kafka.max_series, lambda w: self.renderer.mark_dirty(),
                                  zabbix.offer_groups if zabbix else None)
-        extra: list[object] = [c for c in (self.lag, zabbix) if c is not None]
+        extra: list[Collector] = [c for c in (self.lag, zabbix) if c is not None]
         self.renderer = Renderer(self.workers, cluster, extra=extra, brokers_expected=brokers_expected)
         self.server = MetricsServer(prometheus.host, prometheus.port, lambda: self.renderer.body_parts,
                                     lambda: [self.renderer.body_gzip], prometheus.cert, prometheus.key,
                                     prometheus.username, prometheus.password)
 
     @classmethod
-    def from_config(cls, config: DaemonConfig, embedded: EmbeddedFactory | None = None) -> "Daemon":
+    def from_config(cls, config: DaemonConfig, embedded: EmbeddedFactory | None = None) -> Daemon:
         rules = RuleSet.from_yaml(read_text(config.rules_file), config.rules_file) if config.rules_file \
             else builtin_rules()
         for warning in rules.warnings:
@@ -104,7 +106,7 @@ class Daemon:
     @property
     def url(self) -> str:
         scheme = "https" if self.server.httpd.socket.__class__.__name__ == "SSLSocket" else "http"
-        return f"{scheme}://{self.server.httpd.server_address[0]}:{self.server.port}/metrics"
+        return f"{scheme}://{self.server.httpd.server_address[0]!s}:{self.server.port}/metrics"
 
     def start(self) -> None:
         if self.background is not None:

@@ -11,8 +11,9 @@ writes for the same families (a test holds it to that).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Any
 
 from prometheus_client.utils import floatToGoString
 
@@ -68,7 +69,7 @@ class TargetSeries:
         return f"{sample_name}{{{text}}} "
 
     def render(self, samples: Iterable[MatchedSample]) -> dict[str, FamilyChunk]:
-        groups: dict[str, tuple[list, list[MatchedSample]]] = {}
+        groups: dict[str, tuple[list[Any], list[MatchedSample]]] = {}
         for m in samples:
             g = groups.get(m.name)
             if g is None:
@@ -84,7 +85,7 @@ class TargetSeries:
         self._last = new          # only families still present are kept
         return chunks
 
-    def _lines(self, name: str, mtype: MetricType, members: list[MatchedSample], new: dict) -> bytes:
+    def _lines(self, name: str, mtype: MetricType, members: list[MatchedSample], new: dict[str, Any]) -> bytes:
         shown = sample_name(name, mtype)
         labels = [m.labels for m in members]
         last = self._last.get(shown)

@@ -5,8 +5,8 @@ import base64
 import hmac
 import ssl
 import threading
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Sequence
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -26,10 +26,10 @@ class MetricsServer:
         server_self = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:   # noqa: A002 - stdlib's signature
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+            def do_GET(self) -> None:
                 if server_self._auth is not None:
                     given = (self.headers.get("Authorization") or "").encode()
                     if not hmac.compare_digest(given, server_self._auth):

@@ -4,7 +4,9 @@ items), and the cluster host with its macros. Idempotent: running it again updat
 Zabbix 6.0 through 7.x (pyzabbix logs in with username= on 5.4 and later)."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pyzabbix import ZabbixAPI, ZabbixAPIException
 
@@ -47,7 +49,7 @@ class NodeSpec:
     host_name: str = ""          # an existing Zabbix host to take over; default CLUSTER-NAME
 
 
-def _call(what: str, fn, **params):  # type: ignore[no-untyped-def]
+def _call(what: str, fn: Callable[..., Any], **params: Any) -> Any:
     try:
         return fn(**params)
     except ZabbixAPIException as e:
@@ -80,7 +82,7 @@ class Provisioner:
                 for t in _call("template.get", self.api.template.get, search={"host": "Apache Kafka 4.x"},
                                output=["host"])}
 
-    def _proxy(self, name: str) -> dict:
+    def _proxy(self, name: str) -> dict[str, Any]:
         """The host fields that put a host behind this proxy (7.0 renamed them)."""
         seven = tuple(int(x) for x in self.version.split(".")[:2]) >= (7, 0)
         found = _call("proxy.get", self.api.proxy.get, filter={"name" if seven else "host": name}, output=["proxyid"])
@@ -92,22 +94,22 @@ class Provisioner:
     def _group(self, name: str) -> str:
         found = _call("hostgroup.get", self.api.hostgroup.get, filter={"name": name}, output=["groupid"])
         if found:
-            return found[0]["groupid"]
-        return _call(f"hostgroup.create {name!r}", self.api.hostgroup.create, name=name)["groupids"][0]
+            return str(found[0]["groupid"])
+        return str(_call(f"hostgroup.create {name!r}", self.api.hostgroup.create, name=name)["groupids"][0])
 
-    def _upsert_host(self, host: str, group: str, template_id: str | list[str], macros: list[dict],
-                     interface: dict | None, migrate_from: dict[str, str] | None = None,
-                     monitored_by: dict | None = None) -> str:
+    def _upsert_host(self, host: str, group: str, template_id: str | list[str], macros: list[dict[str, Any]],
+                     interface: dict[str, Any] | None, migrate_from: dict[str, str] | None = None,
+                     monitored_by: dict[str, Any] | None = None) -> str:
         existing = _call("host.get", self.api.host.get, filter={"host": host}, output=["hostid"],
                          selectInterfaces=["interfaceid", "type"], selectParentTemplates=["templateid", "host"])
         ids = [template_id] if isinstance(template_id, str) else template_id
-        params: dict = {"groups": [{"groupid": group}], "templates": [{"templateid": t} for t in ids], "macros": macros,
+        params: dict[str, Any] = {"groups": [{"groupid": group}], "templates": [{"templateid": t} for t in ids], "macros": macros,
                         **(monitored_by or {})}
         if not existing:
             if interface:
                 params["interfaces"] = [interface]
-            return _call(f"host.create {host!r}", self.api.host.create, host=host, **params)["hostids"][0]
-        hostid = existing[0]["hostid"]
+            return str(_call(f"host.create {host!r}", self.api.host.create, host=host, **params)["hostids"][0])
+        hostid = str(existing[0]["hostid"])
         linked = {t["host"]: t["templateid"] for t in existing[0]["parentTemplates"]}
         clear = [{"templateid": tid} for name, tid in linked.items() if name in (migrate_from or {})]
         if BUNDLED_KAFKA_TEMPLATE in linked and not clear:
@@ -128,7 +130,7 @@ class Provisioner:
 
     def provision(self, cluster: str, nodes: list[NodeSpec], transport: str = "jmx", brokers_min: int | None = None,
                   interval: str | None = None, host_name: str = DEFAULT_HOST_NAME,
-                  macros: dict[str, str] | None = None, migrate_from: list[str] = (),
+                  macros: dict[str, str] | None = None, migrate_from: Sequence[str] = (),
                   proxy: str | None = None) -> dict[str, str]:
         """Hosts for every node and the cluster; returns host name -> hostid. `macros` go on every host.
         A node's existing host linked to a template of `migrate_from` has it unlinked and cleared first.

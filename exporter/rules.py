@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import math
 import re
-from sys import intern
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Iterable, NamedTuple
+from sys import intern
+from typing import Any, NamedTuple
 
-from kafka_common.names import ObjectNamePattern
 from exporter.sample import NO_VALUE, Sample, java_value_string, shared_pair
+from kafka_common.names import ObjectNamePattern
 from kafka_common.yamlconf import Doc
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9:_]")
@@ -279,10 +280,10 @@ class _Name(NamedTuple):
 
 class RuleSet:
     def __init__(self, rules: list[Rule], lowercase_names: bool = False, lowercase_labels: bool = False,
-                 includes: list[str] = (), excludes: list[str] = (), source: str = "<rules>",
-                 infer_counters: bool = False, include_attributes: list[tuple[str, set[str]]] = (),
-                 exclude_attributes: list[tuple[str, set[str]]] = (),
-                 customizers: list[MetricCustomizer] = (), warnings: list[str] = ()) -> None:
+                 includes: Sequence[str] = (), excludes: Sequence[str] = (), source: str = "<rules>",
+                 infer_counters: bool = False, include_attributes: Sequence[tuple[str, set[str]]] = (),
+                 exclude_attributes: Sequence[tuple[str, set[str]]] = (),
+                 customizers: Sequence[MetricCustomizer] = (), warnings: Sequence[str] = ()) -> None:
         self.rules = rules
         self.lowercase_names = lowercase_names
         self.lowercase_labels = lowercase_labels
@@ -297,19 +298,19 @@ class RuleSet:
         self._include_patterns = [ObjectNamePattern(p) for p in self.includes]
         self._exclude_patterns = [ObjectNamePattern(p) for p in self.excludes]
         self._filters = bool(self.includes or self.excludes or self.include_attributes or self.exclude_attributes)
-        self._beans: dict[tuple, bool] = {}          # (domain, props) -> exported, when filters are set
+        self._beans: dict[tuple[Any, ...], bool] = {}          # (domain, props) -> exported, when filters are set
         self._cache = RuleCache(evicting=False)       # for calls without a target's own cache
         # what a first evaluation learned per attribute, shared by every target: brokers have the same
         # RequestMetrics, BrokerTopicMetrics... beans, so only the first target pays for the regexes
-        self._learned: dict[tuple, tuple] = {}
+        self._learned: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._snake = any(r.attr_snake_case for r in rules)
 
     # -- loading --------------------------------------------------------------------------------------------
     @classmethod
-    def from_yaml(cls, text: str, source: str = "<rules>") -> "RuleSet":
+    def from_yaml(cls, text: str, source: str = "<rules>") -> RuleSet:
         doc = Doc(text, source)
         if doc.data is None:
-            data: dict = {}              # an empty document: jmx_exporter's default export
+            data: dict[str, Any] = {}              # an empty document: jmx_exporter's default export
         elif isinstance(doc.data, dict):
             data = doc.data
         else:
@@ -348,7 +349,7 @@ class RuleSet:
                    include_attrs, exclude_attrs, customizers, warnings)
 
     @staticmethod
-    def _patterns(doc: Doc, data: dict, key: str) -> list[str]:
+    def _patterns(doc: Doc, data: dict[str, Any], key: str) -> list[str]:
         value = data.get(key) or []
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             doc.fail((key,), "expected a list of ObjectName patterns")
@@ -361,7 +362,7 @@ class RuleSet:
         return list(value)
 
     @staticmethod
-    def _attribute_map(doc: Doc, data: dict, key: str) -> list[tuple[str, set[str]]]:
+    def _attribute_map(doc: Doc, data: dict[str, Any], key: str) -> list[tuple[str, set[str]]]:
         value = data.get(key)
         if value is None:
             return []
@@ -382,7 +383,7 @@ class RuleSet:
         return out
 
     @staticmethod
-    def _customizers(doc: Doc, data: dict) -> list[MetricCustomizer]:
+    def _customizers(doc: Doc, data: dict[str, Any]) -> list[MetricCustomizer]:
         if "metricCustomizers" not in data:
             return []
         raw = data["metricCustomizers"]
@@ -555,7 +556,7 @@ class RuleSet:
         attr_name = self._attr_keys(s)[1]
         return self._bean(s), attr_name, snake_case(attr_name) if self._snake else attr_name
 
-    def _evaluate(self, s: Sample, key: tuple, cache: RuleCache,
+    def _evaluate(self, s: Sample, key: tuple[Any, ...], cache: RuleCache,
                   extra_labels: tuple[tuple[str, str], ...]) -> MatchedSample | None:
         """First match wins. As jmx_exporter remembers each cached rule's answer per attribute, the
         cache keeps which value-reading rules must be tried again and the cached rule that matched."""
@@ -579,14 +580,14 @@ class RuleSet:
         cache.new[key] = self._learn(key, (tuple(retry), -1, "", (), "", "", MetricType.UNTYPED))
         return None
 
-    def _learn(self, key: tuple, entry: tuple) -> tuple:
+    def _learn(self, key: tuple[Any, ...], entry: tuple[Any, ...]) -> tuple[Any, ...]:
         if len(self._learned) > 1_000_000:          # bounded for clusters whose topics keep changing
             self._learned.clear()
         self._learned[key] = entry
         return entry
 
     def _try(self, index: int, s: Sample, bean: str, attr_name: str, snake: str,
-             extra_labels: tuple[tuple[str, str], ...] = ()) -> Any:
+             extra_labels: tuple[tuple[str, str], ...] = ()) -> tuple[MatchedSample, bool] | _Miss | None:
         """_MISS; None (matched, nothing exported); or (sample, whether a cache entry may keep it)."""
         rule = self.rules[index]
         attribute = snake if rule.attr_snake_case else attr_name
@@ -603,7 +604,8 @@ class RuleSet:
         object_name = intern(match_string[:match_string.rindex(":")])
         if rule.name is None:
             return self._default(s, attribute, value, rule.type, object_name, extra_labels), False
-        name = safe_name(expand(rule.name, m))  # type: ignore[arg-type]
+        assert m is not None        # loading refuses a name without a pattern, as jmx_exporter does
+        name = safe_name(expand(rule.name, m))
         if not name:
             return None
         if self.lowercase_names:
@@ -614,14 +616,14 @@ class RuleSet:
             return None
         # interned: the cache holds these for every series, and most repeat across series
         name = intern(name)
-        help_ = intern(expand(rule.help, m)) if rule.help is not None else self._default_help(s)  # type: ignore[arg-type]
+        help_ = intern(expand(rule.help, m)) if rule.help is not None else self._default_help(s)
         labels = {}
         for lname, lvalue in extra_labels:
             ln = safe_name(lname)
             labels[ln.lower() if self.lowercase_labels else ln] = lvalue
         for lname, lvalue in rule.labels:
-            ln = safe_name(expand(lname, m))  # type: ignore[arg-type]
-            lv = expand(lvalue, m)  # type: ignore[arg-type]
+            ln = safe_name(expand(lname, m))
+            lv = expand(lvalue, m)
             if self.lowercase_labels:
                 ln = ln.lower()
             if ln and lv:
@@ -682,7 +684,7 @@ class RuleSet:
     def _customized(self, samples: list[Sample]) -> Iterable[tuple[Sample, tuple[tuple[str, str], ...]]]:
         """Each sample with the labels metricCustomizers give its bean, and the extra metrics the
         customizers add to their beans (before the bean's own attributes, as jmx_exporter does)."""
-        beans: dict[tuple, list[Sample]] = {}
+        beans: dict[tuple[Any, ...], list[Sample]] = {}
         for s in samples:
             base = s.bean_props
             beans.setdefault((s.domain, base), []).append(s)
@@ -706,7 +708,7 @@ class RuleSet:
         did not see (a deleted topic's beans) leaves the cache."""
         cache = self._cache if cache is None else cache
         out = []
-        pairs: Iterable = (self._customized(list(samples)) if self.customizers else ((s, ()) for s in samples))
+        pairs: Iterable[Any] = (self._customized(list(samples)) if self.customizers else ((s, ()) for s in samples))
         for s, extra in pairs:
             if s.value is NO_VALUE:        # a null attribute: jmx_exporter skips it
                 continue
@@ -732,7 +734,12 @@ def _skipped(s: Sample) -> bool:
     return name in SKIPPED_BEANS or s.attr.lower() in SKIPPED_ATTRIBUTES.get(name, ())
 
 
-_MISS = object()
+class _Miss(Enum):
+    """A rule that did not match (None means matched and nothing exported)."""
+    MISS = 0
+
+
+_MISS = _Miss.MISS
 
 
 class RuleCache:
@@ -740,8 +747,8 @@ class RuleCache:
     what this collection uses is copied to `new`, and `new` replaces `old` at the end of it."""
 
     def __init__(self, evicting: bool = True) -> None:
-        self.old: dict[tuple, tuple] = {}
-        self.new: dict[tuple, tuple] = {} if evicting else self.old
+        self.old: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self.new: dict[tuple[Any, ...], tuple[Any, ...]] = {} if evicting else self.old
         self.evicting = evicting
 
     def end_collection(self) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 import sys
 from decimal import Decimal
-from typing import NamedTuple, Union
+from typing import Any, NamedTuple
 
-Value = Union[int, float, bool, str]
+Value = int | float | bool | str
 NO_VALUE = float("nan")
 """A null attribute: this very NaN object, so that code that only wants numbers sees a NaN, while
 the rules (which look for this object) skip it as jmx_exporter skips a null. Jolokia's JSON
@@ -37,7 +37,7 @@ class Sample(NamedTuple):
         """The ObjectName's own key properties (without TabularData index labels)."""
         return self.props if self.key_props < 0 else self.props[:self.key_props]
 
-    def key(self) -> tuple:
+    def key(self) -> tuple[Any, ...]:
         """Everything but the value and the time: what identifies a series."""
         return self.domain, self.props, self.path, self.attr
 
@@ -85,7 +85,7 @@ def flatten(out: list[Sample], skipped: dict[str, int], domain: str, props: tupl
     _walk(out, skipped, domain, props, len(props), [attr], value, ts, null)
 
 
-def _walk(out: list[Sample], skipped: dict[str, int], domain: str, props: tuple, key_props: int,
+def _walk(out: list[Sample], skipped: dict[str, int], domain: str, props: tuple[Any, ...], key_props: int,
           chain: list[str], value: object, ts: float, null: float) -> None:
     if value is None or isinstance(value, (bool, int, float, str)):
         out.append(Sample(domain, props, tuple(chain[1:]), chain[0], null if value is None else value, ts,
@@ -141,5 +141,6 @@ def java_double(x: float) -> str:
     if 1e-3 <= abs(x) < 1e7:
         return repr(x)           # Python writes this range in plain decimal, shortest digits
     sign, digits, exponent = Decimal(repr(x)).normalize().as_tuple()
+    assert isinstance(exponent, int)         # a finite x: not 'n', 'N' or 'F'
     text = "".join(map(str, digits))
     return f"{'-' if sign else ''}{text[0]}.{text[1:] or '0'}E{exponent + len(text) - 1}"

@@ -22,8 +22,8 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from zabbix_utils import ItemValue, Sender
@@ -257,7 +257,7 @@ class TrapperSink:
     def _loop(self) -> None:
         backoff = 0.0
         while not self._stop.is_set():
-            self._wake.wait(timeout=self.send_interval_s if not backoff else backoff)
+            self._wake.wait(timeout=backoff if backoff else self.send_interval_s)
             self._wake.clear()
             self._alone_left = ALONE_PER_CYCLE
             try:

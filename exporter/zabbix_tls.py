@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import socket
 import ssl
-from typing import Callable
+from collections.abc import Callable
 
 HEX = re.compile(r"(?:[0-9a-fA-F]{2}){16,256}")
 
@@ -36,5 +36,6 @@ def psk_socket_wrapper(identity: str, key_hex: str) -> Callable[[socket.socket, 
         ctx.verify_mode = ssl.CERT_NONE          # PSK authenticates both ends; there is no certificate
         ctx.set_ciphers("PSK")
         ctx.set_psk_client_callback(lambda _hint: (identity, key))
-        return ctx.wrap_socket(conn)
+        wrapped: socket.socket = ctx.wrap_socket(conn)
+        return wrapped
     return wrap

@@ -2,9 +2,13 @@
 and every mistake reported at once with the file, the line and the field."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import yaml
+
+KeyPath = tuple[str | int, ...]
+"""Where a value sits in a document: keys and list indexes from the top."""
 
 
 class ConfigError(ValueError):
@@ -20,7 +24,7 @@ class Doc:
 
     def __init__(self, text: str, source: str) -> None:
         self.source = source
-        self.lines: dict[tuple, int] = {}
+        self.lines: dict[KeyPath, int] = {}
         self.problems: list[str] = []
         try:
             root = yaml.compose(text)
@@ -30,10 +34,10 @@ class Doc:
                                f"{getattr(e, 'problem', None) or e}"]) from None
         self.data = self._plain(root, ()) if root is not None else {}
 
-    def _plain(self, node: yaml.Node, path: tuple) -> Any:
+    def _plain(self, node: yaml.Node, path: KeyPath) -> Any:
         self.lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
-            out = {}
+            out: dict[str, Any] = {}
             for k, v in node.value:
                 key = k.value if isinstance(k, yaml.ScalarNode) else str(k.value)
                 self.lines[path + (key,)] = k.start_mark.line + 1
@@ -48,7 +52,7 @@ class Doc:
             raise ConfigError([f"{self.source}:{node.start_mark.line + 1}: not valid here: "
                                f"{getattr(e, 'problem', None) or e}"]) from None
 
-    def where(self, path: tuple) -> str:
+    def where(self, path: KeyPath) -> str:
         line = self.lines.get(path)
         probe = path
         while line is None and probe:
@@ -59,10 +63,10 @@ class Doc:
             dotted += f"[{p}]" if isinstance(p, int) else (f".{p}" if dotted else str(p))
         return f"{self.source}:{line or 1}: {dotted or '(top)'}"
 
-    def fail(self, path: tuple, message: str) -> None:
+    def fail(self, path: KeyPath, message: str) -> None:
         self.problems.append(f"{self.where(path)}: {message}")
 
-    def mapping(self, value: Any, path: tuple, allowed: set[str]) -> dict:
+    def mapping(self, value: Any, path: KeyPath, allowed: set[str]) -> dict[str, Any]:
         """value as a mapping whose keys are all allowed; {} (and a problem) otherwise."""
         if not isinstance(value, dict):
             self.fail(path, f"expected a mapping, got {type(value).__name__}")
@@ -72,7 +76,7 @@ class Doc:
                 self.fail(path + (key,), f"unknown key {key!r} (allowed: {', '.join(sorted(map(str, allowed)))})")
         return value
 
-    def get(self, data: dict, path: tuple, key: str, convert: Callable[[Any], Any], default: Any = None,
+    def get(self, data: dict[str, Any], path: KeyPath, key: str, convert: Callable[[Any], Any], default: Any = None,
             required: bool = False) -> Any:
         """data[key] through convert (which raises ValueError or TypeError with the reason); default when absent."""
         if key not in data:
@@ -85,7 +89,7 @@ class Doc:
             self.fail(path + (key,), str(e))
             return default
 
-    def sequence(self, data: dict, key: str) -> list:
+    def sequence(self, data: dict[str, Any], key: str) -> list[Any]:
         value = data.get(key, []) or []
         if not isinstance(value, list):
             self.fail((key,), "expected a list")

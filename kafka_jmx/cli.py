@@ -10,8 +10,8 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import Sequence
 
 from broker.config import KafkaConfigError
 from kafka_common.yamlconf import ConfigError

@@ -7,8 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from broker.errors import UnknownNodeError
 from broker.scenario import FAULTS, Fault
-from kafka_common.durations import parse_bytes, parse_duration_ms
 from broker.simulation import Simulation
+from kafka_common.durations import parse_bytes, parse_duration_ms
 
 
 class ControlServer:
@@ -17,7 +17,7 @@ class ControlServer:
         control = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib's signature
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
             def _answer(self, code: int, body: dict) -> None:
@@ -28,7 +28,7 @@ class ControlServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+            def do_GET(self) -> None:
                 if self.path != "/status":
                     self._answer(404, {"error": "GET /status or POST /fault"})
                     return
@@ -39,7 +39,7 @@ class ControlServer:
                             "nodes": {n: node.alive for n, node in c.servers.items()}}
                 self._answer(200, body)
 
-            def do_POST(self) -> None:  # noqa: N802 - stdlib's name
+            def do_POST(self) -> None:
                 if self.path != "/fault":
                     self._answer(404, {"error": "POST /fault"})
                     return
@@ -72,7 +72,7 @@ class ControlServer:
         c = self.sim.cluster
         with c.sched.lock:
             if action == "flood":
-                if not c.topic_exists(node):
+                if node is None or not c.topic_exists(node):
                     raise ValueError(f"flood needs an existing topic, got {node!r}")
             elif node is not None:
                 c.node(node)        # an unknown node is an error, not a skipped event

@@ -12,6 +12,7 @@ from rich.table import Table
 from broker.clock import WallClock
 from broker.scenario import bundled_scenario, load_scenario, load_scenario_file
 from broker.simulation import Simulation
+from broker.wire.listener import bootstrap_servers, start_listeners
 from exporter.catalog.model import load_catalog
 from exporter.config import DEFAULT_HOST_NAME, PrometheusSpec
 from exporter.daemon import Daemon
@@ -20,7 +21,6 @@ from exporter.rulesets import builtin_rules
 from exporter.trapper import TrapperSink
 from kafka_jmx.control import ControlServer
 from kafka_jmx.embedded import ClusterThread, embedded_targets
-from broker.wire.listener import bootstrap_servers, start_listeners
 from kafka_jmx.endpoints import start_publisher
 
 KC = "kafka.controller:type=KafkaController,name="

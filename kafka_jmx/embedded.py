@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from typing import Any, Callable, ContextManager, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
 
 from broker.clock import WallClock
 from broker.cluster import Cluster
@@ -20,7 +22,7 @@ from kafka_common.names import ObjectNamePattern
 
 class EmbeddedSource:
     def __init__(self, name: str, node: ServerNode, includes: Sequence[str] = (), excludes: Sequence[str] = (),
-                 lock: ContextManager[Any] | None = None) -> None:
+                 lock: AbstractContextManager[Any] | None = None) -> None:
         self.name = name
         self.node = node
         self.includes = [ObjectNamePattern(p) for p in includes]
@@ -75,7 +77,7 @@ class ClusterThread(threading.Thread):
     def run(self) -> None:
         try:
             self.sim.run(until_ms=self.until_ms, stop=self.stopping)
-        except Exception as e:  # noqa: BLE001 - reported by check() in the owner's thread
+        except Exception as e:
             self.error = e
             self.log("the embedded cluster stopped:\n" + "".join(traceback.format_exception(e)))
         finally:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import sys
 from typing import IO
 
-from kafka_common.jvm import JvmError
 from broker.jmx.publisher import JmxPublisher
 from broker.simulation import Simulation
+from kafka_common.jvm import JvmError
 
 
 def start_publisher(sim: Simulation, settings: dict | None, out: IO[str] = sys.stdout) -> JmxPublisher | None:

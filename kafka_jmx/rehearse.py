@@ -23,10 +23,14 @@ import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import requests
 
 from broker.clock import WallClock
+
+if TYPE_CHECKING:
+    from realkafka.engine import Engine
 from broker.jmx.publisher import JmxPublisher
 from broker.scenario import Fault, Scenario
 from broker.simulation import Simulation
@@ -191,7 +195,7 @@ class Referee:
     """Everything that fires, against what the faults applied so far expect or allow: the rest is
     unexpected (once per system and trigger)."""
 
-    def __init__(self, watches: dict, triggers: list[Rehearsable], result: Rehearsal, started: float, log) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, watches: dict, triggers: list[Rehearsable], result: Rehearsal, started: float, log) -> None:
         self.watches, self.result, self.started, self.log = watches, result, started, log
         self.patterns = [(t.id, _name_pattern(t)) for t in triggers]
         self.alerts = {t.alert.name: t.id for t in triggers}
@@ -227,7 +231,7 @@ class Referee:
 class EmbeddedEngine:
     """The embedded cluster on the wall clock, published over JMX for the Java gateway."""
 
-    def __init__(self, scenario: Scenario, jmx_base_port: int, publish: bool, kafka_base_port: int, log) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, scenario: Scenario, jmx_base_port: int, publish: bool, kafka_base_port: int, log) -> None:
         self.sim = Simulation(scenario, WallClock())
         self.publisher = JmxPublisher(self.sim.cluster, base_port=jmx_base_port, refresh_ms=1000) if publish else None
         self.runner = ClusterThread(self.sim, threading.Event(), log)
@@ -276,14 +280,14 @@ class KafkaEngine:
     """Real Apache Kafka from the Maven jars: the scenario's cluster, topics and client workload; the
     exporter and the Java gateway read its JMX endpoints."""
 
-    def __init__(self, scenario: Scenario, version: str, jmx_base_port: int, kafka_base_port: int, log) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, scenario: Scenario, version: str, jmx_base_port: int, kafka_base_port: int, log) -> None:
         from realkafka.cluster import RealCluster
         from realkafka.engine import check
         check(scenario)
         self.scenario, self.log = scenario, log
         self.cluster = RealCluster(version, scenario.brokers, scenario.controllers, jmx_base_port, kafka_base_port,
                                    None, scenario.config)
-        self.engine = None
+        self.engine: Engine | None = None
 
     def targets(self) -> list[Target]:
         """Every MBean of six JVMs read over RMI: every 5 s with 10 s to answer. Every 2 s with 5 s, the
@@ -334,7 +338,7 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
              jmx_base_port: int = 9990, metrics_listen: tuple[str, int] = ("127.0.0.1", 9404),
              zabbix_server: tuple[str, int] | None = None, interval: str = "5s", fire_timeout_s: float = 180.0,
              settle_s: float = 20.0, macros: dict[str, str] | None = None, engine: str = "embedded",
-             kafka_base_port: int = 9092, log=print) -> Rehearsal:  # type: ignore[no-untyped-def]
+             kafka_base_port: int = 9092, log=print) -> Rehearsal:
     """engine: 'embedded', or 'kafka[:VERSION]' for real Apache Kafka (kill, restart, pause, resume, heal)."""
     catalog = load_catalog()
     by_id: dict[str, Rehearsable] = {t.id: t for t in catalog.triggers}
@@ -419,7 +423,7 @@ def _groups_caught_up(snap: Snapshot | None, scenario: Scenario) -> bool:
     return True
 
 
-def _poll(until, timeout_s: float, runner: "EmbeddedEngine | KafkaEngine", referee: Referee) -> None:  # type: ignore[no-untyped-def]
+def _poll(until, timeout_s: float, runner: EmbeddedEngine | KafkaEngine, referee: Referee) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         referee.tick()
@@ -429,7 +433,7 @@ def _poll(until, timeout_s: float, runner: "EmbeddedEngine | KafkaEngine", refer
         time.sleep(1.0)
 
 
-def _steady(watches: dict, duration_s: float, name: str, log, runner: "EmbeddedEngine | KafkaEngine",  # type: ignore[no-untyped-def]
+def _steady(watches: dict, duration_s: float, name: str, log, runner: EmbeddedEngine | KafkaEngine,
             triggers: list[Rehearsable]) -> Rehearsal:
     """Watch for duration_s: anything that fires is unexpected."""
     result = Rehearsal(name, steady_s=duration_s)
@@ -439,8 +443,8 @@ def _steady(watches: dict, duration_s: float, name: str, log, runner: "EmbeddedE
     return result
 
 
-def _run_timeline(runner: "EmbeddedEngine | KafkaEngine", timeline: list[Fault], watches: dict,
-                  by_id: dict[str, Rehearsable], timeout_s: float, name: str, log) -> Rehearsal:  # type: ignore[no-untyped-def]
+def _run_timeline(runner: EmbeddedEngine | KafkaEngine, timeline: list[Fault], watches: dict,
+                  by_id: dict[str, Rehearsable], timeout_s: float, name: str, log) -> Rehearsal:
     """Faults in order, each at its time (and no sooner after the previous one than the timeline
     spaces them) or as soon as the previous checks are done and what it expects and allows is quiet:
     after a fault its expected triggers and alerts are awaited; after the fault's undo, their

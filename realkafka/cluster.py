@@ -248,7 +248,7 @@ class RealCluster:
                                         start_new_session=True)
         node.paused = False
 
-    def start(self, timeout_s: float = 180.0) -> "RealCluster":
+    def start(self, timeout_s: float = 180.0) -> RealCluster:
         if self.tls_base_port is not None:
             self._make_certificates()
         self._format_all()
@@ -302,14 +302,14 @@ class RealCluster:
     def pause(self, name: str) -> None:
         """SIGSTOP: a hung JVM. Its sockets stay open and nothing answers, JMX included."""
         node = self._node(name)
-        if node.alive and not node.paused:
-            os.killpg(node.process.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+        if node.process is not None and node.alive and not node.paused:
+            os.killpg(node.process.pid, signal.SIGSTOP)
             node.paused = True
 
     def resume(self, name: str) -> None:
         node = self._node(name)
-        if node.alive and node.paused:
-            os.killpg(node.process.pid, signal.SIGCONT)  # type: ignore[union-attr]
+        if node.process is not None and node.alive and node.paused:
+            os.killpg(node.process.pid, signal.SIGCONT)
         node.paused = False
 
     def _node(self, name: str) -> Node:
@@ -331,7 +331,7 @@ class RealCluster:
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> "RealCluster":
+    def __enter__(self) -> RealCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -142,8 +142,8 @@ def signals(urls: dict[str, str], roles: dict[str, str]) -> dict[str, dict[str, 
     """The cluster signals our alerts stand on, per role, as a cluster-wide reading of every live node:
     controller counts summed over the controllers (ActiveBrokerCount and the like from the active one),
     broker counts summed, raft states counted, NaN-ness of the raft latencies."""
-    from exporter.sources.jmx import JmxSource
     from exporter.sample import SourceError
+    from exporter.sources.jmx import JmxSource
     out: dict[str, dict[str, Any]] = {"controller": {}, "broker": {}}
     for name, url in urls.items():
         role = roles[name]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Callable
+from typing import IO
 
 from broker.cluster import LEADER_OF
 from broker.scenario import Fault, Scenario
@@ -80,9 +81,9 @@ class Engine:
     def start_workload(self) -> None:
         for spec in self.scenario.producers:
             self._thread(f"producer-{spec.name}", lambda s=spec: self._produce(s))
-        for spec in self.scenario.groups:
-            self._processing_ms[spec.group] = spec.processing_ms
-            self._start_group(spec)
+        for group in self.scenario.groups:
+            self._processing_ms[group.group] = group.processing_ms
+            self._start_group(group)
         self.log("workload started")
 
     def _start_group(self, spec: ConsumerGroupSpec) -> None:
@@ -138,7 +139,7 @@ class Engine:
                 if msg is None or msg.error():
                     continue
                 if spec.commit == "before":
-                    consumer.commit(msg, asynchronous=True)
+                    consumer.commit(message=msg, asynchronous=True)
                 # the record takes the group's pace, read again while it lasts (resume_consumer ends it)
                 started = time.monotonic()
                 while not stop.is_set() and time.monotonic() - started < self._processing_ms[spec.group] / 1000.0:
@@ -146,7 +147,7 @@ class Engine:
                 with self._lock:
                     self.consumed += 1
                 if spec.commit == "after":
-                    consumer.commit(msg, asynchronous=True)
+                    consumer.commit(message=msg, asynchronous=True)
         finally:
             consumer.close()
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -84,7 +86,6 @@ def zabbix():
 def zabbix_api(zabbix):
     """The Zabbix API, logged in, with the generated 6.0 templates imported."""
     from pyzabbix import ZabbixAPI
-
     from zabbix_stack import IMPORT_RULES
     api = ZabbixAPI(zabbix.api_url)
     api.login("Admin", "zabbix")
@@ -95,6 +96,44 @@ def zabbix_api(zabbix):
 
 # tests that use these fixtures start real services (see the `services` marker in pyproject.toml)
 SERVICE_FIXTURES = {"zabbix", "zabbix_api", "kafka"}
+# ... or a JVM (the `slow` marker): make test-fast starts none
+SLOW_FIXTURES = {"published", "secured"}
+JVM_PROGRAMS = {"java", "javac"}
+
+
+@contextlib.contextmanager
+def _no_jvm(item: pytest.Item) -> Iterator[None]:
+    """Fails a test that is neither slow nor services and starts a JVM, its fixtures' included."""
+    if item.get_closest_marker("slow") or item.get_closest_marker("services"):
+        yield
+        return
+    real = subprocess.Popen._execute_child      # every child process, however Popen was imported
+
+    def guarded(self, args, executable, *rest):
+        first = executable or (args if isinstance(args, (str, bytes)) else args[0])
+        program = os.path.basename(os.fsdecode(first)).split()[0]
+        if program in JVM_PROGRAMS:
+            raise AssertionError(f"{item.nodeid} starts a JVM ({program}) but is not marked slow "
+                                 "(make test-fast starts none): mark it @pytest.mark.slow")
+        return real(self, args, executable, *rest)
+
+    subprocess.Popen._execute_child = guarded
+    try:
+        yield
+    finally:
+        subprocess.Popen._execute_child = real
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    with _no_jvm(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    with _no_jvm(item):
+        return (yield)
 
 
 # `make test` runs two pytest-xdist workers (the suite mostly waits on real services and wall clocks). Each
@@ -108,13 +147,13 @@ FIRST = ("zabbix", "test_conformance.py", "test_real_kafka.py", "test_kafka_engi
          "test_kafka_versions.py")
 
 
-def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-untyped-def]
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadGroupScheduling
 
     class HeavyFirst(LoadGroupScheduling):
-        def _assign_work_unit(self, node) -> None:  # type: ignore[no-untyped-def]
+        def _assign_work_unit(self, node) -> None:
             if not getattr(self, "ordered", False):      # the first assignment: the queue is complete
                 self.ordered = True
                 rank = {group: i for i, group in enumerate(FIRST)}
@@ -131,6 +170,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.services)
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
         module = item.path.name
         item.add_marker(pytest.mark.xdist_group("zabbix" if module in zabbix_modules else module))
     # stable: the rest keep their order; the embedded cluster's rehearsal, the most sensitive to a busy

@@ -3,7 +3,7 @@ the targets' last samples on each call. The incremental exposition must equal it
 byte for byte (tests), and the benchmark compares against rendering it per scrape."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, UnknownMetricFamily
 from prometheus_client.exposition import generate_latest

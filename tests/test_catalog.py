@@ -3,8 +3,8 @@ import re
 
 import pytest
 import yaml
-
 from conftest import ROOT, make_cluster
+
 from exporter.catalog import generate, zabbix
 from exporter.catalog.model import load_catalog
 from exporter.exposition import sample_name
@@ -280,12 +280,13 @@ def test_the_trapper_sends_what_the_jmx_template_stores_for_nan(catalog):
 
 def test_the_trapper_discovers_each_brokers_registration_before_sending_its_values(catalog):
     import json
+
     from exporter.collector import Target
     from exporter.sample import Collection, Sample
     from exporter.trapper import TrapperSink
     sink = TrapperSink("127.0.0.1", 1, catalog, "c", lld_settle_s=0.0)
     now = 1_764_000_000_000.0
-    kc = lambda name, b: (("type", "KafkaController"), ("name", name), ("broker", str(b)))  # noqa: E731
+    kc = lambda name, b: (("type", "KafkaController"), ("name", name), ("broker", str(b)))
     sink.offer(Target("controller-1001", "controller", None), Collection(
         [Sample("kafka.controller", kc("BrokerRegistrationState", b), (), "Value", 30, now) for b in (1, 2)] +
         [Sample("kafka.controller", kc("TimeSinceLastHeartbeatReceivedMs", 2), (), "Value", 800, now)], {}))

@@ -22,7 +22,7 @@ def test_same_key_same_partition_and_order_kept(cluster):
     for r in seen:
         assert r.partition == partition_for_key(r.key, 12)
         by_key.setdefault(r.key, []).append(r)
-    for key, records in by_key.items():
+    for records in by_key.values():
         assert len({r.partition for r in records}) == 1
         assert [r.value for r in records] == sorted(r.value for r in records)      # order kept per key
 

@@ -61,6 +61,7 @@ def test_the_simulators_kafka_lines_are_the_pinned_ones():
     """broker/versions.py says which releases the embedded cluster imitates; realkafka/pom.xml pins them."""
     import re
     from pathlib import Path
+
     from broker.versions import LINES as SIMULATED
     pom = (Path(__file__).parent.parent / "realkafka" / "pom.xml").read_text()
     pinned = dict(re.findall(r"<id>kafka-([\d.]+)</id>\s*<properties><kafka.version>([\d.]+)<", pom))

@@ -109,11 +109,11 @@ def test_a_metadata_record_nobody_can_replay_halts_the_standbys_and_brokers_coun
 
 def test_a_preferred_leader_election_moves_leadership_back_after_a_restart():
     c = make_cluster(brokers=3, config={"auto.leader.rebalance.enable": False})
-    imbalance = lambda: c.active_controller().image.counts()["PreferredReplicaImbalanceCount"]  # noqa: E731
+    imbalance = lambda: c.active_controller().image.counts()["PreferredReplicaImbalanceCount"]
     c.kill("broker-1")
     c.run_for(10_000)
     c.restart("broker-1")
-    isr_full = lambda: all(len(p.isr) == 3 for p in c.active_controller().image.topics["orders"].partitions)  # noqa: E731
+    isr_full = lambda: all(len(p.isr) == 3 for p in c.active_controller().image.topics["orders"].partitions)
     assert c.run_until(isr_full, 30_000)
     assert imbalance() > 0                    # broker-1 came back a follower of everything it led
     moved = c.elect_preferred_leaders()

@@ -12,9 +12,9 @@ from rich.console import Console
 from broker.clock import WallClock
 from broker.scenario import bundled_scenario, load_scenario
 from broker.simulation import Simulation
-from kafka_jmx.demo import render
 from exporter.sample import SourceError
 from exporter.sources.jmx import JmxReader, JmxSource
+from kafka_jmx.demo import render
 
 
 def test_bundled_demo_scenario_is_valid():

@@ -34,7 +34,7 @@ def test_no_acknowledged_record_lost_when_leaders_die():
     c.run_for(30_000)
     assert producer.acked >= n - 20
     logs = _read_all(c, "d", 6)
-    for tp, offset, seq, count in producer.acked_batches:
+    for tp, _offset, seq, _count in producer.acked_batches:
         batches = logs[tp.partition]
         held = [b for b in batches if b.producer_id == producer.producer_id
                 and b.base_sequence <= seq < b.base_sequence + b.count]

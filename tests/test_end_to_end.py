@@ -6,6 +6,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait, wall_clock_cluster
+from jvm_support import free_port_block, require_jdk
+from prometheus_server import PrometheusServer, rules_for
+from zabbix_stack import jmx_hosts, polled, unsupported
 
 from broker.cluster import Cluster
 from broker.jmx.publisher import JmxPublisher
@@ -13,12 +17,8 @@ from exporter.catalog import grafana
 from exporter.catalog.model import load_catalog
 from exporter.config import PrometheusSpec
 from exporter.daemon import Daemon
-from kafka_jmx.embedded import embedded_targets
 from exporter.rulesets import builtin_rules
-from conftest import wait, wall_clock_cluster
-from jvm_support import free_port_block, require_jdk
-from prometheus_server import PrometheusServer, rules_for
-from zabbix_stack import jmx_hosts, polled, unsupported
+from kafka_jmx.embedded import embedded_targets
 
 FAST = {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000,
         "offsets.topic.replication.factor": 3}

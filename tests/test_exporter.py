@@ -2,6 +2,7 @@
 metrics, TLS and basic auth, configuration errors."""
 import contextlib
 import json
+import re
 import subprocess
 import threading
 import time
@@ -15,11 +16,11 @@ from jvm_support import free_port_block, hung_jmx_url, require_jdk
 from exporter.collector import Target
 from exporter.config import PrometheusSpec, load_config
 from exporter.daemon import Daemon
-from kafka_jmx.embedded import embedded_targets
 from exporter.rulesets import builtin_rules
-from exporter.sources.jolokia import JolokiaSource
 from exporter.sources.jmx import JmxSource
+from exporter.sources.jolokia import JolokiaSource
 from kafka_common.yamlconf import ConfigError
+from kafka_jmx.embedded import embedded_targets
 
 
 @contextlib.contextmanager
@@ -76,7 +77,7 @@ def running():
 
 @pytest.mark.slow
 def test_metrics_have_strimzi_names_and_target_labels(running):
-    c, d = running
+    _c, d = running
     assert wait_for(lambda: all(w.result for w in d.workers))
     d.renderer.render()
     text = scrape(d.url)
@@ -100,7 +101,7 @@ def test_a_dead_target_goes_down_without_stale_series_and_others_stay(running):
     assert wait_for(lambda: not d.workers[5].result.up, 20)
     d.renderer.render()
     text = scrape(d.url)
-    assert [s for s in series(text, "kafkajmx_target_up") if 'node="broker-3"' in s][0].endswith(" 0.0")
+    assert next(s for s in series(text, "kafkajmx_target_up") if 'node="broker-3"' in s).endswith(" 0.0")
     assert not [s for s in text.splitlines() if 'node="broker-3"' in s and not s.startswith("kafkajmx_")]
     [errors] = [s for s in series(text, "kafkajmx_collection_errors_total") if 'node="broker-3"' in s and 'kind="connect"' in s]
     assert float(errors.rsplit(" ", 1)[1]) >= 1
@@ -127,7 +128,7 @@ def test_a_hung_target_times_out_while_the_others_stay_on_time():
             d.renderer.render()
             text = scrape(d.url)
             assert time.monotonic() - started < 2.0       # never waits for the hung target's 4 s
-            assert [s for s in series(text, "kafkajmx_target_up") if 'node="hung"' in s][0].endswith(" 0.0")
+            assert next(s for s in series(text, "kafkajmx_target_up") if 'node="hung"' in s).endswith(" 0.0")
         finally:
             d.stop()
 
@@ -371,5 +372,5 @@ def test_the_expected_broker_count_is_published_from_the_config():
         [s] = [s for m in HealthView(workers, "prod", cfg.brokers_expected).collect() for s in m.samples
                if s.name == "kafkajmx_brokers_expected"]
         assert s.labels == {"cluster": "prod"} and s.value == expected
-    with pytest.raises(ConfigError, match="x.yml:1: brokers_expected: expected a positive integer, got 0"):
+    with pytest.raises(ConfigError, match=re.escape("x.yml:1: brokers_expected: expected a positive integer, got 0")):
         load_config("brokers_expected: 0\n" + text, "x.yml")

@@ -4,16 +4,15 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from conftest import make_cluster
 from prometheus_client.parser import text_string_to_metric_families
 from straightforward_view import Recording, health_registry, straightforward_exposition
 
 from exporter.collector import Target, TargetWorker, exposition
-from kafka_jmx.embedded import embedded_targets
 from exporter.rules import MatchedSample, MetricType, RuleSet
 from exporter.rulesets import builtin_rules
 from exporter.sample import Collection
+from kafka_jmx.embedded import embedded_targets
 
 
 class Fixed:
@@ -34,7 +33,7 @@ class Passthrough(RuleSet):
         super().__init__([])
         self.source = source
 
-    def apply(self, samples, cache=None):  # type: ignore[no-untyped-def]
+    def apply(self, samples, cache=None):
         return list(self.source.matched)
 
 

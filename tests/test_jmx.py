@@ -11,9 +11,9 @@ from jvm_support import free_port_block, hung_jmx_url, require_jdk, require_jolo
 from broker.jmx.publisher import JmxAuth, JmxPublisher, JmxTls
 from exporter.rules import RuleSet
 from exporter.sample import SourceError
-from kafka_jmx.embedded import EmbeddedSource
 from exporter.sources.jmx import JmxReader, JmxSource
 from exporter.sources.jolokia import JolokiaSource
+from kafka_jmx.embedded import EmbeddedSource
 
 KAFKA = ["kafka.*:*"]
 
@@ -101,7 +101,7 @@ def test_values_follow_the_cluster_within_a_refresh(published):
 
 @pytest.mark.slow
 def test_composite_data_is_flattened_and_types_are_kafkas(published):
-    c, pub = published
+    _c, pub = published
     src = JmxSource("b1", pub.urls()["broker-1"], includes=[
         "java.lang:type=Memory", "kafka.server:type=raft-metrics",
         "kafka.server:type=ReplicaManager,name=IsrShrinksPerSec"])
@@ -115,7 +115,7 @@ def test_composite_data_is_flattened_and_types_are_kafkas(published):
 
 
 def test_jolokia_reports_per_request_errors(published):
-    c, pub = published
+    _c, pub = published
     src = JolokiaSource("b1", pub.jolokia_urls()["broker-1"],
                         includes=["kafka.server:type=ReplicaManager,*", "kafka.nope:type=Missing"])
     collection = src.read()
@@ -143,7 +143,7 @@ def test_jolokia_basic_auth():
 
 
 def test_unreadable_attributes_are_counted_not_fatal(published):
-    c, pub = published
+    _c, pub = published
     collection = JmxSource("b1", pub.urls()["broker-1"], includes=["java.lang:type=MemoryPool,*"]).read()
     assert collection.samples
     assert collection.skipped.get("unreadable attribute", 0) > 0      # e.g. usage thresholds some pools lack
@@ -245,7 +245,7 @@ def test_open_data_from_the_jvms_own_mbeans_is_flattened_as_jmx_exporter_does(pu
     """CompositeData (HeapMemoryUsage), TabularData (Runtime SystemProperties, an MXBean map) and
     TabularData inside CompositeData (a collector's LastGcInfo.memoryUsageAfterGc), read over JMX
     and Jolokia from the helper JVM's platform MBeans."""
-    c, pub = published
+    _c, pub = published
     pub.jvm.jvm.java.lang.System.gc()          # LastGcInfo is null until a collection happened
     beans = ["java.lang:type=Memory", "java.lang:type=Runtime", "java.lang:type=GarbageCollector,*"]
     over_jmx = JmxSource("b1", pub.urls()["broker-1"], includes=beans).read().samples
@@ -277,7 +277,7 @@ def test_mbean_info_declares_the_types_kafkas_reporters_declare(published):
     """Yammer's JmxReporter interfaces: Object getValue(), long getCount(), double rates and
     percentiles, TimeUnit units; Kafka's KafkaMbean: double for every attribute (real Kafka 4.1 and
     4.4 declare the same, tests/test_real_kafka.py)."""
-    c, pub = published
+    _c, pub = published
     declared = {(on, attr): t for on, attr, t in JmxSource("b1", pub.urls()["broker-1"], includes=[
         "kafka.server:type=ReplicaManager,*", "kafka.server:type=raft-metrics",
         "kafka.network:type=RequestMetrics,name=TotalTimeMs,request=Produce"]).describe()}

@@ -1,15 +1,16 @@
 """The embedded brokers speak the Kafka protocol: real clients (confluent-kafka: librdkafka 2.x)
 produce to and consume from the wall-clock cluster, through the simulation's own request handling."""
+import itertools
 import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from conftest import wait, wall_clock_cluster
+from jvm_support import free_port_block, require_real_kafka
 
 from broker.structs import TopicPartition as SimTP
 from broker.wire.listener import start_listeners
-from conftest import wait, wall_clock_cluster
-from jvm_support import free_port_block, require_real_kafka
 
 pytestmark = pytest.mark.slow
 FAST = {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000, "offsets.topic.replication.factor": 3,
@@ -74,7 +75,7 @@ def test_records_produced_with_acks_all_come_back_in_order_per_key(wire):
 
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
 def test_compressed_batches_are_read_as_the_client_wrote_them(wire, codec):
-    cluster, bootstrap = wire
+    _cluster, bootstrap = wire
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "compression.type": codec, "linger.ms": 20})
     values = [f"{codec}-{i}-".encode() * 20 for i in range(50)]
     for v in values:
@@ -146,7 +147,7 @@ def test_under_min_isr_a_real_producer_gets_not_enough_replicas_with_acks_all_on
         assert produce("1") == [None]
         # acknowledged by the leader alone: above the high watermark, invisible to consumers
         c = Consumer({"bootstrap.servers": bootstrap, "group.id": "hw", "enable.auto.commit": False})
-        low, high = c.get_watermark_offsets(TopicPartition("orders", 0), timeout=10)
+        _low, high = c.get_watermark_offsets(TopicPartition("orders", 0), timeout=10)
         with cluster.sched.lock:
             end = cluster.brokers[f"broker-{state.leader}"].replica_manager.partitions[SimTP("orders", 0)].log.end_offset
         assert high < end
@@ -204,7 +205,7 @@ def test_cluster_run_prints_the_bootstrap_servers_real_clients_use(tmp_path):
 
 def test_a_group_of_real_consumers_shares_the_partitions_commits_and_rebalances(wire):
     from confluent_kafka import ConsumerGroupTopicPartitions
-    cluster, bootstrap = wire
+    _cluster, bootstrap = wire
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
     for i in range(60):
         p.produce("orders", key=f"g{i}".encode(), value=f"g{i}".encode())
@@ -279,6 +280,7 @@ def test_the_admin_client_creates_topics_through_the_controller(wire):
 def kafka_tool(main_class: str, *args: str, stdin: str | None = None) -> str:
     """One of Kafka's own command-line tools (the 4.1 jars of realkafka/pom.xml), as kafka-*.sh runs it."""
     import subprocess
+
     from realkafka.install import classpath
     run = subprocess.run(["java", "-Xmx256m", "-cp", classpath("4.1"), main_class, *args], input=stdin,
                          capture_output=True, text=True, timeout=120)
@@ -288,7 +290,7 @@ def kafka_tool(main_class: str, *args: str, stdin: str | None = None) -> str:
 
 def test_kafkas_own_tools_produce_consume_and_describe_the_groups_lag(wire):
     require_real_kafka("4.1")
-    cluster, bootstrap = wire
+    _cluster, bootstrap = wire
     kafka_tool("org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", bootstrap, "--topic", "orders",
                "--property", "parse.key=true", "--property", "key.separator=:",
                stdin="".join(f"cli{i}:from-the-cli-{i}\n" for i in range(10)))
@@ -338,7 +340,7 @@ def test_the_admin_client_describes_configs_and_deletes_topics(wire):
 
 def test_a_consumer_finds_offsets_by_time(wire):
     import time
-    cluster, bootstrap = wire
+    _cluster, bootstrap = wire
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
     marks = []
     for i in range(3):
@@ -359,11 +361,11 @@ def test_a_consumer_finds_offsets_by_time(wire):
 
 
 def test_kafka_python_consumes_in_a_group_what_confluent_kafka_produced_keyed(wire):
+    from confluent_kafka.admin import NewTopic
     from kafka import KafkaConsumer
     from kafka import TopicPartition as KpTP
     from kafka.partitioner.default import murmur2
-    from confluent_kafka.admin import NewTopic
-    cluster, bootstrap = wire
+    _cluster, bootstrap = wire
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic("keyed", 4, 3, config={"min.insync.replicas": "2"})])["keyed"].result(timeout=30)
     # Java's partitioner (murmur2), as a Java producer would place the keys
@@ -396,7 +398,7 @@ def test_kafka_python_consumes_in_a_group_what_confluent_kafka_produced_keyed(wi
 def test_kcat_lists_produces_and_consumes(wire):
     import shutil
     import subprocess
-    cluster, bootstrap = wire
+    _cluster, bootstrap = wire
     kcat = shutil.which("kcat")
     assert kcat, "kcat is missing: make system-deps installs it (Debian package kcat)"
     listing = subprocess.run([kcat, "-b", bootstrap, "-L", "-t", "orders"], capture_output=True, text=True, timeout=30)
@@ -416,7 +418,7 @@ def test_bad_frames_close_only_their_connection(wire, caplog):
     import logging
     import socket
     import struct
-    cluster, bootstrap = wire
+    _cluster, bootstrap = wire
     host, port = bootstrap.split(",")[0].split(":")
     frames = {
         "garbage": b"\x00\x00\x00\x08" + b"\xde\xad\xbe\xef" * 2,            # an API key no broker has
@@ -447,6 +449,7 @@ def test_real_clients_lose_no_acknowledged_record_over_a_fault_schedule(wire):
     import random
     import threading
     import time
+
     from confluent_kafka.admin import NewTopic
     cluster, bootstrap = wire
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -508,5 +511,5 @@ def test_real_clients_lose_no_acknowledged_record_over_a_fault_schedule(wire):
     values = [v for vs in log.values() for v in vs]
     lost = set(acked) - set(values)
     duplicated = len(values) - len(set(values))
-    out_of_order = sum(1 for vs in log.values() for a, b in zip(vs, vs[1:]) if b < a)
+    out_of_order = sum(1 for vs in log.values() for a, b in itertools.pairwise(vs) if b < a)
     assert (len(lost), duplicated, out_of_order) == (0, 0, 0), (faults, sorted(lost)[:10])

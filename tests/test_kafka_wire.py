@@ -18,7 +18,7 @@ from broker.wire.compression import HEADER, XERIAL, uncompressed
 
 
 def plain_batch() -> bytes:
-    now = TZAwareMicros.parse(datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc))
+    now = TZAwareMicros.parse(datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC))
     records = tuple(Record(attributes=i8(0), timestamp=now, offset=i64(i), key=b"k", value=f"value-{i}".encode() * 5,
                            headers=()) for i in range(10))
     out = io.BytesIO()
@@ -72,7 +72,7 @@ def test_record_timestamps_keep_their_milliseconds():
     from broker.wire.apis import _to_batches
     stamps = [1796133304534, 1796133304535, 1796133305999]
     records = tuple(Record(attributes=i8(0), offset=i64(i), key=None, value=b"v", headers=(),
-                               timestamp=TZAwareMicros.parse(datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc)))
+                               timestamp=TZAwareMicros.parse(datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)))
                     for i, ms in enumerate(stamps))
     out = io.BytesIO()
     write_new_batch(out, NewRecordBatch(producer_id=i64(-1), producer_epoch=i16(-1), partition_leader_epoch=i32(0),

@@ -192,9 +192,10 @@ def test_consumer_actions_need_a_group_of_the_workload():
 # -- through the Kafka protocol, against the embedded cluster on the wall clock -------------------------------
 @pytest.fixture(scope="module")
 def wire():
-    from broker.wire.listener import start_listeners
     from conftest import wall_clock_cluster
     from jvm_support import free_port_block
+
+    from broker.wire.listener import start_listeners
     config = {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000,
               "offsets.topic.replication.factor": 3, "replica.lag.time.max.ms": 2000}
     with wall_clock_cluster(3, 1, 7, config, ("orders", 3, 3, 2)) as cluster:
@@ -208,6 +209,7 @@ def wire():
 def produce(bootstrap: str, topic: str, n: int, partitions: int = 3) -> list[float]:
     """n records round-robin over the partitions, one flush each (their write times, epoch s, in order)."""
     import time
+
     from confluent_kafka import Producer
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
     times = []
@@ -221,11 +223,13 @@ def produce(bootstrap: str, topic: str, n: int, partitions: int = 3) -> list[flo
 @pytest.mark.slow
 def test_an_empty_group_reports_its_lag_in_records_and_seconds_and_is_stopped(wire, caplog):
     import time
+
     from confluent_kafka import Consumer, TopicPartition
+
     from exporter.lag.isolated import IsolatedReader
     from exporter.lag.reader import Filter
     from exporter.lag.worker import LagWorker
-    cluster, bootstrap = wire
+    _cluster, bootstrap = wire
     times = produce(bootstrap, "orders", 30)
     time.sleep(1.0)
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "billing", "enable.auto.commit": False})
@@ -265,13 +269,14 @@ def test_an_empty_group_reports_its_lag_in_records_and_seconds_and_is_stopped(wi
 @pytest.mark.slow
 def test_a_live_group_and_a_partition_whose_leader_is_down(wire, caplog):
     import logging
-    import time
+
     from confluent_kafka import Consumer
     from confluent_kafka.admin import AdminClient, NewTopic
+    from conftest import wait
+
     from exporter.lag.isolated import IsolatedReader
     from exporter.lag.reader import Filter
     from exporter.lag.worker import LagWorker
-    from conftest import wait
     cluster, bootstrap = wire
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic("fragile", 1, 1)])["fragile"].result(timeout=30)
@@ -340,10 +345,11 @@ def test_serve_with_only_the_kafka_section_serves_lag_alone(wire, tmp_path):
     import requests
     from confluent_kafka import Consumer, TopicPartition
     from conftest import wait
+    from jvm_support import free_port_block
+
     from exporter.config import load_config_file
     from exporter.daemon import Daemon
-    from jvm_support import free_port_block
-    cluster, bootstrap = wire
+    _cluster, bootstrap = wire
     produce(bootstrap, "orders", 6)
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "served", "enable.auto.commit": False})
     c.commit(offsets=[TopicPartition("orders", p, 0) for p in range(3)], asynchronous=False)
@@ -391,9 +397,10 @@ def test_the_zabbix_values_of_a_collection_name_each_group_and_pair_and_skip_wha
 
 
 def test_share_groups_unreachable_are_an_error_named_and_nothing_else():
+    from jvm_support import free_port_block
+
     from exporter.lag.filters import Filter
     from exporter.lag.share import ShareGroupReader
-    from jvm_support import free_port_block
     port = free_port_block(1, low=20000)            # nothing listens there
     s = Snapshot(1.0)
     ShareGroupReader({"bootstrap.servers": f"127.0.0.1:{port}"}, Filter(), Filter(), 1.0).read(s)

@@ -4,8 +4,8 @@ import random
 import pytest
 
 from broker.mbeans.kafka_metrics import SampledStat
-from kafka_common.names import ObjectName, ObjectNamePattern, jmx_sanitize
 from broker.mbeans.yammer import Histogram, Meter
+from kafka_common.names import ObjectName, ObjectNamePattern, jmx_sanitize
 
 
 def test_meter_rates_converge_to_the_mark_rate():

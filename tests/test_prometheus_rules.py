@@ -6,7 +6,6 @@ import subprocess
 
 import pytest
 import yaml
-
 from conftest import ROOT
 
 RULES = ROOT / "templates" / "prometheus" / "kafka-4x-alerts.yml"

@@ -56,7 +56,7 @@ def readme_block(name: str) -> str:
     return textwrap.dedent(m.group(1))
 
 
-def run(cmd: str | list[str], **kw) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
+def run(cmd: str | list[str], **kw) -> subprocess.CompletedProcess:
     out = subprocess.run(cmd, shell=isinstance(cmd, str), capture_output=True, text=True, timeout=600, **kw)
     assert out.returncode == 0, f"{cmd}\n{out.stdout}\n{out.stderr}"
     return out
@@ -196,7 +196,7 @@ def prometheus(home: Path, venv: Path, port: int) -> PrometheusServer:
 
 
 class Quickstart:
-    def __init__(self, cluster, engine, api, prom, serve, log, url) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, cluster, engine, api, prom, serve, log, url) -> None:
         self.cluster, self.engine, self.api, self.prom, self.serve, self.log, self.url = \
             cluster, engine, api, prom, serve, log, url
         self.hostids = [h["hostid"] for h in api.host.get(search={"host": "prod-"}, output=["hostid"])]

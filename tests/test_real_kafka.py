@@ -6,6 +6,7 @@ import time
 import pytest
 from jvm_support import kafka_port_block, require_real_kafka
 
+from exporter.sample import SourceError
 from exporter.sources.jmx import JmxReader, JmxSource
 from exporter.sources.jolokia import JolokiaSource
 from realkafka.cluster import RealCluster
@@ -81,7 +82,7 @@ def test_a_killed_broker_is_fenced_and_comes_back_after_restart(kafka):
     try:
         # broker.session.timeout.ms (9 s) without heartbeats: fenced, no longer active
         assert wait_for(lambda: controller_signals(kafka)["ActiveBrokerCount"] == 2.0, 60), controller_signals(kafka)
-        with pytest.raises(Exception):
+        with pytest.raises(SourceError):
             JmxSource("broker-3", kafka.urls()["broker-3"], includes=["kafka.server:*"], timeout_ms=3000).read()
     finally:
         kafka.restart("broker-3")
@@ -146,9 +147,8 @@ def test_every_catalog_item_resolves_on_its_role(kafka):
                 for on, attr in offered[n])]
             if not holders:
                 missing.append(f"{m.id}: on no {m.role}")
-            elif m.lld == "attribute" or m.id == "broker_heartbeat_age":
-                if len(holders) != 1:
-                    unexpected.append(f"{m.id} on {holders} (the active controller only)")
+            elif (m.lld == "attribute" or m.id == "broker_heartbeat_age") and len(holders) != 1:
+                unexpected.append(f"{m.id} on {holders} (the active controller only)")
             continue
         # a topic item is the all-topics bean and, by discovery, the bean of each topic
         beans = [m.mbean] + ([f"{m.mbean},topic=catalog-check"] if m.lld == "topic" else [])
@@ -177,6 +177,7 @@ def test_consumer_groups_of_both_protocols_are_read_with_their_type_members_and_
     group (group.protocol=consumer: DescribeGroups calls it Dead with no members, which peers report)."""
     from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
+
     from exporter.lag.reader import Filter, KafkaReader
     bootstrap = kafka.bootstrap_servers()
     admin = AdminClient({"bootstrap.servers": bootstrap})       # kept: its futures need the client alive
@@ -226,7 +227,15 @@ def test_share_groups_are_read_over_sasl_and_tls_with_their_members_start_offset
     both authenticate with SCRAM; PLAIN works, a wrong password is named. And through a TLS listener
     (a CA made for the cluster): both verify the broker's certificate."""
     from confluent_kafka import Producer, ShareConsumer
-    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
+    from confluent_kafka.admin import (
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        NewTopic,
+        ResourceType,
+    )
+
     from exporter.lag.connection import BrokerConnection, KafkaProtocolError
     from exporter.lag.filters import Filter
     from exporter.lag.reader import KafkaReader

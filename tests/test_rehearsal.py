@@ -8,13 +8,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from jvm_support import free_port_block, kafka_port_block, require_jdk, require_real_kafka
+from prometheus_server import PrometheusServer, rules_for
 
 from broker.scenario import load_scenario
 from broker.simulation import Simulation
 from kafka_jmx.cli import main
 from kafka_jmx.embedded import ClusterThread
-from jvm_support import free_port_block, kafka_port_block, require_jdk, require_real_kafka
-from prometheus_server import PrometheusServer, rules_for
 
 SCENARIO = """\
 cluster: {brokers: 3, controllers: 3, seed: 5}

@@ -1,7 +1,6 @@
 """Faults of a broker's resources: a failed log directory (JBOD), a produce flood that saturates
 the network threads, a slow disk that saturates the request handler threads."""
 import pytest
-
 from conftest import KC, RM, make_cluster
 
 from broker.scenario import Fault, load_scenario

@@ -6,10 +6,9 @@ from conftest import make_cluster
 
 from exporter.exposition import sample_name
 from exporter.rules import MetricType, RuleSet, translate_java_regex
-from exporter.sample import java_double
-from exporter.sample import Sample
-from kafka_jmx.embedded import EmbeddedSource
+from exporter.sample import Sample, java_double
 from kafka_common.yamlconf import ConfigError
+from kafka_jmx.embedded import EmbeddedSource
 
 
 def s(on: str, attr: str, value, path=()):

@@ -72,7 +72,7 @@ def test_infer_counter_type_from_name_for_rules_and_the_default_export():
 
 def test_include_exclude_object_names_and_their_older_spellings():
     a, b = bean("app:type=A,name=x", V=1), bean("app:type=B,name=y", V=2)
-    names = lambda text: {n for n, _ in exported(text, a, b)}  # noqa: E731
+    names = lambda text: {n for n, _ in exported(text, a, b)}
     assert names("includeObjectNames: ['app:type=A,*']\n") == {"app_A_V"}
     assert names("whitelistObjectNames: ['app:type=A,*']\n") == {"app_A_V"}
     assert names("excludeObjectNames: ['app:type=A,*']\n") == {"app_B_V"}
@@ -154,7 +154,7 @@ def test_duplicate_series_carry_the_match_string_as_objectname():
 
 def test_a_negative_counter_fails_the_collection():
     rs = RuleSet.from_yaml("rules:\n- pattern: '.*'\n  name: c\n  type: COUNTER\n")
-    with pytest.raises(RuleError, match="counter c of .* is negative"):
+    with pytest.raises(RuleError, match=r"counter c of .* is negative"):
         rs.apply(bean("app:type=A", V=-1))
 
 

@@ -1,10 +1,11 @@
 """Topic administration inside the simulation (virtual clock): DeleteTopics through the controller,
 DescribeConfigs from a broker, ListOffsets by timestamp."""
+from conftest import make_cluster
+
 from broker.net import RequestFailed
 from broker.node import Node
 from broker.protocol import DeleteTopicsRequest, DescribeConfigsRequest, ListOffsetsRequest
 from broker.structs import TopicPartition
-from conftest import make_cluster
 
 BTM = "kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=orders"
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from jvm_support import free_port_block, require_jdk
-
 from conftest import ROOT
+from jvm_support import free_port_block, require_jdk
 
 pytestmark = pytest.mark.slow
 

@@ -4,11 +4,12 @@ and delivers it, with the clocks of collection, when the server is back."""
 import time
 
 from conftest import make_cluster, wait
+from jvm_support import free_port_block
+
 from exporter.catalog.model import load_catalog
 from exporter.collector import TargetWorker
 from exporter.rulesets import builtin_rules
 from exporter.trapper import TrapperSink
-from jvm_support import free_port_block
 from kafka_jmx.cli import main
 from kafka_jmx.embedded import embedded_targets
 

@@ -3,10 +3,9 @@ exporter's keys and raises its problems."""
 import time
 
 import pytest
-from zabbix_utils import ItemValue, Sender
-
 from conftest import ROOT, wait
 from zabbix_stack import IMPORT_RULES
+from zabbix_utils import ItemValue, Sender
 
 TEMPLATES_60 = ROOT / "templates" / "zabbix" / "kafka-4x-6.0.yaml"
 @pytest.fixture(scope="module")

@@ -3,13 +3,13 @@ topic discovery, the cluster template's aggregate trigger, and a spool that surv
 import time
 
 import pytest
-
 from conftest import make_cluster, wait
+
 from exporter.catalog.model import load_catalog
 from exporter.collector import TargetWorker
-from kafka_jmx.embedded import embedded_targets
 from exporter.rulesets import builtin_rules
 from exporter.trapper import TrapperSink
+from kafka_jmx.embedded import embedded_targets
 
 ABC = 'jmx["kafka.controller:type=KafkaController,name=ActiveBrokerCount","Value"]'
 
@@ -130,7 +130,7 @@ def test_refused_values_are_named_with_their_reason_once_and_the_rest_delivered(
     """Zabbix answers a batch with counts only: the keys of a batch it refused part of go alone until the
     refused one is known, which is then named (once an hour), and an unknown host is named as such."""
     from zabbix_utils import ItemValue
-    c, name = provisioned
+    _c, name = provisioned
     host = f"{name}-controller-1001"
     sink = TrapperSink("127.0.0.1", zabbix.server_port, load_catalog(), name, host_name="{cluster}-{node}")
     with caplog.at_level("WARNING"):

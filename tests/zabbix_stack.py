@@ -15,8 +15,8 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import requests
 from jvm_support import free_port_block
@@ -39,7 +39,7 @@ def missing_packages() -> list[str]:
     return [pkg for pkg, path in REQUIRED.items() if not path.exists()]
 
 
-def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     result = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {result.stderr or result.stdout}")
@@ -218,7 +218,7 @@ $IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;
                 os.killpg(php, signal.SIGTERM)      # the master and its forked workers
             except ProcessLookupError:
                 pass
-        for name, pid in list(self.pids.items()):
+        for _name, pid in list(self.pids.items()):
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:

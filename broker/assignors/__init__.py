@@ -2,6 +2,6 @@
 from broker.assignors.range import RangeAssignor
 from broker.assignors.roundrobin import RoundRobinAssignor
 
-ASSIGNORS = {RangeAssignor.name: RangeAssignor, RoundRobinAssignor.name: RoundRobinAssignor}
+ASSIGNORS: dict[str, type[RangeAssignor] | type[RoundRobinAssignor]] = {RangeAssignor.name: RangeAssignor, RoundRobinAssignor.name: RoundRobinAssignor}
 
 __all__ = ["ASSIGNORS", "RangeAssignor", "RoundRobinAssignor"]

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.cluster import Cluster
-from kafka_common.jvm import Jvm, JvmError, start_jvm
 from broker.mbeans.yammer import DOUBLE, INT, LONG, STRING, TIME_UNIT
+from kafka_common.jvm import Jvm, JvmError, start_jvm
 
 BYTE = "java.lang.Byte"
 CLASS_NAMES = {

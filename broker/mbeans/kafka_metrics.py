@@ -7,7 +7,8 @@ Avg.combine/Max.combine return. Time is passed in.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from broker.mbeans.yammer import DOUBLE
 
@@ -16,7 +17,7 @@ WINDOW_MS = 30_000.0
 
 
 class _Sample:
-    __slots__ = ("value", "events", "start_ms")
+    __slots__ = ("events", "start_ms", "value")
 
     def __init__(self, initial: float, now_ms: float) -> None:
         self.value = initial

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol, TypeVar, cast
 
 from broker.mbeans.kafka_metrics import KafkaMetricsBean, Sensor
-from kafka_common.names import ObjectName, ObjectNamePattern
 from broker.mbeans.yammer import Gauge, Histogram, Meter, Timer
+from kafka_common.names import ObjectName, ObjectNamePattern
 
 
 class MBean(Protocol):
@@ -15,6 +16,9 @@ class MBean(Protocol):
     def read(self, now_ms: float) -> dict[str, Any]: ...
 
     def types(self) -> dict[str, str]: ...
+
+
+B = TypeVar("B", bound=MBean)
 
 
 class MBeanRegistry:
@@ -35,29 +39,29 @@ class MBeanRegistry:
     def _key(name: str | ObjectName) -> str:
         return (ObjectName.parse(name) if isinstance(name, str) else name).canonical
 
-    def register(self, name: ObjectName, bean: MBean) -> MBean:
+    def register(self, name: ObjectName, bean: B) -> B:
         key = name.canonical
         if key in self._beans:
             raise ValueError(f"MBean {name} is already registered")
         self._beans[key] = (name, bean)
         return bean
 
-    def get_or_register(self, name: ObjectName, make: Callable[[], MBean]) -> MBean:
+    def get_or_register(self, name: ObjectName, make: Callable[[], B]) -> B:
         """Yammer's MetricsRegistry.getOrAdd: a second registration returns the first bean."""
         found = self._beans.get(name.canonical)
-        return found[1] if found else self.register(name, make())
+        return cast(B, found[1]) if found else self.register(name, make())   # registered by this kind's maker
 
     def unregister(self, name: ObjectName) -> None:
         if self._beans.pop(name.canonical, None) is not None:
             self._by_parts.clear()
 
     def _cached(self, domain: str, type_: str, name: str | None, tags: dict[str, str] | None,
-                make: Callable[[], MBean]) -> MBean:
+                make: Callable[[], B]) -> B:
         key = (domain, type_, name, tuple(tags.items()) if tags else ())
         bean = self._by_parts.get(key)
         if bean is None:
             bean = self._by_parts[key] = self.get_or_register(ObjectName.kafka(domain, type_, name, tags), make)
-        return bean
+        return cast(B, bean)
 
     def get(self, name: str | ObjectName) -> MBean:
         try:
@@ -89,25 +93,25 @@ class MBeanRegistry:
     # -- Kafka's ways of creating metrics ---------------------------------------------------------
     def gauge(self, domain: str, type_: str, name: str, read: Callable[[], Any],
               tags: dict[str, str] | None = None, java_type: str | None = None) -> Gauge:
-        return self.register(ObjectName.kafka(domain, type_, name, tags), Gauge(read, java_type))  # type: ignore[return-value]
+        return self.register(ObjectName.kafka(domain, type_, name, tags), Gauge(read, java_type))
 
     def meter(self, domain: str, type_: str, name: str, event_type: str,
               tags: dict[str, str] | None = None, rate_unit: str = "SECONDS") -> Meter:
-        return self._cached(domain, type_, name, tags,  # type: ignore[return-value]
+        return self._cached(domain, type_, name, tags,
                             lambda: Meter(event_type, self._now(), rate_unit))
 
     def histogram(self, domain: str, type_: str, name: str, tags: dict[str, str] | None = None) -> Histogram:
-        return self._cached(domain, type_, name, tags,  # type: ignore[return-value]
+        return self._cached(domain, type_, name, tags,
                             lambda: Histogram(self._now(), self._rng))
 
     def timer(self, domain: str, type_: str, name: str, event_type: str,
               tags: dict[str, str] | None = None) -> Timer:
-        return self.get_or_register(ObjectName.kafka(domain, type_, name, tags),  # type: ignore[return-value]
+        return self.get_or_register(ObjectName.kafka(domain, type_, name, tags),
                                     lambda: Timer(event_type, self._now(), self._rng))
 
     def kafka_metrics(self, group: str, tags: dict[str, str] | None = None,
                       domain: str = "kafka.server") -> KafkaMetricsBean:
-        return self.get_or_register(ObjectName.kafka(domain, group, None, tags),  # type: ignore[return-value]
+        return self.get_or_register(ObjectName.kafka(domain, group, None, tags),
                                     KafkaMetricsBean)
 
     def sensor(self, bean: KafkaMetricsBean, prefix: str, kinds: tuple[str, ...] = ("avg", "max")) -> Sensor:

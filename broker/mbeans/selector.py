@@ -10,7 +10,7 @@ are Kafka's sampled rates; the *-ratio ones are time per second.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from broker.mbeans.kafka_metrics import KafkaMetricsBean, SampledStat
 
@@ -39,7 +39,7 @@ class SelectorMetrics:
     def __init__(self, bean: KafkaMetricsBean, now_ms: float, connections: Callable[[], int],
                  server: bool = False) -> None:
         self._last_poll_ms = now_ms
-        meter = lambda prefix, scale=1.0, rate_name=None: _Meter(bean, prefix, now_ms, scale, rate_name)  # noqa: E731
+        meter = lambda prefix, scale=1.0, rate_name=None: _Meter(bean, prefix, now_ms, scale, rate_name)
         self.closes = meter("connection-close")
         self.creations = meter("connection-creation")
         self.auth = meter("successful-authentication")

@@ -12,7 +12,8 @@ import heapq
 import itertools
 import math
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 LONG = "java.lang.Long"
 INT = "java.lang.Integer"
@@ -53,7 +54,7 @@ class Gauge:
 
 
 class _EWMA:
-    __slots__ = ("alpha", "rate", "initialized")
+    __slots__ = ("alpha", "initialized", "rate")
 
     def __init__(self, minutes: int) -> None:
         self.alpha = 1.0 - math.exp(-_TICK_MS / 60000.0 / minutes)
@@ -84,7 +85,7 @@ class Meter:
     def __init__(self, event_type: str, now_ms: float, rate_unit: str = "SECONDS") -> None:
         self.event_type = event_type
         self.rate_unit = rate_unit
-        self.count = 0
+        self.count: float = 0
         self._start_ms = now_ms
         self._last_tick_ms = now_ms
         self._uncounted = 0.0

@@ -2,7 +2,8 @@
 (forwarded to the active controller, as CreateTopics) and DescribeConfigs (topics and brokers)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from broker.protocol import DeleteTopicsRequest, DescribeConfigsRequest
 from broker.wire.replies import answer_pending

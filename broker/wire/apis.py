@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime
 import io
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from kio.index import load_response_schema
 from kio.records import readers as record_readers
@@ -20,16 +21,25 @@ from kio.records.schema import Record as WireRecord
 from kio.records.writers import write_new_batch
 from kio.static.primitive import TZAwareMicros, i8, i16, i32, i64
 
+from broker.config import KafkaConfigError
 from broker.log import Batch
 from broker.net import RequestFailed
-from broker.config import KafkaConfigError
-from broker.protocol import (CreateTopicsRequest, DescribeClusterRequest, FetchPartition, FetchRequest, FindCoordinatorRequest,
-                             InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest)
+from broker.protocol import (
+    CreateTopicsRequest,
+    DescribeClusterRequest,
+    FetchPartition,
+    FetchRequest,
+    FindCoordinatorRequest,
+    InitProducerIdRequest,
+    ListOffsetsRequest,
+    MetadataRequest,
+    ProduceRequest,
+)
 from broker.structs import Record, TopicPartition
 from broker.wire import admin, groups
 from broker.wire.build import build
-from broker.wire.replies import NO_RESPONSE, answer_pending, failed
 from broker.wire.compression import uncompressed
+from broker.wire.replies import NO_RESPONSE, answer_pending, failed
 from broker.wire.topic_ids import topic_id
 
 API_VERSIONS, METADATA, PRODUCE, FETCH, LIST_OFFSETS, FIND_COORDINATOR, INIT_PRODUCER_ID = 18, 3, 0, 1, 2, 10, 22
@@ -169,11 +179,11 @@ def _list_offsets(conn: Any, request: Any, respond: Callable[[dict], Any]) -> An
     calls = [(ListOffsetsRequest(TopicPartition(t, p), ts if ts < 0 else ts - base), None) for t, p, ts in asked]
     answers = iter(conn.gather(calls, 30_000.0))
     topics: dict[str, list[dict]] = {}
-    for t, p, ts in asked:
+    for t, p, _ts in asked:
         r = next(answers)
         if isinstance(r, RequestFailed):
             return failed(r)
-        found = -1 if r.timestamp is None else int(round(r.timestamp + base))
+        found = -1 if r.timestamp is None else round(r.timestamp + base)
         topics.setdefault(t, []).append({"partition_index": p, "error_code": r.error, "offset": r.offset,
                                          "timestamp": found, "leader_epoch": -1})
     return respond({"topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]})
@@ -195,7 +205,7 @@ def _wire_batches(batches: tuple[Batch, ...], wall_base_ms: float) -> bytes:
 
 
 def _micros(epoch_ms: float) -> TZAwareMicros:
-    return TZAwareMicros.parse(datetime.datetime.fromtimestamp(epoch_ms / 1000.0, tz=datetime.timezone.utc))
+    return TZAwareMicros.parse(datetime.datetime.fromtimestamp(epoch_ms / 1000.0, tz=datetime.UTC))
 
 
 def _bytes(value: Any) -> bytes | None:
@@ -263,7 +273,7 @@ def _create_topics(conn: Any, request: Any, respond: Callable[[dict], Any]) -> A
         except KafkaConfigError as e:
             results.append({**entry, "error_code": "INVALID_CONFIG", "error_message": str(e)})
             continue
-        if request.__version__ >= 1 and request.validate_only or t.assignments:
+        if (request.__version__ >= 1 and request.validate_only) or t.assignments:
             results.append({**entry, "error_code": "INVALID_REQUEST",
                             "error_message": "validate_only and replica assignments are not simulated"})
             continue

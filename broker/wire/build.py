@@ -39,7 +39,7 @@ def _convert(hint: Any, value: Any) -> Any:
             return None
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
         return _convert(hint, value)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return build(hint, value) if isinstance(value, dict) else value
     if hint is ErrorCode:
         return error_code(value) if isinstance(value, str) else ErrorCode(value)

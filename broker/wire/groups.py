@@ -10,15 +10,24 @@ from __future__ import annotations
 import io
 import struct
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from kio.index import load_entity_schema
 from kio.serial import entity_reader, entity_writer
 from kio.static.constants import EntityType
 
 from broker.net import RequestFailed
-from broker.protocol import (DescribeGroupsRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
-                             ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest)
+from broker.protocol import (
+    DescribeGroupsRequest,
+    HeartbeatRequest,
+    JoinGroupRequest,
+    LeaveGroupRequest,
+    ListGroupsRequest,
+    OffsetCommitRequest,
+    OffsetFetchRequest,
+    SyncGroupRequest,
+)
 from broker.structs import TopicPartition
 from broker.wire.replies import failed
 

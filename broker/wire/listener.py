@@ -10,15 +10,16 @@ import itertools
 import logging
 import socket
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from broker.cluster import Cluster
 from broker.net import RequestFailed
 from broker.node import Node
 from broker.wire import apis
 from broker.wire.codec import WireError, decode_request, encode_response, peek_api
-from kafka_common.frames import FrameError, read_frame
 from broker.wire.replies import CLOSE, NO_RESPONSE
+from kafka_common.frames import FrameError, read_frame
 
 log = logging.getLogger("kafka_jmx.wire")
 
@@ -80,7 +81,7 @@ class Connection:
         with self.cluster.sched.lock:
             for i, (request, dst) in enumerate(calls):
                 self.client.request(dst or self.broker, request, reply_to(i), timeout_ms)
-        for i in range(len(calls)):
+        for _ in range(len(calls)):
             if not left.acquire(timeout=timeout_ms / 1000.0 + 5.0):
                 break
         return [r if r is not None else RequestFailed(dst or self.broker, req)

@@ -1,7 +1,8 @@
 """What an API handler returns instead of a response, and when."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from broker.net import RequestFailed
 
@@ -14,7 +15,7 @@ def failed(response: RequestFailed) -> Any:
     return CLOSE if response.reason == "refused" else NO_RESPONSE
 
 
-def answer_pending(conn: Any, entries: list[dict], calls: list[tuple[Any, str | None]], timeout_ms: float,
+def answer_pending(conn: Any, entries: list[dict], calls: Sequence[tuple[Any, str | None]], timeout_ms: float,
                    fill: Callable[[dict, Any], None]) -> Any | None:
     """A request that spans several internal ones: the calls go out together, one per entry that has no
     error_code yet, in order; fill(entry, response) completes each. A call the simulation could not

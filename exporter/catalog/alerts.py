@@ -9,7 +9,8 @@ check); such an alert gets its own `description` in the catalog."""
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 import yaml
 
@@ -41,7 +42,7 @@ def _capped(expr: str, hold_max: str | None) -> str:
         return expr
     cap = _seconds(hold_max)
 
-    def window(m: re.Match) -> str:
+    def window(m: re.Match[str]) -> str:
         limit = 3 * cap if m.group(1) else cap
         return m.group(0) if _seconds(m.group(2)) <= limit else f"{m.group(1) or ''}[{limit}s]"
     return re.sub(r"(changes\([^\[\]()]*)?\[(\d+[smhd])\]", window, expr)
@@ -68,7 +69,7 @@ def macro_values(catalog: Catalog, brokers_min: int | None = None, election_late
 
 def _fill(text: str, values: dict[str, str], auto: Callable[[str], str | None] = lambda _: None) -> str:
     """The placeholders filled from values; auto: the PromQL that stands for a macro's 0 (expressions only)."""
-    def one(m: re.Match) -> str:
+    def one(m: re.Match[str]) -> str:
         macro = "{$" + m.group(1) + "}"
         value = values[macro]
         if value == "0" and (fragment := auto(macro)) is not None:
@@ -91,7 +92,7 @@ def _bound(name: str, texts: list[str], expr: str, for_: str) -> None:
 
 
 def render(catalog: Catalog, brokers_min: int | None = None, election_latency_max_ms: float | None = None,
-           hold_max: str | None = None, lag_seconds_max: float | None = None) -> dict:
+           hold_max: str | None = None, lag_seconds_max: float | None = None) -> dict[str, Any]:
     """hold_max caps every alert's `for` and range window (alert rehearsals: the faults are real,
     the waits short; an ISR shrink then stops firing after hold_max instead of 5 minutes)."""
     values = macro_values(catalog, brokers_min, election_latency_max_ms, hold_max, lag_seconds_max)
@@ -107,20 +108,20 @@ def render(catalog: Catalog, brokers_min: int | None = None, election_latency_ma
     cg = catalog.groups
     if cg.triggers:
         group_rules = []
-        for t in cg.triggers:
-            a = t.alert
-            seconds = cg.item(t.metric).units == "s"
+        for gt in cg.triggers:
+            ga = gt.alert
+            seconds = cg.item(gt.metric).units == "s"
             value = "{{ $value | humanizeDuration }}" if seconds else "{{ $value }}"
-            summary = t.problem.replace("{#GROUP}", "{{ $labels.consumergroup }}").replace("{#TOPIC}", "{{ $labels.topic }}")
-            description = t.description.replace("{#GROUP}", "the group").replace("{#TOPIC}", "the topic")
-            group_rules.append(_rule(a.name, a.expr, a.for_, a.severity, t.zabbix_scope, summary, description, values,
+            summary = gt.problem.replace("{#GROUP}", "{{ $labels.consumergroup }}").replace("{#TOPIC}", "{{ $labels.topic }}")
+            description = gt.description.replace("{#GROUP}", "the group").replace("{#TOPIC}", "the topic")
+            group_rules.append(_rule(ga.name, ga.expr, ga.for_, ga.severity, gt.zabbix_scope, summary, description, values,
                                      hold_max, lambda _: None, value))
         groups.append({"name": "kafka-4x-consumer-groups", "rules": group_rules})
     return {"groups": groups}
 
 
 def _rule(name: str, expr: str, for_: str, severity: str, scope: str, summary: str, description: str,
-          values: dict[str, str], hold_max: str | None, auto: Callable[[str], str | None], value: str) -> dict:
+          values: dict[str, str], hold_max: str | None, auto: Callable[[str], str | None], value: str) -> dict[str, Any]:
     _bound(name, [summary, description], expr, for_)
     summary = summary.replace(CLUSTER_GROUP, "Kafka {{ $labels.cluster }}").replace("{ITEM.LASTVALUE1}", value)
     description = description.replace(CLUSTER_GROUP, "the cluster")
@@ -138,5 +139,5 @@ def _rule(name: str, expr: str, for_: str, severity: str, scope: str, summary: s
     }
 
 
-def serialize(doc: dict) -> str:
+def serialize(doc: dict[str, Any]) -> str:
     return HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000)

@@ -46,7 +46,7 @@ def render(catalog: Catalog) -> str:
     out += ["", "## Triggers and Prometheus alerts\n",
             "| Trigger | Priority | On | Zabbix expression | Prometheus alert |", "|---|---|---|---|---|"]
     for t in catalog.triggers:
-        on = f"each host with {_cell(catalog.metric(t.metric).zabbix.name)}" if t.scope == "host" else "the cluster"
+        on = f"each host with {_cell(catalog.metric(t.metric).zabbix.name)}" if t.scope == "host" and t.metric else "the cluster"
         out.append(f"| {_cell(t.name)} | {t.priority} | {on} | `{_cell(t.expression)}` | "
                    f"{t.alert.name}: `{_cell(t.alert.expr)}` for {t.alert.for_} |")
     out += ["", "## Macros\n", "| Macro | Default | Meaning |", "|---|---|---|"]
@@ -62,9 +62,9 @@ def render(catalog: Catalog) -> str:
         for it in cg.items:
             out.append(f"| {_cell(it.name)} | `{_cell(it.key)}` | {it.value_type} | {it.units} | `{it.prometheus}` |")
         out += ["", "| Trigger | Priority | Zabbix expression | Prometheus alert |", "|---|---|---|---|"]
-        for t in cg.triggers:
-            out.append(f"| {_cell(t.name)} | {t.priority} | `{_cell(t.expression)}` | "
-                       f"{t.alert.name}: `{_cell(t.alert.expr)}` for {t.alert.for_} |")
+        for gt in cg.triggers:
+            out.append(f"| {_cell(gt.name)} | {gt.priority} | `{_cell(gt.expression)}` | "
+                       f"{gt.alert.name}: `{_cell(gt.alert.expr)}` for {gt.alert.for_} |")
         out += ["", "| Macro | Default | Meaning |", "|---|---|---|"]
         for macro, value, description in cg.macros:
             out.append(f"| `{macro}` | `{value}` | {_cell(description)} |")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard, DatasourceVariable, QueryVariable, Row
 from grafana_foundation_sdk.builders.prometheus import Dataquery
@@ -144,7 +145,7 @@ def queries(catalog: Catalog) -> list[tuple[str, str, PanelSpec]]:
             for p in panels]
 
 
-def render(catalog: Catalog) -> dict[str, dict]:
+def render(catalog: Catalog) -> dict[str, dict[str, Any]]:
     out = {}
     for uid, (title, rows) in DASHBOARDS.items():
         dash = (Dashboard(title).uid(uid).tags(["kafka", "kafka-4x", "kraft"]).refresh("30s").time("now-1h", "now")
@@ -176,5 +177,5 @@ def _group_variable() -> QueryVariable:
             .include_all(True).multi(True))
 
 
-def serialize(dashboard: dict) -> str:
+def serialize(dashboard: dict[str, Any]) -> str:
     return json.dumps(dashboard, indent=2, sort_keys=True) + "\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from kafka_common.yamlconf import Doc
 
@@ -82,7 +83,7 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '\\"') + '"'
 
 
-def _list(doc: Doc, top: dict, key: str) -> list:
+def _list(doc: Doc, top: dict[str, Any], key: str) -> list[Any]:
     value = top.get(key) or []
     if not isinstance(value, list):
         doc.fail(("consumer_groups", key), "expected a list")

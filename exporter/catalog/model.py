@@ -4,11 +4,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from exporter.catalog.groups import ConsumerGroups
 from exporter.catalog.groups import load as load_groups
 from kafka_common.names import ObjectName
-from kafka_common.yamlconf import Doc, read_text
+from kafka_common.yamlconf import Doc, KeyPath, read_text
 
 CATALOG_PATH = Path(__file__).resolve().parent / "kafka-4x.yaml"
 ROLES = ("broker", "controller", "both")
@@ -178,7 +179,7 @@ class Catalog:
         return next(m for m in self.macros if m.macro == name)
 
 
-def _map(doc: Doc, value: object, path: tuple) -> dict:
+def _map(doc: Doc, value: object, path: KeyPath) -> dict[str, Any]:
     """A mapping the loader reads fields of; {} (and a located problem) for anything else."""
     if value is None:
         return {}
@@ -188,7 +189,7 @@ def _map(doc: Doc, value: object, path: tuple) -> dict:
     return value
 
 
-def _str(doc: Doc, d: dict, path: tuple, key: str, default: str | None = None) -> str:
+def _str(doc: Doc, d: dict[str, Any], path: KeyPath, key: str, default: str | None = None) -> str:
     if not isinstance(d, dict):
         doc.fail(path, f"expected a mapping, got {type(d).__name__}")
         return default or ""
@@ -335,7 +336,7 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
                    valuemaps, graphs, dashboard, groups)
 
 
-def _valuemaps(doc: Doc, data: dict, metrics: list[Metric]) -> tuple[ValueMap, ...]:
+def _valuemaps(doc: Doc, data: dict[str, Any], metrics: list[Metric]) -> tuple[ValueMap, ...]:
     out = []
     for i, v in enumerate(data.get("valuemaps") or []):
         p = ("valuemaps", i)
@@ -351,7 +352,7 @@ def _valuemaps(doc: Doc, data: dict, metrics: list[Metric]) -> tuple[ValueMap, .
     return tuple(out)
 
 
-def _graphs(doc: Doc, data: dict, ids: dict[str, Metric], cluster_ids: set[str]) -> tuple[Graph | TopicGraph, ...]:
+def _graphs(doc: Doc, data: dict[str, Any], ids: dict[str, Metric], cluster_ids: set[str]) -> tuple[Graph | TopicGraph, ...]:
     out: list[Graph | TopicGraph] = []
     for i, g in enumerate(data.get("graphs") or []):
         p = ("graphs", i)
@@ -380,7 +381,7 @@ def _graphs(doc: Doc, data: dict, ids: dict[str, Metric], cluster_ids: set[str])
     return tuple(out)
 
 
-def _dashboard(doc: Doc, data: dict, graph_ids: set[str]) -> tuple[Page, ...]:
+def _dashboard(doc: Doc, data: dict[str, Any], graph_ids: set[str]) -> tuple[Page, ...]:
     out = []
     for i, page in enumerate(data.get("dashboard") or []):
         p = ("dashboard", i)

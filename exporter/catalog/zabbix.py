@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from exporter.catalog.groups import DISCOVERY_KEYS
+from exporter.catalog.groups import DISCOVERY_KEYS, GroupTrigger
 from exporter.catalog.model import Catalog, Graph, Metric, TopicGraph, Trigger
 
 GROUP = "Templates/Applications"
@@ -72,7 +72,7 @@ def _value_fields(value_type: str, units: str) -> dict[str, str]:
     return fields
 
 
-def _item(metric: Metric, template: str, transport: str, key: str | None = None, name: str | None = None) -> dict:
+def _item(metric: Metric, template: str, transport: str, key: str | None = None, name: str | None = None) -> dict[str, Any]:
     z = metric.zabbix
     item: dict[str, Any] = {"uuid": uuid_for(template, "item", key or metric.key), "name": name or z.name}
     if transport == "jmx":
@@ -105,7 +105,7 @@ def _host_expression(catalog: Catalog, t: Trigger, template: str, key: str) -> s
     return re.sub(r"\{item:(\w+)\}", lambda m: f"/{template}/{catalog.metric(m.group(1)).key}", expression)
 
 
-def _trigger(t: Trigger, template: str, expression: str) -> dict:
+def _trigger(t: Trigger | GroupTrigger, template: str, expression: str) -> dict[str, Any]:
     out: dict[str, Any] = {"uuid": uuid_for(template, "trigger", t.id), "expression": expression, "name": t.name}
     if t.problem != t.name:
         out["event_name"] = t.problem
@@ -118,7 +118,7 @@ def _trigger(t: Trigger, template: str, expression: str) -> dict:
     return out
 
 
-def _macros(catalog: Catalog, template: dict) -> list[dict]:
+def _macros(catalog: Catalog, template: dict[str, Any]) -> list[dict[str, Any]]:
     text = yaml.safe_dump(template)
     used = sorted(set(re.findall(r"\{\$[A-Z0-9_.]+\}", text)))
     out = []
@@ -132,8 +132,8 @@ def _macros(catalog: Catalog, template: dict) -> list[dict]:
     return out
 
 
-def _jmx_rule(template: str, uuid_key: str, name: str, key: str, description: str, prototypes: list[dict],
-              delay: str) -> dict:
+def _jmx_rule(template: str, uuid_key: str, name: str, key: str, description: str, prototypes: list[dict[str, Any]],
+              delay: str) -> dict[str, Any]:
     rule: dict[str, Any] = {"uuid": uuid_for(template, "lld", uuid_key), "name": name, "type": "JMX", "key": key,
                             "delay": delay, "username": "{$KAFKA.USER}", "password": "{$KAFKA.PASSWORD}",
                             "lifetime": "7d", "description": description}
@@ -142,7 +142,7 @@ def _jmx_rule(template: str, uuid_key: str, name: str, key: str, description: st
     return rule
 
 
-def _topic_filter() -> dict:
+def _topic_filter() -> dict[str, Any]:
     return {"evaltype": "AND", "conditions": [
         {"macro": "{#JMXTOPIC}", "value": "{$KAFKA.TOPIC.MATCHES}", "formulaid": "A"},
         {"macro": "{#JMXTOPIC}", "value": "{$KAFKA.TOPIC.NOT_MATCHES}", "operator": "NOT_MATCHES_REGEX",
@@ -154,7 +154,7 @@ def bean_lld_key(m: Metric) -> str:
     return f"kafka.discovery.beans[{m.id}]"
 
 
-def _trapper_bean_rule(m: Metric, template: str, transport: str) -> dict:
+def _trapper_bean_rule(m: Metric, template: str, transport: str) -> dict[str, Any]:
     prop = m.discovers or ""
     macro = "{#JMX" + prop.upper() + "}"
     proto = _item(m, template, transport, key=f'jmx["{m.base},{prop}={macro}","{m.attribute}"]')
@@ -172,13 +172,13 @@ def _topic_graphs(catalog: Catalog) -> list[TopicGraph]:
     return [g for g in catalog.graphs if isinstance(g, TopicGraph)]
 
 
-def _graph(g: Graph | TopicGraph, template: str, keys: list[str]) -> dict:
+def _graph(g: Graph | TopicGraph, template: str, keys: list[str]) -> dict[str, Any]:
     return {"uuid": uuid_for(template, "graph", g.id), "name": g.name,
             "graph_items": [{"sortorder": str(i), "color": COLORS[i % len(COLORS)], "item": {"host": template, "key": k}}
                             for i, k in enumerate(keys)]}
 
 
-def _node_graphs(catalog: Catalog, template: str, slot: str) -> list[dict]:
+def _node_graphs(catalog: Catalog, template: str, slot: str) -> list[dict[str, Any]]:
     out = []
     for g in catalog.graphs:
         if isinstance(g, Graph) and g.metrics and all(_on(catalog.metric(m), slot) for m in g.metrics):
@@ -186,7 +186,7 @@ def _node_graphs(catalog: Catalog, template: str, slot: str) -> list[dict]:
     return out
 
 
-def _widget(template: str, name: str, prototype: bool, n: int, reference: int, version: str) -> dict:
+def _widget(template: str, name: str, prototype: bool, n: int, reference: int, version: str) -> dict[str, Any]:
     """A graph (or graph prototype) widget, two a row. 7.0 gives each a reference unique in its dashboard
     (AAAAA, AAAAB, ... as Zabbix's own 6.4 -> 7.0 converter does): a prototype's child graphs take
     their time period from it, and without one the frontend shows 'the parameter "from" is missing'."""
@@ -200,12 +200,12 @@ def _widget(template: str, name: str, prototype: bool, n: int, reference: int, v
             "y": str((n // 2) * 5), "width": str(width // 2), "height": "5", "fields": fields}
 
 
-def _dashboard(catalog: Catalog, template: str, graphs: set[str], prototypes: set[str], version: str) -> list[dict]:
+def _dashboard(catalog: Catalog, template: str, graphs: set[str], prototypes: set[str], version: str) -> list[dict[str, Any]]:
     """One dashboard per template: the catalog's pages, each with the graphs this template has, two a row."""
     pages = []
     references = 0
     for page in catalog.dashboard:
-        widgets = []
+        widgets: list[dict[str, Any]] = []
         for g in page.graphs:
             name = next(x.name for x in catalog.graphs if x.id == g)
             if name not in graphs | prototypes:
@@ -219,14 +219,14 @@ def _dashboard(catalog: Catalog, template: str, graphs: set[str], prototypes: se
     return [{"uuid": uuid_for(template, "dashboard"), "name": "Apache Kafka 4.x", "pages": pages}]
 
 
-def _topic_prototype(m: Metric, template: str, transport: str) -> dict:
+def _topic_prototype(m: Metric, template: str, transport: str) -> dict[str, Any]:
     key = _topic_key(m)
     proto = _item(m, template, transport, key=key, name=f"Topic {{#JMXTOPIC}}: {m.zabbix.name}")
     proto["tags"].append({"tag": "topic", "value": "{#JMXTOPIC}"})
     return proto
 
 
-def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str) -> list[dict]:
+def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str) -> list[dict[str, Any]]:
     """Over JMX each per-topic metric is discovered from its own bean: Kafka creates a topic's meters
     on their first mark (BytesOut on the first consumer fetch, BytesRejected and FailedProduceRequests
     on the first such error), so an item exists only once its bean does. A bean that appears on its
@@ -300,7 +300,7 @@ def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str)
     return rules
 
 
-def _role_template(catalog: Catalog, transport: str, slot: str, version: str) -> tuple[dict, list[dict]]:
+def _role_template(catalog: Catalog, transport: str, slot: str, version: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The template and its graphs (graphs sit beside the templates in an export)."""
     name = TEMPLATE_NAMES[(transport, slot)]
     metrics = [m for m in catalog.metrics if _on(m, slot)]
@@ -352,7 +352,7 @@ def _template(name: str, description: str, **content: Any) -> dict[str, Any]:
             "tags": [{"tag": "class", "value": "application"}, {"tag": "target", "value": "apache-kafka"}]}
 
 
-def _cluster_template(catalog: Catalog, version: str) -> dict:
+def _cluster_template(catalog: Catalog, version: str) -> dict[str, Any]:
     name = CLUSTER_TEMPLATE
     items = []
     for c in catalog.cluster_items:
@@ -387,7 +387,7 @@ def _cluster_template(catalog: Catalog, version: str) -> dict:
     return {"template": template, "triggers": triggers, "graphs": graphs}
 
 
-def _groups_template(catalog: Catalog, version: str) -> dict:
+def _groups_template(catalog: Catalog, version: str) -> dict[str, Any]:
     """Consumer groups and their lag, pushed by the exporter's Kafka-protocol collection to the
     cluster's host: one discovery of groups, one of group x topic pairs."""
     name = GROUPS_TEMPLATE
@@ -411,14 +411,14 @@ def _groups_template(catalog: Catalog, version: str) -> dict:
                     continue
                 expression = t.expression.replace("{item}", f"/{name}/{it.key}")
                 expression = re.sub(r"\{item:(\w+)\}", lambda m: f"/{name}/{cg.item(m.group(1)).key}", expression)
-                triggers.append(_trigger(t, name, expression))  # type: ignore[arg-type]
+                triggers.append(_trigger(t, name, expression))
             if triggers:
                 proto["trigger_prototypes"] = triggers
             protos.append(proto)
         conditions = [{"macro": "{#GROUP}", "value": "{$KAFKA.GROUP.MATCHES}", "formulaid": "A"},
                       {"macro": "{#GROUP}", "value": "{$KAFKA.GROUP.NOT_MATCHES}", "operator": "NOT_MATCHES_REGEX",
                        "formulaid": "B"}]
-        rule = {"uuid": uuid_for(name, "lld", per), "name": what, "type": "TRAP", "key": DISCOVERY_KEYS[per],
+        rule: dict[str, Any] = {"uuid": uuid_for(name, "lld", per), "name": what, "type": "TRAP", "key": DISCOVERY_KEYS[per],
                 "lifetime": "7d", "description": f"{what} with committed offsets, sent by the kafka-jmx exporter "
                                                  "(its kafka: section) after each collection.",
                 "filter": {"evaltype": "AND", "conditions": conditions}, "item_prototypes": protos}
@@ -449,7 +449,7 @@ def _groups_template(catalog: Catalog, version: str) -> dict:
     return template
 
 
-def render(catalog: Catalog, version: str = "6.0") -> dict:
+def render(catalog: Catalog, version: str = "6.0") -> dict[str, Any]:
     if version not in ("6.0", "7.0"):
         raise ValueError(f"unsupported Zabbix export version {version!r} (use 6.0 or 7.0)")
     roles = [_role_template(catalog, transport, slot, version)
@@ -469,5 +469,5 @@ def render(catalog: Catalog, version: str = "6.0") -> dict:
     return {"zabbix_export": export}
 
 
-def serialize(doc: dict) -> str:
+def serialize(doc: dict[str, Any]) -> str:
     return HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000)

@@ -11,16 +11,16 @@ from __future__ import annotations
 import pickle
 import struct
 import sys
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 
-def send(out: BinaryIO, obj: Any) -> None:
+def send(out: IO[bytes], obj: Any) -> None:
     data = pickle.dumps(obj)
     out.write(struct.pack(">I", len(data)) + data)
     out.flush()
 
 
-def recv(inp: BinaryIO) -> Any:
+def recv(inp: IO[bytes]) -> Any:
     head = inp.read(4)
     if len(head) < 4:
         return None
@@ -30,6 +30,7 @@ def recv(inp: BinaryIO) -> Any:
 
 def main() -> None:
     from confluent_kafka import KafkaException
+
     from exporter.lag.reader import KafkaReader
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr          # the frames own stdout

@@ -71,7 +71,7 @@ class BrokerConnection:
             self.close()
             raise
 
-    def supports(self, request_type: type) -> bool:
+    def supports(self, request_type: type[Any]) -> bool:
         span = self.versions.get(int(request_type.__api_key__))
         return span is not None and span[0] <= int(request_type.__version__) <= span[1]
 
@@ -100,6 +100,7 @@ class BrokerConnection:
         flexible = schema.__flexible__ and api_key != API_VERSIONS
         try:
             view = memoryview(frame)
+            header: Any
             header, used = entity_reader(ResponseHeaderV1 if flexible else ResponseHeaderV0)(view, 0)
             if int(header.correlation_id) != self._correlation:
                 raise ValueError(f"correlation id {int(header.correlation_id)}, expected {self._correlation}")

@@ -84,7 +84,7 @@ def render(snap: Snapshot, verdicts: dict[str, int], cluster: str, partition_ser
             lag = snap.lag(gid, (topic, p))
             if lag is not None:
                 add("kafka_consumergroup_lag", [gid, topic, str(p)], float(lag))
-            seconds = snap.lag_seconds(gid, (topic, p))
-            if seconds is not None:
-                add("kafka_consumergroup_lag_seconds", [gid, topic, str(p)], seconds)
+            lag_s = snap.lag_seconds(gid, (topic, p))
+            if lag_s is not None:
+                add("kafka_consumergroup_lag_seconds", [gid, topic, str(p)], lag_s)
     return Rendered(list(fams.values()), max_series - budget[0], budget[1])

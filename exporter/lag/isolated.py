@@ -22,9 +22,9 @@ class IsolatedReader:
     def __init__(self, *reader_args: Any, deadline_s: float) -> None:
         self.args = reader_args          # KafkaReader's arguments
         self.deadline_s = deadline_s
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
 
-    def _start(self) -> subprocess.Popen:
+    def _start(self) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen([sys.executable, "-m", "exporter.lag.child"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE)
         assert proc.stdin is not None
@@ -45,9 +45,9 @@ class IsolatedReader:
         assert proc.stdin is not None and proc.stdout is not None
         try:
             send(proc.stdin, b"read")
-        except (BrokenPipeError, OSError):
+        except (BrokenPipeError, OSError) as error:
             self._proc = None
-            raise LagReadError(self._ended(proc))
+            raise LagReadError(self._ended(proc)) from error
         ready, _, _ = select.select([proc.stdout], [], [], self.deadline_s)
         if not ready:
             self.close()
@@ -60,10 +60,12 @@ class IsolatedReader:
         kind, payload = answer
         if kind == "error":
             raise LagReadError(str(payload))
+        if not isinstance(payload, Snapshot):
+            raise LagReadError(f"the lag reader's process answered {type(payload).__name__}, not a snapshot")
         return payload
 
     @staticmethod
-    def _ended(proc: subprocess.Popen) -> str:
+    def _ended(proc: subprocess.Popen[bytes]) -> str:
         code = proc.wait(timeout=5)
         return (f"the Kafka client's process ended (exit {code}; librdkafka aborts on some broker failures, "
                 "issue #4605): a new one starts with the next collection")

@@ -27,6 +27,7 @@ from exporter.lag.filters import Filter
 from exporter.lag.model import Group, Snapshot, TopicPartition, count_by_topic
 from exporter.lag.share import ShareGroupReader
 
+
 class Failure(NamedTuple):
     """A read that failed: what to report, and whether a new client may succeed (a timeout, a broker
     gone, a coordinator that moved; not, say, a group the monitoring user may not describe)."""
@@ -34,7 +35,7 @@ class Failure(NamedTuple):
     retriable: bool
 
     @classmethod
-    def of(cls, e: KafkaException, what: str) -> "Failure":
+    def of(cls, e: KafkaException, what: str) -> Failure:
         error = e.args[0]
         return cls(f"{what}: {error.str()}", error.retriable() or error.code() in RENEW_ON)
 
@@ -191,8 +192,11 @@ class KafkaReader:
             left = dict(positions)
             while left and time.monotonic() < deadline:
                 for m in self._consumer.consume(500, min(0.5, max(0.0, deadline - time.monotonic()))):
-                    tp = (m.topic(), m.partition())
-                    if m.error() is not None or tp not in left or m.offset() < left[tp]:
+                    topic, partition, at = m.topic(), m.partition(), m.offset()
+                    if m.error() is not None or topic is None or partition is None or at is None:
+                        continue
+                    tp = (topic, partition)
+                    if tp not in left or at < left[tp]:
                         continue
                     for gid in wanted[tp][left.pop(tp)]:
                         snap.commit_times[(gid, tp)] = m.timestamp()[1] / 1000.0

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from kio.schema.describe_share_group_offsets.v0.request import (
-    DescribeShareGroupOffsetsRequest as OffsetsV0, DescribeShareGroupOffsetsRequestGroup as OffsetsGroupV0)
-from kio.schema.describe_share_group_offsets.v1.request import (
-    DescribeShareGroupOffsetsRequest as OffsetsV1, DescribeShareGroupOffsetsRequestGroup as OffsetsGroupV1)
+from kio.schema.describe_share_group_offsets.v0.request import DescribeShareGroupOffsetsRequest as OffsetsV0
+from kio.schema.describe_share_group_offsets.v0.request import DescribeShareGroupOffsetsRequestGroup as OffsetsGroupV0
+from kio.schema.describe_share_group_offsets.v1.request import DescribeShareGroupOffsetsRequest as OffsetsV1
+from kio.schema.describe_share_group_offsets.v1.request import DescribeShareGroupOffsetsRequestGroup as OffsetsGroupV1
 from kio.schema.list_groups.v5.request import ListGroupsRequest
 from kio.schema.metadata.v12.request import MetadataRequest
 from kio.schema.share_group_describe.v1.request import ShareGroupDescribeRequest
+from kio.schema.types import GroupId
 
 from exporter.lag.connection import BrokerConnection, KafkaProtocolError, error_name
 from exporter.lag.filters import Filter
@@ -60,11 +61,11 @@ class ShareGroupReader:
         ids = sorted(str(g.group_id) for g in listed.groups if g.group_type == "share" and self.groups(str(g.group_id)))
         if not ids:
             return
-        described = conn.call(ShareGroupDescribeRequest(group_ids=tuple(ids), include_authorized_operations=False))
+        described = conn.call(ShareGroupDescribeRequest(group_ids=tuple(GroupId(g) for g in ids), include_authorized_operations=False))
         if conn.supports(OffsetsV1):
-            offsets = conn.call(OffsetsV1(groups=tuple(OffsetsGroupV1(group_id=g, topics=None) for g in ids)))
+            offsets = conn.call(OffsetsV1(groups=tuple(OffsetsGroupV1(group_id=GroupId(g), topics=None) for g in ids)))
         else:
-            offsets = conn.call(OffsetsV0(groups=tuple(OffsetsGroupV0(group_id=g, topics=None) for g in ids)))
+            offsets = conn.call(OffsetsV0(groups=tuple(OffsetsGroupV0(group_id=GroupId(g), topics=None) for g in ids)))
         starts: dict[str, dict[tuple[str, int], int]] = {}
         lags: dict[str, dict[tuple[str, int], int]] = {}
         for group in offsets.groups:

@@ -9,6 +9,7 @@ the offsets did. Verdicts, most severe first:
   exporter does not page before it has seen a window)."""
 from __future__ import annotations
 
+import itertools
 from collections import deque
 
 from exporter.lag.model import LAGGING, OK, STALLED, STOPPED, Snapshot, TopicPartition
@@ -18,7 +19,7 @@ class StatusTracker:
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
         # group -> samples (taken_at, committed offsets of the partitions with a lag, total lag, members)
-        self._history: dict[str, deque[tuple[float, dict[TopicPartition, int], int, int]]] = {}
+        self._history: dict[str, deque[tuple[float, dict[TopicPartition, int], int, int | None]]] = {}
 
     def update(self, snap: Snapshot) -> dict[str, int]:
         verdicts = {}
@@ -34,7 +35,7 @@ class StatusTracker:
             del self._history[gone]
         return verdicts
 
-    def _verdict(self, history: deque, members: int | None, now: float) -> int:
+    def _verdict(self, history: deque[tuple[float, dict[TopicPartition, int], int, int | None]], members: int | None, now: float) -> int:
         total = history[-1][2]
         if total == 0:
             return OK
@@ -46,6 +47,6 @@ class StatusTracker:
         if all(last.get(tp) == offset for tp, offset in first.items()) and set(last) <= set(first):
             return STALLED if all(n for _, _, _, n in history) else OK
         totals = [lag for _, _, lag, _ in history]
-        if all(b >= a for a, b in zip(totals, totals[1:])) and totals[-1] > totals[0]:
+        if all(b >= a for a, b in itertools.pairwise(totals)) and totals[-1] > totals[0]:
             return LAGGING
         return OK

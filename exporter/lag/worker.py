@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.lag.families import Rendered, render
-from exporter.lag.model import Snapshot
 from exporter.lag.isolated import IsolatedReader, LagReadError
+from exporter.lag.model import Snapshot
 from exporter.lag.status import StatusTracker
 from exporter.periodic import PeriodicWorker
 
@@ -20,7 +20,7 @@ log = logging.getLogger("kafka_jmx.lag")
 class LagWorker(PeriodicWorker):
     def __init__(self, reader: IsolatedReader, cluster: str, interval_s: float, status_window_s: float,
                  partition_series: bool = True, max_series: int = 100_000,
-                 on_result: Callable[["LagWorker"], None] = lambda w: None,
+                 on_result: Callable[[LagWorker], None] = lambda w: None,
                  on_snapshot: Callable[[Snapshot, dict[str, int]], None] | None = None) -> None:
         super().__init__("collect-kafka-lag", interval_s, on_result)
         self.reader, self.cluster = reader, cluster

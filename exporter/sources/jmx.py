@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from py4j.protocol import Py4JError, Py4JJavaError
 
-from kafka_common.jvm import Jvm, start_jvm
 from exporter.sample import NO_VALUE, Collection, Sample, SourceError, flatten
 from exporter.sources.names import split_object_name
+from kafka_common.jvm import Jvm, start_jvm
 
 BACKOFF_MS = (1_000.0, 60_000.0)
 
@@ -53,7 +54,7 @@ class JmxReader:
     """The helper JVM that reads remote endpoints; one per process and trust store."""
 
     _lock = threading.Lock()
-    _readers: dict[tuple[str | None, str | None], "JmxReader"] = {}
+    _readers: ClassVar[dict[tuple[str | None, str | None], JmxReader]] = {}
 
     def __init__(self, truststore: str | None = None, truststore_password: str | None = None) -> None:
         opts = ["-Dsun.rmi.transport.connectionTimeout=5000"]
@@ -64,7 +65,7 @@ class JmxReader:
         self.bulk = self.jvm.jvm.kafkajmx.BulkReader()
 
     @classmethod
-    def shared(cls, truststore: str | None = None, truststore_password: str | None = None) -> "JmxReader":
+    def shared(cls, truststore: str | None = None, truststore_password: str | None = None) -> JmxReader:
         with cls._lock:
             key = (truststore, truststore_password)
             reader = cls._readers.get(key)
@@ -96,17 +97,14 @@ def classify(error: Exception) -> str:
 
 def _cause(error: Exception) -> str:
     """The Java exception's first line, without py4j's framing."""
-    if isinstance(error, Py4JJavaError):
-        text = str(error.java_exception.toString())
-    else:
-        text = str(error)
+    text = str(error.java_exception.toString()) if isinstance(error, Py4JJavaError) else str(error)
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
 class JmxSource:
     def __init__(self, name: str, url: str, username: str | None = None, password: str | None = None,
                  ssl: bool = False, truststore: str | None = None, truststore_password: str | None = None,
-                 includes: list[str] = (), excludes: list[str] = (), timeout_ms: float = 10_000.0,
+                 includes: Sequence[str] = (), excludes: Sequence[str] = (), timeout_ms: float = 10_000.0,
                  reader: JmxReader | None = None) -> None:
         if not url.startswith("service:jmx:"):
             raise SourceError("config", f"{name}: not a JMX service URL: {url!r} "
@@ -125,7 +123,7 @@ class JmxSource:
         self._next_attempt = 0.0
         self._backoff = 0.0
         self._last_error: SourceError | None = None
-        self._names: dict[str, tuple] = {}
+        self._names: dict[str, tuple[Any, ...]] = {}
 
     def _bulk(self) -> Any:
         if self._reader is None:
@@ -181,7 +179,8 @@ class JmxSource:
             text = self._bulk().describe(conn, self.includes, int(self.timeout_ms))
         except (Py4JError, OSError) as e:
             raise self._fail(e, "describing") from None
-        return [tuple(_unescape(f) for f in line.split("\t")) for line in text.splitlines()]  # type: ignore[misc]
+        rows = [tuple(_unescape(f) for f in line.split("\t")) for line in text.splitlines()]
+        return [(name, attr, kind) for name, attr, kind in rows]
 
     def _parse(self, text: str) -> Collection:
         ts = time.time() * 1000.0

@@ -15,27 +15,27 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import requests
 
-from kafka_common.names import ObjectName, ObjectNamePattern
 from exporter.sample import NO_VALUE, TABULAR, Collection, Sample, SourceError, flatten, java_value_string
 from exporter.sources.names import split_object_name
-
+from kafka_common.names import ObjectName, ObjectNamePattern
 
 _DECODING = threading.Lock()
 
 
 class JolokiaSource:
     def __init__(self, name: str, url: str, username: str | None = None, password: str | None = None,
-                 verify: bool | str = True, includes: list[str] = (), excludes: list[str] = (),
+                 verify: bool | str = True, includes: Sequence[str] = (), excludes: Sequence[str] = (),
                  timeout_ms: float = 10_000.0, session: requests.Session | None = None, null_as_nan: bool = False) -> None:
         if not url.startswith(("http://", "https://")):
             raise SourceError("config", f"{name}: expected an http(s) URL for jolokia, got {url!r}")
         self.name = name
         self.url = url if url.endswith("/") else url + "/"
-        self.auth = (username, password) if username else None
+        self.auth = (username, password or "") if username else None
         self.verify = verify
         self.includes = list(includes) or ["*:*"]
         self.excludes = [ObjectNamePattern(p) for p in excludes]
@@ -43,7 +43,7 @@ class JolokiaSource:
         self.session = session or requests.Session()
         # Jolokia writes Java's null and NaN alike as null; jmx_exporter skips a null
         self.null = math.nan if null_as_nan else NO_VALUE
-        self._names: dict[str, tuple] = {}
+        self._names: dict[str, tuple[Any, ...]] = {}
         # (ObjectName, attribute) -> whether it is TabularData: Jolokia's JSON looks the same for
         # CompositeData and TabularData, only `list` tells them apart
         self._tabular: dict[tuple[str, str], bool] = {}
@@ -54,7 +54,7 @@ class JolokiaSource:
 
     def read(self) -> Collection:
         answers = self._post(self._request_body())
-        pending: list[tuple[tuple, str, str, dict, float]] = []
+        pending: list[tuple[tuple[Any, ...], str, str, dict[str, Any], float]] = []
         with _DECODING:
             collection = self._parse(answers, pending)
         if pending:
@@ -66,7 +66,7 @@ class JolokiaSource:
                             _tabular(v) if self._tabular[(on, attr)] else v, ts, self.null)
         return collection
 
-    def _learn_types(self, pending: list[tuple[tuple, str, str, dict, float]]) -> None:
+    def _learn_types(self, pending: list[tuple[tuple[Any, ...], str, str, dict[str, Any], float]]) -> None:
         """One bulk `list` for the beans with object values: which attributes are TabularData."""
         objects = {(on, attr) for _, on, attr, _, _ in pending}
         beans = sorted({on for on, _ in objects})
@@ -112,7 +112,7 @@ class JolokiaSource:
                 raise SourceError("protocol", f"{self.name}: unexpected Jolokia answer of type {type(answers).__name__}")
             return answers
 
-    def _parse(self, answers: list[Any], pending: list | None = None) -> Collection:
+    def _parse(self, answers: list[Any], pending: list[Any] | None = None) -> Collection:
         """The samples of an answer. Object values whose type is not known yet go to `pending` (to
         be flattened once `list` has told TabularData from CompositeData); without it, such values
         are read as CompositeData."""
@@ -167,8 +167,11 @@ def _is_pattern(mbean: str) -> bool:
 def _list_path(object_name: str) -> str:
     """A `list` request's path: domain/properties, with Jolokia's escapes for '!' and '/'."""
     domain, _, props = object_name.partition(":")
-    esc = lambda t: t.replace("!", "!!").replace("/", "!/")  # noqa: E731
-    return f"{esc(domain)}/{esc(props)}"
+    return f"{_list_escape(domain)}/{_list_escape(props)}"
+
+
+def _list_escape(text: str) -> str:
+    return text.replace("!", "!!").replace("/", "!/")
 
 
 def _tabular(value: dict[str, Any]) -> dict[str, Any]:
@@ -185,11 +188,11 @@ def _tabular(value: dict[str, Any]) -> dict[str, Any]:
     return {TABULAR: {"index": ["key"], "rows": [{"key": k, "value": v} for k, v in value.items()]}}
 
 
-def _nested_rows(value: dict[str, Any], depth: int) -> tuple[list[str], list[dict]] | None:
+def _nested_rows(value: dict[str, Any], depth: int) -> tuple[list[str], list[dict[str, Any]]] | None:
     """Rows `depth` levels down, each nested under its index columns' values, or None."""
-    leaves: list[tuple[list[str], dict]] = [([], value)]
+    leaves: list[tuple[list[str], dict[str, Any]]] = [([], value)]
     for _ in range(depth):
-        nxt = []
+        nxt: list[tuple[list[str], Any]] = []
         for keys, node in leaves:
             if not isinstance(node, dict) or not node:
                 return None

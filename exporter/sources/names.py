@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from kafka_common.names import ObjectName
 from exporter.sample import shared_pair
+from kafka_common.names import ObjectName
 
 
 def split_object_name(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:

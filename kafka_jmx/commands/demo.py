@@ -36,8 +36,8 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kafka_jmx.demo import DemoZabbix, run_demo
     from exporter.provision import ProvisionError
+    from kafka_jmx.demo import DemoZabbix, run_demo
     zabbix = None
     if args.zabbix_url and not args.zabbix_server:
         print("kafka-jmx: --zabbix-url needs --zabbix-server (where the values go)", file=sys.stderr)

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from broker import durability
-    report, results = durability.run(args.schedules, args.seed, args.acks)
+    report, _results = durability.run(args.schedules, args.seed, args.acks)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:

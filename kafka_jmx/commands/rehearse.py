@@ -45,6 +45,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+
     from exporter.provision import ProvisionError
     from kafka_jmx.rehearse import rehearse
     if not args.zabbix_url and not args.prometheus_url:

@@ -19,7 +19,6 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
 
     from prometheus_client.registry import CollectorRegistry
 

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     return daemon.serve_forever()
 
 
-def _embedded(config):  # type: ignore[no-untyped-def]
+def _embedded(config):
     from kafka_jmx.embedded import embedded_cluster
     return embedded_cluster(config)
 

@@ -61,11 +61,12 @@ def _nodes(args: argparse.Namespace) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from exporter.provision import ProvisionError, Provisioner
+    from exporter.provision import Provisioner, ProvisionError
     api = zabbix_api(args.url, args.password_env)
     if api is None:
         return 2
     url, password = api
+    assert url is not None and password is not None     # --url is required here
     try:
         prov = Provisioner(url, args.user, password)
         hosts = prov.provision(args.cluster, _nodes(args), args.transport, args.brokers_min, args.interval,
