@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[lab,test]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -35,7 +35,7 @@ test-fast: venv
 	$(PY) -m pytest -q -m "not services and not slow"
 
 # the gate CI passes first: lint, types, generated files in step with the catalog, the fast tests
-check: venv
+check: system-deps venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/kafka-jmx generate --check

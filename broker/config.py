@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kafka_common.yamlconf import InputError
+
 # key: (default, type, documentation hint)
 DEFAULTS: dict[str, tuple[Any, type]] = {
     # KRaft quorum
@@ -81,7 +83,7 @@ LONG_KEYS = {"replica.lag.time.max.ms", "leader.imbalance.check.interval.seconds
 DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
 
 
-class KafkaConfigError(ValueError):
+class KafkaConfigError(InputError):
     """A setting the simulation cannot honour; the message names the key."""
 
 

@@ -35,6 +35,7 @@ from broker.config import DEFAULTS, TOPIC_KEYS, KafkaConfig, KafkaConfigError, c
 from broker.versions import DEFAULT_LINE, kafka_line
 from broker.workload import ConsumerGroupSpec, ProducerSpec
 from kafka_common.durations import parse_bytes, parse_duration_ms
+from kafka_common.faults import CONSUMER_ACTIONS, FAULTS
 from kafka_common.yamlconf import Doc, read_text
 
 
@@ -42,10 +43,6 @@ def bundled_scenario(name: str) -> str:
     """The text of a scenario shipped in broker/scenarios (demo.yaml, rehearsal.yaml)."""
     return importlib.resources.files("broker").joinpath("scenarios", name).read_text(encoding="utf-8")
 
-FAULTS = ("kill", "restart", "isolate", "heal", "slow", "corrupt_metadata", "fail_log_dir", "flood", "pause", "resume",
-          "elect_leaders", "bounce", "stop_consumer", "slow_consumer", "resume_consumer")
-# what a workload consumer group goes through (the target is the group's name)
-CONSUMER_ACTIONS = ("stop_consumer", "slow_consumer", "resume_consumer")
 
 @dataclass(frozen=True)
 class TopicSpec:

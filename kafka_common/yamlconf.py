@@ -11,7 +11,11 @@ KeyPath = tuple[str | int, ...]
 """Where a value sits in a document: keys and list indexes from the top."""
 
 
-class ConfigError(ValueError):
+class InputError(ValueError):
+    """Bad input (a file, a setting) that the command line reports in one line and exits 2 for."""
+
+
+class ConfigError(InputError):
     """Every problem found in a configuration file, one per line."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -13,8 +13,7 @@ import threading
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from broker.config import KafkaConfigError
-from kafka_common.yamlconf import ConfigError
+from kafka_common.yamlconf import InputError
 from kafka_jmx.commands import (
     cluster,
     conformance,
@@ -28,6 +27,9 @@ from kafka_jmx.commands import (
     simulate,
     zabbix,
 )
+
+# what the `lab` extra installs (pyproject.toml): the embedded cluster, the demo, the generators
+LAB_MODULES = {"cramjam", "crc32c", "grafana_foundation_sdk", "rich"}
 
 COMMANDS = (simulate, demo, serve, rules, generate, durability, zabbix, rehearse, fault, conformance, cluster)
 
@@ -63,6 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.run(args)
-    except (ConfigError, KafkaConfigError) as e:
+    except InputError as e:
         print(f"kafka-jmx: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if e.name is None or e.name.split(".")[0] not in LAB_MODULES:
+            raise
+        print(f"kafka-jmx: {args.command} needs the lab's packages ({e.name} is missing): "
+              "pip install 'kafka-jmx-toolkit[lab]'", file=sys.stderr)
         return 2

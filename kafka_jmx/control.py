@@ -6,9 +6,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from broker.errors import UnknownNodeError
-from broker.scenario import FAULTS, Fault
+from broker.scenario import Fault
 from broker.simulation import Simulation
 from kafka_common.durations import parse_bytes, parse_duration_ms
+from kafka_common.faults import FAULTS
 
 
 class ControlServer:

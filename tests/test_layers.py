@@ -6,6 +6,7 @@ import sys
 
 import pytest
 from conftest import ROOT
+from jvm_support import free_port_block
 
 BELOW = {
     "kafka_common": set(),
@@ -37,3 +38,35 @@ def test_the_exporter_daemon_loads_no_simulator():
             "('broker', 'kafka_jmx', 'realkafka'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.split() == []
+
+
+def _imported(stderr: str) -> set[str]:
+    """Module names from -X importtime's report."""
+    return {line.rsplit("|", 1)[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+LAB = ("broker", "realkafka")
+
+
+def test_the_serve_command_loads_no_simulator(tmp_path):
+    """What the systemd unit runs: the command line builds every command's parser, but a command imports
+    what it runs only when it runs it; serving real targets loads none of the lab's packages."""
+    helped = subprocess.run([sys.executable, "-X", "importtime", "-m", "kafka_jmx", "serve", "--help"],
+                            capture_output=True, text=True, cwd=ROOT, check=True)
+    loaded = _imported(helped.stderr)
+    assert "kafka_jmx.cli" in loaded and "kafka_jmx.commands.rehearse" in loaded      # the report is read
+    assert sorted(n for n in loaded if n.split(".")[0] in LAB) == []
+    config = tmp_path / "exporter.yml"
+    config.write_text(f"cluster: lab\nprometheus: {{listen: '127.0.0.1:{free_port_block(1)}'}}\n"
+                      "targets:\n  - {name: broker-1, role: broker, jolokia: {url: 'http://127.0.0.1:9/jolokia/'}}\n")
+    serving = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "kafka_jmx", "serve", "--config", str(config)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert serving.stdout is not None
+        assert "serving" in serving.stdout.readline()
+    finally:
+        serving.terminate()
+        _, stderr = serving.communicate(timeout=30)
+    loaded = _imported(stderr)
+    assert "exporter.daemon" in loaded and "exporter.sources.jolokia" in loaded
+    assert sorted(n for n in loaded if n.split(".")[0] in LAB) == []

@@ -127,3 +127,44 @@ def test_the_java_helper_compiles_from_the_wheel(installed, tmp_path):
     assert out.returncode == 0, out.stderr
     assert f"service:jmx:rmi:///jndi/rmi://127.0.0.1:{base}/jmxrmi" in out.stdout
     assert list((tmp_path / "cache").rglob("*.class"))
+
+
+def test_a_monitoring_host_installs_the_exporter_without_the_lab(installed, tmp_path):
+    """`pip install kafka-jmx-toolkit` on a monitoring host resolves the exporter's dependencies only (not the
+    simulator's record codecs, the demo's terminal status or the generators' Grafana SDK): serve runs, the
+    provisioner loads, and a lab command names the extra it needs."""
+    exe, work, _ = installed
+    [wheel] = (exe.parents[2] / "dist").glob("kafka_jmx_toolkit-*.whl")
+    host = tmp_path / "host"
+    subprocess.run([sys.executable, "-m", "venv", str(host)], check=True, timeout=120)
+    pip = subprocess.run([str(host / "bin" / "pip"), "install", "--quiet", str(wheel)], capture_output=True,
+                         text=True, timeout=900)
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    listed = subprocess.run([str(host / "bin" / "pip"), "list", "--format=freeze"], capture_output=True, text=True,
+                            check=True).stdout
+    names = {line.split("==")[0].lower().replace("_", "-") for line in listed.split()}
+    assert {"confluent-kafka", "prometheus-client", "py4j", "zabbix-utils", "pyzabbix"} <= names
+    assert names & {"cramjam", "grafana-foundation-sdk", "rich"} == set()       # (crc32c comes with kio)
+    loads = subprocess.run([str(host / "bin" / "python"), "-c", "import exporter.provision, exporter.daemon"],
+                           capture_output=True, text=True, cwd=work)
+    assert loads.returncode == 0, loads.stderr
+    port = free_port_block(1)
+    (work / "host.yml").write_text(f"cluster: host\nprometheus: {{listen: '127.0.0.1:{port}'}}\n"
+                                   "targets:\n  - {name: broker-1, role: broker, jolokia: {url: 'http://127.0.0.1:9/jolokia/'}}\n")
+    proc = subprocess.Popen([str(host / "bin" / "kafka-jmx"), "serve", "--config", "host.yml"], cwd=work,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, text = time.monotonic() + 60, ""
+        while time.monotonic() < deadline and 'kafkajmx_target_up{cluster="host"' not in text:
+            try:
+                text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        assert 'kafkajmx_target_up{cluster="host",node="broker-1",node_id="",role="broker"} 0.0' in text, text[-2000:]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0, output
+    lab = subprocess.run([str(host / "bin" / "kafka-jmx"), "generate", "--out", "artifacts"], capture_output=True,
+                         text=True, cwd=work, timeout=120)
+    assert lab.returncode == 2 and "pip install 'kafka-jmx-toolkit[lab]'" in lab.stderr, lab.stderr

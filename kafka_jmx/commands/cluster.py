@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from typing import TYPE_CHECKING
 
-from broker.clock import WallClock
-from broker.scenario import Scenario, load_scenario_file
-from broker.simulation import Simulation
 from kafka_jmx.commands.options import duration, jmx_options, jmx_settings
-from kafka_jmx.endpoints import start_publisher
+
+if TYPE_CHECKING:
+    from broker.scenario import Scenario
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +30,10 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from broker.clock import WallClock
+    from broker.scenario import load_scenario_file
+    from broker.simulation import Simulation
+    from kafka_jmx.endpoints import start_publisher
     scenario = load_scenario_file(args.scenario)
     if args.engine != "embedded":
         return _run_real_kafka(args, scenario)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from broker.scenario import FAULTS
+from kafka_common.faults import FAULTS
 
 
 def add(sub: argparse._SubParsersAction) -> None:

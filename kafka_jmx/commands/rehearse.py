@@ -5,7 +5,6 @@ import argparse
 import re
 import sys
 
-from broker.scenario import bundled_scenario, load_scenario, load_scenario_file
 from kafka_jmx.commands.options import duration, zabbix_api, zabbix_server
 
 
@@ -68,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         macros[macro] = value
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    from broker.scenario import bundled_scenario, load_scenario, load_scenario_file
     try:
         scenario = load_scenario(bundled_scenario("rehearsal.yaml"), "rehearsal.yaml") if args.scenario == "builtin" \
             else load_scenario_file(args.scenario)

@@ -4,8 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from broker.scenario import load_scenario_file
-from broker.simulation import Simulation
 from kafka_jmx.commands.options import duration, pattern
 
 
@@ -24,6 +22,8 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from broker.scenario import load_scenario_file
+    from broker.simulation import Simulation
     scenario = load_scenario_file(args.scenario)
     sim = Simulation(scenario)
     sim.start()

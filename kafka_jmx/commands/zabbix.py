@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from broker.scenario import load_scenario_file
 from kafka_jmx.commands.options import zabbix_api
 
 
@@ -41,6 +40,7 @@ def _nodes(args: argparse.Namespace) -> list:
     from exporter.provision import NodeSpec
     nodes = []
     if args.scenario:
+        from broker.scenario import load_scenario_file
         scenario = load_scenario_file(args.scenario)
         names = [f"controller-{1000 + i}" for i in range(1, scenario.controllers + 1)] + \
                 [f"broker-{i}" for i in range(1, scenario.brokers + 1)]
