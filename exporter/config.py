@@ -1,41 +1,6 @@
 """The daemon's configuration file, validated as a whole: every mistake is reported with file,
-line and key, and nothing starts half-configured.
-
-    cluster: prod
-    brokers_expected: 3                 # the broker alert's threshold; default: the broker targets below
-    collection: {interval: 10s, timeout: 5s}
-    include: ["kafka.*:*", "java.lang:type=Memory"]
-    rules: builtin                      # or a jmx_exporter rules file
-    zabbix: {server: "127.0.0.1:10051", host_name: "{cluster}-{node}", batch_size: 250, spool_limit: 100000,
-             tls: {psk_identity: "kafka-jmx", psk_file: /etc/kafka-jmx/zabbix.psk},      # tls: optional
-             topics: {matches: ".*", not_matches: "^__"}}    # as the hosts' {$KAFKA.TOPIC.[NOT_]MATCHES}
-    prometheus:
-      listen: 127.0.0.1:9404
-      tls: {cert: server.crt, key: server.key}
-      basic_auth: {username: prom, password_env: EXPORTER_PASSWORD}
-    targets:
-      - {name: controller-1, role: controller, node_id: 1001,
-         jmx: {url: "service:jmx:rmi:///jndi/rmi://kafka-c1:9999/jmxrmi", username: monitor, password_file: /etc/kafka/jmx.pw}}
-      - {name: broker-1, role: broker, node_id: 1, jolokia: {url: "http://kafka-b1:8778/jolokia/"}}
-        # jolokia also takes null_as_nan: true (Jolokia writes Kafka's NaN as null, which jmx_exporter
-        # would skip; with it, such attributes are exported as NaN as over JMX)
-    # or, instead of targets, a whole embedded cluster on the wall clock:
-    embedded: scenario.yaml
-    # consumer groups and lag through the Kafka protocol (with or without JMX targets):
-    kafka:
-      bootstrap_servers: "kafka-b1:9092,kafka-b2:9092"
-      tls: {ca: ca.pem, cert: client.pem, key: client.key, key_password_env: KEY_PW}    # optional
-      sasl: {mechanism: SCRAM-SHA-512, username: monitor, password_env: KAFKA_PW}      # PLAIN, SCRAM-SHA-256/512
-      interval: 30s                       # default: collection.interval
-      groups: {allow: ".*", deny: "^console-consumer-.*"}
-      topics: {allow: ".*", deny: "^__.*"}                 # the default deny: Kafka's internal topics
-      partition_series: true              # false: group x topic sums only
-      max_series: 100000                  # a cap; what it leaves out is counted
-      status_window: 10m                  # how long offsets are watched for the ok/lagging/stalled/stopped status
-
-Secrets (password, truststore_password, psk) come inline, from an environment variable
-(password_env) or from a file (password_file); their values never appear in messages.
-"""
+line and key, and nothing starts half-configured. The keys, their defaults and a full example are in
+docs/operators/configuration.md (tests/test_config_reference.py holds the two together)."""
 from __future__ import annotations
 
 import os

@@ -183,13 +183,16 @@ def provision(venv: Path, frontend: str, cluster: RealCluster) -> None:
 
 
 def prometheus(home: Path, venv: Path, port: int) -> PrometheusServer:
-    """Step 5: the guide's prometheus.yml, its rule file from `generate --out`."""
-    out = home / "generated"
-    run([str(venv / "bin" / "kafka-jmx"), "generate", "--out", str(out)])
+    """Step 5: the guide's prometheus.yml, its rule file written by the guide's command."""
+    words = shlex.split(readme_block("alerts"))
+    guide_rules = words[words.index("--alerts-out") + 1]
+    rules = home / "kafka-4x-alerts.yml"
+    run([str(venv / "bin" / "kafka-jmx"), *[str(rules) if w == guide_rules else w for w in words[1:]]])
     config = yaml.safe_load(readme_block("prometheus.yml"))
+    assert config["rule_files"] == [guide_rules]
     [job] = config["scrape_configs"]
     job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
-    config["rule_files"] = [str(out / "templates" / "prometheus" / "kafka-4x-alerts.yml")]
+    config["rule_files"] = [str(rules)]
     prom = PrometheusServer(home / "prometheus", free_port_block(1, low=20000), [], [], config=config)
     prom.start()
     return prom

@@ -145,6 +145,10 @@ def test_a_monitoring_host_installs_the_exporter_without_the_lab(installed, tmp_
     names = {line.split("==")[0].lower().replace("_", "-") for line in listed.split()}
     assert {"confluent-kafka", "prometheus-client", "py4j", "zabbix-utils", "pyzabbix"} <= names
     assert names & {"cramjam", "grafana-foundation-sdk", "rich"} == set()       # (crc32c comes with kio)
+    helped = subprocess.run([str(host / "bin" / "kafka-jmx"), "serve", "--help"], capture_output=True, text=True,
+                            cwd=work, check=True).stdout
+    reference = host / "share" / "doc" / "kafka-jmx-toolkit" / "docs" / "operators" / "configuration.md"
+    assert str(reference) in " ".join(helped.split()) and reference.is_file(), helped
     loads = subprocess.run([str(host / "bin" / "python"), "-c", "import exporter.provision, exporter.daemon"],
                            capture_output=True, text=True, cwd=work)
     assert loads.returncode == 0, loads.stderr
@@ -165,6 +169,9 @@ def test_a_monitoring_host_installs_the_exporter_without_the_lab(installed, tmp_
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=30)[0]
     assert proc.returncode == 0, output
+    rules = subprocess.run([str(host / "bin" / "kafka-jmx"), "generate", "--alerts-out", "alerts.yml",
+                            "--brokers-min", "3"], capture_output=True, text=True, cwd=work, timeout=120)
+    assert rules.returncode == 0 and "< 3" in (work / "alerts.yml").read_text(), rules.stderr
     lab = subprocess.run([str(host / "bin" / "kafka-jmx"), "generate", "--out", "artifacts"], capture_output=True,
                          text=True, cwd=work, timeout=120)
     assert lab.returncode == 2 and "pip install 'kafka-jmx-toolkit[lab]'" in lab.stderr, lab.stderr

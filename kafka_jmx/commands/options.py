@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from kafka_common.durations import parse_duration_ms
 from kafka_common.names import ObjectNamePattern
@@ -59,3 +60,12 @@ def zabbix_server(text: str) -> tuple[str, int] | None:
         print(f"kafka-jmx: --zabbix-server {text!r}: expected HOST or HOST:PORT", file=sys.stderr)
         return None
     return host, int(port or 10051)
+
+
+def docs_dir() -> Path | None:
+    """The docs/ pages: installed beside the package (VENV/share/doc/kafka-jmx-toolkit/docs) or a checkout's."""
+    for d in (Path(sys.prefix) / "share" / "doc" / "kafka-jmx-toolkit" / "docs",
+              Path(__file__).resolve().parents[2] / "docs"):
+        if (d / "operators" / "configuration.md").is_file():
+            return d
+    return None

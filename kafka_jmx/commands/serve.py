@@ -3,12 +3,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
+
+from kafka_jmx.commands.options import docs_dir
 
 
-def add(sub: argparse._SubParsersAction) -> None:
-    serve = sub.add_parser("serve", help="run the exporter daemon",
-                           description="Collect every configured Kafka node in the background and serve "
-                                       "Prometheus metrics (see exporter/config.py for the file format).")
+def add(sub: argparse._SubParsersAction[Any]) -> None:
+    docs = docs_dir()
+    where = (f"\n\nThe configuration file's keys:\n  {docs / 'operators' / 'configuration.md'}\n"
+             f"Running the exporter:\n  {docs / 'operators' / 'exporter.md'}" if docs else "")
+    serve = sub.add_parser("serve", help="run the exporter daemon", formatter_class=argparse.RawDescriptionHelpFormatter,
+                           description="Collect every configured Kafka node in the background, serve Prometheus\n"
+                                       f"metrics and push Zabbix trapper items.{where}")
     serve.add_argument("--config", required=True, metavar="FILE", help="the daemon's YAML configuration")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.set_defaults(run=run)
