@@ -1,4 +1,5 @@
-"""kafka-jmx rules test: what jmx_exporter rules make of a `simulate --dump` file, offline."""
+"""kafka-jmx rules test|explain: what jmx_exporter rules make of MBeans (a `simulate --dump` file), offline,
+and which rule made a series."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +16,16 @@ def add(sub: argparse._SubParsersAction) -> None:
     rtest.add_argument("--target-labels", action="store_true",
                        help="add the labels `serve` gives every series (cluster, node, node_id, role); without it the "
                             "output is what jmx_exporter prints for these rules and MBeans")
+    explain = rsub.add_parser("explain", help="which rule makes a series, or what the rules make of an MBean",
+                              description="Print the rule (file and line) that makes the Prometheus series NAME, or "
+                                          "what the rules make of each attribute of OBJECTNAME (a pattern may end in "
+                                          ",*), and why each earlier rule did not decide. The MBeans come from "
+                                          "--mbeans, or from 20 s of the bundled demo cluster (the lab extra).")
+    explain.add_argument("what", metavar="NAME|OBJECTNAME")
+    explain.add_argument("--rules", default="builtin", help="a jmx_exporter rules file, or 'builtin' (default)")
+    explain.add_argument("--mbeans", metavar="DUMP.json", help="output of kafka-jmx simulate --dump")
+    explain.add_argument("--node", action="append", default=[], help="only these nodes (repeatable)")
+    explain.set_defaults(run=run_explain)
     rules.set_defaults(run=run)
 
 
@@ -52,6 +63,43 @@ def run(args: argparse.Namespace) -> int:
     registry.register(HealthView(workers, cluster))
     sys.stdout.write(b"".join(exposition(workers, registry)).decode())
     return 0
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from exporter.rules import RuleSet
+    from exporter.rules.explain import explain
+    from exporter.rulesets import builtin_rules
+    from exporter.sources.dump import DumpSource
+    from kafka_common.yamlconf import read_text
+    rules = builtin_rules() if args.rules == "builtin" else RuleSet.from_yaml(read_text(args.rules), args.rules)
+    if args.mbeans:
+        try:
+            with open(args.mbeans, encoding="utf-8") as fh:
+                dump = _last_dump(fh.read())
+        except (OSError, ValueError) as e:
+            print(f"kafka-jmx: cannot read {args.mbeans} as a `kafka-jmx simulate --dump` file: {e}", file=sys.stderr)
+            return 2
+    else:
+        dump = _demo_dump()
+    nodes = {name: DumpSource(name, node).read().samples for name, node in dump["nodes"].items()
+             if (not args.node or name in args.node) and node.get("alive", True)}
+    try:
+        found, lines = explain(rules, args.what, nodes)
+    except ValueError as e:         # not an ObjectName pattern
+        print(f"kafka-jmx: {args.what}: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0 if found else 1
+
+
+def _demo_dump() -> dict:
+    """The bundled demo cluster after 20 s of virtual time (before its first fault), as a dump."""
+    from broker.scenario import bundled_scenario, load_scenario
+    from broker.simulation import Simulation
+    sim = Simulation(load_scenario(bundled_scenario("demo.yaml"), "demo.yaml"))
+    sim.start()
+    sim.cluster.run_for(20_000)
+    return sim.cluster.snapshot()
 
 
 def _last_dump(text: str) -> dict:
