@@ -66,6 +66,24 @@ def cluster() -> Cluster:
     return make_cluster()
 
 
+@pytest.fixture(scope="module")
+def faulted_cluster():
+    """A cluster where every catalog MBean has appeared: traffic, and one NOT_ENOUGH_REPLICAS."""
+    c = make_cluster()
+    p = c.producer("p")
+    for i in range(20):
+        p.send("orders", i, key=str(i).encode())
+    c.consumer("c", "g", ["orders"], {"auto.offset.reset": "earliest"})
+    c.run_for(10_000)
+    state = c.active_controller().image.partition("orders", 0)
+    for f in [r for r in state.replicas if r != state.leader]:
+        c.kill(f"broker-{f}")
+    c.run_for(12_000)
+    c.producer("strict", {"acks": "all", "delivery.timeout.ms": 2_000}).send("orders", "x", partition=0)
+    c.run_for(3_000)
+    return c
+
+
 @pytest.fixture(scope="session")
 def zabbix():
     """A real Zabbix 6.0 (server, Java gateway, API) for the whole test session."""

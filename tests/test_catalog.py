@@ -3,7 +3,7 @@ import re
 
 import pytest
 import yaml
-from conftest import ROOT, make_cluster
+from conftest import ROOT
 
 from exporter.catalog import generate, zabbix
 from exporter.catalog.model import load_catalog
@@ -17,24 +17,6 @@ UUID = re.compile(r"^[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}$")
 @pytest.fixture(scope="module")
 def catalog():
     return load_catalog()
-
-
-@pytest.fixture(scope="module")
-def faulted_cluster():
-    """A cluster where every catalog MBean has appeared: traffic, and one NOT_ENOUGH_REPLICAS."""
-    c = make_cluster()
-    p = c.producer("p")
-    for i in range(20):
-        p.send("orders", i, key=str(i).encode())
-    c.consumer("c", "g", ["orders"], {"auto.offset.reset": "earliest"})
-    c.run_for(10_000)
-    state = c.active_controller().image.partition("orders", 0)
-    for f in [r for r in state.replicas if r != state.leader]:
-        c.kill(f"broker-{f}")
-    c.run_for(12_000)
-    c.producer("strict", {"acks": "all", "delivery.timeout.ms": 2_000}).send("orders", "x", partition=0)
-    c.run_for(3_000)
-    return c
 
 
 def test_every_catalog_mbean_exists_on_its_role(catalog, faulted_cluster):
