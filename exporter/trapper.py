@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from zabbix_utils import ItemValue, Sender
 
-from exporter.catalog.groups import DISCOVERY_KEYS
+from exporter.catalog.keys import GROUP_DISCOVERY, TOPIC_DISCOVERY, bean_discovery_key, jmx_key
 from exporter.catalog.model import Catalog
-from exporter.catalog.zabbix import TOPIC_LLD, bean_lld_key
 from exporter.collector import Target
 from exporter.config import DEFAULT_HOST_NAME
 from exporter.lag.model import Snapshot
@@ -58,7 +57,7 @@ class Discovery:
         return "{#JMX" + self.prop.upper() + "}"
 
 
-TOPICS = Discovery(TOPIC_LLD["trapper"], "topic", "broker")
+TOPICS = Discovery(TOPIC_DISCOVERY, "topic", "broker")
 
 
 class TrapperSink:
@@ -97,7 +96,7 @@ class TrapperSink:
         self.discoveries = [TOPICS]
         for m in catalog.metrics:
             if m.discovers:
-                d = Discovery(bean_lld_key(m), m.discovers, m.role)
+                d = Discovery(bean_discovery_key(m.id), m.discovers, m.role)
                 self.discoveries.append(d)
                 self._discovered[(m.base, m.discovers, m.attribute)] = (d, m.zabbix.value_type)
                 continue
@@ -153,7 +152,7 @@ class TrapperSink:
                 # Zabbix takes values of a discovered item only once its configuration cache has it
                 if now - self._first_seen.setdefault((host, d.key, value), now) < self.lld_settle_s:
                     continue
-                key = f'jmx["{on}","{s.attr}"]'
+                key = jmx_key(on, s.attr)
             else:
                 continue
             text = _format(s.value, vtype)
@@ -208,22 +207,22 @@ class TrapperSink:
             for item_id, value in (("group_members", g.members), ("group_state", g.state), ("group_type", g.type),
                                    ("group_status", verdicts.get(gid, 0))):
                 if value is not None:
-                    put(item_id, DISCOVERY_KEYS["group"], gid, value, gid)
+                    put(item_id, GROUP_DISCOVERY["group"], gid, value, gid)
             for topic in sorted({t for t, _ in g.committed}):
                 pair_rows.append({"{#GROUP}": gid, "{#TOPIC}": topic})
                 tps = [tp for tp in g.committed if tp[0] == topic]
                 pair = f"{gid}\x1f{topic}"
-                put("group_offset", DISCOVERY_KEYS["group_topic"], pair, sum(g.committed[tp] for tp in tps), gid, topic)
+                put("group_offset", GROUP_DISCOVERY["group_topic"], pair, sum(g.committed[tp] for tp in tps), gid, topic)
                 lags = [lag for tp in tps if (lag := snap.lag(gid, tp)) is not None]
                 if lags:
-                    put("group_lag", DISCOVERY_KEYS["group_topic"], pair, sum(lags), gid, topic)
+                    put("group_lag", GROUP_DISCOVERY["group_topic"], pair, sum(lags), gid, topic)
                 seconds = [s for tp in tps if (s := snap.lag_seconds(gid, tp)) is not None]
                 if seconds:
-                    put("group_lag_seconds", DISCOVERY_KEYS["group_topic"], pair, max(seconds), gid, topic)
+                    put("group_lag_seconds", GROUP_DISCOVERY["group_topic"], pair, max(seconds), gid, topic)
                 if g.members is not None:           # a group its coordinator could not describe: unknown
-                    put("group_assigned", DISCOVERY_KEYS["group_topic"], pair, g.assigned.get(topic, 0), gid, topic)
-        self._send_lld(host, DISCOVERY_KEYS["group"], group_rows, clock)
-        self._send_lld(host, DISCOVERY_KEYS["group_topic"], pair_rows, clock)
+                    put("group_assigned", GROUP_DISCOVERY["group_topic"], pair, g.assigned.get(topic, 0), gid, topic)
+        self._send_lld(host, GROUP_DISCOVERY["group"], group_rows, clock)
+        self._send_lld(host, GROUP_DISCOVERY["group_topic"], pair_rows, clock)
         self._enqueue(values)
 
     def _enqueue(self, values: list[ItemValue]) -> None:

@@ -46,6 +46,8 @@ def _imported(stderr: str) -> set[str]:
 
 
 LAB = ("broker", "realkafka")
+GENERATORS = {"exporter.catalog.zabbix", "exporter.catalog.alerts", "exporter.catalog.grafana", "exporter.catalog.docs",
+              "exporter.catalog.generate"}
 
 
 def test_the_serve_command_loads_no_simulator(tmp_path):
@@ -58,6 +60,7 @@ def test_the_serve_command_loads_no_simulator(tmp_path):
     assert sorted(n for n in loaded if n.split(".")[0] in LAB) == []
     config = tmp_path / "exporter.yml"
     config.write_text(f"cluster: lab\nprometheus: {{listen: '127.0.0.1:{free_port_block(1)}'}}\n"
+                      "zabbix: {server: '127.0.0.1:9'}\n"
                       "targets:\n  - {name: broker-1, role: broker, jolokia: {url: 'http://127.0.0.1:9/jolokia/'}}\n")
     serving = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "kafka_jmx", "serve", "--config", str(config)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -70,3 +73,6 @@ def test_the_serve_command_loads_no_simulator(tmp_path):
     loaded = _imported(stderr)
     assert "exporter.daemon" in loaded and "exporter.sources.jolokia" in loaded
     assert sorted(n for n in loaded if n.split(".")[0] in LAB) == []
+    # the runtime reads the catalog and its keys, never a generator
+    assert "exporter.catalog.keys" in loaded
+    assert sorted(n for n in loaded if n in GENERATORS) == []

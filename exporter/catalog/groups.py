@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from exporter.catalog.keys import with_parameters
 from kafka_common.yamlconf import Doc
 
 PER = {"group": ("{#GROUP}",), "group_topic": ("{#GROUP}", "{#TOPIC}")}
-DISCOVERY_KEYS = {"group": "kafka.discovery.groups", "group_topic": "kafka.discovery.group_topics"}
 MACRO_REF = re.compile(r'\{\$([A-Z0-9_.]+)(?::"[^"]*")?(?:\|\w+)?\}')
 
 
@@ -28,12 +28,12 @@ class GroupItem:
     @property
     def key(self) -> str:
         """The item prototype's key, with the discovered names as parameters."""
-        return f"{self.key_base}[{','.join(chr(34) + m + chr(34) for m in PER[self.per])}]"
+        return with_parameters(self.key_base, PER[self.per])
 
     def key_for(self, group: str, topic: str | None = None) -> str:
         """The key of one discovered item (what the exporter sends)."""
         names = (group,) if self.per == "group" else (group, topic or "")
-        return f"{self.key_base}[{','.join(_quoted(n) for n in names)}]"
+        return with_parameters(self.key_base, names)
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,6 @@ class ConsumerGroups:
 
     def macro(self, name: str) -> str:
         return next(value for macro, value, _ in self.macros if macro == name)
-
-
-def _quoted(name: str) -> str:
-    """A Zabbix item key parameter: quoted, with its quotes escaped."""
-    return '"' + name.replace('"', '\\"') + '"'
 
 
 def _list(doc: Doc, top: dict[str, Any], key: str) -> list[Any]:

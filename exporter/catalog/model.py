@@ -8,6 +8,7 @@ from typing import Any
 
 from exporter.catalog.groups import ConsumerGroups
 from exporter.catalog.groups import load as load_groups
+from exporter.catalog.keys import cluster_key, jmx_key
 from kafka_common.names import ObjectName
 from kafka_common.yamlconf import Doc, KeyPath, read_text
 
@@ -50,7 +51,7 @@ class Metric:
 
     @property
     def key(self) -> str:
-        return f'jmx["{self.mbean}","{self.attribute}"]'
+        return jmx_key(self.mbean, self.attribute)
 
     @property
     def discovers(self) -> str | None:
@@ -78,7 +79,7 @@ class ClusterItem:
 
     @property
     def key(self) -> str:
-        return f"kafka.cluster.{self.id}"
+        return cluster_key(self.id)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from exporter.catalog.groups import DISCOVERY_KEYS, GroupTrigger
+from exporter.catalog.groups import GroupTrigger
+from exporter.catalog.keys import GROUP_DISCOVERY, TOPIC_DISCOVERY, bean_discovery_key, cluster_key, jmx_key
 from exporter.catalog.model import Catalog, Graph, Metric, TopicGraph, Trigger
 
 GROUP = "Templates/Applications"
@@ -31,7 +32,6 @@ TEMPLATE_NAMES = {
 CLUSTER_TEMPLATE = "Apache Kafka 4.x cluster"
 GROUPS_TEMPLATE = "Apache Kafka 4.x consumer groups by trapper"
 GROUP_GRAPHS = ("group_members", "group_status", "group_lag", "group_lag_seconds")     # a graph prototype each
-TOPIC_LLD = {"trapper": "kafka.discovery.topics"}
 # a Java gateway reading NaN hands Zabbix the text "NaN", which a numeric item refuses
 NAN_SCRIPT = "return value === 'NaN' ? '{}' : value;"
 COLORS = ("1A7C11", "F63100", "2774A4", "A54F10", "FC6EA3", "6C59DC", "AC8C14", "611F27")
@@ -149,23 +149,18 @@ def _topic_filter() -> dict[str, Any]:
          "formulaid": "B"}]}
 
 
-def bean_lld_key(m: Metric) -> str:
-    """The trapper discovery rule of a per-bean metric (the exporter sends it what it reads)."""
-    return f"kafka.discovery.beans[{m.id}]"
-
-
 def _trapper_bean_rule(m: Metric, template: str, transport: str) -> dict[str, Any]:
     prop = m.discovers or ""
     macro = "{#JMX" + prop.upper() + "}"
-    proto = _item(m, template, transport, key=f'jmx["{m.base},{prop}={macro}","{m.attribute}"]')
+    proto = _item(m, template, transport, key=jmx_key(f"{m.base},{prop}={macro}", m.attribute))
     return {"uuid": uuid_for(template, "lld", f"bean {m.id}"), "name": re.sub(r"^.*\{#JMX\w+\}:\s*", f"Per {prop}: ",
                                                                              m.zabbix.name),
-            "type": "TRAP", "key": bean_lld_key(m), "lifetime": "1d",
+            "type": "TRAP", "key": bean_discovery_key(m.id), "lifetime": "1d",
             "description": f"Every {prop} of {m.base}, sent by the kafka-jmx exporter.", "item_prototypes": [proto]}
 
 
 def _topic_key(m: Metric) -> str:
-    return f'jmx["{m.mbean},topic={{#JMXTOPIC}}","{m.attribute}"]'
+    return jmx_key(f"{m.mbean},topic={{#JMXTOPIC}}", m.attribute)
 
 
 def _topic_graphs(catalog: Catalog) -> list[TopicGraph]:
@@ -238,7 +233,7 @@ def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str)
         if not topic_metrics:
             return rules
         rule: dict[str, Any] = {"uuid": uuid_for(template, "lld", "topics"), "name": "Topics", "type": "TRAP",
-                                "key": TOPIC_LLD[transport], "lifetime": "7d",
+                                "key": TOPIC_DISCOVERY, "lifetime": "7d",
                                 "description": "Topics led by this broker, sent by the kafka-jmx exporter.",
                                 "filter": _topic_filter(),
                                 "item_prototypes": [_topic_prototype(m, template, transport) for m in topic_metrics]}
@@ -266,7 +261,7 @@ def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str)
         # one rule per bean (a bean's attribute-discovery rules and prototypes would share keys); the
         # prototype's key is the fixed item's key with the attribute discovered
         first = metrics[0]
-        proto = _item(first, template, transport, key=f'jmx["{mbean}","{{#JMXATTR}}"]',
+        proto = _item(first, template, transport, key=jmx_key(mbean, "{#JMXATTR}"),
                       name=f"{first.zabbix.component.capitalize()} {{#JMXATTR}}")
         proto["description"] = " ".join(f"{m.attribute}: {m.description}" for m in metrics)
         rule = _jmx_rule(template, f"attributes {mbean}", f"Attributes of {mbean}",
@@ -283,7 +278,7 @@ def _discovery_rules(catalog: Catalog, template: str, transport: str, slot: str)
             continue
         prop = m.mbean.rpartition(",")[2].partition("=")[0]
         macro = "{#JMX" + prop.upper() + "}"
-        key = f'jmx["{m.mbean.rsplit(",", 1)[0]},{prop}={macro}","{m.attribute}"]'
+        key = jmx_key(f'{m.mbean.rsplit(",", 1)[0]},{prop}={macro}', m.attribute)
         proto = _item(m, template, transport, key=key)
         triggers = [_trigger(t, template, _host_expression(catalog, t, template, key))
                     for t in catalog.triggers if t.scope == "host" and t.metric == m.id]
@@ -372,7 +367,7 @@ def _cluster_template(catalog: Catalog, version: str) -> dict[str, Any]:
     for t in catalog.triggers:
         if t.scope != "cluster":
             continue
-        expression = re.sub(r"\{cluster:(\w+)\}", lambda m: f"/{name}/kafka.cluster.{m.group(1)}", t.expression)
+        expression = re.sub(r"\{cluster:(\w+)\}", lambda m: f"/{name}/{cluster_key(m.group(1))}", t.expression)
         triggers.append(_trigger(t, name, expression))
     template = _template(name, "Cluster-wide checks of an Apache Kafka 4.x (KRaft) cluster: aggregates of the "
                                "controllers' metrics over the host group {$KAFKA.CLUSTER.GROUP} (works with the JMX and "
@@ -418,7 +413,7 @@ def _groups_template(catalog: Catalog, version: str) -> dict[str, Any]:
         conditions = [{"macro": "{#GROUP}", "value": "{$KAFKA.GROUP.MATCHES}", "formulaid": "A"},
                       {"macro": "{#GROUP}", "value": "{$KAFKA.GROUP.NOT_MATCHES}", "operator": "NOT_MATCHES_REGEX",
                        "formulaid": "B"}]
-        rule: dict[str, Any] = {"uuid": uuid_for(name, "lld", per), "name": what, "type": "TRAP", "key": DISCOVERY_KEYS[per],
+        rule: dict[str, Any] = {"uuid": uuid_for(name, "lld", per), "name": what, "type": "TRAP", "key": GROUP_DISCOVERY[per],
                 "lifetime": "7d", "description": f"{what} with committed offsets, sent by the kafka-jmx exporter "
                                                  "(its kafka: section) after each collection.",
                 "filter": {"evaltype": "AND", "conditions": conditions}, "item_prototypes": protos}
