@@ -308,3 +308,20 @@ def test_every_70_graph_widget_has_a_reference_unique_in_its_dashboard(catalog):
                 assert refs == []
             else:
                 assert len(refs) == len(widgets) == len(set(refs)) and all(re.fullmatch(r"[A-Z]{5}", r) for r in refs)
+
+
+def test_every_reference_uses_the_one_syntax_and_names_something(tmp_path):
+    """{kind:id} everywhere (exporter/catalog/refs.py): a reference to nothing, or of a kind the place cannot use,
+    is refused with its line; a consumer-group item must name a series the lag collection makes."""
+    metric = ("metrics:\n  - {id: x, mbean: 'a:type=b', attribute: Value, role: broker, prometheus: a_b, description: d,\n"
+              "     zabbix: {name: n, value_type: FLOAT, component: c}}\n")
+    text = catalog_errors(tmp_path, metric + (
+        "triggers:\n  - {id: t, scope: host, metric: x, name: T, expression: 'last({item})>0 or last({cluster:y})>0',\n"
+        "     priority: WARNING, description: d,\n"
+        "     alert: {name: A, expr: 'max({metric:nope}) > 0 and {metric:x} > 0 or {item:x}', severity: warning}}\n"
+        "consumer_groups:\n  items:\n    - {id: g, per: group, key: k.g, prometheus: kafka_consumergroup_lagg, name: G,\n"
+        "       value_type: UNSIGNED, description: d}\n"))
+    assert "c.yaml:5: triggers[0].expression: {cluster:y}: a host trigger refers to items ({item:ID})" in text
+    assert "triggers[0].alert.expr: {metric:nope}: no metric 'nope' with a Prometheus name" in text
+    assert "triggers[0].alert.expr: {item:x} cannot be used here (allowed: {metric:ID})" in text
+    assert "consumer_groups.items[0].prometheus: 'kafka_consumergroup_lagg' is not a series the exporter's lag" in text

@@ -8,6 +8,8 @@ import pytest
 import yaml
 from conftest import ROOT
 
+from exporter.catalog.model import load_catalog
+
 RULES = ROOT / "templates" / "prometheus" / "kafka-4x-alerts.yml"
 C = {"cluster": "prod"}
 CTL = {"cluster": "prod", "node": "controller-1001", "node_id": "1001", "role": "controller"}
@@ -16,78 +18,92 @@ G = {"cluster": "prod", "consumergroup": "billing"}
 GT = {**G, "topic": "orders"}
 
 
+CATALOG = load_catalog()
+
+
+def metric(metric_id: str) -> str:
+    """A catalog metric's Prometheus name: the cases name series by catalog id, as the alerts do."""
+    name = CATALOG.metric(metric_id).prometheus
+    assert name, metric_id
+    return name
+
+
+def group(item_id: str) -> str:
+    return CATALOG.groups.item(item_id).prometheus
+
+
 def sel(name, labels):
     return name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
 
 
 # alert: (firing series, healthy series, eval time, labels of the alert, {{ $value }} in the summary or None)
 CASES = {
-    "KafkaActiveBrokersBelowMinimum": ({sel("kafka_controller_kafkacontroller_activebrokercount", CTL): "5 5 4 4 4 4"},
-                                       {sel("kafka_controller_kafkacontroller_activebrokercount", CTL): "5x6"}, "5m", C, "4"),
-    "KafkaActiveControllerCountNotOne": ({sel("kafka_controller_kafkacontroller_activecontrollercount", CTL): "1 0 0 0 0",
-                                          sel("kafka_controller_kafkacontroller_activecontrollercount", {**CTL, "node": "controller-1002"}): "0x5"},
-                                         {sel("kafka_controller_kafkacontroller_activecontrollercount", CTL): "1x5",
-                                          sel("kafka_controller_kafkacontroller_activecontrollercount", {**CTL, "node": "controller-1002"}): "0x5"},
+    "KafkaActiveBrokersBelowMinimum": ({sel(metric("active_broker_count"), CTL): "5 5 4 4 4 4"},
+                                       {sel(metric("active_broker_count"), CTL): "5x6"}, "5m", C, "4"),
+    "KafkaActiveControllerCountNotOne": ({sel(metric("active_controller_count"), CTL): "1 0 0 0 0",
+                                          sel(metric("active_controller_count"), {**CTL, "node": "controller-1002"}): "0x5"},
+                                         {sel(metric("active_controller_count"), CTL): "1x5",
+                                          sel(metric("active_controller_count"), {**CTL, "node": "controller-1002"}): "0x5"},
                                          "4m", C, "0"),
     "KafkaNoControllerData": ({sel("kafkajmx_target_up", CTL): "0x6"},
                               {sel("kafkajmx_target_up", CTL): "1x6",
-                               sel("kafka_controller_kafkacontroller_activecontrollercount", CTL): "1x6"}, "5m", C, "1"),
-    "KafkaFencedBrokers": ({sel("kafka_controller_kafkacontroller_fencedbrokercount", CTL): "0 1 1 1 1"},
-                           {sel("kafka_controller_kafkacontroller_fencedbrokercount", CTL): "0x5"}, "4m", C, "1"),
-    "KafkaOfflinePartitions": ({sel("kafka_controller_kafkacontroller_offlinepartitionscount", CTL): "0 3 3 3"},
-                               {sel("kafka_controller_kafkacontroller_offlinepartitionscount", CTL): "0x4"}, "3m", C, "3"),
-    "KafkaControllerElection": ({sel("kafka_controller_kafkacontroller_newactivecontrollerscount", CTL): "1 1 2 2"},
-                                {sel("kafka_controller_kafkacontroller_newactivecontrollerscount", CTL): "1x4"}, "3m", C, None),
-    "KafkaUncleanLeaderElection": ({sel("kafka_controller_controllerstats_uncleanleaderelections_total", CTL): "0 0 1 1"},
-                                   {sel("kafka_controller_controllerstats_uncleanleaderelections_total", CTL): "0x4"}, "3m", C, None),
-    "KafkaUnderReplicatedPartitions": ({sel("kafka_server_replicamanager_underreplicatedpartitions", BRK): "0 2x7"},
-                                       {sel("kafka_server_replicamanager_underreplicatedpartitions", BRK): "0x8"}, "7m", BRK, "2"),
-    "KafkaUnderMinIsrPartitions": ({sel("kafka_server_replicamanager_underminisrpartitioncount", BRK): "0 1 1 1"},
-                                   {sel("kafka_server_replicamanager_underminisrpartitioncount", BRK): "0x4"}, "3m", BRK, "1"),
-    "KafkaIsrShrinking": ({sel("kafka_server_replicamanager_isrshrinks_total", BRK): "0 0 3 3"},
-                          {sel("kafka_server_replicamanager_isrshrinks_total", BRK): "4x4"}, "3m", BRK, None),
-    "KafkaBrokerNotRunning": ({sel("kafka_server_kafkaserver_brokerstate", BRK): "3 2 2 2 2"},
-                              {sel("kafka_server_kafkaserver_brokerstate", BRK): "3x5"}, "4m", BRK, "2"),
+                               sel(metric("active_controller_count"), CTL): "1x6"}, "5m", C, "1"),
+    "KafkaFencedBrokers": ({sel(metric("fenced_broker_count"), CTL): "0 1 1 1 1"},
+                           {sel(metric("fenced_broker_count"), CTL): "0x5"}, "4m", C, "1"),
+    "KafkaOfflinePartitions": ({sel(metric("offline_partitions_count"), CTL): "0 3 3 3"},
+                               {sel(metric("offline_partitions_count"), CTL): "0x4"}, "3m", C, "3"),
+    "KafkaControllerElection": ({sel(metric("new_active_controllers_count"), CTL): "1 1 2 2"},
+                                {sel(metric("new_active_controllers_count"), CTL): "1x4"}, "3m", C, None),
+    "KafkaUncleanLeaderElection": ({sel(metric("unclean_leader_elections"), CTL): "0 0 1 1"},
+                                   {sel(metric("unclean_leader_elections"), CTL): "0x4"}, "3m", C, None),
+    "KafkaUnderReplicatedPartitions": ({sel(metric("under_replicated_partitions"), BRK): "0 2x7"},
+                                       {sel(metric("under_replicated_partitions"), BRK): "0x8"}, "7m", BRK, "2"),
+    "KafkaUnderMinIsrPartitions": ({sel(metric("under_min_isr_partitions"), BRK): "0 1 1 1"},
+                                   {sel(metric("under_min_isr_partitions"), BRK): "0x4"}, "3m", BRK, "1"),
+    "KafkaIsrShrinking": ({sel(metric("isr_shrinks"), BRK): "0 0 3 3"},
+                          {sel(metric("isr_shrinks"), BRK): "4x4"}, "3m", BRK, None),
+    "KafkaBrokerNotRunning": ({sel(metric("broker_state"), BRK): "3 2 2 2 2"},
+                              {sel(metric("broker_state"), BRK): "3x5"}, "4m", BRK, "2"),
     # the broker's metadata stops advancing; healthy it is under a second old, and before the first load
     # Kafka reports the epoch time
-    "KafkaRaftNoLeader": ({sel("kafka_server_brokermetadatametrics_last_applied_record_lag_ms", BRK): "300 40300 70300 130300"},
-                          {sel("kafka_server_brokermetadatametrics_last_applied_record_lag_ms", BRK): "1.7e12 300 450 200"},
+    "KafkaRaftNoLeader": ({sel(metric("metadata_lag"), BRK): "300 40300 70300 130300"},
+                          {sel(metric("metadata_lag"), BRK): "1.7e12 300 450 200"},
                           "3m", BRK, "130300"),
-    "KafkaElectionLatencyHigh": ({sel("kafka_server_raftmetrics_election_latency_max", CTL): "1500 8000"},
-                                 {sel("kafka_server_raftmetrics_election_latency_max", CTL): "1500 1600"}, "1m", CTL, "8000"),
-    "KafkaMetadataErrors": ({sel("kafka_controller_kafkacontroller_metadataerrorcount", CTL): "0 0 1 1"},
-                            {sel("kafka_controller_kafkacontroller_metadataerrorcount", CTL): "0x4"}, "3m", CTL, None),
-    "KafkaMetadataLoadErrors": ({sel("kafka_server_brokermetadatametrics_metadata_load_error_count", BRK): "0 0 1 1"},
-                                {sel("kafka_server_brokermetadatametrics_metadata_load_error_count", BRK): "0x4"},
+    "KafkaElectionLatencyHigh": ({sel(metric("raft_election_latency_max"), CTL): "1500 8000"},
+                                 {sel(metric("raft_election_latency_max"), CTL): "1500 1600"}, "1m", CTL, "8000"),
+    "KafkaMetadataErrors": ({sel(metric("metadata_error_count"), CTL): "0 0 1 1"},
+                            {sel(metric("metadata_error_count"), CTL): "0x4"}, "3m", CTL, None),
+    "KafkaMetadataLoadErrors": ({sel(metric("metadata_load_errors"), BRK): "0 0 1 1"},
+                                {sel(metric("metadata_load_errors"), BRK): "0x4"},
                                 "3m", BRK, None),
-    "KafkaOfflineLogDirectories": ({sel("kafka_log_logmanager_offlinelogdirectorycount", BRK): "0 1"},
-                                   {sel("kafka_log_logmanager_offlinelogdirectorycount", BRK): "0 0"}, "1m", BRK, "1"),
-    "KafkaNetworkProcessorIdleLow": ({sel("kafka_network_socketserver_networkprocessoravgidle_percent", BRK): "0.1x20"},
-                                     {sel("kafka_network_socketserver_networkprocessoravgidle_percent", BRK): "0.9x20"},
+    "KafkaOfflineLogDirectories": ({sel(metric("offline_log_dirs"), BRK): "0 1"},
+                                   {sel(metric("offline_log_dirs"), BRK): "0 0"}, "1m", BRK, "1"),
+    "KafkaNetworkProcessorIdleLow": ({sel(metric("network_processor_idle"), BRK): "0.1x20"},
+                                     {sel(metric("network_processor_idle"), BRK): "0.9x20"},
                                      "20m", BRK, "0.1"),
-    "KafkaRequestHandlerIdleLow": ({sel("kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent", BRK): "0.2x20"},
-                                   {sel("kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent", BRK): "0.8x20"},
+    "KafkaRequestHandlerIdleLow": ({sel(metric("request_handler_idle"), BRK): "0.2x20"},
+                                   {sel(metric("request_handler_idle"), BRK): "0.8x20"},
                                    "20m", BRK, "0.2"),
-    "KafkaStaticVotersIgnored": ({sel("kafka_controller_kafkacontroller_ignoredstaticvoters", CTL): "0 1"},
-                                 {sel("kafka_controller_kafkacontroller_ignoredstaticvoters", CTL): "0 0"}, "1m", CTL, None),
-    "KafkaRestarted": ({sel("kafka_server_app_info_start_time_ms", BRK): "1.7e12 1.7e12 1.70000006e12 1.70000006e12"},
-                       {sel("kafka_server_app_info_start_time_ms", BRK): "1.7e12x4"}, "3m", BRK, None),
+    "KafkaStaticVotersIgnored": ({sel(metric("ignored_static_voters"), CTL): "0 1"},
+                                 {sel(metric("ignored_static_voters"), CTL): "0 0"}, "1m", CTL, None),
+    "KafkaRestarted": ({sel(metric("app_start_time"), BRK): "1.7e12 1.7e12 1.70000006e12 1.70000006e12"},
+                       {sel(metric("app_start_time"), BRK): "1.7e12x4"}, "3m", BRK, None),
     # an upgrade: the version label changes within the window; healthy one version all along
-    "KafkaVersionChanged": ({sel("kafka_server_app_info_version", {**BRK, "version": "4.1.1"}): "1 1 _ _",
-                             sel("kafka_server_app_info_version", {**BRK, "version": "4.4.0"}): "_ _ 1 1"},
-                            {sel("kafka_server_app_info_version", {**BRK, "version": "4.1.1"}): "1x4"},
+    "KafkaVersionChanged": ({sel(metric("app_version"), {**BRK, "version": "4.1.1"}): "1 1 _ _",
+                             sel(metric("app_version"), {**BRK, "version": "4.4.0"}): "_ _ 1 1"},
+                            {sel(metric("app_version"), {**BRK, "version": "4.1.1"}): "1x4"},
                             "3m", {"cluster": "prod", "node": "broker-1"}, None),
     "KafkaTargetDown": ({sel("kafkajmx_target_up", BRK): "1 0x7"}, {sel("kafkajmx_target_up", BRK): "1 0 0 0 1 0 0 0"}, "7m", BRK, "0"),
     # consumer groups (the exporter's kafka: collection)
-    "KafkaConsumerGroupLagSecondsHigh": ({sel("kafka_consumergroup_lag_seconds_max", GT): "400x7"},
-                                         {sel("kafka_consumergroup_lag_seconds_max", GT): "100 400 100 400 100 400 100"},
+    "KafkaConsumerGroupLagSecondsHigh": ({sel(group("group_lag_seconds"), GT): "400x7"},
+                                         {sel(group("group_lag_seconds"), GT): "100 400 100 400 100 400 100"},
                                          "6m", GT, "6m 40s"),
-    "KafkaConsumerGroupLagGrowing": ({sel("kafka_consumergroup_status", G): "0 1x16"},
-                                     {sel("kafka_consumergroup_status", G): "1x8 0 1x8"}, "16m", G, None),
-    "KafkaConsumerGroupStalled": ({sel("kafka_consumergroup_status", G): "0 2 2"},
-                                  {sel("kafka_consumergroup_status", G): "0 1 0"}, "2m", G, None),
-    "KafkaConsumerGroupStopped": ({sel("kafka_consumergroup_status", G): "0 3x6"},
-                                  {sel("kafka_consumergroup_status", G): "0 3 0 3 3 0 3"}, "6m", G, None),
+    "KafkaConsumerGroupLagGrowing": ({sel(group("group_status"), G): "0 1x16"},
+                                     {sel(group("group_status"), G): "1x8 0 1x8"}, "16m", G, None),
+    "KafkaConsumerGroupStalled": ({sel(group("group_status"), G): "0 2 2"},
+                                  {sel(group("group_status"), G): "0 1 0"}, "2m", G, None),
+    "KafkaConsumerGroupStopped": ({sel(group("group_status"), G): "0 3x6"},
+                                  {sel(group("group_status"), G): "0 3 0 3 3 0 3"}, "6m", G, None),
 }
 
 
@@ -174,7 +190,7 @@ def run_promtool(tmp_path, rule_file, tests) -> None:
 def broker_case(brokers: int, active: str, expected: int | None, fires: bool) -> dict:
     """Three controllers report ActiveBrokerCount; the exporter publishes the expected count (or, with
     None, an exporter that does not: the cluster's own most brokers of the day count)."""
-    series = [{"series": sel("kafka_controller_kafkacontroller_activebrokercount", {**CTL, "node": f"controller-{n}"}),
+    series = [{"series": sel(metric("active_broker_count"), {**CTL, "node": f"controller-{n}"}),
                "values": active} for n in (1001, 1002, 1003)]
     if expected is not None:
         series.append({"series": sel("kafkajmx_brokers_expected", C), "values": f"{expected}x8"})

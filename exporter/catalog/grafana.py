@@ -2,7 +2,7 @@
 
 Five dashboards (cluster overview, KRaft quorum, brokers, consumer groups, topics), each with a
 Prometheus datasource variable and cluster/node variables (cluster/group for consumer groups). Queries name their series through catalog metric
-ids ({m:<id>}) wherever the catalog has the metric, so a renamed metric changes the dashboards
+ids ({metric:<id>}) wherever the catalog has the metric, so a renamed metric changes the dashboards
 with it.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from grafana_foundation_sdk.builders.timeseries import Panel as Timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
+from exporter.catalog import refs
 from exporter.catalog.model import Catalog
 
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -32,7 +33,7 @@ HEADER_KEY = "__generated"
 @dataclass(frozen=True)
 class PanelSpec:
     title: str
-    expr: str                 # PromQL with {m:<metric id>} and {sel}/{node_sel}
+    expr: str                 # PromQL with {metric:ID}, {group:ID} and {selector:cluster|node|group} (catalog refs)
     kind: str = "timeseries"  # timeseries | stat
     unit: str = "short"
     legend: str = "{{node}}"
@@ -42,81 +43,81 @@ class PanelSpec:
 DASHBOARDS: dict[str, tuple[str, list[tuple[str, list[PanelSpec]]]]] = {
     "kafka-4x-cluster": ("Kafka 4.x cluster overview", [
         ("Health", [
-            PanelSpec("Active brokers", "max({m:active_broker_count}{{sel}})", "stat", legend=""),
-            PanelSpec("Active controllers", "sum({m:active_controller_count}{{sel}})", "stat", legend=""),
-            PanelSpec("Fenced brokers", "max({m:fenced_broker_count}{{sel}})", "stat", legend=""),
-            PanelSpec("Offline partitions", "max({m:offline_partitions_count}{{sel}})", "stat", legend=""),
-            PanelSpec("Under replicated partitions", "sum({m:under_replicated_partitions}{{sel}})", "stat", legend=""),
-            PanelSpec("Partitions under min ISR", "sum({m:under_min_isr_partitions}{{sel}})", "stat", legend=""),
+            PanelSpec("Active brokers", "max({metric:active_broker_count}{{selector:cluster}})", "stat", legend=""),
+            PanelSpec("Active controllers", "sum({metric:active_controller_count}{{selector:cluster}})", "stat", legend=""),
+            PanelSpec("Fenced brokers", "max({metric:fenced_broker_count}{{selector:cluster}})", "stat", legend=""),
+            PanelSpec("Offline partitions", "max({metric:offline_partitions_count}{{selector:cluster}})", "stat", legend=""),
+            PanelSpec("Under replicated partitions", "sum({metric:under_replicated_partitions}{{selector:cluster}})", "stat", legend=""),
+            PanelSpec("Partitions under min ISR", "sum({metric:under_min_isr_partitions}{{selector:cluster}})", "stat", legend=""),
         ]),
         ("Throughput", [
-            PanelSpec("Bytes in", 'sum by (node) (rate({m:bytes_in}{{node_sel},topic=""}[5m]))', unit="Bps"),
-            PanelSpec("Bytes out", 'sum by (node) (rate({m:bytes_out}{{node_sel},topic=""}[5m]))', unit="Bps"),
-            PanelSpec("Messages in", 'sum by (node) (rate({m:messages_in}{{node_sel},topic=""}[5m]))', unit="short"),
-            PanelSpec("Failed produce requests", 'sum by (node) (rate({m:failed_produce}{{node_sel},topic=""}[5m]))',
+            PanelSpec("Bytes in", 'sum by (node) (rate({metric:bytes_in}{{selector:node},topic=""}[5m]))', unit="Bps"),
+            PanelSpec("Bytes out", 'sum by (node) (rate({metric:bytes_out}{{selector:node},topic=""}[5m]))', unit="Bps"),
+            PanelSpec("Messages in", 'sum by (node) (rate({metric:messages_in}{{selector:node},topic=""}[5m]))', unit="short"),
+            PanelSpec("Failed produce requests", 'sum by (node) (rate({metric:failed_produce}{{selector:node},topic=""}[5m]))',
                       unit="reqps"),
-            PanelSpec("Produce NOT_ENOUGH_REPLICAS", "sum by (node) (rate({m:produce_not_enough_replicas}{{node_sel}}[5m]))",
+            PanelSpec("Produce NOT_ENOUGH_REPLICAS", "sum by (node) (rate({metric:produce_not_enough_replicas}{{selector:node}}[5m]))",
                       unit="reqps", may_be_empty=True),
         ]),
     ]),
     "kafka-4x-kraft": ("Kafka 4.x KRaft quorum", [
         ("Quorum", [
-            PanelSpec("Quorum leader seen by each node", "{m:raft_current_leader}{{node_sel}}"),
-            PanelSpec("Quorum epoch", "{m:raft_current_epoch}{{node_sel}}"),
-            PanelSpec("Raft state", "{m:raft_current_state}{{node_sel}}", legend="{{node}} {{current_state}}"),
-            PanelSpec("Controller elections (5m)", "increase({m:new_active_controllers_count}{{node_sel}}[5m])"),
-            PanelSpec("Election latency (max)", "{m:raft_election_latency_max}{{node_sel}}", unit="ms",
+            PanelSpec("Quorum leader seen by each node", "{metric:raft_current_leader}{{selector:node}}"),
+            PanelSpec("Quorum epoch", "{metric:raft_current_epoch}{{selector:node}}"),
+            PanelSpec("Raft state", "{metric:raft_current_state}{{selector:node}}", legend="{{node}} {{current_state}}"),
+            PanelSpec("Controller elections (5m)", "increase({metric:new_active_controllers_count}{{selector:node}}[5m])"),
+            PanelSpec("Election latency (max)", "{metric:raft_election_latency_max}{{selector:node}}", unit="ms",
                       may_be_empty=True),
-            PanelSpec("Commit latency (avg)", "{m:raft_commit_latency_avg}{{node_sel}}", unit="ms"),
-            PanelSpec("Metadata high watermark", "{m:raft_high_watermark}{{node_sel}}"),
-            PanelSpec("Controller metadata lag", "{m:last_applied_record_lag_ms}{{node_sel}}", unit="ms"),
-            PanelSpec("Broker metadata lag", "{m:metadata_lag}{{node_sel}}", unit="ms"),
+            PanelSpec("Commit latency (avg)", "{metric:raft_commit_latency_avg}{{selector:node}}", unit="ms"),
+            PanelSpec("Metadata high watermark", "{metric:raft_high_watermark}{{selector:node}}"),
+            PanelSpec("Controller metadata lag", "{metric:last_applied_record_lag_ms}{{selector:node}}", unit="ms"),
+            PanelSpec("Broker metadata lag", "{metric:metadata_lag}{{selector:node}}", unit="ms"),
         ]),
     ]),
     "kafka-4x-brokers": ("Kafka 4.x brokers", [
         ("Requests", [
-            PanelSpec("Produce request time p99", "{m:produce_total_time_p99}{{node_sel}}", unit="ms"),
-            PanelSpec("Consumer fetch time p99", "{m:fetch_consumer_total_time_p99}{{node_sel}}", unit="ms"),
-            PanelSpec("Network threads idle", "{m:network_processor_idle}{{node_sel}}", unit="percentunit"),
-            PanelSpec("Request handlers idle", "{m:request_handler_idle}{{node_sel}}", unit="percentunit"),
-            PanelSpec("Produce purgatory", "{m:produce_purgatory}{{node_sel}}"),
-            PanelSpec("Fetch purgatory", "{m:fetch_purgatory}{{node_sel}}"),
+            PanelSpec("Produce request time p99", "{metric:produce_total_time_p99}{{selector:node}}", unit="ms"),
+            PanelSpec("Consumer fetch time p99", "{metric:fetch_consumer_total_time_p99}{{selector:node}}", unit="ms"),
+            PanelSpec("Network threads idle", "{metric:network_processor_idle}{{selector:node}}", unit="percentunit"),
+            PanelSpec("Request handlers idle", "{metric:request_handler_idle}{{selector:node}}", unit="percentunit"),
+            PanelSpec("Produce purgatory", "{metric:produce_purgatory}{{selector:node}}"),
+            PanelSpec("Fetch purgatory", "{metric:fetch_purgatory}{{selector:node}}"),
         ]),
         ("Replication", [
-            PanelSpec("ISR shrinks", "rate({m:isr_shrinks}{{node_sel}}[5m])", unit="short"),
-            PanelSpec("ISR expands", "rate({m:isr_expands}{{node_sel}}[5m])", unit="short"),
-            PanelSpec("Under replicated partitions", "{m:under_replicated_partitions}{{node_sel}}"),
-            PanelSpec("Leaders", "{m:leader_count}{{node_sel}}"),
-            PanelSpec("Replication max lag", "{m:replica_max_lag}{{node_sel}}"),
-            PanelSpec("Broker state", "{m:broker_state}{{node_sel}}"),
+            PanelSpec("ISR shrinks", "rate({metric:isr_shrinks}{{selector:node}}[5m])", unit="short"),
+            PanelSpec("ISR expands", "rate({metric:isr_expands}{{selector:node}}[5m])", unit="short"),
+            PanelSpec("Under replicated partitions", "{metric:under_replicated_partitions}{{selector:node}}"),
+            PanelSpec("Leaders", "{metric:leader_count}{{selector:node}}"),
+            PanelSpec("Replication max lag", "{metric:replica_max_lag}{{selector:node}}"),
+            PanelSpec("Broker state", "{metric:broker_state}{{selector:node}}"),
         ]),
     ]),
     GROUPS_UID: ("Kafka 4.x consumer groups", [
         ("Groups", [
-            PanelSpec("Status (0 ok, 1 lagging, 2 stalled, 3 stopped)", "{g:group_status}{{gsel}}",
+            PanelSpec("Status (0 ok, 1 lagging, 2 stalled, 3 stopped)", "{group:group_status}{{selector:group}}",
                       legend="{{consumergroup}}"),
-            PanelSpec("Members", "{g:group_members}{{gsel}}", legend="{{consumergroup}}"),
-            PanelSpec("Groups by state", "count by (state) (kafka_consumergroup_info{{sel}})", legend="{{state}}"),
+            PanelSpec("Members", "{group:group_members}{{selector:group}}", legend="{{consumergroup}}"),
+            PanelSpec("Groups by state", "count by (state) (kafka_consumergroup_info{{selector:cluster}})", legend="{{state}}"),
         ]),
         ("Lag", [
-            PanelSpec("Lag by group and topic", "{g:group_lag}{{gsel}}", legend="{{consumergroup}} {{topic}}"),
-            PanelSpec("Lag in seconds by group and topic", "{g:group_lag_seconds}{{gsel}}", unit="s",
+            PanelSpec("Lag by group and topic", "{group:group_lag}{{selector:group}}", legend="{{consumergroup}} {{topic}}"),
+            PanelSpec("Lag in seconds by group and topic", "{group:group_lag_seconds}{{selector:group}}", unit="s",
                       legend="{{consumergroup}} {{topic}}"),
-            PanelSpec("Consumed records/s", "sum by (consumergroup, topic) (rate({g:group_offset}{{gsel}}[5m]))",
+            PanelSpec("Consumed records/s", "sum by (consumergroup, topic) (rate({group:group_offset}{{selector:group}}[5m]))",
                       legend="{{consumergroup}} {{topic}}"),
-            PanelSpec("Produced records/s by topic", "sum by (topic) (rate(kafka_topic_partition_current_offset{{sel}}[5m]))",
+            PanelSpec("Produced records/s by topic", "sum by (topic) (rate(kafka_topic_partition_current_offset{{selector:cluster}}[5m]))",
                       legend="{{topic}}"),
-            PanelSpec("Lag by partition", "kafka_consumergroup_lag{{gsel}}",
+            PanelSpec("Lag by partition", "kafka_consumergroup_lag{{selector:group}}",
                       legend="{{consumergroup}} {{topic}}/{{partition}}"),
         ]),
     ]),
     "kafka-4x-topics": ("Kafka 4.x topics", [
         ("Topics", [
-            PanelSpec("Bytes in by topic", 'sum by (topic) (rate({m:bytes_in}{{sel},topic!=""}[5m]))', unit="Bps",
+            PanelSpec("Bytes in by topic", 'sum by (topic) (rate({metric:bytes_in}{{selector:cluster},topic!=""}[5m]))', unit="Bps",
                       legend="{{topic}}"),
-            PanelSpec("Messages in by topic", 'sum by (topic) (rate({m:messages_in}{{sel},topic!=""}[5m]))',
+            PanelSpec("Messages in by topic", 'sum by (topic) (rate({metric:messages_in}{{selector:cluster},topic!=""}[5m]))',
                       legend="{{topic}}"),
-            PanelSpec("Log size by topic", "sum by (topic) (kafka_log_log_size{{sel}})", unit="bytes",
+            PanelSpec("Log size by topic", "sum by (topic) (kafka_log_log_size{{selector:cluster}})", unit="bytes",
                       legend="{{topic}}"),
         ]),
     ]),
@@ -124,19 +125,23 @@ DASHBOARDS: dict[str, tuple[str, list[tuple[str, list[PanelSpec]]]]] = {
 
 
 def _expr(catalog: Catalog, template: str) -> str:
-    def metric(m: re.Match[str]) -> str:
-        name = catalog.metric(m.group(1)).prometheus
+    def metric(ref: str) -> str:
+        name = catalog.metric(ref).prometheus
         if name is None:
-            raise ValueError(f"dashboard query uses {m.group(1)}, which has no Prometheus name in the catalog")
+            raise ValueError(f"dashboard query uses {ref}, which has no Prometheus name in the catalog")
         return name
-    text = re.sub(r"\{m:(\w+)\}", metric, template)
-    text = re.sub(r"\{g:(\w+)\}", lambda m: catalog.groups.item(m.group(1)).prometheus, text)
-    selectors = {"sel": SEL, "node_sel": NODE_SEL, "gsel": GROUP_SEL}
-    # a catalog name may carry its own labels: merge them with the selector that follows
-    text = re.sub(r"\}\{\{(sel|node_sel|gsel)\}", lambda m: "," + selectors[m.group(1)], text)
-    for name, selector in selectors.items():
-        text = text.replace("{{" + name + "}", "{" + selector)
-    return text
+
+    def group(ref: str) -> str:
+        return catalog.groups.item(ref).prometheus
+
+    selectors = {"cluster": SEL, "node": NODE_SEL, "group": GROUP_SEL}
+
+    def series(m: re.Match[str]) -> str:
+        # NAME{{selector:ID},...}: a catalog name may carry its own labels, merged with the selector's
+        name = refs.resolve(m.group(1), metric=metric, group=group)
+        return (name[:-1] + "," if name.endswith("}") else name + "{") + selectors[m.group(2)]
+    text = re.sub(r"(\{(?:metric|group):\w+\})\{\{selector:(\w+)\}", series, template)
+    return refs.resolve(text, metric=metric, group=group, selector=lambda ref: selectors[ref])
 
 
 def queries(catalog: Catalog) -> list[tuple[str, str, PanelSpec]]:

@@ -6,8 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from exporter.catalog import refs
 from exporter.catalog.keys import with_parameters
-from kafka_common.yamlconf import Doc
+from exporter.lag.families import FAMILIES
+from kafka_common.yamlconf import Doc, KeyPath
 
 PER = {"group": ("{#GROUP}",), "group_topic": ("{#GROUP}", "{#TOPIC}")}
 MACRO_REF = re.compile(r'\{\$([A-Z0-9_.]+)(?::"[^"]*")?(?:\|\w+)?\}')
@@ -122,6 +124,9 @@ def load(doc: Doc, raw: object, known_macros: set[str], priorities: tuple[str, .
         vm = it.get("valuemap")
         if vm is not None and (valuemap is None or vm != valuemap[0]):
             doc.fail(p + ("valuemap",), f"value map {vm!r} is not the section's valuemap")
+        if str(it.get("prometheus", "")) not in FAMILIES:
+            doc.fail(p + ("prometheus",), f"{it.get('prometheus')!r} is not a series the exporter's lag collection "
+                                          f"makes (exporter/lag/families.py: {', '.join(sorted(FAMILIES))})")
         item = GroupItem(str(it.get("id", "")), per, str(it.get("key", "")), str(it.get("prometheus", "")),
                          str(it.get("name", "")), vt, str(it.get("description", "")), str(it.get("units", "")), vm)
         if item.id in items:
@@ -139,10 +144,12 @@ def load(doc: Doc, raw: object, known_macros: set[str], priorities: tuple[str, .
         elif items[metric].per != per:
             doc.fail(p + ("per",), f"{metric!r} is discovered per {items[metric].per}, not per {per}")
         expression, name = str(t.get("expression", "")), str(t.get("name", ""))
-        if "{item}" not in expression:
+        if ("item", "") not in refs.find(expression):
             doc.fail(p + ("expression",), "a trigger refers to its item as {item}")
-        for ref in re.findall(r"\{item:(\w+)\}", expression):
-            if ref not in items or items[ref].per not in ("group", per):
+        for kind, ref in refs.find(expression):
+            if kind != "item":
+                doc.fail(p + ("expression",), f"{{{kind}:{ref}}}: a consumer-group trigger refers to items ({{item:ID}})")
+            elif ref and (ref not in items or items[ref].per not in ("group", per)):
                 doc.fail(p + ("expression",), f"{{item:{ref}}} is not an item of the same discovery")
         if re.search(r"\{(HOST|ITEM)\.", name):
             doc.fail(p + ("name",), "a trigger name holds no {HOST.*} or {ITEM.*} macro: put them in event_name or opdata")
@@ -156,7 +163,23 @@ def load(doc: Doc, raw: object, known_macros: set[str], priorities: tuple[str, .
             doc.fail(p + ("priority",), f"priority must be one of {', '.join(priorities)}")
         triggers.append(GroupTrigger(str(t.get("id", "")), per, metric, name, expression, priority,
                                      str(t.get("description", "")),
-                                     GroupAlert(str(a.get("name", "")), str(a.get("expr", "")), str(a.get("for", "0m")),
+                                     GroupAlert(str(a.get("name", "")),
+                                                _group_promql(doc, p + ("alert", "expr"), str(a.get("expr", "")), items),
+                                                str(a.get("for", "0m")),
                                                 str(a.get("severity", ""))),
                                      str(t.get("zabbix_scope", "performance")), event_name, opdata))
     return ConsumerGroups(tuple(items.values()), tuple(triggers), tuple(macros), valuemap)
+
+
+def _group_promql(doc: Doc, path: KeyPath, text: str, items: dict[str, GroupItem]) -> str:
+    """PromQL with its {group:ID} placeholders resolved to the consumer-group items' Prometheus names."""
+    def group(ref: str) -> str:
+        if ref not in items:
+            doc.fail(path, f"{{group:{ref}}}: no consumer-group item {ref!r}")
+            return ref
+        return items[ref].prometheus
+    try:
+        return refs.resolve(text, group=group)
+    except ValueError as e:
+        doc.fail(path, str(e))
+        return text

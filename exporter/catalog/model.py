@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from exporter.catalog import refs
 from exporter.catalog.groups import ConsumerGroups
 from exporter.catalog.groups import load as load_groups
 from exporter.catalog.keys import cluster_key, jmx_key
@@ -275,7 +276,8 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
         p = ("macros", i)
         m = _map(doc, m, p)
         macro = Macro(_str(doc, m, p, "macro"), _str(doc, m, p, "value", ""), _str(doc, m, p, "description"),
-                      bool(m.get("secret", False)), _str(doc, m, p, "prometheus_auto", ""))
+                      bool(m.get("secret", False)),
+                      _promql(doc, p + ("prometheus_auto",), _str(doc, m, p, "prometheus_auto", ""), ids))
         if not MACRO.match(macro.macro):
             doc.fail(p + ("macro",), f"not a user macro: {macro.macro!r} (expected {{$NAME}})")
         macros.append(macro)
@@ -290,18 +292,23 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
         if scope == "host":
             if metric_id not in ids:
                 doc.fail(p + ("metric",), f"unknown metric {metric_id!r}")
-            if "{item}" not in expression:
+            if ("item", "") not in refs.find(expression):
                 doc.fail(p + ("expression",), "a host trigger refers to its item as {item}")
-            for ref in re.findall(r"\{item:(\w+)\}", expression):
+            for kind, ref in refs.find(expression):
                 other = ids.get(ref)
-                if other is None:
+                if kind != "item":
+                    doc.fail(p + ("expression",), f"{{{kind}:{ref}}}: a host trigger refers to items ({{item:ID}})")
+                elif not ref:
+                    continue
+                elif other is None:
                     doc.fail(p + ("expression",), f"unknown metric {ref!r} in {{item:{ref}}}")
                 elif metric_id in ids and other.role not in ("both", ids[metric_id].role):
                     doc.fail(p + ("expression",), f"{{item:{ref}}} is not on every node that has {metric_id!r}")
         elif scope == "cluster":
-            for ref in re.findall(r"\{cluster:(\w+)\}", expression):
-                if ref not in cluster_ids:
-                    doc.fail(p + ("expression",), f"unknown cluster item {ref!r}")
+            for kind, ref in refs.find(expression):
+                if kind != "cluster" or ref not in cluster_ids:
+                    doc.fail(p + ("expression",), f"unknown cluster item {{{kind}:{ref}}} (a cluster trigger "
+                                                  "refers to cluster_items as {cluster:ID})")
         else:
             doc.fail(p + ("scope",), f"scope must be host or cluster, got {scope!r}")
         name = _str(doc, t, p, "name")
@@ -319,7 +326,8 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
         priority = _str(doc, t, p, "priority")
         if priority not in PRIORITIES:
             doc.fail(p + ("priority",), f"priority must be one of {', '.join(PRIORITIES)}")
-        alert = Alert(_str(doc, a, p + ("alert",), "name"), _str(doc, a, p + ("alert",), "expr"),
+        alert = Alert(_str(doc, a, p + ("alert",), "name"),
+                      _promql(doc, p + ("alert", "expr"), _str(doc, a, p + ("alert",), "expr"), ids),
                       _str(doc, a, p + ("alert",), "for", "0m"), _str(doc, a, p + ("alert",), "severity"),
                       _str(doc, a, p + ("alert",), "description", ""))
         zscope = _str(doc, t, p, "zabbix_scope", "notice")
@@ -351,6 +359,21 @@ def _valuemaps(doc: Doc, data: dict[str, Any], metrics: list[Metric]) -> tuple[V
         if m.zabbix.valuemap and m.zabbix.valuemap not in names:
             doc.fail(("metrics", i, "zabbix", "valuemap"), f"value map {m.zabbix.valuemap!r} is not defined under valuemaps")
     return tuple(out)
+
+
+def _promql(doc: Doc, path: KeyPath, text: str, ids: dict[str, Metric]) -> str:
+    """PromQL with its {metric:ID} placeholders resolved to the metrics' Prometheus names."""
+    def metric(ref: str) -> str:
+        found = ids.get(ref)
+        if found is None or not found.prometheus:
+            doc.fail(path, f"{{metric:{ref}}}: no metric {ref!r} with a Prometheus name")
+            return ref
+        return found.prometheus
+    try:
+        return refs.resolve(text, metric=metric)
+    except ValueError as e:
+        doc.fail(path, str(e))
+        return text
 
 
 def _graphs(doc: Doc, data: dict[str, Any], ids: dict[str, Metric], cluster_ids: set[str]) -> tuple[Graph | TopicGraph, ...]:

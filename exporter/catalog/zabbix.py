@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from exporter.catalog import refs
 from exporter.catalog.groups import GroupTrigger
 from exporter.catalog.keys import GROUP_DISCOVERY, TOPIC_DISCOVERY, bean_discovery_key, cluster_key, jmx_key
 from exporter.catalog.model import Catalog, Graph, Metric, TopicGraph, Trigger
@@ -101,8 +102,7 @@ def _item(metric: Metric, template: str, transport: str, key: str | None = None,
 
 def _host_expression(catalog: Catalog, t: Trigger, template: str, key: str) -> str:
     """{item} is the trigger's own item; {item:ID} another metric's item of the same template."""
-    expression = t.expression.replace("{item}", f"/{template}/{key}")
-    return re.sub(r"\{item:(\w+)\}", lambda m: f"/{template}/{catalog.metric(m.group(1)).key}", expression)
+    return refs.resolve(t.expression, item=lambda ref: f"/{template}/{catalog.metric(ref).key if ref else key}")
 
 
 def _trigger(t: Trigger | GroupTrigger, template: str, expression: str) -> dict[str, Any]:
@@ -367,7 +367,7 @@ def _cluster_template(catalog: Catalog, version: str) -> dict[str, Any]:
     for t in catalog.triggers:
         if t.scope != "cluster":
             continue
-        expression = re.sub(r"\{cluster:(\w+)\}", lambda m: f"/{name}/{cluster_key(m.group(1))}", t.expression)
+        expression = refs.resolve(t.expression, cluster=lambda ref: f"/{name}/{cluster_key(ref)}")
         triggers.append(_trigger(t, name, expression))
     template = _template(name, "Cluster-wide checks of an Apache Kafka 4.x (KRaft) cluster: aggregates of the "
                                "controllers' metrics over the host group {$KAFKA.CLUSTER.GROUP} (works with the JMX and "
@@ -404,8 +404,8 @@ def _groups_template(catalog: Catalog, version: str) -> dict[str, Any]:
             for t in cg.triggers:
                 if t.metric != it.id:
                     continue
-                expression = t.expression.replace("{item}", f"/{name}/{it.key}")
-                expression = re.sub(r"\{item:(\w+)\}", lambda m: f"/{name}/{cg.item(m.group(1)).key}", expression)
+                expression = refs.resolve(t.expression,
+                                          item=lambda ref: f"/{name}/{cg.item(ref).key if ref else it.key}")
                 triggers.append(_trigger(t, name, expression))
             if triggers:
                 proto["trigger_prototypes"] = triggers
