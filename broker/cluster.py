@@ -79,10 +79,10 @@ class Cluster:
         self.cluster_id = base64.urlsafe_b64encode(hashlib.md5(f"cluster-{seed}".encode()).digest()).decode().rstrip("=")
         voters = {1000 + i: f"controller-{1000 + i}" for i in range(1, controllers + 1)}
         broker_names = {i: f"broker-{i}" for i in range(1, brokers + 1)}
-        self.controllers = {name: ControllerNode(nid, name, self.sched, self.net, self._rng(name), self.cfg,
+        self.controllers = {name: ControllerNode(nid, name, self.sched, self.net, self.rng(name), self.cfg,
                                                  self.cluster_id, voters, wall_base, self.kafka)
                             for nid, name in voters.items()}
-        self.brokers = {name: BrokerNode(nid, name, self.sched, self.net, self._rng(name), self.cfg, self.cluster_id,
+        self.brokers = {name: BrokerNode(nid, name, self.sched, self.net, self.rng(name), self.cfg, self.cluster_id,
                                          voters, broker_names, wall_base, self.kafka)
                         for nid, name in broker_names.items()}
         self.clients: dict[str, Node] = {}
@@ -90,7 +90,7 @@ class Cluster:
         for c in self.controllers.values():
             c.on_activate.append(self._on_activate)
 
-    def _rng(self, name: str) -> random.Random:
+    def rng(self, name: str) -> random.Random:
         return random.Random(f"{self.seed}:{name}")
 
     # -- nodes --------------------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ class Cluster:
     def _admin(self) -> Node:
         admin = self.clients.get("admin")
         if admin is None:
-            admin = Node("admin", self.sched, self.net, self._rng("admin"))
+            admin = Node("admin", self.sched, self.net, self.rng("admin"))
             self.clients["admin"] = admin
             admin.start()
         return admin
@@ -294,14 +294,14 @@ class Cluster:
         client.start()
 
     def producer(self, name: str, config: dict[str, Any] | None = None, partitioner: str = "sticky") -> Producer:
-        p = Producer(name, self.sched, self.net, self._rng(name), self._client_config(config, f"producer {name}"),
+        p = Producer(name, self.sched, self.net, self.rng(name), self._client_config(config, f"producer {name}"),
                      list(self.brokers), partitioner)
         self._attach(p)
         return p
 
     def consumer(self, name: str, group_id: str, topics: Iterable[str], config: dict[str, Any] | None = None,
                  commit: str = "auto", processing_ms: float = 0.0, on_records: OnRecords | None = None) -> Consumer:
-        c = Consumer(name, self.sched, self.net, self._rng(name), self._client_config(config, f"consumer {name}"),
+        c = Consumer(name, self.sched, self.net, self.rng(name), self._client_config(config, f"consumer {name}"),
                      list(self.brokers), group_id, tuple(topics), commit, processing_ms, on_records)
         self._attach(c)
         return c

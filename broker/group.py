@@ -185,7 +185,7 @@ class GroupCoordinator:
         t = self.broker.image.topics.get(OFFSETS_TOPIC)
         return len(t.partitions) if t else self.broker.cfg["offsets.topic.num.partitions"]
 
-    def _owns(self, group_id: str) -> str:
+    def owns(self, group_id: str) -> str:
         """NONE when this broker coordinates the group now, else the error to answer."""
         idx = partition_for(group_id, self._num_partitions())
         if idx in self.loaded:
@@ -235,7 +235,7 @@ class GroupCoordinator:
         n = self._num_partitions()
         for group in self.groups.values():
             gone = [tp for tp in group.offsets if tp.topic == topic]
-            if not gone or self._owns(group.group_id) != "NONE":
+            if not gone or self.owns(group.group_id) != "NONE":
                 continue
             for tp in gone:
                 del group.offsets[tp]
@@ -280,7 +280,7 @@ class GroupCoordinator:
 
     # -- membership ---------------------------------------------------------------------------------------------------
     def on_join(self, src: str, req: JoinGroupRequest, reply: Callable) -> None:
-        error = self._owns(req.group_id)
+        error = self.owns(req.group_id)
         if error != "NONE":
             reply(JoinGroupResponse(error))
             return
@@ -353,7 +353,7 @@ class GroupCoordinator:
                                     subscriptions if mid == group.leader else ()))
 
     def on_sync(self, src: str, req: SyncGroupRequest, reply: Callable) -> None:
-        error = self._owns(req.group_id)
+        error = self.owns(req.group_id)
         group = self.groups.get(req.group_id)
         if error == "NONE" and (group is None or req.member_id not in group.members):
             error = "UNKNOWN_MEMBER_ID"
@@ -384,7 +384,7 @@ class GroupCoordinator:
                         m.sync_reply = None
 
     def on_heartbeat(self, src: str, req: HeartbeatRequest, reply: Callable) -> None:
-        error = self._owns(req.group_id)
+        error = self.owns(req.group_id)
         group = self.groups.get(req.group_id)
         if error == "NONE" and (group is None or req.member_id not in group.members):
             error = "UNKNOWN_MEMBER_ID"
@@ -402,7 +402,7 @@ class GroupCoordinator:
 
     def on_leave(self, src: str, req: LeaveGroupRequest, reply: Callable) -> None:
         group = self.groups.get(req.group_id)
-        if self._owns(req.group_id) != "NONE" or group is None or req.member_id not in group.members:
+        if self.owns(req.group_id) != "NONE" or group is None or req.member_id not in group.members:
             reply(LeaveGroupResponse("UNKNOWN_MEMBER_ID"))
             return
         del group.members[req.member_id]
@@ -429,7 +429,7 @@ class GroupCoordinator:
 
     # -- offsets ---------------------------------------------------------------------------------------------------------
     def on_offset_commit(self, src: str, req: OffsetCommitRequest, reply: Callable) -> None:
-        error = self._owns(req.group_id)
+        error = self.owns(req.group_id)
         group = self.groups.get(req.group_id)
         if error == "NONE" and req.generation >= 0:
             if group is None or req.member_id not in group.members:
@@ -463,7 +463,7 @@ class GroupCoordinator:
         reply(OffsetCommitResponse(error, unknown))
 
     def on_offset_fetch(self, src: str, req: OffsetFetchRequest, reply: Callable) -> None:
-        error = self._owns(req.group_id)
+        error = self.owns(req.group_id)
         if error != "NONE":
             reply(OffsetFetchResponse(error))
             return
@@ -478,13 +478,13 @@ class GroupCoordinator:
     # every group here is a classic consumer group (the built-in and the Kafka-protocol consumers)
     def on_list_groups(self, src: str, req: ListGroupsRequest, reply: Callable) -> None:
         groups = tuple(ListedGroup(g.group_id, "consumer", g.state) for g in self.groups.values()
-                       if self._owns(g.group_id) == "NONE" and (not req.states or g.state in req.states))
+                       if self.owns(g.group_id) == "NONE" and (not req.states or g.state in req.states))
         reply(ListGroupsResponse("NONE", groups))
 
     def on_describe_groups(self, src: str, req: DescribeGroupsRequest, reply: Callable) -> None:
         out = []
         for group_id in req.groups:
-            error = self._owns(group_id)
+            error = self.owns(group_id)
             group = self.groups.get(group_id)
             if error != "NONE" or group is None:
                 out.append(GroupDescription(group_id, error))

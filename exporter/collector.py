@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from exporter.clock import SYSTEM, Clock
 from exporter.exposition import FamilyChunk, TargetSeries, assemble
 from exporter.periodic import PeriodicWorker
 from exporter.rules import RuleCache, RuleError, RuleSet
@@ -73,9 +74,10 @@ class TargetWorker(PeriodicWorker):
 
     def __init__(self, target: Target, rules: RuleSet, on_result: Callable[[TargetWorker], None],
                  on_collection: Callable[[Target, Collection], None] | None = None, cluster: str = "kafka",
-                 target_labels: bool = True) -> None:
+                 target_labels: bool = True, clock: Clock = SYSTEM) -> None:
         super().__init__(f"collect-{target.name}", target.interval_s, on_result)
         self.target = target
+        self.clock = clock
         self.series = TargetSeries({**target.labels, "cluster": cluster, "node": target.name,
                                     "node_id": target.node_id, "role": target.role} if target_labels else {})
         self.rules = rules
@@ -87,7 +89,7 @@ class TargetWorker(PeriodicWorker):
         self.running_since: float | None = None
 
     def collect_once(self) -> TargetResult:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         self.running_since = started
         try:
             collection = self.target.source.read()
@@ -98,17 +100,17 @@ class TargetWorker(PeriodicWorker):
                 chunks = self.series.render(matched)
                 series, skipped = len(matched), dict(collection.skipped)
                 del collection, matched
-            result = TargetResult(True, series, time.monotonic() - started, time.time(),
+            result = TargetResult(True, series, self.clock.monotonic() - started, self.clock.time(),
                                   skipped=skipped, chunks=chunks)
             self.last_success = result.finished_at
         except SourceError as e:
-            result = TargetResult(False, 0, time.monotonic() - started, time.time(), e.kind, str(e))
+            result = TargetResult(False, 0, self.clock.monotonic() - started, self.clock.time(), e.kind, str(e))
         except RuleError as e:
-            result = TargetResult(False, 0, time.monotonic() - started, time.time(), "config",
+            result = TargetResult(False, 0, self.clock.monotonic() - started, self.clock.time(), "config",
                                   f"{self.target.name}: {e}")
         except Exception as e:      # a bug or an unexpected answer must not stop the other targets
             log.exception("collecting %s failed", self.target.name)
-            result = TargetResult(False, 0, time.monotonic() - started, time.time(), "internal",
+            result = TargetResult(False, 0, self.clock.monotonic() - started, self.clock.time(), "internal",
                                   f"{self.target.name}: {type(e).__name__}: {e}")
         finally:
             self.running_since = None
@@ -123,8 +125,8 @@ class TargetWorker(PeriodicWorker):
     def current(self) -> TargetResult | None:
         """The last result, or a timeout result while a collection runs past the target's timeout."""
         since = self.running_since
-        if since is not None and time.monotonic() - since > self.target.timeout_s:
-            return TargetResult(False, 0, time.monotonic() - since, time.time(), "timeout",
+        if since is not None and self.clock.monotonic() - since > self.target.timeout_s:
+            return TargetResult(False, 0, self.clock.monotonic() - since, self.clock.time(), "timeout",
                                 f"{self.target.name}: collection running for more than {self.target.timeout_s:.0f} s")
         return self.result
 

@@ -57,6 +57,11 @@ class TargetSeries:
         # render, whose prefixes are reused
         self._last: dict[str, tuple[list[Labels], bytes, list[str] | None]] = {}
 
+    def count(self, sample_name: str) -> int:
+        """The series of one sample name in the last render (0 when it had none)."""
+        last = self._last.get(sample_name)
+        return len(last[0]) if last else 0
+
     def _prefix(self, sample_name: str, labels: Labels, object_name: str | None) -> str:
         # the rule's own labels win over the target's (a Kafka client rule's node_id stays)
         merged = dict(self.constant_labels)

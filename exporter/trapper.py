@@ -30,6 +30,7 @@ from zabbix_utils import ItemValue, Sender
 
 from exporter.catalog.keys import GROUP_DISCOVERY, TOPIC_DISCOVERY, bean_discovery_key, jmx_key
 from exporter.catalog.model import Catalog
+from exporter.clock import SYSTEM, Clock
 from exporter.collector import Target
 from exporter.config import DEFAULT_HOST_NAME
 from exporter.lag.model import Snapshot
@@ -64,11 +65,13 @@ class TrapperSink:
     def __init__(self, server: str, port: int, catalog: Catalog, cluster: str, host_name: str = DEFAULT_HOST_NAME,
                  batch_size: int = 250, spool_limit: int = 100_000, send_interval_s: float = 1.0,
                  lld_interval_s: float = 600.0, timeout_s: int = 10, lld_settle_s: float = 60.0,
-                 psk: tuple[str, str] | None = None, topics: tuple[str, str] | None = None) -> None:
+                 psk: tuple[str, str] | None = None, topics: tuple[str, str] | None = None,
+                 clock: Clock = SYSTEM) -> None:
         """topics: the (matches, not_matches) regular expressions of the hosts' {$KAFKA.TOPIC.MATCHES} and
         {$KAFKA.TOPIC.NOT_MATCHES} (default: the templates' defaults): topics the templates' discovery
         leaves out get no values, which Zabbix would refuse."""
         self.server, self.port = server, port
+        self.clock = clock
         self.cluster = cluster
         self.host_name = host_name
         self.batch_size = batch_size
@@ -130,7 +133,7 @@ class TrapperSink:
         values: list[ItemValue] = []
         found_values: dict[Discovery, set[str]] = {d: set() for d in self.discoveries
                                                    if d.role in (target.role, "both")}
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for s in collection.samples:
             if s.path:
                 continue
@@ -163,10 +166,10 @@ class TrapperSink:
                 continue
             ms = int(s.timestamp_ms)
             values.append(ItemValue(host, key, text, ms // 1000, (ms % 1000) * 1_000_000))
-        clock = values[0].clock if values else int(time.time())
+        clock = values[0].clock if values else int(self.clock.time())
         for d, found_here in found_values.items():
             self._maybe_discover(host, d, found_here, clock)
-        self._enqueue(values)
+        self.enqueue(values)
 
     def _maybe_discover(self, host: str, d: Discovery, found: set[str], clock: int) -> None:
         self._send_lld(host, d.key, [{d.macro: v} for v in sorted(found)], clock)
@@ -175,11 +178,11 @@ class TrapperSink:
         """Discovery data, sent when it changed or every lld_interval_s."""
         found = frozenset(json.dumps(r, sort_keys=True) for r in rows)
         known = self._lld_sent.get((host, key))
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if known is not None and known[0] == found and now - known[1] < self.lld_interval_s:
             return
         self._lld_sent[(host, key)] = (found, now)
-        self._enqueue([ItemValue(host, key, json.dumps({"data": rows}), clock)])
+        self.enqueue([ItemValue(host, key, json.dumps({"data": rows}), clock)])
 
     def offer_groups(self, snap: Snapshot, verdicts: dict[str, int]) -> None:
         """A consumer-group collection, to the cluster's host: discovery of groups and of group x topic
@@ -187,7 +190,7 @@ class TrapperSink:
         host = self.host_name.format(node="cluster", cluster=self.cluster, role="cluster", node_id="")
         clock = int(snap.taken_at)
         ns = int((snap.taken_at - clock) * 1e9)
-        now = time.monotonic()
+        now = self.clock.monotonic()
         items = {i.id: i for i in self.groups.items}
         values: list[ItemValue] = []
         group_rows, pair_rows = [], []
@@ -223,9 +226,15 @@ class TrapperSink:
                     put("group_assigned", GROUP_DISCOVERY["group_topic"], pair, g.assigned.get(topic, 0), gid, topic)
         self._send_lld(host, GROUP_DISCOVERY["group"], group_rows, clock)
         self._send_lld(host, GROUP_DISCOVERY["group_topic"], pair_rows, clock)
-        self._enqueue(values)
+        self.enqueue(values)
 
-    def _enqueue(self, values: list[ItemValue]) -> None:
+    def pending(self) -> list[ItemValue]:
+        """The values waiting to be sent, oldest first."""
+        with self._lock:
+            return list(self._spool)
+
+    def enqueue(self, values: list[ItemValue]) -> None:
+        """Values as Zabbix takes them, after those already waiting (the oldest go beyond spool_limit)."""
         if not values:
             return
         with self._lock:
@@ -342,7 +351,7 @@ class TrapperSink:
                    "type of information")
 
     def _warn(self, what: tuple[str, ...], message: str) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         last = self._warned.get(what)
         if last is None or now - last >= WARN_EVERY_S:
             self._warned[what] = now

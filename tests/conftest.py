@@ -29,6 +29,23 @@ def wait(predicate, timeout: float = 120.0, step: float = 0.5):
     return None
 
 
+class ManualClock:
+    """A clock the test moves (exporter.clock.Clock): backoff, settling and intervals without waiting."""
+
+    def __init__(self, epoch: float = 1_764_000_000.0) -> None:
+        self.elapsed = 1_000.0
+        self.epoch = epoch
+
+    def monotonic(self) -> float:
+        return self.elapsed
+
+    def time(self) -> float:
+        return self.epoch + self.elapsed
+
+    def advance(self, seconds: float) -> None:
+        self.elapsed += seconds
+
+
 def make_cluster(brokers: int = 5, controllers: int = 3, seed: int = 7, config: dict | None = None,
                  topics: tuple = (("orders", 12, 3, 2),)) -> Cluster:
     """A started cluster (virtual clock) with every broker unfenced and the topics created."""

@@ -254,7 +254,7 @@ def test_the_trapper_sends_what_the_jmx_template_stores_for_nan(catalog):
         Sample("kafka.server", raft, (), "election-latency-max", float("nan"), now),
         Sample("kafka.server", raft, (), "high-watermark", float("nan"), now),
         Sample("kafka.server", raft, (), "commit-latency-avg", 2.5, now)], {}))
-    sent = {v.key: v.value for v in sink._spool}
+    sent = {v.key: v.value for v in sink.pending()}
     assert sent['jmx["kafka.server:type=raft-metrics","election-latency-max"]'] == "0"
     assert sent['jmx["kafka.server:type=raft-metrics","commit-latency-avg"]'] == "2.5"
     assert 'jmx["kafka.server:type=raft-metrics","high-watermark"]' not in sent and sink.skipped_nan == 1
@@ -272,7 +272,7 @@ def test_the_trapper_discovers_each_brokers_registration_before_sending_its_valu
     sink.offer(Target("controller-1001", "controller", None), Collection(
         [Sample("kafka.controller", kc("BrokerRegistrationState", b), (), "Value", 30, now) for b in (1, 2)] +
         [Sample("kafka.controller", kc("TimeSinceLastHeartbeatReceivedMs", 2), (), "Value", 800, now)], {}))
-    sent = [(v.key, v.value) for v in sink._spool]
+    sent = [(v.key, v.value) for v in sink.pending()]
     lld = dict(sent)
     assert json.loads(lld["kafka.discovery.beans[broker_registration_state]"]) == {
         "data": [{"{#JMXBROKER}": "1"}, {"{#JMXBROKER}": "2"}]}
@@ -283,7 +283,7 @@ def test_the_trapper_discovers_each_brokers_registration_before_sending_its_valu
     # brokers get no controller discovery, controllers no topic discovery
     assert "kafka.discovery.topics" not in lld
     sink.offer(Target("broker-1", "broker", None), Collection([], {}))
-    assert [v.key for v in sink._spool][len(sent):] == ["kafka.discovery.topics"]
+    assert [v.key for v in sink.pending()][len(sent):] == ["kafka.discovery.topics"]
 
 
 def test_catalog_refuses_a_bad_nan_or_lld(tmp_path):

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from conftest import make_cluster
+from conftest import make_cluster, wait
 from jvm_support import free_port_block, hung_jmx_url, require_jdk
 
 from exporter.collector import Target
@@ -55,15 +55,6 @@ def series(text, name):
     return [line for line in text.splitlines() if line.startswith(name + "{") or line.startswith(name + " ")]
 
 
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.fixture
 def running():
     c = make_cluster()
@@ -78,7 +69,7 @@ def running():
 @pytest.mark.slow
 def test_metrics_have_strimzi_names_and_target_labels(running):
     _c, d = running
-    assert wait_for(lambda: all(w.result for w in d.workers))
+    assert wait(lambda: all(w.result for w in d.workers), 10.0, step=0.05)
     d.renderer.render()
     text = scrape(d.url)
     [abc] = [s for s in series(text, "kafka_controller_kafkacontroller_activebrokercount") if 'node="controller-1001"' in s]
@@ -95,10 +86,10 @@ def test_metrics_have_strimzi_names_and_target_labels(running):
 @pytest.mark.slow
 def test_a_dead_target_goes_down_without_stale_series_and_others_stay(running):
     c, d = running
-    assert wait_for(lambda: all(w.result for w in d.workers))
+    assert wait(lambda: all(w.result for w in d.workers), 10.0, step=0.05)
     with c.sched.lock:
         c.kill("broker-3")
-    assert wait_for(lambda: not d.workers[5].result.up, 20)
+    assert wait(lambda: not d.workers[5].result.up, 20, step=0.05)
     d.renderer.render()
     text = scrape(d.url)
     assert next(s for s in series(text, "kafkajmx_target_up") if 'node="broker-3"' in s).endswith(" 0.0")
@@ -108,7 +99,7 @@ def test_a_dead_target_goes_down_without_stale_series_and_others_stay(running):
     assert len([s for s in series(text, "kafka_server_replicamanager_leadercount")]) == 4
     with c.sched.lock:
         c.restart("broker-3")
-    assert wait_for(lambda: d.workers[5].result.up, 20)
+    assert wait(lambda: d.workers[5].result.up, 20, step=0.05)
 
 
 @pytest.mark.slow
@@ -122,8 +113,8 @@ def test_a_hung_target_times_out_while_the_others_stay_on_time():
         d.start()
         try:
             # the hung target times out while every other target is collected on its own thread
-            assert wait_for(lambda: d.workers[-1].errors["timeout"] >= 1
-                            and all(w.result is not None and w.result.up for w in d.workers[:-1]), 20)
+            assert wait(lambda: d.workers[-1].errors["timeout"] >= 1
+                            and all(w.result is not None and w.result.up for w in d.workers[:-1]), 20, step=0.05)
             started = time.monotonic()
             d.renderer.render()
             text = scrape(d.url)
@@ -248,12 +239,12 @@ def test_a_target_answering_garbage_goes_down_and_recovers_while_the_others_stay
         d = Daemon("prod", targets, builtin_rules(), PrometheusSpec(port=free_port_block(1)))
         d.start()
         try:
-            assert wait_for(lambda: d.workers[-1].errors["protocol"] >= 1 and d.workers[-1].result is not None, 10)
+            assert wait(lambda: d.workers[-1].errors["protocol"] >= 1 and d.workers[-1].result is not None, 10, step=0.05)
             assert not d.workers[-1].result.up and d.workers[-1].result.error_kind == "protocol"
-            assert wait_for(lambda: all(w.result is not None and w.result.up for w in d.workers[:-1]), 10)
+            assert wait(lambda: all(w.result is not None and w.result.up for w in d.workers[:-1]), 10, step=0.05)
             answer["body"] = (b'[{"status": 200, "value": {"kafka.server:type=ReplicaManager,name=LeaderCount": '
                               b'{"Value": 0}}}]')
-            assert wait_for(lambda: d.workers[-1].result.up, 10)
+            assert wait(lambda: d.workers[-1].result.up, 10, step=0.05)
         finally:
             d.stop()
 
@@ -284,7 +275,7 @@ def test_a_refused_password_never_appears_in_logs_or_metrics(caplog):
                    PrometheusSpec(port=free_port_block(1)))
         d.start()
         try:
-            assert wait_for(lambda: d.workers[0].errors["auth"] >= 1 and d.workers[0].result is not None, 10)
+            assert wait(lambda: d.workers[0].errors["auth"] >= 1 and d.workers[0].result is not None, 10, step=0.05)
             d.renderer.render()
             text = scrape(d.url)
         finally:

@@ -99,8 +99,8 @@ def test_a_series_that_disappears_leaves_the_last_render():
     m1 = MatchedSample("g", (("topic", "gone"),), 1.0, MetricType.GAUGE, "g", "k:type=G,topic=gone")
     m2 = MatchedSample("g", (("topic", "stays"),), 1.0, MetricType.GAUGE, "g", "k:type=G,topic=stays")
     w = worker("b1", [m1, m2])
-    assert len(w.series._last["g"][0]) == 2
+    assert w.series.count("g") == 2
     w.target.source.matched = [m2]
     w.collect_once()
-    assert len(w.series._last["g"][0]) == 1
+    assert w.series.count("g") == 1
     assert b"gone" not in b"".join(exposition([w], health_registry([w], "c")))

@@ -179,7 +179,7 @@ def test_jolokia_answers_fuzz_are_parsed_or_counted_and_every_value_renders():
     rng = random.Random(4)
     seen = {"samples": 0, "skipped": 0, "matched": 0, "refused": 0}
     for _ in range(2000):
-        collection = source._parse([jolokia_answer(rng) for _ in range(rng.randint(0, 3))])
+        collection = source.parse([jolokia_answer(rng) for _ in range(rng.randint(0, 3))])
         assert isinstance(collection, Collection)
         for s in collection.samples:
             assert isinstance(s.value, (int, float, str, bool)), s

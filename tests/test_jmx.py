@@ -5,7 +5,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import make_cluster
+from conftest import ManualClock, make_cluster
 from jvm_support import free_port_block, hung_jmx_url, require_jdk, require_jolokia
 
 from broker.jmx.publisher import JmxAuth, JmxPublisher, JmxTls
@@ -213,7 +213,8 @@ def test_jmx_authentication_and_tls(secured):
 @pytest.mark.slow
 def test_a_broken_connection_reconnects_with_backoff(published):
     c, pub = published
-    src = JmxSource("c2", pub.urls()["controller-1002"], includes=["kafka.server:type=raft-metrics"])
+    clock = ManualClock()
+    src = JmxSource("c2", pub.urls()["controller-1002"], includes=["kafka.server:type=raft-metrics"], clock=clock)
     assert src.read().samples
     c.kill("controller-1002")
     pub.refresh()
@@ -225,7 +226,7 @@ def test_a_broken_connection_reconnects_with_backoff(published):
     c.restart("controller-1002")
     c.run_for(5_000)
     pub.refresh()
-    time.sleep(1.1)
+    clock.advance(1.1)                               # past the first backoff (1 s)
     assert src.read().samples
 
 

@@ -147,7 +147,7 @@ run_for: 320s
     c = sim.cluster
 
     def lag() -> int:
-        coordinator = next(b.coordinator for b in c.brokers.values() if b.coordinator._owns("billing") == "NONE")
+        coordinator = next(b.coordinator for b in c.brokers.values() if b.coordinator.owns("billing") == "NONE")
         offsets = coordinator.groups["billing"].offsets
         ends = {tp: p.high_watermark for b in c.brokers.values() for tp, p in b.replica_manager.partitions.items()
                 if p.is_leader and tp.topic == "orders"}
@@ -155,11 +155,11 @@ run_for: 320s
 
     def committed() -> dict:
         return next(dict(b.coordinator.groups["billing"].offsets) for b in c.brokers.values()
-                    if b.coordinator._owns("billing") == "NONE")
+                    if b.coordinator.owns("billing") == "NONE")
 
     def state() -> str:
         return next(b.coordinator.groups["billing"].state for b in c.brokers.values()
-                    if b.coordinator._owns("billing") == "NONE")
+                    if b.coordinator.owns("billing") == "NONE")
     sim.run(until_ms=29_000)
     assert state() == "Stable" and lag() < 1_500        # at most one auto-commit interval (5 s) behind
     sim.run(until_ms=59_000)
@@ -320,17 +320,18 @@ def test_a_live_group_and_a_partition_whose_leader_is_down(wire, caplog):
                 for f in worker.rendered.families) and len([
                     s for f in worker.rendered.families if f.name == "kafka_topic_partition_current_offset"
                     for s in f.samples if s.labels["topic"] == "orders"]) == 3
-        assert wait(settled, 30, step=1.0), worker._last_problem
+        assert wait(settled, 30, step=1.0), worker.last_problem
         # librdkafka aborting its process (issue #4605) ends the reader's child only: the next collection
         # says so and runs in a new child
         import os
         import signal
-        first = reader._proc.pid
+        first = reader.pid
+        assert first is not None
         os.kill(first, signal.SIGABRT)
-        reader._proc.wait(10)
+        assert wait(lambda: reader.pid is None, 10)
         with caplog.at_level(logging.WARNING, logger="kafka_jmx.lag"):
             worker.collect_once()
-        assert worker.up and reader._proc.pid != first
+        assert worker.up and reader.pid not in (None, first)
         assert any("the Kafka client's process ended (exit -6" in r.getMessage() for r in caplog.records)
     finally:
         c.close()
@@ -383,7 +384,7 @@ def test_the_zabbix_values_of_a_collection_name_each_group_and_pair_and_skip_wha
     s.groups["billing"].assigned["orders"] = 2
     s.groups["unsure"] = Group("unsure", "share", "Unknown", None, {("orders", 0): 3}, {("orders", 0): 7})
     sink.offer_groups(s, {"billing": STALLED})
-    values = {(v.host, v.key): v.value for v in sink._spool}
+    values = {(v.host, v.key): v.value for v in sink.pending()}
     assert {h for h, _ in values} == {"prod-cluster"}
     assert values[("prod-cluster", 'kafka.group.lag["billing","orders"]')] == "5"
     assert values[("prod-cluster", 'kafka.group.assigned["billing","orders"]')] == "2"

@@ -237,7 +237,7 @@ def test_generated_thresholds_are_the_ones_the_annotations_state():
                 value = values[macro]
                 assert value in annotations, (rule["alert"], macro, value)
                 as_numbers = {value, f"{float(value) / 100:g}" if re.fullmatch(r"[\d.]+", value) else value,
-                              f"{1000 * alerts._seconds(value):g}" if re.fullmatch(r"\d+[smhd]", value) else value}
+                              f"{1000 * alerts.duration_seconds(value):g}" if re.fullmatch(r"\d+[smhd]", value) else value}
                 assert rule["for"] == value or any(n in rule["expr"] for n in as_numbers), (rule["alert"], macro)
                 checked += 1
         assert checked >= 10

@@ -4,6 +4,7 @@ and after a broker is killed and restarted."""
 import time
 
 import pytest
+from conftest import wait
 from jvm_support import kafka_port_block, require_real_kafka
 
 from exporter.sample import SourceError
@@ -53,17 +54,8 @@ def controller_signals(cluster: RealCluster, jolokia: bool = False) -> dict[str,
     return out
 
 
-def wait_for(condition, timeout_s: float = 60.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = condition()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.5)
-
-
 def test_a_healthy_real_cluster_has_one_active_controller_and_every_broker_running(kafka):
-    assert wait_for(lambda: controller_signals(kafka) == {"ActiveControllerCount": 1.0, "ActiveBrokerCount": 3.0,
+    assert wait(lambda: controller_signals(kafka) == {"ActiveControllerCount": 1.0, "ActiveBrokerCount": 3.0,
                                                           "FencedBrokerCount": 0.0}), controller_signals(kafka)
     assert controller_signals(kafka, jolokia=True) == controller_signals(kafka)
     states = []
@@ -81,12 +73,12 @@ def test_a_killed_broker_is_fenced_and_comes_back_after_restart(kafka):
     kafka.kill("broker-3")
     try:
         # broker.session.timeout.ms (9 s) without heartbeats: fenced, no longer active
-        assert wait_for(lambda: controller_signals(kafka)["ActiveBrokerCount"] == 2.0, 60), controller_signals(kafka)
+        assert wait(lambda: controller_signals(kafka)["ActiveBrokerCount"] == 2.0, 60), controller_signals(kafka)
         with pytest.raises(SourceError):
             JmxSource("broker-3", kafka.urls()["broker-3"], includes=["kafka.server:*"], timeout_ms=3000).read()
     finally:
         kafka.restart("broker-3")
-    assert wait_for(lambda: controller_signals(kafka)["ActiveBrokerCount"] == 3.0, 90), controller_signals(kafka)
+    assert wait(lambda: controller_signals(kafka)["ActiveBrokerCount"] == 3.0, 90), controller_signals(kafka)
 
 
 def test_cluster_ids_are_kafkas_and_never_read_as_an_option():
@@ -195,7 +187,7 @@ def test_consumer_groups_of_both_protocols_are_read_with_their_type_members_and_
             return True
         except KafkaException:
             return False
-    assert wait_for(committed, 60)
+    assert wait(committed, 60)
     classic.close()
     modern = Consumer({"bootstrap.servers": bootstrap, "group.id": "new-style", "group.protocol": "consumer",
                        "auto.offset.reset": "earliest", "enable.auto.commit": False})
@@ -287,7 +279,7 @@ def test_share_groups_are_read_over_sasl_and_tls_with_their_members_start_offset
             lags = [snap.lag("workers", ("queued", i)) for i in range(2)]
             return (g is not None and (g.state, g.members) == ("Empty", 0) and lags == [5, 5]
                     and all(snap.lag_seconds("workers", ("queued", i)) > 0 for i in range(2)) and snap)
-        snap = wait_for(stopped_with_lag, 60)
+        snap = wait(stopped_with_lag, 60)
         assert snap, reader.read()
         assert snap.errors == []
         over_tls = tls.read()

@@ -14,7 +14,7 @@ def ask(cluster, dst: str, request, run_ms: float = 2_000.0):
     box = []
     client = cluster.clients.get("tester")
     if client is None:
-        client = cluster.clients["tester"] = Node("tester", cluster.sched, cluster.net, cluster._rng("tester"))
+        client = cluster.clients["tester"] = Node("tester", cluster.sched, cluster.net, cluster.rng("tester"))
         client.start()
     client.request(dst, request, box.append, 5_000.0)
     assert cluster.run_until(lambda: bool(box), run_ms)
@@ -24,7 +24,7 @@ def ask(cluster, dst: str, request, run_ms: float = 2_000.0):
 
 def committed(cluster, group: str) -> dict:
     for b in cluster.brokers.values():
-        if b.alive and group in b.coordinator.groups and b.coordinator._owns(group) == "NONE":
+        if b.alive and group in b.coordinator.groups and b.coordinator.owns(group) == "NONE":
             return dict(b.coordinator.groups[group].offsets)
     return {}
 
@@ -49,11 +49,11 @@ def test_a_deleted_topic_leaves_every_broker_with_its_logs_gauges_and_committed_
     counts = c.active_controller().image.counts()
     assert counts["GlobalTopicCount"] == 1 + ("__consumer_offsets" in c.active_controller().image.topics)
     assert not any(tp.topic == "orders" for tp in committed(c, "readers"))
-    owner = next(name for name, b in c.brokers.items() if b.coordinator._owns("readers") == "NONE")
+    owner = next(name for name, b in c.brokers.items() if b.coordinator.owns("readers") == "NONE")
     c.kill(owner)                            # the next coordinator loads the offsets topic: tombstones hold
     c.run_for(15_000)
     assert not any(tp.topic == "orders" for tp in committed(c, "readers"))
-    assert next(name for name, b in c.brokers.items() if b.alive and b.coordinator._owns("readers") == "NONE") != owner
+    assert next(name for name, b in c.brokers.items() if b.alive and b.coordinator.owns("readers") == "NONE") != owner
     again = ask(c, next(n for n, b in c.brokers.items() if b.alive), DeleteTopicsRequest("orders"))
     assert again.error == "UNKNOWN_TOPIC_OR_PARTITION"
 

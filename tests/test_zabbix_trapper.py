@@ -136,7 +136,7 @@ def test_refused_values_are_named_with_their_reason_once_and_the_rest_delivered(
     with caplog.at_level("WARNING"):
         for round_ in range(3):
             now = int(time.time()) + round_         # each round's value its own clock: the last is the newest
-            sink._enqueue([ItemValue(host, ABC, str(3 + round_), now), ItemValue(host, "no.such.item", "1", now),
+            sink.enqueue([ItemValue(host, ABC, str(3 + round_), now), ItemValue(host, "no.such.item", "1", now),
                            ItemValue(f"{name}-nowhere", ABC, "1", now)])
             while sink.flush_once():
                 pass
@@ -207,8 +207,7 @@ def test_tls_psk_values_reach_a_host_that_accepts_only_psk(zabbix, zabbix_api):
     with_psk = TrapperSink("127.0.0.1", zabbix.server_port, load_catalog(), name, psk=(f"{name} identity", key_hex))
     plain = TrapperSink("127.0.0.1", zabbix.server_port, load_catalog(), name)
     for sink, value in ((plain, 4), (with_psk, 3)):
-        with sink._lock:
-            sink._spool.append(ItemValue(f"{name}-c1", ABC, value, int(time.time())))
+        sink.enqueue([ItemValue(f"{name}-c1", ABC, value, int(time.time()))])
         sink.flush_once()
     assert with_psk.sent == 1 and with_psk.refused == 0, with_psk.last_error
     assert plain.sent == 0, "Zabbix took an unencrypted value for a PSK-only host"

@@ -38,7 +38,7 @@ class Connection:
         self.broker = listener.broker
         with self.cluster.sched.lock:
             self.client = WireClient(f"{listener.broker}-wire-{number}", self.cluster.sched, self.cluster.net,
-                                     self.cluster._rng(f"{listener.broker}-wire-{number}"))
+                                     self.cluster.rng(f"{listener.broker}-wire-{number}"))
             self.client.start()
 
     @property

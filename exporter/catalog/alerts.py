@@ -27,7 +27,7 @@ class AlertError(ValueError):
     """An alert of the catalog that cannot be rendered truthfully; the message names it."""
 
 
-def _seconds(duration: str) -> int:
+def duration_seconds(duration: str) -> int:
     m = re.fullmatch(r"(\d+)([smhd])", duration)
     if m is None:
         raise ValueError(f"expected a duration like 30s, 5m or 1h, got {duration!r}")
@@ -40,11 +40,11 @@ def _capped(expr: str, hold_max: str | None) -> str:
     sees only the new start time)."""
     if hold_max is None:
         return expr
-    cap = _seconds(hold_max)
+    cap = duration_seconds(hold_max)
 
     def window(m: re.Match[str]) -> str:
         limit = 3 * cap if m.group(1) else cap
-        return m.group(0) if _seconds(m.group(2)) <= limit else f"{m.group(1) or ''}[{limit}s]"
+        return m.group(0) if duration_seconds(m.group(2)) <= limit else f"{m.group(1) or ''}[{limit}s]"
     return re.sub(r"(changes\([^\[\]()]*)?\[(\d+[smhd])\]", window, expr)
 
 
@@ -60,9 +60,9 @@ def macro_values(catalog: Catalog, brokers_min: int | None = None, election_late
         if given is not None:
             values[macro] = f"{given:g}"
     if hold_max is not None:
-        cap = _seconds(hold_max)
+        cap = duration_seconds(hold_max)
         for macro, value in values.items():
-            if re.fullmatch(r"\d+[smhd]", value) and _seconds(value) > cap:
+            if re.fullmatch(r"\d+[smhd]", value) and duration_seconds(value) > cap:
                 values[macro] = hold_max
     return values
 
@@ -75,7 +75,7 @@ def _fill(text: str, values: dict[str, str], auto: Callable[[str], str | None] =
         if value == "0" and (fragment := auto(macro)) is not None:
             return fragment
         if m.group(2) == "ms":
-            return f"{1000 * _seconds(value):g}"
+            return f"{1000 * duration_seconds(value):g}"
         if m.group(2) == "ratio":
             return f"{float(value) / 100:g}"
         return value
@@ -126,7 +126,7 @@ def _rule(name: str, expr: str, for_: str, severity: str, scope: str, summary: s
     summary = summary.replace(CLUSTER_GROUP, "Kafka {{ $labels.cluster }}").replace("{ITEM.LASTVALUE1}", value)
     description = description.replace(CLUSTER_GROUP, "the cluster")
     for_ = _fill(for_, values)
-    if hold_max is not None and _seconds(for_) > _seconds(hold_max):
+    if hold_max is not None and duration_seconds(for_) > duration_seconds(hold_max):
         for_ = hold_max
     return {
         "alert": name,

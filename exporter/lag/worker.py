@@ -3,11 +3,11 @@ often Prometheus scrapes), the last complete result served, and its health."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from exporter.clock import SYSTEM, Clock
 from exporter.lag.families import Rendered, render
 from exporter.lag.isolated import IsolatedReader, LagReadError
 from exporter.lag.model import Snapshot
@@ -21,8 +21,10 @@ class LagWorker(PeriodicWorker):
     def __init__(self, reader: IsolatedReader, cluster: str, interval_s: float, status_window_s: float,
                  partition_series: bool = True, max_series: int = 100_000,
                  on_result: Callable[[LagWorker], None] = lambda w: None,
-                 on_snapshot: Callable[[Snapshot, dict[str, int]], None] | None = None) -> None:
+                 on_snapshot: Callable[[Snapshot, dict[str, int]], None] | None = None,
+                 clock: Clock = SYSTEM) -> None:
         super().__init__("collect-kafka-lag", interval_s, on_result)
+        self.clock = clock
         self.reader, self.cluster = reader, cluster
         self.status = StatusTracker(status_window_s)
         self.partition_series, self.max_series = partition_series, max_series
@@ -37,14 +39,14 @@ class LagWorker(PeriodicWorker):
         self.read_errors = 0
         self.failures = 0
         self.dropped_total = 0
-        self._last_problem = ""
+        self.last_problem = ""                 # what the last failed collection said (logged once)
 
     def join(self, timeout: float) -> None:
         super().join(timeout)
         self.reader.close()
 
     def collect_once(self) -> None:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         try:
             snap = self.reader.read()
             verdicts = self.status.update(snap)
@@ -56,26 +58,26 @@ class LagWorker(PeriodicWorker):
             self._failed(f"kafka: {type(e).__name__}: {e}")
         else:
             self.rendered, self.snapshot, self.up = rendered, snap, True
-            self.last_success = time.time()
+            self.last_success = self.clock.time()
             self.partitions_unread = len(snap.unread)
             self.groups_unread = len(snap.unread_groups)
             self.read_errors += len(snap.errors)
             self.dropped_total += rendered.dropped
             problem = "; ".join(snap.errors)
-            if problem and problem != self._last_problem:
+            if problem and problem != self.last_problem:
                 log.warning("kafka lag collection: %s", problem)
-            self._last_problem = problem
+            self.last_problem = problem
             if self.on_snapshot is not None:
                 self.on_snapshot(snap, verdicts)
         finally:
-            self.duration_s = time.monotonic() - started
+            self.duration_s = self.clock.monotonic() - started
 
     def _failed(self, message: str) -> None:
         self.up, self.rendered, self.snapshot = False, None, None       # no stale lag: the series go until the next success
         self.failures += 1
-        if message != self._last_problem:
+        if message != self.last_problem:
             log.warning("%s", message)
-        self._last_problem = message
+        self.last_problem = message
 
     # -- prometheus_client collector ----------------------------------------------------------------------------
     def collect(self) -> Iterable[Metric]:

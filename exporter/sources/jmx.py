@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from py4j.protocol import Py4JError, Py4JJavaError
 
+from exporter.clock import SYSTEM, Clock
 from exporter.sample import NO_VALUE, Collection, Sample, SourceError, flatten
 from exporter.sources.names import split_object_name
 from kafka_common.jvm import Jvm, start_jvm
@@ -105,7 +105,7 @@ class JmxSource:
     def __init__(self, name: str, url: str, username: str | None = None, password: str | None = None,
                  ssl: bool = False, truststore: str | None = None, truststore_password: str | None = None,
                  includes: Sequence[str] = (), excludes: Sequence[str] = (), timeout_ms: float = 10_000.0,
-                 reader: JmxReader | None = None) -> None:
+                 reader: JmxReader | None = None, clock: Clock = SYSTEM) -> None:
         if not url.startswith("service:jmx:"):
             raise SourceError("config", f"{name}: not a JMX service URL: {url!r} "
                                         "(expected service:jmx:rmi:///jndi/rmi://HOST:PORT/jmxrmi)")
@@ -119,6 +119,7 @@ class JmxSource:
         self.excludes = "\n".join(excludes)
         self.timeout_ms = timeout_ms
         self._reader = reader
+        self.clock = clock
         self._conn: int | None = None
         self._next_attempt = 0.0
         self._backoff = 0.0
@@ -133,7 +134,7 @@ class JmxSource:
     def _fail(self, error: Exception, during: str) -> SourceError:
         kind = classify(error)
         self._backoff = min(BACKOFF_MS[1], self._backoff * 2 if self._backoff else BACKOFF_MS[0])
-        self._next_attempt = time.monotonic() * 1000.0 + self._backoff
+        self._next_attempt = self.clock.monotonic() * 1000.0 + self._backoff
         if self._conn is not None:
             try:
                 self._bulk().close(self._conn)
@@ -149,7 +150,7 @@ class JmxSource:
         return self._last_error
 
     def _connect(self) -> int:
-        now = time.monotonic() * 1000.0
+        now = self.clock.monotonic() * 1000.0
         if self._conn is None:
             if now < self._next_attempt and self._last_error is not None:
                 raise SourceError(self._last_error.kind,
@@ -183,7 +184,7 @@ class JmxSource:
         return [(name, attr, kind) for name, attr, kind in rows]
 
     def _parse(self, text: str) -> Collection:
-        ts = time.time() * 1000.0
+        ts = self.clock.time() * 1000.0
         samples: list[Sample] = []
         skipped: dict[str, int] = {}
         names = self._names

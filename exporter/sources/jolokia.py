@@ -56,7 +56,7 @@ class JolokiaSource:
         answers = self._post(self._request_body())
         pending: list[tuple[tuple[Any, ...], str, str, dict[str, Any], float]] = []
         with _DECODING:
-            collection = self._parse(answers, pending)
+            collection = self.parse(answers, pending)
         if pending:
             # object values of attributes not seen before: `list` says which are TabularData
             self._learn_types(pending)
@@ -112,7 +112,7 @@ class JolokiaSource:
                 raise SourceError("protocol", f"{self.name}: unexpected Jolokia answer of type {type(answers).__name__}")
             return answers
 
-    def _parse(self, answers: list[Any], pending: list[Any] | None = None) -> Collection:
+    def parse(self, answers: list[Any], pending: list[Any] | None = None) -> Collection:
         """The samples of an answer. Object values whose type is not known yet go to `pending` (to
         be flattened once `list` has told TabularData from CompositeData); without it, such values
         are read as CompositeData."""
