@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-fast check venv system-deps realkafka bench clean
+.PHONY: demo test test-fast check venv system-deps realkafka zabbix70 bench clean
 
 # sslpsk3 (TLS-PSK to Zabbix before Python 3.13) builds against OpenSSL: system-deps comes first
 $(VENV)/.installed: pyproject.toml
@@ -22,12 +22,16 @@ system-deps:
 realkafka: system-deps
 	scripts/install-realkafka
 
+# Zabbix 7.0 LTS: Debian 13's packages in a Debian 13 root (kept in /var/cache/kafka-jmx, made once)
+zabbix70:
+	scripts/install-zabbix70
+
 demo: system-deps venv
 	$(VENV)/bin/kafka-jmx demo
 
 # two workers: the suite mostly waits on real services and wall clocks (tests/conftest.py groups the
 # modules so each service stack starts once per worker)
-test: system-deps venv realkafka
+test: system-deps venv realkafka zabbix70
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 # the inner loop (under a minute): no real services, nothing slow; make test runs everything

@@ -27,6 +27,15 @@ IMPORT_RULES = {
 }
 # the template Zabbix ships for Kafka (2.x era, ZooKeeper-based): its JMX items share keys with ours
 BUNDLED_KAFKA_TEMPLATE = "Apache Kafka by JMX"
+OUR_TEMPLATES = "Apache Kafka 4.x "
+
+
+def import_rules(server_version: str) -> dict[str, dict[str, bool]]:
+    """configuration.import's rules for a server version: 6.2 split host and template groups."""
+    rules = dict(IMPORT_RULES)
+    if tuple(int(x) for x in server_version.split(".")[:2]) >= (6, 2):
+        rules["template_groups"] = rules.pop("groups")
+    return rules
 
 
 def export_format(server_version: str) -> str:
@@ -70,9 +79,7 @@ class Provisioner:
     def import_templates(self) -> None:
         catalog = load_catalog()
         fmt = export_format(self.version)
-        rules = dict(IMPORT_RULES)
-        if tuple(int(x) for x in self.version.split(".")[:2]) >= (6, 2):
-            rules["template_groups"] = rules.pop("groups")      # 6.2 split host and template groups
+        rules = import_rules(self.version)
         source = templates.serialize(templates.render(catalog, fmt))
         _call("configuration.import of the Kafka 4.x templates", self.api.configuration["import"],
               format="yaml", source=source, rules=rules)
@@ -118,6 +125,9 @@ class Provisioner:
                                  "(its items and their history go) and link the Kafka 4.x template instead")
         if clear:
             params["templates_clear"] = clear
+        replaced = [tid for name, tid in linked.items() if name.startswith(OUR_TEMPLATES) and tid not in ids]
+        if replaced:
+            self._unlink_keeping_history(host, hostid, linked, replaced, ids)
         _call(f"host.update {host!r}", self.api.host.update, hostid=hostid, **params)
         if interface:
             jmx = [i for i in existing[0]["interfaces"] if str(i["type"]) == "4"]
@@ -127,6 +137,31 @@ class Provisioner:
             else:
                 _call(f"hostinterface.create {host!r}", self.api.hostinterface.create, hostid=hostid, **interface)
         return hostid
+
+    def _unlink_keeping_history(self, host: str, hostid: str, linked: dict[str, str], replaced: list[str],
+                                new: list[str]) -> None:
+        """Another of our templates (the other transport's) has the new one's item keys: it is unlinked, so its
+        items stay on the host with their history and the new template takes them over. Its discovery rules
+        have other keys than the new one's but the same item prototypes, which Zabbix will not have twice:
+        those rules go, with what they discovered (discovered again by the new rules)."""
+        _call(f"host.update {host!r} (unlinking)", self.api.host.update, hostid=hostid,
+              templates=[{"templateid": tid} for tid in linked.values() if tid not in replaced])
+        keep = {r["key_"] for r in _call("discoveryrule.get", self.api.discoveryrule.get, templateids=new,
+                                         output=["key_"])}
+        old = {r["key_"] for r in _call("discoveryrule.get", self.api.discoveryrule.get, templateids=replaced,
+                                        output=["key_"])} - keep
+        stale = [r["itemid"] for r in _call("discoveryrule.get", self.api.discoveryrule.get, hostids=[hostid],
+                                            output=["itemid", "key_"]) if r["key_"] in old]
+        if stale:
+            self._delete(f"discoveryrule.delete on {host!r}", self.api.discoveryrule.delete, stale)
+
+    @staticmethod
+    def _delete(what: str, fn: Callable[..., Any], ids: list[str]) -> None:
+        """The API's delete methods take the ids as their parameter list."""
+        try:
+            fn(*ids)
+        except ZabbixAPIException as e:
+            raise ProvisionError(f"Zabbix API {what}: {e.args[0] if e.args else e}") from None
 
     def provision(self, cluster: str, nodes: list[NodeSpec], transport: str = "jmx", brokers_min: int | None = None,
                   interval: str | None = None, host_name: str = DEFAULT_HOST_NAME,

@@ -101,36 +101,73 @@ def faulted_cluster():
     return c
 
 
-@pytest.fixture(scope="session")
-def zabbix():
-    """A real Zabbix 6.0 (server, Java gateway, API) for the whole test session."""
-    import os
-
-    from zabbix_stack import missing_packages, running_stack
-    missing = missing_packages()
+def _zabbix_stack(version: str):
+    from zabbix_stack import LAYOUTS, missing_packages, running_stack
+    missing = missing_packages(version)
     if missing:
-        message = f"Zabbix test services need Debian packages: {' '.join(missing)} (make test installs them)"
+        message = (f"the Zabbix {version} test services need: {' '.join(missing)} "
+                   f"({LAYOUTS[version].install} installs them)")
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    with running_stack() as stack:
+    return running_stack(version)
+
+
+def _templates_imported(stack):
+    """The stack's API, logged in, with the generated templates of its own export format imported."""
+    from pyzabbix import ZabbixAPI
+
+    from exporter.provision import import_rules
+    api = ZabbixAPI(stack.api_url)
+    api.login("Admin", "zabbix")
+    source = (ROOT / "templates" / "zabbix" / f"kafka-4x-{stack.version}.yaml").read_text()
+    assert api.configuration["import"](format="yaml", source=source, rules=import_rules(api.api_version())) is True
+    return api
+
+
+@pytest.fixture(scope="session")
+def zabbix():
+    """A real Zabbix 6.0 (server, Java gateway, API) for the whole test session."""
+    with _zabbix_stack("6.0") as stack:
         yield stack
 
 
 @pytest.fixture(scope="session")
 def zabbix_api(zabbix):
-    """The Zabbix API, logged in, with the generated 6.0 templates imported."""
-    from pyzabbix import ZabbixAPI
-    from zabbix_stack import IMPORT_RULES
-    api = ZabbixAPI(zabbix.api_url)
-    api.login("Admin", "zabbix")
-    source = (ROOT / "templates" / "zabbix" / "kafka-4x-6.0.yaml").read_text()
-    assert api.configuration["import"](format="yaml", source=source, rules=IMPORT_RULES) is True
-    return api
+    """The Zabbix 6.0 API, logged in, with the generated 6.0 templates imported."""
+    return _templates_imported(zabbix)
+
+
+@pytest.fixture(scope="session")
+def zabbix70():
+    """A real Zabbix 7.0 LTS (Debian 13's, in its root) for the whole test session."""
+    with _zabbix_stack("7.0") as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def zabbix70_api(zabbix70):
+    """The Zabbix 7.0 API, logged in, with the generated 7.0 templates imported."""
+    return _templates_imported(zabbix70)
+
+
+ZABBIX_VERSIONS = ("7.0", "6.0")        # 7.0 LTS first: what most installations run
+
+
+@pytest.fixture(scope="session", params=ZABBIX_VERSIONS)
+def zbx(request):
+    """Each real Zabbix in turn, for the tests that prove the product on every version we support."""
+    return request.getfixturevalue("zabbix70" if request.param == "7.0" else "zabbix")
+
+
+@pytest.fixture(scope="session")
+def zbx_api(zbx, request):
+    """zbx's API, logged in, with the templates of its export format imported."""
+    return request.getfixturevalue("zabbix70_api" if zbx.version == "7.0" else "zabbix_api")
 
 
 # tests that use these fixtures start real services (see the `services` marker in pyproject.toml)
-SERVICE_FIXTURES = {"zabbix", "zabbix_api", "kafka"}
+SERVICE_FIXTURES = {"zabbix", "zabbix_api", "zabbix70", "zabbix70_api", "zbx", "zbx_api", "kafka"}
 # ... or a JVM (the `slow` marker): make test-fast starts none
 SLOW_FIXTURES = {"published", "secured"}
 JVM_PROGRAMS = {"java", "javac"}
@@ -176,7 +213,7 @@ def pytest_runtest_call(item: pytest.Item):
 # share one worker and stack, with the rehearsals last: their embedded cluster runs on the wall clock, and
 # beside real Kafka's JVMs on the other worker it was starved into a controller election (measured); by
 # then the other worker has run the real-Kafka modules, which go out first (FIRST)
-ZABBIX_FIXTURES = {"zabbix", "zabbix_api"}
+ZABBIX_FIXTURES = {"zabbix", "zabbix_api", "zabbix70", "zabbix70_api", "zbx", "zbx_api"}
 LAST_IN_ZABBIX = "test_rehearsal.py"
 FIRST = ("zabbix", "test_conformance.py", "test_real_kafka.py", "test_kafka_engine.py", "test_kafka_protocol.py",
          "test_kafka_versions.py")

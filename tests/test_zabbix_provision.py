@@ -1,20 +1,21 @@
-"""kafka-jmx zabbix provision against a real Zabbix 6.0: hosts, interfaces, templates, macros; idempotent."""
+"""kafka-jmx zabbix provision against a real Zabbix 7.0 and 6.0: hosts, interfaces, templates, macros; idempotent
+(a re-run updates in place: 7.0's host.get returns only the fields asked for)."""
 import time
 
 from kafka_jmx.cli import main
 
 
-def test_provision_creates_and_updates_hosts(zabbix, zabbix_api, monkeypatch, capsys):
+def test_provision_creates_and_updates_hosts(zbx, zbx_api, monkeypatch, capsys):
     monkeypatch.setenv("ZBX_PW", "zabbix")
     cluster = f"p{time.time_ns() % 10**8}"
-    url = zabbix.api_url.replace("/api_jsonrpc.php", "/")
+    url = zbx.api_url.replace("/api_jsonrpc.php", "/")
     args = ["zabbix", "provision", "--url", url, "--password-env", "ZBX_PW", "--cluster", cluster,
             "--node", "controller-1001=controller@127.0.0.1:9990", "--node", "broker-1=broker@127.0.0.1:9991",
             "--brokers-min", "1", "--interval", "10s"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert f"{cluster}-broker-1" in out and f"{cluster}-cluster" in out
-    api = zabbix_api
+    api = zbx_api
     host = api.host.get(filter={"host": f"{cluster}-broker-1"}, selectParentTemplates=["host"],
                         selectInterfaces=["type", "port"], selectMacros=["macro", "value"])[0]
     assert [t["host"] for t in host["parentTemplates"]] == ["Apache Kafka 4.x broker by JMX"]
@@ -26,6 +27,16 @@ def test_provision_creates_and_updates_hosts(zabbix, zabbix_api, monkeypatch, ca
     assert main(args) == 0
     hosts = api.host.get(filter={"host": f"{cluster}-broker-1"}, selectInterfaces=["port"])
     assert len(hosts) == 1 and hosts[0]["interfaces"][0]["port"] == "9999"
+    # the same nodes pushed by the exporter instead: the trapper templates replace the JMX ones, and the
+    # items (the same keys) are kept with their history, now the trapper template's
+    urp = 'jmx["kafka.server:type=ReplicaManager,name=UnderReplicatedPartitions","Value"]'
+    [before] = api.item.get(host=f"{cluster}-broker-1", filter={"key_": urp}, output=["itemid", "type"])
+    assert main(args + ["--transport", "trapper"]) == 0
+    host = api.host.get(filter={"host": f"{cluster}-broker-1"}, selectParentTemplates=["host"])[0]
+    assert [t["host"] for t in host["parentTemplates"]] == ["Apache Kafka 4.x broker by trapper"]
+    [after] = api.item.get(host=f"{cluster}-broker-1", filter={"key_": urp}, output=["itemid", "type", "templateid"])
+    assert after["itemid"] == before["itemid"] and (before["type"], after["type"]) == ("16", "2")
+    assert main(args + ["--transport", "trapper"]) == 0        # and again: nothing left to replace
 
 
 def test_provision_reports_api_errors(zabbix, monkeypatch, capsys):
@@ -42,11 +53,11 @@ def test_export_format_per_server_version():
         ["6.0", "6.0", "6.0", "7.0", "7.0"]
 
 
-def test_provision_migrates_a_host_from_zabbixs_bundled_kafka_template(zabbix, zabbix_api, monkeypatch, capsys):
+def test_provision_migrates_a_host_from_zabbixs_bundled_kafka_template(zbx, zbx_api, monkeypatch, capsys):
     """A host monitored by the 'Apache Kafka by JMX' template Zabbix ships: refused without --migrate-from
     (the keys clash), taken over with it: the old template unlinked and cleared, ours linked, with its
     graphs and dashboard."""
-    api = zabbix_api
+    api = zbx_api
     monkeypatch.setenv("ZBX_PW", "zabbix")
     n = time.time_ns() % 10**8
     [old] = api.template.get(filter={"host": "Apache Kafka by JMX"}, output=["templateid"])
@@ -57,7 +68,7 @@ def test_provision_migrates_a_host_from_zabbixs_bundled_kafka_template(zabbix, z
                              )["hostids"][0]
     old_keys = {i["key_"] for i in api.item.get(hostids=[hostid], output=["key_"])}
     assert len(old_keys) > 30
-    url = zabbix.api_url.replace("/api_jsonrpc.php", "/")
+    url = zbx.api_url.replace("/api_jsonrpc.php", "/")
     args = ["zabbix", "provision", "--url", url, "--password-env", "ZBX_PW", "--cluster", f"m{n}",
             "--node", f"broker-1=broker@127.0.0.1:9992/{legacy}"]
     assert main(args) == 1
