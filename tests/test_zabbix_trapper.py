@@ -1,5 +1,6 @@
-"""The exporter's Zabbix side against a real Zabbix 6.0: trapper values with the JMX template's keys,
-topic discovery, the cluster template's aggregate trigger, and a spool that survives an outage."""
+"""The exporter's Zabbix side against a real Zabbix (7.0 and 6.0; the demo, TLS-PSK and a refused discovery on
+6.0): trapper values with the JMX template's keys, topic discovery, the cluster template's aggregate
+trigger, refused values named, and a spool that survives an outage."""
 import time
 
 import pytest
@@ -15,9 +16,9 @@ ABC = 'jmx["kafka.controller:type=KafkaController,name=ActiveBrokerCount","Value
 
 
 @pytest.fixture
-def provisioned(zabbix, zabbix_api):
+def provisioned(zbx, zbx_api):
     """Hosts for a 3-broker, 1-controller embedded cluster, and the cluster host."""
-    api = zabbix_api
+    api = zbx_api
     name = f"k{time.time_ns() % 10**10}"
     group = api.hostgroup.create(name=f"Kafka {name}")["groupids"][0]
     tpl = {t["host"]: t["templateid"] for t in api.template.get(search={"host": "Apache Kafka 4.x"}, output=["host"])}
@@ -31,7 +32,7 @@ def provisioned(zabbix, zabbix_api):
                     macros=[{"macro": "{$KAFKA.CLUSTER.GROUP}", "value": f"Kafka {name}"},
                             {"macro": "{$KAFKA.BROKERS.MIN}", "value": "3"},
                             {"macro": "{$KAFKA.INTERVAL}", "value": "2s"}])
-    zabbix.reload_config_cache()
+    zbx.reload_config_cache()
     time.sleep(3)
     return c, name
 
@@ -46,10 +47,10 @@ def lastvalue(api, host, key):
     return items[0] if items else None
 
 
-def test_values_topics_and_the_brokers_below_minimum_trigger(zabbix, zabbix_api, provisioned):
-    api = zabbix_api
+def test_values_topics_and_the_brokers_below_minimum_trigger(zbx, zbx_api, provisioned):
+    api = zbx_api
     c, name = provisioned
-    sink = TrapperSink("127.0.0.1", zabbix.server_port, load_catalog(), name, host_name="{cluster}-{node}",
+    sink = TrapperSink("127.0.0.1", zbx.server_port, load_catalog(), name, host_name="{cluster}-{node}",
                        lld_settle_s=3.0)
     sink.start()
     workers = [TargetWorker(t, builtin_rules(), lambda w: None, sink.offer) for t in embedded_targets(c)]
@@ -67,7 +68,7 @@ def test_values_topics_and_the_brokers_below_minimum_trigger(zabbix, zabbix_api,
         leader = c.active_controller().image.partition("orders", 0).leader
         topic_key = 'jmx["kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=orders","Count"]'
         assert wait(lambda: lastvalue(api, f"{name}-broker-{leader}", topic_key), 60)
-        zabbix.reload_config_cache()
+        zbx.reload_config_cache()
         time.sleep(4)                    # past lld_settle_s: the per-topic values go out now
         collect(workers)
         time.sleep(1.1)
@@ -93,10 +94,10 @@ def test_values_topics_and_the_brokers_below_minimum_trigger(zabbix, zabbix_api,
         sink.stop()
 
 
-def test_spooled_values_survive_a_zabbix_outage(zabbix, zabbix_api, provisioned):
-    api = zabbix_api
+def test_spooled_values_survive_a_zabbix_outage(zbx, zbx_api, provisioned):
+    api = zbx_api
     c, name = provisioned
-    sink = TrapperSink("127.0.0.1", zabbix.server_port, load_catalog(), name, host_name="{cluster}-{node}",
+    sink = TrapperSink("127.0.0.1", zbx.server_port, load_catalog(), name, host_name="{cluster}-{node}",
                        spool_limit=10_000)
     sink.start()
     controller = [t for t in embedded_targets(c) if t.role == "controller"]
@@ -104,7 +105,7 @@ def test_spooled_values_survive_a_zabbix_outage(zabbix, zabbix_api, provisioned)
     try:
         worker.collect_once()
         assert wait(lambda: sink.spooled == 0 and sink.sent > 0, 30)
-        zabbix.stop_server()
+        zbx.stop_server()
         c.kill("broker-2")
         c.run_for(12_000)
         worker.collect_once()
@@ -112,7 +113,7 @@ def test_spooled_values_survive_a_zabbix_outage(zabbix, zabbix_api, provisioned)
         assert wait(lambda: sink.last_error, 10), "the sender did not notice the outage"
         assert sink.spooled > 0
         time.sleep(3)
-        zabbix.start_server()
+        zbx.start_server()
         assert wait(lambda: sink.spooled == 0, 90), f"still {sink.spooled} spooled: {sink.last_error}"
         itemid = api.item.get(host=f"{name}-controller-1001", filter={"key_": ABC})[0]["itemid"]
         during = wait(lambda: [h for h in api.history.get(itemids=[itemid], history=3, time_from=outage_clock - 30,
@@ -122,17 +123,17 @@ def test_spooled_values_survive_a_zabbix_outage(zabbix, zabbix_api, provisioned)
         assert sink.dropped == 0
     finally:
         sink.stop()
-        if "zabbix_server" not in zabbix.pids:
-            zabbix.start_server()
+        if "zabbix_server" not in zbx.pids:
+            zbx.start_server()
 
 
-def test_refused_values_are_named_with_their_reason_once_and_the_rest_delivered(zabbix, zabbix_api, provisioned, caplog):
+def test_refused_values_are_named_with_their_reason_once_and_the_rest_delivered(zbx, zbx_api, provisioned, caplog):
     """Zabbix answers a batch with counts only: the keys of a batch it refused part of go alone until the
     refused one is known, which is then named (once an hour), and an unknown host is named as such."""
     from zabbix_utils import ItemValue
     _c, name = provisioned
     host = f"{name}-controller-1001"
-    sink = TrapperSink("127.0.0.1", zabbix.server_port, load_catalog(), name, host_name="{cluster}-{node}")
+    sink = TrapperSink("127.0.0.1", zbx.server_port, load_catalog(), name, host_name="{cluster}-{node}")
     with caplog.at_level("WARNING"):
         for round_ in range(3):
             now = int(time.time()) + round_         # each round's value its own clock: the last is the newest
@@ -147,7 +148,7 @@ def test_refused_values_are_named_with_their_reason_once_and_the_rest_delivered(
                for w in warnings), warnings
     assert any(f"Zabbix refused every value for host '{name}-nowhere'" in w and "kafka-jmx zabbix provision" in w
                and "zabbix.host_name" in w for w in warnings), warnings
-    assert wait(lambda: (lastvalue(zabbix_api, host, ABC) or {}).get("lastvalue") == "5", 30)
+    assert wait(lambda: (lastvalue(zbx_api, host, ABC) or {}).get("lastvalue") == "5", 30)
 
 
 def test_demo_creates_its_zabbix_hosts_and_pushes_values(zabbix, zabbix_api, tmp_path):

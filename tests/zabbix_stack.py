@@ -282,7 +282,7 @@ $IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;
     def start_proxy(self, name: str, port: int) -> None:
         """An active Zabbix proxy (SQLite, created on first start) that reports to this server as `name`:
         it fetches its configuration every 2 s, sends its data every second and buffers up to an hour."""
-        pdir = f"{self.zdir}/proxy-{name}"
+        pdir = f"{self.zdir}/proxy-{port}"
         for sub in ("", "/log", "/run"):
             self.host(pdir + sub).mkdir(parents=True, exist_ok=True)
             self._own(pdir + sub, "zabbix")
@@ -297,7 +297,11 @@ $IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;
         if not self.host(self.layout.proxy).exists():
             raise RuntimeError(f"no {self.layout.proxy}: {self.layout.install} makes it")
         self.box.run([self.layout.proxy, "-c", conf])
-        _wait_port(port)
+        try:
+            _wait_port(port)
+        except RuntimeError as e:
+            log = self.host(f"{pdir}/log/zabbix_proxy.log")
+            raise RuntimeError(f"{e}; the proxy's log: {log.read_text()[-2000:] if log.exists() else '(none)'}") from None
         self.pids[f"proxy-{name}"] = int(self.host(f"{pdir}/run/zabbix_proxy.pid").read_text())
 
     def reload_config_cache(self) -> None:
@@ -338,10 +342,11 @@ $IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;
 
 
 @contextlib.contextmanager
-def running_stack(version: str = "6.0", prefix: str = "kafka-jmx-zabbix-") -> Iterator[ZabbixStack]:
+def running_stack(version: str = "6.0", prefix: str = "kjz-") -> Iterator[ZabbixStack]:
     """A started stack of the version on free ports, stopped by PID on the way out. Its folder is not under
     pytest's tmp (the services run as postgres and zabbix, who may not enter it; for 7.0 it is in the root);
-    when the body fails the logs are printed and the folder is kept."""
+    when the body fails the logs are printed and the folder is kept. Its path is short: the services' unix
+    sockets under it must stay within 108 bytes."""
     layout = LAYOUTS[version]
     base = free_port_block(4, low=20000)
     parent = layout.host("/var/tmp")
