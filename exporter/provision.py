@@ -30,10 +30,16 @@ BUNDLED_KAFKA_TEMPLATE = "Apache Kafka by JMX"
 OUR_TEMPLATES = "Apache Kafka 4.x "
 
 
+def release(server_version: str) -> tuple[int, int]:
+    """(major, minor) of an API version such as 7.0.22."""
+    major, minor = server_version.split(".")[:2]
+    return int(major), int(minor)
+
+
 def import_rules(server_version: str) -> dict[str, dict[str, bool]]:
     """configuration.import's rules for a server version: 6.2 split host and template groups."""
     rules = dict(IMPORT_RULES)
-    if tuple(int(x) for x in server_version.split(".")[:2]) >= (6, 2):
+    if release(server_version) >= (6, 2):
         rules["template_groups"] = rules.pop("groups")
     return rules
 
@@ -41,8 +47,7 @@ def import_rules(server_version: str) -> dict[str, dict[str, bool]]:
 def export_format(server_version: str) -> str:
     """The template export format a server imports as ours: 6.0's up to 6.4 (their frontends
     convert it), 7.0's from 7.0 on (dashboards widgets changed)."""
-    major = tuple(int(x) for x in server_version.split(".")[:2])
-    return "6.0" if major < (7, 0) else "7.0"
+    return "6.0" if release(server_version) < (7, 0) else "7.0"
 
 
 class ProvisionError(RuntimeError):
@@ -58,9 +63,10 @@ class NodeSpec:
     host_name: str = ""          # an existing Zabbix host to take over; default CLUSTER-NAME
 
 
-def _call(what: str, fn: Callable[..., Any], **params: Any) -> Any:
+def _call(what: str, fn: Callable[..., Any], *ids: str, **params: Any) -> Any:
+    """An API method (its parameters by name, or a delete's ids by position), its error named with `what`."""
     try:
-        return fn(**params)
+        return fn(*ids, **params)
     except ZabbixAPIException as e:
         raise ProvisionError(f"Zabbix API {what}: {e.args[0] if e.args else e}") from None
 
@@ -91,7 +97,7 @@ class Provisioner:
 
     def _proxy(self, name: str) -> dict[str, Any]:
         """The host fields that put a host behind this proxy (7.0 renamed them)."""
-        seven = tuple(int(x) for x in self.version.split(".")[:2]) >= (7, 0)
+        seven = release(self.version) >= (7, 0)
         found = _call("proxy.get", self.api.proxy.get, filter={"name" if seven else "host": name}, output=["proxyid"])
         if not found:
             raise ProvisionError(f"--proxy: no Zabbix proxy named {name!r} (create it under Administration > Proxies, "
@@ -153,15 +159,7 @@ class Provisioner:
         stale = [r["itemid"] for r in _call("discoveryrule.get", self.api.discoveryrule.get, hostids=[hostid],
                                             output=["itemid", "key_"]) if r["key_"] in old]
         if stale:
-            self._delete(f"discoveryrule.delete on {host!r}", self.api.discoveryrule.delete, stale)
-
-    @staticmethod
-    def _delete(what: str, fn: Callable[..., Any], ids: list[str]) -> None:
-        """The API's delete methods take the ids as their parameter list."""
-        try:
-            fn(*ids)
-        except ZabbixAPIException as e:
-            raise ProvisionError(f"Zabbix API {what}: {e.args[0] if e.args else e}") from None
+            _call(f"discoveryrule.delete on {host!r}", self.api.discoveryrule.delete, *stale)
 
     def provision(self, cluster: str, nodes: list[NodeSpec], transport: str = "jmx", brokers_min: int | None = None,
                   interval: str | None = None, host_name: str = DEFAULT_HOST_NAME,

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from conftest import wait
 from jvm_support import free_port_block
 
 ZABBIX70_ROOT = Path(os.environ.get("ZABBIX70_ROOT", "/var/cache/kafka-jmx/zabbix70-trixie"))
@@ -73,15 +75,14 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return result
 
 
+def _listens(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _wait_port(port: int, timeout: float = 30.0) -> None:
-    import socket
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+    if not wait(lambda: _listens(port), timeout, step=0.2):
+        raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
 
 
 class Box:
@@ -251,17 +252,16 @@ $IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;
                                 start_new_session=True)
         self.pids["php"] = proc.pid
         _wait_port(self.web_port)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                r = requests.post(self.api_url, json={"jsonrpc": "2.0", "method": "apiinfo.version", "params": {}, "id": 1},
-                                  timeout=5)
-                if r.ok and "result" in r.json():
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError("the Zabbix API does not answer")
+        if not wait(self._api_answers, 30, step=0.3):
+            raise RuntimeError("the Zabbix API does not answer")
+
+    def _api_answers(self) -> bool:
+        try:
+            r = requests.post(self.api_url, json={"jsonrpc": "2.0", "method": "apiinfo.version", "params": {}, "id": 1},
+                              timeout=5)
+            return r.ok and "result" in r.json()
+        except requests.RequestException:
+            return False
 
     def stop_server(self) -> None:
         pid = self.pids.pop("zabbix_server")

@@ -9,7 +9,7 @@ from typing import Any
 from exporter.catalog import refs
 from exporter.catalog.keys import with_parameters
 from exporter.lag.families import FAMILIES
-from kafka_common.yamlconf import Doc, KeyPath
+from kafka_common.yamlconf import Doc
 
 PER = {"group": ("{#GROUP}",), "group_topic": ("{#GROUP}", "{#TOPIC}")}
 MACRO_REF = re.compile(r'\{\$([A-Z0-9_.]+)(?::"[^"]*")?(?:\|\w+)?\}')
@@ -164,22 +164,9 @@ def load(doc: Doc, raw: object, known_macros: set[str], priorities: tuple[str, .
         triggers.append(GroupTrigger(str(t.get("id", "")), per, metric, name, expression, priority,
                                      str(t.get("description", "")),
                                      GroupAlert(str(a.get("name", "")),
-                                                _group_promql(doc, p + ("alert", "expr"), str(a.get("expr", "")), items),
+                                                refs.resolve_names(doc, p + ("alert", "expr"), str(a.get("expr", "")),
+                                                                   group={i: it.prometheus for i, it in items.items()}),
                                                 str(a.get("for", "0m")),
                                                 str(a.get("severity", ""))),
                                      str(t.get("zabbix_scope", "performance")), event_name, opdata))
     return ConsumerGroups(tuple(items.values()), tuple(triggers), tuple(macros), valuemap)
-
-
-def _group_promql(doc: Doc, path: KeyPath, text: str, items: dict[str, GroupItem]) -> str:
-    """PromQL with its {group:ID} placeholders resolved to the consumer-group items' Prometheus names."""
-    def group(ref: str) -> str:
-        if ref not in items:
-            doc.fail(path, f"{{group:{ref}}}: no consumer-group item {ref!r}")
-            return ref
-        return items[ref].prometheus
-    try:
-        return refs.resolve(text, group=group)
-    except ValueError as e:
-        doc.fail(path, str(e))
-        return text

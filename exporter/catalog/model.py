@@ -271,13 +271,15 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
             doc.fail(p + ("metric",), f"unknown metric {ci.metric!r}")
         cluster_items.append(ci)
     cluster_ids = {c.id for c in cluster_items}
+    prometheus = {mid: m.prometheus for mid, m in ids.items()}        # what {metric:ID} resolves to
     macros = []
     for i, m in enumerate(data.get("macros") or []):
         p = ("macros", i)
         m = _map(doc, m, p)
         macro = Macro(_str(doc, m, p, "macro"), _str(doc, m, p, "value", ""), _str(doc, m, p, "description"),
                       bool(m.get("secret", False)),
-                      _promql(doc, p + ("prometheus_auto",), _str(doc, m, p, "prometheus_auto", ""), ids))
+                      refs.resolve_names(doc, p + ("prometheus_auto",), _str(doc, m, p, "prometheus_auto", ""),
+                                         metric=prometheus))
         if not MACRO.match(macro.macro):
             doc.fail(p + ("macro",), f"not a user macro: {macro.macro!r} (expected {{$NAME}})")
         macros.append(macro)
@@ -327,7 +329,8 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
         if priority not in PRIORITIES:
             doc.fail(p + ("priority",), f"priority must be one of {', '.join(PRIORITIES)}")
         alert = Alert(_str(doc, a, p + ("alert",), "name"),
-                      _promql(doc, p + ("alert", "expr"), _str(doc, a, p + ("alert",), "expr"), ids),
+                      refs.resolve_names(doc, p + ("alert", "expr"), _str(doc, a, p + ("alert",), "expr"),
+                                         metric=prometheus),
                       _str(doc, a, p + ("alert",), "for", "0m"), _str(doc, a, p + ("alert",), "severity"),
                       _str(doc, a, p + ("alert",), "description", ""))
         zscope = _str(doc, t, p, "zabbix_scope", "notice")
@@ -359,21 +362,6 @@ def _valuemaps(doc: Doc, data: dict[str, Any], metrics: list[Metric]) -> tuple[V
         if m.zabbix.valuemap and m.zabbix.valuemap not in names:
             doc.fail(("metrics", i, "zabbix", "valuemap"), f"value map {m.zabbix.valuemap!r} is not defined under valuemaps")
     return tuple(out)
-
-
-def _promql(doc: Doc, path: KeyPath, text: str, ids: dict[str, Metric]) -> str:
-    """PromQL with its {metric:ID} placeholders resolved to the metrics' Prometheus names."""
-    def metric(ref: str) -> str:
-        found = ids.get(ref)
-        if found is None or not found.prometheus:
-            doc.fail(path, f"{{metric:{ref}}}: no metric {ref!r} with a Prometheus name")
-            return ref
-        return found.prometheus
-    try:
-        return refs.resolve(text, metric=metric)
-    except ValueError as e:
-        doc.fail(path, str(e))
-        return text
 
 
 def _graphs(doc: Doc, data: dict[str, Any], ids: dict[str, Metric], cluster_ids: set[str]) -> tuple[Graph | TopicGraph, ...]:

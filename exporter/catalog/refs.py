@@ -11,7 +11,9 @@ Zabbix's own macros ({$MACRO}, {#LLD}, {HOST.NAME}) and Grafana's {{label}} are 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+
+from kafka_common.yamlconf import Doc, KeyPath
 
 KINDS = ("metric", "group", "item", "cluster", "selector")
 REF = re.compile(r"\{(" + "|".join(KINDS) + r")(?::(\w+))?\}")
@@ -32,3 +34,25 @@ def resolve(text: str, **resolvers: Callable[[str], str]) -> str:
                              f"{', '.join('{' + k + ':ID}' for k in resolvers)})")
         return resolvers[kind](ref)
     return REF.sub(one, text)
+
+
+# what a {metric:ID} or {group:ID} that names nothing is told
+_NOTHING = {"metric": "no metric {!r} with a Prometheus name", "group": "no consumer-group item {!r}"}
+
+
+def resolve_names(doc: Doc, path: KeyPath, text: str, **names: Mapping[str, str | None]) -> str:
+    """PromQL with its {metric:ID} and {group:ID} resolved to Prometheus names (`names`: kind -> id -> name);
+    a reference to nothing, or of a kind not given, is a problem of the document at path."""
+    def resolver(kind: str) -> Callable[[str], str]:
+        def name(ref: str) -> str:
+            found = names[kind].get(ref)
+            if not found:
+                doc.fail(path, f"{{{kind}:{ref}}}: {_NOTHING[kind].format(ref)}")
+                return ref
+            return found
+        return name
+    try:
+        return resolve(text, **{kind: resolver(kind) for kind in names})
+    except ValueError as e:
+        doc.fail(path, str(e))
+        return text

@@ -70,11 +70,11 @@ def _explain_bean(rules: RuleSet, pattern: ObjectNamePattern, nodes: Nodes) -> t
 
 
 def _matched(rules: RuleSet, samples: Sequence[Sample]) -> list[tuple[MatchedSample, Sample]]:
-    """Each series with the attribute it came from, as RuleSet.apply makes them."""
+    """Each series with the attribute it came from, as RuleSet.apply makes them (without its cache)."""
     cache = RuleCache(evicting=False)
     out = []
     for s, extra in rules.customized(list(samples)):
-        if s.value is NO_VALUE or (rules.filter.active and not rules.filter.exported(s)) or never_read(s):
+        if rules.left_out(s):
             continue
         m = rules.match(s, cache, extra)
         if m is not None:

@@ -128,7 +128,7 @@ class RuleSet:
         """_MISS; None (matched, nothing exported); or (sample, whether a cache entry may keep it)."""
         rule = self.rules[index]
         attribute = snake if rule.attr_snake_case else attr_name
-        match_string = bean + attribute + ": " + ("<cache>" if rule.cache else java_value_string(s.value))
+        match_string = _match_string(rule, bean, attribute, s)
         m = None
         if rule.pattern is not None:
             m = rule.pattern.match(match_string)
@@ -174,8 +174,7 @@ class RuleSet:
         bean, attr_name, snake = self._strings(s)
         out = []
         for i, rule in enumerate(self.rules):
-            attribute = snake if rule.attr_snake_case else attr_name
-            match_string = bean + attribute + ": " + ("<cache>" if rule.cache else java_value_string(s.value))
+            match_string = _match_string(rule, bean, snake if rule.attr_snake_case else attr_name, s)
             outcome = self._try(i, s, bean, attr_name, snake)
             if outcome is _MISS:
                 out.append(Verdict(i, rule, match_string, None, "its pattern does not match"))
@@ -263,6 +262,11 @@ class RuleSet:
             for s in members:
                 yield s, extra
 
+    def left_out(self, s: Sample) -> bool:
+        """An attribute no rule sees: a null (jmx_exporter skips it), filtered out by the rules file, or one
+        jmx_exporter's scraper never reads."""
+        return s.value is NO_VALUE or (self.filter.active and not self.filter.exported(s)) or never_read(s)
+
     def apply(self, samples: Iterable[Sample], cache: RuleCache | None = None) -> list[MatchedSample]:
         """The matched samples of one collection. With a target's own cache, what the collection
         did not see (a deleted topic's beans) leaves the cache."""
@@ -270,11 +274,7 @@ class RuleSet:
         out = []
         pairs: Iterable[Any] = (self.customized(list(samples)) if self.customizers else ((s, ()) for s in samples))
         for s, extra in pairs:
-            if s.value is NO_VALUE:        # a null attribute: jmx_exporter skips it
-                continue
-            if self.filter.active and not self.filter.exported(s):
-                continue
-            if never_read(s):
+            if self.left_out(s):
                 continue
             m = self.match(s, cache, extra)
             if m is not None:
@@ -284,6 +284,11 @@ class RuleSet:
                 out.append(m)
         cache.end_collection()
         return out
+
+
+def _match_string(rule: Rule, bean: str, attribute: str, s: Sample) -> str:
+    """What a rule's pattern is matched against: a cached rule sees "<cache>" instead of the value."""
+    return bean + attribute + ": " + ("<cache>" if rule.cache else java_value_string(s.value))
 
 
 class Verdict(NamedTuple):

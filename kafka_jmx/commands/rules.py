@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from exporter.rules import RuleSet
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -30,25 +34,17 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     from prometheus_client.registry import CollectorRegistry
 
     from exporter.collector import HealthView, Target, TargetWorker, exposition
-    from exporter.rules import RuleSet
-    from exporter.rulesets import builtin_rules
     from exporter.sources.dump import DumpSource
-    from kafka_common.yamlconf import read_text
-    rules = builtin_rules() if args.rules == "builtin" else RuleSet.from_yaml(read_text(args.rules), args.rules)
+    rules = _load_rules(args.rules)
     for warning in rules.warnings:
         print(f"kafka-jmx: warning: {warning}", file=sys.stderr)
     for line in rules.describe():
         print(f"kafka-jmx: {line}", file=sys.stderr)
-    try:
-        with open(args.mbeans, encoding="utf-8") as fh:
-            text = fh.read()
-        dump = _last_dump(text)
-    except (OSError, ValueError) as e:
-        print(f"kafka-jmx: cannot read {args.mbeans} as a `kafka-jmx simulate --dump` file: {e}", file=sys.stderr)
+    dump = _read_dump(args.mbeans)
+    if dump is None:
         return 2
     workers = []
     cluster = dump.get("cluster", "kafka")
@@ -66,21 +62,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from exporter.rules import RuleSet
     from exporter.rules.explain import explain
-    from exporter.rulesets import builtin_rules
     from exporter.sources.dump import DumpSource
-    from kafka_common.yamlconf import read_text
-    rules = builtin_rules() if args.rules == "builtin" else RuleSet.from_yaml(read_text(args.rules), args.rules)
-    if args.mbeans:
-        try:
-            with open(args.mbeans, encoding="utf-8") as fh:
-                dump = _last_dump(fh.read())
-        except (OSError, ValueError) as e:
-            print(f"kafka-jmx: cannot read {args.mbeans} as a `kafka-jmx simulate --dump` file: {e}", file=sys.stderr)
-            return 2
-    else:
-        dump = _demo_dump()
+    rules = _load_rules(args.rules)
+    dump = _read_dump(args.mbeans) if args.mbeans else _demo_dump()
+    if dump is None:
+        return 2
     nodes = {name: DumpSource(name, node).read().samples for name, node in dump["nodes"].items()
              if (not args.node or name in args.node) and node.get("alive", True)}
     try:
@@ -90,6 +77,24 @@ def run_explain(args: argparse.Namespace) -> int:
         return 2
     print("\n".join(lines))
     return 0 if found else 1
+
+
+def _load_rules(spec: str) -> RuleSet:
+    """'builtin' or a jmx_exporter rules file."""
+    from exporter.rules import RuleSet
+    from exporter.rulesets import builtin_rules
+    from kafka_common.yamlconf import read_text
+    return builtin_rules() if spec == "builtin" else RuleSet.from_yaml(read_text(spec), spec)
+
+
+def _read_dump(path: str) -> dict | None:
+    """A `simulate --dump` file; None, after saying why, when it cannot be read as one."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return _last_dump(fh.read())
+    except (OSError, ValueError) as e:
+        print(f"kafka-jmx: cannot read {path} as a `kafka-jmx simulate --dump` file: {e}", file=sys.stderr)
+        return None
 
 
 def _demo_dump() -> dict:
