@@ -1,7 +1,7 @@
 """Provisioning a Zabbix server for a Kafka cluster: templates, host group, one host per node
 (linked to its role's template, with a JMX interface for the Java gateway or none for trapper
 items), and the cluster host with its macros. Idempotent: running it again updates in place.
-Zabbix 6.0 through 7.x (pyzabbix logs in with username= on 5.4 and later)."""
+Zabbix 6.0 through 8.0 (pyzabbix logs in with username= on 5.4 and later)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -46,8 +46,9 @@ def import_rules(server_version: str) -> dict[str, dict[str, bool]]:
 
 def export_format(server_version: str) -> str:
     """The template export format a server imports as ours: 6.0's up to 6.4 (their frontends
-    convert it), 7.0's from 7.0 on (dashboards widgets changed)."""
-    return "6.0" if release(server_version) < (7, 0) else "7.0"
+    convert it), 7.0's for 7.0 to 7.4 (dashboard widgets changed), 8.0's from 8.0 on."""
+    at = release(server_version)
+    return "6.0" if at < (7, 0) else "7.0" if at < (8, 0) else "8.0"
 
 
 class ProvisionError(RuntimeError):

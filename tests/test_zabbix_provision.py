@@ -49,8 +49,8 @@ def test_provision_reports_api_errors(zabbix, monkeypatch, capsys):
 
 def test_export_format_per_server_version():
     from exporter.provision import export_format
-    assert [export_format(v) for v in ("6.0.14", "6.2.9", "6.4.21", "7.0.0", "7.4.2")] == \
-        ["6.0", "6.0", "6.0", "7.0", "7.0"]
+    assert [export_format(v) for v in ("6.0.14", "6.2.9", "6.4.21", "7.0.0", "7.4.2", "8.0.0", "8.2.1")] == \
+        ["6.0", "6.0", "6.0", "7.0", "7.0", "8.0", "8.0"]
 
 
 def test_provision_migrates_a_host_from_zabbixs_bundled_kafka_template(zbx, zbx_api, monkeypatch, capsys):

@@ -15,8 +15,8 @@ def artifacts(root: Path) -> dict[Path, str]:
                   for uid, d in grafana.render(catalog).items()}
     return {
         **dashboards,
-        root / "templates" / "zabbix" / "kafka-4x-6.0.yaml": zabbix.serialize(zabbix.render(catalog, "6.0")),
-        root / "templates" / "zabbix" / "kafka-4x-7.0.yaml": zabbix.serialize(zabbix.render(catalog, "7.0")),
+        **{root / "templates" / "zabbix" / f"kafka-4x-{v}.yaml": zabbix.serialize(zabbix.render(catalog, v))
+           for v in zabbix.VERSIONS},
         root / "templates" / "prometheus" / "kafka-4x-alerts.yml": alerts.serialize(alerts.render(catalog)),
         root / "templates" / "zabbix" / "ITEMS.md": docs.render(catalog),
     }

@@ -1,4 +1,5 @@
-"""Zabbix templates from the catalog (export format 6.0, or 7.0 with template_groups).
+"""Zabbix templates from the catalog (export format 6.0; 7.0 with template_groups and widget references;
+8.0, which Zabbix's 7.0 -> 7.2 -> 7.4 -> 8.0 import converters leave as 7.0's for what we emit).
 
 Templates, each self-contained (Zabbix refuses to link one template twice through two paths, so
 the role templates share no parent): broker, controller and combined ("Apache Kafka 4.x by JMX",
@@ -38,7 +39,9 @@ NAN_SCRIPT = "return value === 'NaN' ? '{}' : value;"
 COLORS = ("1A7C11", "F63100", "2774A4", "A54F10", "FC6EA3", "6C59DC", "AC8C14", "611F27")
 # dashboard widgets: the grid's width, the graph widget's type and field per export version
 GRID = {"6.0": (24, "GRAPH_CLASSIC", "GRAPH_PROTOTYPE", "graphid"),
-        "7.0": (72, "graph", "graphprototype", "graphid.0")}
+        "7.0": (72, "graph", "graphprototype", "graphid.0"),
+        "8.0": (72, "graph", "graphprototype", "graphid.0")}
+VERSIONS = tuple(GRID)
 HEADER = "# Generated from exporter/catalog/kafka-4x.yaml by `kafka-jmx generate`; do not edit by hand.\n"
 
 
@@ -64,10 +67,9 @@ def _preprocessing(metric: Metric, transport: str) -> list[dict[str, Any]]:
 
 
 def _value_fields(value_type: str, units: str) -> dict[str, str]:
-    """An item's value type (UNSIGNED is Zabbix's default), no trends for text, its units."""
+    """An item's value type (UNSIGNED is Zabbix's default) and its units (text keeps no trends: the import
+    drops a trends field there)."""
     fields = {"value_type": value_type} if value_type != "UNSIGNED" else {}
-    if value_type in ("CHAR", "TEXT"):
-        fields["trends"] = "0"
     if units:
         fields["units"] = units
     return fields
@@ -445,8 +447,8 @@ def _groups_template(catalog: Catalog, version: str) -> dict[str, Any]:
 
 
 def render(catalog: Catalog, version: str = "6.0") -> dict[str, Any]:
-    if version not in ("6.0", "7.0"):
-        raise ValueError(f"unsupported Zabbix export version {version!r} (use 6.0 or 7.0)")
+    if version not in VERSIONS:
+        raise ValueError(f"unsupported Zabbix export version {version!r} (use one of {', '.join(VERSIONS)})")
     roles = [_role_template(catalog, transport, slot, version)
              for transport in ("jmx", "trapper") for slot in (COMBINED, BROKER, CONTROLLER)]
     templates = [t for t, _ in roles]
