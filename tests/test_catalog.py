@@ -131,6 +131,8 @@ def test_graphs_and_dashboards_draw_items_their_template_has(catalog, version):
                 assert field["value"]["host"] == t["name"]
                 assert (t["name"], field["value"]["name"]) in graphs or field["value"]["name"] in protos
                 assert int(w["x"]) + int(w["width"]) <= width
+                # a prototype's discovered graphs share its width: it takes the row, so each gets a graph's
+                assert int(w["width"]) == (width if field["value"]["name"] in protos else width // 2)
     pages = {t["name"]: [p["name"] for p in t["dashboards"][0]["pages"]] for t in doc["templates"]}
     assert pages["Apache Kafka 4.x cluster"] == ["Cluster"]
     assert pages["Apache Kafka 4.x controller by JMX"] == ["Quorum", "Broker"]     # the thread pools' idle

@@ -62,11 +62,11 @@ def stack(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def monitored(stack, zabbix, zabbix_api):
-    """Zabbix hosts for every node (JMX templates, polled by the Java gateway) and the cluster host;
+def monitored(stack, zabbix70, zabbix70_api):
+    """Zabbix 7.0 hosts for every node (JMX templates, polled by the Java gateway) and the cluster host;
     a Prometheus scraping both exporters."""
     cluster, daemons = stack
-    api = zabbix_api
+    api, zabbix = zabbix70_api, zabbix70
     state = Path(tempfile.mkdtemp(prefix="kafka-jmx-prom-"))
     prom = PrometheusServer(state, free_port_block(1, low=20000), [d.url.split("/")[2] for d in daemons],
                             [rules_for(state, brokers_min=3, hold_max="20s")])
@@ -116,9 +116,10 @@ def unexpected(seen: list[str], allowed: set[str]) -> list[str]:
     return [p for p in seen if not any(a in p for a in allowed)]
 
 
-def test_a_healthy_cluster_has_no_unsupported_item(monitored):
+def test_a_healthy_cluster_has_no_unsupported_item_nor_unknown_trigger(monitored):
     """On real Kafka: NaN raft latencies and the MBeans Kafka creates on their first event leave no JMX
-    item (or discovery rule) unsupported; a topic with traffic is discovered on its leaders."""
+    item (or discovery rule) unsupported, and no trigger unknown once the values are in; a topic with
+    traffic is discovered on its leaders."""
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
     m = monitored
@@ -133,6 +134,7 @@ def test_a_healthy_cluster_has_no_unsupported_item(monitored):
     assert wait(lambda: m.api.item.get(hostids=m.hostids, filter={"key_": topic_item}, output=["itemid"]), 120)
     assert wait(lambda: polled(m.api, m.hostids), 120)
     assert unsupported(m.api, m.hostids) == []
+    assert m.api.trigger.get(hostids=m.hostids, filter={"state": 1}, output=["description", "error"]) == []
     assert not m.problems() and not m.firing(), (m.problems(), m.firing())
 
 

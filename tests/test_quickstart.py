@@ -68,7 +68,9 @@ def as_service_user(path: Path, mode: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def quickstart(zabbix, zabbix_api, tmp_path_factory):
+def quickstart(zabbix70, zabbix70_api):
+    """The guide on Zabbix 7.0 LTS, what most of its readers run."""
+    zabbix, zabbix_api = zabbix70, zabbix70_api
     require_jolokia()
     require_real_kafka(DEFAULT_LINE)
     if shutil.which("setpriv") is None or not os.path.exists("/usr/bin/python3"):
@@ -109,7 +111,8 @@ def quickstart(zabbix, zabbix_api, tmp_path_factory):
                                  cwd="/", env={"PATH": os.environ["PATH"], "KAFKA_JMX_CACHE": str(cache), "LANG": "C.UTF-8"},
                                  stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
         prom = prometheus(home, venv, port)
-        yield Quickstart(cluster, engine, zabbix_api, prom, serve, log, f"http://127.0.0.1:{port}/metrics")
+        yield Quickstart(cluster, engine, zabbix_api, prom, serve, log, f"http://127.0.0.1:{port}/metrics",
+                         zabbix.api_url.removesuffix("api_jsonrpc.php"))
     finally:
         if serve is not None and serve.poll() is None:
             os.killpg(serve.pid, signal.SIGKILL)
@@ -199,9 +202,9 @@ def prometheus(home: Path, venv: Path, port: int) -> PrometheusServer:
 
 
 class Quickstart:
-    def __init__(self, cluster, engine, api, prom, serve, log, url) -> None:
-        self.cluster, self.engine, self.api, self.prom, self.serve, self.log, self.url = \
-            cluster, engine, api, prom, serve, log, url
+    def __init__(self, cluster, engine, api, prom, serve, log, url, frontend) -> None:
+        self.cluster, self.engine, self.api, self.prom, self.serve, self.log, self.url, self.frontend = \
+            cluster, engine, api, prom, serve, log, url, frontend
         self.hostids = [h["hostid"] for h in api.host.get(search={"host": "prod-"}, output=["hostid"])]
 
     def metric(self, name: str) -> list[float]:
@@ -218,6 +221,29 @@ class Quickstart:
     def lastvalue(self, host: str, key: str) -> str | None:
         items = self.api.item.get(host=host, filter={"key_": key}, output=["lastvalue", "lastclock"])
         return items[0]["lastvalue"] if items and items[0]["lastclock"] != "0" else None
+
+
+def dashboards_show_the_cluster(q: Quickstart) -> None:
+    """What the operator opens next: the template dashboards of the cluster, a broker and a controller in the
+    real 7.0 frontend (chromium). Every widget draws, without an error, and shows the cluster's data: each
+    graph a line, each graph prototype its discovered topics or groups. A screenshot per page is kept in
+    build/test-output/zabbix-7.0-dashboards."""
+    from zabbix_browser import Frontend, missing
+    if missing():
+        pytest.fail(f"the dashboard check needs {' '.join(missing())} (scripts/install-system-deps browser)")
+    out = ROOT / "build" / "test-output" / "zabbix-7.0-dashboards"
+    shutil.rmtree(out, ignore_errors=True)
+    browser = Frontend(q.frontend)
+    try:
+        browser.login()
+        pages = browser.read_dashboards(q.api, ["prod-cluster", "prod-broker-1", "prod-controller-1001"], out)
+    finally:
+        browser.close()
+    print("quickstart: dashboards in the 7.0 frontend:", {page: len(ws) for page, ws in pages.items()}, "->", out)
+    assert {"prod-cluster / Cluster", "prod-cluster / Consumer groups", "prod-broker-1 / Topics",
+            "prod-controller-1001 / Quorum"} <= set(pages), sorted(pages)
+    bad = {page: [str(w) for w in ws if w.problem or not w.graphs or w.blank] for page, ws in pages.items()}
+    assert {page: ws for page, ws in bad.items() if ws} == {}
 
 
 def test_the_quickstart_monitors_a_healthy_cluster_quietly_and_pages_for_a_lost_broker(quickstart):
@@ -244,6 +270,7 @@ def test_the_quickstart_monitors_a_healthy_cluster_quietly_and_pages_for_a_lost_
     assert q.metric("kafkajmx_zabbix_refused_values_total") == [0.0]
     assert q.metric("kafkajmx_zabbix_sent_values_total")[0] > 500
     assert "refused" not in q.log.read_text()
+    dashboards_show_the_cluster(q)
 
     q.cluster.kill("broker-3")
     killed = time.monotonic()

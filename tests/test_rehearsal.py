@@ -1,6 +1,7 @@
 """kafka-jmx rehearse against the real Zabbix (Java gateway) and a real Prometheus: a broker and
 the active controller die, a consumer group stops, hangs and slows down; the expected triggers and
-alerts fire and resolve."""
+alerts fire and resolve. On Zabbix 7.0 LTS, the main line (6.0 keeps the import, steady state and an
+end-to-end test)."""
 import json
 import shutil
 import tempfile
@@ -57,8 +58,9 @@ MORE_GROUP_STEPS = """\
 
 
 @pytest.mark.parametrize("engine", ["embedded", "kafka"])
-def test_rehearsal_reports_what_fired_and_how_fast(engine, zabbix, monkeypatch, tmp_path, capsys):
-    """The same scenario on the embedded cluster and on real Apache Kafka (`--engine kafka`)."""
+def test_rehearsal_reports_what_fired_and_how_fast(engine, zabbix70, monkeypatch, tmp_path, capsys):
+    """The same scenario on the embedded cluster and on real Apache Kafka (`--engine kafka`), on Zabbix 7.0."""
+    zabbix = zabbix70
     require_jdk()
     if engine == "kafka":
         require_real_kafka("4.1")
@@ -103,11 +105,12 @@ def test_rehearsal_reports_what_fired_and_how_fast(engine, zabbix, monkeypatch, 
         assert all(fired[(trigger, s)]["resolve_s"] is not None for s in ("zabbix", "prometheus")), trigger
 
 
-def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix, monkeypatch, tmp_path, capsys):
-    """The bundled rehearsal (broker/scenarios/rehearsal.yaml) over the trapper path: three minutes of
-    a healthy loaded cluster fire nothing; then broker, replica, disk, load and quorum faults fire each expected
+def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix70, monkeypatch, tmp_path, capsys):
+    """The bundled rehearsal (broker/scenarios/rehearsal.yaml) over the trapper path, on Zabbix 7.0: three
+    minutes of a healthy loaded cluster fire nothing; then broker, replica, disk, load and quorum faults fire each expected
     trigger (trapper templates) and alert. The waits are shortened (--fast macros, alert `for` and
     windows capped at 10 s: stricter for the quiet part); the faults are real."""
+    zabbix = zabbix70
     monkeypatch.setenv("ZBX_PW", "zabbix")
     metrics_port = free_port_block(1, low=20000)
     state = Path(tempfile.mkdtemp(prefix="kafka-jmx-prom-"))

@@ -94,6 +94,50 @@ def test_values_topics_and_the_brokers_below_minimum_trigger(zbx, zbx_api, provi
         sink.stop()
 
 
+def test_no_controller_reports_data_when_the_controllers_stop_reporting(zbx, zbx_api):
+    """The cluster host's count of controllers reporting falls to 0 once none has a value within the window,
+    and its trigger fires: on 6.0 a host without values leaves count_foreach, on 7.0 it stays in with a count
+    of 0, and the 7.0 template skips those (before, the trigger never fired on 7.0)."""
+    from zabbix_utils import ItemValue, Sender
+    api = zbx_api
+    name = f"nc{time.time_ns() % 10**10}"
+    group = api.hostgroup.create(name=f"Kafka {name}")["groupids"][0]
+    tpl = {t["host"]: t["templateid"] for t in api.template.get(search={"host": "Apache Kafka 4.x"}, output=["host"])}
+    controller = api.host.create(host=f"{name}-controller-1001", groups=[{"groupid": group}],
+                                 templates=[{"templateid": tpl["Apache Kafka 4.x controller by trapper"]}])
+    cluster = api.host.create(host=f"{name}-cluster", groups=[{"groupid": group}],
+                              templates=[{"templateid": tpl["Apache Kafka 4.x cluster"]}],
+                              macros=[{"macro": "{$KAFKA.CLUSTER.GROUP}", "value": f"Kafka {name}"},
+                                      {"macro": "{$KAFKA.INTERVAL}", "value": "2s"},
+                                      {"macro": "{$KAFKA.AGGREGATE.PERIOD}", "value": "10s"}])
+    hostids = [controller["hostids"][0], cluster["hostids"][0]]
+    zbx.reload_config_cache()
+    time.sleep(3)
+    key = 'jmx["kafka.controller:type=KafkaController,name=ActiveControllerCount","Value"]'
+    sender = Sender(server="127.0.0.1", port=zbx.server_port)
+
+    def reporting() -> str | None:
+        [item] = api.item.get(hostids=hostids[1:], filter={"key_": "kafka.cluster.controllers_reporting"},
+                              output=["lastvalue", "lastclock", "state", "error"])
+        assert item["state"] == "0", item["error"]
+        return item["lastvalue"] if item["lastclock"] != "0" else None
+
+    def no_controller() -> list:
+        return api.problem.get(hostids=hostids[1:], search={"name": "no controller reports data"}, output=["name"])
+    try:
+        until = time.monotonic() + 12
+        while time.monotonic() < until:
+            assert sender.send([ItemValue(f"{name}-controller-1001", key, "1")]).processed == 1
+            time.sleep(1)
+        assert wait(lambda: reporting() == "1", 30), reporting()
+        assert no_controller() == []
+        assert wait(lambda: reporting() == "0", 40), reporting()     # the window is 10 s
+        assert wait(no_controller, 30)
+    finally:
+        api.host.delete(*hostids)
+        api.hostgroup.delete(group)
+
+
 def test_spooled_values_survive_a_zabbix_outage(zbx, zbx_api, provisioned):
     api = zbx_api
     c, name = provisioned

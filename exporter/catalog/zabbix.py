@@ -183,21 +183,35 @@ def _node_graphs(catalog: Catalog, template: str, slot: str) -> list[dict[str, A
     return out
 
 
-def _widget(template: str, name: str, prototype: bool, n: int, reference: int, version: str) -> dict[str, Any]:
-    """A graph (or graph prototype) widget, two a row. 7.0 gives each a reference unique in its dashboard
-    (AAAAA, AAAAB, ... as Zabbix's own 6.4 -> 7.0 converter does): a prototype's child graphs take
-    their time period from it, and without one the frontend shows 'the parameter "from" is missing'."""
-    width, graph_type, proto_type, field = GRID[version]
+def _widget(template: str, name: str, prototype: bool, reference: int, version: str) -> dict[str, Any]:
+    """A graph (or graph prototype) widget. 7.0 gives each a reference unique in its dashboard (AAAAA, AAAAB,
+    ... as Zabbix's own 6.4 -> 7.0 converter does): a prototype's child graphs take their time period from it,
+    and without one the frontend shows 'the parameter "from" is missing'."""
+    _, graph_type, proto_type, field = GRID[version]
     fields: list[dict[str, Any]] = [{"type": "GRAPH_PROTOTYPE" if prototype else "GRAPH", "name": field,
                                      "value": {"host": template, "name": name}}]
     if version != "6.0":
         fields.append({"type": "STRING", "name": "reference",
                        "value": "".join(chr(65 + reference // 26 ** i % 26) for i in range(4, -1, -1))})
-    return {"type": proto_type if prototype else graph_type, "name": name, "x": str((n % 2) * width // 2),
-            "y": str((n // 2) * 5), "width": str(width // 2), "height": "5", "fields": fields}
+    return {"type": proto_type if prototype else graph_type, "name": name, "fields": fields}
 
 
-def _dashboard(catalog: Catalog, template: str, graphs: set[str], prototypes: set[str], version: str) -> list[dict[str, Any]]:
+def _laid_out(widgets: list[dict[str, Any]], version: str) -> list[dict[str, Any]]:
+    """Graphs two a row; a graph prototype a row of its own, where its discovered graphs (two a row, Zabbix's
+    default) get a graph's width and their legends stay whole."""
+    grid = GRID[version][0]
+    x = y = 0
+    for w in widgets:
+        width = grid if w["type"] == GRID[version][2] else grid // 2
+        if x + width > grid:
+            x, y = 0, y + 5
+        w.update(x=str(x), y=str(y), width=str(width), height="5")
+        x += width
+    return widgets
+
+
+def _dashboard(catalog: Catalog, template: str, graphs: set[str], prototypes: set[str], version: str,
+               title: str = "Apache Kafka 4.x") -> list[dict[str, Any]]:
     """One dashboard per template: the catalog's pages, each with the graphs this template has, two a row."""
     pages = []
     references = 0
@@ -207,13 +221,13 @@ def _dashboard(catalog: Catalog, template: str, graphs: set[str], prototypes: se
             name = next(x.name for x in catalog.graphs if x.id == g)
             if name not in graphs | prototypes:
                 continue
-            widgets.append(_widget(template, name, name in prototypes, len(widgets), references, version))
+            widgets.append(_widget(template, name, name in prototypes, references, version))
             references += 1
         if widgets:
-            pages.append({"name": page.name, "widgets": widgets})
+            pages.append({"name": page.name, "widgets": _laid_out(widgets, version)})
     if not pages:
         return []
-    return [{"uuid": uuid_for(template, "dashboard"), "name": "Apache Kafka 4.x", "pages": pages}]
+    return [{"uuid": uuid_for(template, "dashboard"), "name": title, "pages": pages}]
 
 
 def _topic_prototype(m: Metric, template: str, transport: str) -> dict[str, Any]:
@@ -355,8 +369,11 @@ def _cluster_template(catalog: Catalog, version: str) -> dict[str, Any]:
     for c in catalog.cluster_items:
         metric = catalog.metric(c.metric)
         # a window, not each host's last value: a dead node's last value would count forever
-        params = (f'{c.function}({c.per_host}_foreach(/*/{metric.key}?[group="{{$KAFKA.CLUSTER.GROUP}}"],'
-                  '{$KAFKA.AGGREGATE.PERIOD}))')
+        over = f'{c.per_host}_foreach(/*/{metric.key}?[group="{{$KAFKA.CLUSTER.GROUP}}"],{{$KAFKA.AGGREGATE.PERIOD}})'
+        # 6.0's count_foreach leaves out a host without values in the window, 7.0's counts it as 0 (measured
+        # on 7.0.22: 'no controller reports data' never fired): from 7.0 the count skips those zeros
+        params = f'{c.function}({over},"gt",0)' if c.function == "count" and version != "6.0" \
+            else f"{c.function}({over})"
         item: dict[str, Any] = {"uuid": uuid_for(name, "item", c.key), "name": c.name, "type": "CALCULATED",
                                 "key": c.key, "delay": "{$KAFKA.INTERVAL}", "history": "7d", "value_type": "FLOAT",
                                 "params": params,
@@ -378,7 +395,7 @@ def _cluster_template(catalog: Catalog, version: str) -> dict[str, Any]:
     keys = {c.id: c.key for c in catalog.cluster_items}
     graphs = [_graph(g, name, [keys[c] for c in g.cluster_items])
               for g in catalog.graphs if isinstance(g, Graph) and g.cluster_items]
-    dashboards = _dashboard(catalog, name, {g["name"] for g in graphs}, set(), version)
+    dashboards = _dashboard(catalog, name, {g["name"] for g in graphs}, set(), version, "Apache Kafka 4.x cluster")
     if dashboards:
         template["dashboards"] = dashboards
     return {"template": template, "triggers": triggers, "graphs": graphs}
@@ -437,9 +454,10 @@ def _groups_template(catalog: Catalog, version: str) -> dict[str, Any]:
     template["macros"] = [{"macro": m, "value": v, "description": d} for m, (v, d) in sorted(own.items())
                           if m[2:-1] in used]
     prototypes = [g["name"] for r in rules for g in r.get("graph_prototypes", [])]
-    template["dashboards"] = [{"uuid": uuid_for(name, "dashboard"), "name": "Apache Kafka 4.x", "pages": [
-        {"name": "Consumer groups", "widgets": [_widget(name, title, True, n, n, version)
-                                                for n, title in enumerate(prototypes)]}]}]
+    # the cluster's host has this dashboard and the cluster's: each named for what it shows
+    template["dashboards"] = [{"uuid": uuid_for(name, "dashboard"), "name": "Apache Kafka 4.x consumer groups", "pages": [
+        {"name": "Consumer groups", "widgets": _laid_out([_widget(name, title, True, n, version)
+                                                          for n, title in enumerate(prototypes)], version)}]}]
     if cg.valuemap:
         template["valuemaps"] = [{"uuid": uuid_for(name, "valuemap", cg.valuemap[0]), "name": cg.valuemap[0],
                                   "mappings": [{"value": v, "newvalue": shown} for v, shown in cg.valuemap[1]]}]
