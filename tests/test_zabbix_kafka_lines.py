@@ -1,0 +1,50 @@
+"""Every tested Kafka line in the real Zabbix 7.0 through its Java gateway: the newest line's healthy cluster
+leaves no JMX item or discovery rule unsupported and no trigger unknown (4.1, the default line, is proven
+the same way in test_end_to_end_real_kafka.py, with its faults)."""
+import time
+
+import pytest
+from conftest import wait
+from jvm_support import kafka_port_block, require_real_kafka
+from zabbix_stack import jmx_hosts, polled, unsupported
+
+from realkafka.cluster import RealCluster
+from realkafka.install import DEFAULT_LINE, LINES
+
+
+@pytest.mark.parametrize("line", [line for line in LINES if line != DEFAULT_LINE])
+def test_a_healthy_cluster_of_each_line_has_no_unsupported_item_nor_unknown_trigger(line, zabbix70, zabbix70_api):
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    require_real_kafka(line)
+    api = zabbix70_api
+    base = kafka_port_block()
+    cluster = RealCluster(line, brokers=3, controllers=3, jmx_base_port=base, kafka_base_port=base + 8)
+    hostids: list[str] = []
+    try:
+        cluster.start()
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers()})
+        [created] = admin.create_topics([NewTopic("healthy", 3, 3)]).values()
+        created.result(timeout=60)
+        producer = Producer({"bootstrap.servers": cluster.bootstrap_servers(), "acks": "all"})
+        for i in range(100):
+            producer.produce("healthy", key=str(i), value=b"x")
+        assert producer.flush(60) == 0
+        name = f"line{line.replace('.', '')}{time.time_ns() % 10**8}"
+        hostids = jmx_hosts(api, zabbix70, name, {n: (node.role, node.jmx_port) for n, node in cluster.nodes.items()},
+                            {"{$KAFKA.BROKERS.MIN}": "3", "{$KAFKA.INTERVAL}": "2s", "{$KAFKA.AGGREGATE.PERIOD}": "15s"})
+        topic_item = 'jmx["kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=healthy","Count"]'
+        assert wait(lambda: api.item.get(hostids=hostids, filter={"key_": topic_item}, output=["itemid"]), 120)
+        assert wait(lambda: polled(api, hostids), 120)
+        assert unsupported(api, hostids) == []
+        key = 'jmx["kafka.controller:type=KafkaController,name=ActiveBrokerCount","Value"]'
+        assert [i["lastvalue"] for i in api.item.get(hostids=hostids, filter={"key_": key}, output=["lastvalue"])] \
+            == ["3"] * 3
+        assert wait(lambda: api.item.get(hostids=hostids, filter={"key_": "kafka.cluster.active_brokers"},
+                                         output=["lastvalue"])[0]["lastvalue"] == "3", 60)
+        assert api.trigger.get(hostids=hostids, filter={"state": 1}, output=["description", "error"]) == []
+        assert api.problem.get(hostids=hostids, output=["name"]) == []
+    finally:
+        if hostids:
+            api.host.delete(*hostids)
+        cluster.stop()
