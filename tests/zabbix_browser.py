@@ -20,7 +20,7 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 # what a widget shows when it cannot draw: error boxes, Zabbix's "nothing here" messages
 BROKEN = (".msg-bad", ".msg-warning", ".dashboard-grid-iterator-too-small", ".no-data-message")
 LEGEND_SWATCHES_PX = 40     # the legend's colour swatches lie left of this column, the plot right of it
-LINE_PIXELS = 20            # a line a fifth of a small plot wide
+LINE_PIXELS = 20            # a drawn line: a few values' worth of it
 
 
 def missing() -> list[str]:
@@ -82,9 +82,10 @@ class Frontend:
         if tabs:
             tabs[index].click()
 
-    def widgets(self, settle_s: float = 60) -> list[Widget]:
-        """The widgets of the page on show, once each has drawn (or settle_s has passed): a graph prototype
-        widget (an iterator) counts the graphs it discovered."""
+    def widgets(self, names: list[str], settle_s: float = 60) -> list[Widget]:
+        """The widgets of the page on show, once they are the page's own (the names it was given: not the
+        previous page's, still on show right after a click) and each has drawn, or settle_s has passed. A graph
+        prototype widget (an iterator) counts the graphs it discovered."""
         found: list[Widget] = []
 
         def drawn() -> bool:
@@ -93,9 +94,10 @@ class Frontend:
                     By.CSS_SELECTOR, ".dashboard-grid-iterator, .dashboard-grid > .dashboard-grid-widget")]
             except WebDriverException:          # the page redrew its widgets meanwhile
                 return False
-            return bool(found) and all(w.problem or w.graphs for w in found)
+            return sorted(w.name for w in found) == sorted(names) and all(w.problem or w.graphs for w in found)
         wait(drawn, settle_s, step=2)
-        return found
+        shown = {w.name for w in found}
+        return found + [Widget(name, "widget", "not on the page", 0, 0) for name in names if name not in shown]
 
     def _widget(self, element) -> Widget:
         iterator = "dashboard-grid-iterator" in (element.get_attribute("class") or "").split()
@@ -139,12 +141,12 @@ class Frontend:
         for host in api.host.get(filter={"host": hosts}, output=["host"], selectParentTemplates=["templateid"]):
             templates = [t["templateid"] for t in host["parentTemplates"]]
             for board in api.templatedashboard.get(templateids=templates, output=["dashboardid"],
-                                                   selectPages=["name"]):
+                                                   selectPages=["name", "widgets"]):
                 self.host_dashboard(host["hostid"], board["dashboardid"], period)
-                for n, page in enumerate(p["name"] for p in board["pages"]):
+                for n, page in enumerate(board["pages"]):
                     self.open_page(n)
-                    pages[f"{host['host']} / {page}"] = self.widgets()
-                    self.screenshot(out / f"{host['host']}-{page}.png".replace(" ", "_"))
+                    pages[f"{host['host']} / {page['name']}"] = self.widgets([w["name"] for w in page["widgets"]])
+                    self.screenshot(out / f"{host['host']}-{page['name']}.png".replace(" ", "_"))
         return pages
 
     def screenshot(self, path: Path) -> None:

@@ -212,7 +212,7 @@ def _laid_out(widgets: list[dict[str, Any]], version: str) -> list[dict[str, Any
 
 def _dashboard(catalog: Catalog, template: str, graphs: set[str], prototypes: set[str], version: str,
                title: str = "Apache Kafka 4.x") -> list[dict[str, Any]]:
-    """One dashboard per template: the catalog's pages, each with the graphs this template has, two a row."""
+    """One dashboard per template: the catalog's pages, each with the graphs this template has."""
     pages = []
     references = 0
     for page in catalog.dashboard:
