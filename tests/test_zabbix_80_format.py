@@ -1,5 +1,5 @@
 """The 8.0 export format, checked on paper: no Zabbix 8.0 runs here (Debian has none), so the 8.0 file is held
-to Zabbix 8.0's own import rules (ui/include/classes/import/validators/C80XmlValidator.php, as of 8.0.0) for
+to Zabbix 8.0's own import rules (ui/include/classes/import/validators/C80XmlValidator.php in its 8.0 source) for
 every key and constant it uses, and to the converters that carry a 7.0 file to 8.0 (C70, C72 and
 C74ImportConverter: they change clock and top-hosts widgets, maps, host inventory and the version only), so
 it must equal the 7.0 file that a real Zabbix 7.0 imports in test_zabbix_templates, version aside."""
