@@ -97,6 +97,20 @@ def require_real_kafka(version: str) -> None:
         pytest.skip(str(e))
 
 
+def healthy_topic(bootstrap: str, topic: str = "healthy", records: int = 100) -> None:
+    """A topic of 3 partitions and 3 replicas on real Kafka with records written (acks=all): the traffic that
+    makes Kafka create its per-topic MBeans."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    [created] = admin.create_topics([NewTopic(topic, 3, 3)]).values()
+    created.result(timeout=60)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(records):
+        producer.produce(topic, key=str(i), value=b"x")
+    assert producer.flush(60) == 0, f"{records} records to {topic} not all written"
+
+
 def kafka_port_block(n: int = 24) -> int:
     """Ports for real Kafka JVMs, below the ephemeral range: between our check and the JVM's bind,
     no outgoing connection may take one (a broker connecting on loopback to a controller port not

@@ -9,7 +9,7 @@ import pytest
 from conftest import wait, wall_clock_cluster
 from jvm_support import free_port_block, require_jdk
 from prometheus_server import PrometheusServer, rules_for
-from zabbix_stack import jmx_hosts, polled, unsupported
+from zabbix_stack import jmx_hosts, settled, unknown_triggers, unsupported
 
 from broker.cluster import Cluster
 from broker.jmx.publisher import JmxPublisher
@@ -58,14 +58,11 @@ def test_a_healthy_cluster_has_no_unsupported_item_nor_unknown_trigger(live, zbx
     cluster, publisher, _ = live
     api = zbx_api
     hostids = node_hosts(api, zbx, cluster, publisher, f"u{time.time_ns() % 10**10}")
-    topic_item = 'jmx["kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=orders","Count"]'
     # the discovery rules have run (the orders leaders' MessagesIn discovered) and every item was polled
-    assert wait(lambda: api.item.get(hostids=hostids, filter={"key_": topic_item}, output=["itemid"]), 120)
-    assert wait(lambda: polled(api, hostids), 120), api.item.get(hostids=hostids, output=["key_", "lastclock"])
+    assert settled(api, hostids, "orders"), api.item.get(hostids=hostids, output=["key_", "lastclock"])
     try:
         assert unsupported(api, hostids) == []
-        unknown = api.trigger.get(hostids=hostids, filter={"state": 1}, output=["description", "error"])
-        assert unknown == []
+        assert unknown_triggers(api, hostids) == []
         nan_items = api.item.get(hostids=hostids, search={"key_": "election-latency-max"}, output=["lastvalue"])
         assert nan_items and all(float(i["lastvalue"]) >= 0 for i in nan_items)
         # discovered where they exist: each broker's registration state (every controller), the quorum

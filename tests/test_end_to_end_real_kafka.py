@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from conftest import wait
-from jvm_support import free_port_block, kafka_port_block, require_real_kafka
+from jvm_support import free_port_block, healthy_topic, kafka_port_block, require_real_kafka
 from prometheus_server import PrometheusServer, rules_for
-from zabbix_stack import jmx_hosts, polled, unsupported
+from zabbix_stack import jmx_hosts, settled, unknown_triggers, unsupported
 
 from exporter.collector import Target
 from exporter.config import PrometheusSpec
@@ -120,21 +120,11 @@ def test_a_healthy_cluster_has_no_unsupported_item_nor_unknown_trigger(monitored
     """On real Kafka: NaN raft latencies and the MBeans Kafka creates on their first event leave no JMX
     item (or discovery rule) unsupported, and no trigger unknown once the values are in; a topic with
     traffic is discovered on its leaders."""
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
     m = monitored
-    admin = AdminClient({"bootstrap.servers": m.cluster.bootstrap_servers()})     # alive until answered
-    [created] = admin.create_topics([NewTopic("healthy", 3, 3)]).values()
-    created.result(timeout=60)
-    producer = Producer({"bootstrap.servers": m.cluster.bootstrap_servers(), "acks": "all"})
-    for i in range(100):
-        producer.produce("healthy", key=str(i), value=b"x")
-    assert producer.flush(60) == 0
-    topic_item = 'jmx["kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=healthy","Count"]'
-    assert wait(lambda: m.api.item.get(hostids=m.hostids, filter={"key_": topic_item}, output=["itemid"]), 120)
-    assert wait(lambda: polled(m.api, m.hostids), 120)
+    healthy_topic(m.cluster.bootstrap_servers())
+    assert settled(m.api, m.hostids, "healthy")
     assert unsupported(m.api, m.hostids) == []
-    assert m.api.trigger.get(hostids=m.hostids, filter={"state": 1}, output=["description", "error"]) == []
+    assert unknown_triggers(m.api, m.hostids) == []
     assert not m.problems() and not m.firing(), (m.problems(), m.firing())
 
 

@@ -5,8 +5,8 @@ import time
 
 import pytest
 from conftest import wait
-from jvm_support import kafka_port_block, require_real_kafka
-from zabbix_stack import jmx_hosts, polled, unsupported
+from jvm_support import healthy_topic, kafka_port_block, require_real_kafka
+from zabbix_stack import jmx_hosts, settled, unknown_triggers, unsupported
 
 from realkafka.cluster import RealCluster
 from realkafka.install import DEFAULT_LINE, LINES
@@ -14,8 +14,6 @@ from realkafka.install import DEFAULT_LINE, LINES
 
 @pytest.mark.parametrize("line", [line for line in LINES if line != DEFAULT_LINE])
 def test_a_healthy_cluster_of_each_line_has_no_unsupported_item_nor_unknown_trigger(line, zabbix70, zabbix70_api):
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
     require_real_kafka(line)
     api = zabbix70_api
     base = kafka_port_block()
@@ -23,26 +21,18 @@ def test_a_healthy_cluster_of_each_line_has_no_unsupported_item_nor_unknown_trig
     hostids: list[str] = []
     try:
         cluster.start()
-        admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers()})
-        [created] = admin.create_topics([NewTopic("healthy", 3, 3)]).values()
-        created.result(timeout=60)
-        producer = Producer({"bootstrap.servers": cluster.bootstrap_servers(), "acks": "all"})
-        for i in range(100):
-            producer.produce("healthy", key=str(i), value=b"x")
-        assert producer.flush(60) == 0
+        healthy_topic(cluster.bootstrap_servers())
         name = f"line{line.replace('.', '')}{time.time_ns() % 10**8}"
         hostids = jmx_hosts(api, zabbix70, name, {n: (node.role, node.jmx_port) for n, node in cluster.nodes.items()},
                             {"{$KAFKA.BROKERS.MIN}": "3", "{$KAFKA.INTERVAL}": "2s", "{$KAFKA.AGGREGATE.PERIOD}": "15s"})
-        topic_item = 'jmx["kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=healthy","Count"]'
-        assert wait(lambda: api.item.get(hostids=hostids, filter={"key_": topic_item}, output=["itemid"]), 120)
-        assert wait(lambda: polled(api, hostids), 120)
+        assert settled(api, hostids, "healthy")
         assert unsupported(api, hostids) == []
         key = 'jmx["kafka.controller:type=KafkaController,name=ActiveBrokerCount","Value"]'
         assert [i["lastvalue"] for i in api.item.get(hostids=hostids, filter={"key_": key}, output=["lastvalue"])] \
             == ["3"] * 3
         assert wait(lambda: api.item.get(hostids=hostids, filter={"key_": "kafka.cluster.active_brokers"},
                                          output=["lastvalue"])[0]["lastvalue"] == "3", 60)
-        assert api.trigger.get(hostids=hostids, filter={"state": 1}, output=["description", "error"]) == []
+        assert unknown_triggers(api, hostids) == []
         assert api.problem.get(hostids=hostids, output=["name"]) == []
     finally:
         if hostids:

@@ -62,7 +62,7 @@ class Frontend:
         if not wait(lambda: "action=dashboard" in d.current_url or d.find_elements(By.CSS_SELECTOR, "main"), 30):
             raise RuntimeError(f"the Zabbix frontend did not log in: {d.current_url}")
 
-    def host_dashboard(self, hostid: str, dashboardid: str, period: str = "now-15m") -> None:
+    def host_dashboard(self, hostid: str, dashboardid: str, period: str) -> None:
         """Opens a template dashboard of the host over the period."""
         d = self.driver
         d.get(f"{self.url}zabbix.php?action=host.dashboard.view&hostid={hostid}&dashboardid={dashboardid}"

@@ -376,6 +376,19 @@ def polled(api, hostids: list[str]) -> bool:
     return bool(items) and all(i["lastclock"] != "0" or i["state"] == "1" for i in items)
 
 
+def settled(api, hostids: list[str], topic: str, timeout: float = 120) -> bool:
+    """The topic's MessagesIn discovered on the hosts (its leaders), then every JMX item polled."""
+    key = f'jmx["kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic={topic}","Count"]'
+    return bool(wait(lambda: api.item.get(hostids=hostids, filter={"key_": key}, output=["itemid"]), timeout)) \
+        and bool(wait(lambda: polled(api, hostids), timeout))
+
+
+def unknown_triggers(api, hostids: list[str]) -> list[dict]:
+    """Triggers of the hosts Zabbix cannot evaluate, with its error."""
+    found: list[dict] = api.trigger.get(hostids=hostids, filter={"state": 1}, output=["description", "error"])
+    return found
+
+
 def unsupported(api, hostids: list[str]) -> list[str]:
     """Items and discovery rules of the hosts that Zabbix marked not supported, with its error."""
     found = api.item.get(hostids=hostids, output=["key_", "state", "error"], selectHosts=["host"])
