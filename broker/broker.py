@@ -17,6 +17,7 @@ from broker.mbeans.yammer import INT, STRING
 from broker.metadata import MetadataImage
 from broker.metadata_publisher import MetadataPublisher
 from broker.net import Network, RequestFailed
+from broker.node import Node
 from broker.partition import Partition
 from broker.producer import next_producer_id
 from broker.protocol import (
@@ -64,8 +65,8 @@ class BrokerNode(ServerNode):
 
     def __init__(self, node_id: int, name: str, sched: Scheduler, net: Network, rng: random.Random,
                  config, cluster_id: str, voters: dict[int, str], broker_names: dict[int, str],
-                 wall_base_ms: float, kafka: KafkaLine = LINES[DEFAULT_LINE]) -> None:
-        super().__init__(node_id, name, sched, net, rng, config, cluster_id, kafka)
+                 wall_base_ms: float, kafka: KafkaLine = LINES[DEFAULT_LINE], process: Node | None = None) -> None:
+        super().__init__(node_id, name, sched, net, rng, config, cluster_id, kafka, process)
         self.voters = voters
         self.broker_names = broker_names
         self._broker_ids = {name: i for i, name in broker_names.items()}
@@ -118,10 +119,18 @@ class BrokerNode(ServerNode):
         self.fetcher_manager = ReplicaFetcherManager(self)
         self.metadata_publisher = MetadataPublisher(self)
         self._register_broker_metrics()
-        self.raft = RaftClient(self, self.node_id, self.voters, self.cfg, self.disk.quorum, self.mbeans,
-                               self.metadata_publisher.on_commit, lambda: None)
+        shared = getattr(self.process, "controller", None)
+        if shared is None:
+            self.raft = RaftClient(self, self.node_id, self.voters, self.cfg, self.disk.quorum, self.mbeans,
+                                   self.metadata_publisher.on_commit, lambda: None)
+        else:
+            # a combined node's broker reads the metadata log through its controller's raft client (Kafka's
+            # SharedServer), it runs no observer of its own
+            self.raft = shared.raft
+            self.raft.commit_listeners.append(self.metadata_publisher.on_commit)
         self.coordinator = GroupCoordinator(self)
-        self.raft.start()
+        if shared is None:
+            self.raft.start()
         self.lifecycle.register()
         self.every(self.cfg["replica.lag.time.max.ms"] / 2, self.replica_manager.shrink_isrs)
         self.every(5000.0, lambda: self.log_manager.checkpoint_hw(self.replica_manager.high_watermarks()))
@@ -170,7 +179,7 @@ class BrokerNode(ServerNode):
         elsewhere. Losing the last live directory halts the broker, as Kafka does."""
         failed, last, tps = self.log_manager.fail_dir(log_dir)
         if last:
-            self.kill()
+            self.process.kill()
             return failed
         self.replica_manager.take_offline(tps)
         return failed

@@ -7,6 +7,10 @@
     cluster.kill("broker-3"); cluster.run_for(15_000)
     cluster.value("active-controller", "kafka.controller:type=KafkaController,name=ActiveBrokerCount")  # 4
 
+Cluster(brokers=0, controllers=0, combined=3) runs three combined nodes (process.roles=broker,controller,
+node.id 1..3, combined-1..): their broker and controller parts are in `brokers` and `controllers` under the
+node's name, the process in `servers`. Brokers beside combined nodes take the node.ids after theirs.
+
 All randomness comes from the seed (one Random per node, derived from it), so a scenario
 replays exactly on the virtual clock.
 """
@@ -22,6 +26,7 @@ from typing import Any
 
 from broker.broker import BrokerNode
 from broker.clock import Clock, VirtualClock
+from broker.combined import CombinedNode
 from broker.config import KafkaConfig, KafkaConfigError
 from broker.consumer import Consumer, OnRecords
 from broker.controller import ControllerNode
@@ -38,9 +43,11 @@ from broker.sched import Scheduler
 from broker.server import ServerNode
 from broker.versions import DEFAULT_LINE, kafka_line
 from kafka_common.names import ObjectNamePattern
+from kafka_common.roles import parts
 
 VIRTUAL_WALL_BASE_MS = 1_767_225_600_000.0    # 2026-01-01T00:00:00Z: wall time of virtual t=0
 ACTIVE_CONTROLLER = "active-controller"
+Process = ServerNode | CombinedNode           # a Kafka process: one JVM, one MBean server
 CONTROLLERS = "controllers"           # kill: every running controller; restart: every stopped one
 LEADER_OF = "leader:"                 # leader:orders-0, the broker leading that partition when the fault comes
 
@@ -61,11 +68,14 @@ class Failover:
 class Cluster:
     def __init__(self, brokers: int = 5, controllers: int = 3, seed: int = 42,
                  config: dict[str, Any] | KafkaConfig | None = None, clock: Clock | None = None,
-                 latency_ms: float = 1.0, kafka_version: str = DEFAULT_LINE) -> None:
-        if brokers < 1:
-            raise KafkaConfigError(f"a cluster needs at least one broker, got {brokers}")
-        if controllers < 1:
-            raise KafkaConfigError(f"a cluster needs at least one controller, got {controllers}")
+                 latency_ms: float = 1.0, kafka_version: str = DEFAULT_LINE, combined: int = 0) -> None:
+        if brokers < 0 or controllers < 0 or combined < 0:
+            raise KafkaConfigError("node counts cannot be negative")
+        if brokers + combined < 1:
+            raise KafkaConfigError(f"a cluster needs at least one broker or combined node, got {brokers} and {combined}")
+        if controllers + combined < 1:
+            raise KafkaConfigError(f"a cluster needs at least one controller or combined node, got {controllers} "
+                                   f"and {combined}")
         try:
             self.kafka = kafka_line(kafka_version)
         except ValueError as e:
@@ -77,14 +87,20 @@ class Cluster:
         self.net = Network(self.sched, random.Random(f"{seed}:net"), latency_ms)
         wall_base = VIRTUAL_WALL_BASE_MS if isinstance(self.clock, VirtualClock) else time.time() * 1000.0
         self.cluster_id = base64.urlsafe_b64encode(hashlib.md5(f"cluster-{seed}".encode()).digest()).decode().rstrip("=")
-        voters = {1000 + i: f"controller-{1000 + i}" for i in range(1, controllers + 1)}
-        broker_names = {i: f"broker-{i}" for i in range(1, brokers + 1)}
+        combined_names = {i: f"combined-{i}" for i in range(1, combined + 1)}
+        voters = {**{1000 + i: f"controller-{1000 + i}" for i in range(1, controllers + 1)}, **combined_names}
+        broker_names = {**combined_names, **{i: f"broker-{i}" for i in range(combined + 1, combined + brokers + 1)}}
+        self.combined = {name: CombinedNode(nid, name, self.sched, self.net, self.rng(name), self.cfg, self.cluster_id,
+                                            voters, broker_names, wall_base, self.kafka)
+                         for nid, name in combined_names.items()}
         self.controllers = {name: ControllerNode(nid, name, self.sched, self.net, self.rng(name), self.cfg,
                                                  self.cluster_id, voters, wall_base, self.kafka)
-                            for nid, name in voters.items()}
-        self.brokers = {name: BrokerNode(nid, name, self.sched, self.net, self.rng(name), self.cfg, self.cluster_id,
-                                         voters, broker_names, wall_base, self.kafka)
-                        for nid, name in broker_names.items()}
+                            for nid, name in voters.items() if name not in self.combined}
+        self.controllers.update({name: node.controller for name, node in self.combined.items()})
+        self.brokers = {name: node.broker for name, node in self.combined.items()}
+        self.brokers.update({name: BrokerNode(nid, name, self.sched, self.net, self.rng(name), self.cfg,
+                                              self.cluster_id, voters, broker_names, wall_base, self.kafka)
+                             for nid, name in broker_names.items() if name not in self.combined})
         self.clients: dict[str, Node] = {}
         self.failovers: list[Failover] = []
         for c in self.controllers.values():
@@ -95,18 +111,20 @@ class Cluster:
 
     # -- nodes --------------------------------------------------------------------------------------------
     @property
-    def servers(self) -> dict[str, ServerNode]:
-        return {**self.controllers, **self.brokers}
+    def servers(self) -> dict[str, Process]:
+        """Every Kafka process: controllers, combined nodes, brokers."""
+        return {**{n: c for n, c in self.controllers.items() if n not in self.combined}, **self.combined,
+                **{n: b for n, b in self.brokers.items() if n not in self.combined}}
 
     def node_names(self) -> list[str]:
-        return list(self.controllers) + list(self.brokers)
+        return list(self.servers)
 
-    def node(self, name: str) -> ServerNode:
+    def node(self, name: str) -> Process:
         if name == ACTIVE_CONTROLLER:
             active = self.active_controller()
             if active is None:
                 raise UnknownNodeError("there is no active controller right now")
-            return active
+            return self.servers[active.name]
         if name.startswith(LEADER_OF):
             return self._leader_of(name.removeprefix(LEADER_OF))
         found = self.servers.get(name)
@@ -115,13 +133,13 @@ class Cluster:
                                    f"{LEADER_OF}TOPIC-PARTITION)")
         return found
 
-    def _leader_of(self, partition: str) -> BrokerNode:
+    def _leader_of(self, partition: str) -> Process:
         topic, _, idx = partition.rpartition("-")
         active = self.active_controller()
         state = active.image.partition(topic, int(idx)) if active and idx.isdigit() and topic else None
         if state is None or state.leader < 0:
             raise UnknownNodeError(f"partition {partition!r} has no leader right now")
-        return self.brokers[f"broker-{state.leader}"]
+        return self.servers[next(n for n, b in self.brokers.items() if b.node_id == state.leader)]
 
     def active_controller(self) -> ControllerNode | None:
         active = [c for c in self.controllers.values() if c.alive and c.active]
@@ -144,10 +162,14 @@ class Cluster:
         if name == CONTROLLERS:
             return self._every_controller(alive=True, action=self.kill)
         node = self.node(name)
-        if isinstance(node, ControllerNode) and node.active:
+        if self._is_active(node):
             self.failovers.append(Failover(self.sched.now_ms(), node.name))
         node.kill()
         return node.name
+
+    def _is_active(self, node: Node) -> bool:
+        controller = self.controllers.get(node.name)
+        return controller is not None and controller.active
 
     def restart(self, name: str) -> str:
         if name == CONTROLLERS:
@@ -167,9 +189,9 @@ class Cluster:
         metadata log or a controller bug leaves behind). As in Kafka, brokers count it as a load error
         and carry on; standby controllers count it and halt, so the quorum is lost."""
         node = self.node(name)
-        if not isinstance(node, ControllerNode) or not node.active:
+        if not self._is_active(node):
             raise ValueError(f"{node.name} is not the active controller")
-        node.append_unreadable_record()
+        self.controllers[node.name].append_unreadable_record()
         return node.name
 
     def elect_preferred_leaders(self) -> int:
@@ -184,13 +206,13 @@ class Cluster:
     def fail_log_dir(self, name: str, log_dir: str | None = None) -> str:
         """One of a broker's log.dirs fails; returns the directory."""
         node = self.node(name)
-        if not isinstance(node, BrokerNode) or not node.alive:
+        if node.name not in self.brokers or not node.alive:
             raise ValueError(f"{node.name} is not a running broker")
-        return node.fail_log_dir(log_dir)
+        return self.brokers[node.name].fail_log_dir(log_dir)
 
     def isolate(self, name: str) -> str:
         node = self.node(name)
-        if isinstance(node, ControllerNode) and node.active:
+        if self._is_active(node):
             self.failovers.append(Failover(self.sched.now_ms(), node.name))
         self.net.isolate(node.name)
         return node.name
@@ -206,11 +228,11 @@ class Cluster:
             return
         node = self.node(name)
         self.net.heal(node.name)
-        if isinstance(node, BrokerNode):
-            node.fetch_delay_ms = 0.0
-            node.disk_delay_ms = 0.0
-        if isinstance(node, ControllerNode):
-            node.event_delay_ms = 0.0
+        if node.name in self.brokers:
+            self.brokers[node.name].fetch_delay_ms = 0.0
+            self.brokers[node.name].disk_delay_ms = 0.0
+        if node.name in self.controllers:
+            self.controllers[node.name].event_delay_ms = 0.0
 
     def slow(self, name: str, fetch_delay_ms: float = 0.0, event_delay_ms: float = 0.0,
              disk_delay_ms: float = 0.0) -> str:
@@ -218,11 +240,13 @@ class Cluster:
         (every append takes disk_delay_ms longer: produce requests hold their handler thread that
         long) or a slow controller (every event on its queue takes event_delay_ms longer)."""
         node = self.node(name)
-        if isinstance(node, BrokerNode):
-            node.fetch_delay_ms = fetch_delay_ms
-            node.disk_delay_ms = disk_delay_ms
-        elif isinstance(node, ControllerNode):
-            node.event_delay_ms = event_delay_ms or fetch_delay_ms
+        broker, controller = self.brokers.get(node.name), self.controllers.get(node.name)
+        if broker is not None:
+            broker.fetch_delay_ms = fetch_delay_ms
+            broker.disk_delay_ms = disk_delay_ms
+        if controller is not None:
+            # a combined node's event loop slows only when asked to (its broker takes fetch_delay_ms)
+            controller.event_delay_ms = event_delay_ms if broker is not None else event_delay_ms or fetch_delay_ms
         return node.name
 
     def _on_activate(self, controller: ControllerNode) -> None:
@@ -330,7 +354,7 @@ class Cluster:
         """The attribute on every live node that has the MBean."""
         out = {}
         for name, node in self.servers.items():
-            if node.alive and (role is None or node.role == role) and mbean in node.mbeans:
+            if node.alive and (role is None or role in (node.role, *parts(node.role))) and mbean in node.mbeans:
                 out[name] = node.mbeans.read(mbean)[attr]
         return out
 

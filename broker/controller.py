@@ -24,6 +24,7 @@ from broker.metadata import (
     TopicRecord,
 )
 from broker.net import Network
+from broker.node import Node
 from broker.protocol import (
     AlterPartitionRequest,
     AlterPartitionResponse,
@@ -63,8 +64,8 @@ class ControllerNode(ServerNode):
 
     def __init__(self, node_id: int, name: str, sched: Scheduler, net: Network, rng: random.Random,
                  config, cluster_id: str, voters: dict[int, str], wall_base_ms: float,
-                 kafka: KafkaLine = LINES[DEFAULT_LINE]) -> None:
-        super().__init__(node_id, name, sched, net, rng, config, cluster_id, kafka)
+                 kafka: KafkaLine = LINES[DEFAULT_LINE], process: Node | None = None) -> None:
+        super().__init__(node_id, name, sched, net, rng, config, cluster_id, kafka, process)
         self.voters = voters
         self.wall_base_ms = wall_base_ms
         self.store = QuorumStore(Log())
@@ -230,7 +231,7 @@ class ControllerNode(ServerNode):
                     # a standby's replay fault is fatal in Kafka (the metadata loader's fault handler on a
                     # controller): counted, then the process halts; after a restart it replays it again
                     self.counters["MetadataErrorCount"] += 1
-                    self.after(0.0, self.kill)
+                    self.after(0.0, self.process.kill)
                     return
         self._publish_registrations()
         if self.image.unclean_elections > before:

@@ -1,7 +1,9 @@
 """A process on the simulated network: it can be killed and restarted.
 
 Timers a node schedules belong to one incarnation: after a kill (or a restart) they never fire,
-as threads of a dead JVM would not.
+as threads of a dead JVM would not. A node may be a part of another's process (the broker and the
+controller of a combined node): then that process is the network endpoint, and it starts and kills
+its parts.
 """
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from broker.sched import Scheduler, Timer
 class Node:
     role = "node"
 
-    def __init__(self, name: str, sched: Scheduler, net: Network, rng: random.Random) -> None:
+    def __init__(self, name: str, sched: Scheduler, net: Network, rng: random.Random,
+                 process: Node | None = None) -> None:
         self.name = name
+        self.process: Node = process or self
         self.sched = sched
         self.net = net
         self.rng = rng
@@ -25,7 +29,8 @@ class Node:
         self.incarnation = 0
         # request type -> handler(src, request, reply); components register what they serve
         self.routes: dict[type, Callable[[str, Any, Callable[[Any], None]], None]] = {}
-        net.attach(self)
+        if process is None:
+            net.attach(self)
 
     def now(self) -> float:
         return self.sched.now_ms()

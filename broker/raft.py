@@ -103,7 +103,8 @@ class RaftClient:
         self.cfg = config
         self.store = store
         self.log = store.log
-        self.on_commit = on_commit
+        # who applies committed batches: the node's own handler, and a combined node's broker after it
+        self.commit_listeners = [on_commit]
         self.on_leader_change = on_leader_change
         self._register_metrics(mbeans)
 
@@ -558,4 +559,5 @@ class RaftClient:
         batches = [b for b in batches if b.next_offset - 1 > self.applied_offset]
         if batches:
             self.applied_offset = batches[-1].next_offset - 1
-            self.on_commit(batches)
+            for listener in list(self.commit_listeners):
+                listener(batches)

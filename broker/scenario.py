@@ -1,6 +1,8 @@
 """Scenario files: a cluster, Kafka settings, topics, a workload and a timeline of faults.
 
     cluster: {brokers: 5, controllers: 3, seed: 7, kafka_version: "4.1"}   # 4.1 (default) or 4.4
+    # or {combined: 3}: nodes with process.roles=broker,controller (combined-1..3, node.id 1..3), with
+    # brokers and controllers beside them if given (brokers then take the node.ids after the combined ones)
     config: {replica.lag.time.max.ms: 30000}
     topics:
       - {name: orders, partitions: 12, replication_factor: 3, min_insync_replicas: 2}
@@ -90,11 +92,35 @@ class Scenario:
     timeline: tuple[Fault, ...] = ()
     run_for_ms: float = 60_000.0
     source: str = "<scenario>"
+    combined: int = 0                      # nodes with process.roles=broker,controller (node.id 1..N)
+
+    @property
+    def broker_count(self) -> int:
+        """Nodes that hold replicas: brokers and combined nodes."""
+        return self.brokers + self.combined
+
+    def node_names(self) -> list[str]:
+        """The cluster's nodes in the engines' order: controllers, combined nodes, brokers."""
+        return [f"controller-{1000 + i}" for i in range(1, self.controllers + 1)] + \
+               [f"combined-{i}" for i in range(1, self.combined + 1)] + \
+               [f"broker-{i}" for i in range(self.combined + 1, self.combined + self.brokers + 1)]
 
 
 def _positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"expected a positive integer, got {value!r}")
+    return value
+
+
+def describe_nodes(scenario: Scenario) -> str:
+    """'3 brokers, 3 controllers', '3 combined nodes', '3 combined nodes, 2 brokers', ..."""
+    counts = ((scenario.combined, "combined node"), (scenario.brokers, "broker"), (scenario.controllers, "controller"))
+    return ", ".join(f"{n} {what}{'s' if n != 1 else ''}" for n, what in counts if n)
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a number of nodes (0 or more), got {value!r}")
     return value
 
 
@@ -120,9 +146,13 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
     r = Doc(text, source)
     top = r.mapping(r.data, (), {"cluster", "config", "topics", "workload", "timeline", "run_for"})
 
-    cluster = r.mapping(top.get("cluster", {}), ("cluster",), {"brokers", "controllers", "seed", "kafka_version"})
-    brokers = r.get(cluster, ("cluster",), "brokers", _positive_int, 5)
-    controllers = r.get(cluster, ("cluster",), "controllers", _positive_int, 3)
+    cluster = r.mapping(top.get("cluster", {}), ("cluster",),
+                        {"brokers", "controllers", "combined", "seed", "kafka_version"})
+    combined = r.get(cluster, ("cluster",), "combined", _count, 0)
+    # beside combined nodes, separate brokers and controllers are optional
+    brokers = r.get(cluster, ("cluster",), "brokers", _count if combined else _positive_int, 0 if combined else 5)
+    controllers = r.get(cluster, ("cluster",), "controllers", _count if combined else _positive_int,
+                        0 if combined else 3)
     seed = r.get(cluster, ("cluster",), "seed", _int, 42)
     kafka_version = r.get(cluster, ("cluster",), "kafka_version", lambda v: kafka_line(_str(v)).line, DEFAULT_LINE)
 
@@ -158,8 +188,10 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
             r.fail(path + ("name",), f"topic {name!r} is defined twice")
         if name is not None:
             names.add(name)
-        if isinstance(rf, int) and isinstance(brokers, int) and rf > brokers:
-            r.fail(path + ("replication_factor",), f"replication factor {rf} is above the broker count {brokers}")
+        serving = (brokers or 0) + (combined or 0)
+        if isinstance(rf, int) and rf > serving:
+            r.fail(path + ("replication_factor",), f"replication factor {rf} is above the broker count {serving} "
+                                                   "(brokers and combined nodes)")
         if isinstance(min_isr, int) and isinstance(rf, int) and min_isr > rf:
             r.fail(path + ("min_insync_replicas",), f"min.insync.replicas {min_isr} is above the replication factor {rf}")
         topics.append(TopicSpec(str(name), partitions, rf, min_isr, dict(tcfg)))
@@ -194,8 +226,8 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
         else:
             r.fail(path, "a workload entry needs 'producer' or 'consumer_group'")
 
-    node_names = {f"broker-{i}" for i in range(1, (brokers or 0) + 1)} | \
-                 {f"controller-{1000 + i}" for i in range(1, (controllers or 0) + 1)} | {"active-controller"}
+    shape = Scenario(brokers or 0, controllers or 0, combined=combined or 0)
+    node_names = set(shape.node_names()) | {"active-controller"}
     timeline = []
     for i, f in enumerate(r.sequence(top, "timeline")):
         path = ("timeline", i)
@@ -214,9 +246,10 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
             r.fail(path + (action,), f"elect_leaders takes all (a preferred leader election over every partition), "
                                      f"got {target!r}")
             continue
-        elif action == "corrupt_metadata" and not str(target).startswith(("controller-", "active-controller")):
-            r.fail(path + (action,), f"corrupt_metadata needs the active controller (active-controller or "
-                                     f"controller-N), got {target!r}")
+        elif action == "corrupt_metadata" and not str(target).startswith(("controller-", "combined-",
+                                                                           "active-controller")):
+            r.fail(path + (action,), f"corrupt_metadata needs the active controller (active-controller, "
+                                     f"controller-N or combined-N), got {target!r}")
             continue
         elif action in CONSUMER_ACTIONS:
             group_names = {g.group for g in groups}
@@ -243,13 +276,13 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
             if action not in ("kill", "restart"):
                 r.fail(path + (action,), f"{action} cannot target every controller (controllers: kill or restart)")
                 continue
-        elif action == "fail_log_dir" and not str(target).startswith("broker-"):
-            r.fail(path + (action,), f"fail_log_dir needs a broker (broker-N or leader:TOPIC-N), got {target!r}")
+        elif action == "fail_log_dir" and not str(target).startswith(("broker-", "combined-")):
+            r.fail(path + (action,), f"fail_log_dir needs a broker (broker-N, combined-N or leader:TOPIC-N), "
+                                     f"got {target!r}")
             continue
         elif target not in node_names:
-            r.fail(path + (action,), f"unknown node {target!r} (nodes: broker-1..broker-{brokers}, "
-                                     f"controller-1001..controller-{1000 + (controllers or 0)}, active-controller, "
-                                     "controllers)")
+            r.fail(path + (action,), f"unknown node {target!r} (nodes: {', '.join(shape.node_names())}, "
+                                     "active-controller, controllers)")
             continue
         fetch_delay = r.get(f, path, "fetch_delay", parse_duration_ms, 0.0)
         event_delay = r.get(f, path, "event_delay", parse_duration_ms, 0.0)
@@ -287,7 +320,7 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
     run_for = r.get(top, (), "run_for", parse_duration_ms, 60_000.0)
     r.check()
     return Scenario(brokers, controllers, seed, kafka_version, checked, tuple(topics), tuple(producers), tuple(groups),
-                    tuple(sorted(timeline, key=lambda f: f.at_ms)), run_for, source)
+                    tuple(sorted(timeline, key=lambda f: f.at_ms)), run_for, source, combined)
 
 
 def load_scenario_file(path: str) -> Scenario:

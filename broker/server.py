@@ -63,9 +63,15 @@ class ServerNode(Node):
     # (kafka-metrics group, tagged with BrokerId)
     client_channels: tuple[tuple[str, bool], ...] = ()
 
+    # the share of the process's request handler threads this server's pool holds (KafkaRequestHandlerPool
+    # marks its idle time over all the process's handler threads: a combined node has two pools)
+    handler_share = 1.0
+    # a part of a combined node reads the process's registry from it
+    process_registry: Callable[[], MBeanRegistry] | None = None
+
     def __init__(self, node_id: int, name: str, sched: Scheduler, net: Network, rng: random.Random,
-                 config, cluster_id: str, kafka: KafkaLine = LINES[DEFAULT_LINE]) -> None:
-        super().__init__(name, sched, net, rng)
+                 config, cluster_id: str, kafka: KafkaLine = LINES[DEFAULT_LINE], process: Node | None = None) -> None:
+        super().__init__(name, sched, net, rng, process)
         self.node_id = node_id
         self.kafka = kafka
         self.cfg = config
@@ -77,8 +83,8 @@ class ServerNode(Node):
         return self.wall_base_ms + self.now()
 
     def on_start(self) -> None:
-        # a restarted JVM starts with fresh metrics
-        self.mbeans = MBeanRegistry(self.now, self.rng)
+        # a restarted JVM starts with fresh metrics; the servers of one process share its registry
+        self.mbeans = self.process_registry() if self.process_registry else MBeanRegistry(self.now, self.rng)
         self.start_time_ms = self.now()
         threads = self.cfg["num.io.threads"]
         self._thread_free_at = [self.now()] * threads
@@ -254,7 +260,7 @@ class ServerNode(Node):
     def _sample_idle(self) -> None:
         threads = len(self._thread_free_at)
         busy = min(self._busy_ms, 1000.0 * threads)
-        self._idle_meter.mark(self.now(), (1.0 - busy / (1000.0 * threads)) * 1e9)
+        self._idle_meter.mark(self.now(), (1.0 - busy / (1000.0 * threads)) * 1e9 * self.handler_share)
         self._busy_ms = 0.0
         net_threads = self.cfg["num.network.threads"]
         self._net_idle = max(0.0, 1.0 - self._net_bytes / (NETWORK_BYTES_PER_MS * 1000.0 * net_threads))

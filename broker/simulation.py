@@ -22,7 +22,7 @@ class Simulation:
     def __init__(self, scenario: Scenario, clock: Clock | None = None) -> None:
         self.scenario = scenario
         self.cluster = Cluster(scenario.brokers, scenario.controllers, scenario.seed, scenario.config, clock,
-                               kafka_version=scenario.kafka_version)
+                               kafka_version=scenario.kafka_version, combined=scenario.combined)
         self.workload = Workload(self.cluster)
         self.events: list[tuple[float, str]] = []
         self._workload_started = False

@@ -26,6 +26,7 @@ from exporter.periodic import PeriodicWorker
 from exporter.rules import RuleCache, RuleError, RuleSet
 from exporter.sample import Collection, SourceError
 from exporter.sources import Source
+from kafka_common.roles import is_broker
 
 log = logging.getLogger("kafka_jmx.collector")
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
@@ -139,7 +140,7 @@ class HealthView:
         self.workers = list(workers)
         self.cluster = cluster
         self.brokers_expected = brokers_expected if brokers_expected is not None else \
-            sum(1 for w in self.workers if w.target.role == "broker")
+            sum(1 for w in self.workers if is_broker(w.target.role))
 
     def collect(self) -> Iterable[Metric]:
         health = {name: GaugeMetricFamily(name, doc, labels=["cluster", "node", "node_id", "role"]) for name, doc in (

@@ -11,11 +11,11 @@ from typing import Any
 from exporter.zabbix_tls import psk_problem
 from kafka_common.durations import parse_duration_ms
 from kafka_common.names import ObjectNamePattern
+from kafka_common.roles import ROLES
 from kafka_common.yamlconf import ConfigError, Doc, KeyPath, read_text
 
 TOP = {"cluster", "collection", "include", "exclude", "rules", "prometheus", "zabbix", "targets", "embedded", "kafka",
        "brokers_expected"}
-ROLES = ("broker", "controller")
 # the Zabbix host of a node: what `kafka-jmx zabbix provision` creates (CLUSTER-NODE), so the two agree
 DEFAULT_HOST_NAME = "{cluster}-{node}"
 
@@ -302,7 +302,8 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
         names.add(name)
         role = r.string(t, path, "role", required=True) or "broker"
         if role not in ROLES:
-            doc.fail(path + ("role",), f"role must be broker or controller, got {role!r}")
+            doc.fail(path + ("role",), f"role must be broker, controller or combined (process.roles=broker,controller), "
+                                       f"got {role!r}")
         kinds = [k for k in ("jmx", "jolokia") if k in t]
         if len(kinds) != 1:
             doc.fail(path, "give exactly one source: jmx or jolokia")

@@ -13,6 +13,7 @@ from pyzabbix import ZabbixAPI, ZabbixAPIException
 from exporter.catalog import zabbix as templates
 from exporter.catalog.model import load_catalog
 from exporter.config import DEFAULT_HOST_NAME
+from kafka_common.roles import is_broker
 
 IMPORT_RULES = {
     "groups": {"createMissing": True},
@@ -182,12 +183,11 @@ class Provisioner:
         group_name = f"Kafka {cluster}"
         group = self._group(group_name)
         tids = self._template_ids()
-        suffix = "by JMX" if transport == "jmx" else "by trapper"
         extra = [{"macro": k, "value": v} for k, v in (macros or {}).items()]
         node_macros = ([{"macro": "{$KAFKA.INTERVAL}", "value": interval}] if interval else []) + extra
         hosts = {}
         for node in nodes:
-            template = f"Apache Kafka 4.x {suffix}" if node.role == "combined" else f"Apache Kafka 4.x {node.role} {suffix}"
+            template = templates.TEMPLATE_NAMES[(transport, node.role)]
             interface = None
             if transport == "jmx":
                 interface = {"type": 4, "main": 1, "useip": 1, "ip": node.host, "dns": "", "port": str(node.port)}
@@ -195,7 +195,7 @@ class Provisioner:
             hosts[name] = self._upsert_host(name, group, tids[template], node_macros, interface, old, monitored_by)
         cluster_macros = [{"macro": "{$KAFKA.CLUSTER.GROUP}", "value": group_name}]
         if brokers_min is None:         # the cluster as given: every broker it has is expected up
-            brokers_min = sum(1 for node in nodes if node.role in ("broker", "combined")) or None
+            brokers_min = sum(1 for node in nodes if is_broker(node.role)) or None
         if brokers_min is not None:
             cluster_macros.append({"macro": "{$KAFKA.BROKERS.MIN}", "value": str(brokers_min)})
         if interval:

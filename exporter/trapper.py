@@ -29,7 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from zabbix_utils import ItemValue, Sender
 
 from exporter.catalog.keys import GROUP_DISCOVERY, TOPIC_DISCOVERY, bean_discovery_key, jmx_key
-from exporter.catalog.model import Catalog
+from exporter.catalog.model import Catalog, registered_on
 from exporter.clock import SYSTEM, Clock
 from exporter.collector import Target
 from exporter.config import DEFAULT_HOST_NAME
@@ -132,7 +132,7 @@ class TrapperSink:
         host = self.host_for(target)
         values: list[ItemValue] = []
         found_values: dict[Discovery, set[str]] = {d: set() for d in self.discoveries
-                                                   if d.role in (target.role, "both")}
+                                                   if registered_on(d.role, target.role)}
         now = self.clock.monotonic()
         for s in collection.samples:
             if s.path:
@@ -141,7 +141,7 @@ class TrapperSink:
             found = self._items.get((on, s.attr))
             if found is not None:
                 key, vtype, role = found
-                if role not in (target.role, "both"):
+                if not registered_on(role, target.role):
                     continue        # e.g. request metrics a controller has too: not in its template
             elif s.props:
                 prop, value = s.props[-1]

@@ -10,7 +10,7 @@ from rich.live import Live
 from rich.table import Table
 
 from broker.clock import WallClock
-from broker.scenario import bundled_scenario, load_scenario, load_scenario_file
+from broker.scenario import bundled_scenario, describe_nodes, load_scenario, load_scenario_file
 from broker.simulation import Simulation
 from broker.wire.listener import bootstrap_servers, start_listeners
 from exporter.catalog.model import load_catalog
@@ -19,6 +19,7 @@ from exporter.daemon import Daemon
 from exporter.provision import NodeSpec, Provisioner
 from exporter.rulesets import builtin_rules
 from exporter.trapper import TrapperSink
+from kafka_common.roles import is_broker
 from kafka_jmx.control import ControlServer
 from kafka_jmx.embedded import ClusterThread, embedded_targets
 from kafka_jmx.endpoints import start_publisher
@@ -71,7 +72,7 @@ def render(sim: Simulation, sink: TrapperSink | None = None) -> Group:
                 table.add_row(name, "[red]down[/red]", *["-"] * 7)
                 continue
             raft = _read(node, "kafka.server:type=raft-metrics", "current-state")
-            if node.role == "broker":
+            if is_broker(node.role):
                 rate = _read(node, "kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec", "OneMinuteRate")
                 table.add_row(name, "up", raft, str(_read(node, "kafka.server:type=KafkaServer,name=BrokerState")),
                               str(_read(node, RM + "LeaderCount")), str(_read(node, RM + "UnderReplicatedPartitions")),
@@ -96,14 +97,14 @@ def run_demo(scenario_path: str | None, duration_ms: float | None, jmx: dict | N
     stop = threading.Event()
     sim.start()
     console = Console()
-    console.print(f"[b]Kafka 4.x embedded cluster[/b]: {scenario.brokers} brokers, {scenario.controllers} "
-                  f"controllers, cluster id {sim.cluster.cluster_id}. Ctrl-C stops.")
+    console.print(f"[b]Kafka 4.x embedded cluster[/b]: {describe_nodes(scenario)}, cluster id "
+                  f"{sim.cluster.cluster_id}. Ctrl-C stops.")
     sink = None
     if zabbix is not None:
         if zabbix.url:
             nodes = [NodeSpec(name, node.role, "127.0.0.1", 0) for name, node in sim.cluster.servers.items()]
             hosts = Provisioner(zabbix.url, zabbix.user, zabbix.password or "").provision(
-                cluster_name, nodes, "trapper", scenario.brokers, host_name=zabbix.host_name)
+                cluster_name, nodes, "trapper", scenario.broker_count, host_name=zabbix.host_name)
             console.print(f"Zabbix hosts (trapper templates, group 'Kafka {cluster_name}'): {', '.join(hosts)}. "
                           "Zabbix refuses their values until its configuration cache reloads (CacheUpdateFrequency, "
                           "60 s by default; zabbix_server -R config_cache_reload does it now)")

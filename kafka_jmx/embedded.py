@@ -10,9 +10,8 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from broker.clock import WallClock
-from broker.cluster import Cluster
+from broker.cluster import Cluster, Process
 from broker.scenario import load_scenario_file
-from broker.server import ServerNode
 from broker.simulation import Simulation
 from exporter.collector import Target
 from exporter.config import DaemonConfig
@@ -21,7 +20,7 @@ from kafka_common.names import ObjectNamePattern
 
 
 class EmbeddedSource:
-    def __init__(self, name: str, node: ServerNode, includes: Sequence[str] = (), excludes: Sequence[str] = (),
+    def __init__(self, name: str, node: Process, includes: Sequence[str] = (), excludes: Sequence[str] = (),
                  lock: AbstractContextManager[Any] | None = None) -> None:
         self.name = name
         self.node = node

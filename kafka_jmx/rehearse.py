@@ -286,7 +286,7 @@ class KafkaEngine:
         check(scenario)
         self.scenario, self.log = scenario, log
         self.cluster = RealCluster(version, scenario.brokers, scenario.controllers, jmx_base_port, kafka_base_port,
-                                   None, scenario.config)
+                                   None, scenario.config, combined=scenario.combined)
         self.engine: Engine | None = None
 
     def targets(self) -> list[Target]:
@@ -376,7 +376,7 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
         log(f"exporter: {daemon.url} (Prometheus must scrape it and load templates/prometheus/kafka-4x-alerts.yml)")
         if zabbix_url:
             prov = Provisioner(zabbix_url, zabbix_user, zabbix_password or "")
-            hosts = prov.provision(name, runner.nodes(), transport, scenario.brokers, interval, macros=macros)
+            hosts = prov.provision(name, runner.nodes(), transport, scenario.broker_count, interval, macros=macros)
             watches.append(("zabbix", ZabbixWatch(prov, list(hosts.values()))))
             log(f"zabbix: host group 'Kafka {name}', {len(hosts)} hosts")
         if prometheus_url:

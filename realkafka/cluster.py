@@ -1,14 +1,15 @@
-"""A real KRaft cluster on 127.0.0.1: separate controller and broker JVMs from the Maven jars.
+"""A real KRaft cluster on 127.0.0.1: controller, broker and combined JVMs from the Maven jars.
 
     with RealCluster("4.1", brokers=3, controllers=3, jmx_base_port=9990, kafka_base_port=9092) as c:
         c.kill("broker-2"); c.restart("broker-2"); c.pause("controller-1001")
 
-Nodes and ports follow the embedded engine: controllers controller-1001.. (node.id 1001..) then
-brokers broker-1.. (node.id 1..); JMX on jmx_base_port in that order (Jolokia's agent, when asked,
-on jolokia_base_port in the same order); brokers' client listeners on kafka_base_port,
-kafka_base_port+1, ...; the controllers' quorum listeners right after the brokers'. The quorum is
-static (controller.quorum.voters). State lives in a private temporary folder; every process is
-ours and is stopped by its PID.
+Nodes and ports follow the embedded engine: controllers controller-1001.. (node.id 1001..), combined
+nodes combined-1.. (process.roles=broker,controller, node.id 1..), then brokers broker-N.. (node.id
+after the combined ones); JMX on jmx_base_port in that order (Jolokia's agent, when asked, on
+jolokia_base_port in the same order); the client listeners of the nodes with the broker role on
+kafka_base_port + node.id - 1; the quorum listeners (controllers', combined nodes') right after them.
+The quorum is static (controller.quorum.voters). State lives in a private temporary folder; every
+process is ours and is stopped by its PID.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kafka_common.roles import BROKER, COMBINED, CONTROLLER, PROCESS_ROLES, is_broker, is_controller
 from realkafka.install import classpath, exact_version, line_of, tool_jar
 
 HERE = Path(__file__).resolve().parent
@@ -37,12 +39,13 @@ class RealKafkaError(RuntimeError):
 @dataclass
 class Node:
     name: str
-    role: str                     # broker | controller
+    role: str                     # broker | controller | combined
     node_id: int
     jmx_port: int
-    port: int                     # a broker's client listener, a controller's quorum listener
+    port: int                     # the client listener; a controller's quorum listener
     jolokia_port: int | None
     dir: Path
+    quorum_port: int | None = None     # a controller's or combined node's CONTROLLER listener
     process: subprocess.Popen | None = None
     paused: bool = False
     log: Any = field(default=None, repr=False)
@@ -75,7 +78,7 @@ class RealCluster:
                  kafka_base_port: int = 9092, jolokia_base_port: int | None = None,
                  config: dict[str, Any] | None = None, heap: str = "256m", workdir: str | None = None,
                  sasl_base_port: int | None = None, sasl_users: dict[str, str] | None = None,
-                 tls_base_port: int | None = None, jolokia_options: str = "") -> None:
+                 tls_base_port: int | None = None, jolokia_options: str = "", combined: int = 0) -> None:
         """sasl_base_port: each broker also listens there (+1, ...) for SASL_PLAINTEXT clients, with
         PLAIN and SCRAM-SHA-256/512 for sasl_users (user -> password). tls_base_port: and there for SSL
         clients, with a certificate for 127.0.0.1 from a CA made for this cluster (tls_ca: its PEM file).
@@ -93,14 +96,17 @@ class RealCluster:
             raise RealKafkaError("java not found: install a JDK 17 (Debian: openjdk-17-jdk-headless)")
         self.java = java
         self.nodes: dict[str, Node] = {}
-        names = [(f"controller-{1000 + i}", "controller", 1000 + i) for i in range(1, controllers + 1)] + \
-                [(f"broker-{i}", "broker", i) for i in range(1, brokers + 1)]
+        names = [(f"controller-{1000 + i}", CONTROLLER, 1000 + i) for i in range(1, controllers + 1)] + \
+                [(f"combined-{i}", COMBINED, i) for i in range(1, combined + 1)] + \
+                [(f"broker-{i}", BROKER, i) for i in range(combined + 1, combined + brokers + 1)]
+        serving = combined + brokers
         for index, (name, role, node_id) in enumerate(names):
-            port = kafka_base_port + (node_id - 1 if role == "broker" else brokers + node_id - 1001)
+            quorum = kafka_base_port + serving + (node_id - 1 if role == COMBINED else combined + node_id - 1001)
+            port = kafka_base_port + node_id - 1 if is_broker(role) else quorum
             self.nodes[name] = Node(name, role, node_id, jmx_base_port + index, port,
                                     None if jolokia_base_port is None else jolokia_base_port + index,
-                                    self.dir / name)
-        self.brokers = brokers
+                                    self.dir / name, quorum if is_controller(role) else None)
+        self.brokers = serving
         self.sasl_base_port, self.sasl_users = sasl_base_port, dict(sasl_users or {})
         self.tls_base_port = tls_base_port
         self.tls_ca = self.dir / "tls" / "ca.pem"
@@ -118,13 +124,13 @@ class RealCluster:
                 if n.jolokia_port is not None}
 
     def bootstrap_servers(self) -> str:
-        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes.values() if n.role == "broker")
+        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes.values() if is_broker(n.role))
 
     def tls_bootstrap_servers(self) -> str:
         if self.tls_base_port is None:
             raise RealKafkaError("this cluster has no TLS listener (tls_base_port)")
         return ",".join(f"127.0.0.1:{self.tls_base_port + n.node_id - 1}" for n in self.nodes.values()
-                        if n.role == "broker")
+                        if is_broker(n.role))
 
     def _make_certificates(self) -> None:
         """A CA and one broker key pair signed by it for IP 127.0.0.1, with the JDK's keytool (no openssl
@@ -154,22 +160,23 @@ class RealCluster:
         if self.sasl_base_port is None:
             raise RealKafkaError("this cluster has no SASL listener (sasl_base_port)")
         return ",".join(f"127.0.0.1:{self.sasl_base_port + n.node_id - 1}" for n in self.nodes.values()
-                        if n.role == "broker")
+                        if is_broker(n.role))
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def _properties(self, node: Node) -> dict[str, Any]:
-        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.port}" for n in self.nodes.values() if n.role == "controller")
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.quorum_port}" for n in self.nodes.values() if is_controller(n.role))
         rf = min(3, self.brokers)
         props: dict[str, Any] = {
-            "process.roles": node.role, "node.id": node.node_id, "controller.quorum.voters": voters,
+            "process.roles": PROCESS_ROLES[node.role], "node.id": node.node_id, "controller.quorum.voters": voters,
             "controller.listener.names": "CONTROLLER", "log.dirs": str(node.dir / "data"),
         }
-        if node.role == "controller":
+        if node.role == CONTROLLER:
             props.update({"listeners": f"CONTROLLER://127.0.0.1:{node.port}",
                           "listener.security.protocol.map": "CONTROLLER:PLAINTEXT"})
         else:
+            quorum = f",CONTROLLER://127.0.0.1:{node.quorum_port}" if node.role == COMBINED else ""
             props.update({
-                "listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+                "listeners": f"PLAINTEXT://127.0.0.1:{node.port}{quorum}",
                 "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
                 "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
                 "inter.broker.listener.name": "PLAINTEXT",

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from kafka_common.names import ObjectName
+from kafka_common.roles import BROKER, CONTROLLER, parts
 
 # key properties whose values name the workload's things, not the kind of bean
 WORKLOAD_KEYS = {"topic", "partition", "clientId", "client-id", "groupId", "group", "brokerHost", "brokerPort",
@@ -57,7 +58,8 @@ class Accepted:
     reason: str
 
     def covers(self, role: str, side: str, on: str, attr: str) -> bool:
-        return (self.role in ("*", role) and self.side == side and fnmatch.fnmatchcase(on, self.mbean)
+        # a combined node is both: what is accepted on either role is accepted on it
+        return (self.role in ("*", role, *parts(role)) and self.side == side and fnmatch.fnmatchcase(on, self.mbean)
                 and fnmatch.fnmatchcase(attr, self.attribute))
 
 
@@ -144,9 +146,8 @@ def signals(urls: dict[str, str], roles: dict[str, str]) -> dict[str, dict[str, 
     broker counts summed, raft states counted, NaN-ness of the raft latencies."""
     from exporter.sample import SourceError
     from exporter.sources.jmx import JmxSource
-    out: dict[str, dict[str, Any]] = {"controller": {}, "broker": {}}
+    out: dict[str, dict[str, Any]] = {CONTROLLER: {}, BROKER: {}}
     for name, url in urls.items():
-        role = roles[name]
         source = JmxSource(name, url, includes=[KC + "*", RM + "*", RAFT, "kafka.server:type=KafkaServer,*"],
                            timeout_ms=10_000)
         try:
@@ -155,34 +156,11 @@ def signals(urls: dict[str, str], roles: dict[str, str]) -> dict[str, dict[str, 
             continue                # a node the timeline killed
         finally:
             source.close()
-        view = out[role]
-        view["nodes reporting"] = view.get("nodes reporting", 0) + 1
-        state = got.get((RAFT, "current-state"))
-        view[f"raft {state}"] = view.get(f"raft {state}", 0) + 1
-        view["raft leader known"] = view.get("raft leader known", 0) + int(got.get((RAFT, "current-leader"), -1) != -1)
-        nan = {latency: int(isinstance(got.get((RAFT, latency)), float) and got[(RAFT, latency)] != got[(RAFT, latency)])
-               for latency in ("election-latency-max", "commit-latency-max")}
-        if role == "broker":
-            # observers never campaign: no election latency
-            view["raft election-latency-max NaN"] = view.get("raft election-latency-max NaN", 0) + nan["election-latency-max"]
-        if role == "controller":
-            active = got.get((KC + "ActiveControllerCount", "Value"), 0)
-            if active == 1:
-                # the leader commits all the time: its commit latency is a number on both. Its election
-                # latency is not compared: a kafka-metrics Max forgets after two 30 s windows, so it
-                # depends on how long ago each cluster elected (NaN on a real 4.1 leader in one CI run)
-                view["raft commit-latency-max NaN (active)"] = nan["commit-latency-max"]
-            view["ActiveControllerCount sum"] = view.get("ActiveControllerCount sum", 0) + active
-            if active == 1:
-                for metric in ("ActiveBrokerCount", "FencedBrokerCount", "OfflinePartitionsCount", "GlobalTopicCount"):
-                    view[f"{metric} (active)"] = got.get((KC + metric, "Value"))
-        else:
-            for metric in ("UnderReplicatedPartitions", "UnderMinIsrPartitionCount", "OfflineReplicaCount"):
-                view[f"{metric} sum"] = view.get(f"{metric} sum", 0) + got.get((RM + metric, "Value"), 0)
-            states = view.setdefault("BrokerState", {})
-            bs = got.get(("kafka.server:type=KafkaServer,name=BrokerState", "Value"))
-            states[bs] = states.get(bs, 0) + 1
-    controllers = out["controller"]
+        # a combined node counts among the controllers and among the brokers; its one raft client
+        # (a voter's) among the controllers'
+        for role in parts(roles[name]):
+            _signals_of(out[role], role, got, shares_raft=len(parts(roles[name])) > 1)
+    controllers = out[CONTROLLER]
     if controllers.get("nodes reporting") and not controllers.get("ActiveControllerCount sum"):
         # without a quorum a voter cycles: follower of the leader it knew, fetch timeout, prospective,
         # lost pre-vote, follower again. Which phase a reading catches is timing: count them together
@@ -191,13 +169,48 @@ def signals(urls: dict[str, str], roles: dict[str, str]) -> dict[str, dict[str, 
     return out
 
 
+def _signals_of(view: dict[str, Any], role: str, got: dict[tuple[str, str], Any], shares_raft: bool) -> None:
+    view["nodes reporting"] = view.get("nodes reporting", 0) + 1
+    nan = {latency: int(isinstance(got.get((RAFT, latency)), float) and got[(RAFT, latency)] != got[(RAFT, latency)])
+           for latency in ("election-latency-max", "commit-latency-max")}
+    if not (shares_raft and role == BROKER):
+        state = got.get((RAFT, "current-state"))
+        view[f"raft {state}"] = view.get(f"raft {state}", 0) + 1
+        view["raft leader known"] = view.get("raft leader known", 0) + int(got.get((RAFT, "current-leader"), -1) != -1)
+    if role == BROKER:
+        if not shares_raft:
+            # observers never campaign: no election latency
+            view["raft election-latency-max NaN"] = view.get("raft election-latency-max NaN", 0) + nan["election-latency-max"]
+        for metric in ("UnderReplicatedPartitions", "UnderMinIsrPartitionCount", "OfflineReplicaCount"):
+            view[f"{metric} sum"] = view.get(f"{metric} sum", 0) + got.get((RM + metric, "Value"), 0)
+        states = view.setdefault("BrokerState", {})
+        bs = got.get(("kafka.server:type=KafkaServer,name=BrokerState", "Value"))
+        states[bs] = states.get(bs, 0) + 1
+        return
+    active = got.get((KC + "ActiveControllerCount", "Value"), 0)
+    if active == 1:
+        # the leader commits all the time: its commit latency is a number on both. Its election
+        # latency is not compared: a kafka-metrics Max forgets after two 30 s windows, so it
+        # depends on how long ago each cluster elected (NaN on a real 4.1 leader in one CI run)
+        view["raft commit-latency-max NaN (active)"] = nan["commit-latency-max"]
+        for metric in ("ActiveBrokerCount", "FencedBrokerCount", "OfflinePartitionsCount", "GlobalTopicCount"):
+            view[f"{metric} (active)"] = got.get((KC + metric, "Value"))
+    view["ActiveControllerCount sum"] = view.get("ActiveControllerCount sum", 0) + active
+
+
 def signal_diffs(point: str, real: dict[str, dict[str, Any]], embedded: dict[str, dict[str, Any]],
                  diffs: list[RoleDiff]) -> None:
-    for d in diffs:
-        r, e = real.get(d.role, {}), embedded.get(d.role, {})
+    """Signals are per single role; in a cluster of combined nodes only, the combined diff carries both
+    roles' (named 'broker: ...', 'controller: ...')."""
+    for role in (CONTROLLER, BROKER):
+        d = next((d for d in diffs if d.role == role), None) or next((d for d in diffs if role in parts(d.role)), None)
+        if d is None:
+            continue
+        prefix = "" if d.role == role else f"{role}: "
+        r, e = real.get(role, {}), embedded.get(role, {})
         for key in sorted(set(r) | set(e), key=str):
             if r.get(key, 0) != e.get(key, 0):
-                d.signals.append((point, key, r.get(key, 0), e.get(key, 0)))
+                d.signals.append((point, prefix + str(key), r.get(key, 0), e.get(key, 0)))
 
 
 def run(scenario_path: str, version: str, warmup_s: float = 40.0, base_port: int = 19990,
@@ -215,11 +228,11 @@ def run(scenario_path: str, version: str, warmup_s: float = 40.0, base_port: int
 
     # the embedded cluster is the same Kafka line as the real one it is compared with
     scenario = dataclasses.replace(load_scenario_file(scenario_path), kafka_version=line_of(version))
-    n = scenario.brokers + scenario.controllers
+    n = len(scenario.node_names())
     sim = Simulation(scenario, WallClock())
     publisher = JmxPublisher(sim.cluster, base_port=base_port)
     cluster = RealCluster(version, scenario.brokers, scenario.controllers, jmx_base_port=base_port + n,
-                          kafka_base_port=base_port + 2 * n, config=scenario.config)
+                          kafka_base_port=base_port + 2 * n, config=scenario.config, combined=scenario.combined)
     import threading
     stop = threading.Event()
     runner = threading.Thread(target=lambda: sim.run(until_ms=10 ** 12, stop=stop), daemon=True)

@@ -18,6 +18,7 @@ from typing import IO
 from broker.cluster import LEADER_OF
 from broker.scenario import Fault, Scenario
 from broker.workload import ConsumerGroupSpec, ProducerSpec
+from kafka_common.roles import is_controller
 from realkafka.cluster import RealCluster
 
 SUPPORTED = ("kill", "restart", "pause", "resume", "heal", "elect_leaders", "bounce", "stop_consumer", "slow_consumer",
@@ -179,7 +180,7 @@ class Engine:
         """The controller whose ActiveControllerCount is 1, read over JMX."""
         from exporter.sources.jmx import JmxSource
         for name, node in self.cluster.nodes.items():
-            if node.role != "controller" or not node.alive or node.paused:
+            if not is_controller(node.role) or not node.alive or node.paused:
                 continue
             samples = JmxSource(name, node.jmx_url, includes=[
                 "kafka.controller:type=KafkaController,name=ActiveControllerCount"], timeout_ms=5000).read().samples
@@ -200,7 +201,7 @@ class Engine:
                 return
             if fault.node == "controllers" and fault.action in ("kill", "restart"):
                 wanted = fault.action == "kill"
-                names = [n for n, node in c.nodes.items() if node.role == "controller" and node.alive == wanted]
+                names = [n for n, node in c.nodes.items() if is_controller(node.role) and node.alive == wanted]
                 if not names:
                     raise ValueError(f"no controller is {'running' if wanted else 'stopped'}")
                 for n in names:

@@ -166,7 +166,7 @@ targets:
     ("targets: []\nbogus: 1\n", "x.yml:2: bogus: unknown key 'bogus'"),
     ("targets:\n  - {name: a, role: broker}\n", "x.yml:2: targets[0]: give exactly one source: jmx or jolokia"),
     ("targets:\n  - {name: a, role: zookeeper, jolokia: {url: 'http://h/'}}\n",
-     "x.yml:2: targets[0].role: role must be broker or controller, got 'zookeeper'"),
+     "x.yml:2: targets[0].role: role must be broker, controller or combined (process.roles=broker,controller), got 'zookeeper'"),
     ("targets:\n  - {name: a, role: broker, jmx: {url: 'localhost:9999'}}\n", "targets[0].jmx.url: expected a JMX service URL"),
     ("targets:\n  - {name: a, role: broker, jmx: {url: 'service:jmx:x', password_env: NOPE_NOT_SET}}\n",
      "targets[0].jmx.password_env: environment variable NOPE_NOT_SET is not set"),

@@ -255,3 +255,21 @@ def test_an_alert_text_naming_a_macro_it_does_not_check_is_refused(tmp_path):
     (tmp_path / "catalog.yaml").write_text(text.replace(bound, 'expr: "kafkajmx_target_up == 0", for: 2m'))
     with pytest.raises(alerts.AlertError, match=r"KafkaTargetDown: its text names \{\$KAFKA.NODATA.TIMEOUT\}"):
         alerts.render(load_catalog(tmp_path / "catalog.yaml"))
+
+
+def test_no_controller_data_counts_combined_nodes_as_controllers(tmp_path):
+    """Combined nodes (process.roles=broker,controller) are the controllers of their cluster: the alert fires
+    when they are up and none reports ActiveControllerCount, and stays quiet while they report it."""
+    nodes = [{"cluster": "prod", "node": f"combined-{i}", "node_id": str(i), "role": "combined"} for i in (1, 2, 3)]
+    up = [{"series": sel("kafkajmx_target_up", n), "values": "1x6"} for n in nodes]
+    reporting = [{"series": sel(metric("active_controller_count"), n), "values": f"{int(i == 0)}x6"}
+                 for i, n in enumerate(nodes)]
+    rule = rules()["KafkaNoControllerData"]
+    fired = {"exp_labels": {**C, **rule["labels"]},
+             "exp_annotations": {"summary": expand(rule["annotations"]["summary"], C, None),
+                                 "description": rule["annotations"]["description"]}}
+    run_promtool(tmp_path, RULES, [
+        {"interval": "1m", "input_series": up,
+         "alert_rule_test": [{"eval_time": "5m", "alertname": "KafkaNoControllerData", "exp_alerts": [fired]}]},
+        {"interval": "1m", "input_series": up + reporting,
+         "alert_rule_test": [{"eval_time": "5m", "alertname": "KafkaNoControllerData", "exp_alerts": []}]}])

@@ -1,7 +1,8 @@
-"""kafka-jmx rehearse against the real Zabbix (Java gateway) and a real Prometheus: a broker and
-the active controller die, a consumer group stops, hangs and slows down; the expected triggers and
-alerts fire and resolve. On Zabbix 7.0 LTS, the main line (6.0 keeps the import, steady state and an
-end-to-end test)."""
+"""kafka-jmx rehearse against the real Zabbix (Java gateway) and a real Prometheus: on three combined nodes
+(process.roles=broker,controller, the "Apache Kafka 4.x by JMX" template), a node and the active controller
+die, a consumer group stops, hangs and slows down; the expected triggers and alerts fire and resolve. The
+bundled rehearsal (separate brokers and controllers) fires every trigger a fault can cause over the
+trapper path. On Zabbix 7.0 LTS, the main line (6.0 keeps the import, steady state and an end-to-end test)."""
 import json
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ from kafka_jmx.cli import main
 from kafka_jmx.embedded import ClusterThread
 
 SCENARIO = """\
-cluster: {brokers: 3, controllers: 3, seed: 5}
+cluster: {combined: 3, seed: 5}
 config: {broker.heartbeat.interval.ms: 500, broker.session.timeout.ms: 3000, offsets.topic.replication.factor: 3}
 topics:
   - {name: orders, partitions: 6, replication_factor: 3, min_insync_replicas: 2}
@@ -31,15 +32,17 @@ timeline:
   - {at: 3s, stop_consumer: billing, {stop_checks}}
   - {at: 4s, resume_consumer: billing}
 {more_group_steps}
-  # the controller stays down: its host goes silent
-  - {at: 9s, kill: active-controller, expect: [controller_election], allow: [no_data]}
+  # the active controller's node stays down, its broker with it: its host goes silent
+  - {at: 9s, kill: active-controller, expect: [controller_election],
+     allow: [no_data, brokers_below_min, fenced_brokers, under_replicated, broker_not_running, group_lag_seconds_high]}
 run_for: 600s
 """
-# the group's coordinator may be on the broker: its commits wait for the next one
+# the group's coordinator may be on the node: its commits wait for the next one; the node may be the
+# active controller: a new one is elected
 BROKER_STEPS = """\
-  - {at: 1s, kill: broker-3, expect: [brokers_below_min, fenced_brokers],
-     allow: [under_replicated, no_data, broker_not_running, group_lag_seconds_high]}
-  - {at: 2s, restart: broker-3, allow: [restarted]}
+  - {at: 1s, kill: combined-3, expect: [brokers_below_min, fenced_brokers],
+     allow: [under_replicated, no_data, broker_not_running, group_lag_seconds_high, controller_election]}
+  - {at: 2s, restart: combined-3, allow: [restarted]}
 """
 # on the embedded cluster also: a broker dies and comes back, and the group's members hang on a record
 # (offsets stop, they stay), then run slower than the producer, with every alert's `for` and window

@@ -70,7 +70,7 @@ def test_the_issue_example_loads():
     ("topics:\n  - {name: t}\ntimeline:\n  - {at: 1s, flood: t, bytes_per_sec: lots}\n",
      "timeline[0].bytes_per_sec: expected a size like 100MB"),
     ("timeline:\n  - {at: 1s, fail_log_dir: controller-1001}\n",
-     "s.yaml:2: timeline[0].fail_log_dir: fail_log_dir needs a broker (broker-N or leader:TOPIC-N)"),
+     "s.yaml:2: timeline[0].fail_log_dir: fail_log_dir needs a broker (broker-N, combined-N or leader:TOPIC-N)"),
     ("timeline:\n  - {at: 1s, fail_log_dir: broker-1, log_dir: /elsewhere}\n",
      "timeline[0].log_dir: '/elsewhere' is not one of log.dirs (/tmp/kafka-logs)"),
     ("config:\n  log.dirs: /a,,/b\n", "log.dirs must list distinct directories"),

@@ -1,6 +1,7 @@
-"""Every tested Kafka line in the real Zabbix 7.0 through its Java gateway: the newest line's healthy cluster
-leaves no JMX item or discovery rule unsupported and no trigger unknown (4.1, the default line, is proven
-the same way in test_end_to_end_real_kafka.py, with its faults)."""
+"""Every tested Kafka line in the real Zabbix 7.0 through its Java gateway: a healthy cluster leaves no JMX item or
+discovery rule unsupported and no trigger unknown. The newest line with separate controllers and brokers (4.1,
+the default line, is proven the same way in test_end_to_end_real_kafka.py, with its faults), and both lines with
+three combined nodes (process.roles=broker,controller) on the "Apache Kafka 4.x by JMX" template."""
 import time
 
 import pytest
@@ -12,17 +13,22 @@ from realkafka.cluster import RealCluster
 from realkafka.install import DEFAULT_LINE, LINES
 
 
-@pytest.mark.parametrize("line", [line for line in LINES if line != DEFAULT_LINE])
-def test_a_healthy_cluster_of_each_line_has_no_unsupported_item_nor_unknown_trigger(line, zabbix70, zabbix70_api):
+TOPOLOGIES = {"separate": {"brokers": 3, "controllers": 3}, "combined": {"brokers": 0, "controllers": 0, "combined": 3}}
+
+
+@pytest.mark.parametrize("line,topology", [(line, "separate") for line in LINES if line != DEFAULT_LINE]
+                         + [(line, "combined") for line in LINES])
+def test_a_healthy_cluster_of_each_line_has_no_unsupported_item_nor_unknown_trigger(line, topology, zabbix70,
+                                                                                     zabbix70_api):
     require_real_kafka(line)
     api = zabbix70_api
     base = kafka_port_block()
-    cluster = RealCluster(line, brokers=3, controllers=3, jmx_base_port=base, kafka_base_port=base + 8)
+    cluster = RealCluster(line, jmx_base_port=base, kafka_base_port=base + 8, **TOPOLOGIES[topology])
     hostids: list[str] = []
     try:
         cluster.start()
         healthy_topic(cluster.bootstrap_servers())
-        name = f"line{line.replace('.', '')}{time.time_ns() % 10**8}"
+        name = f"line{line.replace('.', '')}{topology[0]}{time.time_ns() % 10**8}"
         hostids = jmx_hosts(api, zabbix70, name, {n: (node.role, node.jmx_port) for n, node in cluster.nodes.items()},
                             {"{$KAFKA.BROKERS.MIN}": "3", "{$KAFKA.INTERVAL}": "2s", "{$KAFKA.AGGREGATE.PERIOD}": "15s"})
         assert settled(api, hostids, "healthy")

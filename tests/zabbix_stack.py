@@ -29,6 +29,8 @@ import requests
 from conftest import wait
 from jvm_support import free_port_block
 
+from exporter.catalog.zabbix import TEMPLATE_NAMES
+
 ZABBIX70_ROOT = Path(os.environ.get("ZABBIX70_ROOT", "/var/cache/kafka-jmx/zabbix70-trixie"))
 # Debian's 6.0 proxy package conflicts with the server's: scripts/install-zabbix-proxy unpacks it into the cache
 ZABBIX60_PROXY = Path(os.environ.get("KAFKA_JMX_CACHE", Path.home() / ".cache" / "kafka-jmx")) / "zabbix-proxy" / \
@@ -405,7 +407,7 @@ def jmx_hosts(api, zabbix: ZabbixStack, name: str, nodes: dict[str, tuple[str, i
     for node_name, (role, port) in nodes.items():
         api.host.create(host=f"{name}-{node_name}", groups=[{"groupid": group}],
                         interfaces=[{"type": 4, "main": 1, "useip": 1, "ip": "127.0.0.1", "dns": "", "port": str(port)}],
-                        templates=[{"templateid": tpl[f"Apache Kafka 4.x {role} by JMX"]}],
+                        templates=[{"templateid": tpl[TEMPLATE_NAMES[("jmx", role)]]}],
                         macros=[{"macro": "{$KAFKA.INTERVAL}", "value": "5s"},
                                 {"macro": "{$KAFKA.LLD.INTERVAL}", "value": "10s"}])
     api.host.create(host=f"{name}-cluster", groups=[{"groupid": group}],

@@ -80,11 +80,14 @@ class KafkaMetricsBean:
 
     kind = "kafka-metrics"
 
-    def __init__(self) -> None:
+    def __init__(self, first_wins: bool = False) -> None:
         self._attrs: dict[str, Callable[[float], Any]] = {}
+        self.first_wins = first_wins
 
     def add(self, name: str, read: Callable[[float], Any]) -> None:
         if name in self._attrs:
+            if self.first_wins:
+                return
             raise ValueError(f"metric {name!r} is already registered on this MBean")
         self._attrs[name] = read
 

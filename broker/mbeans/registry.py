@@ -22,9 +22,12 @@ B = TypeVar("B", bound=MBean)
 
 
 class MBeanRegistry:
-    def __init__(self, now: Callable[[], float], rng: random.Random) -> None:
+    def __init__(self, now: Callable[[], float], rng: random.Random, shared: bool = False) -> None:
+        """shared: the registry of a process with two servers (a combined node's broker and controller):
+        a name registered twice keeps its first bean, as Yammer's getOrAdd and the first JMX registration do."""
         self._now = now
         self._rng = rng
+        self.shared = shared
         self._beans: dict[str, tuple[ObjectName, MBean]] = {}
         # (domain, type, name, tags) -> bean, so marking a meter on a hot path builds no ObjectName
         self._by_parts: dict[tuple, MBean] = {}
@@ -42,6 +45,8 @@ class MBeanRegistry:
     def register(self, name: ObjectName, bean: B) -> B:
         key = name.canonical
         if key in self._beans:
+            if self.shared:
+                return cast(B, self._beans[key][1])
             raise ValueError(f"MBean {name} is already registered")
         self._beans[key] = (name, bean)
         return bean
@@ -112,7 +117,7 @@ class MBeanRegistry:
     def kafka_metrics(self, group: str, tags: dict[str, str] | None = None,
                       domain: str = "kafka.server") -> KafkaMetricsBean:
         return self.get_or_register(ObjectName.kafka(domain, group, None, tags),
-                                    KafkaMetricsBean)
+                                    lambda: KafkaMetricsBean(self.shared))
 
     def sensor(self, bean: KafkaMetricsBean, prefix: str, kinds: tuple[str, ...] = ("avg", "max")) -> Sensor:
         return Sensor(bean, prefix, self._now(), kinds)

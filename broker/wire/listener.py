@@ -43,7 +43,7 @@ class Connection:
 
     @property
     def node(self) -> Any:
-        return self.cluster.servers[self.broker]
+        return self.cluster.brokers[self.broker]
 
     def addresses(self) -> dict[int, tuple[str, int]]:
         return self.listener.addresses

@@ -11,10 +11,11 @@ from exporter.catalog.groups import ConsumerGroups
 from exporter.catalog.groups import load as load_groups
 from exporter.catalog.keys import cluster_key, jmx_key
 from kafka_common.names import ObjectName
+from kafka_common.roles import parts
 from kafka_common.yamlconf import Doc, KeyPath, read_text
 
 CATALOG_PATH = Path(__file__).resolve().parent / "kafka-4x.yaml"
-ROLES = ("broker", "controller", "both")
+ROLES = ("broker", "controller", "both")         # where Kafka registers a metric's MBean
 VALUE_TYPES = ("UNSIGNED", "FLOAT", "CHAR", "TEXT")
 PRIORITIES = ("INFO", "WARNING", "AVERAGE", "HIGH", "DISASTER")
 PREPROCESSING = {"CHANGE_PER_SECOND", "SIMPLE_CHANGE", "MULTIPLIER", "DISCARD_UNCHANGED_HEARTBEAT"}
@@ -23,6 +24,12 @@ PER_HOST = ("min", "max", "count")
 FUNCTIONS = ("max", "min", "sum", "count", "avg")
 MACRO = re.compile(r"^\{\$[A-Z0-9_.]+\}$")
 
+
+
+def registered_on(metric_role: str, node_role: str) -> bool:
+    """Kafka registers a catalog role's MBean (broker, controller, both) on a node of that role (broker,
+    controller, or combined: a combined node has both roles' MBeans)."""
+    return metric_role == "both" or metric_role in parts(node_role)
 
 @dataclass(frozen=True)
 class ZabbixItem:
@@ -67,7 +74,7 @@ class Metric:
         return self.mbean.rsplit(",", 1)[0] if self.discovers else self.mbean
 
     def on(self, role: str) -> bool:
-        return self.role in (role, "both")
+        return registered_on(self.role, role)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from exporter.catalog import refs
 from exporter.catalog.groups import GroupTrigger
 from exporter.catalog.keys import GROUP_DISCOVERY, TOPIC_DISCOVERY, bean_discovery_key, cluster_key, jmx_key
 from exporter.catalog.model import Catalog, Graph, Metric, TopicGraph, Trigger
+from kafka_common.roles import BROKER, COMBINED, CONTROLLER
 
 GROUP = "Templates/Applications"
-BROKER, CONTROLLER, COMBINED = "broker", "controller", "combined"
 JMX_ENDPOINT = "service:jmx:rmi:///jndi/rmi://{HOST.CONN}:{HOST.PORT}/jmxrmi"
 TEMPLATE_NAMES = {
     ("jmx", BROKER): "Apache Kafka 4.x broker by JMX",

@@ -78,7 +78,7 @@ def _run_real_kafka(args: argparse.Namespace, scenario: Scenario) -> int:
         check(scenario)
         cluster = RealCluster(version or scenario.kafka_version, scenario.brokers, scenario.controllers,
                               args.jmx_base_port or 9990, args.kafka_base_port or 9092, args.jolokia_base_port,
-                              scenario.config)
+                              scenario.config, combined=scenario.combined)
     except (EngineError, ValueError, NotInstalled, RealKafkaError) as e:
         print(f"kafka-jmx: {e}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kafka_common.roles import ROLES
 from kafka_jmx.commands.options import zabbix_api
 
 
@@ -42,16 +43,14 @@ def _nodes(args: argparse.Namespace) -> list:
     if args.scenario:
         from broker.scenario import load_scenario_file
         scenario = load_scenario_file(args.scenario)
-        names = [f"controller-{1000 + i}" for i in range(1, scenario.controllers + 1)] + \
-                [f"broker-{i}" for i in range(1, scenario.brokers + 1)]
-        for i, name in enumerate(names):
+        for i, name in enumerate(scenario.node_names()):
             nodes.append(NodeSpec(name, name.split("-")[0], "127.0.0.1", args.jmx_base_port + i))
     for text in args.node:
         text, _, zabbix_host = text.partition("/")
         name, eq, rest = text.partition("=")
         role, _, where = rest.partition("@")
         host, _, port = where.rpartition(":")
-        if not eq or role not in ("broker", "controller", "combined") or (where and not port.isdigit()):
+        if not eq or role not in ROLES or (where and not port.isdigit()):
             raise SystemExit(f"kafka-jmx: --node {text!r}: expected NAME=ROLE[@HOST:PORT] with ROLE broker, "
                              "controller or combined")
         nodes.append(NodeSpec(name, role, host or "127.0.0.1", int(port) if port else 0, zabbix_host))
