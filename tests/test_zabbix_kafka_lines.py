@@ -12,7 +12,6 @@ from zabbix_stack import jmx_hosts, settled, unknown_triggers, unsupported
 from realkafka.cluster import RealCluster
 from realkafka.install import DEFAULT_LINE, LINES
 
-
 TOPOLOGIES = {"separate": {"brokers": 3, "controllers": 3}, "combined": {"brokers": 0, "controllers": 0, "combined": 3}}
 
 
