@@ -80,3 +80,4 @@ class MetadataPublisher:
             topic_cfg = node.image.topics[tp.topic].configs
             min_isr = int(str(topic_cfg.get("min.insync.replicas", node.cfg["min.insync.replicas"])))
             node.replica_manager.apply(tp, state, min_isr)
+        node.fetcher_manager.shutdown_idle()

@@ -46,11 +46,24 @@ class ReplicaFetcherManager:
                 self.node.mbeans.unregister(_lag_bean(leader, tp))
         self.lag.pop(tp, None)
 
+    def shutdown_idle(self) -> None:
+        """AbstractFetcherManager.shutdownIdleFetcherThreads, once a metadata change is applied: a fetcher
+        thread left without partitions (its leader died, leaderships moved) stops, and its metrics go with
+        it: its FetcherStats and its network client's replica-fetcher-metrics."""
+        for leader in [leader for leader, tps in self.fetchers.items() if not tps]:
+            del self.fetchers[leader]
+            for name in ("BytesPerSec", "RequestsPerSec"):
+                self.node.mbeans.unregister(ObjectName.kafka("kafka.server", "FetcherStats", name,
+                                                             self._stats_tags(leader)))
+            self.node.close_channel("replica-fetcher-metrics", {"broker-id": str(leader), "fetcher-id": "0"})
+
+    def _stats_tags(self, leader: int) -> dict[str, str]:
+        return {"clientId": f"ReplicaFetcherThread-0-{leader}", "brokerHost": self.node.broker_names[leader],
+                "brokerPort": "9092"}
+
     def _stats(self, leader: int, name: str, event: str) -> Any:
         """FetcherStats meters of the fetcher thread for one leader."""
-        return self.node.mbeans.meter("kafka.server", "FetcherStats", name, event,
-                                      {"clientId": f"ReplicaFetcherThread-0-{leader}",
-                                       "brokerHost": self.node.broker_names[leader], "brokerPort": "9092"})
+        return self.node.mbeans.meter("kafka.server", "FetcherStats", name, event, self._stats_tags(leader))
 
     def _min_fetch_rate(self) -> float:
         """AbstractFetcherManager MinFetchRate: the slowest fetcher thread's request rate."""

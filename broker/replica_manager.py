@@ -152,6 +152,7 @@ class ReplicaManager:
             if tp in self.partitions:
                 self._stop_replica(tp)
                 self.offline.add(tp)
+        self.node.fetcher_manager.shutdown_idle()
 
     def delete_topic(self, topic: str) -> None:
         """The topic was deleted: its replicas stop, their logs go from the disk and the topic's

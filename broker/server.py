@@ -176,6 +176,11 @@ class ServerNode(Node):
             self._channels[key] = found
         return found
 
+    def close_channel(self, group: str, tags: dict[str, str]) -> None:
+        """A client channel closed with its network client (Selector.close): its metrics go."""
+        if self._channels.pop((group, tuple(sorted(tags.items()))), None) is not None:
+            self.mbeans.unregister(ObjectName.kafka("kafka.server", group, None, tags))
+
     def channel_of(self, request: Any, dst: str) -> tuple[str, dict[str, str]] | None:
         """Which client channel a request goes out on (group and tags), None for none."""
         return None

@@ -88,6 +88,8 @@ class RoleDiff:
     types: list[tuple[str, str, str, str]] = field(default_factory=list)      # on, attr, real, embedded
     accepted: list[tuple[str, str, str, str]] = field(default_factory=list)   # side, on, attr, reason
     signals: list[tuple[str, str, Any, Any]] = field(default_factory=list)    # point, signal, real, embedded
+    # what the embedded cluster's live nodes have and real Kafka's lack after a timeline fault: point, on, attr
+    invented_after: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def coverage(self) -> float:
@@ -96,7 +98,7 @@ class RoleDiff:
     def as_dict(self) -> dict[str, Any]:
         return {"role": self.role, "real": self.real, "covered": self.covered, "coverage": round(self.coverage, 4),
                 "invented": self.invented, "missing": self.missing, "types": self.types,
-                "signals": self.signals, "accepted": len(self.accepted)}
+                "signals": self.signals, "invented_after": self.invented_after, "accepted": len(self.accepted)}
 
 
 def diff(real: dict[str, set[Triple]], embedded: dict[str, set[Triple]], accepted: list[Accepted]) -> list[RoleDiff]:
@@ -123,13 +125,19 @@ def diff(real: dict[str, set[Triple]], embedded: dict[str, set[Triple]], accepte
     return out
 
 
-def describe_all(urls: dict[str, str], timeout_ms: float = 30_000.0) -> dict[str, list[tuple[str, str, str]]]:
+def describe_all(urls: dict[str, str], timeout_ms: float = 30_000.0,
+                 live_only: bool = False) -> dict[str, list[tuple[str, str, str]]]:
+    """Every node's MBeanInfo; live_only: the nodes that answer (after a fault killed some)."""
+    from exporter.sample import SourceError
     from exporter.sources.jmx import JmxSource
     out = {}
     for name, url in urls.items():
         source = JmxSource(name, url, includes=["kafka.*:*"], timeout_ms=timeout_ms)
         try:
             out[name] = source.describe()
+        except SourceError:
+            if not live_only:
+                raise
         finally:
             source.close()
     return out
@@ -217,7 +225,8 @@ def run(scenario_path: str, version: str, warmup_s: float = 40.0, base_port: int
         settle_s: float = 20.0) -> list[RoleDiff]:
     """Both engines on the scenario's cluster, topics and workload, described after warmup_s (the names
     are compared on a healthy cluster); the cluster signals compared then, and after each timeline fault
-    (played on both, settle_s apart)."""
+    (played on both, settle_s apart), with what the embedded cluster's live nodes then have that real
+    Kafka's lack (a dead leader's fetcher metrics, ...)."""
     from broker.clock import WallClock
     from broker.jmx.publisher import JmxPublisher
     from broker.scenario import load_scenario_file
@@ -259,6 +268,10 @@ def run(scenario_path: str, version: str, warmup_s: float = 40.0, base_port: int
             time.sleep(settle_s)
             point = f"{n}. {fault.action} {fault.node or 'all'}"
             signal_diffs(point, signals(cluster.urls(), roles), signals(publisher.urls(), roles), diffs)
+            after = diff(role_view(describe_all(cluster.urls(), live_only=True), roles),
+                         role_view(describe_all(publisher.urls(), live_only=True), roles), load_accepted())
+            for d in diffs:
+                d.invented_after.extend((point, on, attr) for a in after if a.role == d.role for on, attr in a.invented)
         engine.close()
         return diffs
     finally:

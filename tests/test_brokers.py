@@ -143,3 +143,25 @@ def test_slow_follower_leaves_the_isr_after_replica_lag_time_max_and_returns():
     assert sum(c.values(RM + "UnderReplicatedPartitions").values()) == 0
     assert sum(c.values(RM + "IsrExpandsPerSec", "Count").values()) == len(led_elsewhere)
     assert c.value("broker-2", "kafka.server:type=ReplicaFetcherManager,name=MaxLag,clientId=Replica") == 0
+
+
+def test_a_dead_leaders_fetcher_thread_stops_with_its_metrics():
+    """AbstractFetcherManager.shutdownIdleFetcherThreads: once the followers fetch from the new leaders, the
+    fetcher thread for the dead broker has nothing left and stops; its FetcherStats and its network client's
+    replica-fetcher-metrics go with it (real Kafka 4.1 has removed them by then), and come back with it."""
+    c = make_cluster(brokers=3, controllers=1, topics=(("orders", 6, 3, 2),))
+    c.run_for(5_000)
+    fetcher = "kafka.server:type=replica-fetcher-metrics,broker-id=3,fetcher-id=0"
+    stats = "kafka.server:type=FetcherStats,name=RequestsPerSec,clientId=ReplicaFetcherThread-0-3,brokerHost=broker-3,brokerPort=9092"
+    assert all(fetcher in c.brokers[b].mbeans and stats in c.brokers[b].mbeans for b in ("broker-1", "broker-2"))
+    c.kill("broker-3")
+    c.run_for(15_000)
+    for b in ("broker-1", "broker-2"):
+        assert fetcher not in c.brokers[b].mbeans and stats not in c.brokers[b].mbeans, b
+    # the fetchers for the live leaders stay
+    assert "kafka.server:type=replica-fetcher-metrics,broker-id=1,fetcher-id=0" in c.brokers["broker-2"].mbeans
+    c.restart("broker-3")
+    c.run_for(15_000)
+    c.elect_preferred_leaders()
+    c.run_for(5_000)
+    assert all(fetcher in c.brokers[b].mbeans for b in ("broker-1", "broker-2"))

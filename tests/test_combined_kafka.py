@@ -36,3 +36,5 @@ def test_combined_nodes_conform_to_real_kafkas(version, tmp_path):
     assert d.coverage >= FLOOR, (d.coverage, d.missing[:20])
     # both roles' signals, from the one process per node: healthy and with combined-3 gone
     assert d.signals == [], d.signals
+    # and after each fault, nothing the real nodes have dropped (a dead leader's fetcher metrics, ...)
+    assert d.invented_after == [], d.invented_after[:10]

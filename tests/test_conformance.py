@@ -39,6 +39,8 @@ def test_the_embedded_cluster_invents_nothing_and_covers_real_kafka(version, tmp
         assert d.coverage >= FLOOR, (d.role, d.coverage, d.missing[:20])
         # the values our alerts read agree, healthy and with a broker killed
         assert d.signals == [], (d.role, d.signals)
+        # and after each fault, nothing the real nodes have dropped (a dead leader's fetcher metrics, ...)
+        assert d.invented_after == [], d.invented_after[:10]
 
 
 def test_accepted_differences_need_a_reason():
