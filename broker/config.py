@@ -46,6 +46,8 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "group.initial.rebalance.delay.ms": (3000, int),
     "group.min.session.timeout.ms": (6000, int),
     "group.max.session.timeout.ms": (1800000, int),
+    "group.consumer.session.timeout.ms": (45000, int),
+    "group.consumer.heartbeat.interval.ms": (5000, int),
     # producer
     "acks": ("all", str),
     "linger.ms": (5, int),

@@ -1,4 +1,5 @@
-"""The classic group coordinator on a broker: JoinGroup/SyncGroup/Heartbeat/LeaveGroup and offsets.
+"""The group coordinator on a broker: classic groups (JoinGroup/SyncGroup/Heartbeat/LeaveGroup), consumer groups
+of KIP-848's protocol (ConsumerGroupHeartbeat, broker/consumer_group.py) and their offsets.
 
 A group belongs to partition abs(hash(group.id)) % offsets.topic.num.partitions of
 __consumer_offsets, and its coordinator is that partition's leader. Committed offsets are
@@ -13,9 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from broker import consumer_group as cg
+from broker.consumer_group import ConsumerGroupState, ConsumerMember
 from broker.mbeans.kafka_metrics import KafkaMetricsBean, SampledStat
 from broker.mbeans.yammer import INT
 from broker.protocol import (
+    ConsumerGroupDescribeRequest,
+    ConsumerGroupDescribeResponse,
+    ConsumerGroupDescription,
+    ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse,
+    ConsumerMemberDescription,
     CreateTopicsRequest,
     DescribeGroupsRequest,
     DescribeGroupsResponse,
@@ -111,6 +120,11 @@ class Group:
     members: dict[str, Member] = field(default_factory=dict)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     rebalance_deadline_ms: float = 0.0
+    consumer: ConsumerGroupState | None = None       # a consumer group of KIP-848's protocol, not a classic one
+
+    @property
+    def group_type(self) -> str:
+        return "classic" if self.consumer is None else "consumer"
 
 
 class GroupCoordinator:
@@ -125,7 +139,9 @@ class GroupCoordinator:
                                       (OffsetCommitRequest, "OffsetCommit", "on_offset_commit"),
                                       (OffsetFetchRequest, "OffsetFetch", "on_offset_fetch"),
                                       (ListGroupsRequest, "ListGroups", "on_list_groups"),
-                                      (DescribeGroupsRequest, "DescribeGroups", "on_describe_groups")):
+                                      (DescribeGroupsRequest, "DescribeGroups", "on_describe_groups"),
+                                      (ConsumerGroupHeartbeatRequest, "ConsumerGroupHeartbeat", "on_consumer_heartbeat"),
+                                      (ConsumerGroupDescribeRequest, "ConsumerGroupDescribe", "on_consumer_describe")):
             broker.serve(req_type, api, lambda src, req, reply, m=method: getattr(coordinator(), m)(src, req, reply))
 
     def __init__(self, broker: GroupCoordinatorHost) -> None:
@@ -136,6 +152,7 @@ class GroupCoordinator:
         self._ids = itertools.count(1)
         self._commits = 0
         self._rebalances = 0
+        self._assignments = 0           # consumer groups' target assignments computed
         self._create_requested = False
         self._register_metrics()
         broker.every(1000.0, self._expire_members)
@@ -147,8 +164,7 @@ class GroupCoordinator:
         gm = ("kafka.coordinator.group", "GroupMetadataManager")
         m.gauge(*gm, "NumGroups", lambda: len(self.groups), java_type=INT)
         for state in (PREPARING, COMPLETING, STABLE, DEAD, EMPTY):
-            m.gauge(*gm, f"NumGroups{state}", lambda s=state: sum(1 for g in self.groups.values() if g.state == s),
-                    java_type=INT)
+            m.gauge(*gm, f"NumGroups{state}", lambda s=state: self._count("classic", s), java_type=INT)
         m.gauge(*gm, "NumOffsets", lambda: sum(len(g.offsets) for g in self.groups.values()), java_type=INT)
         bean = m.kafka_metrics("group-coordinator-metrics")
         self._commit_rate = SampledStat("rate", now)
@@ -163,8 +179,15 @@ class GroupCoordinator:
         for state, read in (("loading", lambda: len(self.loading)), ("active", lambda: len(self.loaded)),
                             ("failed", lambda: 0)):
             m.kafka_metrics("group-coordinator-metrics", {"state": state}).add_value("num-partitions", read)
-        m.kafka_metrics("group-coordinator-metrics", {"protocol": "classic"}).add_value(
-            "group-count", lambda: len(self.groups))
+        for kind in ("classic", "consumer"):
+            m.kafka_metrics("group-coordinator-metrics", {"protocol": kind}).add_value(
+                "group-count", lambda k=kind: self._count(k))
+        for state in cg.STATES:
+            m.kafka_metrics("group-coordinator-metrics", {"state": state}).add_value(
+                "consumer-group-count", lambda s=state: self._count("consumer", s))
+        self._assignment_rate = SampledStat("rate", now)
+        bean.add_stat("consumer-group-rebalance-rate", self._assignment_rate)
+        bean.add_value("consumer-group-rebalance-count", lambda: self._assignments)
         if self.broker.kafka.group_coordinator_44:
             self._register_metrics_44(bean)
 
@@ -172,13 +195,16 @@ class GroupCoordinator:
         m = self.broker.mbeans
         for state in (PREPARING, COMPLETING, STABLE, DEAD, EMPTY):
             m.kafka_metrics("group-coordinator-metrics", {"state": state}).add_value(
-                "classic-group-count", lambda s=state: sum(1 for g in self.groups.values() if g.state == s))
+                "classic-group-count", lambda s=state: self._count("classic", s))
         bean.add_value("offset-count", lambda: sum(len(g.offsets) for g in self.groups.values()))
         for op in ("cleanup-cycle", "cleanup-eligible", "delete-error", "delete-success", "get-error",
                    "get-success", "set-error", "set-success"):
             name = f"streams-group-topology-description-{op}"
             bean.add_stat(f"{name}-rate", SampledStat("rate", self.broker.now()))
             bean.add_value(f"{name}-count", lambda: 0)
+
+    def _count(self, group_type: str, state: str | None = None) -> int:
+        return sum(1 for g in self.groups.values() if g.group_type == group_type and state in (None, g.state))
 
     # -- ownership ---------------------------------------------------------------------------------------------
     def _num_partitions(self) -> int:
@@ -286,6 +312,12 @@ class GroupCoordinator:
             return
         now = self.broker.now()
         group = self.groups.setdefault(req.group_id, Group(req.group_id))
+        if group.consumer is not None:
+            if group.consumer.members:
+                reply(JoinGroupResponse("INCONSISTENT_GROUP_PROTOCOL"))
+                return
+            group.consumer = None           # an empty consumer group becomes a classic one; its offsets stay
+            group.state = EMPTY
         member_id = req.member_id
         if member_id and member_id not in group.members:
             reply(JoinGroupResponse("UNKNOWN_MEMBER_ID"))
@@ -420,6 +452,9 @@ class GroupCoordinator:
     def _expire_members(self) -> None:
         now = self.broker.now()
         for group in list(self.groups.values()):
+            if group.consumer is not None:
+                self._expire_consumers(group, now)
+                continue
             expired = [mid for mid, m in group.members.items()
                        if m.join_reply is None and now - m.last_heartbeat_ms > m.session_timeout_ms]
             for mid in expired:
@@ -431,7 +466,14 @@ class GroupCoordinator:
     def on_offset_commit(self, src: str, req: OffsetCommitRequest, reply: Callable) -> None:
         error = self.owns(req.group_id)
         group = self.groups.get(req.group_id)
-        if error == "NONE" and req.generation >= 0:
+        if error == "NONE" and req.generation >= 0 and group is not None and group.consumer is not None:
+            # ConsumerGroup.validateOffsetCommit: the member's epoch, neither newer nor older
+            member = group.consumer.members.get(req.member_id)
+            if member is None:
+                error = "UNKNOWN_MEMBER_ID"
+            elif req.generation != member.epoch:
+                error = "FENCED_MEMBER_EPOCH" if req.generation > member.epoch else "STALE_MEMBER_EPOCH"
+        elif error == "NONE" and req.generation >= 0:
             if group is None or req.member_id not in group.members:
                 error = "UNKNOWN_MEMBER_ID"
             elif req.generation != group.generation:
@@ -475,9 +517,8 @@ class GroupCoordinator:
         reply(OffsetFetchResponse("NONE", offsets))
 
     # -- listing and describing ----------------------------------------------------------------------------------------
-    # every group here is a classic consumer group (the built-in and the Kafka-protocol consumers)
     def on_list_groups(self, src: str, req: ListGroupsRequest, reply: Callable) -> None:
-        groups = tuple(ListedGroup(g.group_id, "consumer", g.state) for g in self.groups.values()
+        groups = tuple(ListedGroup(g.group_id, "consumer", g.state, g.group_type) for g in self.groups.values()
                        if self.owns(g.group_id) == "NONE" and (not req.states or g.state in req.states))
         reply(ListGroupsResponse("NONE", groups))
 
@@ -486,6 +527,8 @@ class GroupCoordinator:
         for group_id in req.groups:
             error = self.owns(group_id)
             group = self.groups.get(group_id)
+            if error == "NONE" and group is not None and group.consumer is not None:
+                error = "GROUP_ID_NOT_FOUND"        # not a classic group: ConsumerGroupDescribe describes it
             if error != "NONE" or group is None:
                 out.append(GroupDescription(group_id, error))
                 continue
@@ -494,3 +537,117 @@ class GroupCoordinator:
             out.append(GroupDescription(group_id, "NONE", group.state, "consumer",
                                         group.protocol if group.state == STABLE else "", members))
         reply(DescribeGroupsResponse(tuple(out)))
+
+    # -- consumer groups (KIP-848) -------------------------------------------------------------------------------------
+    def on_consumer_heartbeat(self, src: str, req: ConsumerGroupHeartbeatRequest, reply: Callable) -> None:
+        error = self.owns(req.group_id)
+        if error != "NONE":
+            reply(ConsumerGroupHeartbeatResponse(error))
+            return
+        group = self.groups.get(req.group_id)
+        if group is not None and group.consumer is None and group.members:
+            reply(ConsumerGroupHeartbeatResponse("GROUP_ID_NOT_FOUND",
+                                                 message=f"Group {req.group_id} is not a consumer group."))
+            return
+        if req.member_epoch in (cg.LEAVE_EPOCH, cg.STATIC_LEAVE_EPOCH):
+            if group is not None and group.consumer is not None and req.member_id in group.consumer.members:
+                del group.consumer.members[req.member_id]
+                group.consumer.group_epoch += 1
+                self._assign(group)
+            reply(ConsumerGroupHeartbeatResponse("NONE", req.member_id, req.member_epoch))
+            return
+        if group is None:
+            group = self.groups[req.group_id] = Group(req.group_id)
+        if group.consumer is None:
+            group.consumer = ConsumerGroupState()       # a new group, or a classic one with offsets only
+        state = group.consumer
+        now = self.broker.now()
+        member = state.members.get(req.member_id)
+        changed = False
+        if req.member_epoch == 0:
+            if not req.topics and (member is None or not member.topics):
+                reply(ConsumerGroupHeartbeatResponse("INVALID_REQUEST",
+                                                     message="SubscribedTopicNames must be set in first request."))
+                return
+            member_id = req.member_id or f"{req.client}-{self.broker.node_id}-{next(self._ids)}"
+            timeout = req.rebalance_timeout_ms if req.rebalance_timeout_ms > 0 else 300_000
+            member = state.members[member_id] = ConsumerMember(member_id, req.client, timeout)
+            changed = True
+        elif member is None:
+            reply(ConsumerGroupHeartbeatResponse("UNKNOWN_MEMBER_ID", message=f"Member {req.member_id} is not a "
+                                                 f"member of group {req.group_id}."))
+            return
+        elif req.member_epoch not in (member.epoch, member.previous_epoch):
+            reply(ConsumerGroupHeartbeatResponse("FENCED_MEMBER_EPOCH", message=f"The consumer group member has a "
+                                                 f"greater member epoch ({member.epoch}) than the one known by the client "
+                                                 f"({req.member_epoch})." if req.member_epoch < member.epoch else
+                                                 "The member epoch is not valid."))
+            return
+        member.last_heartbeat_ms = now
+        if req.rebalance_timeout_ms > 0:
+            member.rebalance_timeout_ms = req.rebalance_timeout_ms
+        if req.topics is not None and tuple(sorted(set(req.topics))) != member.topics:
+            member.topics = tuple(sorted(set(req.topics)))
+            changed = True
+        if req.assignor is not None and req.assignor != state.assignor:
+            if req.assignor not in cg.ASSIGNORS:
+                reply(ConsumerGroupHeartbeatResponse("UNSUPPORTED_ASSIGNOR", message=f"ServerAssignor {req.assignor} "
+                                                     f"is not supported. Supported assignors: {', '.join(cg.ASSIGNORS)}."))
+                return
+            state.assignor = req.assignor
+            changed = True
+        counts = {name: len(t.partitions) for name, t in self.broker.image.topics.items()}
+        if state.refresh(counts) or changed:
+            state.group_epoch += 1
+        self._assign(group)
+        if req.owned is not None:
+            state.released(member, req.owned)
+        state.reconcile(member, now)
+        group.state = state.state()
+        told = (member.epoch, member.assigned)
+        send = told != member.told or req.topics is not None
+        member.told = told
+        reply(ConsumerGroupHeartbeatResponse("NONE", member.member_id, member.epoch,
+                                             self.broker.cfg["group.consumer.heartbeat.interval.ms"],
+                                             tuple(sorted(member.assigned)) if send else None))
+
+    def _assign(self, group: Group) -> None:
+        """A new target assignment when the group epoch moved past the last one."""
+        state = group.consumer
+        assert state is not None
+        if state.group_epoch > state.assignment_epoch:
+            state.assign()
+            self._assignments += 1
+            self._assignment_rate.record(1, self.broker.now())
+        group.state = state.state()
+
+    def _expire_consumers(self, group: Group, now: float) -> None:
+        """Members gone silent for group.consumer.session.timeout.ms, or that did not revoke within their
+        rebalance timeout, are fenced: out of the group, a new epoch for the others."""
+        state = group.consumer
+        assert state is not None
+        session = self.broker.cfg["group.consumer.session.timeout.ms"]
+        gone = [mid for mid, m in state.members.items()
+                if now - m.last_heartbeat_ms > session or (m.revoking and now > m.revoke_deadline_ms)]
+        for mid in gone:
+            del state.members[mid]
+        if gone:
+            state.group_epoch += 1
+            self._assign(group)
+
+    def on_consumer_describe(self, src: str, req: ConsumerGroupDescribeRequest, reply: Callable) -> None:
+        out = []
+        for group_id in req.groups:
+            error = self.owns(group_id)
+            group = self.groups.get(group_id)
+            if error != "NONE" or group is None or group.consumer is None:
+                out.append(ConsumerGroupDescription(group_id, "GROUP_ID_NOT_FOUND" if error == "NONE" else error))
+                continue
+            state = group.consumer
+            members = tuple(ConsumerMemberDescription(m.member_id, m.client, m.epoch, m.topics,
+                                                      tuple(sorted(m.assigned | m.revoking)),
+                                                      tuple(sorted(state.target.get(mid, ()))))
+                            for mid, m in state.members.items())
+            out.append(ConsumerGroupDescription(group_id, "NONE", group.state, state.group_epoch,
+                                                state.assignment_epoch, state.assignor, members))
+        reply(ConsumerGroupDescribeResponse(tuple(out)))

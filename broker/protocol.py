@@ -282,6 +282,7 @@ class ListedGroup:
     group_id: str
     protocol_type: str
     state: str
+    group_type: str = "classic"                 # classic | consumer (KIP-848)
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +317,60 @@ class GroupDescription:
 @dataclass(frozen=True, slots=True)
 class DescribeGroupsResponse:
     groups: tuple[GroupDescription, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupHeartbeatRequest:
+    """KIP-848's one request of a member: join (epoch 0), stay (its epoch), leave (-1, -2 for a static member)."""
+    group_id: str
+    member_id: str
+    member_epoch: int
+    client: str = ""
+    rebalance_timeout_ms: int = -1                          # -1: unchanged
+    topics: tuple[str, ...] | None = None                   # None: unchanged since the last heartbeat
+    assignor: str | None = None                             # None: unchanged, or the broker's default
+    owned: tuple[TopicPartition, ...] | None = None         # None: unchanged
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupHeartbeatResponse:
+    error: str = "NONE"
+    member_id: str = ""
+    member_epoch: int = -1
+    heartbeat_interval_ms: int = 0
+    assignment: tuple[TopicPartition, ...] | None = None    # None: unchanged
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupDescribeRequest:
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerMemberDescription:
+    member_id: str
+    client_id: str
+    member_epoch: int
+    topics: tuple[str, ...]
+    assignment: tuple[TopicPartition, ...]
+    target: tuple[TopicPartition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupDescription:
+    group_id: str
+    error: str = "NONE"
+    state: str = "Dead"
+    group_epoch: int = 0
+    assignment_epoch: int = 0
+    assignor: str = ""
+    members: tuple[ConsumerMemberDescription, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupDescribeResponse:
+    groups: tuple[ConsumerGroupDescription, ...]
 
 
 @dataclass(frozen=True, slots=True)
