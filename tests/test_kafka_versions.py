@@ -17,8 +17,7 @@ run_for: 30s
 ADDED_IN_44 = {
     "broker": ("kafka.network:type=RequestMetrics,name=TotalTimeMs,request=UnregisterController",
                "kafka.network:type=RequestMetrics,name=TotalTimeMs,request=StreamsGroupTopologyDescriptionUpdate",
-               "kafka.server:type=ShareGroupDLQManager-channel-metrics",
-               "kafka.server:type=group-coordinator-metrics,state=Stable"),
+               "kafka.server:type=ShareGroupDLQManager-channel-metrics"),
     "controller": ("kafka.network:type=RequestMetrics,name=TotalTimeMs,request=UnregisterController",),
 }
 
@@ -37,6 +36,11 @@ def test_each_line_publishes_what_its_release_has(version, release):
         assert node.mbeans.read("kafka.server:type=app-info")["version"] == release
         for name in ADDED_IN_44[node.role]:
             assert (name in node.mbeans) == (version == "4.4"), (node.name, name)
+        if node.role == "broker":
+            # the per-state bean counts consumer groups on both lines, classic groups from 4.4 on
+            per_state = node.mbeans.read("kafka.server:type=group-coordinator-metrics,state=Stable")
+            assert "consumer-group-count" in per_state
+            assert ("classic-group-count" in per_state) == (version == "4.4"), node.name
 
 
 def test_44_group_coordinator_counts_its_groups():

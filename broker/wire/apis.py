@@ -83,8 +83,13 @@ def _metadata(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     node = conn.node
     with conn.cluster.sched.lock:
         known = tuple(node.image.topics)
+    by_id = {topic_id(conn.cluster.cluster_id, name): name for name in known}
+    # v10+ may name a topic by its id alone (a consumer of KIP-848 learns its assignment by topic ids)
+    unknown_ids = [] if request.topics is None else \
+        [t.topic_id for t in request.topics if t.name is None and getattr(t, "topic_id", None) not in by_id]
     names = known if request.topics is None or (not request.topics and request.__version__ == 0) \
-        else tuple(t.name for t in request.topics if t.name is not None)
+        else tuple(t.name if t.name is not None else by_id[t.topic_id] for t in request.topics
+                   if t.name is not None or getattr(t, "topic_id", None) in by_id)
     auto = bool(getattr(request, "allow_auto_topic_creation", True))
     response = conn.call(MetadataRequest(names, auto), 30_000.0)
     if isinstance(response, RequestFailed):
@@ -104,6 +109,8 @@ def _metadata(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
                       for i, p in enumerate(response.topics.get(name, ()))]
         topics.append({"error_code": "NONE", "name": name, "topic_id": topic_id(conn.cluster.cluster_id, name),
                        "is_internal": name in INTERNAL_TOPICS, "partitions": partitions})
+    topics.extend({"error_code": "UNKNOWN_TOPIC_ID", "name": None, "topic_id": tid, "partitions": ()}
+                  for tid in unknown_ids)
     # a KRaft broker names a live broker as the controller: clients send it their admin requests
     return respond({"brokers": brokers, "cluster_id": conn.cluster.cluster_id,
                     "controller_id": min(response.brokers, default=-1), "topics": topics})

@@ -1,5 +1,6 @@
-"""The classic group protocol on the wire: JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
-OffsetFetch, ListGroups and DescribeGroups, answered by the simulation's group coordinator.
+"""The group protocols on the wire: the classic one (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DescribeGroups),
+KIP-848's (ConsumerGroupHeartbeat, ConsumerGroupDescribe: partitions by topic id), and what both use
+(OffsetCommit, OffsetFetch, ListGroups), answered by the simulation's group coordinator.
 
 The coordinator works on topics and partitions; on the wire a consumer's subscription and
 assignment are opaque bytes (ConsumerProtocolSubscription and ConsumerProtocolAssignment), so they
@@ -19,6 +20,8 @@ from kio.static.constants import EntityType
 
 from broker.net import RequestFailed
 from broker.protocol import (
+    ConsumerGroupDescribeRequest,
+    ConsumerGroupHeartbeatRequest,
     DescribeGroupsRequest,
     HeartbeatRequest,
     JoinGroupRequest,
@@ -30,11 +33,14 @@ from broker.protocol import (
 )
 from broker.structs import TopicPartition
 from broker.wire.replies import failed
+from broker.wire.topic_ids import topic_id
 
 JOIN_GROUP, SYNC_GROUP, HEARTBEAT, LEAVE_GROUP = 11, 14, 12, 13
 OFFSET_COMMIT, OFFSET_FETCH, LIST_GROUPS, DESCRIBE_GROUPS = 8, 9, 16, 15
+CONSUMER_GROUP_HEARTBEAT, CONSUMER_GROUP_DESCRIBE = 68, 69
 SUPPORTED = {JOIN_GROUP: (0, 7), SYNC_GROUP: (0, 5), HEARTBEAT: (0, 4), LEAVE_GROUP: (0, 5),
-             OFFSET_COMMIT: (2, 8), OFFSET_FETCH: (1, 7), LIST_GROUPS: (0, 4), DESCRIBE_GROUPS: (0, 5)}
+             OFFSET_COMMIT: (2, 9), OFFSET_FETCH: (1, 7), LIST_GROUPS: (0, 5), DESCRIBE_GROUPS: (0, 5),
+             CONSUMER_GROUP_HEARTBEAT: (0, 1), CONSUMER_GROUP_DESCRIBE: (0, 1)}
 
 
 def _data(name: str, payload: bytes) -> Any:
@@ -154,8 +160,58 @@ def _list_groups(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any
     r = conn.call(ListGroupsRequest(tuple(getattr(request, "states_filter", ()) or ())), 30_000.0)
     if isinstance(r, RequestFailed):
         return failed(r)
+    types = {t.lower() for t in getattr(request, "types_filter", ()) or ()}
     return respond({"error_code": r.error, "groups": [{"group_id": g.group_id, "protocol_type": g.protocol_type,
-                                                       "group_state": g.state} for g in r.groups]})
+                                                       "group_state": g.state, "group_type": g.group_type}
+                                                      for g in r.groups if not types or g.group_type in types]})
+
+
+def _names_by_id(conn: Any) -> dict[Any, str]:
+    with conn.cluster.sched.lock:
+        names = tuple(conn.node.image.topics)
+    return {topic_id(conn.cluster.cluster_id, name): name for name in names}
+
+
+def _by_topic_id(conn: Any, partitions: tuple[TopicPartition, ...]) -> list[dict]:
+    by_topic: dict[str, list[int]] = {}
+    for tp in partitions:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return [{"topic_id": topic_id(conn.cluster.cluster_id, t), "topic_name": t, "partitions": sorted(ps)}
+            for t, ps in sorted(by_topic.items())]
+
+
+def _consumer_heartbeat(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    owned = None
+    if request.topic_partitions is not None:
+        names = _names_by_id(conn)
+        owned = tuple(TopicPartition(names[t.topic_id], int(p)) for t in request.topic_partitions
+                      if t.topic_id in names for p in t.partitions)
+    rebalance_ms = int(request.rebalance_timeout.total_seconds() * 1000)
+    r = conn.call(ConsumerGroupHeartbeatRequest(
+        request.group_id, request.member_id, int(request.member_epoch), conn.client_id, rebalance_ms,
+        None if request.subscribed_topic_names is None else tuple(request.subscribed_topic_names),
+        request.server_assignor, owned), 30_000.0)
+    if isinstance(r, RequestFailed):
+        return failed(r)
+    assignment = None if r.assignment is None else {"topic_partitions": _by_topic_id(conn, r.assignment)}
+    return respond({"error_code": r.error, "error_message": r.message, "member_id": r.member_id or None,
+                    "member_epoch": r.member_epoch, "heartbeat_interval": r.heartbeat_interval_ms,
+                    "assignment": assignment})
+
+
+def _consumer_describe(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
+    r = conn.call(ConsumerGroupDescribeRequest(tuple(request.group_ids)), 30_000.0)
+    if isinstance(r, RequestFailed):
+        return failed(r)
+    return respond({"groups": [{
+        "error_code": g.error, "error_message": None, "group_id": g.group_id, "group_state": g.state,
+        "group_epoch": g.group_epoch, "assignment_epoch": g.assignment_epoch, "assignor_name": g.assignor,
+        "members": [{
+            "member_id": m.member_id, "instance_id": None, "rack_id": None, "member_epoch": m.member_epoch,
+            "client_id": m.client_id, "client_host": "/127.0.0.1", "subscribed_topic_names": m.topics,
+            "subscribed_topic_regex": None, "assignment": {"topic_partitions": _by_topic_id(conn, m.assignment)},
+            "target_assignment": {"topic_partitions": _by_topic_id(conn, m.target)}, "member_type": 1}
+            for m in g.members]} for g in r.groups]})
 
 
 def _describe_groups(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
@@ -173,4 +229,5 @@ def _describe_groups(conn: Any, request: Any, respond: Callable[[dict], Any]) ->
 HANDLERS: dict[int, Callable[[Any, Any, Callable[[dict], Any]], Any]] = {
     JOIN_GROUP: _join, SYNC_GROUP: _sync, HEARTBEAT: _heartbeat, LEAVE_GROUP: _leave, OFFSET_COMMIT: _offset_commit,
     OFFSET_FETCH: _offset_fetch, LIST_GROUPS: _list_groups, DESCRIBE_GROUPS: _describe_groups,
+    CONSUMER_GROUP_HEARTBEAT: _consumer_heartbeat, CONSUMER_GROUP_DESCRIBE: _consumer_describe,
 }
