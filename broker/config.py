@@ -67,6 +67,8 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "fetch.max.wait.ms": (500, int),
     "fetch.max.bytes": (52428800, int),
     "partition.assignment.strategy": ("range", str),
+    "group.protocol": ("classic", str),
+    "group.remote.assignor": ("", str),
 }
 
 TOPIC_KEYS = {"min.insync.replicas", "unclean.leader.election.enable"}
@@ -74,7 +76,7 @@ TOPIC_KEYS = {"min.insync.replicas", "unclean.leader.election.enable"}
 CLIENT_KEYS = {"acks", "linger.ms", "delivery.timeout.ms", "retry.backoff.ms", "max.block.ms", "enable.idempotence",
                "partitioner.ignore.keys", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
                "auto.commit.interval.ms", "enable.auto.commit", "auto.offset.reset", "fetch.max.wait.ms",
-               "fetch.max.bytes", "partition.assignment.strategy"}
+               "fetch.max.bytes", "partition.assignment.strategy", "group.protocol", "group.remote.assignor"}
 BROKER_KEYS = sorted(set(DEFAULTS) - CLIENT_KEYS)
 # DynamicBrokerConfig's reconfigurable settings among BROKER_KEYS; the others are read-only on a running broker
 DYNAMIC_BROKER_KEYS = {"min.insync.replicas", "unclean.leader.election.enable", "log.segment.bytes", "num.io.threads",
@@ -118,6 +120,10 @@ def check(key: str, value: Any, where: str = "config") -> Any:
         raise KafkaConfigError(f"{where}: auto.offset.reset must be earliest, latest or none, got {value!r}")
     if key == "partition.assignment.strategy" and value not in ("range", "roundrobin"):
         raise KafkaConfigError(f"{where}: partition.assignment.strategy must be range or roundrobin, got {value!r}")
+    if key == "group.protocol" and value not in ("classic", "consumer"):
+        raise KafkaConfigError(f"{where}: group.protocol must be classic or consumer, got {value!r}")
+    if key == "group.remote.assignor" and value not in ("", "uniform", "range"):
+        raise KafkaConfigError(f"{where}: group.remote.assignor must be uniform or range, got {value!r}")
     if key == "log.dirs":
         dirs = [d.strip() for d in value.split(",")]
         if not all(dirs) or len(set(dirs)) != len(dirs):

@@ -1,6 +1,8 @@
-"""A consumer in a group (classic protocol): coordinator discovery, JoinGroup/SyncGroup with the
-leader running the assignor, heartbeats, fetches from partition leaders below the high
-watermark, and offset commits automatic (auto.commit.interval.ms) or around processing.
+"""A consumer in a group: coordinator discovery, then with group.protocol=classic JoinGroup/SyncGroup with
+the leader running the assignor and heartbeats, with group.protocol=consumer (KIP-848) ConsumerGroupHeartbeat
+alone (the coordinator assigns; revoked partitions are committed and let go before the next heartbeat says
+so); fetches from partition leaders below the high watermark, and offset commits automatic
+(auto.commit.interval.ms) or around processing.
 
 commit="before" commits the polled position before processing (at-most-once: a crash while
 processing loses the rest of the batch); commit="after" commits once the batch is processed
@@ -19,6 +21,7 @@ from broker.errors import KafkaError
 from broker.net import Network, RequestFailed
 from broker.node import Node
 from broker.protocol import (
+    ConsumerGroupHeartbeatRequest,
     FetchPartition,
     FetchRequest,
     FindCoordinatorRequest,
@@ -57,6 +60,9 @@ class Consumer(Node):
         self.consumed = 0                   # records handed to processing, over all incarnations
         self.processed = 0
         self.rebalances = 0
+        self.protocol = config["group.protocol"]
+        # KIP-1082: a consumer of the new protocol names itself, once for its lifetime
+        self.member_uuid = "".join(rng.choice("0123456789abcdef") for _ in range(32))
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -79,6 +85,7 @@ class Consumer(Node):
         self._joining = False
         self._refreshing = False
         self._resetting = False
+        self._beat_token = 0
         self._find_coordinator()
         self.every(self.cfg["heartbeat.interval.ms"], self._heartbeat)
         if self.commit_mode == "auto":
@@ -87,7 +94,9 @@ class Consumer(Node):
     def close(self) -> None:
         """Leave the group cleanly (the consumer's close()), then stop."""
         if self.coordinator and self.member_id:
-            self.request(self.coordinator, LeaveGroupRequest(self.group_id, self.member_id), lambda r: None, 1000.0)
+            leave = ConsumerGroupHeartbeatRequest(self.group_id, self.member_id, -1) if self.protocol == "consumer" \
+                else LeaveGroupRequest(self.group_id, self.member_id)
+            self.request(self.coordinator, leave, lambda r: None, 1000.0)
         self.after(1.0, self.kill)
 
     # -- coordinator and membership ---------------------------------------------------------------------------------
@@ -113,6 +122,10 @@ class Consumer(Node):
             self.after(self.cfg["retry.backoff.ms"], self._find_coordinator)
 
     def _join(self) -> None:
+        if self.protocol == "consumer":
+            self.generation = 0
+            self._schedule_beat(0.0)
+            return
         if self._joining or self.coordinator is None:
             return
         self._joining = True
@@ -193,7 +206,7 @@ class Consumer(Node):
                      done, self.cfg["max.poll.interval.ms"])
 
     def _heartbeat(self) -> None:
-        if self.coordinator is None or self._joining or not self.member_id:
+        if self.protocol == "consumer" or self.coordinator is None or self._joining or not self.member_id:
             return
         coordinator = self.coordinator
 
@@ -210,6 +223,56 @@ class Consumer(Node):
 
         self.request(coordinator, HeartbeatRequest(self.group_id, self.member_id, self.generation), done,
                      self.cfg["request.timeout.ms"])
+
+    # -- KIP-848: the coordinator assigns ------------------------------------------------------------------------------
+    def _schedule_beat(self, delay_ms: float) -> None:
+        """The next ConsumerGroupHeartbeat (one pending at a time: a later schedule replaces an earlier)."""
+        token = self._beat_token = self._beat_token + 1
+        self.after(delay_ms, lambda: self._beat() if token == self._beat_token else None)
+
+    def _beat(self) -> None:
+        """member epoch 0 joins with the subscription; later ones carry what the member owns."""
+        if self.coordinator is None:
+            return
+        coordinator, joining = self.coordinator, self.generation == 0
+        self.member_id = self.member_id or self.member_uuid
+        req = ConsumerGroupHeartbeatRequest(
+            self.group_id, self.member_id, self.generation, self.name,
+            self.cfg["max.poll.interval.ms"] if joining else -1, self.topics if joining else None,
+            (self.cfg["group.remote.assignor"] or None) if joining else None, tuple(sorted(self.assignment)))
+
+        def done(resp: Any) -> None:
+            if coordinator != self.coordinator:
+                return
+            if isinstance(resp, RequestFailed) or resp.error in ("NOT_COORDINATOR", "COORDINATOR_NOT_AVAILABLE"):
+                self._lost_coordinator()
+            elif resp.error in ("UNKNOWN_MEMBER_ID", "FENCED_MEMBER_EPOCH"):
+                # fenced: its partitions are someone else's now; it joins again with the same member id
+                self._reconcile(())
+                self.generation = 0
+                self._schedule_beat(self.cfg["retry.backoff.ms"])
+            elif resp.error != "NONE":
+                self._schedule_beat(self.cfg["retry.backoff.ms"])
+            else:
+                self.generation = resp.member_epoch
+                revoked = resp.assignment is not None and bool(set(self.assignment) - set(resp.assignment))
+                if resp.assignment is not None:
+                    self._reconcile(resp.assignment)
+                # having let go of partitions, it says so at once: the coordinator hands them on
+                self._schedule_beat(0.0 if revoked else resp.heartbeat_interval_ms)
+
+        self.request(coordinator, req, done, self.cfg["request.timeout.ms"])
+
+    def _reconcile(self, assignment: tuple[TopicPartition, ...]) -> None:
+        new = tuple(sorted(assignment))
+        if new == tuple(sorted(self.assignment)):
+            return
+        revoked = set(self.assignment) - set(new)
+        if revoked and self.commit_mode == "auto":
+            self._commit({tp: off for tp, off in self._consumed().items() if tp in revoked})
+        self.rebalances += 1
+        self.assignment = new
+        self._start_consuming()
 
     # -- positions and fetching -------------------------------------------------------------------------------------
     def _update_metadata(self, resp: Any) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from broker.structs import TopicPartition
 
@@ -132,7 +133,7 @@ def uniform_assignment(partitions: dict[str, int], subscriptions: dict[str, tupl
     eligible = {tp: [m for m in members if tp.topic in subscriptions[m]] for tp in every}
     assignable = [tp for tp in every if eligible[tp]]
     # a member's fair share: each partition split evenly among the members subscribed to its topic
-    shares = {m: sum(1.0 / len(eligible[tp]) for tp in assignable if m in eligible[tp]) for m in members}
+    shares = {m: sum(Fraction(1, len(eligible[tp])) for tp in assignable if m in eligible[tp]) for m in members}
     free = []
     for tp in assignable:
         owner = next((m for m in members if tp in previous.get(m, ()) and m in eligible[tp]), None)
