@@ -47,9 +47,9 @@ class ManualClock:
 
 
 def make_cluster(brokers: int = 5, controllers: int = 3, seed: int = 7, config: dict | None = None,
-                 topics: tuple = (("orders", 12, 3, 2),)) -> Cluster:
+                 topics: tuple = (("orders", 12, 3, 2),), combined: int = 0) -> Cluster:
     """A started cluster (virtual clock) with every broker unfenced and the topics created."""
-    c = Cluster(brokers=brokers, controllers=controllers, seed=seed, config=config)
+    c = Cluster(brokers=brokers, controllers=controllers, seed=seed, config=config, combined=combined)
     c.start()
     assert c.run_until(c.ready, 30_000), "cluster did not become ready"
     for name, partitions, rf, min_isr in topics:

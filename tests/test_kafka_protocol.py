@@ -249,6 +249,55 @@ def test_a_group_of_real_consumers_shares_the_partitions_commits_and_rebalances(
         first.close()
 
 
+def test_real_consumers_of_the_new_group_protocol_share_rebalance_commit_and_are_described(wire):
+    """librdkafka with group.protocol=consumer (KIP-848): the coordinator assigns over ConsumerGroupHeartbeat
+    (partitions by topic id), a second member gets its share once the first let go, commits go by member epoch,
+    the admin client lists and describes a consumer group with its members; the first takes all back when the
+    second leaves."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, ConsumerGroupType
+    _cluster, bootstrap = wire
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(60):
+        p.produce("orders", key=f"k{i}".encode(), value=f"k{i}".encode())
+    assert p.flush(30) == 0
+    config = {"bootstrap.servers": bootstrap, "group.id": "billing-848", "group.protocol": "consumer",
+              "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    first, second = Consumer(config), Consumer(config)
+    seen: dict[int, set[int]] = {}
+
+    def drain(consumers) -> None:
+        for c in consumers:
+            for m in c.consume(100, 0.5):
+                if m.error() is None:
+                    seen.setdefault(m.partition(), set()).add(m.offset())
+
+    def owned(c) -> set[int]:
+        return {tp.partition for tp in c.assignment()}
+    try:
+        first.subscribe(["orders"])
+        assert wait(lambda: (drain([first]), owned(first) == {0, 1, 2})[1], 60)
+        second.subscribe(["orders"])
+        assert wait(lambda: (drain([first, second]), owned(first) | owned(second) == {0, 1, 2}
+                             and not owned(first) & owned(second) and owned(second))[1], 60)
+        ends = {i: first.get_watermark_offsets(TopicPartition("orders", i), timeout=10)[1] for i in range(3)}
+        assert wait(lambda: (drain([first, second]), all(max(seen.get(i, {-1})) + 1 >= ends[i] for i in range(3)))[1], 60)
+        for c in (first, second):
+            c.commit(asynchronous=False)
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        listed = {g.group_id: g for g in admin.list_consumer_groups().result(timeout=10).valid}
+        assert listed["billing-848"].type == ConsumerGroupType.CONSUMER
+        [offsets] = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions("billing-848")]).values()
+        assert {tp.partition: tp.offset for tp in offsets.result(timeout=10).topic_partitions} == ends
+        [described] = admin.describe_consumer_groups(["billing-848"]).values()
+        group = described.result(timeout=10)
+        assert group.type == ConsumerGroupType.CONSUMER and str(group.state).endswith("STABLE")
+        assert sorted(tp.partition for m in group.members for tp in m.assignment.topic_partitions) == [0, 1, 2]
+        second.close()
+        assert wait(lambda: (drain([first]), owned(first) == {0, 1, 2})[1], 60)
+    finally:
+        first.close()
+
+
 def test_the_admin_client_describes_the_cluster(wire):
     cluster, bootstrap = wire
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -311,6 +360,25 @@ def test_kafkas_own_tools_produce_consume_and_describe_the_groups_lag(wire):
     finally:
         c.close()
     assert lag == {i: (committed[i], ends[i], ends[i] - committed[i]) for i in range(3)}
+
+
+def test_kafkas_own_console_consumer_joins_with_the_new_group_protocol(wire):
+    """Kafka's Java consumer with group.protocol=consumer (its AsyncKafkaConsumer) reads and commits through the
+    embedded coordinator; Kafka's group tool describes the group's members and lag."""
+    require_real_kafka("4.1")
+    _cluster, bootstrap = wire
+    kafka_tool("org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", bootstrap, "--topic", "orders",
+               stdin="".join(f"new-protocol-{i}\n" for i in range(10)))
+    out = kafka_tool("org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", bootstrap,
+                     "--topic", "orders", "--from-beginning", "--group", "cli-848", "--timeout-ms", "20000",
+                     "--consumer-property", "group.protocol=consumer",
+                     "--consumer-property", "auto.commit.interval.ms=100")
+    assert sum(1 for line in out.splitlines() if line.startswith("new-protocol-")) == 10
+    described = kafka_tool("org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", "--bootstrap-server",
+                           bootstrap, "--describe", "--group", "cli-848")
+    rows = [line.split() for line in described.splitlines() if line.startswith("cli-848 ")]
+    assert sorted(int(r[2]) for r in rows) == [0, 1, 2]
+    assert all(int(r[5]) == 0 for r in rows), described          # it committed all it read: no lag
 
 
 def test_the_admin_client_describes_configs_and_deletes_topics(wire):

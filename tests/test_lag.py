@@ -267,6 +267,47 @@ def test_an_empty_group_reports_its_lag_in_records_and_seconds_and_is_stopped(wi
 
 
 @pytest.mark.slow
+def test_a_group_of_the_new_protocol_is_reported_with_its_type_state_and_members(wire):
+    """Two librdkafka members with group.protocol=consumer (KIP-848) against the embedded coordinator: the lag
+    collector names the group's type and state and counts both members and their partitions (peers report
+    such groups with no members)."""
+    from confluent_kafka import Consumer
+    from conftest import wait
+
+    from exporter.lag.isolated import IsolatedReader
+    from exporter.lag.reader import Filter
+    from exporter.lag.worker import LagWorker
+    _cluster, bootstrap = wire
+    members = [Consumer({"bootstrap.servers": bootstrap, "group.id": "new-protocol", "group.protocol": "consumer",
+                         "auto.offset.reset": "earliest", "auto.commit.interval.ms": 200}) for _ in range(2)]
+    for c in members:
+        c.subscribe(["orders"])
+    reader = IsolatedReader({"bootstrap.servers": bootstrap}, Filter(), Filter(deny="^__.*"), 5.0, True,
+                            deadline_s=60.0)
+    worker = LagWorker(reader, "test", 30.0, 60.0)
+
+    def series(name: str) -> list:
+        return [s for f in worker.rendered.families if f.name == name for s in f.samples
+                if s.labels["consumergroup"] == "new-protocol"]
+
+    def both_members() -> bool:
+        for c in members:
+            c.poll(0.2)
+        worker.collect_once()
+        return worker.up and [s.value for s in series("kafka_consumergroup_members")] == [2.0] and \
+            [s.labels["state"] for s in series("kafka_consumergroup_info")] == ["Stable"]
+    try:
+        assert wait(both_members, 60, step=0.1)
+        assert [s.labels["type"] for s in series("kafka_consumergroup_info")] == ["consumer"]
+        assert [(s.labels["topic"], s.value) for s in series("kafka_consumergroup_assigned_partitions")] \
+            == [("orders", 3.0)]
+    finally:
+        for c in members:
+            c.close()
+        worker.join(1.0)
+
+
+@pytest.mark.slow
 def test_a_live_group_and_a_partition_whose_leader_is_down(wire, caplog):
     import logging
 

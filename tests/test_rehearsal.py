@@ -25,7 +25,9 @@ topics:
   - {name: orders, partitions: 6, replication_factor: 3, min_insync_replicas: 2}
 workload:
   - {producer: p1, topic: orders, rate: 50, keys: 10}
+  # both group protocols side by side: classic, and KIP-848's (the coordinator assigns)
   - {consumer_group: billing, topic: orders, members: 2}
+  - {consumer_group: shipping, topic: orders, members: 2, config: {group.protocol: consumer}}
 timeline:
 {broker_steps}
   # consumer groups, read through the Kafka protocol: the application stops (its members leave)
@@ -54,9 +56,12 @@ MORE_GROUP_STEPS = """\
   - {at: 5s, slow_consumer: billing, processing_ms: 600000, expect: [group_stalled],
      allow: [group_lag_growing, group_lag_seconds_high]}
   - {at: 6s, resume_consumer: billing}
-  - {at: 7s, slow_consumer: billing, processing_ms: 200, expect: [group_lag_growing],
+  # the KIP-848 group stops too, then runs slower than the producer
+  - {at: 6.5s, stop_consumer: shipping, expect: [group_stopped, group_lag_seconds_high]}
+  - {at: 6.6s, resume_consumer: shipping}
+  - {at: 7s, slow_consumer: shipping, processing_ms: 200, expect: [group_lag_growing],
      allow: [group_lag_seconds_high]}
-  - {at: 8s, resume_consumer: billing}
+  - {at: 8s, resume_consumer: shipping}
 """
 
 

@@ -138,6 +138,50 @@ def test_no_controller_reports_data_when_the_controllers_stop_reporting(zbx, zbx
         api.hostgroup.delete(group)
 
 
+def test_combined_nodes_feed_the_combined_trapper_template(zbx, zbx_api):
+    """Three combined nodes (process.roles=broker,controller) on "Apache Kafka 4.x by trapper": the exporter pushes
+    both roles' items to each host, Zabbix takes every value (none refused, no item unsupported), the controller
+    side (ActiveBrokerCount, the cluster host's aggregate) and the broker side (partitions, topics) both fill."""
+    from exporter.catalog.zabbix import TEMPLATE_NAMES
+    api = zbx_api
+    name = f"cb{time.time_ns() % 10**10}"
+    group = api.hostgroup.create(name=f"Kafka {name}")["groupids"][0]
+    tpl = {t["host"]: t["templateid"] for t in api.template.get(search={"host": "Apache Kafka 4.x"}, output=["host"])}
+    c = make_cluster(brokers=0, controllers=0, combined=3, topics=(("orders", 3, 3, 2),),
+                     config={"offsets.topic.replication.factor": 3})
+    for node in c.servers.values():
+        api.host.create(host=f"{name}-{node.name}", groups=[{"groupid": group}],
+                        templates=[{"templateid": tpl[TEMPLATE_NAMES[("trapper", node.role)]]}])
+    api.host.create(host=f"{name}-cluster", groups=[{"groupid": group}],
+                    templates=[{"templateid": tpl["Apache Kafka 4.x cluster"]}],
+                    macros=[{"macro": "{$KAFKA.CLUSTER.GROUP}", "value": f"Kafka {name}"},
+                            {"macro": "{$KAFKA.BROKERS.MIN}", "value": "3"}, {"macro": "{$KAFKA.INTERVAL}", "value": "2s"}])
+    hostids = [h["hostid"] for h in api.host.get(groupids=[group], output=["hostid"])]
+    zbx.reload_config_cache()
+    time.sleep(3)
+    sink = TrapperSink("127.0.0.1", zbx.server_port, load_catalog(), name, host_name="{cluster}-{node}",
+                       lld_settle_s=3.0)
+    sink.start()
+    workers = [TargetWorker(t, builtin_rules(), lambda w: None, sink.offer) for t in embedded_targets(c)]
+    partitions = 'jmx["kafka.server:type=ReplicaManager,name=PartitionCount","Value"]'
+    try:
+        assert {t.role for t in embedded_targets(c)} == {"combined"}
+        c.run_for(5_000)
+        assert wait(lambda: (collect(workers), [(lastvalue(api, f"{name}-combined-{i}", ABC) or {}).get("lastvalue")
+                                                for i in (1, 2, 3)])[1] == ["3"] * 3, 90)
+        assert wait(lambda: all(float((lastvalue(api, f"{name}-combined-{i}", partitions) or {}).get("lastvalue") or 0)
+                                >= 3 for i in (1, 2, 3)), 60)
+        assert wait(lambda: (collect(workers), (lastvalue(api, f"{name}-cluster", "kafka.cluster.active_brokers")
+                                                or {}).get("lastvalue"))[1] == "3", 90)
+        assert sink.refused == 0
+        assert api.item.get(hostids=hostids, filter={"state": 1}, output=["key_", "error"]) == []
+        assert api.problem.get(hostids=hostids, output=["name"]) == []
+    finally:
+        sink.stop()
+        api.host.delete(*hostids)
+        api.hostgroup.delete(group)
+
+
 def test_spooled_values_survive_a_zabbix_outage(zbx, zbx_api, provisioned):
     api = zbx_api
     c, name = provisioned
