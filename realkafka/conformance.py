@@ -49,6 +49,12 @@ def role_view(described: dict[str, list[tuple[str, str, str]]], roles: dict[str,
     return out
 
 
+def node_view(described: dict[str, list[tuple[str, str, str]]]) -> dict[str, set[tuple[str, str]]]:
+    """Per node, its normalised (ObjectName, attribute) pairs of kafka.* beans."""
+    return {node: {(normalise(on), attr) for on, attr, _ in triples if on.startswith("kafka.")}
+            for node, triples in described.items()}
+
+
 @dataclass
 class Accepted:
     role: str
@@ -88,7 +94,7 @@ class RoleDiff:
     types: list[tuple[str, str, str, str]] = field(default_factory=list)      # on, attr, real, embedded
     accepted: list[tuple[str, str, str, str]] = field(default_factory=list)   # side, on, attr, reason
     signals: list[tuple[str, str, Any, Any]] = field(default_factory=list)    # point, signal, real, embedded
-    # what the embedded cluster's live nodes have and real Kafka's lack after a timeline fault: point, on, attr
+    # what a real node dropped at a timeline fault and the same embedded node kept: point, on, attr
     invented_after: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
@@ -225,8 +231,9 @@ def run(scenario_path: str, version: str, warmup_s: float = 40.0, base_port: int
         settle_s: float = 20.0) -> list[RoleDiff]:
     """Both engines on the scenario's cluster, topics and workload, described after warmup_s (the names
     are compared on a healthy cluster); the cluster signals compared then, and after each timeline fault
-    (played on both, settle_s apart), with what the embedded cluster's live nodes then have that real
-    Kafka's lack (a dead leader's fetcher metrics, ...)."""
+    (played on both, settle_s apart), with what a real node dropped at the fault and the same embedded
+    node kept (a dead leader's fetcher metrics, ...): where the roles' jobs land differs between the
+    engines (which broker coordinates a group, leads a partition), so this is asked node by node."""
     from broker.clock import WallClock
     from broker.jmx.publisher import JmxPublisher
     from broker.scenario import load_scenario_file
@@ -257,8 +264,10 @@ def run(scenario_path: str, version: str, warmup_s: float = 40.0, base_port: int
         engine.start_workload()
         time.sleep(warmup_s)
         roles = {name: node.role for name, node in cluster.nodes.items()}
-        real = role_view(describe_all(cluster.urls()), roles)
+        real_described = describe_all(cluster.urls())
+        real = role_view(real_described, roles)
         embedded = role_view(describe_all(publisher.urls()), roles)
+        before = node_view(real_described)
         diffs = diff(real, embedded, load_accepted())
         signal_diffs("healthy", signals(cluster.urls(), roles), signals(publisher.urls(), roles), diffs)
         for n, fault in enumerate(scenario.timeline, 1):
@@ -268,10 +277,13 @@ def run(scenario_path: str, version: str, warmup_s: float = 40.0, base_port: int
             time.sleep(settle_s)
             point = f"{n}. {fault.action} {fault.node or 'all'}"
             signal_diffs(point, signals(cluster.urls(), roles), signals(publisher.urls(), roles), diffs)
-            after = diff(role_view(describe_all(cluster.urls(), live_only=True), roles),
-                         role_view(describe_all(publisher.urls(), live_only=True), roles), load_accepted())
-            for d in diffs:
-                d.invented_after.extend((point, on, attr) for a in after if a.role == d.role for on, attr in a.invented)
+            now = node_view(describe_all(cluster.urls(), live_only=True))
+            kept = node_view(describe_all(publisher.urls(), live_only=True))
+            for node in sorted(now.keys() & kept.keys()):
+                d = next(d for d in diffs if d.role == roles[node])
+                d.invented_after.extend((point, on, attr) for on, attr in sorted((before.get(node, set()) - now[node])
+                                                                                 & kept[node]))
+            before = now
         engine.close()
         return diffs
     finally:

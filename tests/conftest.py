@@ -66,8 +66,16 @@ def wall_clock_cluster(brokers: int, controllers: int, seed: int, config: dict,
     from broker.clock import WallClock
     cluster = Cluster(brokers=brokers, controllers=controllers, seed=seed, config=config, clock=WallClock())
     stop = threading.Event()
+    crashed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            cluster.sched.run(until_ms=float("inf"), stop=stop)
+        except BaseException as e:          # a simulation error: every later request would just time out
+            crashed.append(e)
+            raise
     cluster.start()
-    threading.Thread(target=lambda: cluster.sched.run(until_ms=float("inf"), stop=stop), daemon=True).start()
+    threading.Thread(target=run, daemon=True).start()
     try:
         assert wait(lambda: cluster.ready(), 30)
         with cluster.sched.lock:
@@ -76,6 +84,8 @@ def wall_clock_cluster(brokers: int, controllers: int, seed: int, config: dict,
         yield cluster
     finally:
         stop.set()
+    if crashed:
+        raise AssertionError(f"the cluster stopped on an error: {crashed[0]!r}") from crashed[0]
 
 
 @pytest.fixture

@@ -116,3 +116,24 @@ def kafka_port_block(n: int = 24) -> int:
     no outgoing connection may take one (a broker connecting on loopback to a controller port not
     yet listened on can even be handed that very port and connect to itself)."""
     return free_port_block(n, low=10000, high=20000)
+
+
+CONFORMANCE_FLOOR = 0.95      # the share of real Kafka's (ObjectName, attribute) pairs the embedded cluster has
+
+
+def assert_conforms(scenario_text: str, version: str, tmp_path, roles: set[str]) -> None:
+    """The scenario on real Kafka (that line) and on the embedded cluster (realkafka/conformance.py): per role,
+    nothing under kafka.* that real Kafka lacks, every declared type Kafka's, at least CONFORMANCE_FLOOR of
+    its pairs covered, the cluster signals our alerts read equal healthy and after each fault, and after each
+    fault nothing the real nodes have dropped (a dead leader's fetcher metrics, ...)."""
+    from realkafka import conformance
+    require_real_kafka(version)
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(scenario_text)
+    diffs = conformance.run(str(scenario), version, warmup_s=30.0, base_port=kafka_port_block())
+    assert {d.role for d in diffs} == roles
+    for d in diffs:
+        assert d.invented == [] and d.types == [], (d.role, d.invented[:10], d.types[:10])
+        assert d.coverage >= CONFORMANCE_FLOOR, (d.role, d.coverage, d.missing[:20])
+        assert d.signals == [], (d.role, d.signals)
+        assert d.invented_after == [], (d.role, d.invented_after[:10])

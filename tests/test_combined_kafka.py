@@ -2,9 +2,8 @@
 tested lines: the same scenario on both engines, every node's MBeanInfo diffed (realkafka/conformance.py),
 the cluster signals compared healthy and with a node lost."""
 import pytest
-from jvm_support import kafka_port_block, require_real_kafka
+from jvm_support import assert_conforms
 
-from realkafka import conformance
 from realkafka.install import LINES
 
 SCENARIO = """
@@ -20,21 +19,9 @@ timeline:
   - {at: 1s, kill: combined-3}
 run_for: 60s
 """
-FLOOR = 0.95
 
 
 @pytest.mark.parametrize("version", LINES)
 @pytest.mark.services
 def test_combined_nodes_conform_to_real_kafkas(version, tmp_path):
-    require_real_kafka(version)
-    scenario = tmp_path / "s.yaml"
-    scenario.write_text(SCENARIO)
-    diffs = conformance.run(str(scenario), version, warmup_s=30.0, base_port=kafka_port_block())
-    [d] = diffs
-    assert d.role == "combined"
-    assert d.invented == [] and d.types == [], (d.invented[:10], d.types[:10])
-    assert d.coverage >= FLOOR, (d.coverage, d.missing[:20])
-    # both roles' signals, from the one process per node: healthy and with combined-3 gone
-    assert d.signals == [], d.signals
-    # and after each fault, nothing the real nodes have dropped (a dead leader's fetcher metrics, ...)
-    assert d.invented_after == [], d.invented_after[:10]
+    assert_conforms(SCENARIO, version, tmp_path, {"combined"})

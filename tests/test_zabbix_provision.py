@@ -11,7 +11,7 @@ def test_provision_creates_and_updates_hosts(zbx, zbx_api, monkeypatch, capsys):
     url = zbx.api_url.replace("/api_jsonrpc.php", "/")
     args = ["zabbix", "provision", "--url", url, "--password-env", "ZBX_PW", "--cluster", cluster,
             "--node", "controller-1001=controller@127.0.0.1:9990", "--node", "broker-1=broker@127.0.0.1:9991",
-            "--brokers-min", "1", "--interval", "10s"]
+            "--node", "combined-2=combined@127.0.0.1:9992", "--brokers-min", "1", "--interval", "10s"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert f"{cluster}-broker-1" in out and f"{cluster}-cluster" in out
@@ -20,6 +20,9 @@ def test_provision_creates_and_updates_hosts(zbx, zbx_api, monkeypatch, capsys):
                         selectInterfaces=["type", "port"], selectMacros=["macro", "value"])[0]
     assert [t["host"] for t in host["parentTemplates"]] == ["Apache Kafka 4.x broker by JMX"]
     assert [(i["type"], i["port"]) for i in host["interfaces"]] == [("4", "9991")]
+    # a node with process.roles=broker,controller: the template with both roles' items
+    combined = api.host.get(filter={"host": f"{cluster}-combined-2"}, selectParentTemplates=["host"])[0]
+    assert [t["host"] for t in combined["parentTemplates"]] == ["Apache Kafka 4.x by JMX"]
     cl = api.host.get(filter={"host": f"{cluster}-cluster"}, selectMacros=["macro", "value"])[0]
     assert {m["macro"]: m["value"] for m in cl["macros"]}["{$KAFKA.CLUSTER.GROUP}"] == f"Kafka {cluster}"
     # again, with a new port: updated in place, no duplicate host
@@ -34,6 +37,8 @@ def test_provision_creates_and_updates_hosts(zbx, zbx_api, monkeypatch, capsys):
     assert main(args + ["--transport", "trapper"]) == 0
     host = api.host.get(filter={"host": f"{cluster}-broker-1"}, selectParentTemplates=["host"])[0]
     assert [t["host"] for t in host["parentTemplates"]] == ["Apache Kafka 4.x broker by trapper"]
+    combined = api.host.get(filter={"host": f"{cluster}-combined-2"}, selectParentTemplates=["host"])[0]
+    assert [t["host"] for t in combined["parentTemplates"]] == ["Apache Kafka 4.x by trapper"]
     [after] = api.item.get(host=f"{cluster}-broker-1", filter={"key_": urp}, output=["itemid", "type", "templateid"])
     assert after["itemid"] == before["itemid"] and (before["type"], after["type"]) == ("16", "2")
     assert main(args + ["--transport", "trapper"]) == 0        # and again: nothing left to replace
