@@ -62,6 +62,8 @@ class BrokerNode(ServerNode):
                        ("directory-assignments-metrics", True), ("raft-channel-metrics", False),
                        ("txn-marker-channel-metrics", False), ("AddPartitionsManager-channel-metrics", False),
                        ("Persister-channel-metrics", False))
+    # a combined node's broker: the raft client of the process's controller, which it shares
+    controller_raft: Callable[[], RaftClient] | None = None
 
     def __init__(self, node_id: int, name: str, sched: Scheduler, net: Network, rng: random.Random,
                  config, cluster_id: str, voters: dict[int, str], broker_names: dict[int, str],
@@ -119,17 +121,16 @@ class BrokerNode(ServerNode):
         self.fetcher_manager = ReplicaFetcherManager(self)
         self.metadata_publisher = MetadataPublisher(self)
         self._register_broker_metrics()
-        shared = getattr(self.process, "controller", None)
-        if shared is None:
+        if self.controller_raft is None:
             self.raft = RaftClient(self, self.node_id, self.voters, self.cfg, self.disk.quorum, self.mbeans,
                                    self.metadata_publisher.on_commit, lambda: None)
         else:
             # a combined node's broker reads the metadata log through its controller's raft client (Kafka's
             # SharedServer), it runs no observer of its own
-            self.raft = shared.raft
+            self.raft = self.controller_raft()
             self.raft.commit_listeners.append(self.metadata_publisher.on_commit)
         self.coordinator = GroupCoordinator(self)
-        if shared is None:
+        if self.controller_raft is None:
             self.raft.start()
         self.lifecycle.register()
         self.every(self.cfg["replica.lag.time.max.ms"] / 2, self.replica_manager.shrink_isrs)

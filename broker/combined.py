@@ -39,6 +39,7 @@ class CombinedNode(Node):
         for part in (self.controller, self.broker):
             part.process_registry = lambda: self.mbeans
             part.handler_share = 0.5        # two request handler pools of num.io.threads each
+        self.broker.controller_raft = lambda: self.controller.raft
 
     def on_start(self) -> None:
         self.mbeans = MBeanRegistry(self.now, self.rng, shared=True)

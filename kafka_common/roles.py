@@ -20,4 +20,4 @@ def is_controller(role: str) -> bool:
 
 def parts(role: str) -> tuple[str, ...]:
     """The single roles a node's role holds: (broker,), (controller,) or (broker, controller)."""
-    return tuple(r for r in (BROKER, CONTROLLER) if (is_broker if r == BROKER else is_controller)(role))
+    return ((BROKER,) if is_broker(role) else ()) + ((CONTROLLER,) if is_controller(role) else ())
