@@ -101,6 +101,10 @@ class Cluster:
         self.brokers.update({name: BrokerNode(nid, name, self.sched, self.net, self.rng(name), self.cfg,
                                               self.cluster_id, voters, broker_names, wall_base, self.kafka)
                              for nid, name in broker_names.items() if name not in self.combined})
+        # every Kafka process: controllers, combined nodes, brokers (the cluster's nodes never change)
+        self.servers: dict[str, Process] = {
+            **{n: c for n, c in self.controllers.items() if n not in self.combined}, **self.combined,
+            **{n: b for n, b in self.brokers.items() if n not in self.combined}}
         self.clients: dict[str, Node] = {}
         self.failovers: list[Failover] = []
         for c in self.controllers.values():
@@ -110,12 +114,6 @@ class Cluster:
         return random.Random(f"{self.seed}:{name}")
 
     # -- nodes --------------------------------------------------------------------------------------------
-    @property
-    def servers(self) -> dict[str, Process]:
-        """Every Kafka process: controllers, combined nodes, brokers."""
-        return {**{n: c for n, c in self.controllers.items() if n not in self.combined}, **self.combined,
-                **{n: b for n, b in self.brokers.items() if n not in self.combined}}
-
     def node_names(self) -> list[str]:
         return list(self.servers)
 

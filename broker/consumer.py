@@ -255,24 +255,24 @@ class Consumer(Node):
                 self._schedule_beat(self.cfg["retry.backoff.ms"])
             else:
                 self.generation = resp.member_epoch
-                revoked = resp.assignment is not None and bool(set(self.assignment) - set(resp.assignment))
-                if resp.assignment is not None:
-                    self._reconcile(resp.assignment)
+                revoked = resp.assignment is not None and self._reconcile(resp.assignment)
                 # having let go of partitions, it says so at once: the coordinator hands them on
                 self._schedule_beat(0.0 if revoked else resp.heartbeat_interval_ms)
 
         self.request(coordinator, req, done, self.cfg["request.timeout.ms"])
 
-    def _reconcile(self, assignment: tuple[TopicPartition, ...]) -> None:
+    def _reconcile(self, assignment: tuple[TopicPartition, ...]) -> bool:
+        """Take the assignment the coordinator gave; True when it let go of partitions."""
         new = tuple(sorted(assignment))
         if new == tuple(sorted(self.assignment)):
-            return
+            return False
         revoked = set(self.assignment) - set(new)
         if revoked and self.commit_mode == "auto":
             self._commit({tp: off for tp, off in self._consumed().items() if tp in revoked})
         self.rebalances += 1
         self.assignment = new
         self._start_consuming()
+        return bool(revoked)
 
     # -- positions and fetching -------------------------------------------------------------------------------------
     def _update_metadata(self, resp: Any) -> None:

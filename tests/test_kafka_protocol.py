@@ -203,41 +203,48 @@ def test_cluster_run_prints_the_bootstrap_servers_real_clients_use(tmp_path):
     assert proc.returncode == 0
 
 
-def consume_into(seen: dict[int, set[int]], consumers) -> None:
-    """What the consumers poll now: the offsets read, per partition."""
+def produce_keyed(bootstrap: str, prefix: str, n: int = 60) -> None:
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(n):
+        p.produce("orders", key=f"{prefix}{i}".encode(), value=f"{prefix}{i}".encode())
+    assert p.flush(30) == 0
+
+
+def poll(consumers) -> None:
     for c in consumers:
-        for m in c.consume(100, 0.5):
-            if m.error() is None:
-                seen.setdefault(m.partition(), set()).add(m.offset())
+        c.consume(100, 0.5)
 
 
 def owned_by(c) -> set[int]:
     return {tp.partition for tp in c.assignment()}
 
 
+def split_and_catch_up(first, second) -> dict[int, int]:
+    """first joins and takes every partition of orders; second joins and the group splits them, each owned
+    once; both read until each partition's owner is at its end (a partition handed over is read again from
+    its commit). Returns the ends."""
+    first.subscribe(["orders"])
+    assert wait(lambda: (poll([first]), owned_by(first) == {0, 1, 2})[1], 60)
+    second.subscribe(["orders"])
+    assert wait(lambda: (poll([first, second]), owned_by(first) | owned_by(second) == {0, 1, 2}
+                         and not owned_by(first) & owned_by(second) and owned_by(second))[1], 60)
+    ends = {i: first.get_watermark_offsets(TopicPartition("orders", i), timeout=10)[1] for i in range(3)}
+
+    def positions() -> dict[int, int]:
+        return {tp.partition: tp.offset for c in (first, second) for tp in c.position(c.assignment())}
+    assert wait(lambda: (poll([first, second]), positions() == ends)[1], 60), (positions(), ends)
+    return ends
+
+
 def test_a_group_of_real_consumers_shares_the_partitions_commits_and_rebalances(wire):
     from confluent_kafka import ConsumerGroupTopicPartitions
     _cluster, bootstrap = wire
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
-    for i in range(60):
-        p.produce("orders", key=f"g{i}".encode(), value=f"g{i}".encode())
-    assert p.flush(30) == 0
+    produce_keyed(bootstrap, "g")
     config = {"bootstrap.servers": bootstrap, "group.id": "billing", "auto.offset.reset": "earliest",
               "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
     first, second = Consumer(config), Consumer(config)
-    seen: dict[int, set[int]] = {}
-
-    def drain(consumers) -> None:
-        consume_into(seen, consumers)
     try:
-        first.subscribe(["orders"])
-        assert wait(lambda: (drain([first]), owned_by(first) == {0, 1, 2})[1], 60)
-        second.subscribe(["orders"])
-        # a second member: the group rebalances and every partition is owned once
-        assert wait(lambda: (drain([first, second]), owned_by(first) | owned_by(second) == {0, 1, 2}
-                             and not owned_by(first) & owned_by(second) and owned_by(second))[1], 60)
-        ends = {i: first.get_watermark_offsets(TopicPartition("orders", i), timeout=10)[1] for i in range(3)}
-        assert wait(lambda: (drain([first, second]), all(max(seen.get(i, {-1})) + 1 >= ends[i] for i in range(3)))[1], 60)
+        ends = split_and_catch_up(first, second)
         for c in (first, second):
             c.commit(asynchronous=False)
         admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -251,7 +258,7 @@ def test_a_group_of_real_consumers_shares_the_partitions_commits_and_rebalances(
         # the second member leaves: the first owns everything again
         second.close()
         second = None
-        assert wait(lambda: (drain([first]), owned_by(first) == {0, 1, 2})[1], 60)
+        assert wait(lambda: (poll([first]), owned_by(first) == {0, 1, 2})[1], 60)
     finally:
         for c in (first, second):
             if c is not None:           # a member left open would keep the group rebalancing for the next tests
@@ -265,29 +272,12 @@ def test_real_consumers_of_the_new_group_protocol_share_rebalance_commit_and_are
     second leaves."""
     from confluent_kafka import ConsumerGroupTopicPartitions, ConsumerGroupType
     _cluster, bootstrap = wire
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
-    for i in range(60):
-        p.produce("orders", key=f"k{i}".encode(), value=f"k{i}".encode())
-    assert p.flush(30) == 0
+    produce_keyed(bootstrap, "k")
     config = {"bootstrap.servers": bootstrap, "group.id": "billing-848", "group.protocol": "consumer",
               "auto.offset.reset": "earliest", "enable.auto.commit": False}
     first, second = Consumer(config), Consumer(config)
-    seen: dict[int, set[int]] = {}
-
-    def drain(consumers) -> None:
-        consume_into(seen, consumers)
     try:
-        first.subscribe(["orders"])
-        assert wait(lambda: (drain([first]), owned_by(first) == {0, 1, 2})[1], 60)
-        second.subscribe(["orders"])
-        assert wait(lambda: (drain([first, second]), owned_by(first) | owned_by(second) == {0, 1, 2}
-                             and not owned_by(first) & owned_by(second) and owned_by(second))[1], 60)
-        ends = {i: first.get_watermark_offsets(TopicPartition("orders", i), timeout=10)[1] for i in range(3)}
-
-        def positions() -> dict[int, int]:
-            """Where each partition's owner is now (a partition handed over is read again from its commit)."""
-            return {tp.partition: tp.offset for c in (first, second) for tp in c.position(c.assignment())}
-        assert wait(lambda: (drain([first, second]), positions() == ends)[1], 60), (positions(), ends)
+        ends = split_and_catch_up(first, second)
         for c in (first, second):
             assert all(tp.error is None for tp in c.commit(asynchronous=False))
         admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -301,7 +291,7 @@ def test_real_consumers_of_the_new_group_protocol_share_rebalance_commit_and_are
         assert sorted(tp.partition for m in group.members for tp in m.assignment.topic_partitions) == [0, 1, 2]
         second.close()
         second = None
-        assert wait(lambda: (drain([first]), owned_by(first) == {0, 1, 2})[1], 60)
+        assert wait(lambda: (poll([first]), owned_by(first) == {0, 1, 2})[1], 60)
     finally:
         for c in (first, second):
             if c is not None:           # a member left open would keep the group rebalancing for the next tests

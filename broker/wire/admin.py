@@ -7,7 +7,7 @@ from typing import Any
 
 from broker.protocol import DeleteTopicsRequest, DescribeConfigsRequest
 from broker.wire.replies import answer_pending
-from broker.wire.topic_ids import topic_id
+from broker.wire.topic_ids import topic_id, topics_by_id
 
 DELETE_TOPICS, DESCRIBE_CONFIGS = 20, 32
 # Kafka 4.0 dropped DeleteTopics v0 and DescribeConfigs v0 (KIP-896)
@@ -21,8 +21,7 @@ def _delete_topics(conn: Any, request: Any, respond: Callable[[dict], Any]) -> A
         asked = [(t.name, t.topic_id) for t in request.topics]
     else:
         asked = [(name, None) for name in request.topic_names]
-    with conn.cluster.sched.lock:
-        by_id = {topic_id(conn.cluster.cluster_id, name): name for name in conn.node.image.topics}
+    by_id = topics_by_id(conn)
     results: list[dict] = []
     calls = []
     for name, tid in asked:

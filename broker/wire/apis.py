@@ -40,7 +40,7 @@ from broker.wire import admin, groups
 from broker.wire.build import build
 from broker.wire.compression import uncompressed
 from broker.wire.replies import NO_RESPONSE, answer_pending, failed
-from broker.wire.topic_ids import topic_id
+from broker.wire.topic_ids import topic_id, topics_by_id
 
 API_VERSIONS, METADATA, PRODUCE, FETCH, LIST_OFFSETS, FIND_COORDINATOR, INIT_PRODUCER_ID = 18, 3, 0, 1, 2, 10, 22
 CREATE_TOPICS, DESCRIBE_CLUSTER = 19, 60
@@ -80,10 +80,8 @@ def _api_versions(conn: Any, request: Any, respond: Callable[[dict], Any]) -> An
 
 
 def _metadata(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
-    node = conn.node
-    with conn.cluster.sched.lock:
-        known = tuple(node.image.topics)
-    by_id = {topic_id(conn.cluster.cluster_id, name): name for name in known}
+    by_id = topics_by_id(conn)
+    known = tuple(by_id.values())
     # v10+ may name a topic by its id alone (a consumer of KIP-848 learns its assignment by topic ids)
     unknown_ids = [] if request.topics is None else \
         [t.topic_id for t in request.topics if t.name is None and getattr(t, "topic_id", None) not in by_id]

@@ -33,7 +33,7 @@ from broker.protocol import (
 )
 from broker.structs import TopicPartition
 from broker.wire.replies import failed
-from broker.wire.topic_ids import topic_id
+from broker.wire.topic_ids import topic_id, topics_by_id
 
 JOIN_GROUP, SYNC_GROUP, HEARTBEAT, LEAVE_GROUP = 11, 14, 12, 13
 OFFSET_COMMIT, OFFSET_FETCH, LIST_GROUPS, DESCRIBE_GROUPS = 8, 9, 16, 15
@@ -166,12 +166,6 @@ def _list_groups(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any
                                                       for g in r.groups if not types or g.group_type in types]})
 
 
-def _names_by_id(conn: Any) -> dict[Any, str]:
-    with conn.cluster.sched.lock:
-        names = tuple(conn.node.image.topics)
-    return {topic_id(conn.cluster.cluster_id, name): name for name in names}
-
-
 def _by_topic_id(conn: Any, partitions: tuple[TopicPartition, ...]) -> list[dict]:
     by_topic: dict[str, list[int]] = {}
     for tp in partitions:
@@ -183,7 +177,7 @@ def _by_topic_id(conn: Any, partitions: tuple[TopicPartition, ...]) -> list[dict
 def _consumer_heartbeat(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     owned = None
     if request.topic_partitions is not None:
-        names = _names_by_id(conn)
+        names = topics_by_id(conn)
         owned = tuple(TopicPartition(names[t.topic_id], int(p)) for t in request.topic_partitions
                       if t.topic_id in names for p in t.partitions)
     rebalance_ms = int(request.rebalance_timeout.total_seconds() * 1000)
