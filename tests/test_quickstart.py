@@ -92,7 +92,9 @@ def quickstart(zabbix70, zabbix70_api):
         engine.start_workload()
         venv, etc = home / "opt-kafka-jmx", home / "etc-kafka-jmx"
         install(home, venv, etc)
-        port = free_port_block(1)
+        # below the ephemeral range, as the other services' ports: an outgoing connection of the JVMs or
+        # clients could be handed an ephemeral one before `serve` binds it
+        port = free_port_block(1, low=20000)
         config = exporter_config(cluster, zabbix.server_port, port, etc)
         (etc / "exporter.yml").write_text(yaml.safe_dump(config, sort_keys=False))
         as_service_user(etc / "exporter.yml", 0o640)
@@ -207,6 +209,14 @@ class Quickstart:
             cluster, engine, api, prom, serve, log, url, frontend
         self.hostids = [h["hostid"] for h in api.host.get(search={"host": "prod-"}, output=["hostid"])]
 
+    def answers(self) -> bool:
+        """`serve` listens (it binds its port a moment after it starts)."""
+        try:
+            requests.get(self.url, timeout=5)
+        except requests.ConnectionError:
+            return False
+        return True
+
     def metric(self, name: str) -> list[float]:
         text = requests.get(self.url, timeout=5).text
         return [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
@@ -249,6 +259,7 @@ def dashboards_show_the_cluster(q: Quickstart) -> None:
 def test_the_quickstart_monitors_a_healthy_cluster_quietly_and_pages_for_a_lost_broker(quickstart):
     q = quickstart
     # step 3's check: one target_up per node, each 1
+    assert wait(q.answers, 60), q.log.read_text()[-3000:]
     assert wait(lambda: q.metric("kafkajmx_target_up") == [1.0] * 6, 90), q.log.read_text()[-3000:]
     # the brokers' Jolokia: a user, and the policy refuses all but reading
     jolokia = next(iter(q.cluster.jolokia_urls().values()))
