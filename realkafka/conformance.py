@@ -131,7 +131,7 @@ def diff(real: dict[str, set[Triple]], embedded: dict[str, set[Triple]], accepte
     return out
 
 
-def describe_all(urls: dict[str, str], timeout_ms: float = 30_000.0,
+def describe_all(urls: dict[str, str], timeout_ms: float = 60_000.0,
                  live_only: bool = False) -> dict[str, list[tuple[str, str, str]]]:
     """Every node's MBeanInfo; live_only: the nodes that answer (after a fault killed some)."""
     from exporter.sample import SourceError

@@ -32,10 +32,21 @@ def require_jolokia() -> None:
     pytest.skip(message)
 
 
+def _worker_share(low: int, high: int) -> tuple[int, int]:
+    """This pytest-xdist worker's own part of [low, high): two workers choosing ports at the same moment never
+    pick overlapping blocks (between the check and the service's bind, the other could take one)."""
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    width = (high - low) // count
+    return low + index * width, low + (index + 1) * width
+
+
 def free_port_block(n: int, low: int | None = None, high: int = 32000) -> int:
-    """A first port p with p..p+n-1 free on 127.0.0.1 right now; with low, searched in [low, high)
-    (Zabbix accepts listen ports up to 32767 only)."""
+    """A first port p with p..p+n-1 free on 127.0.0.1 right now; with low, searched in this worker's share of
+    [low, high) (Zabbix accepts listen ports up to 32767 only)."""
     import random
+    if low is not None:
+        low, high = _worker_share(low, high)
     for _ in range(200):
         if low is None:
             with socket.socket() as s:

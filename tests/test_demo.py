@@ -24,11 +24,13 @@ def test_bundled_demo_scenario_is_valid():
 
 @pytest.mark.slow
 def test_wall_clock_cluster_elects_and_registers_in_real_time():
+    started = time.monotonic()
     sim = Simulation(load_scenario(bundled_scenario("demo.yaml"), "demo.yaml"), WallClock())
     sim.start()
-    started = time.monotonic()
     sim.run(until_ms=6_000)
-    assert 5.5 <= time.monotonic() - started <= 9.0           # it really took wall-clock time
+    # it really took wall-clock time (the clock starts at its creation, so starting the cluster counts; a
+    # busy machine only adds to it: a virtual clock would take milliseconds)
+    assert 6.0 <= time.monotonic() - started <= 20.0
     assert sim.cluster.ready()
     console = Console(file=io.StringIO(), width=200)
     console.print(render(sim))

@@ -111,24 +111,9 @@ public final class BulkReader {
         if (conn == null) throw new IllegalStateException("connection " + id + " is closed");
         String[] in = includes.isEmpty() ? new String[]{"*:*"} : includes.split("\n");
         return withTimeout(() -> {
-            StringBuilder out = new StringBuilder();
             Set<ObjectName> names = new LinkedHashSet<>();
             for (String pattern : in) names.addAll(conn.mbsc.queryNames(new ObjectName(pattern), null));
-            for (ObjectName name : names) {
-                MBeanAttributeInfo[] infos;
-                try {
-                    infos = conn.mbsc.getMBeanInfo(name).getAttributes();
-                } catch (javax.management.InstanceNotFoundException e) {
-                    continue;
-                }
-                String on = Codec.escape(name.toString());
-                for (MBeanAttributeInfo a : infos) {
-                    if (!a.isReadable()) continue;
-                    out.append(on).append('\t').append(Codec.escape(a.getName())).append('\t')
-                       .append(Codec.escape(a.getType())).append('\n');
-                }
-            }
-            return out.toString();
+            return inParallel(new ArrayList<>(names), slice -> describeBeans(conn, slice)).toString();
         }, timeoutMs, () -> close(id));
     }
 
@@ -146,32 +131,64 @@ public final class BulkReader {
             names.removeIf(ex::apply);
         }
         conn.attributes.keySet().retainAll(names);
-        List<ObjectName> all = new ArrayList<>(names);
-        int chunk = Math.max(1, (all.size() + PARALLELISM - 1) / PARALLELISM);
-        List<Future<StringBuilder>> parts = new ArrayList<>();
         List<Map<String, Integer>> skips = new ArrayList<>();
-        for (int from = 0; from < all.size(); from += chunk) {
-            List<ObjectName> slice = all.subList(from, Math.min(all.size(), from + chunk));
+        StringBuilder out = inParallel(new ArrayList<>(names), slice -> {
             Map<String, Integer> skipped = new TreeMap<>();
-            skips.add(skipped);
-            parts.add(pool.submit(() -> readBeans(conn, slice, skipped)));
-        }
-        StringBuilder out = new StringBuilder(all.size() * 200);
-        for (Future<StringBuilder> part : parts) {
-            try {
-                out.append(part.get());
-            } catch (ExecutionException e) {
-                Throwable cause = e.getCause();
-                if (cause instanceof Exception) throw (Exception) cause;
-                throw e;
+            synchronized (skips) {
+                skips.add(skipped);
             }
-        }
+            return readBeans(conn, slice, skipped);
+        });
         Map<String, Integer> skipped = new TreeMap<>();
         for (Map<String, Integer> m : skips) m.forEach((k, v) -> skipped.merge(k, v, Integer::sum));
         for (Map.Entry<String, Integer> e : skipped.entrySet()) {
             out.append("E\t").append(Codec.escape(e.getKey())).append('\t').append(e.getValue()).append('\n');
         }
         return out.toString();
+    }
+
+    private interface Part {
+        StringBuilder run(List<ObjectName> slice) throws Exception;
+    }
+
+    /** The beans in PARALLELISM slices, each on its own thread; the parts' output in the beans' order. */
+    private StringBuilder inParallel(List<ObjectName> all, Part part) throws Exception {
+        int chunk = Math.max(1, (all.size() + PARALLELISM - 1) / PARALLELISM);
+        List<Future<StringBuilder>> parts = new ArrayList<>();
+        for (int from = 0; from < all.size(); from += chunk) {
+            List<ObjectName> slice = all.subList(from, Math.min(all.size(), from + chunk));
+            parts.add(pool.submit(() -> part.run(slice)));
+        }
+        StringBuilder out = new StringBuilder(all.size() * 200);
+        try {
+            for (Future<StringBuilder> f : parts) out.append(f.get());
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof Exception) throw (Exception) cause;
+            throw e;
+        } finally {
+            for (Future<StringBuilder> f : parts) f.cancel(true);
+        }
+        return out;
+    }
+
+    private static StringBuilder describeBeans(Conn conn, List<ObjectName> names) throws Exception {
+        StringBuilder out = new StringBuilder(names.size() * 120);
+        for (ObjectName name : names) {
+            MBeanAttributeInfo[] infos;
+            try {
+                infos = conn.mbsc.getMBeanInfo(name).getAttributes();
+            } catch (javax.management.InstanceNotFoundException e) {
+                continue;
+            }
+            String on = Codec.escape(name.toString());
+            for (MBeanAttributeInfo a : infos) {
+                if (!a.isReadable()) continue;
+                out.append(on).append('\t').append(Codec.escape(a.getName())).append('\t')
+                   .append(Codec.escape(a.getType())).append('\n');
+            }
+        }
+        return out;
     }
 
     private static StringBuilder readBeans(Conn conn, List<ObjectName> names, Map<String, Integer> skipped)
