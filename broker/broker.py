@@ -41,14 +41,19 @@ from broker.protocol import (
     PartitionMetadata,
     ProduceRequest,
     ProduceResponse,
+    ShareAcknowledgeRequest,
+    ShareFetchRequest,
 )
 from broker.raft import RAFT_REQUESTS, RaftClient
 from broker.replica_fetcher import ReplicaFetcherManager
 from broker.replica_manager import ReplicaManager
 from broker.sched import Scheduler
 from broker.server import ServerNode
+from broker.share_coordinator import ReadShareStateResponse, ReadShareStateSummaryRequest, ShareCoordinator
+from broker.share_fetch import SharePartitionManager
 from broker.structs import TopicPartition
 from broker.versions import DEFAULT_LINE, LINES, KafkaLine
+from broker.wire.topic_ids import topic_id
 
 
 class BrokerNode(ServerNode):
@@ -94,6 +99,10 @@ class BrokerNode(ServerNode):
         self.serve(DescribeConfigsRequest, "DescribeConfigs", self._on_describe_configs)
         self.serve(DescribeClusterRequest, "DescribeCluster", self._on_describe_cluster)
         GroupCoordinator.serve_on(self, lambda: self.coordinator)
+        ShareCoordinator.serve_on(self, lambda: self.share_coordinator)
+        self.serve(ShareFetchRequest, "ShareFetch", lambda *a: self.share_partitions.on_share_fetch(*a),
+                   cost_ms=lambda r: 0.02 + 0.002 * len(r.partitions))
+        self.serve(ShareAcknowledgeRequest, "ShareAcknowledge", lambda *a: self.share_partitions.on_share_acknowledge(*a))
 
     def channel_of(self, request: Any, dst: str) -> tuple[str, dict[str, str]] | None:
         own = {"BrokerId": str(self.node_id)}
@@ -130,6 +139,8 @@ class BrokerNode(ServerNode):
             self.raft = self.controller_raft()
             self.raft.commit_listeners.append(self.metadata_publisher.on_commit)
         self.coordinator = GroupCoordinator(self)
+        self.share_coordinator = ShareCoordinator(self, lambda topic: topic_id(self.cluster_id, topic))
+        self.share_partitions = SharePartitionManager(self)
         if self.controller_raft is None:
             self.raft.start()
         self.lifecycle.register()
@@ -194,6 +205,25 @@ class BrokerNode(ServerNode):
 
     def address_of(self, broker_id: int) -> str:
         return self.broker_names[broker_id]
+
+    def share_state_read(self, group_id: str, tp: TopicPartition, on_reply: Callable[[Any], None]) -> None:
+        """ReadShareGroupStateSummary at the share coordinator that holds (group, tp)."""
+        target = self.share_coordinator.coordinator_of(group_id, tp)
+        if target is None:
+            on_reply(ReadShareStateResponse("COORDINATOR_NOT_AVAILABLE"))
+            return
+        self.request(target, ReadShareStateSummaryRequest(group_id, tp), on_reply, self.cfg["request.timeout.ms"])
+
+    def leadership_changed(self, tp: TopicPartition, leader: bool) -> None:
+        """tp is led here now, or no longer: the coordinators of internal topics load or unload, the share
+        partitions of a partition no longer led here go."""
+        self.coordinator.on_leadership(tp, leader)
+        self.share_coordinator.on_leadership(tp, leader)
+        self.share_partitions.on_leadership(tp, leader)
+
+    def share_groups_enabled(self) -> bool:
+        """4.1 serves share groups as a preview behind group.share.enable; from 4.2 they are on."""
+        return self.kafka.share_groups_ga or bool(self.cfg["group.share.enable"])
 
     # -- Metadata API ------------------------------------------------------------------------------------------------
     def _on_describe_cluster(self, src: str, req: DescribeClusterRequest, reply: Callable) -> None:

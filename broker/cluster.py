@@ -41,6 +41,7 @@ from broker.producer import Producer
 from broker.protocol import CreateTopicsRequest
 from broker.sched import Scheduler
 from broker.server import ServerNode
+from broker.share_consumer import ShareConsumer
 from broker.versions import DEFAULT_LINE, kafka_line
 from kafka_common.names import ObjectNamePattern
 from kafka_common.roles import parts
@@ -325,6 +326,13 @@ class Cluster:
                  commit: str = "auto", processing_ms: float = 0.0, on_records: OnRecords | None = None) -> Consumer:
         c = Consumer(name, self.sched, self.net, self.rng(name), self._client_config(config, f"consumer {name}"),
                      list(self.brokers), group_id, tuple(topics), commit, processing_ms, on_records)
+        self._attach(c)
+        return c
+
+    def share_consumer(self, name: str, group_id: str, topics: Iterable[str], config: dict[str, Any] | None = None,
+                       processing_ms: float = 0.0, on_records: OnRecords | None = None) -> ShareConsumer:
+        c = ShareConsumer(name, self.sched, self.net, self.rng(name), self._client_config(config, f"share consumer {name}"),
+                          list(self.brokers), group_id, tuple(topics), processing_ms, on_records)
         self._attach(c)
         return c
 

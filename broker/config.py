@@ -48,6 +48,18 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "group.max.session.timeout.ms": (1800000, int),
     "group.consumer.session.timeout.ms": (45000, int),
     "group.consumer.heartbeat.interval.ms": (5000, int),
+    # share groups (KIP-932): 4.1 serves them only with this internal switch (or the share.version feature)
+    "group.share.enable": (False, bool),
+    "group.share.session.timeout.ms": (45000, int),
+    "group.share.heartbeat.interval.ms": (5000, int),
+    "group.share.max.size": (200, int),
+    "group.share.record.lock.duration.ms": (30000, int),
+    "group.share.delivery.count.limit": (5, int),
+    "group.share.partition.max.record.locks": (2000, int),
+    "group.share.max.share.sessions": (2000, int),
+    "share.coordinator.state.topic.num.partitions": (50, int),
+    "share.coordinator.state.topic.replication.factor": (3, int),
+    "share.coordinator.state.topic.min.isr": (2, int),
     # producer
     "acks": ("all", str),
     "linger.ms": (5, int),
@@ -66,6 +78,7 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "auto.offset.reset": ("latest", str),
     "fetch.max.wait.ms": (500, int),
     "fetch.max.bytes": (52428800, int),
+    "max.poll.records": (500, int),
     "partition.assignment.strategy": ("range", str),
     "group.protocol": ("classic", str),
     "group.remote.assignor": ("", str),
@@ -76,7 +89,8 @@ TOPIC_KEYS = {"min.insync.replicas", "unclean.leader.election.enable"}
 CLIENT_KEYS = {"acks", "linger.ms", "delivery.timeout.ms", "retry.backoff.ms", "max.block.ms", "enable.idempotence",
                "partitioner.ignore.keys", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
                "auto.commit.interval.ms", "enable.auto.commit", "auto.offset.reset", "fetch.max.wait.ms",
-               "fetch.max.bytes", "partition.assignment.strategy", "group.protocol", "group.remote.assignor"}
+               "fetch.max.bytes", "max.poll.records", "partition.assignment.strategy", "group.protocol",
+               "group.remote.assignor"}
 BROKER_KEYS = sorted(set(DEFAULTS) - CLIENT_KEYS)
 # DynamicBrokerConfig's reconfigurable settings among BROKER_KEYS; the others are read-only on a running broker
 DYNAMIC_BROKER_KEYS = {"min.insync.replicas", "unclean.leader.election.enable", "log.segment.bytes", "num.io.threads",

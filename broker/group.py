@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from broker import consumer_group as cg
+from broker import share_group as sg
 from broker.consumer_group import ConsumerGroupState, ConsumerMember
 from broker.mbeans.kafka_metrics import KafkaMetricsBean, SampledStat
 from broker.mbeans.yammer import INT
+from broker.net import RequestFailed
 from broker.protocol import (
     ConsumerGroupDescribeRequest,
     ConsumerGroupDescribeResponse,
@@ -40,14 +42,27 @@ from broker.protocol import (
     ListedGroup,
     ListGroupsRequest,
     ListGroupsResponse,
+    ListOffsetsRequest,
+    ListOffsetsResponse,
     MemberDescription,
     OffsetCommitRequest,
     OffsetCommitResponse,
     OffsetFetchRequest,
     OffsetFetchResponse,
+    ShareGroupDescribeRequest,
+    ShareGroupDescribeResponse,
+    ShareGroupDescription,
+    ShareGroupHeartbeatRequest,
+    ShareGroupHeartbeatResponse,
+    ShareGroupOffsets,
+    ShareGroupOffsetsRequest,
+    ShareGroupOffsetsResponse,
+    ShareMemberDescription,
+    SharePartitionOffset,
     SyncGroupRequest,
     SyncGroupResponse,
 )
+from broker.share_partition import ACKNOWLEDGED, ARCHIVED
 from broker.structs import TopicPartition
 
 if TYPE_CHECKING:
@@ -76,6 +91,8 @@ class GroupCoordinatorHost(Protocol):
     def address_of(self, broker_id: int) -> str: ...
     def local_partition(self, tp: TopicPartition) -> Partition | None: ...
     def append_internal(self, tp: TopicPartition, records: tuple, done: Callable[[str], None]) -> None: ...
+    def share_groups_enabled(self) -> bool: ...
+    def share_state_read(self, group_id: str, tp: TopicPartition, on_reply: Callable[[Any], None]) -> None: ...
 
 OFFSETS_TOPIC = "__consumer_offsets"
 LOAD_BYTES_PER_MS = 50_000.0
@@ -121,10 +138,16 @@ class Group:
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     rebalance_deadline_ms: float = 0.0
     consumer: ConsumerGroupState | None = None       # a consumer group of KIP-848's protocol, not a classic one
+    share: sg.ShareGroupState | None = None          # a share group (KIP-932)
 
     @property
     def group_type(self) -> str:
-        return "classic" if self.consumer is None else "consumer"
+        return "share" if self.share is not None else "classic" if self.consumer is None else "consumer"
+
+    @property
+    def protocol_type(self) -> str:
+        """What ListGroups says: share groups their own, every other group "consumer"."""
+        return "share" if self.share is not None else "consumer"
 
 
 class GroupCoordinator:
@@ -141,7 +164,10 @@ class GroupCoordinator:
                                       (ListGroupsRequest, "ListGroups", "on_list_groups"),
                                       (DescribeGroupsRequest, "DescribeGroups", "on_describe_groups"),
                                       (ConsumerGroupHeartbeatRequest, "ConsumerGroupHeartbeat", "on_consumer_heartbeat"),
-                                      (ConsumerGroupDescribeRequest, "ConsumerGroupDescribe", "on_consumer_describe")):
+                                      (ConsumerGroupDescribeRequest, "ConsumerGroupDescribe", "on_consumer_describe"),
+                                      (ShareGroupHeartbeatRequest, "ShareGroupHeartbeat", "on_share_heartbeat"),
+                                      (ShareGroupDescribeRequest, "ShareGroupDescribe", "on_share_describe"),
+                                      (ShareGroupOffsetsRequest, "DescribeShareGroupOffsets", "on_share_offsets")):
             broker.serve(req_type, api, lambda src, req, reply, m=method: getattr(coordinator(), m)(src, req, reply))
 
     def __init__(self, broker: GroupCoordinatorHost) -> None:
@@ -153,6 +179,7 @@ class GroupCoordinator:
         self._commits = 0
         self._rebalances = 0
         self._assignments = 0           # consumer groups' target assignments computed
+        self._share_rebalances = 0      # share groups' target assignments computed
         self._create_requested = False
         self._register_metrics()
         broker.every(1000.0, self._expire_members)
@@ -188,6 +215,7 @@ class GroupCoordinator:
         self._assignment_rate = SampledStat("rate", now)
         bean.add_stat("consumer-group-rebalance-rate", self._assignment_rate)
         bean.add_value("consumer-group-rebalance-count", lambda: self._assignments)
+        self._share_rebalance_rate = SampledStat("rate", now)
         if self.broker.kafka.group_coordinator_44:
             self._register_metrics_44(bean)
 
@@ -312,6 +340,9 @@ class GroupCoordinator:
             return
         now = self.broker.now()
         group = self.groups.setdefault(req.group_id, Group(req.group_id))
+        if group.share is not None:
+            reply(JoinGroupResponse("INCONSISTENT_GROUP_PROTOCOL"))
+            return
         if group.consumer is not None:
             if group.consumer.members:
                 reply(JoinGroupResponse("INCONSISTENT_GROUP_PROTOCOL"))
@@ -455,6 +486,9 @@ class GroupCoordinator:
             if group.consumer is not None:
                 self._expire_consumers(group, now)
                 continue
+            if group.share is not None:
+                self._expire_share_members(group, now)
+                continue
             expired = [mid for mid, m in group.members.items()
                        if m.join_reply is None and now - m.last_heartbeat_ms > m.session_timeout_ms]
             for mid in expired:
@@ -518,7 +552,7 @@ class GroupCoordinator:
 
     # -- listing and describing ----------------------------------------------------------------------------------------
     def on_list_groups(self, src: str, req: ListGroupsRequest, reply: Callable) -> None:
-        groups = tuple(ListedGroup(g.group_id, "consumer", g.state, g.group_type) for g in self.groups.values()
+        groups = tuple(ListedGroup(g.group_id, g.protocol_type, g.state, g.group_type) for g in self.groups.values()
                        if self.owns(g.group_id) == "NONE" and (not req.states or g.state in req.states))
         reply(ListGroupsResponse("NONE", groups))
 
@@ -527,8 +561,8 @@ class GroupCoordinator:
         for group_id in req.groups:
             error = self.owns(group_id)
             group = self.groups.get(group_id)
-            if error == "NONE" and group is not None and group.consumer is not None:
-                error = "GROUP_ID_NOT_FOUND"        # not a classic group: ConsumerGroupDescribe describes it
+            if error == "NONE" and group is not None and (group.consumer is not None or group.share is not None):
+                error = "GROUP_ID_NOT_FOUND"        # not a classic group: its own describe API describes it
             if error != "NONE" or group is None:
                 out.append(GroupDescription(group_id, error))
                 continue
@@ -545,7 +579,7 @@ class GroupCoordinator:
             reply(ConsumerGroupHeartbeatResponse(error))
             return
         group = self.groups.get(req.group_id)
-        if group is not None and group.consumer is None and group.members:
+        if group is not None and group.consumer is None and (group.members or group.share is not None):
             reply(ConsumerGroupHeartbeatResponse("GROUP_ID_NOT_FOUND",
                                                  message=f"Group {req.group_id} is not a consumer group."))
             return
@@ -651,3 +685,172 @@ class GroupCoordinator:
             out.append(ConsumerGroupDescription(group_id, "NONE", group.state, state.group_epoch,
                                                 state.assignment_epoch, state.assignor, members))
         reply(ConsumerGroupDescribeResponse(tuple(out)))
+
+    # -- share groups (KIP-932) -----------------------------------------------------------------------------------
+    def on_share_heartbeat(self, src: str, req: ShareGroupHeartbeatRequest, reply: Callable) -> None:
+        error = self.owns(req.group_id)
+        if error != "NONE":
+            reply(ShareGroupHeartbeatResponse(error))
+            return
+        if not self.broker.share_groups_enabled():
+            reply(ShareGroupHeartbeatResponse("UNSUPPORTED_VERSION", message="Share groups are not enabled."))
+            return
+        if not req.member_id:
+            reply(ShareGroupHeartbeatResponse("INVALID_REQUEST", message="MemberId can't be empty."))
+            return
+        group = self.groups.get(req.group_id)
+        if group is not None and group.share is None and (group.members or group.consumer is not None or group.offsets):
+            reply(ShareGroupHeartbeatResponse("GROUP_ID_NOT_FOUND", message=f"Group {req.group_id} is not a share group."))
+            return
+        if req.member_epoch == sg.LEAVE_EPOCH:
+            if group is not None and group.share is not None and req.member_id in group.share.members:
+                self._share_member_gone(group, req.member_id)
+            reply(ShareGroupHeartbeatResponse("NONE", req.member_id, req.member_epoch))
+            return
+        if group is None:
+            group = self.groups[req.group_id] = Group(req.group_id)
+        if group.share is None:
+            group.share = sg.ShareGroupState()
+        state = group.share
+        member = state.members.get(req.member_id)
+        changed = False
+        if req.member_epoch == 0:
+            if not req.topics and (member is None or not member.topics):
+                reply(ShareGroupHeartbeatResponse("INVALID_REQUEST",
+                                                  message="SubscribedTopicNames must be set in first request."))
+                return
+            if member is None and len(state.members) >= self.broker.cfg["group.share.max.size"]:
+                reply(ShareGroupHeartbeatResponse("GROUP_MAX_SIZE_REACHED", message=f"The share group has reached "
+                                                  f"its maximum capacity of {self.broker.cfg['group.share.max.size']} "
+                                                  "members."))
+                return
+            if member is None:
+                member = state.members[req.member_id] = sg.ShareMember(req.member_id, req.client)
+                changed = True
+            member.told = None
+        elif member is None:
+            reply(ShareGroupHeartbeatResponse("UNKNOWN_MEMBER_ID", message=f"Member {req.member_id} is not a member "
+                                              f"of group {req.group_id}."))
+            return
+        elif req.member_epoch != member.epoch:
+            reply(ShareGroupHeartbeatResponse("FENCED_MEMBER_EPOCH", message="The share group member has a "
+                                              f"greater member epoch ({member.epoch}) than the one known by the client "
+                                              f"({req.member_epoch})." if req.member_epoch < member.epoch else
+                                              "The member epoch is not valid."))
+            return
+        member.last_heartbeat_ms = self.broker.now()
+        if req.topics is not None and tuple(sorted(set(req.topics))) != member.topics:
+            member.topics = tuple(sorted(set(req.topics)))
+            changed = True
+        counts = {name: len(t.partitions) for name, t in self.broker.image.topics.items()}
+        if state.refresh(counts) or changed:
+            state.group_epoch += 1
+        self._assign_share(group)
+        told = (member.epoch, member.assigned)
+        send = told != member.told
+        member.told = told
+        reply(ShareGroupHeartbeatResponse("NONE", member.member_id, member.epoch,
+                                          self.broker.cfg["group.share.heartbeat.interval.ms"],
+                                          tuple(sorted(member.assigned)) if send else None))
+
+    def _assign_share(self, group: Group) -> None:
+        state = group.share
+        assert state is not None
+        if state.group_epoch > state.assignment_epoch:
+            state.assign()
+            self._share_rebalances += 1
+            self._share_rebalance_rate.record(1, self.broker.now())
+        group.state = state.state()
+
+    def _share_member_gone(self, group: Group, member_id: str) -> None:
+        state = group.share
+        assert state is not None
+        del state.members[member_id]
+        state.group_epoch += 1
+        self._assign_share(group)
+
+    def _expire_share_members(self, group: Group, now: float) -> None:
+        state = group.share
+        assert state is not None
+        session = self.broker.cfg["group.share.session.timeout.ms"]
+        for mid in [mid for mid, m in state.members.items() if now - m.last_heartbeat_ms > session]:
+            self._share_member_gone(group, mid)
+
+    def on_share_describe(self, src: str, req: ShareGroupDescribeRequest, reply: Callable) -> None:
+        out = []
+        for group_id in req.groups:
+            error = self.owns(group_id)
+            group = self.groups.get(group_id)
+            if error != "NONE" or group is None or group.share is None:
+                message = None if error != "NONE" else f"Group {group_id} not found." if group is None else \
+                    f"Group {group_id} is not a share group."
+                out.append(ShareGroupDescription(group_id, "GROUP_ID_NOT_FOUND" if error == "NONE" else error,
+                                                 message=message))
+                continue
+            state = group.share
+            members = tuple(ShareMemberDescription(m.member_id, m.client, m.epoch, m.topics, tuple(sorted(m.assigned)))
+                            for m in state.members.values())
+            out.append(ShareGroupDescription(group_id, "NONE", group.state, state.group_epoch, state.assignment_epoch,
+                                             sg.ASSIGNOR, members))
+        reply(ShareGroupDescribeResponse(tuple(out)))
+
+    def on_share_offsets(self, src: str, req: ShareGroupOffsetsRequest, reply: Callable) -> None:
+        """DescribeShareGroupOffsets: each partition's start offset as the share coordinator has it, and its lag:
+        the records below the high watermark not yet delivered for good (Kafka 4.2's answer; -1 before a
+        share partition has started)."""
+        results: dict[str, ShareGroupOffsets] = {}
+        asks: list[tuple[str, TopicPartition]] = []
+        for group_id, topics in req.groups:
+            error = self.owns(group_id)
+            group = self.groups.get(group_id)
+            if error != "NONE" or group is None or group.share is None:
+                results[group_id] = ShareGroupOffsets(group_id, "GROUP_ID_NOT_FOUND" if error == "NONE" else error)
+                continue
+            names = group.share.initialized if topics is None else set(topics)
+            results[group_id] = ShareGroupOffsets(group_id)
+            for name in sorted(names):
+                t = self.broker.image.topics.get(name)
+                asks.extend((group_id, TopicPartition(name, i)) for i in range(len(t.partitions) if t else 0))
+        found: dict[tuple[str, TopicPartition], SharePartitionOffset] = {}
+        pending = [2 * len(asks)]
+        answers: dict[tuple[str, TopicPartition], list[Any]] = {key: [None, None] for key in asks}
+
+        def finish() -> None:
+            for group_id, offsets in results.items():
+                offsets.partitions.update({tp: o for (g, tp), o in sorted(found.items()) if g == group_id})
+            reply(ShareGroupOffsetsResponse(tuple(results[g] for g, _ in req.groups)))
+
+        def got(key: tuple[str, TopicPartition], slot: int, resp: Any) -> None:
+            answers[key][slot] = resp
+            pending[0] -= 1
+            state, hw = answers[key]
+            if state is not None and hw is not None:
+                found[key] = _share_offset(state, hw, self.broker.image.partition(key[1].topic, key[1].partition))
+            if pending[0] == 0:
+                finish()
+
+        if not asks:
+            finish()
+            return
+        for key in asks:
+            group_id, tp = key
+            self.broker.share_state_read(group_id, tp, lambda resp, k=key: got(k, 0, resp))
+            leader = self.broker.image.partition(tp.topic, tp.partition)
+            if leader is None or leader.leader < 0:
+                got(key, 1, ListOffsetsResponse("LEADER_NOT_AVAILABLE"))
+                continue
+            self.broker.request(self.broker.address_of(leader.leader), ListOffsetsRequest(tp, -1),
+                                lambda resp, k=key: got(k, 1, resp), self.broker.cfg["request.timeout.ms"])
+
+
+def _share_offset(state: Any, latest: Any, partition: Any) -> SharePartitionOffset:
+    """A share partition's start offset and lag from the share coordinator's state and the high watermark."""
+    epoch = partition.leader_epoch if partition is not None else -1
+    if isinstance(state, RequestFailed) or state.error != "NONE" or state.state.start_offset < 0:
+        return SharePartitionOffset(-1, epoch, -1)
+    start = state.state.start_offset
+    if isinstance(latest, RequestFailed) or latest.error != "NONE":
+        return SharePartitionOffset(start, epoch, -1)
+    done = sum(min(last, latest.offset - 1) - max(first, start) + 1 for first, last, kind, _ in state.state.batches
+               if kind in (ACKNOWLEDGED, ARCHIVED) and last >= start and first < latest.offset)
+    return SharePartitionOffset(start, epoch, max(0, latest.offset - start - done))

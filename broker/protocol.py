@@ -395,3 +395,128 @@ class DescribeClusterResponse:
     brokers: dict[int, str]                      # the live (unfenced) brokers: node id -> name
     controller_id: int                           # what a KRaft broker names: a live broker
     error: str = "NONE"
+
+
+@dataclass(frozen=True, slots=True)
+class ShareGroupHeartbeatRequest:
+    """KIP-932's one request of a share group member: join (epoch 0), stay (its epoch), leave (-1)."""
+    group_id: str
+    member_id: str
+    member_epoch: int
+    client: str = ""
+    topics: tuple[str, ...] | None = None                   # None: unchanged since the last heartbeat
+
+
+@dataclass(frozen=True, slots=True)
+class ShareGroupHeartbeatResponse:
+    error: str = "NONE"
+    member_id: str = ""
+    member_epoch: int = -1
+    heartbeat_interval_ms: int = 0
+    assignment: tuple[TopicPartition, ...] | None = None    # None: unchanged
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShareGroupDescribeRequest:
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ShareMemberDescription:
+    member_id: str
+    client_id: str
+    member_epoch: int
+    topics: tuple[str, ...]
+    assignment: tuple[TopicPartition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ShareGroupDescription:
+    group_id: str
+    error: str = "NONE"
+    state: str = "Dead"
+    group_epoch: int = 0
+    assignment_epoch: int = 0
+    assignor: str = ""
+    members: tuple[ShareMemberDescription, ...] = ()
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShareGroupDescribeResponse:
+    groups: tuple[ShareGroupDescription, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ShareAck:
+    """An acknowledgement batch: offsets first..last, one acknowledge type each (one type: the whole range)."""
+    first: int
+    last: int
+    types: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ShareFetchRequest:
+    """ShareFetch on a share session: epoch 0 opens one, -1 closes it; acknowledgements ride along."""
+    group_id: str
+    member_id: str
+    session_epoch: int
+    partitions: tuple[TopicPartition, ...] = ()             # added to the session
+    forgotten: tuple[TopicPartition, ...] = ()
+    acks: dict[TopicPartition, tuple[ShareAck, ...]] = field(default_factory=dict)
+    max_wait_ms: float = 0.0
+    min_bytes: int = 1
+    max_bytes: int = 52_428_800
+    max_records: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ShareAcknowledgeRequest:
+    """ShareAcknowledge: acknowledgements alone, on an open share session (-1: and close it)."""
+    group_id: str
+    member_id: str
+    session_epoch: int
+    acks: dict[TopicPartition, tuple[ShareAck, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SharePartitionData:
+    error: str = "NONE"
+    ack_error: str = "NONE"
+    batches: tuple[Batch, ...] = ()
+    acquired: tuple[tuple[int, int, int], ...] = ()         # (first offset, last offset, delivery count)
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShareFetchResponse:
+    error: str = "NONE"
+    partitions: dict[TopicPartition, SharePartitionData] = field(default_factory=dict)
+    lock_timeout_ms: int = 0
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShareGroupOffsetsRequest:
+    """DescribeShareGroupOffsets: topics None for every topic the group has state for."""
+    groups: tuple[tuple[str, tuple[str, ...] | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SharePartitionOffset:
+    start_offset: int
+    leader_epoch: int
+    lag: int                                                # -1 where the version does not say
+
+
+@dataclass(frozen=True, slots=True)
+class ShareGroupOffsets:
+    group_id: str
+    error: str = "NONE"
+    partitions: dict[TopicPartition, SharePartitionOffset] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ShareGroupOffsetsResponse:
+    groups: tuple[ShareGroupOffsets, ...]

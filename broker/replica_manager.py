@@ -133,11 +133,11 @@ class ReplicaManager:
             node.fetcher_manager.remove(tp)
             if part.maybe_advance_hw(node.now()):
                 self._on_hw_moved(tp)
-            node.coordinator.on_leadership(tp, True)
+            node.leadership_changed(tp, True)
         elif role == "follower":
             node.fetcher_manager.remove(tp)
             self._complete_delayed_produce(tp)
-            node.coordinator.on_leadership(tp, False)
+            node.leadership_changed(tp, False)
             if state.leader >= 0:
                 node.fetcher_manager.add(state.leader, tp)
         elif part.is_leader:
@@ -176,7 +176,7 @@ class ReplicaManager:
         node.fetcher_manager.remove(tp)
         self._complete_delayed_produce(tp)
         if part.is_leader:
-            node.coordinator.on_leadership(tp, False)
+            node.leadership_changed(tp, False)
         # the Partition and Log gauges go with the replica, as Kafka removes them
         gone = [ObjectNamePattern(f"kafka.{domain}:type={kind},topic={tp.topic},partition={tp.partition},*")
                 for domain, kind in (("cluster", "Partition"), ("log", "Log"))]
@@ -421,6 +421,8 @@ class ReplicaManager:
         for tp in tps:
             self._complete_delayed_produce(tp)
         self._wake_fetches(*tps, follower=False)
+        if tps:
+            self.node.share_partitions.wake()
 
     # -- ISR changes ------------------------------------------------------------------------------------------------
     def shrink_isrs(self) -> None:

@@ -55,6 +55,9 @@ class KafkaLine:
     # the group coordinator's 4.4 metrics: classic-group-count per state, offset-count, and the
     # streams groups' topology-description store (its counters stay 0 without Kafka Streams clients)
     group_coordinator_44: bool = False
+    # share groups as 4.2 made them generally available: on without group.share.enable (a new cluster's
+    # share.version is 1), and DescribeShareGroupOffsets v1 says each partition's lag
+    share_groups_ga: bool = False
 
     def apis(self, role: str) -> tuple[str, ...]:
         return self.broker_apis if role == "broker" else self.controller_apis
@@ -68,7 +71,7 @@ LINES = {
                      tuple(sorted(_CONTROLLER_APIS_41 + ("UnregisterController",))),
                      # the share groups' dead-letter queue sender: idle without share groups
                      broker_channels=(("ShareGroupDLQManager-channel-metrics", False),),
-                     group_coordinator_44=True),
+                     group_coordinator_44=True, share_groups_ga=True),
 }
 DEFAULT_LINE = "4.1"
 

@@ -60,11 +60,12 @@ def make_cluster(brokers: int = 5, controllers: int = 3, seed: int = 7, config: 
 
 @contextlib.contextmanager
 def wall_clock_cluster(brokers: int, controllers: int, seed: int, config: dict,
-                       topic: tuple[str, int, int, int]) -> Iterator[Cluster]:
-    """A cluster running on the wall clock in its own thread, ready, with one topic (name, partitions,
-    replication factor, min ISR); stopped on the way out."""
+                       topic: tuple[str, int, int, int], kafka_version: str = "4.1") -> Iterator[Cluster]:
+    """A cluster (of that Kafka line) running on the wall clock in its own thread, ready, with one topic (name,
+    partitions, replication factor, min ISR); stopped on the way out."""
     from broker.clock import WallClock
-    cluster = Cluster(brokers=brokers, controllers=controllers, seed=seed, config=config, clock=WallClock())
+    cluster = Cluster(brokers=brokers, controllers=controllers, seed=seed, config=config, clock=WallClock(),
+                      kafka_version=kafka_version)
     stop = threading.Event()
     crashed: list[BaseException] = []
 

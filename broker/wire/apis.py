@@ -7,8 +7,6 @@ Advertised (and nothing else): the APIs and versions below, chosen so current cl
 topic names, not topic ids (Fetch stops at 12, Produce at 11, Metadata at 12)."""
 from __future__ import annotations
 
-import datetime
-import io
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -16,10 +14,6 @@ from typing import Any
 from kio.index import load_response_schema
 from kio.records import readers as record_readers
 from kio.records.readers import read_batch
-from kio.records.schema import NewRecordBatch
-from kio.records.schema import Record as WireRecord
-from kio.records.writers import write_new_batch
-from kio.static.primitive import TZAwareMicros, i8, i16, i32, i64
 
 from broker.config import KafkaConfigError
 from broker.log import Batch
@@ -36,9 +30,10 @@ from broker.protocol import (
     ProduceRequest,
 )
 from broker.structs import Record, TopicPartition
-from broker.wire import admin, groups
+from broker.wire import admin, groups, share
 from broker.wire.build import build
 from broker.wire.compression import uncompressed
+from broker.wire.records import wire_batches
 from broker.wire.replies import NO_RESPONSE, answer_pending, failed
 from broker.wire.topic_ids import topic_id, topics_by_id
 
@@ -54,18 +49,27 @@ RECORDS_START = 61                  # record batch v2: the header's size, where 
 INTERNAL_TOPICS = {"__consumer_offsets", "__transaction_state", "__share_group_state"}
 
 
-def supported(api_key: int, version: int) -> bool:
-    lo_hi = SUPPORTED.get(api_key)
+def _served(conn: Any) -> dict[int, tuple[int, int]]:
+    """The APIs this connection's broker serves: the share group APIs only where share groups are on, as its
+    Kafka line has them."""
+    if not share.enabled(conn):
+        return {k: v for k, v in SUPPORTED.items() if k not in share.SUPPORTED}
+    return {**SUPPORTED, **share.line_caps(conn)}
+
+
+def supported(conn: Any, api_key: int, version: int) -> bool:
+    lo_hi = _served(conn).get(api_key)
     return lo_hi is not None and lo_hi[0] <= version <= lo_hi[1]
 
 
-def _api_keys() -> list[dict[str, int]]:
-    return [{"api_key": k, "min_version": lo, "max_version": hi} for k, (lo, hi) in sorted(SUPPORTED.items())]
+def _api_keys(conn: Any) -> list[dict[str, int]]:
+    return [{"api_key": k, "min_version": lo, "max_version": hi} for k, (lo, hi) in sorted(_served(conn).items())]
 
 
-def unsupported_api_versions() -> Any:
+def unsupported_api_versions(conn: Any) -> Any:
     """ApiVersions v0 with UNSUPPORTED_VERSION and the list: the client retries with a version it finds there."""
-    return build(load_response_schema(API_VERSIONS, 0), {"error_code": "UNSUPPORTED_VERSION", "api_keys": _api_keys()})
+    return build(load_response_schema(API_VERSIONS, 0), {"error_code": "UNSUPPORTED_VERSION",
+                                                         "api_keys": _api_keys(conn)})
 
 
 def handle(conn: Any, header: Any, request: Any) -> Any:
@@ -76,7 +80,7 @@ def handle(conn: Any, header: Any, request: Any) -> Any:
 
 
 def _api_versions(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
-    return respond({"error_code": "NONE", "api_keys": _api_keys()})
+    return respond({"error_code": "NONE", "api_keys": _api_keys(conn)})
 
 
 def _metadata(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
@@ -194,31 +198,6 @@ def _list_offsets(conn: Any, request: Any, respond: Callable[[dict], Any]) -> An
     return respond({"topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]})
 
 
-def _wire_batches(batches: tuple[Batch, ...], wall_base_ms: float) -> bytes:
-    """The simulation's batches as record batches v2 (CRC-32C); a batch without payloads (the
-    workload's) carries empty records."""
-    out = io.BytesIO()
-    for b in batches:
-        payloads = b.records or tuple(Record(None, None, b.timestamp_ms) for _ in range(b.count))
-        records = tuple(WireRecord(attributes=i8(0), timestamp=_micros(wall_base_ms + r.timestamp_ms),
-                                   offset=i64(b.base_offset + i), key=_bytes(r.key), value=_bytes(r.value), headers=())
-                        for i, r in enumerate(payloads))
-        write_new_batch(out, NewRecordBatch(producer_id=i64(b.producer_id), producer_epoch=i16(0 if b.producer_id >= 0 else -1),
-                                            partition_leader_epoch=i32(b.epoch), base_sequence=i32(b.base_sequence),
-                                            records=records, attributes=i16(0)))
-    return out.getvalue()
-
-
-def _micros(epoch_ms: float) -> TZAwareMicros:
-    return TZAwareMicros.parse(datetime.datetime.fromtimestamp(epoch_ms / 1000.0, tz=datetime.UTC))
-
-
-def _bytes(value: Any) -> bytes | None:
-    if value is None or isinstance(value, bytes):
-        return value
-    return str(value).encode()
-
-
 def _fetch(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     partitions = {TopicPartition(t.topic, int(p.partition)):
                   FetchPartition(int(p.fetch_offset), current_leader_epoch=int(getattr(p, "current_leader_epoch", -1)))
@@ -236,7 +215,7 @@ def _fetch(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
         topics.setdefault(tp.topic, []).append({
             "partition_index": tp.partition, "error_code": d.error, "high_watermark": d.high_watermark,
             "last_stable_offset": d.high_watermark, "log_start_offset": -1, "aborted_transactions": None,
-            "preferred_read_replica": -1, "records": _wire_batches(d.batches, wall_base)})
+            "preferred_read_replica": -1, "records": wire_batches(d.batches, wall_base)})
     return respond({"error_code": "NONE", "session_id": 0,
                     "responses": [{"topic": t, "partitions": ps} for t, ps in topics.items()]})
 
@@ -307,6 +286,6 @@ HANDLERS: dict[int, Callable[[Any, Any, Callable[[dict], Any]], Any]] = {
 }
 
 
-for _module in (groups, admin):
+for _module in (groups, admin, share):
     SUPPORTED.update(_module.SUPPORTED)
     HANDLERS.update(_module.HANDLERS)

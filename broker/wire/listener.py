@@ -106,11 +106,11 @@ class Connection:
 
     def _answer(self, frame: bytes) -> bool:
         api_key, version, correlation_id = peek_api(frame)
-        if not apis.supported(api_key, version):
+        if not apis.supported(self, api_key, version):
             if api_key != apis.API_VERSIONS:
                 # Kafka closes a connection that sends an API or version it does not serve
                 raise WireError(f"API key {api_key} version {version} is not served here")
-            response = apis.unsupported_api_versions()
+            response = apis.unsupported_api_versions(self)
             self.sock.sendall(encode_response(api_key, 0, correlation_id, response))
             return True
         try:
