@@ -9,6 +9,8 @@
     workload:
       - {producer: p1, topic: orders, rate: 200, acks: all, keys: 100}
       - {consumer_group: billing, topic: orders, members: 3}
+      - {share_group: jobs, topic: orders, members: 2}   # share consumers (KIP-932; on 4.1 needs
+                                                          # config group.share.enable: true)
     timeline:
       - {at: 10s, kill: broker-3}
       - {at: 40s, restart: broker-3}
@@ -223,8 +225,19 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
             groups.append(ConsumerGroupSpec(str(w["consumer_group"]), str(topic),
                                             r.get(w, path, "members", _positive_int, 1), str(commit),
                                             r.get(w, path, "processing_ms", _number, 0.0), dict(w.get("config") or {})))
+        elif isinstance(w, dict) and "share_group" in w:
+            w = r.mapping(w, path, {"share_group", "topic", "members", "processing_ms", "config"})
+            topic = r.get(w, path, "topic", _str, required=True)
+            if topic is not None and topic not in names:
+                r.fail(path + ("topic",), f"unknown topic {topic!r} (topics: {', '.join(sorted(names)) or 'none'})")
+            if not (kafka_line(kafka_version).share_groups_ga or checked.get("group.share.enable")):
+                r.fail(path, f"share groups are a preview in Kafka {kafka_version}: set config group.share.enable: "
+                             "true, or cluster kafka_version: \"4.4\"")
+            groups.append(ConsumerGroupSpec(str(w["share_group"]), str(topic), r.get(w, path, "members", _positive_int, 1),
+                                            "auto", r.get(w, path, "processing_ms", _number, 0.0),
+                                            dict(w.get("config") or {}), share=True))
         else:
-            r.fail(path, "a workload entry needs 'producer' or 'consumer_group'")
+            r.fail(path, "a workload entry needs 'producer', 'consumer_group' or 'share_group'")
 
     shape = Scenario(brokers or 0, controllers or 0, combined=combined or 0)
     node_names = set(shape.node_names()) | {"active-controller"}

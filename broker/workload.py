@@ -13,6 +13,7 @@ from typing import Any
 from broker.cluster import Cluster
 from broker.consumer import Consumer
 from broker.producer import Producer
+from broker.share_consumer import ShareConsumer
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class ConsumerGroupSpec:
     commit: str = "auto"
     processing_ms: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)
+    share: bool = False              # a share group (KIP-932): share consumers, records acknowledged, no commits
 
 
 class WorkloadProducer:
@@ -74,17 +76,20 @@ class Workload:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.producers: list[WorkloadProducer] = []
-        self.groups: dict[str, list[Consumer]] = {}
+        self.groups: dict[str, list[Consumer | ShareConsumer]] = {}
 
     def add_producer(self, spec: ProducerSpec) -> WorkloadProducer:
         wp = WorkloadProducer(self.cluster, spec)
         self.producers.append(wp)
         return wp
 
-    def add_group(self, spec: ConsumerGroupSpec) -> list[Consumer]:
-        members = [self.cluster.consumer(f"{spec.group}-{i + 1}", spec.group, (spec.topic,), spec.config,
-                                         spec.commit, spec.processing_ms)
-                   for i in range(spec.members)]
+    def add_group(self, spec: ConsumerGroupSpec) -> list[Consumer | ShareConsumer]:
+        members: list[Consumer | ShareConsumer] = [
+            self.cluster.share_consumer(f"{spec.group}-{i + 1}", spec.group, (spec.topic,), spec.config,
+                                        spec.processing_ms) if spec.share else
+            self.cluster.consumer(f"{spec.group}-{i + 1}", spec.group, (spec.topic,), spec.config, spec.commit,
+                                  spec.processing_ms)
+            for i in range(spec.members)]
         self.groups.setdefault(spec.group, []).extend(members)
         return members
 

@@ -89,8 +89,9 @@ class Engine:
 
     def _start_group(self, spec: ConsumerGroupSpec) -> None:
         stop = self._group_stop[spec.group] = threading.Event()
+        consume = self._consume_shared if spec.share else self._consume
         for member in range(spec.members):
-            self._thread(f"{spec.group}-{member}", lambda s=spec: self._consume(s, stop))
+            self._thread(f"{spec.group}-{member}", lambda s=spec: consume(s, stop))
 
     def _thread(self, name: str, target: Callable[[], None]) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
@@ -149,6 +150,27 @@ class Engine:
                     self.consumed += 1
                 if spec.commit == "after":
                     consumer.commit(message=msg, asynchronous=True)
+        finally:
+            consumer.close()
+
+    def _consume_shared(self, spec: ConsumerGroupSpec, stop: threading.Event) -> None:
+        """A share group member (librdkafka's share consumer, implicit acknowledgement: a poll accepts the
+        records of the one before); the records take the group's pace."""
+        from confluent_kafka import ShareConsumer
+        consumer = ShareConsumer({"bootstrap.servers": self.cluster.bootstrap_servers(), "group.id": spec.group,
+                                  **spec.config})
+        consumer.subscribe([spec.topic])
+        try:
+            while not (self.stop.is_set() or stop.is_set()):
+                for msg in consumer.poll(0.5):
+                    if msg.error():
+                        continue
+                    started = time.monotonic()
+                    while not stop.is_set() and time.monotonic() - started < self._processing_ms[spec.group] / 1000.0:
+                        stop.wait(0.05)
+                    with self._lock:
+                        self.consumed += 1
+            consumer.commit_sync()
         finally:
             consumer.close()
 

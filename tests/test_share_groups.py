@@ -196,3 +196,52 @@ def test_start_offsets_and_lag_are_described_from_the_share_coordinators_state()
     assert sum(o.lag for o in described.partitions.values()) == 30
     [missing] = ask(c, coordinator(c, "nobody"), ShareGroupOffsetsRequest((("nobody", None),))).groups
     assert missing.error == "GROUP_ID_NOT_FOUND"
+
+
+def test_the_timeline_stops_slows_and_resumes_a_share_group():
+    """A workload share group on the scenario's timeline: stopped it goes Empty and its start offsets stand
+    still while records arrive, slowed it falls behind, resumed it catches up; on 4.1 a share group needs
+    the preview switch, which the scenario says."""
+    import pytest
+
+    from broker.scenario import load_scenario
+    from broker.simulation import Simulation
+    from kafka_common.yamlconf import ConfigError
+    text = """
+cluster: {brokers: 3, controllers: 1}
+config: {group.share.enable: true, offsets.topic.num.partitions: 3, share.coordinator.state.topic.num.partitions: 3}
+topics: [{name: orders, partitions: 3, replication_factor: 3, min_insync_replicas: 2}]
+workload:
+  - {producer: p, topic: orders, rate: 200, keys: 12, batch_interval: 500ms}
+  - {share_group: jobs, topic: orders, members: 2}
+timeline:
+  - {at: 30s, stop_consumer: jobs}
+  - {at: 60s, resume_consumer: jobs}
+  - {at: 90s, slow_consumer: jobs, processing_ms: 20}
+  - {at: 150s, resume_consumer: jobs}
+run_for: 200s
+"""
+    with pytest.raises(ConfigError, match=r"s.yaml:7: workload\[1\]: share groups are a preview in Kafka 4.1"):
+        load_scenario(text.replace("group.share.enable: true, ", ""), "s.yaml")
+    sim = Simulation(load_scenario(text, "s.yaml"))
+    sim.start()
+    c = sim.cluster
+
+    def lag() -> int:
+        ends = {tp: p.high_watermark for b in c.brokers.values() for tp, p in b.partitions.items()
+                if p.is_leader and tp.topic == "orders"}
+        starts = {tp: sp.start_offset for tp, sp in share_partitions(c, "jobs").items()}
+        return sum(end - starts.get(tp, 0) for tp, end in ends.items())
+
+    def state() -> str:
+        return c.node(coordinator(c, "jobs")).coordinator.groups["jobs"].state
+    sim.run(until_ms=29_000)
+    assert state() == "Stable" and lag() < 300
+    sim.run(until_ms=59_000)
+    assert state() == "Empty" and lag() > 5_000            # 29 s of 200 records/s, nobody reading
+    sim.run(until_ms=89_000)
+    assert state() == "Stable" and lag() < 300
+    sim.run(until_ms=149_000)
+    assert lag() > 6_000                                   # 20 ms a record: 2 members read 100 of 200 a second
+    sim.run(until_ms=200_000)
+    assert lag() < 300

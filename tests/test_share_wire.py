@@ -79,3 +79,42 @@ def test_kafkas_console_share_consumer_reads_and_the_exporter_reports_the_group(
         if consumer.poll() is None:
             consumer.kill()
         reader.close()
+
+
+def test_librdkafkas_share_consumers_split_the_records_and_acknowledge_them(wire):
+    """confluent-kafka's ShareConsumer (librdkafka 2.16, implicit acknowledgement): two members of one share
+    group read every record once between them, and what they accepted moves each start offset to the end."""
+    import time
+
+    from confluent_kafka import Producer, ShareConsumer
+    _line, cluster, bootstrap = wire
+    group = "rdk-share"
+    members = [ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group}) for _ in range(2)]
+    for m in members:
+        m.subscribe(["orders"])
+    got: list[tuple[int, int]] = []
+
+    def poll() -> None:
+        for m in members:
+            got.extend((msg.partition(), msg.offset()) for msg in m.poll(0.1) if not msg.error())
+    try:
+        assert wait(lambda: (poll(), started_partitions(cluster, group) == 3)[1], 60, step=0.1)
+        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+        for i in range(60):
+            producer.produce("orders", value=str(i).encode(), partition=i % 3)
+        assert producer.flush(10) == 0
+        deadline = time.monotonic() + 30
+        while len(got) < 60 and time.monotonic() < deadline:
+            poll()
+        assert len(got) == len(set(got)) == 60
+        for m in members:
+            m.commit_sync()         # implicit mode: the last poll's records are accepted with the commit
+    finally:
+        for m in members:
+            m.close()
+    with cluster.sched.lock:
+        starts = {tp.partition: sp.start_offset for b in cluster.brokers.values() if b.alive
+                  for (g, tp), sp in b.share_partitions.partitions.items() if g == group}
+        ends = {tp.partition: p.high_watermark for b in cluster.brokers.values() if b.alive
+                for tp, p in b.partitions.items() if tp.topic == "orders" and p.is_leader}
+    assert starts == ends
