@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -219,15 +221,14 @@ def pytest_runtest_call(item: pytest.Item):
         return (yield)
 
 
-# `make test` runs two pytest-xdist workers (the suite mostly waits on real services and wall clocks). Each
-# module runs whole on one worker (its module fixtures start once). The modules that use the Zabbix stack
-# share one worker and stack, with the rehearsals last: their embedded cluster runs on the wall clock, and
-# beside real Kafka's JVMs on the other worker it was starved into a controller election (measured); by
-# then the other worker has run the real-Kafka modules, which go out first (FIRST)
+# `make test` runs three pytest-xdist workers: the suite mostly waits on real services and wall clocks. Each module
+# runs whole on one worker (its module fixtures start once). The modules that use the Zabbix stack share one worker
+# and stack; the rehearsals, the longest of them, have a worker and a stack of their own. The real-Kafka modules go
+# out first (FIRST).
 ZABBIX_FIXTURES = {"zabbix", "zabbix_api", "zabbix70", "zabbix70_api", "zbx", "zbx_api"}
-LAST_IN_ZABBIX = "test_rehearsal.py"
-FIRST = ("zabbix", "test_conformance.py", "test_real_kafka.py", "test_kafka_engine.py", "test_kafka_protocol.py",
-         "test_kafka_versions.py")
+REHEARSALS = "test_rehearsal.py"
+FIRST = ("zabbix-rehearsals", "zabbix", "test_conformance.py", "test_real_kafka.py", "test_kafka_engine.py",
+         "test_combined_kafka.py", "test_kafka_protocol.py", "test_kafka_versions.py")
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
@@ -247,6 +248,14 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     return HeavyFirst(config, log)
 
 
+def _rehearsal_order(item: pytest.Item) -> int:
+    """The bundled rehearsal (no real Kafka) first, while the other workers hold the CPU slots; the embedded
+    JMX rehearsal, whose cluster runs on the wall clock, last, alone (cpu_slots(2))."""
+    if item.path.name != REHEARSALS:
+        return 0
+    return 2 if item.name.endswith("[embedded]") else 1 if item.name.endswith("[kafka]") else 0
+
+
 @pytest.hookimpl(tryfirst=True)         # before xdist's, which reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     zabbix_modules = {item.path.name for item in items if ZABBIX_FIXTURES & set(getattr(item, "fixturenames", ()))}
@@ -256,8 +265,78 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
         module = item.path.name
-        item.add_marker(pytest.mark.xdist_group("zabbix" if module in zabbix_modules else module))
-    # stable: the rest keep their order; the embedded cluster's rehearsal, the most sensitive to a busy
-    # machine, last of all
-    items.sort(key=lambda item: (item.path.name == LAST_IN_ZABBIX,
-                                 item.path.name == LAST_IN_ZABBIX and item.name.endswith("[embedded]")))
+        group = "zabbix-rehearsals" if module == REHEARSALS else "zabbix" if module in zabbix_modules else module
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=_rehearsal_order)        # stable: the rest keep their order
+
+
+class CpuSlots:
+    """Two cores: at most two real Kafka clusters (a JVM each node) run at once across the workers, and a test
+    that takes both runs with none beside it (measured: the wall-clock embedded cluster beside real Kafka's
+    JVMs was starved into a controller election). File locks, so a worker that dies releases its slot."""
+
+    SLOTS = 2
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(exist_ok=True)
+
+    @contextlib.contextmanager
+    def hold(self, n: int) -> Iterator[None]:
+        held = []
+        with open(self.folder / "intent", "a+") as intent:
+            if n >= self.SLOTS:
+                fcntl.flock(intent, fcntl.LOCK_EX)          # newcomers wait behind the one that needs all
+                for i in range(self.SLOTS):
+                    slot = open(self.folder / f"slot{i}", "a+")
+                    fcntl.flock(slot, fcntl.LOCK_EX)
+                    held.append(slot)
+                fcntl.flock(intent, fcntl.LOCK_UN)
+            while not held:
+                fcntl.flock(intent, fcntl.LOCK_SH)
+                fcntl.flock(intent, fcntl.LOCK_UN)
+                for i in range(self.SLOTS):
+                    slot = open(self.folder / f"slot{i}", "a+")
+                    try:
+                        fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        slot.close()
+                        continue
+                    held.append(slot)
+                    break
+                else:
+                    time.sleep(0.5)
+        try:
+            yield
+        finally:
+            for slot in held:
+                slot.close()
+
+
+def _slots() -> CpuSlots | None:
+    """The run's slots, shared by its xdist workers; None without workers (one test at a time anyway)."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    return CpuSlots(Path(tempfile.gettempdir()) / f"kafka-jmx-cpu-{run}") if run else None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_cpu_slots(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A module whose fixtures run real Kafka clusters (CPU_SLOTS = 1) keeps its slot while they live."""
+    n, slots = getattr(request.module, "CPU_SLOTS", 0), _slots()
+    if not n or slots is None:
+        yield
+        return
+    with slots.hold(n):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _test_cpu_slots(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test marked cpu_slots itself (not through its module) holds them for its run."""
+    marker = next((m for m in request.node.own_markers if m.name == "cpu_slots"), None)
+    slots = _slots()
+    if marker is None or slots is None:
+        yield
+        return
+    with slots.hold(marker.args[0]):
+        yield

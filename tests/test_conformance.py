@@ -6,6 +6,9 @@ from jvm_support import assert_conforms
 from realkafka import conformance
 from realkafka.install import LINES
 
+# real Kafka clusters: one of make test's two CPU slots while the module runs (tests/conftest.py)
+CPU_SLOTS = 1
+
 SCENARIO = """
 cluster: {brokers: 3, controllers: 3}
 topics:

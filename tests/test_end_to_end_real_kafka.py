@@ -23,6 +23,9 @@ from exporter.sources.jolokia import JolokiaSource
 from realkafka.cluster import RealCluster
 from realkafka.install import DEFAULT_LINE
 
+# real Kafka clusters: one of make test's two CPU slots while the module runs (tests/conftest.py)
+CPU_SLOTS = 1
+
 # broker.session.timeout.ms 3 s: a killed broker is fenced within seconds, as in the embedded test
 FAST = {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000}
 INCLUDE = ["kafka.controller:*", "kafka.server:*", "kafka.log:type=LogManager,*", "kafka.network:type=SocketServer,*"]

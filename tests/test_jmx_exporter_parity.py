@@ -25,6 +25,9 @@ from exporter.sources.jmx import JmxReader, JmxSource
 from realkafka.cluster import RealCluster
 from realkafka.install import DEFAULT_LINE, tool_jar
 
+# real Kafka clusters: one of make test's two CPU slots while the module runs (tests/conftest.py)
+CPU_SLOTS = 1
+
 pytestmark = pytest.mark.services
 
 BUILTIN = (Path(__file__).resolve().parents[1] / "exporter" / "rulesets" / "kafka-4x.yml").read_text()

@@ -7,6 +7,9 @@ import sys
 import pytest
 from jvm_support import kafka_port_block, require_real_kafka
 
+# real Kafka clusters: one of make test's two CPU slots while the module runs (tests/conftest.py)
+CPU_SLOTS = 1
+
 
 @pytest.mark.services
 def test_cluster_run_plays_a_scenario_on_real_kafka(tmp_path):

@@ -35,6 +35,9 @@ from realkafka.cluster import RealCluster
 from realkafka.engine import Engine
 from realkafka.install import DEFAULT_LINE
 
+# real Kafka clusters: one of make test's two CPU slots while the module runs (tests/conftest.py)
+CPU_SLOTS = 1
+
 pytestmark = pytest.mark.slow
 USER = "kafka-jmx"
 JOLOKIA_PASSWORD = "quickstart-secret"

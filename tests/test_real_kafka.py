@@ -13,6 +13,9 @@ from exporter.sources.jolokia import JolokiaSource
 from realkafka.cluster import RealCluster
 from realkafka.install import LINES
 
+# real Kafka clusters: one of make test's two CPU slots while the module runs (tests/conftest.py)
+CPU_SLOTS = 1
+
 # KafkaRaftMetrics' names in 4.x ("voted" and "resigned" are no states it reports)
 RAFT_STATES = {"leader", "follower", "observer", "candidate", "prospective", "unattached",
                "unattached-voted", "prospective-voted"}

@@ -12,6 +12,9 @@ from zabbix_stack import jmx_hosts, settled, unknown_triggers, unsupported
 from realkafka.cluster import RealCluster
 from realkafka.install import DEFAULT_LINE, LINES
 
+# real Kafka clusters: one of make test's two CPU slots while the module runs (tests/conftest.py)
+CPU_SLOTS = 1
+
 TOPOLOGIES = {"separate": {"brokers": 3, "controllers": 3}, "combined": {"brokers": 0, "controllers": 0, "combined": 3}}
 
 
