@@ -62,7 +62,7 @@ from broker.protocol import (
     SyncGroupRequest,
     SyncGroupResponse,
 )
-from broker.share_partition import ACKNOWLEDGED, ARCHIVED
+from broker.share_partition import SharePartition
 from broker.structs import TopicPartition
 
 if TYPE_CHECKING:
@@ -206,16 +206,21 @@ class GroupCoordinator:
         for state, read in (("loading", lambda: len(self.loading)), ("active", lambda: len(self.loaded)),
                             ("failed", lambda: 0)):
             m.kafka_metrics("group-coordinator-metrics", {"state": state}).add_value("num-partitions", read)
-        for kind in ("classic", "consumer"):
+        for kind in ("classic", "consumer", "share"):
             m.kafka_metrics("group-coordinator-metrics", {"protocol": kind}).add_value(
                 "group-count", lambda k=kind: self._count(k))
         for state in cg.STATES:
             m.kafka_metrics("group-coordinator-metrics", {"state": state}).add_value(
                 "consumer-group-count", lambda s=state: self._count("consumer", s))
+        for state in sg.STATES:
+            m.kafka_metrics("group-coordinator-metrics", {"state": state}).add_value(
+                "share-group-count", lambda s=state: self._count("share", s))
         self._assignment_rate = SampledStat("rate", now)
         bean.add_stat("consumer-group-rebalance-rate", self._assignment_rate)
         bean.add_value("consumer-group-rebalance-count", lambda: self._assignments)
         self._share_rebalance_rate = SampledStat("rate", now)
+        bean.add_stat("share-group-rebalance-rate", self._share_rebalance_rate)
+        bean.add_value("share-group-rebalance-count", lambda: self._share_rebalances)
         if self.broker.kafka.group_coordinator_44:
             self._register_metrics_44(bean)
 
@@ -732,7 +737,8 @@ class GroupCoordinator:
             reply(ShareGroupHeartbeatResponse("UNKNOWN_MEMBER_ID", message=f"Member {req.member_id} is not a member "
                                               f"of group {req.group_id}."))
             return
-        elif req.member_epoch != member.epoch:
+        elif req.member_epoch not in (member.epoch, member.previous_epoch):
+            # the previous epoch is accepted: the answer that moved the member on may have been lost
             reply(ShareGroupHeartbeatResponse("FENCED_MEMBER_EPOCH", message="The share group member has a "
                                               f"greater member epoch ({member.epoch}) than the one known by the client "
                                               f"({req.member_epoch})." if req.member_epoch < member.epoch else
@@ -746,6 +752,7 @@ class GroupCoordinator:
         if state.refresh(counts) or changed:
             state.group_epoch += 1
         self._assign_share(group)
+        state.reconcile(member)
         told = (member.epoch, member.assigned)
         send = told != member.told
         member.told = told
@@ -848,9 +855,8 @@ def _share_offset(state: Any, latest: Any, partition: Any) -> SharePartitionOffs
     epoch = partition.leader_epoch if partition is not None else -1
     if isinstance(state, RequestFailed) or state.error != "NONE" or state.state.start_offset < 0:
         return SharePartitionOffset(-1, epoch, -1)
-    start = state.state.start_offset
+    persisted = SharePartition(state.state.start_offset)
+    persisted.restore(state.state.batches)
     if isinstance(latest, RequestFailed) or latest.error != "NONE":
-        return SharePartitionOffset(start, epoch, -1)
-    done = sum(min(last, latest.offset - 1) - max(first, start) + 1 for first, last, kind, _ in state.state.batches
-               if kind in (ACKNOWLEDGED, ARCHIVED) and last >= start and first < latest.offset)
-    return SharePartitionOffset(start, epoch, max(0, latest.offset - start - done))
+        return SharePartitionOffset(persisted.start_offset, epoch, -1)
+    return SharePartitionOffset(persisted.start_offset, epoch, persisted.lag(latest.offset))

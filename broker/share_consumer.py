@@ -60,6 +60,7 @@ class ShareConsumer(Node):
         self._fetching: set[int] = set()
         self._queue: list[tuple[int, TopicPartition, list[ConsumerRecord], list[int]]] = []
         self._processing = False
+        self._current: tuple[int, TopicPartition, list[ConsumerRecord], list[int]] | None = None
         self._token = 0
         self._beat_token = 0
         self._refreshing = False
@@ -78,7 +79,11 @@ class ShareConsumer(Node):
         self.after(1.0, self.kill)
 
     def set_processing_ms(self, processing_ms: float) -> None:
+        """The application's pace changes: the batch being processed ends at the new pace, from now."""
         self.processing_ms = processing_ms
+        if self._processing and self._current is not None:
+            self._token += 1
+            self._schedule(*self._current)
 
     # -- membership ------------------------------------------------------------------------------------------
     def _any_broker(self) -> str:
@@ -224,13 +229,18 @@ class ShareConsumer(Node):
         if self._processing or not self._queue:
             return
         self._processing = True
-        leader, tp, records, offsets = self._queue.pop(0)
-        token = self._token = self._token + 1
+        self._current = self._queue.pop(0)
+        self._token += 1
+        self._schedule(*self._current)
+
+    def _schedule(self, leader: int, tp: TopicPartition, records: list[ConsumerRecord], offsets: list[int]) -> None:
+        token = self._token
 
         def done() -> None:
             if token != self._token:
                 return
             self._processing = False
+            self._current = None
             self.processed += len(offsets)
             if self.on_records:
                 self.on_records(tp, records, len(offsets))

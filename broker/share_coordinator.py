@@ -97,14 +97,21 @@ class ShareCoordinator:
         now = broker.now()
         self._write_rate = SampledStat("rate", now)
         self._write_latency = (SampledStat("avg", now), SampledStat("max", now))
+        self._load_time = (SampledStat("avg", now), SampledStat("max", now))
         self._register_metrics()
 
     def _register_metrics(self) -> None:
-        bean = self.broker.mbeans.kafka_metrics("share-coordinator-metrics")
+        m = self.broker.mbeans
+        bean = m.kafka_metrics("share-coordinator-metrics")
         bean.add_stat("write-rate", self._write_rate)
         bean.add_value("write-total", lambda: self._writes)
         bean.add_stat("write-latency-avg", self._write_latency[0])
         bean.add_stat("write-latency-max", self._write_latency[1])
+        bean.add_stat("partition-load-time-avg", self._load_time[0])
+        bean.add_stat("partition-load-time-max", self._load_time[1])
+        for state, read in (("loading", lambda: len(self.loading)), ("active", lambda: len(self.loaded)),
+                            ("failed", lambda: 0)):
+            m.kafka_metrics("share-coordinator-metrics", {"state": state}).add_value("num-partitions", read)
 
     # -- where a state lives ----------------------------------------------------------------------------------
     def _num_partitions(self) -> int:
@@ -159,6 +166,7 @@ class ShareCoordinator:
         part = self.broker.local_partition(tp)
         assert part is not None, f"{tp} is led here but has no local replica"
         epoch = part.leader_epoch
+        started = self.broker.now()
 
         def loaded() -> None:
             if idx not in self.loading or part.leader_epoch != epoch:
@@ -169,6 +177,9 @@ class ShareCoordinator:
                 for rec in batch.records or ():
                     _, group_id, topic, partition, state = rec
                     self.states[(group_id, TopicPartition(topic, partition))] = state
+            now = self.broker.now()
+            for stat in self._load_time:
+                stat.record(now - started, now)
 
         self.broker.after(part.log.size / LOAD_BYTES_PER_MS, loaded)
 

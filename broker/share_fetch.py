@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from broker.mbeans.kafka_metrics import SampledStat
 from broker.mbeans.yammer import INT
 from broker.net import RequestFailed
 from broker.protocol import ShareAck, ShareAcknowledgeRequest, ShareFetchRequest, ShareFetchResponse, SharePartitionData
 from broker.share_coordinator import ReadShareStateRequest, ShareState, WriteShareStateRequest
 from broker.share_partition import ACCEPT, ACQUIRED, AVAILABLE, REJECT, RELEASE, SharePartition
 from broker.structs import TopicPartition
+from kafka_common.names import ObjectName
 
 if TYPE_CHECKING:
     from broker.broker import BrokerNode
@@ -52,18 +52,28 @@ class SharePartitionManager:
         self.starting: set[tuple[str, TopicPartition]] = set()   # reading their state from the share coordinator
         self.sessions: dict[tuple[str, str], ShareSession] = {}
         self.waiting: list[_Waiting] = []
-        now = broker.now()
-        self._ack_meters: dict[int, Any] = {}
-        self._loads = (SampledStat("avg", now), SampledStat("max", now))
         self._register_metrics()
-        broker.every(1000.0, self._expire_locks)
+        broker.every(1000.0, self._expire)
 
     def _register_metrics(self) -> None:
         m = self.broker.mbeans
         m.gauge("kafka.server", "ShareSessionCache", "ShareSessionsCount", lambda: len(self.sessions), java_type=INT)
         m.gauge("kafka.server", "ShareSessionCache", "SharePartitionsCount",
                 lambda: sum(len(s.partitions) for s in self.sessions.values()), java_type=INT)
-        m.gauge("kafka.server", "ShareGroupMetrics", "PartitionsLoaded", lambda: len(self.partitions), java_type=INT)
+        self._evictions = m.meter("kafka.server", "ShareSessionCache", "ShareSessionEvictionsPerSec", "evictions")
+        self._acks = {kind: m.meter("kafka.server", "ShareGroupMetrics", "RecordAcknowledgementsPerSec", "records",
+                                    {"ackType": name}) for kind, name in ACK_METER_TYPES.items()}
+        self._load_time = m.histogram("kafka.server", "ShareGroupMetrics", "PartitionLoadTimeMs")
+        for name in ("PurgatorySize", "NumDelayedOperations"):
+            m.gauge("kafka.server", "DelayedOperationPurgatory", name, lambda: len(self.waiting),
+                    {"delayedOperation": "ShareFetch"}, java_type=INT)
+        self._expires = m.meter("kafka.server", "DelayedShareFetchMetrics", "ExpiresPerSec", "expires")
+
+    def _lock_timeouts(self, group_id: str, tp: TopicPartition) -> Any:
+        """SharePartitionMetrics of a share partition led here (they go with it)."""
+        return self.broker.mbeans.meter("kafka.server", "SharePartitionMetrics", "AcquisitionLockTimeoutPerSec",
+                                        "acquisition lock timeout",
+                                        {"group": group_id, "topic": tp.topic, "partition": str(tp.partition)})
 
     # -- the API ----------------------------------------------------------------------------------------------
     def on_share_fetch(self, src: str, req: ShareFetchRequest, reply: Callable) -> None:
@@ -102,6 +112,11 @@ class SharePartitionManager:
         if isinstance(req, ShareFetchRequest):
             session.partitions.update(req.partitions)
             session.partitions.difference_update(req.forgotten)
+        if isinstance(req, ShareFetchRequest):
+            for tp in session.partitions:
+                broker.topic_meter("TotalShareFetchRequestsPerSec", tp.topic)
+        for tp in req.acks:
+            broker.topic_meter("TotalShareAcknowledgementRequestsPerSec", tp.topic)
         ack_errors = self._acknowledge(req.group_id, req.member_id, req.acks)
         out: dict[TopicPartition, SharePartitionData] = {tp: SharePartitionData(ack_error=e) for tp, e in ack_errors.items()}
         if req.session_epoch == FINAL_EPOCH:
@@ -131,14 +146,16 @@ class SharePartitionManager:
             return
         waiting = _Waiting(session, respond)
         self.waiting.append(waiting)
-        broker.after(req.max_wait_ms, lambda: self._complete(waiting))
+        broker.after(req.max_wait_ms, lambda: self._complete(waiting, expired=True))
 
     def _lock_ms(self) -> int:
         return int(self.broker.cfg["group.share.record.lock.duration.ms"])
 
-    def _complete(self, waiting: _Waiting) -> None:
+    def _complete(self, waiting: _Waiting, expired: bool = False) -> None:
         if waiting.done:
             return
+        if expired:
+            self._expires.mark(self.broker.now())
         waiting.done = True
         self.waiting = [w for w in self.waiting if not w.done]
         waiting.respond()
@@ -224,18 +241,10 @@ class SharePartitionManager:
                     if result != "NONE":
                         error = result
                     elif kind in ACK_METER_TYPES:
-                        self._ack_meter(kind).mark(now)
+                        self._acks[kind].mark(now)
             errors[tp] = error
             self._persist(group_id, tp, sp)
         return errors
-
-    def _ack_meter(self, kind: int) -> Any:
-        meter = self._ack_meters.get(kind)
-        if meter is None:
-            meter = self._ack_meters[kind] = self.broker.mbeans.meter(
-                "kafka.server", "ShareGroupMetrics", "RecordAcknowledgementsPerSec", "records",
-                {"ackType": ACK_METER_TYPES[kind]})
-        return meter
 
     def _release(self, session: ShareSession) -> None:
         """A closed or replaced session: the member's acquired records are available to the others again."""
@@ -245,8 +254,14 @@ class SharePartitionManager:
                 self._persist(session.group_id, tp, sp)
         self.wake()
 
-    def _expire_locks(self) -> None:
+    def _expire(self) -> None:
+        """Each second: locks that ran out; and sessions unused for longer than a share member's session timeout
+        go, as Kafka drops a session when its client's connection closes (records held under it are released)."""
         now = self.broker.now()
+        idle = self.broker.cfg["group.share.session.timeout.ms"]
+        for key in [k for k, session in self.sessions.items() if now - session.last_used_ms > idle]:
+            self._release(self.sessions.pop(key))
+            self._evictions.mark(now)
         changed = False
         for (group_id, tp), sp in self.partitions.items():
             if sp.expire_locks(now):
@@ -279,9 +294,9 @@ class SharePartitionManager:
                                 float(cfg["group.share.record.lock.duration.ms"]), state.state_epoch)
             sp.restore(state.batches)
             self.partitions[(group_id, tp)] = sp
-            now = broker.now()
-            for stat in self._loads:
-                stat.record(now - started, now)
+            meter = self._lock_timeouts(group_id, tp)
+            sp.on_lock_timeout = lambda n: meter.mark(broker.now(), n)
+            self._load_time.update(broker.now() - started, broker.now())
             if fresh:
                 self._persist(group_id, tp, sp)
             self.wake()
@@ -312,3 +327,7 @@ class SharePartitionManager:
             return
         for key in [k for k in self.partitions if k[1] == tp]:
             del self.partitions[key]
+            self.broker.mbeans.unregister(ObjectName.kafka("kafka.server", "SharePartitionMetrics",
+                                                           "AcquisitionLockTimeoutPerSec",
+                                                           {"group": key[0], "topic": tp.topic,
+                                                            "partition": str(tp.partition)}))

@@ -20,6 +20,7 @@ class ShareMember:
     member_id: str
     client: str
     epoch: int = 0
+    previous_epoch: int = -1
     topics: tuple[str, ...] = ()
     assigned: frozenset[TopicPartition] = frozenset()
     last_heartbeat_ms: float = 0.0
@@ -50,13 +51,16 @@ class ShareGroupState:
         return True
 
     def assign(self) -> None:
-        """The target assignment of the group epoch; each member takes its own at once."""
+        """The target assignment of the group epoch."""
         self.target = simple_assignment(self.partitions, {mid: m.topics for mid, m in self.members.items()}, self.target)
         self.initialized.update(self.partitions)
         self.assignment_epoch = self.group_epoch
-        for mid, member in self.members.items():
-            member.assigned = self.target.get(mid, frozenset())
-            member.epoch = self.assignment_epoch
+
+    def reconcile(self, member: ShareMember) -> None:
+        """On the member's own heartbeat it takes its target and the assignment epoch (nothing to revoke first)."""
+        if member.epoch != self.assignment_epoch:
+            member.previous_epoch, member.epoch = member.epoch, self.assignment_epoch
+        member.assigned = self.target.get(member.member_id, frozenset())
 
 
 def simple_assignment(partitions: dict[str, int], subscriptions: dict[str, tuple[str, ...]],

@@ -11,12 +11,12 @@ again). The start offset moves past every record delivered for good.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 AVAILABLE, ACQUIRED, ACKNOWLEDGED, ARCHIVED = "AVAILABLE", "ACQUIRED", "ACKNOWLEDGED", "ARCHIVED"
 # the acknowledgement types of ShareFetch and ShareAcknowledge (AcknowledgeType in Kafka's clients)
 GAP, ACCEPT, RELEASE, REJECT, RENEW = 0, 1, 2, 3, 4
-ACK_TYPES = {GAP: "GAP", ACCEPT: "ACCEPT", RELEASE: "RELEASE", REJECT: "REJECT", RENEW: "RENEW"}
 
 
 @dataclass
@@ -37,6 +37,7 @@ class SharePartition:
     lock_ms: float = 30_000.0
     state_epoch: int = 0
     in_flight: dict[int, InFlight] = field(default_factory=dict)
+    on_lock_timeout: Callable[[int], None] | None = None      # told how many locks ran out, whoever noticed
 
     def __post_init__(self) -> None:
         self.end_offset = self.start_offset
@@ -77,6 +78,8 @@ class SharePartition:
         for offset in expired:
             self._release(offset)
         self._advance()
+        if expired and self.on_lock_timeout is not None:
+            self.on_lock_timeout(len(expired))
         return len(expired)
 
     # -- acknowledging ----------------------------------------------------------------------------------------
@@ -124,9 +127,6 @@ class SharePartition:
         """Records at or past the start offset and below the high watermark not yet delivered for good."""
         done = sum(1 for o, r in self.in_flight.items() if r.state in (ACKNOWLEDGED, ARCHIVED) and o < high_watermark)
         return max(0, high_watermark - self.start_offset - done)
-
-    def acquired_count(self) -> int:
-        return sum(1 for r in self.in_flight.values() if r.state == ACQUIRED)
 
     def _release(self, offset: int) -> None:
         record = self.in_flight[offset]

@@ -248,12 +248,14 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     return HeavyFirst(config, log)
 
 
-def _rehearsal_order(item: pytest.Item) -> int:
-    """The bundled rehearsal (no real Kafka) first, while the other workers hold the CPU slots; the embedded
-    JMX rehearsal, whose cluster runs on the wall clock, last, alone (cpu_slots(2))."""
-    if item.path.name != REHEARSALS:
-        return 0
-    return 2 if item.name.endswith("[embedded]") else 1 if item.name.endswith("[kafka]") else 0
+def _run_order(item: pytest.Item) -> tuple[int, int]:
+    """Within a worker's share: modules that need no CPU slot before those that do (the Zabbix worker runs its
+    API tests while the slots are taken); among the rehearsals the bundled one first, the embedded JMX one,
+    which takes both slots, last."""
+    rehearsal = 0
+    if item.path.name == REHEARSALS:
+        rehearsal = 2 if item.name.endswith("[embedded]") else 1 if item.name.endswith("[kafka]") else 0
+    return int(bool(getattr(item.module, "CPU_SLOTS", 0))), rehearsal
 
 
 @pytest.hookimpl(tryfirst=True)         # before xdist's, which reads the xdist_group marks
@@ -267,7 +269,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = item.path.name
         group = "zabbix-rehearsals" if module == REHEARSALS else "zabbix" if module in zabbix_modules else module
         item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=_rehearsal_order)        # stable: the rest keep their order
+    items.sort(key=_run_order)              # stable: the rest keep their order
 
 
 class CpuSlots:

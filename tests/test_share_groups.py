@@ -87,6 +87,14 @@ def test_members_share_the_partitions_and_every_record_is_delivered_once():
     state = group.share
     assert group.group_type == "share" and group.state == "Stable" and len(state.members) == 4
     assert {m.epoch for m in state.members.values()} == {state.assignment_epoch} == {state.group_epoch}
+    # the coordinator's and the leaders' share metrics count the group, its rebalances and what was accepted
+    gcm = "kafka.server:type=group-coordinator-metrics"
+    assert sum(c.values(f"{gcm},protocol=share", "group-count").values()) == 1
+    assert sum(c.values(f"{gcm},state=Stable", "share-group-count").values()) == 1
+    assert sum(c.values(gcm, "share-group-rebalance-count").values()) == state.group_epoch
+    accepted = "kafka.server:type=ShareGroupMetrics,name=RecordAcknowledgementsPerSec,ackType=Accept"
+    assert sum(c.values(accepted, "Count").values()) == 600
+    assert sum(c.values(accepted.replace("Accept", "Reject"), "Count").values()) == 0
 
 
 def test_a_killed_members_records_come_back_after_the_lock_and_a_closed_ones_at_once():
@@ -104,6 +112,13 @@ def test_a_killed_members_records_come_back_after_the_lock_and_a_closed_ones_at_
     assert fast.processed == 100 - held                    # the lock (30 s) has not run out yet
     c.run_for(15_000)
     assert fast.processed == 100 and fast.redelivered == held
+    timeouts = c.values("kafka.server:type=SharePartitionMetrics,name=AcquisitionLockTimeoutPerSec,group=jobs,"
+                        "topic=orders,partition=0", "Count")
+    assert list(timeouts.values()) == [held]
+    # its share session goes once unused for a member's session timeout (45 s), as on a closed connection
+    assert any(m == slow.member_id for b in c.brokers.values() for _, m in b.share_partitions.sessions)
+    c.run_for(15_000)
+    assert not any(m == slow.member_id for b in c.brokers.values() for _, m in b.share_partitions.sessions)
     [sp] = share_partitions(c, "jobs").values()
     assert sp.start_offset == 100 and not sp.in_flight
 
@@ -219,7 +234,9 @@ timeline:
   - {at: 60s, resume_consumer: jobs}
   - {at: 90s, slow_consumer: jobs, processing_ms: 20}
   - {at: 150s, resume_consumer: jobs}
-run_for: 200s
+  - {at: 200s, slow_consumer: jobs, processing_ms: 600000}
+  - {at: 250s, resume_consumer: jobs}
+run_for: 300s
 """
     with pytest.raises(ConfigError, match=r"s.yaml:7: workload\[1\]: share groups are a preview in Kafka 4.1"):
         load_scenario(text.replace("group.share.enable: true, ", ""), "s.yaml")
@@ -243,5 +260,11 @@ run_for: 200s
     assert state() == "Stable" and lag() < 300
     sim.run(until_ms=149_000)
     assert lag() > 6_000                                   # 20 ms a record: 2 members read 100 of 200 a second
-    sim.run(until_ms=200_000)
+    sim.run(until_ms=199_000)
+    assert lag() < 300
+    # hung on a record: the start offsets stand still (the locks run out, nobody takes the records); resumed,
+    # the members finish at once, fetch again and catch up
+    sim.run(until_ms=249_000)
+    assert state() == "Stable" and lag() > 8_000
+    sim.run(until_ms=300_000)
     assert lag() < 300
