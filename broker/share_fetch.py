@@ -67,7 +67,10 @@ class SharePartitionManager:
         for name in ("PurgatorySize", "NumDelayedOperations"):
             m.gauge("kafka.server", "DelayedOperationPurgatory", name, lambda: len(self.waiting),
                     {"delayedOperation": "ShareFetch"}, java_type=INT)
-        self._expires = m.meter("kafka.server", "DelayedShareFetchMetrics", "ExpiresPerSec", "expires")
+
+    def _expires(self) -> Any:
+        """Kafka's DelayedShareFetchMetrics come with the first share fetch that waits (none without share groups)."""
+        return self.broker.mbeans.meter("kafka.server", "DelayedShareFetchMetrics", "ExpiresPerSec", "expires")
 
     def _lock_timeouts(self, group_id: str, tp: TopicPartition) -> Any:
         """SharePartitionMetrics of a share partition led here (they go with it)."""
@@ -112,7 +115,6 @@ class SharePartitionManager:
         if isinstance(req, ShareFetchRequest):
             session.partitions.update(req.partitions)
             session.partitions.difference_update(req.forgotten)
-        if isinstance(req, ShareFetchRequest):
             for tp in session.partitions:
                 broker.topic_meter("TotalShareFetchRequestsPerSec", tp.topic)
         for tp in req.acks:
@@ -145,6 +147,7 @@ class SharePartitionManager:
             respond()
             return
         waiting = _Waiting(session, respond)
+        self._expires()
         self.waiting.append(waiting)
         broker.after(req.max_wait_ms, lambda: self._complete(waiting, expired=True))
 
@@ -155,7 +158,7 @@ class SharePartitionManager:
         if waiting.done:
             return
         if expired:
-            self._expires.mark(self.broker.now())
+            self._expires().mark(self.broker.now())
         waiting.done = True
         self.waiting = [w for w in self.waiting if not w.done]
         waiting.respond()
@@ -208,7 +211,7 @@ class SharePartitionManager:
                 continue
             batches: dict[int, Batch] = {}
             for first, last, _ in ranges:
-                for batch in p.log.read(first, budget, last + 1 if last + 1 < p.high_watermark else p.high_watermark):
+                for batch in p.log.read(first, budget, min(last + 1, p.high_watermark)):
                     if batch.base_offset not in batches:
                         batches[batch.base_offset] = batch
                         budget -= batch.size
