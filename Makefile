@@ -29,10 +29,10 @@ zabbix70:
 demo: system-deps venv
 	$(VENV)/bin/kafka-jmx demo
 
-# three workers: the suite mostly waits on real services and wall clocks (tests/conftest.py groups the
-# modules so each service stack starts once per worker, and lets two real Kafka clusters run at once)
+# two workers: the suite mostly waits on real services and wall clocks (tests/conftest.py groups the
+# modules so each service stack starts once per worker)
 test: system-deps venv realkafka zabbix70
-	$(PY) -m pytest -n 3 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 # the inner loop (under a minute): no real services, nothing slow; make test runs everything
 test-fast: venv

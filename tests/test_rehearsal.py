@@ -50,12 +50,14 @@ run_for: 600s
 SHARE_GROUP = "  - {share_group: jobs, topic: orders, members: 2}\n"
 # the group's coordinator may be on the node: its commits wait for the next one (for longer than the 10 s
 # status window of --fast, when the coordinator moves back on the restart: a classic group rejoins); the node
-# may be the active controller: a new one is elected
+# may be the active controller: a new one is elected; the restarted node catches up on every replica and
+# group with three groups' clients back at once (its handlers were under 30 % idle for 10 s in two of three
+# runs on a loaded machine, never on the virtual clock)
 BROKER_STEPS = """\
   - {at: 1s, kill: combined-3, expect: [brokers_below_min, fenced_brokers],
      allow: [under_replicated, no_data, broker_not_running, group_lag_seconds_high, group_stalled,
              controller_election]}
-  - {at: 2s, restart: combined-3, allow: [restarted, group_stalled]}
+  - {at: 2s, restart: combined-3, allow: [restarted, group_stalled, request_handler_idle_low]}
 """
 # on the embedded cluster also: a broker dies and comes back, and the group's members hang on a record
 # (offsets stop, they stay), then run slower than the producer, with every alert's `for` and window
