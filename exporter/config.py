@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from exporter.lag.families import FAMILIES as LAG_FAMILIES
 from exporter.zabbix_tls import psk_problem
 from kafka_common.durations import parse_duration_ms
 from kafka_common.names import ObjectNamePattern
@@ -81,6 +82,7 @@ class KafkaSpec:
     max_series: int = 100_000
     status_window_s: float = 600.0
     lag_seconds: bool = True
+    disabled: frozenset[str] = frozenset()      # families switched off (exporter.lag.families)
 
     def __repr__(self) -> str:      # the client settings hold passwords
         return f"KafkaSpec(bootstrap_servers={self.client.get('bootstrap.servers')!r})"
@@ -186,6 +188,19 @@ class _Reader:
         except OSError as e:
             self.doc.fail(path + (k,), f"cannot read {raw}: {e.strerror}")
             return None
+
+    def names(self, d: dict[str, Any], path: KeyPath, key: str, known: set[str]) -> frozenset[str]:
+        """A list of names out of `known` (metric families to switch off)."""
+        value = d.get(key, [])
+        if not isinstance(value, list):
+            self.doc.fail(path + (key,), "expected a list of metric family names")
+            return frozenset()
+        for i, name in enumerate(value):
+            if name not in known:
+                close = sorted(n for n in known if str(name) in n or n in str(name))[:3]
+                self.doc.fail(path + (key, i), f"no metric family {name!r} here" +
+                              (f" (did you mean {', '.join(close)}?)" if close else f"; known: {', '.join(sorted(known))}"))
+        return frozenset(str(n) for n in value if n in known)
 
     def patterns(self, d: dict[str, Any], key: str) -> tuple[str, ...]:
         value = d.get(key, [])
@@ -351,7 +366,7 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 def _kafka(doc: Doc, r: _Reader, raw: Any, interval: float, timeout: float) -> KafkaSpec | None:
     kp = ("kafka",)
     k = doc.mapping(raw or {}, kp, {"bootstrap_servers", "tls", "sasl", "interval", "timeout", "groups", "topics",
-                                    "partition_series", "max_series", "status_window", "lag_seconds"})
+                                    "partition_series", "max_series", "status_window", "lag_seconds", "disable"})
     servers = r.string(k, kp, "bootstrap_servers", required=True) or ""
     for server in filter(None, (s.strip() for s in servers.split(","))):
         host, _, port = server.rpartition(":")
@@ -400,12 +415,13 @@ def _kafka(doc: Doc, r: _Reader, raw: Any, interval: float, timeout: float) -> K
             filters[(what, key)] = r.regex(f, kp + (what,), key)
     max_series = r.positive_int(k, kp, "max_series", 100_000) or 100_000
     every = r.duration_s(k, kp, "interval", max(interval, 30.0))
+    disabled = r.names(k, kp, "disable", set(LAG_FAMILIES))
     return KafkaSpec(client, every, r.duration_s(k, kp, "timeout", min(timeout, every)),
                      filters[("groups", "allow")] or ".*", filters[("groups", "deny")],
                      filters[("topics", "allow")] or ".*",
                      filters[("topics", "deny")] if "deny" in (k.get("topics") or {}) else "^__.*",
                      r.boolean(k, kp, "partition_series", True), max_series,
-                     r.duration_s(k, kp, "status_window", 600.0), r.boolean(k, kp, "lag_seconds", True))
+                     r.duration_s(k, kp, "status_window", 600.0), r.boolean(k, kp, "lag_seconds", True), disabled)
 
 
 def load_config_file(path: str) -> DaemonConfig:

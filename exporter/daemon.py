@@ -73,7 +73,7 @@ class Daemon:
                                     deadline_s=6 * (kafka.timeout_s + 5.0))
             self.lag = LagWorker(reader, cluster, kafka.interval_s, kafka.status_window_s, kafka.partition_series,
                                  kafka.max_series, lambda w: self.renderer.mark_dirty(),
-                                 zabbix.offer_groups if zabbix else None)
+                                 zabbix.offer_groups if zabbix else None, disabled=kafka.disabled)
         extra: list[Collector] = [c for c in (self.lag, zabbix) if c is not None]
         self.renderer = Renderer(self.workers, cluster, extra=extra, brokers_expected=brokers_expected)
         self.server = MetricsServer(prometheus.host, prometheus.port, lambda: self.renderer.body_parts,

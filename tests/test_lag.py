@@ -93,6 +93,31 @@ def test_the_series_carry_kafka_exporters_names_and_labels():
     assert out["kafka_consumergroup_assigned_partitions"] == [({"consumergroup": "billing", "topic": "orders"}, 1.0)]
 
 
+def test_kafka_exporters_cluster_series_follow_its_rules_and_each_family_can_be_switched_off():
+    from exporter.lag.model import Layout
+    s = snap(1.0, {}, {("orders", p): 0 for p in range(3)})
+    s.brokers = {2: "b2:9092", 1: "b1:9092"}
+    s.layouts = {("orders", 0): Layout(1, (1, 2), (1, 2)),      # on its preferred leader
+                 ("orders", 1): Layout(1, (2, 1), (1,)),        # moved off the preferred one, which fell out of the ISR
+                 ("orders", 2): Layout(-1, (2,), (2,))}         # no leader: no leader series, not preferred
+    out = families(render(s, {}, "prod", True, 1000))
+    assert out["kafka_brokers"] == [({}, 2.0)]
+    assert out["kafka_broker_info"] == [({"id": "1", "address": "b1:9092"}, 1.0), ({"id": "2", "address": "b2:9092"}, 1.0)]
+    at = [{"topic": "orders", "partition": str(p)} for p in range(3)]
+    assert out["kafka_topic_partition_leader"] == [(at[0], 1.0), (at[1], 1.0)]
+    assert out["kafka_topic_partition_replicas"] == [(at[0], 2.0), (at[1], 2.0), (at[2], 1.0)]
+    assert out["kafka_topic_partition_in_sync_replica"] == [(at[0], 2.0), (at[1], 1.0), (at[2], 1.0)]
+    assert out["kafka_topic_partition_leader_is_preferred"] == [(at[0], 1.0), (at[1], 0.0), (at[2], 0.0)]
+    assert out["kafka_topic_partition_under_replicated_partition"] == [(at[0], 0.0), (at[1], 1.0), (at[2], 0.0)]
+    off = families(render(s, {}, "prod", True, 1000, frozenset({"kafka_broker_info", "kafka_topic_partition_leader"})))
+    assert "kafka_broker_info" not in off and "kafka_topic_partition_leader" not in off and off["kafka_brokers"]
+    config = load_config("kafka: {bootstrap_servers: 'b1:9092', disable: [kafka_broker_info]}\n")
+    assert config.kafka.disabled == {"kafka_broker_info"}
+    with pytest.raises(ConfigError) as e:
+        load_config("kafka: {bootstrap_servers: 'b1:9092', disable: [kafka_broker_infos]}\n")
+    assert "kafka.disable[0]: no metric family 'kafka_broker_infos' here (did you mean kafka_broker_info?)" in str(e.value)
+
+
 def test_the_cap_cuts_partition_series_before_sums_and_counts_what_it_dropped():
     ends = {("orders", p): 100 for p in range(50)}
     s = snap(1.0, {tp: 90 for tp in ends}, ends)
@@ -362,6 +387,21 @@ def test_a_live_group_and_a_partition_whose_leader_is_down(wire, caplog):
                     s for f in worker.rendered.families if f.name == "kafka_topic_partition_current_offset"
                     for s in f.samples if s.labels["topic"] == "orders"]) == 3
         assert wait(settled, 30, step=1.0), worker.last_problem
+        # kafka_exporter's cluster series: the dead broker is gone from the metadata, the partition it alone
+        # held has no leader (its ISR keeps the last member, as KRaft does), and the topic it shared with the
+        # others lost it from the ISR of every partition
+        got = {f.name: {(s.labels.get("topic"), s.labels.get("partition"), s.labels.get("id")): s.value
+                        for s in f.samples} for f in worker.rendered.families}
+        assert got["kafka_brokers"] == {(None, None, None): 2.0}
+        assert leader is not None and str(leader) not in {i for _, _, i in got["kafka_broker_info"]}
+        assert ("fragile", "0", None) not in got["kafka_topic_partition_leader"]
+        assert got["kafka_topic_partition_leader_is_preferred"][("fragile", "0", None)] == 0.0
+        assert got["kafka_topic_partition_under_replicated_partition"][("fragile", "0", None)] == 0.0
+        orders = [("orders", str(p), None) for p in range(3)]
+        assert [got["kafka_topic_partition_replicas"][k] for k in orders] == [3.0, 3.0, 3.0]
+        assert [got["kafka_topic_partition_in_sync_replica"][k] for k in orders] == [2.0, 2.0, 2.0]
+        assert [got["kafka_topic_partition_under_replicated_partition"][k] for k in orders] == [1.0, 1.0, 1.0]
+        assert leader not in [got["kafka_topic_partition_leader"][k] for k in orders]
         # librdkafka aborting its process (issue #4605) ends the reader's child only: the next collection
         # says so and runs in a new child
         import os

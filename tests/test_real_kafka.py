@@ -72,13 +72,56 @@ def test_a_healthy_real_cluster_has_one_active_controller_and_every_broker_runni
     assert "voted" not in states
 
 
+def placement(kafka: RealCluster, topic: str) -> dict:
+    """kafka_exporter's cluster families of one collection: name -> {(topic, partition) or broker id: value}."""
+    from exporter.lag.families import render
+    from exporter.lag.reader import Filter, KafkaReader
+    reader = KafkaReader({"bootstrap.servers": kafka.bootstrap_servers()}, Filter(allow="^$"), Filter(allow=topic),
+                         10.0, lag_seconds=False)
+    try:
+        families = render(reader.read(), {}, "real", True, 1000).families
+    finally:
+        reader.close()
+    out: dict = {}
+    for f in families:
+        for s in f.samples:
+            key = (s.labels["topic"], int(s.labels["partition"])) if "partition" in s.labels else s.labels.get("id")
+            out.setdefault(f.name, {})[key] = s.labels.get("address", s.value)
+    return out
+
+
 def test_a_killed_broker_is_fenced_and_comes_back_after_restart(kafka):
+    """Also kafka_exporter's cluster series (brokers, leaders, replicas, ISR, preferred leaders, under-replicated
+    partitions) as the Kafka protocol shows them before, during and after."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers()})
+    admin.create_topics([NewTopic("placed", 3, 3)])["placed"].result(60)
+    ids = {node.node_id: f"127.0.0.1:{node.port}" for node in kafka.nodes.values() if node.role == "broker"}
+    parts = [("placed", p) for p in range(3)]
+    healthy = {"kafka_brokers": {None: 3.0}, "kafka_broker_info": {str(i): a for i, a in ids.items()},
+               "kafka_topic_partition_replicas": dict.fromkeys(parts, 3.0),
+               "kafka_topic_partition_in_sync_replica": dict.fromkeys(parts, 3.0),
+               "kafka_topic_partition_leader_is_preferred": dict.fromkeys(parts, 1.0),
+               "kafka_topic_partition_under_replicated_partition": dict.fromkeys(parts, 0.0)}
+    assert wait(lambda: {k: v for k, v in placement(kafka, "placed").items() if k in healthy} == healthy, 60), \
+        placement(kafka, "placed")
+    dead = kafka.nodes["broker-3"].node_id
+    led = {tp for tp, leader in placement(kafka, "placed")["kafka_topic_partition_leader"].items() if leader == dead}
     kafka.kill("broker-3")
     try:
         # broker.session.timeout.ms (9 s) without heartbeats: fenced, no longer active
         assert wait(lambda: controller_signals(kafka)["ActiveBrokerCount"] == 2.0, 60), controller_signals(kafka)
         with pytest.raises(SourceError):
             JmxSource("broker-3", kafka.urls()["broker-3"], includes=["kafka.server:*"], timeout_ms=3000).read()
+        # fenced: out of the metadata's brokers and of every ISR; what it led is led by another
+        fenced = wait(lambda: (lambda got: got if got["kafka_brokers"] == {None: 2.0} and set(
+            got["kafka_topic_partition_under_replicated_partition"].values()) == {1.0} else None)(
+            placement(kafka, "placed")), 60)
+        assert fenced, placement(kafka, "placed")
+        assert str(dead) not in fenced["kafka_broker_info"]
+        assert set(fenced["kafka_topic_partition_in_sync_replica"].values()) == {2.0}
+        assert dead not in fenced["kafka_topic_partition_leader"].values()
+        assert {tp for tp, v in fenced["kafka_topic_partition_leader_is_preferred"].items() if v == 0.0} == led
     finally:
         kafka.restart("broker-3")
     assert wait(lambda: controller_signals(kafka)["ActiveBrokerCount"] == 3.0, 90), controller_signals(kafka)

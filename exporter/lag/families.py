@@ -2,8 +2,9 @@
 community dashboards keep working), our own for lag in seconds, group type, state, assignment and
 status.
 
-Cardinality: per-partition series can be turned off (the group x topic sums stay), and a cap bounds
-the series of one collection; what the cap leaves out is counted, never silently lost."""
+Cardinality: any family can be switched off, per-partition series of groups can be turned off (the
+group x topic sums stay), and a cap bounds the series of one collection; what the cap leaves out is
+counted, never silently lost."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from exporter.lag.model import Snapshot
 
 FAMILIES = {
     # kafka_exporter's
+    "kafka_brokers": ("Number of Brokers in the Kafka Cluster.", ()),
+    "kafka_broker_info": ("Information about the Kafka Broker.", ("id", "address")),
     "kafka_consumergroup_current_offset": ("Current Offset of a ConsumerGroup at Topic/Partition", ("consumergroup", "topic", "partition")),
     "kafka_consumergroup_current_offset_sum": ("Current Offset of a ConsumerGroup at Topic for all partitions", ("consumergroup", "topic")),
     "kafka_consumergroup_lag": ("Current Approximate Lag of a ConsumerGroup at Topic/Partition", ("consumergroup", "topic", "partition")),
@@ -22,6 +25,11 @@ FAMILIES = {
     "kafka_topic_partitions": ("Number of partitions for this Topic", ("topic",)),
     "kafka_topic_partition_current_offset": ("Current Offset of a Broker at Topic/Partition", ("topic", "partition")),
     "kafka_topic_partition_oldest_offset": ("Oldest Offset of a Broker at Topic/Partition", ("topic", "partition")),
+    "kafka_topic_partition_leader": ("Leader Broker ID of this Topic/Partition", ("topic", "partition")),
+    "kafka_topic_partition_replicas": ("Number of Replicas for this Topic/Partition", ("topic", "partition")),
+    "kafka_topic_partition_in_sync_replica": ("Number of In-Sync Replicas for this Topic/Partition", ("topic", "partition")),
+    "kafka_topic_partition_leader_is_preferred": ("1 if Topic/Partition is using the Preferred Broker", ("topic", "partition")),
+    "kafka_topic_partition_under_replicated_partition": ("1 if Topic/Partition is under Replicated", ("topic", "partition")),
     # ours
     "kafka_consumergroup_lag_seconds": ("How long ago the record at the group's committed offset was written (0 when caught up)", ("consumergroup", "topic", "partition")),
     "kafka_consumergroup_lag_seconds_max": ("The largest lag in seconds of the group's partitions of the topic", ("consumergroup", "topic")),
@@ -39,9 +47,10 @@ class Rendered:
     dropped: int            # series the cap left out
 
 
-def render(snap: Snapshot, verdicts: dict[str, int], cluster: str, partition_series: bool, max_series: int) -> Rendered:
+def render(snap: Snapshot, verdicts: dict[str, int], cluster: str, partition_series: bool, max_series: int,
+           disabled: frozenset[str] = frozenset()) -> Rendered:
     fams = {name: GaugeMetricFamily(name, doc, labels=["cluster", *labels]) for name, (doc, labels) in FAMILIES.items()
-            if partition_series or name not in PER_PARTITION}
+            if (partition_series or name not in PER_PARTITION) and name not in disabled}
     budget = [max_series, 0]        # left, dropped
 
     def add(name: str, labels: list[str], value: float) -> None:
@@ -53,7 +62,11 @@ def render(snap: Snapshot, verdicts: dict[str, int], cluster: str, partition_ser
         budget[0] -= 1
         fams[name].add_metric([cluster, *labels], value)
 
-    # the group-level and group x topic series first: a cap cuts partitions before sums
+    # the cluster's and the group-level and group x topic series first: a cap cuts partitions before sums
+    if snap.brokers:
+        add("kafka_brokers", [], float(len(snap.brokers)))
+    for node, address in sorted(snap.brokers.items()):
+        add("kafka_broker_info", [str(node), address], 1.0)
     for gid, g in sorted(snap.groups.items()):
         if g.members is not None:
             add("kafka_consumergroup_members", [gid], float(g.members))
@@ -78,6 +91,15 @@ def render(snap: Snapshot, verdicts: dict[str, int], cluster: str, partition_ser
         add("kafka_topic_partition_current_offset", [topic, str(p)], float(end))
         if (topic, p) in snap.starts:
             add("kafka_topic_partition_oldest_offset", [topic, str(p)], float(snap.starts[(topic, p)]))
+    for (topic, p), layout in sorted(snap.layouts.items()):
+        where = [topic, str(p)]
+        if layout.leader >= 0:
+            add("kafka_topic_partition_leader", where, float(layout.leader))
+        add("kafka_topic_partition_replicas", where, float(len(layout.replicas)))
+        add("kafka_topic_partition_in_sync_replica", where, float(len(layout.isr)))
+        preferred = layout.leader >= 0 and layout.replicas[:1] == (layout.leader,)
+        add("kafka_topic_partition_leader_is_preferred", where, 1.0 if preferred else 0.0)
+        add("kafka_topic_partition_under_replicated_partition", where, 1.0 if len(layout.isr) < len(layout.replicas) else 0.0)
     for gid, g in sorted(snap.groups.items()):
         for (topic, p), offset in sorted(g.committed.items()):
             add("kafka_consumergroup_current_offset", [gid, topic, str(p)], float(offset))

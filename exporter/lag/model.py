@@ -28,6 +28,15 @@ class Group:
     assigned: dict[str, int] = field(default_factory=dict)      # topic -> its partitions the members own (or share)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where a partition lives, as the cluster's metadata says: its leader (-1: none), replicas (the
+    first is the preferred leader) and in-sync replicas."""
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
 @dataclass
 class Snapshot:
     taken_at: float                                         # epoch seconds, when the collection began
@@ -39,6 +48,8 @@ class Snapshot:
     unread: set[TopicPartition] = field(default_factory=set)            # leader unreachable: no end offset
     unread_groups: set[str] = field(default_factory=set)                # committed offsets not read: not in groups
     errors: list[str] = field(default_factory=list)
+    brokers: dict[int, str] = field(default_factory=dict)               # node id -> host:port, from the metadata
+    layouts: dict[TopicPartition, Layout] = field(default_factory=dict)
 
     def lag(self, group: str, tp: TopicPartition) -> int | None:
         """End offset - committed offset, never negative (the end offset is read after the commits, so a

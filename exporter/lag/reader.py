@@ -24,7 +24,7 @@ from confluent_kafka import TopicPartition as CkTP
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from exporter.lag.filters import Filter
-from exporter.lag.model import Group, Snapshot, TopicPartition, count_by_topic
+from exporter.lag.model import Group, Layout, Snapshot, TopicPartition, count_by_topic
 from exporter.lag.share import ShareGroupReader
 
 
@@ -108,9 +108,12 @@ class KafkaReader:
         self._known = set(snap.groups) | snap.unread_groups
         self.share.read(snap)
         metadata = self.admin.list_topics(timeout=self.timeout_s)
+        snap.brokers = {b.id: f"{b.host}:{b.port}" for b in metadata.brokers.values()}
         for name, topic in metadata.topics.items():
             if self.topics(name) and topic.error is None:
                 snap.partitions[name] = len(topic.partitions)
+                for p in topic.partitions.values():
+                    snap.layouts[(name, p.id)] = Layout(p.leader, tuple(p.replicas), tuple(p.isrs))
         self._read_offsets(snap)
         if self.lag_seconds:
             self._read_commit_times(snap)

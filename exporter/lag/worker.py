@@ -22,12 +22,13 @@ class LagWorker(PeriodicWorker):
                  partition_series: bool = True, max_series: int = 100_000,
                  on_result: Callable[[LagWorker], None] = lambda w: None,
                  on_snapshot: Callable[[Snapshot, dict[str, int]], None] | None = None,
-                 clock: Clock = SYSTEM) -> None:
+                 clock: Clock = SYSTEM, disabled: frozenset[str] = frozenset()) -> None:
         super().__init__("collect-kafka-lag", interval_s, on_result)
         self.clock = clock
         self.reader, self.cluster = reader, cluster
         self.status = StatusTracker(status_window_s)
         self.partition_series, self.max_series = partition_series, max_series
+        self.disabled = disabled
         self.on_snapshot = on_snapshot
         self.rendered: Rendered | None = None
         self.snapshot: Snapshot | None = None          # the last successful collection
@@ -50,7 +51,7 @@ class LagWorker(PeriodicWorker):
         try:
             snap = self.reader.read()
             verdicts = self.status.update(snap)
-            rendered = render(snap, verdicts, self.cluster, self.partition_series, self.max_series)
+            rendered = render(snap, verdicts, self.cluster, self.partition_series, self.max_series, self.disabled)
         except LagReadError as e:
             self._failed(f"kafka: {e}")
         except Exception as e:      # an unexpected answer must not stop the daemon's other collections
