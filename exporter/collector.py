@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from exporter.clock import SYSTEM, Clock
 from exporter.exposition import FamilyChunk, TargetSeries, assemble
+from exporter.jvm import JvmView
 from exporter.periodic import PeriodicWorker
 from exporter.rules import RuleCache, RuleError, RuleSet
 from exporter.sample import Collection, SourceError
@@ -75,13 +76,17 @@ class TargetWorker(PeriodicWorker):
 
     def __init__(self, target: Target, rules: RuleSet, on_result: Callable[[TargetWorker], None],
                  on_collection: Callable[[Target, Collection], None] | None = None, cluster: str = "kafka",
-                 target_labels: bool = True, clock: Clock = SYSTEM) -> None:
+                 target_labels: bool = True, clock: Clock = SYSTEM, jvm: JvmView | None = None) -> None:
+        """jvm: also the JVM and process metrics of a JVM target (its source asked for the threads)."""
         super().__init__(f"collect-{target.name}", target.interval_s, on_result)
         self.target = target
         self.clock = clock
         self.series = TargetSeries({**target.labels, "cluster": cluster, "node": target.name,
                                     "node_id": target.node_id, "role": target.role} if target_labels else {})
         self.rules = rules
+        self.jvm = jvm
+        if jvm is not None and hasattr(target.source, "threads"):
+            target.source.threads = True
         self.rule_cache = RuleCache()
         self.on_collection = on_collection          # the Zabbix sink takes the raw samples
         self.result: TargetResult | None = None
@@ -99,6 +104,10 @@ class TargetWorker(PeriodicWorker):
                     self.on_collection(self.target, collection)
                 matched = self.rules.apply(collection.samples, self.rule_cache)
                 chunks = self.series.render(matched)
+                if self.jvm is not None:
+                    # a family the rules made too (a user's rules file) stays the rules'
+                    for name, chunk in self.jvm.render(collection, self.series.constant_labels).items():
+                        chunks.setdefault(name, chunk)
                 series, skipped = len(matched), dict(collection.skipped)
                 del collection, matched
             result = TargetResult(True, series, self.clock.monotonic() - started, self.clock.time(),

@@ -8,6 +8,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from exporter.jvm import BEANS as JVM_BEANS
+from exporter.jvm import NAME_SETS as JVM_NAME_SETS
+from exporter.jvm import family_names as jvm_family_names
 from exporter.lag.families import FAMILIES as LAG_FAMILIES
 from exporter.zabbix_tls import psk_problem
 from kafka_common.durations import parse_duration_ms
@@ -16,7 +19,7 @@ from kafka_common.roles import ROLES
 from kafka_common.yamlconf import ConfigError, Doc, KeyPath, read_text
 
 TOP = {"cluster", "collection", "include", "exclude", "rules", "prometheus", "zabbix", "targets", "embedded", "kafka",
-       "brokers_expected"}
+       "brokers_expected", "jvm"}
 # the Zabbix host of a node: what `kafka-jmx zabbix provision` creates (CLUSTER-NODE), so the two agree
 DEFAULT_HOST_NAME = "{cluster}-{node}"
 
@@ -89,6 +92,14 @@ class KafkaSpec:
 
 
 @dataclass(frozen=True)
+class JvmSpec:
+    """The JVM and process metrics of JVM targets (exporter/jvm.py)."""
+    enabled: bool = True
+    names: str = "1.x"                          # jmx_exporter's names: 1.x, or 0.x for older dashboards
+    disabled: frozenset[str] = frozenset()      # families switched off
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     cluster: str
     targets: tuple[TargetSpec, ...]
@@ -101,6 +112,7 @@ class DaemonConfig:
     zabbix: ZabbixSpec | None = None
     kafka: KafkaSpec | None = None
     brokers_expected: int | None = None     # None: as many as the broker targets
+    jvm: JvmSpec = JvmSpec()
 
 
 class _Reader:
@@ -355,9 +367,18 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
                                   {str(k): str(v) for k, v in labels.items()},
                                   r.duration_s(t, path, "interval", interval), r.duration_s(t, path, "timeout", timeout)))
     brokers_expected = r.positive_int(top, (), "brokers_expected", None)
+    jp = ("jvm",)
+    j = doc.mapping(top.get("jvm", {}) or {}, jp, {"enabled", "names", "disable"})
+    jvm_names = r.string(j, jp, "names", default="1.x") or "1.x"
+    if jvm_names not in JVM_NAME_SETS:
+        doc.fail(jp + ("names",), f"expected one of {', '.join(JVM_NAME_SETS)} (jmx_exporter's names), got {jvm_names!r}")
+        jvm_names = "1.x"
+    jvm = JvmSpec(r.boolean(j, jp, "enabled", True), jvm_names, r.names(j, jp, "disable", jvm_family_names(jvm_names)))
+    if jvm.enabled and includes:        # the beans the JVM metrics are made of are read too
+        includes += tuple(p for p in JVM_BEANS if p not in includes)
     doc.check()
     return DaemonConfig(cluster, tuple(targets), rules_file, prometheus, includes, excludes, embedded, source, zabbix,
-                        kafka, brokers_expected)
+                        kafka, brokers_expected, jvm)
 
 
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -432,6 +453,7 @@ __all__ = [
     "DEFAULT_HOST_NAME",
     "ConfigError",
     "DaemonConfig",
+    "JvmSpec",
     "KafkaSpec",
     "PrometheusSpec",
     "SourceSpec",

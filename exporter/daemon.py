@@ -11,8 +11,9 @@ from prometheus_client.registry import Collector
 
 from exporter.catalog.model import load_catalog
 from exporter.collector import Renderer, Target, TargetWorker
-from exporter.config import DaemonConfig, KafkaSpec, PrometheusSpec, SourceSpec, TargetSpec
+from exporter.config import DaemonConfig, JvmSpec, KafkaSpec, PrometheusSpec, SourceSpec, TargetSpec
 from exporter.http import MetricsServer
+from exporter.jvm import JvmView
 from exporter.lag.filters import Filter
 from exporter.lag.isolated import IsolatedReader
 from exporter.lag.worker import LagWorker
@@ -56,7 +57,7 @@ class Daemon:
     def __init__(self, cluster: str, targets: list[Target], rules: RuleSet, prometheus: PrometheusSpec,
                  background: Background | None = None, zabbix: TrapperSink | None = None,
                  kafka: KafkaSpec | None = None, zabbix_targets: bool = True,
-                 brokers_expected: int | None = None) -> None:
+                 brokers_expected: int | None = None, jvm: JvmSpec | None = None) -> None:
         """zabbix_targets=False: the targets' values do not go to Zabbix (its Java gateway polls them),
         only the consumer groups'. brokers_expected: published for the broker alert (default: the broker
         targets)."""
@@ -64,7 +65,10 @@ class Daemon:
         self.zabbix = zabbix
         self.renderer: Renderer
         offer = zabbix.offer if zabbix and zabbix_targets else None
-        self.workers = [TargetWorker(t, rules, lambda w: self.renderer.mark_dirty(), offer, cluster) for t in targets]
+        jvm = jvm or JvmSpec()
+        view = JvmView(jvm.names, jvm.disabled) if jvm.enabled else None
+        self.workers = [TargetWorker(t, rules, lambda w: self.renderer.mark_dirty(), offer, cluster, jvm=view)
+                        for t in targets]
         self.lag = None
         if kafka is not None:
             # each phase of a collection waits at most timeout + 5 s
@@ -101,7 +105,7 @@ class Daemon:
             sink = TrapperSink(z.server, z.port, load_catalog(), config.cluster, z.host_name, z.batch_size,
                                z.spool_limit, z.send_interval_s, psk=z.psk, topics=z.topics)
         return cls(config.cluster, targets, rules, config.prometheus, background, sink, config.kafka,
-                   brokers_expected=config.brokers_expected)
+                   brokers_expected=config.brokers_expected, jvm=config.jvm)
 
     @property
     def url(self) -> str:

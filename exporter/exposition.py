@@ -35,6 +35,12 @@ def _label_value(v: str) -> str:
     return v.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
+def series_line(name: str, labels: Mapping[str, str], value: float) -> bytes:
+    """One exposition line, labels sorted by name as the rule-made series have them."""
+    text = ",".join(f'{k}="{_label_value(v)}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{text}}} {floatToGoString(value)}\n".encode() if text else f"{name} {floatToGoString(value)}\n".encode()
+
+
 def sample_name(name: str, mtype: MetricType) -> str:
     # a counter family is named without _total and its samples carry it (prometheus_client and client_java 1.x)
     if mtype is MetricType.COUNTER:

@@ -42,11 +42,22 @@ class Sample(NamedTuple):
         return self.domain, self.props, self.path, self.attr
 
 
+class Threads(NamedTuple):
+    """A JVM's threads by state (Thread.State names; UNKNOWN: ended while being counted) and its
+    deadlocked threads, which ThreadMXBean tells through operations, not attributes."""
+
+    states: dict[str, int]
+    deadlocked: int
+    deadlocked_monitor: int
+
+
 class Collection(NamedTuple):
-    """One read of one target: the samples, and attributes skipped by reason (counted, not fatal)."""
+    """One read of one target: the samples, and attributes skipped by reason (counted, not fatal);
+    the threads when the source was asked for them and the target is a JVM."""
 
     samples: list[Sample]
     skipped: dict[str, int]
+    threads: Threads | None = None
 
 
 class SourceError(Exception):

@@ -48,9 +48,10 @@ def classpath(line: str) -> str:
     return str(lib_dir(line) / "*")
 
 
-def tool_jar(prefix: str) -> Path:
-    """jmx_prometheus_httpserver-*.jar or jolokia-agent-jvm-*-javaagent.jar."""
-    d = cache_root() / "tools"
+def tool_jar(prefix: str, profile: str = "tools") -> Path:
+    """jmx_prometheus_httpserver-*.jar, jmx_prometheus_javaagent-*.jar or jolokia-agent-jvm-*-javaagent.jar
+    (profile agent-0.20: jmx_exporter 0.20.0's agent)."""
+    d = cache_root() / profile
     for jar in sorted(d.glob(f"{prefix}*.jar")):
         return jar
     raise NotInstalled(f"{prefix}*.jar is not installed: run scripts/install-realkafka (Maven)")

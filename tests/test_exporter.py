@@ -155,7 +155,7 @@ targets:
   - {{name: c1, role: controller, node_id: 1001, jmx: {{url: "service:jmx:rmi:///jndi/rmi://h:9999/jmxrmi", username: m, password_env: JMX_PW}}}}
   - {{name: b1, role: broker, node_id: 1, jolokia: {{url: "http://h:8778/jolokia/"}}, labels: {{rack: a}}, interval: 30s}}
 """, str(tmp_path / "exporter.yml"))
-    assert cfg.cluster == "prod" and cfg.includes == ("kafka.*:*",)
+    assert cfg.cluster == "prod" and cfg.includes[0] == "kafka.*:*" and "java.lang:type=Runtime" in cfg.includes
     c1, b1 = cfg.targets
     assert c1.source.password == "s3cret" and c1.interval_s == 15 and c1.timeout_s == 5
     assert b1.source.kind == "jolokia" and b1.labels == {"rack": "a"} and b1.interval_s == 30

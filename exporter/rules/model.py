@@ -9,6 +9,7 @@ class MetricType(Enum):
     GAUGE = "gauge"
     COUNTER = "counter"
     UNTYPED = "untyped"
+    SUMMARY = "summary"         # not made by rules: the JVM's garbage collection (exporter/jvm.py)
 
 
 class MatchedSample(NamedTuple):

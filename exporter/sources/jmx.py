@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from py4j.protocol import Py4JError, Py4JJavaError
 
 from exporter.clock import SYSTEM, Clock
-from exporter.sample import NO_VALUE, Collection, Sample, SourceError, flatten
+from exporter.sample import NO_VALUE, Collection, Sample, SourceError, Threads, flatten
 from exporter.sources.names import split_object_name
 from kafka_common.jvm import Jvm, start_jvm
 
@@ -125,6 +125,7 @@ class JmxSource:
         self._backoff = 0.0
         self._last_error: SourceError | None = None
         self._names: dict[str, tuple[Any, ...]] = {}
+        self.threads = False                # also read the threads' states (the JVM metrics want them)
 
     def _bulk(self) -> Any:
         if self._reader is None:
@@ -165,7 +166,7 @@ class JmxSource:
     def read(self) -> Collection:
         conn = self._connect()
         try:
-            text = self._bulk().read(conn, self.includes, self.excludes, int(self.timeout_ms))
+            text = self._bulk().read(conn, self.includes, self.excludes, self.threads, int(self.timeout_ms))
         except (Py4JError, OSError) as e:
             raise self._fail(e, "reading") from None
         self._backoff = 0.0
@@ -187,6 +188,8 @@ class JmxSource:
         ts = self.clock.time() * 1000.0
         samples: list[Sample] = []
         skipped: dict[str, int] = {}
+        states: dict[str, int] = {}
+        deadlocks: dict[str, int] = {}
         names = self._names
         for line in text.splitlines():
             f = line.split("\t")
@@ -201,9 +204,15 @@ class JmxSource:
                 samples.append(Sample(split[0], split[1], (), _unescape(f[2]), decode(f[3]), ts))
             elif f[0] == "E":
                 skipped[_unescape(f[1])] = int(f[2])
+            elif f[0] == "T":
+                states[f[1]] = int(f[2])
+            elif f[0] == "D":
+                deadlocks[f[1]] = int(f[2])
         if len(names) > 4 * max(1, len(samples)):
             names.clear()
-        return Collection(samples, skipped)
+        threads = Threads(states, deadlocks.get("findDeadlockedThreads", 0),
+                          deadlocks.get("findMonitorDeadlockedThreads", 0)) if states else None
+        return Collection(samples, skipped, threads)
 
     def close(self) -> None:
         if self._conn is not None and self._reader is not None:

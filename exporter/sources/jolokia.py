@@ -20,11 +20,15 @@ from typing import Any
 
 import requests
 
-from exporter.sample import NO_VALUE, TABULAR, Collection, Sample, SourceError, flatten, java_value_string
+from exporter.sample import NO_VALUE, TABULAR, Collection, Sample, SourceError, Threads, flatten, java_value_string
 from exporter.sources.names import split_object_name
 from kafka_common.names import ObjectName, ObjectNamePattern
 
 _DECODING = threading.Lock()
+# the thread ids and deadlocks, asked with the collection's reads when the threads' states are wanted
+THREAD_REQUESTS = [{"type": "read", "mbean": "java.lang:type=Threading", "attribute": "AllThreadIds"},
+                   {"type": "exec", "mbean": "java.lang:type=Threading", "operation": "findDeadlockedThreads"},
+                   {"type": "exec", "mbean": "java.lang:type=Threading", "operation": "findMonitorDeadlockedThreads"}]
 
 
 class JolokiaSource:
@@ -47,16 +51,23 @@ class JolokiaSource:
         # (ObjectName, attribute) -> whether it is TabularData: Jolokia's JSON looks the same for
         # CompositeData and TabularData, only `list` tells them apart
         self._tabular: dict[tuple[str, str], bool] = {}
+        self.threads = False                # also read the threads' states (the JVM metrics want them)
 
     def _request_body(self) -> list[dict[str, Any]]:
         config = {"canonicalNaming": False, "ignoreErrors": True, "serializeException": False}
         return [{"type": "read", "mbean": pattern, "config": config} for pattern in self.includes]
 
     def read(self) -> Collection:
-        answers = self._post(self._request_body())
+        body = self._request_body()
+        asked = len(body)
+        if self.threads:
+            body += THREAD_REQUESTS
+        answers = self._post(body)
         pending: list[tuple[tuple[Any, ...], str, str, dict[str, Any], float]] = []
         with _DECODING:
-            collection = self.parse(answers, pending)
+            collection = self.parse(answers[:asked], pending)
+        if self.threads:
+            collection = collection._replace(threads=self._threads(answers[asked:]))
         if pending:
             # object values of attributes not seen before: `list` says which are TabularData
             self._learn_types(pending)
@@ -65,6 +76,25 @@ class JolokiaSource:
                     flatten(collection.samples, collection.skipped, split[0], split[1], attr,
                             _tabular(v) if self._tabular[(on, attr)] else v, ts, self.null)
         return collection
+
+    def _threads(self, answers: list[Any]) -> Threads | None:
+        """The thread states from the ids of THREAD_REQUESTS' answers (one more request); None when
+        the agent's JVM did not answer them."""
+        ok = [isinstance(a, dict) and a.get("status") == 200 for a in answers]
+        if len(ok) != 3 or not all(ok) or not isinstance(answers[0].get("value"), list):
+            return None
+        ids, deadlocked, monitor = (a.get("value") or [] for a in answers)
+        [answer] = self._post([{"type": "exec", "mbean": "java.lang:type=Threading", "operation": "getThreadInfo([J,int)",
+                                "arguments": [ids, 0], "path": "*/threadState"}])
+        found = answer.get("value") if isinstance(answer, dict) and answer.get("status") == 200 else None
+        if not isinstance(found, list):
+            return None
+        states: dict[str, int] = {}
+        for state in found:
+            states[str(state)] = states.get(str(state), 0) + 1
+        if len(found) < len(ids):       # threads that ended in between: Jolokia's path leaves their nulls out
+            states["UNKNOWN"] = len(ids) - len(found)
+        return Threads(states, len(deadlocked), len(monitor))
 
     def _learn_types(self, pending: list[tuple[tuple[Any, ...], str, str, dict[str, Any], float]]) -> None:
         """One bulk `list` for the beans with object values: which attributes are TabularData."""

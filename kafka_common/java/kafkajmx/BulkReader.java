@@ -95,13 +95,43 @@ public final class BulkReader {
         }
     }
 
-    /** includes and excludes: ObjectName patterns, one per line (no includes: every MBean). */
-    public String read(int id, String includes, String excludes, long timeoutMs) throws Exception {
+    /** includes and excludes: ObjectName patterns, one per line (no includes: every MBean). threads:
+     *  also the JVM's threads per state and its deadlocks, which only ThreadMXBean's operations tell. */
+    public String read(int id, String includes, String excludes, boolean threads, long timeoutMs) throws Exception {
         Conn conn = conns.get(id);
         if (conn == null) throw new IllegalStateException("connection " + id + " is closed");
         String[] in = includes.isEmpty() ? new String[0] : includes.split("\n");
         String[] ex = excludes.isEmpty() ? new String[0] : excludes.split("\n");
-        return withTimeout(() -> readAll(conn, in, ex), timeoutMs, () -> close(id));
+        return withTimeout(() -> threads ? readAll(conn, in, ex) + threadStates(conn) : readAll(conn, in, ex),
+                           timeoutMs, () -> close(id));
+    }
+
+    /** Lines T state count (UNKNOWN: a thread that ended between the two calls) and D kind count for
+     *  findDeadlockedThreads and findMonitorDeadlockedThreads; nothing from an MBean server without
+     *  a JVM's Threading bean (an embedded node's endpoint). */
+    private static String threadStates(Conn conn) throws Exception {
+        ObjectName threading = new ObjectName("java.lang:type=Threading");
+        StringBuilder out = new StringBuilder();
+        try {
+            long[] ids = (long[]) conn.mbsc.getAttribute(threading, "AllThreadIds");
+            Object[] infos = (Object[]) conn.mbsc.invoke(threading, "getThreadInfo", new Object[]{ids, 0},
+                                                          new String[]{"[J", "int"});
+            Map<String, Integer> counts = new TreeMap<>();
+            for (Object info : infos) {
+                String state = info == null ? "UNKNOWN" : String.valueOf(((CompositeData) info).get("threadState"));
+                counts.merge(state, 1, Integer::sum);
+            }
+            for (Map.Entry<String, Integer> e : counts.entrySet()) {
+                out.append("T\t").append(e.getKey()).append('\t').append(e.getValue()).append('\n');
+            }
+            for (String op : new String[]{"findDeadlockedThreads", "findMonitorDeadlockedThreads"}) {
+                long[] found = (long[]) conn.mbsc.invoke(threading, op, new Object[0], new String[0]);
+                out.append("D\t").append(op).append('\t').append(found == null ? 0 : found.length).append('\n');
+            }
+        } catch (javax.management.InstanceNotFoundException e) {
+            return "";
+        }
+        return out.toString();
     }
 
     /** Every matching bean's readable attributes with their declared Java types (MBeanInfo), one
