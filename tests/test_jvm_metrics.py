@@ -142,7 +142,7 @@ def test_every_jvm_series_of_jmx_exporters_agent_is_served_with_its_name_type_la
     assert abs(states - ours[("jvm_threads_current", frozenset())]) <= 2
     assert ours[("jvm_threads_current", frozenset())] == pytest.approx(agent[("jvm_threads_current", frozenset())], abs=4)
     cpu = ("process_cpu_seconds_total", frozenset())
-    assert 0 < ours[cpu] and abs(ours[cpu] - agent[cpu]) < 5.0
+    assert ours[cpu] > 0 and abs(ours[cpu] - agent[cpu]) < 5.0
     info = {"1.x": "jvm_runtime_info", "0.x": "jvm_info"}[jvm["names"]]
     [labels] = [dict(k[1]) for k in ours if k[0] == info]
     assert labels["runtime"] and labels["vendor"] and labels["version"]        # and the agent's, as the sets are equal
