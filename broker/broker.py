@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from broker.config import describe_broker, describe_topic
+from broker.fetch_session import FetchSessionCache
 from broker.group import GroupCoordinator
 from broker.lifecycle import NOT_RUNNING, STARTING, BrokerLifecycleManager
 from broker.log_manager import BrokerDisk, LogManager
@@ -126,6 +127,7 @@ class BrokerNode(ServerNode):
         self.image = MetadataImage()
         self.lifecycle = BrokerLifecycleManager(self)
         self.log_manager = LogManager(self, self.disk)
+        self.fetch_sessions = FetchSessionCache(self)         # in memory: a restart empties it
         self.replica_manager = ReplicaManager(self)
         self.fetcher_manager = ReplicaFetcherManager(self)
         self.metadata_publisher = MetadataPublisher(self)
@@ -172,6 +174,7 @@ class BrokerNode(ServerNode):
                 lambda: sum(1 for _, b in m.items() if b.kind != "kafka-metrics"), java_type=INT)
         self.replica_manager.register_metrics()
         self.fetcher_manager.register_metrics()
+        self.fetch_sessions.register_metrics()
         self.replica_manager.register_purgatory_metrics()
         self.log_manager.register_metrics()
         self.metadata_publisher.register_metrics()
@@ -181,6 +184,10 @@ class BrokerNode(ServerNode):
         now = self.now()
         event = "bytes" if "Bytes" in name else "messages" if name == "MessagesInPerSec" else "requests"
         self.mbeans.meter("kafka.server", "BrokerTopicMetrics", name, event).mark(now, n)
+        if name in ("BytesInPerSec", "ReplicationBytesInPerSec"):
+            self.disk_io.received(int(n))
+        elif name in ("BytesOutPerSec", "ReplicationBytesOutPerSec"):
+            self.disk_io.sent_file(int(n))
         if topic is not None:
             self.mbeans.meter("kafka.server", "BrokerTopicMetrics", name, event, {"topic": topic}).mark(now, n)
 

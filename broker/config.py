@@ -28,6 +28,7 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "replica.fetch.wait.max.ms": (500, int),
     "replica.fetch.max.bytes": (1048576, int),
     "replica.fetch.backoff.ms": (1000, int),
+    "max.incremental.fetch.session.cache.slots": (1000, int),
     "min.insync.replicas": (1, int),
     "unclean.leader.election.enable": (False, bool),
     "auto.leader.rebalance.enable": (True, bool),

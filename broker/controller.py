@@ -68,7 +68,7 @@ class ControllerNode(ServerNode):
         super().__init__(node_id, name, sched, net, rng, config, cluster_id, kafka, process)
         self.voters = voters
         self.wall_base_ms = wall_base_ms
-        self.store = QuorumStore(Log())
+        self.store = QuorumStore(Log(io=self.disk_io))
         self.event_delay_ms = 0.0          # fault: a slow controller event loop
         self.on_activate: list[Callable[[ControllerNode], None]] = []
         self.serve(VoteRequest, "Vote", lambda s, r, reply: self.raft.on_vote(r, reply))
@@ -142,6 +142,8 @@ class ControllerNode(ServerNode):
         m.gauge("kafka.server", "SnapshotEmitter", "LatestSnapshotGeneratedAgeMs",
                 lambda: int(self.now() - self.start_time_ms), java_type=LONG)
         m.gauge("kafka.server", "ControllerServer", "ClusterId", lambda: self.cluster_id, java_type=STRING)
+        for name, read in self.disk_io.gauges(self.kafka.linux_io_all_fields):
+            m.gauge("kafka.server", "ControllerServer", name, read, java_type=LONG)
         m.gauge("kafka.server", "ControllerServer", "yammer-metrics-count",
                 lambda: sum(1 for _, b in m.items() if b.kind != "kafka-metrics"), java_type=INT)
 

@@ -27,12 +27,63 @@ class Batch:
         return self.base_offset + self.count
 
 
+PAGE_CACHE_BYTES = 1 << 30
+"""How much of what a machine wrote last its page cache still holds: a fetch of older data reads the disk."""
+
+
+class DiskIo:
+    """What /proc/self/io says of a Kafka process (Kafka's linux-disk-* gauges). read_bytes and write_bytes:
+    bytes the storage layer read and wrote for it; its logs' appends write, and a fetch reads the disk only
+    for data no longer in the page cache (written more than PAGE_CACHE_BYTES of the machine's writes ago).
+    rchar and wchar: bytes through read- and write-like system calls, syscr and syscw their counts; a
+    request's bytes are read from its socket, a log append is one write, and a fetch response goes out
+    with sendfile, which Linux counts as a read and a write. cancelled_write_bytes: bytes written to a
+    log and then truncated away (a follower's divergent tail). The requests' own headers are left out.
+    The machine's write count survives a restart, as the page cache does; the process's start at 0."""
+
+    def __init__(self) -> None:
+        self.machine_written = 0
+        self.process_started()
+
+    def process_started(self) -> None:
+        self.read_bytes = self.write_bytes = self.cancelled_write_bytes = 0
+        self.rchar = self.wchar = self.syscr = self.syscw = 0
+
+    def wrote(self, n: int) -> None:
+        self.machine_written += n
+        self.write_bytes += n
+        self.wchar += n
+        self.syscw += 1
+
+    def received(self, n: int) -> None:
+        """A request or response read from a socket."""
+        self.rchar += n
+        self.syscr += 1
+
+    def sent_file(self, n: int) -> None:
+        """Records sent from a log with sendfile."""
+        self.rchar += n
+        self.wchar += n
+        self.syscr += 1
+        self.syscw += 1
+
+    def gauges(self, extended: bool) -> list[tuple[str, Any]]:
+        """The linux-disk gauges Kafka registers: read and write bytes, and the other fields on lines that have them."""
+        out: list[tuple[str, Any]] = [("linux-disk-read-bytes", lambda: self.read_bytes),
+                                      ("linux-disk-write-bytes", lambda: self.write_bytes)]
+        if extended:
+            out += [("linux-disk-rchar", lambda: self.rchar), ("linux-disk-wchar", lambda: self.wchar),
+                    ("linux-disk-syscr", lambda: self.syscr), ("linux-disk-syscw", lambda: self.syscw),
+                    ("linux-disk-cancelled-write-bytes", lambda: self.cancelled_write_bytes)]
+        return out
+
+
 class Log:
     """Batches stored column-wise (arrays of ints), so a long run keeps millions of batches
     without millions of Python objects for the garbage collector to walk; Batch objects are
     built when read."""
 
-    def __init__(self, segment_bytes: int = 1 << 30) -> None:
+    def __init__(self, segment_bytes: int = 1 << 30, io: DiskIo | None = None) -> None:
         self._bases = array("q")
         self._counts = array("q")
         self._epochs = array("q")
@@ -40,6 +91,8 @@ class Log:
         self._pids = array("q")
         self._seqs = array("q")
         self._times = array("d")
+        self._written_at = array("q")       # the machine's bytes written when the batch was (page cache age)
+        self.io = io
         self._payloads: dict[int, tuple[Any, ...]] = {}   # base offset -> records, for explicit records
         self.end_offset = 0       # LEO
         self.start_offset = 0
@@ -84,6 +137,11 @@ class Log:
         self._pids.append(batch.producer_id)
         self._seqs.append(batch.base_sequence)
         self._times.append(batch.timestamp_ms)
+        if self.io is not None:
+            self.io.wrote(batch.size)
+            self._written_at.append(self.io.machine_written)
+        else:
+            self._written_at.append(0)
         if batch.records is not None:
             self._payloads[batch.base_offset] = batch.records
         self.end_offset = batch.next_offset
@@ -122,6 +180,17 @@ class Log:
             i += 1
         return out
 
+    def fetch(self, from_offset: int, max_bytes: int, upto: int | None = None) -> list[Batch]:
+        """read() for a fetch request: batches no longer in the page cache are read from disk."""
+        batches = self.read(from_offset, max_bytes, upto)
+        if batches and self.io is not None:
+            i = bisect.bisect_right(self._bases, batches[0].base_offset) - 1
+            oldest_cached = self.io.machine_written - PAGE_CACHE_BYTES
+            for j in range(i, i + len(batches)):
+                if self._written_at[j] <= oldest_cached:
+                    self.io.read_bytes += self._sizes[j]
+        return batches
+
     def offset_for_timestamp(self, timestamp: float | None, upto: int) -> tuple[int, float] | None:
         """(offset, timestamp) of the first record below upto written at or after timestamp, as the
         time index finds it; with None, the first record with the largest timestamp. None: no such record."""
@@ -151,10 +220,14 @@ class Log:
         if i > 0 and self._bases[i - 1] + self._counts[i - 1] > offset:
             i -= 1
         offset = self._bases[i] if i < len(self._bases) else offset
-        self.size -= sum(self._sizes[i:])
+        dropped = sum(self._sizes[i:])
+        self.size -= dropped
+        if self.io is not None:
+            self.io.cancelled_write_bytes += dropped
         for base in self._bases[i:]:
             self._payloads.pop(base, None)
-        for column in (self._bases, self._counts, self._epochs, self._sizes, self._pids, self._seqs, self._times):
+        for column in (self._bases, self._counts, self._epochs, self._sizes, self._pids, self._seqs, self._times,
+                       self._written_at):
             del column[i:]
         self.end_offset = offset
         while self.epochs and self.epochs[-1][1] >= offset:

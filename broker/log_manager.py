@@ -28,12 +28,15 @@ class LogManager:
     def __init__(self, node: BrokerNode, disk: BrokerDisk) -> None:
         self.node = node
         self.disk = disk
+        disk.quorum.log.io = node.disk_io
         self.log_dirs: tuple[str, ...] = tuple(node.cfg["log.dirs"].split(","))
         # a failed directory stays offline until the process restarts, as in Kafka
         self.offline_dirs: set[str] = set()
 
     def register_metrics(self) -> None:
         m = self.node.mbeans
+        for name, read in self.node.disk_io.gauges(self.node.kafka.linux_io_all_fields):
+            m.gauge("kafka.server", "KafkaServer", name, read, java_type=LONG)
         m.gauge("kafka.log", "LogManager", "OfflineLogDirectoryCount", lambda: len(self.offline_dirs), java_type=INT)
         for d in self.log_dirs:
             m.gauge("kafka.log", "LogManager", "LogDirectoryOffline", lambda d=d: int(d in self.offline_dirs),
@@ -55,7 +58,10 @@ class LogManager:
         """tp's log, created in its directory on first use; None when that directory is offline."""
         if self._dir_for(tp) is None:
             return None
-        return self.disk.logs.setdefault(tp, Log(self.node.cfg["log.segment.bytes"]))
+        log = self.disk.logs.get(tp)
+        if log is None:
+            log = self.disk.logs[tp] = Log(self.node.cfg["log.segment.bytes"], self.node.disk_io)
+        return log
 
     def _dir_for(self, tp: TopicPartition) -> str | None:
         """The directory holding tp's log: where it already is, else the live directory with the

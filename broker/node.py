@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from broker.log import DiskIo
 from broker.net import Network
 from broker.sched import Scheduler, Timer
 
@@ -22,6 +23,7 @@ class Node:
                  process: Node | None = None) -> None:
         self.name = name
         self.process: Node = process or self
+        self.disk_io: DiskIo = process.disk_io if process is not None else DiskIo()    # the process's /proc/self/io
         self.sched = sched
         self.net = net
         self.rng = rng
@@ -60,6 +62,8 @@ class Node:
             raise ValueError(f"{self.name} is already running")
         self.alive = True
         self.incarnation += 1
+        if self.process is self:
+            self.disk_io.process_started()
         self.on_start()
 
     def kill(self) -> None:

@@ -124,6 +124,8 @@ class FetchRequest:
     partitions: dict[TopicPartition, FetchPartition]
     max_wait_ms: float
     max_bytes: int
+    session_id: int = 0                          # an incremental fetch session (KIP-227); 0: none
+    session_epoch: int = -1                      # 0 opens one, -1 fetches without one
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,8 @@ class FetchPartitionData:
 @dataclass(frozen=True, slots=True)
 class FetchResponse:
     partitions: dict[TopicPartition, FetchPartitionData]
+    error: str = "NONE"                          # the session's (FETCH_SESSION_ID_NOT_FOUND...)
+    session_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -449,7 +449,8 @@ class RaftClient:
             self.node.after(FETCH_MAX_WAIT_MS, lambda: self._expire_held(req))
 
     def _answer(self, req: RaftFetchRequest, reply: Callable) -> None:
-        batches = tuple(self.log.read(req.fetch_offset, 8 << 20))
+        batches = tuple(self.log.fetch(req.fetch_offset, 8 << 20))
+        self.node.disk_io.sent_file(sum(b.size for b in batches))
         reply(RaftFetchResponse(self.epoch, self.node_id, batches=batches, high_watermark=self.high_watermark))
 
     def _expire_held(self, req: RaftFetchRequest) -> None:
@@ -540,6 +541,7 @@ class RaftClient:
                 raise AssertionError(f"{self.node.name}: committed metadata at {self.applied_offset} "
                                      f"was truncated to {self.log.end_offset}")
         appended = 0
+        self.node.disk_io.received(sum(b.size for b in resp.batches))
         for b in resp.batches:
             if b.base_offset == self.log.end_offset:
                 self.log.append(b)

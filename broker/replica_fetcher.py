@@ -20,6 +20,7 @@ class ReplicaFetcherManager:
         self.fetchers: dict[int, set[TopicPartition]] = {}
         self._running: set[int] = set()
         self.lag: dict[TopicPartition, int] = {}
+        self.sessions: dict[int, tuple[int, int]] = {}     # leader -> (session id, next epoch)
 
     def register_metrics(self) -> None:
         m = self.node.mbeans
@@ -52,6 +53,7 @@ class ReplicaFetcherManager:
         it: its FetcherStats and its network client's replica-fetcher-metrics."""
         for leader in [leader for leader, tps in self.fetchers.items() if not tps]:
             del self.fetchers[leader]
+            self.sessions.pop(leader, None)         # left in the leader's cache, as Kafka's fetcher leaves it
             for name in ("BytesPerSec", "RequestsPerSec"):
                 self.node.mbeans.unregister(ObjectName.kafka("kafka.server", "FetcherStats", name,
                                                              self._stats_tags(leader)))
@@ -82,7 +84,9 @@ class ReplicaFetcherManager:
         partitions = node.replica_manager.partitions
         parts = {tp: FetchPartition(partitions[tp].log.end_offset, partitions[tp].log.last_epoch,
                                     partitions[tp].leader_epoch) for tp in sorted(tps)}
-        req = FetchRequest(node.node_id, parts, node.cfg["replica.fetch.wait.max.ms"], node.cfg["replica.fetch.max.bytes"])
+        session_id, epoch = self.sessions.get(leader, (0, 0))
+        req = FetchRequest(node.node_id, parts, node.cfg["replica.fetch.wait.max.ms"], node.cfg["replica.fetch.max.bytes"],
+                           session_id, epoch)
         node.request(node.broker_names[leader], req, lambda r: self._on_response(leader, r),
                      node.cfg["replica.fetch.wait.max.ms"] + node.cfg["request.timeout.ms"])
 
@@ -90,9 +94,14 @@ class ReplicaFetcherManager:
         node = self.node
         backoff = 0.0
         wrote = False
-        if isinstance(resp, RequestFailed):
+        if isinstance(resp, RequestFailed) or resp.error != "NONE":
+            # a leader that restarted or evicted the session: the next fetch opens a new one
+            self.sessions.pop(leader, None)
             backoff = node.cfg["replica.fetch.backoff.ms"]
         else:
+            session_id, epoch = self.sessions.get(leader, (0, 0))
+            self.sessions[leader] = (resp.session_id, epoch + 1 if resp.session_id == session_id else 1) \
+                if resp.session_id else (0, 0)
             for tp, data in resp.partitions.items():
                 p = node.replica_manager.partitions.get(tp)
                 if p is None or p.leader != leader or tp not in self.fetchers.get(leader, ()):

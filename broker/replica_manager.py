@@ -3,6 +3,7 @@ purgatories of acks=all produces and long-poll fetches, ISR shrinks and expansio
 to the controller), and the ReplicaManager, Partition and purgatory metrics."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -325,6 +326,13 @@ class ReplicaManager:
     def on_fetch(self, src: str, req: FetchRequest, reply: Callable) -> None:
         follower = req.replica_id >= 0
         now = self.node.now()
+        error, session_id = self.node.fetch_sessions.fetch(req.session_id, req.session_epoch, len(req.partitions),
+                                                           follower)
+        if error != "NONE":
+            reply(FetchResponse({}, error))
+            return
+        if session_id:
+            reply = _answering_in_session(reply, session_id)
         if follower:
             moved_hw = []
             for tp, fp in req.partitions.items():
@@ -381,7 +389,7 @@ class ReplicaManager:
             if budget <= 0 or fp.fetch_offset >= (log.end_offset if follower else p.high_watermark):
                 out[tp] = FetchPartitionData("NONE", p.high_watermark)
                 continue
-            batches = tuple(log.read(fp.fetch_offset, budget, None if follower else p.high_watermark))
+            batches = tuple(log.fetch(fp.fetch_offset, budget, None if follower else p.high_watermark))
             nbytes = sum(b.size for b in batches)
             budget -= nbytes
             if follower:
@@ -452,3 +460,7 @@ class ReplicaManager:
             (self.isr_shrinks if shrink else self.isr_expands).mark(node.now())
 
         node.request(target, req, done, node.cfg["controller.quorum.request.timeout.ms"])
+
+
+def _answering_in_session(reply: Callable, session_id: int) -> Callable:
+    return lambda resp: reply(dataclasses.replace(resp, session_id=session_id))

@@ -211,7 +211,7 @@ class SharePartitionManager:
                 continue
             batches: dict[int, Batch] = {}
             for first, last, _ in ranges:
-                for batch in p.log.read(first, budget, min(last + 1, p.high_watermark)):
+                for batch in p.log.fetch(first, budget, min(last + 1, p.high_watermark)):
                     if batch.base_offset not in batches:
                         batches[batch.base_offset] = batch
                         budget -= batch.size

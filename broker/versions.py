@@ -58,6 +58,9 @@ class KafkaLine:
     # share groups as 4.2 made them generally available: on without group.share.enable (a new cluster's
     # share.version is 1), and DescribeShareGroupOffsets v1 says each partition's lag
     share_groups_ga: bool = False
+    # LinuxIoMetricsCollector's gauges of every /proc/self/io field (rchar, wchar, syscr, syscw,
+    # cancelled_write_bytes) besides read and write bytes; 4.1 has the two
+    linux_io_all_fields: bool = False
 
     def apis(self, role: str) -> tuple[str, ...]:
         return self.broker_apis if role == "broker" else self.controller_apis
@@ -71,7 +74,7 @@ LINES = {
                      tuple(sorted(_CONTROLLER_APIS_41 + ("UnregisterController",))),
                      # the share groups' dead-letter queue sender: idle without share groups
                      broker_channels=(("ShareGroupDLQManager-channel-metrics", False),),
-                     group_coordinator_44=True, share_groups_ga=True),
+                     group_coordinator_44=True, share_groups_ga=True, linux_io_all_fields=True),
 }
 DEFAULT_LINE = "4.1"
 

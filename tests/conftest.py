@@ -230,7 +230,7 @@ def pytest_runtest_call(item: pytest.Item):
 ZABBIX_FIXTURES = {"zabbix", "zabbix_api", "zabbix70", "zabbix70_api", "zbx", "zbx_api"}
 REHEARSALS = "test_rehearsal.py"
 FIRST = ("zabbix", "test_conformance.py", "test_real_kafka.py", "test_kafka_engine.py", "test_combined_kafka.py",
-         "test_kafka_protocol.py", "test_kafka_versions.py")
+         "test_kafka_protocol.py", "test_kafka_versions.py", "test_promql_dropin.py")
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):

@@ -132,7 +132,7 @@ def kafka_port_block(n: int = 24) -> int:
 CONFORMANCE_FLOOR = 0.95      # the share of real Kafka's (ObjectName, attribute) pairs the embedded cluster has
 
 
-def assert_conforms(scenario_text: str, version: str, tmp_path, roles: set[str]) -> None:
+def assert_conforms(scenario_text: str, version: str, tmp_path, roles: set[str]) -> list:
     """The scenario on real Kafka (that line) and on the embedded cluster (realkafka/conformance.py): per role,
     nothing under kafka.* that real Kafka lacks, every declared type Kafka's, at least CONFORMANCE_FLOOR of
     its pairs covered, the cluster signals our alerts read equal healthy and after each fault, and after each
@@ -148,3 +148,4 @@ def assert_conforms(scenario_text: str, version: str, tmp_path, roles: set[str])
         assert d.coverage >= CONFORMANCE_FLOOR, (d.role, d.coverage, d.missing[:20])
         assert d.signals == [], (d.role, d.signals)
         assert d.invented_after == [], (d.role, d.invented_after[:10])
+    return diffs
