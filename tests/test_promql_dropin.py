@@ -144,3 +144,14 @@ def test_kafka_exporter_queries_get_data_and_the_clusters_shape(scraped):
     assert one('sum(kafka_topic_partition_replicas{topic="payments"})') == 9
     assert one('sum(kafka_topic_partition_under_replicated_partition{topic="payments"})') == 0
     assert one('sum(kafka_consumergroup_lag_sum{consumergroup="ledger",topic="payments"})') > 0
+
+
+def test_every_dashboard_panel_on_jvm_or_kafka_protocol_series_gets_data(scraped):
+    from exporter.catalog import grafana
+    from exporter.catalog.model import load_catalog
+    _, prom = scraped
+    panels = [(uid, expr, p) for uid, expr, p in grafana.queries(load_catalog()) if p.needs != "jmx"]
+    assert {p.needs for _, _, p in panels} == {"jvm", "kafka"}
+    empty = [f"{uid}: {p.title}: {expr}" for uid, expr, p in panels if not p.may_be_empty and not wait(
+        lambda expr=expr: prom.query(expr.replace("$cluster", "dropin").replace("$node", ".*").replace("$group", ".*")), 30)]
+    assert not empty, "panels without data:\n" + "\n".join(empty)

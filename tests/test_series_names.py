@@ -15,7 +15,9 @@ from exporter.collector import HealthView, Target, TargetWorker, exposition
 from exporter.exposition import sample_name
 from exporter.lag.families import render
 from exporter.lag.isolated import IsolatedReader
-from exporter.lag.model import Group, Snapshot
+from exporter.jvm import FAMILIES as JVM_FAMILIES
+from exporter.lag.model import Group, Layout, Snapshot
+from exporter.rules import MetricType
 from exporter.lag.worker import LagWorker
 from exporter.rulesets import builtin_rules
 from exporter.trapper import TrapperSink
@@ -61,8 +63,15 @@ def produced(faulted_cluster) -> set[str]:
     names = exposed(b"".join(exposition(workers, registry)).decode())
     snap = Snapshot(1.0, {"billing": Group("billing", "classic", "Stable", 1, {("orders", 0): 5}, {}, {"orders": 1})},
                     {"orders": 1}, {("orders", 0): 9}, {("orders", 0): 0}, {("billing", ("orders", 0)): 0.5})
+    snap.brokers = {1: "b1:9092"}
+    snap.layouts = {("orders", 0): Layout(1, (1,), (1,))}
     for family in render(snap, {"billing": 0}, "prod", True, 1000).families:
         names.update(s.name for s in family.samples)
+    # the JVM targets' families (tests/test_jvm_metrics.py holds them to jmx_exporter's agents)
+    for f in JVM_FAMILIES:
+        name = f.names["1.x"] if "1.x" in f.names else None
+        if name is not None:
+            names.update((name + "_count", name + "_sum") if f.type is MetricType.SUMMARY else (name,))
     names.update(sample_name(m.name, m.type) for w in workers for m in rules.apply(w.target.source.read().samples))
     return names
 

@@ -1,7 +1,8 @@
 """Grafana dashboards built with grafana-foundation-sdk, on the catalog's Prometheus names.
 
-Five dashboards (cluster overview, KRaft quorum, brokers, consumer groups, topics), each with a
-Prometheus datasource variable and cluster/node variables (cluster/group for consumer groups). Queries name their series through catalog metric
+Five dashboards (cluster overview, KRaft quorum, brokers with their JVMs, consumer groups, topics with
+kafka_exporter's partition series), each with a Prometheus datasource variable and cluster/node
+variables (cluster/group for consumer groups). Queries name their series through catalog metric
 ids ({metric:<id>}) wherever the catalog has the metric, so a renamed metric changes the dashboards
 with it.
 """
@@ -38,6 +39,7 @@ class PanelSpec:
     unit: str = "short"
     legend: str = "{{node}}"
     may_be_empty: bool = False   # a series that exists only after its event (errors, elections)
+    needs: str = "jmx"           # what serves its series: jmx (the Kafka beans), jvm (a JVM target), kafka (the kafka: section)
 
 
 DASHBOARDS: dict[str, tuple[str, list[tuple[str, list[PanelSpec]]]]] = {
@@ -91,24 +93,36 @@ DASHBOARDS: dict[str, tuple[str, list[tuple[str, list[PanelSpec]]]]] = {
             PanelSpec("Replication max lag", "{metric:replica_max_lag}{{selector:node}}"),
             PanelSpec("Broker state", "{metric:broker_state}{{selector:node}}"),
         ]),
+        ("JVM", [
+            PanelSpec("Heap used of max", 'jvm_memory_used_bytes{{selector:node},area="heap"} / '
+                      'jvm_memory_max_bytes{{selector:node},area="heap"}', unit="percentunit", needs="jvm"),
+            PanelSpec("Time in garbage collection", "sum by (node) (rate(jvm_gc_collection_seconds_sum{{selector:node}}[5m]))",
+                      unit="percentunit", needs="jvm"),
+            PanelSpec("Collections/s", "sum by (node, gc) (rate(jvm_gc_collection_seconds_count{{selector:node}}[5m]))",
+                      legend="{{node}} {{gc}}", needs="jvm"),
+            PanelSpec("Threads", "jvm_threads_current{{selector:node}}", needs="jvm"),
+            PanelSpec("Process CPU (cores)", "rate(process_cpu_seconds_total{{selector:node}}[5m])", needs="jvm"),
+            PanelSpec("Open file descriptors of the limit", "process_open_fds{{selector:node}} / process_max_fds{{selector:node}}",
+                      unit="percentunit", needs="jvm"),
+        ]),
     ]),
     GROUPS_UID: ("Kafka 4.x consumer groups", [
         ("Groups", [
             PanelSpec("Status (0 ok, 1 lagging, 2 stalled, 3 stopped)", "{group:group_status}{{selector:group}}",
-                      legend="{{consumergroup}}"),
-            PanelSpec("Members", "{group:group_members}{{selector:group}}", legend="{{consumergroup}}"),
-            PanelSpec("Groups by state", "count by (state) (kafka_consumergroup_info{{selector:cluster}})", legend="{{state}}"),
+                      legend="{{consumergroup}}", needs="kafka"),
+            PanelSpec("Members", "{group:group_members}{{selector:group}}", legend="{{consumergroup}}", needs="kafka"),
+            PanelSpec("Groups by state", "count by (state) (kafka_consumergroup_info{{selector:cluster}})", legend="{{state}}", needs="kafka"),
         ]),
         ("Lag", [
-            PanelSpec("Lag by group and topic", "{group:group_lag}{{selector:group}}", legend="{{consumergroup}} {{topic}}"),
+            PanelSpec("Lag by group and topic", "{group:group_lag}{{selector:group}}", legend="{{consumergroup}} {{topic}}", needs="kafka"),
             PanelSpec("Lag in seconds by group and topic", "{group:group_lag_seconds}{{selector:group}}", unit="s",
-                      legend="{{consumergroup}} {{topic}}"),
+                      legend="{{consumergroup}} {{topic}}", needs="kafka"),
             PanelSpec("Consumed records/s", "sum by (consumergroup, topic) (rate({group:group_offset}{{selector:group}}[5m]))",
-                      legend="{{consumergroup}} {{topic}}"),
+                      legend="{{consumergroup}} {{topic}}", needs="kafka"),
             PanelSpec("Produced records/s by topic", "sum by (topic) (rate(kafka_topic_partition_current_offset{{selector:cluster}}[5m]))",
-                      legend="{{topic}}"),
+                      legend="{{topic}}", needs="kafka"),
             PanelSpec("Lag by partition", "kafka_consumergroup_lag{{selector:group}}",
-                      legend="{{consumergroup}} {{topic}}/{{partition}}"),
+                      legend="{{consumergroup}} {{topic}}/{{partition}}", needs="kafka"),
         ]),
     ]),
     "kafka-4x-topics": ("Kafka 4.x topics", [
@@ -119,6 +133,27 @@ DASHBOARDS: dict[str, tuple[str, list[tuple[str, list[PanelSpec]]]]] = {
                       legend="{{topic}}"),
             PanelSpec("Log size by topic", "sum by (topic) (kafka_log_log_size{{selector:cluster}})", unit="bytes",
                       legend="{{topic}}"),
+        ]),
+        ("Partitions (as the cluster's metadata says)", [
+            PanelSpec("Brokers in the metadata", "max(kafka_brokers{{selector:cluster}})", "stat", legend="", needs="kafka"),
+            PanelSpec("Under replicated partitions", "sum(kafka_topic_partition_under_replicated_partition{{selector:cluster}})",
+                      "stat", legend="", needs="kafka"),
+            PanelSpec("Partitions off their preferred leader",
+                      "sum(1 - kafka_topic_partition_leader_is_preferred{{selector:cluster}})", "stat", legend="", needs="kafka"),
+            PanelSpec("Partitions by topic", "sum by (topic) (kafka_topic_partitions{{selector:cluster}})", legend="{{topic}}",
+                      needs="kafka"),
+            PanelSpec("Under replicated partitions by topic",
+                      "sum by (topic) (kafka_topic_partition_under_replicated_partition{{selector:cluster}})",
+                      legend="{{topic}}", needs="kafka"),
+            PanelSpec("Replicas out of sync by topic", "sum by (topic) (kafka_topic_partition_replicas{{selector:cluster}} - "
+                      "kafka_topic_partition_in_sync_replica{{selector:cluster}})", legend="{{topic}}", needs="kafka"),
+            PanelSpec("Partitions led by each broker", 'count_values("leader", kafka_topic_partition_leader{{selector:cluster}})',
+                      legend="broker {{leader}}", needs="kafka"),
+            PanelSpec("Records retained by topic", "sum by (topic) (kafka_topic_partition_current_offset{{selector:cluster}} - "
+                      "kafka_topic_partition_oldest_offset{{selector:cluster}})", legend="{{topic}}", needs="kafka"),
+            PanelSpec("Produced records/s by topic",
+                      "sum by (topic) (rate(kafka_topic_partition_current_offset{{selector:cluster}}[5m]))",
+                      legend="{{topic}}", needs="kafka"),
         ]),
     ]),
 }
@@ -156,7 +191,7 @@ def render(catalog: Catalog) -> dict[str, dict[str, Any]]:
         dash = (Dashboard(title).uid(uid).tags(["kafka", "kafka-4x", "kraft"]).refresh("30s").time("now-1h", "now")
                 .with_variable(DatasourceVariable("datasource").label("Prometheus").type("prometheus"))
                 .with_variable(QueryVariable("cluster").label("Cluster").datasource(DS)
-                               .query(f"label_values({'kafkajmx_kafka_up' if uid == GROUPS_UID else 'kafkajmx_target_up'}, cluster)")
+                               .query(_cluster_query(uid))
                                .include_all(True).multi(True))
                 .with_variable(_group_variable() if uid == GROUPS_UID else _node_variable()))
         for row_title, panels in rows:
@@ -169,6 +204,15 @@ def render(catalog: Catalog) -> dict[str, dict[str, Any]]:
         out[uid] = json.loads(json.dumps(dash.build(), cls=JSONEncoder))
         out[uid][HEADER_KEY] = "Generated from exporter/catalog/kafka-4x.yaml by `kafka-jmx generate`; do not edit by hand."
     return out
+
+
+def _cluster_query(uid: str) -> str:
+    """The clusters a dashboard offers: the lag collection's for the groups', either source's for the topics'."""
+    if uid == GROUPS_UID:
+        return "label_values(kafkajmx_kafka_up, cluster)"
+    if uid == "kafka-4x-topics":
+        return 'label_values({__name__=~"kafkajmx_target_up|kafkajmx_kafka_up"}, cluster)'
+    return "label_values(kafkajmx_target_up, cluster)"
 
 
 def _node_variable() -> QueryVariable:
