@@ -13,12 +13,12 @@ from test_prometheus_rules import CASES
 from exporter.catalog.model import load_catalog
 from exporter.collector import HealthView, Target, TargetWorker, exposition
 from exporter.exposition import sample_name
+from exporter.jvm import FAMILIES as JVM_FAMILIES
 from exporter.lag.families import render
 from exporter.lag.isolated import IsolatedReader
-from exporter.jvm import FAMILIES as JVM_FAMILIES
 from exporter.lag.model import Group, Layout, Snapshot
-from exporter.rules import MetricType
 from exporter.lag.worker import LagWorker
+from exporter.rules import MetricType
 from exporter.rulesets import builtin_rules
 from exporter.trapper import TrapperSink
 from kafka_jmx.embedded import EmbeddedSource
