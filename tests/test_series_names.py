@@ -69,7 +69,7 @@ def produced(faulted_cluster) -> set[str]:
         names.update(s.name for s in family.samples)
     # the JVM targets' families (tests/test_jvm_metrics.py holds them to jmx_exporter's agents)
     for f in JVM_FAMILIES:
-        name = f.names["1.x"] if "1.x" in f.names else None
+        name = f.names.get("1.x")
         if name is not None:
             names.update((name + "_count", name + "_sum") if f.type is MetricType.SUMMARY else (name,))
     names.update(sample_name(m.name, m.type) for w in workers for m in rules.apply(w.target.source.read().samples))
