@@ -290,3 +290,20 @@ def test_mbean_info_declares_the_types_kafkas_reporters_declare(published):
     assert (declared[(total, "Count")], declared[(total, "99thPercentile")], declared[(total, "Max")]) == \
         ("long", "double", "double")
     assert {t for (on, _), t in declared.items() if on == "kafka.server:type=raft-metrics"} == {"double"}
+
+
+def test_a_nodes_endpoint_serves_the_jvm_metrics_of_the_jvm_behind_it_threads_included(published):
+    """The embedded nodes' endpoints show the helper JVM's java.lang beans, as every Kafka JVM has its own: the
+    JVM metrics come from them, the thread states through ThreadMXBean's forwarded read operations (over JMX;
+    the embedded Jolokia endpoint answers no operations, and the rest is still served)."""
+    from exporter.jvm import JvmView
+    _c, pub = published
+    for source in (JmxSource("b1", pub.urls()["broker-1"]), JolokiaSource("b1", pub.jolokia_urls()["broker-1"])):
+        source.threads = True
+        collection = source.read()
+        chunks = JvmView().render(collection, {"node": "broker-1"})
+        assert {"jvm_memory_used_bytes", "jvm_gc_collection_seconds", "process_open_fds"} <= set(chunks)
+        if isinstance(source, JmxSource):
+            assert collection.threads is not None and sum(collection.threads.states.values()) > 0
+            assert b'jvm_threads_state{node="broker-1",state="RUNNABLE"}' in chunks["jvm_threads_state"].lines
+        source.close()

@@ -130,6 +130,9 @@ public final class BulkReader {
             }
         } catch (javax.management.InstanceNotFoundException e) {
             return "";
+        } catch (javax.management.JMException e) {
+            // a JVM that refuses the operations: its other metrics are still read
+            return "E\tthread states unreadable (" + Codec.escape(String.valueOf(e.getMessage())) + ")\t1\n";
         }
         return out.toString();
     }

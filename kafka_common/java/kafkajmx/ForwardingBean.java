@@ -48,9 +48,20 @@ final class ForwardingBean implements DynamicMBean {
         return new AttributeList();
     }
 
+    /** ThreadMXBean's reads (the JVM metrics' thread states and deadlocks); nothing that changes the JVM. */
+    private static final java.util.Set<String> READS = java.util.Set.of(
+            "getThreadInfo", "findDeadlockedThreads", "findMonitorDeadlockedThreads");
+
     @Override
     public Object invoke(String actionName, Object[] params, String[] signature) throws MBeanException {
-        throw new MBeanException(new UnsupportedOperationException(actionName), "operations are not forwarded");
+        if (!READS.contains(actionName) || !"Threading".equals(name.getKeyProperty("type"))) {
+            throw new MBeanException(new UnsupportedOperationException(actionName), "operations are not forwarded");
+        }
+        try {
+            return platform.invoke(name, actionName, params, signature);
+        } catch (JMException e) {
+            throw new MBeanException(e, e.getMessage());
+        }
     }
 
     @Override
