@@ -149,3 +149,25 @@ def assert_conforms(scenario_text: str, version: str, tmp_path, roles: set[str])
         assert d.signals == [], (d.role, d.signals)
         assert d.invented_after == [], (d.role, d.invented_after[:10])
     return diffs
+
+
+def commit_when_ready(bootstrap: str, group: str, topic: str, partitions: int, offset: int,
+                      timeout_s: float = 60.0) -> None:
+    """Commits `offset` on each partition for a group without members, retried while the coordinator still
+    loads the offsets topic (it answers NOT_COORDINATOR for a while on a new cluster)."""
+    import time
+
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                consumer.commit(offsets=[TopicPartition(topic, p, offset) for p in range(partitions)], asynchronous=False)
+                return
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        consumer.close()

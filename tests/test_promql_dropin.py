@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import wait
-from jvm_support import free_port_block, kafka_port_block, require_real_kafka
+from jvm_support import commit_when_ready, free_port_block, kafka_port_block, require_real_kafka
 from prometheus_server import PrometheusServer
 
 from exporter.config import load_config
@@ -61,7 +61,7 @@ def scraped():
     """Real Kafka (3 brokers, 1 controller) with a producer and a group left behind, `serve` from its config
     file, a Prometheus scraping it every 2 s."""
     require_real_kafka(DEFAULT_LINE)
-    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+    from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
     base = kafka_port_block()
     cluster = RealCluster(DEFAULT_LINE, brokers=3, controllers=1, jmx_base_port=base, kafka_base_port=base + 8)
@@ -73,16 +73,7 @@ def scraped():
         bootstrap = cluster.bootstrap_servers()
         admin = AdminClient({"bootstrap.servers": bootstrap})
         admin.create_topics([NewTopic("payments", 3, 3)])["payments"].result(60)
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "ledger", "enable.auto.commit": False})
-
-        def committed() -> bool:
-            try:        # a coordinator still loading the offsets topic answers NOT_COORDINATOR for a while
-                consumer.commit(offsets=[TopicPartition("payments", p, 0) for p in range(3)], asynchronous=False)
-                return True
-            except KafkaException:
-                return False
-        assert wait(committed, 60)
-        consumer.close()            # its commits stay: lag grows from here
+        commit_when_ready(bootstrap, "ledger", "payments", 3, 0)     # a group left behind: lag grows from here
 
         def produce() -> None:
             p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})

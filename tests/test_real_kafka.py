@@ -5,7 +5,7 @@ import time
 
 import pytest
 from conftest import wait
-from jvm_support import kafka_port_block, require_real_kafka
+from jvm_support import commit_when_ready, kafka_port_block, require_real_kafka
 
 from exporter.sample import SourceError
 from exporter.sources.jmx import JmxReader, JmxSource
@@ -213,7 +213,7 @@ def _offers(offered: set[tuple[str, str]], mbean: str, attribute: str) -> bool:
 def test_consumer_groups_of_both_protocols_are_read_with_their_type_members_and_lag(kafka):
     """The lag collection on real Kafka: a classic group left Empty with committed offsets, and a KIP-848
     group (group.protocol=consumer: DescribeGroups calls it Dead with no members, which peers report)."""
-    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
     from exporter.lag.reader import Filter, KafkaReader
@@ -224,17 +224,7 @@ def test_consumer_groups_of_both_protocols_are_read_with_their_type_members_and_
     for i in range(30):
         p.produce("lagged", value=str(i).encode(), partition=i % 3)
     assert p.flush(30) == 0
-    classic = Consumer({"bootstrap.servers": bootstrap, "group.id": "old-style", "enable.auto.commit": False})
-    from confluent_kafka import KafkaException
-
-    def committed() -> bool:
-        try:        # a coordinator still loading the offsets topic answers NOT_COORDINATOR for a while
-            classic.commit(offsets=[TopicPartition("lagged", i, 4) for i in range(3)], asynchronous=False)
-            return True
-        except KafkaException:
-            return False
-    assert wait(committed, 60)
-    classic.close()
+    commit_when_ready(bootstrap, "old-style", "lagged", 3, 4)
     modern = Consumer({"bootstrap.servers": bootstrap, "group.id": "new-style", "group.protocol": "consumer",
                        "auto.offset.reset": "earliest", "enable.auto.commit": False})
     modern.subscribe(["lagged"])
