@@ -52,17 +52,14 @@ class FetchSessionCache:
     def fetch(self, session_id: int, epoch: int, partitions: int, privileged: bool) -> tuple[str, int]:
         """(error, the session id to answer) for a fetch request's session fields."""
         now = self.node.now()
-        if session_id == 0:
-            if epoch != INITIAL_EPOCH:
-                return "NONE", 0          # a sessionless fetch
-            return "NONE", self._create(privileged, partitions, now)
         shard = self.shards[session_id % SHARDS]
+        if epoch in (INITIAL_EPOCH, FINAL_EPOCH):
+            # a full fetch: the session it names is closed; the initial epoch opens a new one
+            shard.pop(session_id, None)
+            return "NONE", self._create(privileged, partitions, now) if epoch == INITIAL_EPOCH else 0
         session = shard.get(session_id)
         if session is None:
             return "FETCH_SESSION_ID_NOT_FOUND", 0
-        if epoch == FINAL_EPOCH:
-            del shard[session_id]           # the client closes it
-            return "NONE", 0
         if epoch != session.epoch:
             return "INVALID_FETCH_SESSION_EPOCH", 0
         session.epoch += 1

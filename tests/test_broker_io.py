@@ -138,4 +138,5 @@ def test_a_full_cache_evicts_stale_sessions_then_consumers_for_followers_then_sm
     # an unknown session, a wrong epoch, a closed session
     assert cache.fetch(987_654, 1, 1, True) == ("FETCH_SESSION_ID_NOT_FOUND", 0)
     assert cache.fetch(follower, 7, 3, True) == ("INVALID_FETCH_SESSION_EPOCH", 0)
+    assert cache.fetch(0, 5, 1, True) == ("FETCH_SESSION_ID_NOT_FOUND", 0)         # an epoch of no session
     assert cache.fetch(follower, -1, 3, True) == ("NONE", 0) and follower not in sessions()
