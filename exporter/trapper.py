@@ -34,7 +34,7 @@ from exporter.clock import SYSTEM, Clock
 from exporter.collector import Target
 from exporter.config import DEFAULT_HOST_NAME
 from exporter.lag.model import Snapshot
-from exporter.sample import Collection
+from exporter.sample import Collection, Sample
 from exporter.zabbix_tls import psk_socket_wrapper
 
 log = logging.getLogger("kafka_jmx.zabbix")
@@ -97,11 +97,14 @@ class TrapperSink:
         self._topic_in = re.compile(matches).search
         self._topic_out = re.compile(not_matches).search if not_matches else (lambda _: None)
         self.discoveries = [TOPICS]
+        self._jvm_discovered: dict[tuple[str, str, str], tuple[Discovery, str, str]] = {}
         for m in catalog.metrics:
             if m.discovers:
                 d = Discovery(bean_discovery_key(m.id), m.discovers, m.role)
                 self.discoveries.append(d)
                 self._discovered[(m.base, m.discovers, m.attribute)] = (d, m.zabbix.value_type)
+                if m.jvm:
+                    self._jvm_discovered[(_sorted_name(m.base), m.discovers, m.attribute)] = (d, m.zabbix.value_type, m.base)
                 continue
             self._items[(m.mbean, m.attribute)] = (m.key, m.zabbix.value_type, m.role)
             if m.lld == "topic":
@@ -135,17 +138,24 @@ class TrapperSink:
                                                    if registered_on(d.role, target.role)}
         now = self.clock.monotonic()
         for s in collection.samples:
+            attr = s.attr
             if s.path:
-                continue
+                if s.key_props >= 0:
+                    continue        # a TabularData row: no item has one
+                attr = ".".join((s.attr, *s.path))      # CompositeData, as the Java gateway's keys name it
             on = s.object_name
-            found = self._items.get((on, s.attr))
+            found = self._items.get((on, attr))
             if found is not None:
                 key, vtype, role = found
                 if not registered_on(role, target.role):
                     continue        # e.g. request metrics a controller has too: not in its template
             elif s.props:
                 prop, value = s.props[-1]
-                discovered = self._discovered.get((on[: on.rfind(f",{prop}=")], prop, s.attr))
+                base = on[: on.rfind(f",{prop}=")]
+                discovered = self._discovered.get((base, prop, attr))
+                if discovered is None and s.domain == "java.lang":
+                    # a JVM names its beans in its own order (java.lang:name=G1 Young Generation,type=...)
+                    discovered, prop, value, base = self._jvm_discovery(s, attr)
                 if discovered is None or discovered[0] not in found_values:
                     continue
                 d, vtype = discovered
@@ -155,7 +165,7 @@ class TrapperSink:
                 # Zabbix takes values of a discovered item only once its configuration cache has it
                 if now - self._first_seen.setdefault((host, d.key, value), now) < self.lld_settle_s:
                     continue
-                key = jmx_key(on, s.attr)
+                key = jmx_key(f"{base},{prop}={value}", attr)
             else:
                 continue
             text = _format(s.value, vtype)
@@ -170,6 +180,17 @@ class TrapperSink:
         for d, found_here in found_values.items():
             self._maybe_discover(host, d, found_here, clock)
         self.enqueue(values)
+
+    def _jvm_discovery(self, s: Sample, attr: str) -> tuple[tuple[Discovery, str] | None, str, str, str]:
+        """(discovery and value type, property, value, the catalog's base ObjectName) of a JVM bean whatever
+        the order of its properties; (None, ...) when no JVM item discovers it."""
+        props = s.bean_props
+        for i, (prop, value) in enumerate(props):
+            rest = _sorted_name(s.domain + ":" + ",".join(f"{k}={v}" for k, v in props[:i] + props[i + 1:]))
+            hit = self._jvm_discovered.get((rest, prop, attr))
+            if hit is not None:
+                return (hit[0], hit[1]), prop, value, hit[2]
+        return None, "", "", ""
 
     def _maybe_discover(self, host: str, d: Discovery, found: set[str], clock: int) -> None:
         self._send_lld(host, d.key, [{d.macro: v} for v in sorted(found)], clock)
@@ -387,3 +408,9 @@ def _format(value: object, value_type: str) -> str | None:
             return str(value)
         return repr(float(value))
     return str(value)
+
+
+def _sorted_name(object_name: str) -> str:
+    """An ObjectName with its key properties sorted: one spelling of the bean whatever their order."""
+    domain, _, props = object_name.partition(":")
+    return domain + ":" + ",".join(sorted(props.split(",")))

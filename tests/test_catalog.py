@@ -22,6 +22,8 @@ def catalog():
 def test_every_catalog_mbean_exists_on_its_role(catalog, faulted_cluster):
     c = faulted_cluster
     for m in catalog.metrics:
+        if m.jvm:
+            continue        # the JVM's own beans: tests/test_jmx.py (the nodes' endpoints) and tests/test_real_kafka.py
         roles = ("broker", "controller") if m.role == "both" else (m.role,)
         for node in c.servers.values():
             if not node.alive:
@@ -59,6 +61,7 @@ def test_prometheus_names_are_what_the_builtin_rules_make(catalog, faulted_clust
                 exposed = sample_name(m.name, m.type)       # what Prometheus stores: a counter's _total
                 produced.add(exposed)
                 produced.add(f"{exposed}{{{labels}}}")
+    produced |= jvm_series()
     for m in catalog.metrics:
         if not m.prometheus:
             continue
@@ -68,6 +71,30 @@ def test_prometheus_names_are_what_the_builtin_rules_make(catalog, faulted_clust
             wanted = dict(kv.split("=", 1) for kv in labels.rstrip("}").split(","))
             assert any(p.startswith(name + "{") and all(f"{k}={v}" in p for k, v in wanted.items())
                        for p in produced), f"{m.id}: no {m.prometheus}"
+
+
+def jvm_series() -> set[str]:
+    """What the exporter's JVM view makes of a JVM's beans: names, and names with their labels."""
+    from exporter.jvm import JvmView
+    from exporter.sample import Collection, Sample, Threads
+    lang = [("Memory", None, "HeapMemoryUsage", {"used": 1, "committed": 2, "max": 3, "init": 1}),
+            ("GarbageCollector", "G1 Young Generation", "CollectionTime", 5), ("Threading", None, "ThreadCount", 9),
+            ("OperatingSystem", None, "ProcessCpuTime", 7), ("OperatingSystem", None, "OpenFileDescriptorCount", 4),
+            ("OperatingSystem", None, "MaxFileDescriptorCount", 8), ("Runtime", None, "StartTime", 1)]
+    samples = []
+    for kind, name, attr, value in lang:
+        props = (("type", kind),) + ((("name", name),) if name else ())
+        for path, v in (value.items() if isinstance(value, dict) else [((), value)]):
+            samples.append(Sample("java.lang", props, (path,) if path else (), attr, v, 0.0))
+    samples.append(Sample("java.lang", (("type", "GarbageCollector"), ("name", "G1 Young Generation")), (),
+                          "CollectionCount", 2, 0.0))
+    chunks = JvmView().render(Collection(samples, {}, Threads({}, 0, 0)), {})
+    out = set()
+    for chunk in chunks.values():
+        for line in chunk.lines.decode().splitlines():
+            series = line.rsplit(" ", 1)[0]
+            out |= {series.split("{")[0], series}
+    return out
 
 
 def test_generated_files_are_current():
@@ -237,7 +264,7 @@ def test_nan_and_first_event_beans_leave_no_jmx_item_unsupported(catalog):
             assert proto["key"].replace("{#JMX" + prop.upper() + "}", value) == m.key
     assert [r["key"] for r in trapper["discovery_rules"]] == [
         "kafka.discovery.topics", "kafka.discovery.beans[broker_registration_state]",
-        "kafka.discovery.beans[broker_heartbeat_age]"]
+        "kafka.discovery.beans[broker_heartbeat_age]", "kafka.discovery.beans[jvm_gc_time]"]
     # one item per broker, named after it
     [proto] = rules['jmx.discovery[beans,"kafka.controller:type=KafkaController,name=BrokerRegistrationState,broker=*"]'][
         "item_prototypes"]
@@ -285,7 +312,16 @@ def test_the_trapper_discovers_each_brokers_registration_before_sending_its_valu
     # brokers get no controller discovery, controllers no topic discovery
     assert "kafka.discovery.topics" not in lld
     sink.offer(Target("broker-1", "broker", None), Collection([], {}))
-    assert [v.key for v in sink.pending()][len(sent):] == ["kafka.discovery.topics"]
+    assert [v.key for v in sink.pending()][len(sent):] == ["kafka.discovery.topics", "kafka.discovery.beans[jvm_gc_time]"]
+    # a JVM's CompositeData keys are the Java gateway's attribute.key, its collectors discovered by name
+    gc = (("name", "G1 Young Generation"), ("type", "GarbageCollector"))     # as a JVM names it
+    sink.offer(Target("broker-2", "broker", None), Collection(
+        [Sample("java.lang", (("type", "Memory"),), ("used",), "HeapMemoryUsage", 123, now),
+         Sample("java.lang", gc, (), "CollectionTime", 42, now)], {}))
+    got = dict((v.key, v.value) for v in sink.pending())
+    assert got['jmx["java.lang:type=Memory","HeapMemoryUsage.used"]'] == "123"
+    assert json.loads(got["kafka.discovery.beans[jvm_gc_time]"]) == {"data": [{"{#JMXNAME}": "G1 Young Generation"}]}
+    assert got['jmx["java.lang:type=GarbageCollector,name=G1 Young Generation","CollectionTime"]'] == "42.0"
 
 
 def test_catalog_refuses_a_bad_nan_or_lld(tmp_path):

@@ -307,3 +307,24 @@ def test_a_nodes_endpoint_serves_the_jvm_metrics_of_the_jvm_behind_it_threads_in
             assert collection.threads is not None and sum(collection.threads.states.values()) > 0
             assert b'jvm_threads_state{node="broker-1",state="RUNNABLE"}' in chunks["jvm_threads_state"].lines
         source.close()
+
+
+def test_the_catalogs_jvm_items_resolve_on_every_nodes_endpoint(published):
+    """What the Java gateway polls for the catalog's JVM items (HeapMemoryUsage.used: a CompositeData key; a
+    collector's CollectionTime by name) on an embedded node's endpoint, as on a Kafka JVM's."""
+    from exporter.catalog.model import load_catalog
+    from kafka_common.names import ObjectName
+    _c, pub = published
+    jvm = [m for m in load_catalog().metrics if m.jvm]
+    assert {m.id for m in jvm} >= {"jvm_heap_used", "jvm_gc_time", "open_fds", "max_fds"}
+    source = JmxSource("b1", pub.urls()["broker-1"], includes=["java.lang:*"])
+    offered = {(on, attr) for on, attr, _ in source.describe()}
+    values = {(s.object_name, ".".join((s.attr, *s.path))): s.value for s in source.read().samples}
+    source.close()
+    for m in jvm:
+        if m.discovers:       # a JVM puts name= first (java.lang:name=G1 Young Generation,type=GarbageCollector)
+            base = dict(ObjectName.parse(m.base).props)
+            assert any(attr == m.attribute and {k: v for k, v in ObjectName.parse(on).props if k != m.discovers} == base
+                       and m.discovers in dict(ObjectName.parse(on).props) for on, attr in offered), m.id
+        else:
+            assert (m.mbean, m.attribute.split(".")[0]) in offered and isinstance(values[(m.mbean, m.attribute)], int), m.id

@@ -33,7 +33,9 @@ def group(item_id: str) -> str:
 
 
 def sel(name, labels):
-    return name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+    """A series: the name (with the catalog's own labels, jvm_memory_used_bytes{area="heap"}) and these labels."""
+    base, _, own = name.partition("{")
+    return base + "{" + (own.rstrip("}") + "," if own else "") + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
 
 
 # alert: (firing series, healthy series, eval time, labels of the alert, {{ $value }} in the summary or None)
@@ -98,6 +100,18 @@ CASES = {
     "KafkaConsumerGroupLagSecondsHigh": ({sel(group("group_lag_seconds"), GT): "400x7"},
                                          {sel(group("group_lag_seconds"), GT): "100 400 100 400 100 400 100"},
                                          "6m", GT, "6m 40s"),
+    # the heap stays above 90% of its max even after collections; healthy, collections bring it down
+    "KafkaJvmHeapNearlyFull": ({sel(metric("jvm_heap_used"), BRK): "100 950 960 970 980 990 990",
+                                sel(metric("jvm_heap_max"), BRK): "1000x6"},
+                               {sel(metric("jvm_heap_used"), BRK): "100 950 300 960 400 950 300",
+                                sel(metric("jvm_heap_max"), BRK): "1000x6"}, "6m", {**BRK, "area": "heap"}, None),
+    # 15 s of every minute collecting (25%); healthy 3 s (5%)
+    "KafkaJvmGcTimeHigh": ({sel(metric("jvm_gc_time"), {**BRK, "gc": "G1 Young Generation"}): "0+15x6"},
+                           {sel(metric("jvm_gc_time"), {**BRK, "gc": "G1 Young Generation"}): "0+3x6"},
+                           "6m", {**BRK, "gc": "G1 Young Generation"}, None),
+    "KafkaOpenFileDescriptorsHigh": ({sel(metric("open_fds"), BRK): "100 900x6", sel(metric("max_fds"), BRK): "1000x6"},
+                                     {sel(metric("open_fds"), BRK): "100 900 100 900x4", sel(metric("max_fds"), BRK): "1000x6"},
+                                     "6m", BRK, None),
     "KafkaConsumerGroupLagGrowing": ({sel(group("group_status"), G): "0 1x16"},
                                      {sel(group("group_status"), G): "1x8 0 1x8"}, "16m", G, None),
     "KafkaConsumerGroupStalled": ({sel(group("group_status"), G): "0 2 2"},

@@ -56,6 +56,7 @@ class Metric:
     # topic: one item per topic whose bean exists; bean: the bean appears on its first event
     # (both discovered from their own bean in the JMX templates, so none is unsupported before)
     lld: str | None = None
+    jvm: bool = False       # a JVM platform MBean (java.lang): the exporter's JVM view names it, not the rules
 
     @property
     def key(self) -> str:
@@ -258,8 +259,11 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
                                      "(the property each discovered item takes)")
         item = ZabbixItem(_str(doc, z, zp, "name"), vt, _str(doc, z, zp, "component"), _str(doc, z, zp, "units", ""),
                           tuple(steps), z.get("valuemap"), nan)
+        jvm = m.get("jvm", False)
+        if not isinstance(jvm, bool) or (jvm and not mbean.startswith("java.lang:")):
+            doc.fail(p + ("jvm",), "jvm: true marks a JVM platform MBean (java.lang:...); give true or false")
         metric = Metric(mid, mbean, _str(doc, m, p, "attribute"), role, _str(doc, m, p, "description"), item,
-                        m.get("prometheus"), lld)
+                        m.get("prometheus"), lld, jvm is True)
         if mid in ids:
             doc.fail(p + ("id",), f"metric id {mid!r} is used twice")
         ids[mid] = metric
