@@ -42,6 +42,8 @@ KAFKA_EXPORTER_QUERIES = [
     'sum by (topic) (rate(kafka_topic_partition_current_offset[1m]))',
     'sum by (consumergroup, topic) (kafka_consumergroup_lag)',
     'sum by (consumergroup) (kafka_consumergroup_lag_sum)',
+    'max by (consumergroup, topic) (kafka_consumergroup_current_offset)',
+    'sum by (consumergroup) (kafka_consumergroup_current_offset_sum)',
     'kafka_consumergroup_members',
     'sum by (topic) (kafka_topic_partitions)',
     'kafka_topic_partition_current_offset - kafka_topic_partition_oldest_offset',
@@ -135,6 +137,32 @@ def test_kafka_exporter_queries_get_data_and_the_clusters_shape(scraped):
     assert one('sum(kafka_topic_partition_replicas{topic="payments"})') == 9
     assert one('sum(kafka_topic_partition_under_replicated_partition{topic="payments"})') == 0
     assert one('sum(kafka_consumergroup_lag_sum{consumergroup="ledger",topic="payments"})') > 0
+
+
+# kafka_exporter's families and their labels (its ZooKeeper lag has no place in Kafka 4.x)
+KAFKA_EXPORTER_LABELS = {
+    "kafka_brokers": frozenset(), "kafka_broker_info": frozenset({"id", "address"}),
+    "kafka_topic_partitions": frozenset({"topic"}),
+    **dict.fromkeys(["kafka_topic_partition_current_offset", "kafka_topic_partition_oldest_offset",
+                     "kafka_topic_partition_leader", "kafka_topic_partition_replicas",
+                     "kafka_topic_partition_in_sync_replica", "kafka_topic_partition_leader_is_preferred",
+                     "kafka_topic_partition_under_replicated_partition"], frozenset({"topic", "partition"})),
+    "kafka_consumergroup_current_offset": frozenset({"consumergroup", "topic", "partition"}),
+    "kafka_consumergroup_current_offset_sum": frozenset({"consumergroup", "topic"}),
+    "kafka_consumergroup_lag": frozenset({"consumergroup", "topic", "partition"}),
+    "kafka_consumergroup_lag_sum": frozenset({"consumergroup", "topic"}),
+    "kafka_consumergroup_members": frozenset({"consumergroup"}),
+}
+
+
+def test_every_kafka_exporter_family_is_stored_with_its_labels(scraped):
+    _, prom = scraped
+    names = "|".join(KAFKA_EXPORTER_LABELS)
+    stored: dict[str, set[frozenset[str]]] = {}
+    for r in prom.query(f'{{__name__=~"{names}"}}'):
+        labels = set(r["metric"]) - {"__name__", "instance", "job", "cluster"}
+        stored.setdefault(r["metric"]["__name__"], set()).add(frozenset(labels))
+    assert {name: {labels} for name, labels in KAFKA_EXPORTER_LABELS.items()} == stored
 
 
 def test_every_dashboard_panel_on_jvm_or_kafka_protocol_series_gets_data(scraped):
