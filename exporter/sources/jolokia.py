@@ -84,8 +84,11 @@ class JolokiaSource:
         if len(ok) != 3 or not all(ok) or not isinstance(answers[0].get("value"), list):
             return None
         ids, deadlocked, monitor = (a.get("value") or [] for a in answers)
-        [answer] = self._post([{"type": "exec", "mbean": "java.lang:type=Threading", "operation": "getThreadInfo([J,int)",
-                                "arguments": [ids, 0], "path": "*/threadState"}])
+        try:
+            [answer] = self._post([{"type": "exec", "mbean": "java.lang:type=Threading", "operation": "getThreadInfo([J,int)",
+                                    "arguments": [ids, 0], "path": "*/threadState"}])
+        except (SourceError, ValueError):        # the collection's reads succeeded: only the states are lost
+            return None
         found = answer.get("value") if isinstance(answer, dict) and answer.get("status") == 200 else None
         if not isinstance(found, list):
             return None
