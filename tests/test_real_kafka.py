@@ -180,7 +180,7 @@ def test_every_catalog_item_resolves_on_its_role(kafka):
             # register, the heartbeat ages and the KIP-853 counts on the active controller only
             role_nodes = [n for n, node in kafka.nodes.items() if m.on(node.role)]
             holders = [n for n in role_nodes if any(
-                attr == m.attribute and (on.startswith(m.base + f",{m.discovers}=") if m.discovers
+                attr == m.attribute and (_discovered(on, m.base, m.discovers) if m.discovers
                                          else _offers({(on, attr)}, m.mbean, m.attribute))
                 for on, attr in offered[n])]
             if not holders:
@@ -201,6 +201,15 @@ def test_every_catalog_item_resolves_on_its_role(kafka):
                 missing.append(f"{m.id} on {name}: {beans} {m.attribute}")
     assert not missing, "\n".join(missing)
     assert not unexpected, "present on a healthy cluster: " + ", ".join(unexpected)
+
+
+def _discovered(on: str, base: str, prop: str) -> bool:
+    """on is base with prop added, whatever the order (a JVM puts name= first: java.lang:name=G1 Young
+    Generation,type=GarbageCollector)."""
+    from kafka_common.names import ObjectName
+    props = dict(ObjectName.parse(on).props)
+    return prop in props and {k: v for k, v in props.items() if k != prop} == dict(ObjectName.parse(base).props) \
+        and on.split(":")[0] == base.split(":")[0]
 
 
 def _offers(offered: set[tuple[str, str]], mbean: str, attribute: str) -> bool:
