@@ -99,9 +99,11 @@ class ReplicaFetcherManager:
             self.sessions.pop(leader, None)
             backoff = node.cfg["replica.fetch.backoff.ms"]
         else:
-            session_id, epoch = self.sessions.get(leader, (0, 0))
-            self.sessions[leader] = (resp.session_id, epoch + 1 if resp.session_id == session_id else 1) \
-                if resp.session_id else (0, 0)
+            if resp.session_id:         # fetching within a session: its next epoch (1 in a new one)
+                kept = self.sessions.get(leader)
+                self.sessions[leader] = (resp.session_id, kept[1] + 1 if kept and kept[0] == resp.session_id else 1)
+            else:                       # none given (a full cache): the next fetch asks for one again
+                self.sessions.pop(leader, None)
             for tp, data in resp.partitions.items():
                 p = node.replica_manager.partitions.get(tp)
                 if p is None or p.leader != leader or tp not in self.fetchers.get(leader, ()):

@@ -36,6 +36,7 @@ from exporter.config import DEFAULT_HOST_NAME
 from exporter.lag.model import Snapshot
 from exporter.sample import Collection, Sample
 from exporter.zabbix_tls import psk_socket_wrapper
+from kafka_common.names import ObjectName
 
 log = logging.getLogger("kafka_jmx.zabbix")
 BACKOFF_S = (1.0, 30.0)
@@ -104,7 +105,8 @@ class TrapperSink:
                 self.discoveries.append(d)
                 self._discovered[(m.base, m.discovers, m.attribute)] = (d, m.zabbix.value_type)
                 if m.jvm:
-                    self._jvm_discovered[(_sorted_name(m.base), m.discovers, m.attribute)] = (d, m.zabbix.value_type, m.base)
+                    self._jvm_discovered[(ObjectName.parse(m.base).canonical, m.discovers, m.attribute)] = \
+                        (d, m.zabbix.value_type, m.base)
                 continue
             self._items[(m.mbean, m.attribute)] = (m.key, m.zabbix.value_type, m.role)
             if m.lld == "topic":
@@ -186,7 +188,7 @@ class TrapperSink:
         the order of its properties; (None, ...) when no JVM item discovers it."""
         props = s.bean_props
         for i, (prop, value) in enumerate(props):
-            rest = _sorted_name(s.domain + ":" + ",".join(f"{k}={v}" for k, v in props[:i] + props[i + 1:]))
+            rest = ObjectName(s.domain, props[:i] + props[i + 1:]).canonical
             hit = self._jvm_discovered.get((rest, prop, attr))
             if hit is not None:
                 return (hit[0], hit[1]), prop, value, hit[2]
@@ -408,9 +410,3 @@ def _format(value: object, value_type: str) -> str | None:
             return str(value)
         return repr(float(value))
     return str(value)
-
-
-def _sorted_name(object_name: str) -> str:
-    """An ObjectName with its key properties sorted: one spelling of the bean whatever their order."""
-    domain, _, props = object_name.partition(":")
-    return domain + ":" + ",".join(sorted(props.split(",")))
