@@ -15,7 +15,7 @@ per system. A scenario without a timeline is a steady-state run for its whole ru
 
 FAST_MACROS shorten the templates' waiting periods on the rehearsal's own hosts (the faults stay
 real, the waits do not take production's minutes); the Prometheus rules' equivalent is
-`kafka-jmx generate --alerts-out FILE --hold-max 10s`.
+`kafka-jmx generate --alerts-out FILE --hold-max 10s --scrape-interval 5s` (scraped every 5 s at most).
 """
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ from exporter.provision import NodeSpec, Provisioner
 from exporter.rulesets import builtin_rules
 from exporter.trapper import TrapperSink
 from kafka_jmx.embedded import ClusterThread, embedded_targets
+from kafka_jmx.notifications import AlertmanagerWatch, Inbox
 
 BOUNCE_SETTLE_S = 10.0
 Rehearsable = Trigger | GroupTrigger      # the node and cluster triggers, and the consumer groups'
@@ -66,12 +67,13 @@ class Check:
     at_s: float
     fault: str
     trigger: str
-    system: str                   # zabbix | prometheus
+    system: str                   # zabbix | prometheus | alertmanager (the notifications)
     expected: str                 # the trigger's or alert's name
     fired: bool = False
     fire_s: float | None = None
     resolve_s: float | None = None
     active_before: bool = False   # already raised before the fault: firing then proves nothing
+    how: str = ""                 # alertmanager: "inhibited by X" when its cause paged for it
 
 
 @dataclass
@@ -131,7 +133,7 @@ class Rehearsal:
             return "\n".join(lines)
         rows = [("time", "fault", "system", "expected", "fired", "to fire", "to resolve")]
         for c in self.checks:
-            fired = "already before" if c.active_before else "yes" if c.fired else "NO"
+            fired = "already before" if c.active_before else f"yes, {c.how}" if c.how else "yes" if c.fired else "NO"
             rows.append((f"{c.at_s:.0f}s", c.fault, c.system, c.expected[:70], fired,
                          f"{c.fire_s:.1f}s" if c.fire_s is not None else "-",
                          f"{c.resolve_s:.1f}s" if c.resolve_s is not None else "-"))
@@ -166,6 +168,9 @@ class ZabbixWatch:
     def everything(self) -> list[str]:
         return [p["name"] for p in self.api.problem.get(hostids=self.hostids, output=["name"])]
 
+    def how(self, t: Rehearsable) -> str:
+        return ""
+
 
 class PrometheusWatch:
     def __init__(self, url: str, cluster: str) -> None:
@@ -190,6 +195,9 @@ class PrometheusWatch:
         return [f"{a['labels'].get('alertname')} {a['labels'].get('node', '')}".strip()
                 for a in r.json()["data"]["alerts"] if a["labels"].get("cluster") == self.cluster and a["state"] == "firing"]
 
+    def how(self, t: Rehearsable) -> str:
+        return ""
+
 
 class Referee:
     """Everything that fires, against what the faults applied so far expect or allow: the rest is
@@ -208,7 +216,7 @@ class Referee:
         self.after = label
 
     def _ids(self, system: str, name: str) -> set[str]:
-        if system == "prometheus":
+        if system != "zabbix":
             found = {self.alerts[name.split()[0]]} if name.split()[0] in self.alerts else set()
         else:
             found = {tid for tid, pattern in self.patterns if pattern.match(name)}
@@ -338,8 +346,11 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
              jmx_base_port: int = 9990, metrics_listen: tuple[str, int] = ("127.0.0.1", 9404),
              zabbix_server: tuple[str, int] | None = None, interval: str = "5s", fire_timeout_s: float = 180.0,
              settle_s: float = 20.0, macros: dict[str, str] | None = None, engine: str = "embedded",
-             kafka_base_port: int = 9092, log=print) -> Rehearsal:
-    """engine: 'embedded', or 'kafka[:VERSION]' for real Apache Kafka (kill, restart, pause, resume, heal)."""
+             kafka_base_port: int = 9092, alertmanager_url: str | None = None,
+             notifications_listen: tuple[str, int] | None = None, log=print) -> Rehearsal:
+    """engine: 'embedded', or 'kafka[:VERSION]' for real Apache Kafka (kill, restart, pause, resume, heal).
+    alertmanager_url: the Alertmanager Prometheus notifies, whose receivers post to notifications_listen: the
+    notifications are judged as a third system, `alertmanager`."""
     catalog = load_catalog()
     by_id: dict[str, Rehearsable] = {t.id: t for t in catalog.triggers}
     by_id.update({t.id: t for t in catalog.groups.triggers})
@@ -366,7 +377,10 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
         sink = TrapperSink(zabbix_server[0], zabbix_server[1], catalog, name, lld_settle_s=10.0)
     daemon = None
     watches: list[tuple[str, object]] = []
+    inbox = Inbox(*notifications_listen) if alertmanager_url and notifications_listen else None
     try:
+        if inbox is not None:
+            inbox.start()
         runner.start()
         kafka = KafkaSpec({"bootstrap.servers": runner.bootstrap_servers()}, LAG_INTERVAL_S, 5.0,
                           status_window_s=LAG_STATUS_WINDOW_S) if scenario.groups else None
@@ -381,6 +395,9 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
             log(f"zabbix: host group 'Kafka {name}', {len(hosts)} hosts")
         if prometheus_url:
             watches.append(("prometheus", PrometheusWatch(prometheus_url, name)))
+        if alertmanager_url and inbox is not None:
+            watches.append(("alertmanager", AlertmanagerWatch(alertmanager_url, inbox, name)))
+            log(f"alertmanager: {alertmanager_url}, notifications to {inbox.url}")
         deadline = time.monotonic() + 120
         while not runner.ready() and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -392,12 +409,18 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
                                        else f"still behind after {fire_timeout_s:.0f}s"))
         time.sleep(settle_s)            # the first values reach Zabbix and Prometheus before any fault
         if not scenario.timeline:
-            return _steady(dict(watches), scenario.run_for_ms / 1000.0, name, log, runner, list(by_id.values()))
-        return _run_timeline(runner, list(scenario.timeline), dict(watches), by_id, fire_timeout_s, name, log)
+            result = _steady(dict(watches), scenario.run_for_ms / 1000.0, name, log, runner, list(by_id.values()))
+        else:
+            result = _run_timeline(runner, list(scenario.timeline), dict(watches), by_id, fire_timeout_s, name, log)
+        if inbox is not None and inbox.errors:
+            raise RuntimeError("Alertmanager sent notifications the rehearsal cannot read: " + "; ".join(inbox.errors))
+        return result
     finally:
         if daemon is not None:
             daemon.stop()
         runner.stop()
+        if inbox is not None:
+            inbox.stop()
 
 
 def _groups_caught_up(snap: Snapshot | None, scenario: Scenario) -> bool:
@@ -477,7 +500,7 @@ def _run_timeline(runner: EmbeddedEngine | KafkaEngine, timeline: list[Fault], w
         referee.applied(fault, label)
         log(f"{applied - started:6.1f}s  {label}")
         checks = [Check(round(applied - started, 1), label, tid, system,
-                        by_id[tid].alert.name if system == "prometheus" else by_id[tid].problem,
+                        by_id[tid].problem if system == "zabbix" else by_id[tid].alert.name,
                         active_before=before.get((tid, system), False))
                   for tid in fault.expect for system in watches]
         result.checks.extend(checks)
@@ -486,7 +509,8 @@ def _run_timeline(runner: EmbeddedEngine | KafkaEngine, timeline: list[Fault], w
             for c in checks:
                 if not c.fired and watches[c.system].fired_since(by_id[c.trigger], applied_epoch):
                     c.fired, c.fire_s = True, time.monotonic() - applied
-                    log(f"        {c.system}: {c.expected} after {c.fire_s:.1f}s")
+                    c.how = watches[c.system].how(by_id[c.trigger])
+                    log(f"        {c.system}: {c.expected} after {c.fire_s:.1f}s" + (f" ({c.how})" if c.how else ""))
             return all(c.fired for c in checks)
         _poll(all_fired, timeout_s, runner, referee)
         open_checks[(fault.action, fault.node)] = [c for c in checks if c.fired]

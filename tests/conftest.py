@@ -180,7 +180,7 @@ def zbx_api(zbx, request):
 
 
 # tests that use these fixtures start real services (see the `services` marker in pyproject.toml)
-SERVICE_FIXTURES = {"zabbix", "zabbix_api", "zabbix70", "zabbix70_api", "zbx", "zbx_api", "kafka"}
+SERVICE_FIXTURES = {"zabbix", "zabbix_api", "zabbix70", "zabbix70_api", "zbx", "zbx_api", "kafka", "alertmanager_inbox"}
 # ... or a JVM (the `slow` marker): make test-fast starts none
 SLOW_FIXTURES = {"published", "secured"}
 JVM_PROGRAMS = {"java", "javac"}

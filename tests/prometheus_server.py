@@ -1,19 +1,25 @@
-"""A real Prometheus for the tests: private config and storage, 127.0.0.1, stopped by PID."""
+"""A real Prometheus (3, the main line, or Debian's 2.x) and Alertmanager for the tests: private config and
+storage, 127.0.0.1, stopped by PID."""
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
 import yaml
+from jvm_support import free_port_block
 
 from exporter.catalog import alerts
 from exporter.catalog.model import load_catalog
 
 
-def rules_for(state: Path, brokers_min: int, hold_max: str | None = None, groups_hold_max: str | None = None) -> str:
+def rules_for(state: Path, brokers_min: int, hold_max: str | None = None, groups_hold_max: str | None = None,
+              scrape_interval: str = "2s") -> str:
     """The alert rules with this cluster's broker threshold (the committed file says 5 brokers), and for
     a fast rehearsal every `for` capped at hold_max (groups_hold_max: the consumer groups' only) and the
     rehearsal's lag-seconds threshold."""
@@ -21,23 +27,59 @@ def rules_for(state: Path, brokers_min: int, hold_max: str | None = None, groups
     path = state / "alerts.yml"
     catalog = load_catalog()
     doc = alerts.render(catalog, brokers_min=brokers_min, hold_max=hold_max,
-                        lag_seconds_max=LAG_SECONDS_MAX if hold_max or groups_hold_max else None)
+                        lag_seconds_max=LAG_SECONDS_MAX if hold_max or groups_hold_max else None,
+                        scrape_interval=scrape_interval)
     if groups_hold_max and not hold_max:
-        fast = alerts.render(catalog, brokers_min=brokers_min, hold_max=groups_hold_max, lag_seconds_max=LAG_SECONDS_MAX)
+        fast = alerts.render(catalog, brokers_min=brokers_min, hold_max=groups_hold_max, lag_seconds_max=LAG_SECONDS_MAX,
+                             scrape_interval=scrape_interval)
         doc["groups"][1:] = fast["groups"][1:]
     path.write_text(alerts.serialize(doc))
     return str(path)
 
 
+PROMETHEUS3_DIR = Path(os.environ.get("PROMETHEUS3_DIR", "/var/cache/kafka-jmx/prometheus3"))
+
+
+def binary(name: str, major: int = 3) -> str:
+    """prometheus, promtool, alertmanager or amtool: 3 (and the Alertmanager) as scripts/install-prometheus3
+    builds them, 2 as Debian ships it. Missing: a failure in CI (make test installs both), else a skip."""
+    if major == 3 or name in ("alertmanager", "amtool"):
+        path = PROMETHEUS3_DIR / name
+        found = str(path) if (PROMETHEUS3_DIR / ".kafka-jmx-stamp").exists() and path.exists() else None
+        how = "scripts/install-prometheus3 builds it (make test runs it)"
+    else:
+        found = shutil.which(name)
+        how = "Debian's package prometheus (make test installs it)"
+    if found is None:
+        import pytest
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} {major}.x is needed: {how}")
+        pytest.skip(f"{name} {major}.x is not installed: {how}")
+    return found
+
+
+def free_ports(n: int) -> list[int]:
+    base = free_port_block(n, low=20000)
+    return list(range(base, base + n))
+
+
+def alerting_config(alertmanager_url: str | None) -> dict:
+    return {"alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager_url.split("/")[2]]}]}]}} \
+        if alertmanager_url else {}
+
+
 class PrometheusServer:
     def __init__(self, state: Path, port: int, targets: list[str], rule_files: list[str], interval: str = "2s",
-                 config: dict | None = None) -> None:
-        """config: a whole prometheus.yml of the caller's (targets, rule_files and interval then unused)."""
-        self.state, self.port = state, port
+                 config: dict | None = None, major: int = 3, alertmanager_url: str | None = None,
+                 flags: tuple[str, ...] = ()) -> None:
+        """config: a whole prometheus.yml of the caller's (targets, rule_files and interval then unused);
+        major: Prometheus 3 (the main line) or 2 (Debian's 2.42); alertmanager_url: where alerts go."""
+        self.state, self.port, self.major, self.flags = state, port, major, flags
         state.mkdir(parents=True, exist_ok=True)
         config = config or {"global": {"scrape_interval": interval, "evaluation_interval": interval},
                             "rule_files": rule_files,
-                            "scrape_configs": [{"job_name": "kafka-jmx", "static_configs": [{"targets": targets}]}]}
+                            "scrape_configs": [{"job_name": "kafka-jmx", "static_configs": [{"targets": targets}]}],
+                            **alerting_config(alertmanager_url)}
         (state / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.proc: subprocess.Popen | None = None
 
@@ -46,23 +88,12 @@ class PrometheusServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        binary = shutil.which("prometheus")
-        if binary is None:
-            raise RuntimeError("prometheus is not installed (Debian package prometheus)")
         log = open(self.state / "prometheus.log", "w")
-        self.proc = subprocess.Popen([binary, f"--config.file={self.state / 'prometheus.yml'}",
+        self.proc = subprocess.Popen([binary("prometheus", self.major), f"--config.file={self.state / 'prometheus.yml'}",
                                       f"--storage.tsdb.path={self.state / 'data'}",
-                                      f"--web.listen-address=127.0.0.1:{self.port}"],
+                                      f"--web.listen-address=127.0.0.1:{self.port}", *self.flags],
                                      stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/-/ready", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("prometheus did not become ready: " + (self.state / "prometheus.log").read_text()[-2000:])
+        _ready(self.url, self.proc, self.state / "prometheus.log")
 
     def query(self, expr: str) -> list:
         r = requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
@@ -81,3 +112,70 @@ class PrometheusServer:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+def _ready(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if requests.get(f"{url}/-/ready", timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not become ready: " + log.read_text()[-2000:])
+
+
+class AlertmanagerServer:
+    """An Alertmanager on config (a dict), its cluster listener off (a single instance binds nothing but
+    127.0.0.1:port)."""
+
+    def __init__(self, state: Path, port: int, config: dict) -> None:
+        self.state, self.port = state, port
+        state.mkdir(parents=True, exist_ok=True)
+        (state / "alertmanager.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = open(self.state / "alertmanager.log", "w")
+        self.proc = subprocess.Popen([binary("alertmanager"), f"--config.file={self.state / 'alertmanager.yml'}",
+                                      f"--storage.path={self.state / 'data'}",
+                                      f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
+                                     stdout=log, stderr=subprocess.STDOUT)
+        _ready(self.url, self.proc, self.state / "alertmanager.log")
+
+    def alerts(self) -> list:
+        r = requests.get(f"{self.url}/api/v2/alerts", timeout=5)
+        r.raise_for_status()
+        return r.json()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@contextlib.contextmanager
+def alerting(state: Path, targets: list[str], rule_files: list[str]) -> Iterator[tuple[PrometheusServer, AlertmanagerServer, int]]:
+    """Prometheus 3 scraping targets, sending its alerts to an Alertmanager on the shipped routing tree and
+    inhibitions with a rehearsal's waits, whose receivers post to 127.0.0.1:<the port yielded> (nothing listens
+    there until the rehearsal's inbox does)."""
+    from exporter.catalog import alertmanager
+    ports = free_ports(3)
+    am = AlertmanagerServer(state / "alertmanager", ports[0],
+                            alertmanager.render(load_catalog(), "10s", f"http://127.0.0.1:{ports[2]}/"))
+    am.start()
+    prom = PrometheusServer(state / "prometheus", ports[1], targets, rule_files, alertmanager_url=am.url)
+    try:
+        prom.start()
+        yield prom, am, ports[2]
+    finally:
+        prom.stop()
+        am.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from jvm_support import free_port_block, kafka_port_block, require_jdk, require_real_kafka
-from prometheus_server import PrometheusServer, rules_for
+from prometheus_server import alerting, rules_for
 
 from broker.scenario import load_scenario
 from broker.simulation import Simulation
@@ -45,6 +45,7 @@ timeline:
      allow: [no_data, brokers_below_min, fenced_brokers, under_replicated, broker_not_running, group_lag_seconds_high]}
 run_for: 600s
 """
+SYSTEMS = ("zabbix", "prometheus", "alertmanager")      # Alertmanager: the notifications received
 # the embedded cluster's only: real Kafka's share groups run in the engine (librdkafka's share consumer) but
 # are not rehearsed yet
 SHARE_GROUP = "  - {share_group: jobs, topic: orders, members: 2}\n"
@@ -104,27 +105,24 @@ def test_rehearsal_reports_what_fired_and_how_fast(engine, zabbix70, monkeypatch
     ports = free_port_block(8, low=20000) if engine == "embedded" else kafka_port_block()
     metrics_port = free_port_block(1, low=20000)
     state = Path(tempfile.mkdtemp(prefix="kafka-jmx-prom-"))
-    prom = PrometheusServer(state, free_port_block(1, low=20000), [f"127.0.0.1:{metrics_port}"],
-                            [rules_for(state, brokers_min=3, hold_max="10s" if embedded else None,
-                                       groups_hold_max="10s")])
-    prom.start()
+    rules = rules_for(state, brokers_min=3, hold_max="10s" if embedded else None, groups_hold_max="10s")
     try:
-        code = main(["rehearse", str(scenario), "--zabbix-url", zabbix.api_url, "--zabbix-password-env", "ZBX_PW",
-                     "--zabbix-server", f"127.0.0.1:{zabbix.server_port}",
-                     "--prometheus-url", prom.url, "--jmx-base-port", str(ports),
-                     "--metrics-listen", f"127.0.0.1:{metrics_port}", "--fire-timeout", "150s", "--fast", "--json",
-                     "--engine", engine, "--kafka-base-port", str(ports + 8)])
-        report = json.loads(capsys.readouterr().out)
+        with alerting(state, [f"127.0.0.1:{metrics_port}"], [rules]) as (prom, am, inbox_port):
+            code = main(["rehearse", str(scenario), "--zabbix-url", zabbix.api_url, "--zabbix-password-env", "ZBX_PW",
+                         "--zabbix-server", f"127.0.0.1:{zabbix.server_port}",
+                         "--prometheus-url", prom.url, "--alertmanager-url", am.url,
+                         "--notifications-listen", f"127.0.0.1:{inbox_port}", "--jmx-base-port", str(ports),
+                         "--metrics-listen", f"127.0.0.1:{metrics_port}", "--fire-timeout", "150s", "--fast", "--json",
+                         "--engine", engine, "--kafka-base-port", str(ports + 8)])
+            report = json.loads(capsys.readouterr().out)
     finally:
-        prom.stop()
         shutil.rmtree(state, ignore_errors=True)
     print(json.dumps(report, indent=1))         # the measured times, in the log of the run
     fired = {(c["trigger"], c["system"]): c for c in report["checks"]}
     groups = ("group_stopped", "group_lag_seconds_high", "group_stalled", "group_lag_growing") if embedded \
         else ("group_stopped",)
     brokers = ("brokers_below_min", "fenced_brokers") if embedded else ()
-    assert set(fired) == {(t, s) for t in ("controller_election",) + brokers + groups
-                          for s in ("zabbix", "prometheus")}
+    assert set(fired) == {(t, s) for t in ("controller_election",) + brokers + groups for s in SYSTEMS}
     assert all(c["fired"] and not c["active_before"] for c in report["checks"]), report
     assert code == 0 and report["ok"]
     if embedded:
@@ -132,7 +130,9 @@ def test_rehearsal_reports_what_fired_and_how_fast(engine, zabbix70, monkeypatch
         assert fired[("brokers_below_min", "zabbix")]["resolve_s"] is not None
         assert fired[("brokers_below_min", "prometheus")]["resolve_s"] is not None
     for trigger in groups:
-        assert all(fired[(trigger, s)]["resolve_s"] is not None for s in ("zabbix", "prometheus")), trigger
+        assert all(fired[(trigger, s)]["resolve_s"] is not None for s in SYSTEMS), trigger
+    assert report["scores"]["alertmanager"] == {"precision": 1.0, "recall": 1.0, "expected": len(fired) // 3,
+                                                "fired": len(fired) // 3, "unexpected": 0}
 
 
 @pytest.mark.cpu_slots(1)           # its embedded cluster runs on the wall clock: beside one real Kafka at most
@@ -145,17 +145,16 @@ def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix70, monkeypatch
     monkeypatch.setenv("ZBX_PW", "zabbix")
     metrics_port = free_port_block(1, low=20000)
     state = Path(tempfile.mkdtemp(prefix="kafka-jmx-prom-"))
-    prom = PrometheusServer(state, free_port_block(1, low=20000), [f"127.0.0.1:{metrics_port}"],
-                            [rules_for(state, brokers_min=3, hold_max="10s")])
-    prom.start()
     try:
-        code = main(["rehearse", "builtin", "--fast", "--fire-timeout", "150s", "--transport", "trapper",
-                     "--zabbix-url", zabbix.api_url, "--zabbix-password-env", "ZBX_PW",
-                     "--zabbix-server", f"127.0.0.1:{zabbix.server_port}", "--prometheus-url", prom.url,
-                     "--metrics-listen", f"127.0.0.1:{metrics_port}", "--json"])
-        report = json.loads(capsys.readouterr().out)
+        with alerting(state, [f"127.0.0.1:{metrics_port}"], [rules_for(state, brokers_min=3, hold_max="10s")]) \
+                as (prom, am, inbox_port):
+            code = main(["rehearse", "builtin", "--fast", "--fire-timeout", "150s", "--transport", "trapper",
+                         "--zabbix-url", zabbix.api_url, "--zabbix-password-env", "ZBX_PW",
+                         "--zabbix-server", f"127.0.0.1:{zabbix.server_port}", "--prometheus-url", prom.url,
+                         "--alertmanager-url", am.url, "--notifications-listen", f"127.0.0.1:{inbox_port}",
+                         "--metrics-listen", f"127.0.0.1:{metrics_port}", "--json"])
+            report = json.loads(capsys.readouterr().out)
     finally:
-        prom.stop()
         shutil.rmtree(state, ignore_errors=True)
     print(json.dumps(report, indent=1))         # the measured times, in the log of the run
     assert report["steady_s"] == 180 and report["unexpected"] == [], report["unexpected"]
@@ -164,10 +163,13 @@ def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix70, monkeypatch
                 "offline_log_dirs", "network_idle_low", "request_handler_idle_low",
                 "no_controller_data", "controller_election", "restarted"}
     checks = {(c["trigger"], c["system"]): c for c in report["checks"]}
-    assert set(checks) == {(t, s) for t in expected for s in ("zabbix", "prometheus")}
+    assert set(checks) == {(t, s) for t in expected for s in SYSTEMS}
     missed = [f"{t} in {s}" + (" (already before)" if c["active_before"] else "")
               for (t, s), c in sorted(checks.items()) if not c["fired"] or c["active_before"]]
     assert not missed, missed
+    # what reaches a person: every expected alert paged (or its cause paged for it), nothing else did
+    assert report["scores"]["alertmanager"] == {"precision": 1.0, "recall": 1.0, "expected": len(expected),
+                                                "fired": len(expected), "unexpected": 0}
     assert code == 0 and report["ok"]
 
 

@@ -21,6 +21,9 @@ HEADER = "# Generated from exporter/catalog/kafka-4x.yaml by `kafka-jmx generate
 PLACEHOLDER = re.compile(r'\{\$([A-Z0-9_.]+)(?::"[^"]*")?(?:\|(ms|ratio))?\}')
 CLUSTER_GROUP = "{$KAFKA.CLUSTER.GROUP}"
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# the scrape and evaluation interval the README's quickstart configures: the shipped rules' windows are made for it
+SCRAPE_INTERVAL = "15s"
+RANGE = re.compile(r"\[(\d+[smhd])(?::[^\]]*)?\]")
 
 
 class AlertError(ValueError):
@@ -91,10 +94,26 @@ def _bound(name: str, texts: list[str], expr: str, for_: str) -> None:
                                  "for uses: bind it there, or give the alert a description of its own")
 
 
+def check_windows(doc: dict[str, Any], scrape_interval: str) -> None:
+    """Every range window holds two samples at scrape_interval. Prometheus 3's windows are left-open: a window
+    of N intervals holds N samples (2.x: N or N+1), so a window under two intervals leaves rate(), increase()
+    and changes() one sample, and no result, at some phases of the scrapes."""
+    step = duration_seconds(scrape_interval)
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            for window in RANGE.findall(rule["expr"]):
+                if duration_seconds(window) < 2 * step:
+                    raise AlertError(f"alert {rule['alert']}: its window [{window}] holds fewer than two samples at "
+                                     f"a scrape interval of {scrape_interval} (Prometheus 3's windows are left-open): "
+                                     f"scrape at most every {duration_seconds(window) // 2}s, or widen the window")
+
+
 def render(catalog: Catalog, brokers_min: int | None = None, election_latency_max_ms: float | None = None,
-           hold_max: str | None = None, lag_seconds_max: float | None = None) -> dict[str, Any]:
+           hold_max: str | None = None, lag_seconds_max: float | None = None,
+           scrape_interval: str | None = SCRAPE_INTERVAL) -> dict[str, Any]:
     """hold_max caps every alert's `for` and range window (alert rehearsals: the faults are real,
-    the waits short; an ISR shrink then stops firing after hold_max instead of 5 minutes)."""
+    the waits short; an ISR shrink then stops firing after hold_max instead of 5 minutes); scrape_interval:
+    the interval every window must hold two samples of (check_windows)."""
     values = macro_values(catalog, brokers_min, election_latency_max_ms, hold_max, lag_seconds_max)
     autos = {m.macro: m.prometheus_auto for m in catalog.macros if m.prometheus_auto}
     rules = []
@@ -117,7 +136,10 @@ def render(catalog: Catalog, brokers_min: int | None = None, election_latency_ma
             group_rules.append(_rule(ga.name, ga.expr, ga.for_, ga.severity, gt.zabbix_scope, summary, description, values,
                                      hold_max, lambda _: None, value))
         groups.append({"name": "kafka-4x-consumer-groups", "rules": group_rules})
-    return {"groups": groups}
+    doc = {"groups": groups}
+    if scrape_interval is not None:
+        check_windows(doc, scrape_interval)
+    return doc
 
 
 def _rule(name: str, expr: str, for_: str, severity: str, scope: str, summary: str, description: str,

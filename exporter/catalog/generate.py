@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.catalog import alerts, docs, zabbix
+from exporter.catalog import alertmanager, alerts, docs, zabbix
 from exporter.catalog.model import load_catalog
 
 
@@ -18,6 +18,8 @@ def artifacts(root: Path) -> dict[Path, str]:
         **{root / "templates" / "zabbix" / f"kafka-4x-{v}.yaml": zabbix.serialize(zabbix.render(catalog, v))
            for v in zabbix.VERSIONS},
         root / "templates" / "prometheus" / "kafka-4x-alerts.yml": alerts.serialize(alerts.render(catalog)),
+        root / "templates" / "prometheus" / "alertmanager-kafka.yml":
+            alertmanager.serialize(alertmanager.render(catalog), catalog),
         root / "templates" / "zabbix" / "ITEMS.md": docs.render(catalog),
     }
 

@@ -170,6 +170,16 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Inhibition:
+    """While one of sources fires, targets (trigger ids; empty: every other alert) notify nobody where they
+    share the equal labels with it (an Alertmanager inhibit rule)."""
+    sources: tuple[str, ...]
+    targets: tuple[str, ...]
+    equal: tuple[str, ...]
+    why: str
+
+
+@dataclass(frozen=True)
 class Catalog:
     metrics: tuple[Metric, ...]
     cluster_items: tuple[ClusterItem, ...]
@@ -181,6 +191,14 @@ class Catalog:
     graphs: tuple[Graph | TopicGraph, ...] = ()
     dashboard: tuple[Page, ...] = ()        # each template's dashboard: the pages whose graphs it has
     groups: ConsumerGroups = field(default_factory=ConsumerGroups)
+    inhibitions: tuple[Inhibition, ...] = ()
+
+    def alert_name(self, trigger_id: str) -> str:
+        """The Prometheus alert of a node, cluster or consumer-group trigger."""
+        for t in self.triggers:
+            if t.id == trigger_id:
+                return t.alert.name
+        return next(t.alert.name for t in self.groups.triggers if t.id == trigger_id)
 
     def metric(self, metric_id: str) -> Metric:
         return self.by_id[metric_id]
@@ -354,9 +372,35 @@ def load_catalog(path: str | Path = CATALOG_PATH) -> Catalog:
     graphs = _graphs(doc, data, ids, cluster_ids)
     dashboard = _dashboard(doc, data, {g.id for g in graphs})
     groups = load_groups(doc, data.get("consumer_groups"), known_macros, PRIORITIES, VALUE_TYPES)
+    inhibitions = _inhibitions(doc, data, {t.id for t in triggers} | {t.id for t in groups.triggers})
     doc.check()
     return Catalog(tuple(metrics), tuple(cluster_items), tuple(triggers), tuple(macros), source, ids,
-                   valuemaps, graphs, dashboard, groups)
+                   valuemaps, graphs, dashboard, groups, inhibitions)
+
+
+def _inhibitions(doc: Doc, data: dict[str, Any], trigger_ids: set[str]) -> tuple[Inhibition, ...]:
+    out = []
+    for i, rule in enumerate(data.get("inhibitions") or []):
+        p = ("inhibitions", i)
+        rule = _map(doc, rule, p)
+        lists: dict[str, tuple[str, ...]] = {}
+        for key in ("sources", "targets", "equal"):
+            value = rule.get(key)
+            if key == "targets" and value == "all":
+                lists[key] = ()
+            elif not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+                doc.fail(p + (key,), "expected a list of names" + (" (or all)" if key == "targets" else ""))
+                lists[key] = ()
+            else:
+                lists[key] = tuple(value)
+        for key in ("sources", "targets"):
+            for tid in lists[key]:
+                if tid not in trigger_ids:
+                    doc.fail(p + (key,), f"unknown trigger {tid!r}")
+        if set(lists["sources"]) & set(lists["targets"]):
+            doc.fail(p + ("targets",), "a trigger cannot inhibit itself")
+        out.append(Inhibition(lists["sources"], lists["targets"], lists["equal"], _str(doc, rule, p, "why")))
+    return tuple(out)
 
 
 def _valuemaps(doc: Doc, data: dict[str, Any], metrics: list[Metric]) -> tuple[ValueMap, ...]:

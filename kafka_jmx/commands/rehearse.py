@@ -15,7 +15,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                                      "the trigger/alert fired, the time to fire and the time to resolve. A scenario "
                                      "without a timeline is a steady-state run: anything that fires fails it.")
     reh.add_argument("scenario", help="scenario YAML, or 'builtin' for the bundled rehearsal the test suite runs "
-                                      "(3 brokers, 3 controllers; use with --fast and rules made with --hold-max 10s)")
+                                      "(3 brokers, 3 controllers; use with --fast and rules made with --hold-max 10s --scrape-interval 5s)")
     reh.add_argument("--zabbix-url", help="the Zabbix frontend URL (hosts are provisioned under 'Kafka rehearsal-...')")
     reh.add_argument("--zabbix-user", default="Admin")
     reh.add_argument("--zabbix-password-env", default="ZABBIX_PASSWORD", metavar="VAR")
@@ -24,6 +24,12 @@ def add(sub: argparse._SubParsersAction) -> None:
     reh.add_argument("--zabbix-server", metavar="HOST:PORT",
                      help="the trapper port (for --transport trapper, and for scenarios with consumer groups)")
     reh.add_argument("--prometheus-url", help="a Prometheus that scrapes --metrics-listen and loads the alert rules")
+    reh.add_argument("--alertmanager-url",
+                     help="the Alertmanager --prometheus-url sends its alerts to: the rehearsal also judges what "
+                          "reaches a person (give --notifications-listen too)")
+    reh.add_argument("--notifications-listen", metavar="HOST:PORT",
+                     help="where the rehearsal receives Alertmanager's webhook notifications (its receivers made "
+                          "with generate --alertmanager-out FILE --hold-max 10s --webhook-url http://HOST:PORT/)")
     reh.add_argument("--engine", default="embedded", metavar="embedded|kafka[:VERSION]",
                      help="the embedded cluster (default), or real Apache Kafka from the Maven jars (faults: kill, "
                           "restart, pause, resume, heal; scripts/install-realkafka)")
@@ -35,7 +41,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     reh.add_argument("--fire-timeout", type=duration, default=180_000.0, metavar="DURATION")
     reh.add_argument("--fast", action="store_true",
                      help="shorten the templates' waiting periods on the rehearsal's hosts (no data 30s, under-"
-                          "replicated 10s...); load Prometheus rules made with generate --hold-max 10s to match")
+                          "replicated 10s...); load Prometheus rules made with generate --hold-max 10s --scrape-interval 5s to match")
     reh.add_argument("--zabbix-macro", action="append", default=[], metavar="MACRO=VALUE",
                      help="a macro for the rehearsal's hosts, e.g. '{$KAFKA.NODATA.TIMEOUT}=1m' (repeatable)")
     reh.add_argument("--json", action="store_true")
@@ -50,6 +56,17 @@ def run(args: argparse.Namespace) -> int:
     if not args.zabbix_url and not args.prometheus_url:
         print("kafka-jmx: give --zabbix-url and/or --prometheus-url", file=sys.stderr)
         return 2
+    if bool(args.alertmanager_url) != bool(args.notifications_listen) or (args.alertmanager_url and not args.prometheus_url):
+        print("kafka-jmx: --alertmanager-url and --notifications-listen go together, with --prometheus-url "
+              "(the Prometheus that sends its alerts to that Alertmanager)", file=sys.stderr)
+        return 2
+    inbox_at = None
+    if args.notifications_listen:
+        inbox_host, _, inbox_port = args.notifications_listen.rpartition(":")
+        if not inbox_port.isdigit():
+            print(f"kafka-jmx: --notifications-listen {args.notifications_listen!r}: expected HOST:PORT", file=sys.stderr)
+            return 2
+        inbox_at = (inbox_host or "127.0.0.1", int(inbox_port))
     api = zabbix_api(args.zabbix_url, args.zabbix_password_env)
     if api is None:
         return 2
@@ -75,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
                           zabbix_password=password, prometheus_url=args.prometheus_url, transport=args.transport,
                           jmx_base_port=args.jmx_base_port, metrics_listen=(host or "127.0.0.1", int(port)),
                           zabbix_server=zserver, fire_timeout_s=args.fire_timeout / 1000.0, macros=macros,
-                          engine=args.engine, kafka_base_port=args.kafka_base_port, log=log)
-    except (ProvisionError, ValueError, RuntimeError) as e:
+                          engine=args.engine, kafka_base_port=args.kafka_base_port,
+                          alertmanager_url=args.alertmanager_url, notifications_listen=inbox_at, log=log)
+    except (ProvisionError, ValueError, RuntimeError, OSError) as e:
         print(f"kafka-jmx: {e}", file=sys.stderr)
         return 2
     print(json.dumps(result.as_dict(), indent=2) if args.json else result.table())
