@@ -19,7 +19,7 @@ from kafka_common.roles import ROLES
 from kafka_common.yamlconf import ConfigError, Doc, KeyPath, read_text
 
 TOP = {"cluster", "collection", "include", "exclude", "rules", "prometheus", "zabbix", "targets", "embedded", "kafka",
-       "brokers_expected", "jvm"}
+       "brokers_expected", "jvm", "otlp"}
 # the Zabbix host of a node: what `kafka-jmx zabbix provision` creates (CLUSTER-NODE), so the two agree
 DEFAULT_HOST_NAME = "{cluster}-{node}"
 
@@ -57,6 +57,18 @@ class PrometheusSpec:
     key: str | None = None
     username: str | None = None
     password: str | None = None
+
+
+@dataclass(frozen=True)
+class OtlpSpec:
+    """OTLP/HTTP push of the served metrics (exporter/otlp.py)."""
+    endpoint: str                   # the receiver's metrics URL, e.g. http://prometheus:9090/api/v1/otlp/v1/metrics
+    interval_s: float = 30.0
+    timeout_s: float = 10.0
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def __repr__(self) -> str:      # the headers may hold a token
+        return f"OtlpSpec({self.endpoint!r}, interval_s={self.interval_s}, headers={[k for k, _ in self.headers]})"
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,7 @@ class DaemonConfig:
     kafka: KafkaSpec | None = None
     brokers_expected: int | None = None     # None: as many as the broker targets
     jvm: JvmSpec = JvmSpec()
+    otlp: OtlpSpec | None = None
 
 
 class _Reader:
@@ -376,9 +389,27 @@ def load_config(text: str, source: str = "<config>") -> DaemonConfig:
     jvm = JvmSpec(r.boolean(j, jp, "enabled", True), jvm_names, r.names(j, jp, "disable", jvm_family_names(jvm_names)))
     if jvm.enabled and includes:        # the beans the JVM metrics are made of are read too
         includes += tuple(p for p in JVM_BEANS if p not in includes)
+    otlp = _otlp(doc, r, top)
     doc.check()
     return DaemonConfig(cluster, tuple(targets), rules_file, prometheus, includes, excludes, embedded, source, zabbix,
-                        kafka, brokers_expected, jvm)
+                        kafka, brokers_expected, jvm, otlp)
+
+
+def _otlp(doc: Doc, r: _Reader, top: dict[str, Any]) -> OtlpSpec | None:
+    if "otlp" not in top:
+        return None
+    op = ("otlp",)
+    o = doc.mapping(top["otlp"] or {}, op, {"endpoint", "interval", "timeout", "headers"})
+    endpoint = r.string(o, op, "endpoint", required=True) or ""
+    if endpoint and not re.match(r"https?://[^/]+", endpoint):
+        doc.fail(op + ("endpoint",), f"expected the receiver's http:// or https:// URL (Prometheus 3: "
+                                     f"http://HOST:9090/api/v1/otlp/v1/metrics), got {endpoint!r}")
+    headers = o.get("headers") or {}
+    if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        doc.fail(op + ("headers",), "expected a mapping of HTTP header names to strings")
+        headers = {}
+    return OtlpSpec(endpoint, r.duration_s(o, op, "interval", 30.0), r.duration_s(o, op, "timeout", 10.0),
+                    tuple(headers.items()))
 
 
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")

@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 
 from exporter.catalog.model import load_catalog
 from exporter.collector import Renderer, Target, TargetWorker
-from exporter.config import DaemonConfig, JvmSpec, KafkaSpec, PrometheusSpec, SourceSpec, TargetSpec
+from exporter.config import DaemonConfig, JvmSpec, KafkaSpec, OtlpSpec, PrometheusSpec, SourceSpec, TargetSpec
 from exporter.http import MetricsServer
 from exporter.jvm import JvmView
 from exporter.lag.filters import Filter
@@ -57,7 +57,7 @@ class Daemon:
     def __init__(self, cluster: str, targets: list[Target], rules: RuleSet, prometheus: PrometheusSpec,
                  background: Background | None = None, zabbix: TrapperSink | None = None,
                  kafka: KafkaSpec | None = None, zabbix_targets: bool = True,
-                 brokers_expected: int | None = None, jvm: JvmSpec | None = None) -> None:
+                 brokers_expected: int | None = None, jvm: JvmSpec | None = None, otlp: OtlpSpec | None = None) -> None:
         """zabbix_targets=False: the targets' values do not go to Zabbix (its Java gateway polls them),
         only the consumer groups'. brokers_expected: published for the broker alert (default: the broker
         targets)."""
@@ -78,7 +78,11 @@ class Daemon:
             self.lag = LagWorker(reader, cluster, kafka.interval_s, kafka.status_window_s, kafka.partition_series,
                                  kafka.max_series, lambda w: self.renderer.mark_dirty(),
                                  zabbix.offer_groups if zabbix else None, disabled=kafka.disabled)
-        extra: list[Collector] = [c for c in (self.lag, zabbix) if c is not None]
+        self.otlp = None
+        if otlp is not None:
+            from exporter.otlp import OtlpPusher
+            self.otlp = OtlpPusher(otlp, lambda: self.renderer.body())
+        extra: list[Collector] = [c for c in (self.lag, zabbix, self.otlp) if c is not None]
         self.renderer = Renderer(self.workers, cluster, extra=extra, brokers_expected=brokers_expected)
         self.server = MetricsServer(prometheus.host, prometheus.port, lambda: self.renderer.body_parts,
                                     lambda: [self.renderer.body_gzip], prometheus.cert, prometheus.key,
@@ -105,7 +109,7 @@ class Daemon:
             sink = TrapperSink(z.server, z.port, load_catalog(), config.cluster, z.host_name, z.batch_size,
                                z.spool_limit, z.send_interval_s, psk=z.psk, topics=z.topics)
         return cls(config.cluster, targets, rules, config.prometheus, background, sink, config.kafka,
-                   brokers_expected=config.brokers_expected, jvm=config.jvm)
+                   brokers_expected=config.brokers_expected, jvm=config.jvm, otlp=config.otlp)
 
     @property
     def url(self) -> str:
@@ -123,8 +127,12 @@ class Daemon:
             self.lag.start()
         self.renderer.start()
         self.server.start()
+        if self.otlp is not None:
+            self.otlp.start()
 
     def stop(self) -> None:
+        if self.otlp is not None:
+            self.otlp.stop()
         self.server.stop()
         for w in self.workers:
             w.stop()

@@ -1,6 +1,9 @@
 """The queries dashboards and alerts built on jmx_exporter's agent and on kafka_exporter run, on a real
-Prometheus scraping `serve` (its config file: JMX targets and the `kafka:` section) in front of real Kafka
-with traffic and a lagging consumer group: every one returns data, and the cluster's shape comes out right."""
+Prometheus 3 scraping `serve` (its config file: JMX targets and the `kafka:` section) in front of real Kafka
+with traffic and a lagging consumer group: every one returns data, and the cluster's shape comes out right.
+The same `serve` pushes over OTLP (its `otlp:` section) to a second Prometheus 3's OTLP receiver: the pushed
+series are the scraped ones, every panel and alert expression answers alike, and a broker's loss fires the
+same alerts and leaves its series stale on both."""
 from __future__ import annotations
 
 import shutil
@@ -11,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import wait
 from jvm_support import commit_when_ready, free_port_block, kafka_port_block, require_real_kafka
-from prometheus_server import PrometheusServer
+from prometheus_server import PrometheusServer, rules_for
 
 from exporter.config import load_config
 from exporter.daemon import Daemon
@@ -69,7 +72,7 @@ def scraped():
     cluster = RealCluster(DEFAULT_LINE, brokers=3, controllers=1, jmx_base_port=base, kafka_base_port=base + 8)
     state = Path(tempfile.mkdtemp(prefix="kafka-jmx-dropin-"))
     stop = threading.Event()
-    daemon = prom = None
+    daemon = prom = pushed = None
     try:
         cluster.start()
         bootstrap = cluster.bootstrap_servers()
@@ -86,27 +89,38 @@ def scraped():
                 stop.wait(0.2)
             p.flush(10)
         threading.Thread(target=produce, daemon=True).start()
-        port = free_port_block(1, low=20000)
+        port, pushed_port = free_port_block(1, low=20000), free_port_block(1, low=20000)
+        rules = rules_for(state, brokers_min=3, hold_max="10s")
+        # the receiver keeps the names as pushed (a counter's _total is already there)
+        pushed = PrometheusServer(state / "pushed", pushed_port, [], [], config={
+            "global": {"evaluation_interval": "2s"}, "rule_files": [rules],
+            "otlp": {"translation_strategy": "UnderscoreEscapingWithoutSuffixes"}},
+            flags=("--web.enable-otlp-receiver",))
+        pushed.start()
         targets = "".join(f"  - {{name: {n}, role: {node.role}, node_id: {node.node_id}, jmx: {{url: '{node.jmx_url}'}}}}\n"
                           for n, node in cluster.nodes.items())
         config = state / "exporter.yml"
         config.write_text(f"cluster: dropin\ncollection: {{interval: 2s, timeout: 10s}}\nprometheus: {{listen: '127.0.0.1:{port}'}}\n"
                           f"include: ['kafka.server:*', 'kafka.controller:*']\ntargets:\n{targets}"
-                          f"kafka: {{bootstrap_servers: '{bootstrap}', interval: 2s}}\n")
+                          f"kafka: {{bootstrap_servers: '{bootstrap}', interval: 2s}}\n"
+                          f"otlp: {{endpoint: '{pushed.url}/api/v1/otlp/v1/metrics', interval: 2s}}\n")
         daemon = Daemon.from_config(load_config(config.read_text(), str(config)))
         daemon.start()
-        prom = PrometheusServer(state / "prom", free_port_block(1, low=20000), [f"127.0.0.1:{port}"], [])
+        prom = PrometheusServer(state / "prom", free_port_block(1, low=20000), [f"127.0.0.1:{port}"], [rules])
         prom.start()
         assert wait(lambda: prom.query(f"count(kafkajmx_target_up == 1) == {len(cluster.nodes)}"), 120), \
             prom.query("kafkajmx_target_up")
         # a minute of rates needs two scrapes at least
         assert wait(lambda: prom.query('count(rate(kafka_topic_partition_current_offset{topic="payments"}[1m]) > 0) == 3'),
                     120), "no offsets moving in Prometheus"
-        yield cluster, prom
+        assert wait(lambda: pushed.query(f"count(kafkajmx_target_up == 1) == {len(cluster.nodes)}"), 60), \
+            (pushed.query("kafkajmx_target_up"), daemon.otlp.last_error if daemon.otlp else None)
+        yield cluster, prom, pushed
     finally:
         stop.set()
-        if prom is not None:
-            prom.stop()
+        for server in (prom, pushed):
+            if server is not None:
+                server.stop()
         if daemon is not None:
             daemon.stop()
         cluster.stop()
@@ -115,7 +129,7 @@ def scraped():
 
 
 def test_jmx_exporter_agent_queries_get_data_for_every_node(scraped):
-    cluster, prom = scraped
+    cluster, prom, _ = scraped
     nodes = set(cluster.nodes)
     empty = [q for q in JVM_QUERIES if not wait(lambda q=q: prom.query(q), 30)]
     assert empty == []
@@ -126,7 +140,7 @@ def test_jmx_exporter_agent_queries_get_data_for_every_node(scraped):
 
 
 def test_kafka_exporter_queries_get_data_and_the_clusters_shape(scraped):
-    _, prom = scraped
+    _, prom, _ = scraped
     empty = [q for q in KAFKA_EXPORTER_QUERIES if not wait(lambda q=q: prom.query(q), 30)]
     assert empty == []
 
@@ -156,7 +170,7 @@ KAFKA_EXPORTER_LABELS = {
 
 
 def test_every_kafka_exporter_family_is_stored_with_its_labels(scraped):
-    _, prom = scraped
+    _, prom, _ = scraped
     names = "|".join(KAFKA_EXPORTER_LABELS)
     stored: dict[str, set[frozenset[str]]] = {}
     for r in prom.query(f'{{__name__=~"{names}"}}'):
@@ -168,9 +182,62 @@ def test_every_kafka_exporter_family_is_stored_with_its_labels(scraped):
 def test_every_dashboard_panel_on_jvm_or_kafka_protocol_series_gets_data(scraped):
     from exporter.catalog import grafana
     from exporter.catalog.model import load_catalog
-    _, prom = scraped
+    _, prom, _ = scraped
     panels = [(uid, expr, p) for uid, expr, p in grafana.queries(load_catalog()) if p.needs != "jmx"]
     assert {p.needs for _, _, p in panels} == {"jvm", "kafka"}
     empty = [f"{uid}: {p.title}: {expr}" for uid, expr, p in panels if not p.may_be_empty and not wait(
         lambda expr=expr: prom.query(expr.replace("$cluster", "dropin").replace("$node", ".*").replace("$group", ".*")), 30)]
     assert not empty, "panels without data:\n" + "\n".join(empty)
+
+
+def series(prom: PrometheusServer) -> set[frozenset]:
+    """Every series of the cluster, without what tells a scrape from a push apart (job and instance)."""
+    return {frozenset((k, v) for k, v in r["metric"].items() if k not in ("job", "instance"))
+            for r in prom.query('{cluster="dropin", __name__!="target_info"}')}
+
+
+def test_the_pushed_series_are_the_scraped_series(scraped):
+    _, prom, pushed = scraped
+    # both take the same collections, two seconds apart at most: the same series within a few tries
+    assert wait(lambda: series(prom) == series(pushed), 30), (len(series(prom)), len(series(pushed)),
+                                                             sorted(map(sorted, series(prom) ^ series(pushed)))[:10])
+    assert len(series(prom)) > 1000
+
+
+def answer(prom: PrometheusServer, expr: str) -> set[frozenset]:
+    return {frozenset((k, v) for k, v in r["metric"].items() if k not in ("job", "instance")) for r in prom.query(expr)}
+
+
+def test_every_panel_and_alert_expression_answers_alike_on_pushed_series(scraped):
+    import yaml
+
+    from exporter.catalog import grafana
+    from exporter.catalog.model import load_catalog
+    _, prom, pushed = scraped
+    exprs = [expr.replace("$cluster", "dropin").replace("$node", ".*").replace("$group", ".*")
+             for _, expr, _ in grafana.queries(load_catalog())]
+    rules = yaml.safe_load((Path(__file__).parents[1] / "templates" / "prometheus" / "kafka-4x-alerts.yml").read_text())
+    exprs += [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    differ = [e for e in exprs if not wait(lambda e=e: answer(prom, e) == answer(pushed, e), 20)]
+    assert not differ, "answers differ:\n" + "\n".join(f"{e}: scraped {answer(prom, e)} pushed {answer(pushed, e)}"
+                                                    for e in differ[:5])
+    assert sum(1 for e in exprs if answer(pushed, e)) > 40
+
+
+def firing(prom: PrometheusServer) -> set[tuple[str, str]]:
+    return {(a["labels"]["alertname"], a["labels"].get("node", "")) for a in prom.alerts() if a["state"] == "firing"}
+
+
+def test_a_lost_broker_fires_the_same_alerts_and_goes_stale_on_pushed_series(scraped):
+    """Run last: the cluster stays one broker short. A series that disappears is pushed once as NO_RECORDED_VALUE,
+    the staleness marker a scrape leaves; without it the dead broker's last values would stay five minutes."""
+    cluster, prom, pushed = scraped
+    # the group left behind lags and has no members: its alerts fire on both before the loss
+    assert wait(lambda: firing(prom) == firing(pushed) and firing(prom), 60), (firing(prom), firing(pushed))
+    assert all(name.startswith("KafkaConsumerGroup") for name, _ in firing(prom)), firing(prom)
+    cluster.kill("broker-3")
+    want = {("KafkaActiveBrokersBelowMinimum", ""), ("KafkaTargetDown", "broker-3")}
+    for server in (prom, pushed):
+        assert wait(lambda server=server: want <= firing(server), 120), firing(server)
+        assert wait(lambda server=server: not server.query('kafka_server_replicamanager_partitioncount{node="broker-3"}'), 30)
+    assert wait(lambda: firing(prom) == firing(pushed), 30), (firing(prom), firing(pushed))
