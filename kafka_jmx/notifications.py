@@ -101,9 +101,14 @@ class AlertmanagerWatch:
         return r.json()
 
     def firing(self, t) -> bool:
-        """Paged and not resolved since, or held back by an inhibition (its cause paged for it)."""
-        return any(n.status == "firing" for n in self._notified(t.alert.name)) or any(
-            a["labels"].get("alertname") == t.alert.name and a["status"].get("inhibitedBy") for a in self._held())
+        """Paged and still held by Alertmanager, or held back by an inhibition (its cause paged for it). An
+        alert that resolves while inhibited gets no resolved notification: what Alertmanager no longer holds
+        is over, whatever the last notification said."""
+        held = [a for a in self._held() if a["labels"].get("alertname") == t.alert.name]
+        if any(a["status"].get("inhibitedBy") for a in held):
+            return True
+        paged = {tuple(sorted(n.labels.items())) for n in self._notified(t.alert.name) if n.status == "firing"}
+        return any(tuple(sorted(a["labels"].items())) in paged for a in held)
 
     def active(self, t) -> bool:
         return self.firing(t) or any(a["labels"].get("alertname") == t.alert.name for a in self._held())
@@ -130,5 +135,9 @@ class AlertmanagerWatch:
         return f"inhibited by {cause}" if cause else ""
 
     def everything(self) -> list[str]:
+        """The alerts that paged and are not over (or paged in the last seconds: over before this look)."""
+        held = {tuple(sorted(a["labels"].items())) for a in self._held()}
+        recent = time.time() - 10.0
         return [f"{n.alertname} {n.labels.get('node', '')}".strip()
-                for n in self.inbox.latest(self.cluster).values() if n.status == "firing"]
+                for key, n in self.inbox.latest(self.cluster).items()
+                if n.status == "firing" and (key in held or n.at >= recent)]

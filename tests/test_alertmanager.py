@@ -154,3 +154,24 @@ def test_the_inbox_receives_what_pages_and_what_resolves_and_not_what_is_held_ba
     assert wait(lambda: {n.alertname for n in inbox.latest("c5").values() if n.status == "firing"}
                 == {"KafkaUnderReplicatedPartitions"})
     assert inbox.errors == []
+
+
+def test_the_rehearsals_watch_counts_a_held_back_alert_as_paged_by_its_cause_and_over_when_resolved(alertmanager_inbox):
+    from kafka_jmx.notifications import AlertmanagerWatch
+    server, inbox = alertmanager_inbox
+    watch = AlertmanagerWatch(server.url, inbox, "c6")
+    trigger = {t.id: t for t in CATALOG.triggers}
+    fenced, urp = trigger["fenced_brokers"], trigger["under_replicated"]
+    since = time.time()
+    cause, held = alert("KafkaFencedBrokers", "c6"), alert("KafkaUnderReplicatedPartitions", "c6", "broker-1")
+    post(server, cause)
+    assert wait(lambda: watch.fired_since(fenced, since))
+    assert watch.how(fenced) == "" and watch.everything() == ["KafkaFencedBrokers"]
+    post(server, cause, held)
+    assert wait(lambda: watch.fired_since(urp, since))
+    assert watch.how(urp) == "inhibited by KafkaFencedBrokers" and watch.firing(urp)
+    # both resolve while the cause still holds the consequence back: no resolved notification of it comes,
+    # yet it is over
+    post(server, cause, held, resolved=True)
+    assert wait(lambda: not watch.firing(urp) and not watch.firing(fenced) and not watch.active(urp))
+    assert wait(lambda: watch.everything() == [], 15)
