@@ -68,32 +68,50 @@ def alerting_config(alertmanager_url: str | None) -> dict:
         if alertmanager_url else {}
 
 
-class PrometheusServer:
-    def __init__(self, state: Path, port: int, targets: list[str], rule_files: list[str], interval: str = "2s",
-                 config: dict | None = None, major: int = 3, alertmanager_url: str | None = None,
-                 flags: tuple[str, ...] = ()) -> None:
-        """config: a whole prometheus.yml of the caller's (targets, rule_files and interval then unused);
-        major: Prometheus 3 (the main line) or 2 (Debian's 2.42); alertmanager_url: where alerts go."""
-        self.state, self.port, self.major, self.flags = state, port, major, flags
+class _Server:
+    """A service of the Prometheus family on 127.0.0.1:port, its files under state."""
+
+    def __init__(self, state: Path, port: int) -> None:
+        self.state, self.port = state, port
         state.mkdir(parents=True, exist_ok=True)
-        config = config or {"global": {"scrape_interval": interval, "evaluation_interval": interval},
-                            "rule_files": rule_files,
-                            "scrape_configs": [{"job_name": "kafka-jmx", "static_configs": [{"targets": targets}]}],
-                            **alerting_config(alertmanager_url)}
-        (state / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def _launch(self, name: str, args: list[str]) -> None:
+        log = self.state / f"{name}.log"
+        self.proc = subprocess.Popen(args, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        _ready(self.url, self.proc, log)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class PrometheusServer(_Server):
+    def __init__(self, state: Path, port: int, targets: list[str], rule_files: list[str], interval: str = "2s",
+                 config: dict | None = None, major: int = 3, alertmanager_url: str | None = None,
+                 flags: tuple[str, ...] = ()) -> None:
+        """config: a whole prometheus.yml of the caller's (targets, rule_files and interval then unused);
+        major: Prometheus 3 (the main line) or 2 (Debian's 2.42); alertmanager_url: where alerts go."""
+        super().__init__(state, port)
+        self.major, self.flags = major, flags
+        config = config or {"global": {"scrape_interval": interval, "evaluation_interval": interval},
+                            "rule_files": rule_files,
+                            "scrape_configs": [{"job_name": "kafka-jmx", "static_configs": [{"targets": targets}]}],
+                            **alerting_config(alertmanager_url)}
+        (state / "prometheus.yml").write_text(yaml.safe_dump(config))
+
     def start(self) -> None:
-        log = open(self.state / "prometheus.log", "w")
-        self.proc = subprocess.Popen([binary("prometheus", self.major), f"--config.file={self.state / 'prometheus.yml'}",
-                                      f"--storage.tsdb.path={self.state / 'data'}",
-                                      f"--web.listen-address=127.0.0.1:{self.port}", *self.flags],
-                                     stdout=log, stderr=subprocess.STDOUT)
-        _ready(self.url, self.proc, self.state / "prometheus.log")
+        self._launch("prometheus", [binary("prometheus", self.major), f"--config.file={self.state / 'prometheus.yml'}",
+                                    f"--storage.tsdb.path={self.state / 'data'}",
+                                    f"--web.listen-address=127.0.0.1:{self.port}", *self.flags])
 
     def query(self, expr: str) -> list:
         r = requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
@@ -104,14 +122,6 @@ class PrometheusServer:
         r = requests.get(f"{self.url}/api/v1/alerts", timeout=5)
         r.raise_for_status()
         return r.json()["data"]["alerts"]
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 def _ready(url: str, proc: subprocess.Popen, log: Path) -> None:
@@ -126,40 +136,23 @@ def _ready(url: str, proc: subprocess.Popen, log: Path) -> None:
     raise RuntimeError(f"{url} did not become ready: " + log.read_text()[-2000:])
 
 
-class AlertmanagerServer:
+class AlertmanagerServer(_Server):
     """An Alertmanager on config (a dict), its cluster listener off (a single instance binds nothing but
     127.0.0.1:port)."""
 
     def __init__(self, state: Path, port: int, config: dict) -> None:
-        self.state, self.port = state, port
-        state.mkdir(parents=True, exist_ok=True)
+        super().__init__(state, port)
         (state / "alertmanager.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        log = open(self.state / "alertmanager.log", "w")
-        self.proc = subprocess.Popen([binary("alertmanager"), f"--config.file={self.state / 'alertmanager.yml'}",
+        self._launch("alertmanager", [binary("alertmanager"), f"--config.file={self.state / 'alertmanager.yml'}",
                                       f"--storage.path={self.state / 'data'}",
-                                      f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
-                                     stdout=log, stderr=subprocess.STDOUT)
-        _ready(self.url, self.proc, self.state / "alertmanager.log")
+                                      f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="])
 
     def alerts(self) -> list:
         r = requests.get(f"{self.url}/api/v2/alerts", timeout=5)
         r.raise_for_status()
         return r.json()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 @contextlib.contextmanager
