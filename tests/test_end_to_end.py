@@ -1,5 +1,6 @@
 """End to end on the wall clock: the embedded cluster published over JMX, polled by the real Zabbix
-Java gateway, exported to a real Prometheus; a broker dies and both raise their alert."""
+Java gateway, exported to a real Prometheus 3 and Debian's Prometheus 2.42 side by side; a broker dies and
+all three raise their alert."""
 import shutil
 import tempfile
 import time
@@ -81,10 +82,13 @@ def test_broker_loss_fires_in_zabbix_via_the_java_gateway_and_in_prometheus(live
     cluster, publisher, daemon = live
     api = zabbix_api
     state = Path(tempfile.mkdtemp(prefix="kafka-jmx-prom-"))
-    # Debian's Prometheus 2.42: the 2.x line keeps this end-to-end test (the rest run on Prometheus 3)
-    prom = PrometheusServer(state, free_port_block(1, low=20000), [daemon.url.split("/")[2]],
-                            [rules_for(state, brokers_min=3, hold_max="10s")], major=2)
-    prom.start()
+    rules = rules_for(state, brokers_min=3, hold_max="10s")
+    # Prometheus 3, the main line, and Debian's 2.42 beside it: the 2.x line keeps this end-to-end test
+    proms = {major: PrometheusServer(state / f"prometheus{major}", free_port_block(1, low=20000),
+                                     [daemon.url.split("/")[2]], [rules], major=major) for major in (3, 2)}
+    for server in proms.values():
+        server.start()
+    prom = proms[3]
     try:
         name = f"e{time.time_ns() % 10**10}"
         node_hosts(api, zabbix, cluster, publisher, name)
@@ -92,13 +96,15 @@ def test_broker_loss_fires_in_zabbix_via_the_java_gateway_and_in_prometheus(live
         polled = wait(lambda: [i for i in api.item.get(host=f"{name}-controller-1001", filter={"key_": key},
                                                        output=["lastvalue", "error"]) if i["lastvalue"] == "3"])
         assert polled, api.item.get(host=f"{name}-controller-1001", filter={"key_": key}, output=["lastvalue", "error"])
-        assert wait(lambda: prom.query('kafka_controller_kafkacontroller_activebrokercount{cluster="e2e"} == 3'))
+        for server in proms.values():
+            assert wait(lambda server=server: server.query('kafka_controller_kafkacontroller_activebrokercount{cluster="e2e"} == 3'))
         cluster_host = api.host.get(filter={"host": f"{name}-cluster"}, output=["hostid"])[0]["hostid"]
         # until the aggregates have counted the first polled values, "no controller reports data" is true
         assert wait(lambda: not api.problem.get(hostids=[cluster_host], output=["name"]), 60), \
             api.problem.get(hostids=[cluster_host], output=["name"])
 
-        assert not [a for a in prom.alerts() if a["labels"]["alertname"] == "KafkaActiveBrokersBelowMinimum"]
+        assert not [a for server in proms.values() for a in server.alerts()
+                    if a["labels"]["alertname"] == "KafkaActiveBrokersBelowMinimum"]
         with cluster.sched.lock:
             cluster.kill("broker-3")
         killed = time.monotonic()
@@ -106,14 +112,16 @@ def test_broker_loss_fires_in_zabbix_via_the_java_gateway_and_in_prometheus(live
                                 if "active brokers" in p["name"]], 120)
         zabbix_s = time.monotonic() - killed
         assert problem and "only 2 active brokers" in problem[0]["name"]
-        firing = wait(lambda: [a for a in prom.alerts()
-                               if a["labels"]["alertname"] == "KafkaActiveBrokersBelowMinimum" and a["state"] == "firing"],
-                      150)
-        prometheus_s = time.monotonic() - killed
-        assert firing and firing[0]["labels"]["cluster"] == "e2e"
-        print(f"fault to Zabbix problem (JMX path): {zabbix_s:.1f} s; to Prometheus firing: {prometheus_s:.1f} s")
+        prometheus_s = {}
+        for major, server in proms.items():
+            firing = wait(lambda server=server: [a for a in server.alerts() if a["state"] == "firing" and
+                                                 a["labels"]["alertname"] == "KafkaActiveBrokersBelowMinimum"], 150)
+            prometheus_s[major] = time.monotonic() - killed
+            assert firing and firing[0]["labels"]["cluster"] == "e2e", major
+        print(f"fault to Zabbix problem (JMX path): {zabbix_s:.1f} s; to firing on Prometheus 3: {prometheus_s[3]:.1f} s, "
+              f"on 2.42: {prometheus_s[2]:.1f} s")
 
-        # every Grafana panel's query returns data from this Prometheus
+        # every Grafana panel's query returns data from Prometheus 3
         empty = []
         for uid, expr, panel in grafana.queries(load_catalog()):
             if panel.needs != "jmx":
@@ -128,5 +136,6 @@ def test_broker_loss_fires_in_zabbix_via_the_java_gateway_and_in_prometheus(live
         assert wait(lambda: not [p for p in api.problem.get(hostids=[cluster_host], output=["name"])
                                  if "active brokers" in p["name"]], 120), "the problem did not resolve"
     finally:
-        prom.stop()
+        for server in proms.values():
+            server.stop()
         shutil.rmtree(state, ignore_errors=True)
