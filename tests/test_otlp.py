@@ -27,6 +27,9 @@ jvm_gc_collection_seconds_sum{cluster="prod",gc="G1 Young Generation",node="brok
 # HELP kafka_consumergroup_lag Lag
 # TYPE kafka_consumergroup_lag gauge
 kafka_consumergroup_lag{cluster="prod",consumergroup="billing",partition="0",topic="orders"} 42.0
+# HELP kafka_server_app_info_version An info: its \\\\ escaped
+# TYPE kafka_server_app_info_version gauge
+kafka_server_app_info_version{cluster="prod",node="broker-1",node_id="1",role="broker",version="a\\\\b\\"c\\nd"} 1.0
 '''
 
 
@@ -59,6 +62,8 @@ def test_each_node_is_a_resource_and_every_series_keeps_its_labels():
     kind, [(labels, value, _)] = got["prod/broker-1"]["jvm_gc_collection_seconds"]
     assert (kind, value, labels["gc"]) == ("summary", (7, 0.25), "G1 Young Generation")
     assert got["prod"]["kafka_consumergroup_lag"][1][0][1] == 42.0
+    [(labels, _, _)] = got["prod/broker-1"]["kafka_server_app_info_version"][1]
+    assert labels["version"] == 'a\\b"c\nd'          # the exposition's escapes undone
 
 
 def test_a_vanished_series_is_sent_once_as_no_recorded_value():
