@@ -194,6 +194,10 @@ class OtlpPusher(PeriodicWorker):
             self.failures += 1
             self.last_error = f"OTLP export to {self.spec.endpoint} failed: {e}"
             log.warning("%s (the next one in %.0f s)", self.last_error, self.spec.interval_s)
+        except Exception as e:      # a bug must not stop the pushes, nor the daemon's other work
+            self.failures += 1
+            self.last_error = f"OTLP export failed: {type(e).__name__}: {e}"
+            log.exception("OTLP export failed")
 
     def push(self) -> None:
         current = points(self.exposition().decode())

@@ -5,7 +5,8 @@ A timeline entry lists what it should fire: `{at: 30s, kill: broker-3, expect: [
 (ids of exporter/catalog/kafka-4x.yaml's triggers). Zabbix gets a host group and hosts of its own for the
 run (JMX interfaces polled by the Java gateway, or trapper items the exporter pushes); Prometheus
 must scrape the exporter this command serves (it prints the target) and load
-templates/prometheus/kafka-4x-alerts.yml.
+templates/prometheus/kafka-4x-alerts.yml. With an Alertmanager that Prometheus notifies, whose receivers post
+to the rehearsal's webhook inbox, what reaches a person is judged too (the third system, `alertmanager`).
 
 Before the first fault the cluster is in steady state: nothing may fire then. Afterwards a problem or
 alert may fire only if a fault so far expects it or allows it (`allow: [...]`: side effects it may
@@ -377,6 +378,9 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
         sink = TrapperSink(zabbix_server[0], zabbix_server[1], catalog, name, lld_settle_s=10.0)
     daemon = None
     watches: list[tuple[str, object]] = []
+    if bool(alertmanager_url) != bool(notifications_listen):
+        raise ValueError("an Alertmanager is judged through its notifications: give alertmanager_url and "
+                         "notifications_listen together")
     inbox = Inbox(*notifications_listen) if alertmanager_url and notifications_listen else None
     try:
         if inbox is not None:
