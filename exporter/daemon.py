@@ -132,7 +132,7 @@ class Daemon:
 
     def stop(self) -> None:
         if self.otlp is not None:
-            self.otlp.stop()
+            self.otlp.close()
         self.server.stop()
         for w in self.workers:
             w.stop()

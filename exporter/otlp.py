@@ -202,11 +202,26 @@ class OtlpPusher(PeriodicWorker):
     def push(self) -> None:
         current = points(self.exposition().decode())
         gone = [(key, help_) for key, help_ in self.last.items() if key not in current]
-        body = gzip.compress(request(current, gone, time.time_ns(), self.started_ns, self.version).SerializeToString(),
-                             compresslevel=1)
+        self._send(request(current, gone, time.time_ns(), self.started_ns, self.version))
+        self.last = {key: p.help for key, p in current.items()}
+
+    def close(self) -> None:
+        """Stops the pushes and sends every series once more as stale: a stopped exporter's last values leave
+        the receiver's queries at once, as a scraped one's do."""
+        self.stop()
+        self.join(self.spec.timeout_s)
+        if not self.last:
+            return
+        try:
+            self._send(request({}, list(self.last.items()), time.time_ns(), self.started_ns, self.version))
+            self.last = {}
+        except (requests.RequestException, ValueError) as e:
+            log.warning("OTLP: the last export (every series stale) to %s failed: %s", self.spec.endpoint, e)
+
+    def _send(self, req: ExportMetricsServiceRequest) -> None:
+        body = gzip.compress(req.SerializeToString(), compresslevel=1)
         r = self.session.post(self.spec.endpoint, data=body, timeout=self.spec.timeout_s)
         if r.status_code // 100 != 2:
             raise ValueError(f"HTTP {r.status_code}: {r.text[:300]}")
-        self.last = {key: p.help for key, p in current.items()}
         self.exports += 1
         self.last_error = None

@@ -90,15 +90,19 @@ def test_a_vanished_series_is_sent_once_as_no_recorded_value():
         exposition[0] = "\n".join(line for line in EXPOSITION.splitlines() if "broker-2" not in line).encode() + b"\n"
         pusher.push()
         pusher.push()
+        pusher.close()          # the exporter stops: every series once more, as stale
     finally:
         server.shutdown()
         server.server_close()
-    first, second, third = received
+    first, second, third, last = received
+    assert {flags for node in last.values() for name, series in node.items() if name != "resource"
+            for _, _, flags in series[1]} == {NO_RECORDED_VALUE}
+    assert set(last) == {"prod/broker-1", "prod"}
     assert first["prod/broker-2"]["kafka_server_replicamanager_partitioncount"][1][0][2] == 0
     [(_, _, flags)] = second["prod/broker-2"]["kafka_server_replicamanager_partitioncount"][1]
     assert flags == NO_RECORDED_VALUE
     assert "prod/broker-2" not in third
-    assert pusher.exports == 3 and pusher.failures == 0
+    assert pusher.exports == 4 and pusher.failures == 0
 
 
 def test_a_receiver_that_refuses_is_reported_and_the_next_export_carries_the_state(caplog):
