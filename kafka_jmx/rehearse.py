@@ -93,6 +93,8 @@ class Rehearsal:
     checks: list[Check] = field(default_factory=list)
     steady_s: float | None = None                           # a steady-state run of this long
     unexpected: list[Unexpected] = field(default_factory=list)
+    # with an Alertmanager: every alert its notifications carried, as {at_s, status, alert, node}
+    notifications: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -115,7 +117,7 @@ class Rehearsal:
     def as_dict(self) -> dict:
         return {"cluster": self.cluster, "ok": self.ok, "checks": [asdict(c) for c in self.checks],
                 "steady_s": self.steady_s, "unexpected": [asdict(u) for u in self.unexpected],
-                "scores": self.scores()}
+                "scores": self.scores(), "notifications": self.notifications}
 
     def table(self) -> str:
         lines = []
@@ -128,6 +130,10 @@ class Rehearsal:
         if later:
             lines.append("unexpected during the faults (nothing so far expects or allows them):")
             lines += [f"  {u.at_s:6.1f}s  {u.system}: {u.name} (after {u.after})" for u in later]
+        if self.notifications:
+            firing = sum(1 for n in self.notifications if n["status"] == "firing")
+            lines.append(f"alertmanager: {len(self.notifications)} alerts notified ({firing} firing, "
+                         f"{len(self.notifications) - firing} resolved)")
         lines += [f"{system}: precision {s['precision']:.2f}, recall {s['recall']:.2f} ({s['fired']} of "
                   f"{s['expected']} expected fired, {s['unexpected']} unexpected)" for system, s in self.scores().items()]
         if not self.checks:
@@ -382,6 +388,7 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
         raise ValueError("an Alertmanager is judged through its notifications: give alertmanager_url and "
                          "notifications_listen together")
     inbox = Inbox(*notifications_listen) if alertmanager_url and notifications_listen else None
+    began = time.time()
     try:
         if inbox is not None:
             inbox.start()
@@ -416,8 +423,12 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
             result = _steady(dict(watches), scenario.run_for_ms / 1000.0, name, log, runner, list(by_id.values()))
         else:
             result = _run_timeline(runner, list(scenario.timeline), dict(watches), by_id, fire_timeout_s, name, log)
-        if inbox is not None and inbox.errors:
-            raise RuntimeError("Alertmanager sent notifications the rehearsal cannot read: " + "; ".join(inbox.errors))
+        if inbox is not None:
+            if inbox.errors:
+                raise RuntimeError("Alertmanager sent notifications the rehearsal cannot read: " + "; ".join(inbox.errors))
+            result.notifications = [{"at_s": round(n.at - began, 1), "status": n.status, "alert": n.alertname,
+                                     "node": n.labels.get("node", "")} for n in inbox.received
+                                    if n.labels.get("cluster") == name]
         return result
     finally:
         if daemon is not None:

@@ -172,6 +172,9 @@ def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix70, monkeypatch
     paged = [c for c in report["checks"] if c["system"] == "alertmanager"]
     assert report["scores"]["alertmanager"] == {"precision": 1.0, "recall": 1.0, "expected": len(paged),
                                                 "fired": len(paged), "unexpected": 0}
+    notified = {n["alert"] for n in report["notifications"] if n["status"] == "firing"}
+    assert {c["expected"] for c in paged if not c["how"]} <= notified
+    assert {c["how"].removeprefix("inhibited by ") for c in paged if c["how"]} <= notified
     assert code == 0 and report["ok"]
 
 
