@@ -43,8 +43,13 @@ def _worker_share(low: int, high: int) -> tuple[int, int]:
 
 def free_port_block(n: int, low: int | None = None, high: int = 32000) -> int:
     """A first port p with p..p+n-1 free on 127.0.0.1 right now; with low, searched in this worker's share of
-    [low, high) (Zabbix accepts listen ports up to 32767 only)."""
+    [low, high) (Zabbix accepts listen ports up to 32767 only). A block of several ports always comes from
+    below the ephemeral range (Linux's starts at 32768): there, the outgoing connections of the services
+    around it (scrapes, pushes, notifications) cannot take one of its ports before it is bound (a JMX
+    endpoint failed to start so, with Prometheus, Alertmanager and an OTLP push running beside it)."""
     import random
+    if low is None and n > 1:
+        low = 20000
     if low is not None:
         low, high = _worker_share(low, high)
     for _ in range(200):

@@ -71,7 +71,7 @@ def test_generate_writes_every_artifact_of_the_checkout(installed):
                      for p in (installed[1] / "artifacts").rglob("*") if p.is_file())
     committed = sorted(p.relative_to(ROOT) for d in ("templates", "dashboards") for p in (ROOT / d).rglob("*")
                        if p.is_file())
-    assert written == committed and len(written) == 10
+    assert written == committed and len(written) == 11
     for rel in written:
         assert (installed[1] / "artifacts" / rel).read_text() == (ROOT / rel).read_text(), rel
     assert run(installed, "generate", "--out", "artifacts", "--check").returncode == 0
