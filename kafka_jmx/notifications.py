@@ -115,6 +115,7 @@ class AlertmanagerWatch:
 
     def fired_since(self, t, since: float) -> bool:
         if any(n.status == "firing" and n.at >= since for n in self._notified(t.alert.name)):
+            self.inhibited.pop(t.alert.name, None)      # paged on its own this time
             return True
         by_fingerprint = {a["fingerprint"]: a for a in self._held()}
         for a in by_fingerprint.values():

@@ -190,10 +190,14 @@ def test_every_dashboard_panel_on_jvm_or_kafka_protocol_series_gets_data(scraped
     assert not empty, "panels without data:\n" + "\n".join(empty)
 
 
+def answer(prom: PrometheusServer, expr: str) -> set[frozenset]:
+    """The label sets of a query's answer, without what tells a scrape from a push apart (job and instance)."""
+    return {frozenset((k, v) for k, v in r["metric"].items() if k not in ("job", "instance")) for r in prom.query(expr)}
+
+
 def series(prom: PrometheusServer) -> set[frozenset]:
-    """Every series of the cluster, without what tells a scrape from a push apart (job and instance)."""
-    return {frozenset((k, v) for k, v in r["metric"].items() if k not in ("job", "instance"))
-            for r in prom.query('{cluster="dropin", __name__!="target_info"}')}
+    """Every series of the cluster (a push also stores its resources as target_info)."""
+    return answer(prom, '{cluster="dropin", __name__!="target_info"}')
 
 
 def test_the_pushed_series_are_the_scraped_series(scraped):
@@ -202,10 +206,6 @@ def test_the_pushed_series_are_the_scraped_series(scraped):
     assert wait(lambda: series(prom) == series(pushed), 30), (len(series(prom)), len(series(pushed)),
                                                              sorted(map(sorted, series(prom) ^ series(pushed)))[:10])
     assert len(series(prom)) > 1000
-
-
-def answer(prom: PrometheusServer, expr: str) -> set[frozenset]:
-    return {frozenset((k, v) for k, v in r["metric"].items() if k not in ("job", "instance")) for r in prom.query(expr)}
 
 
 def test_every_panel_and_alert_expression_answers_alike_on_pushed_series(scraped):
