@@ -20,7 +20,6 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 
 import requests
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -29,6 +28,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from exporter.collector import VERSION
 from exporter.config import OtlpSpec
 from exporter.periodic import PeriodicWorker
 
@@ -55,7 +55,8 @@ def _kv(key: str, value: str) -> KeyValue:
 
 
 # the exposition's own lines (exporter/exposition.py and prometheus_client write them alike): read with two
-# regular expressions, six times faster than prometheus_client's parser, which reads any exposition
+# regular expressions, 2 to 2.6 times faster than prometheus_client's parser, which reads any exposition
+# (benchmarks/otlp_push.py)
 _SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: \S+)?$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 _ESCAPES = {"\\\\": "\\", "\\n": "\n", '\\"': '"'}
@@ -164,10 +165,6 @@ class OtlpPusher(PeriodicWorker):
     def __init__(self, spec: OtlpSpec, exposition: Callable[[], bytes]) -> None:
         super().__init__("otlp", spec.interval_s, lambda _: None)
         self.spec, self.exposition = spec, exposition
-        try:
-            self.version = version("kafka-jmx-toolkit")
-        except PackageNotFoundError:
-            self.version = ""
         self.session = requests.Session()
         self.session.headers.update({"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip",
                                      **dict(spec.headers)})
@@ -202,7 +199,7 @@ class OtlpPusher(PeriodicWorker):
     def push(self) -> None:
         current = points(self.exposition().decode())
         gone = [(key, help_) for key, help_ in self.last.items() if key not in current]
-        self._send(request(current, gone, time.time_ns(), self.started_ns, self.version))
+        self._send(request(current, gone, time.time_ns(), self.started_ns, VERSION))
         self.last = {key: p.help for key, p in current.items()}
 
     def close(self) -> None:
@@ -213,7 +210,7 @@ class OtlpPusher(PeriodicWorker):
         if not self.last:
             return
         try:
-            self._send(request({}, list(self.last.items()), time.time_ns(), self.started_ns, self.version))
+            self._send(request({}, list(self.last.items()), time.time_ns(), self.started_ns, VERSION))
             self.last = {}
         except (requests.RequestException, ValueError) as e:
             log.warning("OTLP: the last export (every series stale) to %s failed: %s", self.spec.endpoint, e)

@@ -100,18 +100,22 @@ class AlertmanagerWatch:
         r.raise_for_status()
         return r.json()
 
+    def _firing(self, name: str, held: list[dict]) -> bool:
+        held = [a for a in held if a["labels"].get("alertname") == name]
+        if any(a["status"].get("inhibitedBy") for a in held):
+            return True
+        paged = {key for key, n in self.inbox.latest(self.cluster).items() if n.alertname == name and n.status == "firing"}
+        return any(tuple(sorted(a["labels"].items())) in paged for a in held)
+
     def firing(self, t) -> bool:
         """Paged and still held by Alertmanager, or held back by an inhibition (its cause paged for it). An
         alert that resolves while inhibited gets no resolved notification: what Alertmanager no longer holds
         is over, whatever the last notification said."""
-        held = [a for a in self._held() if a["labels"].get("alertname") == t.alert.name]
-        if any(a["status"].get("inhibitedBy") for a in held):
-            return True
-        paged = {tuple(sorted(n.labels.items())) for n in self._notified(t.alert.name) if n.status == "firing"}
-        return any(tuple(sorted(a["labels"].items())) in paged for a in held)
+        return self._firing(t.alert.name, self._held())
 
     def active(self, t) -> bool:
-        return self.firing(t) or any(a["labels"].get("alertname") == t.alert.name for a in self._held())
+        held = self._held()
+        return self._firing(t.alert.name, held) or any(a["labels"].get("alertname") == t.alert.name for a in held)
 
     def fired_since(self, t, since: float) -> bool:
         if any(n.status == "firing" and n.at >= since for n in self._notified(t.alert.name)):
