@@ -148,6 +148,7 @@ class BrokerNode(ServerNode):
         self.lifecycle.register()
         self.every(self.cfg["replica.lag.time.max.ms"] / 2, self.replica_manager.shrink_isrs)
         self.every(5000.0, lambda: self.log_manager.checkpoint_hw(self.replica_manager.high_watermarks()))
+        self.log_manager.start()
 
     def on_kill(self) -> None:
         self.state = NOT_RUNNING

@@ -34,6 +34,17 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "auto.leader.rebalance.enable": (True, bool),
     "leader.imbalance.check.interval.seconds": (300, int),
     "log.segment.bytes": (1073741824, int),
+    # retention (LogManager's cleanup task): the brokers' defaults; a topic's own retention.ms, retention.bytes,
+    # segment.bytes and segment.ms win over them
+    "log.retention.hours": (168, int),
+    "log.retention.bytes": (-1, int),
+    "log.roll.hours": (168, int),
+    "log.retention.check.interval.ms": (300000, int),
+    "log.initial.task.delay.ms": (30000, int),
+    "retention.ms": (604800000, int),
+    "retention.bytes": (-1, int),
+    "segment.bytes": (1073741824, int),
+    "segment.ms": (604800000, int),
     # comma-separated (JBOD); Kafka falls back to log.dir's default when log.dirs is unset
     "log.dirs": ("/tmp/kafka-logs", str),
     "num.io.threads": (8, int),
@@ -85,19 +96,33 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
     "group.remote.assignor": ("", str),
 }
 
-TOPIC_KEYS = {"min.insync.replicas", "unclean.leader.election.enable"}
+# a topic's settings, and the broker setting each falls back to (LogConfig's synonyms)
+TOPIC_SYNONYMS = {"min.insync.replicas": "min.insync.replicas",
+                  "unclean.leader.election.enable": "unclean.leader.election.enable",
+                  "retention.ms": "log.retention.hours", "retention.bytes": "log.retention.bytes",
+                  "segment.bytes": "log.segment.bytes", "segment.ms": "log.roll.hours"}
+TOPIC_KEYS = set(TOPIC_SYNONYMS)
+# a topic's only: a broker has their log.* synonyms instead
+TOPIC_ONLY_KEYS = {k for k, broker in TOPIC_SYNONYMS.items() if k != broker}
+HOURS_MS = 3_600_000
 # the producer's and consumer's settings: not a broker's (DescribeConfigs leaves them out)
 CLIENT_KEYS = {"acks", "linger.ms", "delivery.timeout.ms", "retry.backoff.ms", "max.block.ms", "enable.idempotence",
                "partitioner.ignore.keys", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
                "auto.commit.interval.ms", "enable.auto.commit", "auto.offset.reset", "fetch.max.wait.ms",
                "fetch.max.bytes", "max.poll.records", "partition.assignment.strategy", "group.protocol",
                "group.remote.assignor"}
-BROKER_KEYS = sorted(set(DEFAULTS) - CLIENT_KEYS)
+BROKER_KEYS = sorted(set(DEFAULTS) - CLIENT_KEYS - TOPIC_ONLY_KEYS)
 # DynamicBrokerConfig's reconfigurable settings among BROKER_KEYS; the others are read-only on a running broker
 DYNAMIC_BROKER_KEYS = {"min.insync.replicas", "unclean.leader.election.enable", "log.segment.bytes", "num.io.threads",
-                       "num.network.threads"}
+                       "num.network.threads", "log.retention.bytes", "log.roll.hours", "log.retention.hours"}
 # ConfigDef types where they are not what the Python type says (DescribeConfigsResponse's config_type)
-LONG_KEYS = {"replica.lag.time.max.ms", "leader.imbalance.check.interval.seconds", "connections.max.idle.ms"}
+LONG_KEYS = {"replica.lag.time.max.ms", "leader.imbalance.check.interval.seconds", "connections.max.idle.ms",
+             "log.retention.bytes", "log.retention.check.interval.ms", "log.initial.task.delay.ms", "retention.ms",
+             "retention.bytes", "segment.ms"}
+# -1: no limit (Kafka's ConfigDef lets these below 0)
+UNLIMITED_KEYS = {"retention.ms", "retention.bytes", "log.retention.bytes", "log.retention.hours"}
+# KIP-1030 (Kafka 4.0): segments of at least 1 MiB
+MIN_SEGMENT_BYTES = 1_048_576
 # DescribeConfigsResponse's config sources
 DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
 
@@ -123,8 +148,12 @@ def check(key: str, value: Any, where: str = "config") -> Any:
             value = int(value)          # as Kafka's configs arrive on the wire (CreateTopics, AlterConfigs)
         if isinstance(value, bool) or not isinstance(value, int):
             raise KafkaConfigError(f"{where}: {key} must be an integer, got {value!r}")
-        if value < 0:
-            raise KafkaConfigError(f"{where}: {key} must not be negative, got {value}")
+        if value < (-1 if key in UNLIMITED_KEYS else 0):
+            raise KafkaConfigError(f"{where}: {key} must not be negative{' (-1: no limit)' if key in UNLIMITED_KEYS else ''}, "
+                                   f"got {value}")
+        if key in ("segment.bytes", "log.segment.bytes") and value < MIN_SEGMENT_BYTES:
+            raise KafkaConfigError(f"{where}: invalid value {value} for configuration {key}: value must be at least "
+                                   f"{MIN_SEGMENT_BYTES} (Kafka 4.0 refuses smaller segments, KIP-1030)")
         return value
     if not isinstance(value, (str, int)):
         raise KafkaConfigError(f"{where}: {key} must be a string, got {value!r}")
@@ -212,14 +241,25 @@ def describe_broker(cfg: Mapping[str, Any], keys: Iterable[str] | None) -> list[
     return out
 
 
+def topic_setting(cfg: Mapping[str, Any], overrides: Mapping[str, Any], key: str) -> Any:
+    """A topic's setting: its own where set (CreateTopics, AlterConfigs), else the broker's synonym in the
+    topic setting's unit."""
+    if key in overrides:
+        return overrides[key]
+    broker_key = TOPIC_SYNONYMS[key]
+    value = cfg[broker_key]
+    return value * HOURS_MS if broker_key.endswith(".hours") and value >= 0 else value
+
+
 def describe_topic(cfg: Mapping[str, Any], overrides: Mapping[str, Any], keys: Iterable[str] | None) -> list[ConfigEntry]:
     """A topic's settings: its own where set (CreateTopics, AlterConfigs), else the broker's."""
     wanted = sorted(TOPIC_KEYS) if keys is None else [k for k in keys if k in TOPIC_KEYS]
     out = []
     for key in wanted:
-        synonyms = [_broker_source(cfg, key)]
+        synonyms = [_broker_source(cfg, TOPIC_SYNONYMS[key])]
         if key in overrides:
             synonyms.insert(0, (key, _text(overrides[key]), DYNAMIC_TOPIC_CONFIG))
-        _, value, source = synonyms[0]
-        out.append(ConfigEntry(key, value, source, False, _type(key), tuple(synonyms)))
+        source = synonyms[0][2]
+        out.append(ConfigEntry(key, _text(topic_setting(cfg, overrides, key)), source, False, _type(key),
+                               tuple(synonyms)))
     return out

@@ -60,6 +60,8 @@ class Consumer(Node):
         self.consumed = 0                   # records handed to processing, over all incarnations
         self.processed = 0
         self.rebalances = 0
+        self.out_of_range_resets = 0        # positions reset because retention deleted them (OFFSET_OUT_OF_RANGE)
+        self.failure: str | None = None     # why the application stopped (auto.offset.reset=none)
         self.protocol = config["group.protocol"]
         # KIP-1082: a consumer of the new protocol names itself, once for its lifetime
         self.member_uuid = "".join(rng.choice("0123456789abcdef") for _ in range(32))
@@ -391,9 +393,21 @@ class Consumer(Node):
         if isinstance(resp, RequestFailed):
             self._refresh_and_fetch()
             return
-        stale = False
+        stale = reset = False
         for tp, data in resp.partitions.items():
             if tp not in self.assignment or tp not in self.positions:
+                continue
+            if data.error == "OFFSET_OUT_OF_RANGE" and self.positions[tp] < data.log_start_offset:
+                # the records at the position were deleted (retention): the fetcher resets it per
+                # auto.offset.reset; with none, poll() throws OffsetOutOfRangeException and the application stops
+                if self.cfg["auto.offset.reset"] == "none":
+                    self.failure = (f"OffsetOutOfRangeException: fetch position {self.positions[tp]} is out of range "
+                                    f"for partition {tp.topic}-{tp.partition}")
+                    self.close()
+                    return
+                del self.positions[tp]
+                self.out_of_range_resets += 1
+                reset = True
                 continue
             if data.error != "NONE":
                 stale = True
@@ -416,6 +430,8 @@ class Consumer(Node):
                 self._ready.append((tp, records, count, position))
         if stale:
             self._refresh_and_fetch()
+        if reset:
+            self._reset_missing()
         self._process_next()
         self._fetch_all()
 

@@ -1,6 +1,9 @@
-"""A replica's log: record batches with offsets and the leader-epoch cache.
+"""A replica's log: record batches with offsets, in segments, and the leader-epoch cache.
 
-Used by partitions and by the KRaft metadata log alike.
+Used by partitions and by the KRaft metadata log alike. Segments and retention as UnifiedLog has them: an
+append rolls a new segment when the active one would pass segment.bytes or its first record is older than
+segment.ms (by the records' timestamps); retention deletes whole segments from the oldest, never one holding
+offsets at or above the high watermark, and moves the log start offset to the first segment left.
 """
 from __future__ import annotations
 
@@ -25,6 +28,14 @@ class Batch:
     @property
     def next_offset(self) -> int:
         return self.base_offset + self.count
+
+
+@dataclass(slots=True)
+class Segment:
+    base_offset: int
+    size: int = 0
+    first_timestamp: float = -1.0     # its first batch's: segment.ms counts from it
+    max_timestamp: float = -1.0       # its largest record timestamp: retention.ms counts from it
 
 
 PAGE_CACHE_BYTES = 1 << 30
@@ -83,7 +94,7 @@ class Log:
     without millions of Python objects for the garbage collector to walk; Batch objects are
     built when read."""
 
-    def __init__(self, segment_bytes: int = 1 << 30, io: DiskIo | None = None) -> None:
+    def __init__(self, segment_bytes: int = 1 << 30, io: DiskIo | None = None, segment_ms: float = 604_800_000.0) -> None:
         self._bases = array("q")
         self._counts = array("q")
         self._epochs = array("q")
@@ -98,6 +109,8 @@ class Log:
         self.start_offset = 0
         self.size = 0
         self.segment_bytes = segment_bytes
+        self.segment_ms = segment_ms
+        self.segments = [Segment(0)]
         self.epochs: list[tuple[int, int]] = []   # (epoch, start offset), ascending
 
     def __len__(self) -> int:
@@ -109,7 +122,7 @@ class Log:
 
     @property
     def num_segments(self) -> int:
-        return max(1, -(-self.size // self.segment_bytes))
+        return len(self.segments)
 
     @property
     def batch_count(self) -> int:
@@ -130,6 +143,15 @@ class Log:
             self.epochs.append((batch.epoch, batch.base_offset))
         elif batch.epoch < self.epochs[-1][0]:
             raise ValueError(f"batch epoch {batch.epoch} is below the log's latest epoch {self.epochs[-1][0]}")
+        active = self.segments[-1]
+        if active.size and (active.size > self.segment_bytes - batch.size
+                            or batch.timestamp_ms - active.first_timestamp > self.segment_ms):
+            active = Segment(batch.base_offset)
+            self.segments.append(active)
+        if not active.size:
+            active.first_timestamp = batch.timestamp_ms
+        active.size += batch.size
+        active.max_timestamp = max(active.max_timestamp, batch.timestamp_ms)
         self._bases.append(batch.base_offset)
         self._counts.append(batch.count)
         self._epochs.append(batch.epoch)
@@ -216,6 +238,9 @@ class Log:
         """Drop everything at and above offset; a batch holding offset goes whole (it is re-fetched)."""
         if offset >= self.end_offset:
             return
+        if offset < self.start_offset:
+            self.truncate_fully_and_start_at(offset)
+            return
         i = bisect.bisect_left(self._bases, offset)
         if i > 0 and self._bases[i - 1] + self._counts[i - 1] > offset:
             i -= 1
@@ -232,3 +257,89 @@ class Log:
         self.end_offset = offset
         while self.epochs and self.epochs[-1][1] >= offset:
             self.epochs.pop()
+        # segments above the new end go; the one holding it keeps what is left of it
+        while len(self.segments) > 1 and self.segments[-1].base_offset > offset:
+            self.segments.pop()
+        last = self.segments[-1]
+        last.size, last.first_timestamp, last.max_timestamp = 0, -1.0, -1.0
+        for j in range(bisect.bisect_left(self._bases, last.base_offset), len(self._bases)):
+            if not last.size:
+                last.first_timestamp = self._times[j]
+            last.size += self._sizes[j]
+            last.max_timestamp = max(last.max_timestamp, self._times[j])
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Everything goes and the log restarts empty at offset (a follower whose end is below its leader's
+        log start offset)."""
+        for column in (self._bases, self._counts, self._epochs, self._sizes, self._pids, self._seqs, self._times,
+                       self._written_at):
+            del column[:]
+        self._payloads.clear()
+        self.segments = [Segment(offset)]
+        self.start_offset = self.end_offset = offset
+        self.size = 0
+        self.epochs = []
+
+    # -- retention ------------------------------------------------------------------------------------------------
+    def maybe_increment_start_offset(self, offset: int) -> None:
+        """The log start offset moves up (the leader's, on a follower): the segments wholly below it go at the
+        next retention check."""
+        if offset > self.start_offset:
+            self.start_offset = min(offset, self.end_offset)
+            self._trim_epochs()
+
+    def delete_old_segments(self, now_ms: float, retention_ms: int, retention_bytes: int, high_watermark: int) -> int:
+        """UnifiedLog.deleteOldSegments for cleanup.policy=delete: the segments below the log start offset,
+        then the oldest while the log is over retention.bytes by at least their size, then those whose
+        newest record is older than retention.ms (-1: no limit). Returns how many segments went."""
+        deleted = self._delete(lambda seg, nxt: nxt is not None and nxt.base_offset <= self.start_offset,
+                               high_watermark)
+        if 0 <= retention_bytes <= self.size:
+            over = [self.size - retention_bytes]
+
+            def by_size(seg: Segment, nxt: Segment | None) -> bool:
+                if over[0] - seg.size < 0:
+                    return False
+                over[0] -= seg.size
+                return True
+            deleted += self._delete(by_size, high_watermark)
+        if retention_ms >= 0:
+            deleted += self._delete(lambda seg, nxt: now_ms - seg.max_timestamp > retention_ms, high_watermark)
+        return deleted
+
+    def _delete(self, predicate: Any, high_watermark: int) -> int:
+        """The oldest segments while predicate holds, stopping at the first one reaching past the high
+        watermark or an empty active segment; deleting every segment rolls a new empty one first."""
+        n = 0
+        for i, seg in enumerate(self.segments):
+            nxt = self.segments[i + 1] if i + 1 < len(self.segments) else None
+            upper = nxt.base_offset if nxt is not None else self.end_offset
+            if high_watermark >= upper and predicate(seg, nxt) and not (nxt is None and seg.size == 0):
+                n += 1
+            else:
+                break
+        if not n:
+            return 0
+        if n == len(self.segments):
+            self.segments.append(Segment(self.end_offset))
+        self.size -= sum(seg.size for seg in self.segments[:n])
+        del self.segments[:n]
+        start = self.segments[0].base_offset
+        i = bisect.bisect_left(self._bases, start)
+        for base in self._bases[:i]:
+            self._payloads.pop(base, None)
+        for column in (self._bases, self._counts, self._epochs, self._sizes, self._pids, self._seqs, self._times,
+                       self._written_at):
+            del column[:i]
+        if start > self.start_offset:
+            self.start_offset = start
+            self._trim_epochs()
+        return n
+
+    def _trim_epochs(self) -> None:
+        """LeaderEpochFileCache.truncateFromStart: the epoch holding the log start offset starts there."""
+        keep = bisect.bisect_right([start for _, start in self.epochs], self.start_offset) - 1
+        if keep > 0:
+            del self.epochs[:keep]
+        if self.epochs and self.epochs[0][1] < self.start_offset:
+            self.epochs[0] = (self.epochs[0][0], self.start_offset)

@@ -1,10 +1,13 @@
 """LogManager of one broker: the partition logs under log.dirs, which directory holds each, the
-directories that failed, and the high-watermark checkpoints."""
+directories that failed, the high-watermark checkpoints, and retention: every
+log.retention.check.interval.ms (the first log.initial.task.delay.ms after start) each log deletes the
+segments its topic's retention.ms and retention.bytes no longer keep."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from broker.config import topic_setting
 from broker.log import Log
 from broker.mbeans.yammer import INT, LONG
 from broker.raft import QuorumStore
@@ -32,6 +35,36 @@ class LogManager:
         self.log_dirs: tuple[str, ...] = tuple(node.cfg["log.dirs"].split(","))
         # a failed directory stays offline until the process restarts, as in Kafka
         self.offline_dirs: set[str] = set()
+        # RetentionSizeInPercent (KIP-1257, Kafka 4.3): set by each retention check, as UnifiedLog does
+        self.retention_percent: dict[TopicPartition, int] = {}
+
+    def start(self) -> None:
+        """LogManager.startup's kafka-log-retention task."""
+        cfg = self.node.cfg
+        self.node.every(float(cfg["log.retention.check.interval.ms"]), self.cleanup_logs,
+                        first_ms=float(cfg["log.initial.task.delay.ms"]))
+
+    def _setting(self, tp: TopicPartition, key: str) -> int:
+        topic = self.node.image.topics.get(tp.topic)
+        return int(str(topic_setting(self.node.cfg, topic.configs if topic else {}, key)))
+
+    def configure(self, tp: TopicPartition, log: Log) -> None:
+        """The log's topic settings (its own, else the brokers'), as a LogConfig update applies them."""
+        log.segment_bytes = self._setting(tp, "segment.bytes")
+        log.segment_ms = float(self._setting(tp, "segment.ms"))
+
+    def cleanup_logs(self) -> None:
+        """LogManager.cleanupLogs: each live log deletes what its retention settings no longer keep."""
+        now = self.node.now()          # the batches' timestamps are on the cluster's clock too
+        partitions = self.node.replica_manager.partitions
+        for tp, log in self.disk.logs.items():
+            p = partitions.get(tp)
+            if p is None or self.disk.dirs.get(tp) in self.offline_dirs:
+                continue
+            self.configure(tp, log)
+            retention_bytes = self._setting(tp, "retention.bytes")
+            log.delete_old_segments(now, self._setting(tp, "retention.ms"), retention_bytes, p.high_watermark)
+            self.retention_percent[tp] = log.size * 100 // retention_bytes if retention_bytes > 0 else 0
 
     def register_metrics(self) -> None:
         m = self.node.mbeans
@@ -50,6 +83,8 @@ class LogManager:
         m.gauge("kafka.log", "Log", "LogEndOffset", lambda: log.end_offset, tags, LONG)
         m.gauge("kafka.log", "Log", "LogStartOffset", lambda: log.start_offset, tags, LONG)
         m.gauge("kafka.log", "Log", "NumLogSegments", lambda: log.num_segments, tags, INT)
+        if self.node.kafka.retention_size_percent:
+            m.gauge("kafka.log", "Log", "RetentionSizeInPercent", lambda: self.retention_percent.get(tp, 0), tags, INT)
 
     def live_dirs(self) -> list[str]:
         return [d for d in self.log_dirs if d not in self.offline_dirs]
@@ -60,7 +95,8 @@ class LogManager:
             return None
         log = self.disk.logs.get(tp)
         if log is None:
-            log = self.disk.logs[tp] = Log(self.node.cfg["log.segment.bytes"], self.node.disk_io)
+            log = self.disk.logs[tp] = Log(io=self.node.disk_io)
+        self.configure(tp, log)
         return log
 
     def _dir_for(self, tp: TopicPartition) -> str | None:

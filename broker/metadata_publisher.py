@@ -9,6 +9,7 @@ from broker.log import Batch
 from broker.mbeans.yammer import INT, LONG
 from broker.metadata import (
     BrokerRegistrationChangeRecord,
+    ConfigRecord,
     PartitionChangeRecord,
     PartitionRecord,
     RegisterBrokerRecord,
@@ -63,6 +64,11 @@ class MetadataPublisher:
                     continue
                 if isinstance(record, (PartitionRecord, PartitionChangeRecord)):
                     changed.add(TopicPartition(record.topic, record.partition))
+                elif isinstance(record, ConfigRecord):
+                    # a topic's settings changed (IncrementalAlterConfigs): its logs take them at once
+                    for tp, log in node.log_manager.disk.logs.items():
+                        if tp.topic == record.topic:
+                            node.log_manager.configure(tp, log)
                 elif isinstance(record, RemoveTopicRecord):
                     changed = {tp for tp in changed if tp.topic != record.name}
                     node.replica_manager.delete_topic(record.name)

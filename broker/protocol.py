@@ -134,6 +134,7 @@ class FetchPartitionData:
     high_watermark: int = -1
     batches: tuple[Batch, ...] = ()
     diverging: tuple[int, int] | None = None     # (epoch, end offset) to truncate to
+    log_start_offset: int = -1
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,6 +108,11 @@ class ReplicaFetcherManager:
                 p = node.replica_manager.partitions.get(tp)
                 if p is None or p.leader != leader or tp not in self.fetchers.get(leader, ()):
                     continue
+                if data.error == "OFFSET_OUT_OF_RANGE" and data.log_start_offset > p.log.end_offset:
+                    # AbstractFetcherThread: the leader deleted what this replica lacks; it starts over at the
+                    # leader's log start offset
+                    p.truncate_fully_and_start_at(data.log_start_offset)
+                    continue
                 if data.error != "NONE":
                     backoff = node.cfg["replica.fetch.backoff.ms"]
                     continue
@@ -115,6 +120,8 @@ class ReplicaFetcherManager:
                     p.truncate_to(min(data.diverging[1], p.log.end_offset))
                     continue
                 appended = p.append_as_follower(data.batches, data.high_watermark)
+                # the leader's log start offset, as far as this replica's high watermark (UnifiedLog refuses more)
+                p.log.maybe_increment_start_offset(min(data.log_start_offset, p.high_watermark))
                 if appended:
                     wrote = True
                     nbytes = sum(b.size for b in data.batches)

@@ -383,11 +383,11 @@ class ReplicaManager:
                     continue
             log = p.log
             if fp.fetch_offset > log.end_offset or fp.fetch_offset < log.start_offset:
-                out[tp] = FetchPartitionData("OFFSET_OUT_OF_RANGE", p.high_watermark)
+                out[tp] = FetchPartitionData("OFFSET_OUT_OF_RANGE", p.high_watermark, log_start_offset=log.start_offset)
                 continue
             reads[tp.topic] = reads.get(tp.topic, 0) + 1
             if budget <= 0 or fp.fetch_offset >= (log.end_offset if follower else p.high_watermark):
-                out[tp] = FetchPartitionData("NONE", p.high_watermark)
+                out[tp] = FetchPartitionData("NONE", p.high_watermark, log_start_offset=log.start_offset)
                 continue
             batches = tuple(log.fetch(fp.fetch_offset, budget, None if follower else p.high_watermark))
             nbytes = sum(b.size for b in batches)
@@ -396,7 +396,7 @@ class ReplicaManager:
                 replicated += nbytes
             elif nbytes:
                 sent[tp.topic] = sent.get(tp.topic, 0) + nbytes
-            out[tp] = FetchPartitionData("NONE", p.high_watermark, batches)
+            out[tp] = FetchPartitionData("NONE", p.high_watermark, batches, log_start_offset=log.start_offset)
         for topic, n in reads.items():
             self.node.topic_meter("TotalFetchRequestsPerSec", topic, n)
         for topic, n in sent.items():

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker.cluster import LEADER_OF
-from broker.config import DEFAULTS, TOPIC_KEYS, KafkaConfig, KafkaConfigError, check
+from broker.config import DEFAULTS, TOPIC_KEYS, TOPIC_ONLY_KEYS, TOPIC_SYNONYMS, KafkaConfig, KafkaConfigError, check
 from broker.versions import DEFAULT_LINE, kafka_line
 from broker.workload import ConsumerGroupSpec, ProducerSpec
 from kafka_common.durations import parse_bytes, parse_duration_ms
@@ -164,6 +164,10 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
         config = {}
     checked: dict[str, Any] = {}
     for key, value in config.items():
+        if key in TOPIC_ONLY_KEYS:
+            r.fail(("config", key), f"a topic's setting: give it in the topic's config, or "
+                                    f"{TOPIC_SYNONYMS[key]} here for every topic")
+            continue
         try:
             checked[key] = check(key, value, r.where(("config", key)))
         except KafkaConfigError as e:
@@ -186,6 +190,11 @@ def load_scenario(text: str, source: str = "<scenario>") -> Scenario:
         for key in tcfg:
             if key not in TOPIC_KEYS:
                 r.fail(path + ("config", key), f"not a topic setting the simulation honours (use: {', '.join(sorted(TOPIC_KEYS))})")
+                continue
+            try:
+                tcfg[key] = check(key, tcfg[key], r.where(path + ("config", key)))
+            except KafkaConfigError as e:
+                r.problems.append(str(e))
         if name in names:
             r.fail(path + ("name",), f"topic {name!r} is defined twice")
         if name is not None:

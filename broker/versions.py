@@ -61,6 +61,8 @@ class KafkaLine:
     # LinuxIoMetricsCollector's gauges of every /proc/self/io field (rchar, wchar, syscr, syscw,
     # cancelled_write_bytes) besides read and write bytes; 4.1 has the two
     linux_io_all_fields: bool = False
+    # kafka.log:type=Log,name=RetentionSizeInPercent per partition (KIP-1257, 4.3)
+    retention_size_percent: bool = False
 
     def apis(self, role: str) -> tuple[str, ...]:
         return self.broker_apis if role == "broker" else self.controller_apis
@@ -74,7 +76,8 @@ LINES = {
                      tuple(sorted(_CONTROLLER_APIS_41 + ("UnregisterController",))),
                      # the share groups' dead-letter queue sender: idle without share groups
                      broker_channels=(("ShareGroupDLQManager-channel-metrics", False),),
-                     group_coordinator_44=True, share_groups_ga=True, linux_io_all_fields=True),
+                     group_coordinator_44=True, share_groups_ga=True, linux_io_all_fields=True,
+                     retention_size_percent=True),
 }
 DEFAULT_LINE = "4.1"
 

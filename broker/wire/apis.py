@@ -214,7 +214,7 @@ def _fetch(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
             continue
         topics.setdefault(tp.topic, []).append({
             "partition_index": tp.partition, "error_code": d.error, "high_watermark": d.high_watermark,
-            "last_stable_offset": d.high_watermark, "log_start_offset": -1, "aborted_transactions": None,
+            "last_stable_offset": d.high_watermark, "log_start_offset": d.log_start_offset, "aborted_transactions": None,
             "preferred_read_replica": -1, "records": wire_batches(d.batches, wall_base)})
     return respond({"error_code": "NONE", "session_id": 0,
                     "responses": [{"topic": t, "partitions": ps} for t, ps in topics.items()]})
