@@ -12,6 +12,7 @@ from exporter.jvm import BEANS as JVM_BEANS
 from exporter.jvm import NAME_SETS as JVM_NAME_SETS
 from exporter.jvm import family_names as jvm_family_names
 from exporter.lag.families import FAMILIES as LAG_FAMILIES
+from exporter.lag.families import LOST as LOST_FAMILY
 from exporter.zabbix_tls import psk_problem
 from kafka_common.durations import parse_duration_ms
 from kafka_common.names import ObjectNamePattern
@@ -98,6 +99,7 @@ class KafkaSpec:
     status_window_s: float = 600.0
     lag_seconds: bool = True
     disabled: frozenset[str] = frozenset()      # families switched off (exporter.lag.families)
+    rate_window_s: float = 300.0                # the consumption rates, lag trend and catch-up estimate's
 
     def __repr__(self) -> str:      # the client settings hold passwords
         return f"KafkaSpec(bootstrap_servers={self.client.get('bootstrap.servers')!r})"
@@ -418,7 +420,8 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 def _kafka(doc: Doc, r: _Reader, raw: Any, interval: float, timeout: float) -> KafkaSpec | None:
     kp = ("kafka",)
     k = doc.mapping(raw or {}, kp, {"bootstrap_servers", "tls", "sasl", "interval", "timeout", "groups", "topics",
-                                    "partition_series", "max_series", "status_window", "lag_seconds", "disable"})
+                                    "partition_series", "max_series", "status_window", "lag_seconds", "disable",
+                                    "rate_window"})
     servers = r.string(k, kp, "bootstrap_servers", required=True) or ""
     for server in filter(None, (s.strip() for s in servers.split(","))):
         host, _, port = server.rpartition(":")
@@ -467,13 +470,18 @@ def _kafka(doc: Doc, r: _Reader, raw: Any, interval: float, timeout: float) -> K
             filters[(what, key)] = r.regex(f, kp + (what,), key)
     max_series = r.positive_int(k, kp, "max_series", 100_000) or 100_000
     every = r.duration_s(k, kp, "interval", max(interval, 30.0))
-    disabled = r.names(k, kp, "disable", set(LAG_FAMILIES))
+    disabled = r.names(k, kp, "disable", set(LAG_FAMILIES) | {LOST_FAMILY[0]})
+    rate_window = r.duration_s(k, kp, "rate_window", max(300.0, 2 * every))
+    if rate_window < 2 * every:
+        doc.fail(kp + ("rate_window",), f"a rate window of {rate_window:g} s holds fewer than three collections at "
+                                        f"the interval of {every:g} s: give at least {2 * every:g} s")
     return KafkaSpec(client, every, r.duration_s(k, kp, "timeout", min(timeout, every)),
                      filters[("groups", "allow")] or ".*", filters[("groups", "deny")],
                      filters[("topics", "allow")] or ".*",
                      filters[("topics", "deny")] if "deny" in (k.get("topics") or {}) else "^__.*",
                      r.boolean(k, kp, "partition_series", True), max_series,
-                     r.duration_s(k, kp, "status_window", 600.0), r.boolean(k, kp, "lag_seconds", True), disabled)
+                     r.duration_s(k, kp, "status_window", 600.0), r.boolean(k, kp, "lag_seconds", True), disabled,
+                     rate_window)
 
 
 def load_config_file(path: str) -> DaemonConfig:

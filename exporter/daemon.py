@@ -77,7 +77,8 @@ class Daemon:
                                     deadline_s=6 * (kafka.timeout_s + 5.0))
             self.lag = LagWorker(reader, cluster, kafka.interval_s, kafka.status_window_s, kafka.partition_series,
                                  kafka.max_series, lambda w: self.renderer.mark_dirty(),
-                                 zabbix.offer_groups if zabbix else None, disabled=kafka.disabled)
+                                 zabbix.offer_groups if zabbix else None, disabled=kafka.disabled,
+                                 rate_window_s=kafka.rate_window_s)
         self.otlp = None
         if otlp is not None:
             from exporter.otlp import OtlpPusher

@@ -34,6 +34,7 @@ from exporter.clock import SYSTEM, Clock
 from exporter.collector import Target
 from exporter.config import DEFAULT_HOST_NAME
 from exporter.lag.model import Snapshot
+from exporter.lag.trends import Trends
 from exporter.sample import Collection, Sample
 from exporter.zabbix_tls import psk_socket_wrapper
 from kafka_common.names import ObjectName
@@ -207,7 +208,7 @@ class TrapperSink:
         self._lld_sent[(host, key)] = (found, now)
         self.enqueue([ItemValue(host, key, json.dumps({"data": rows}), clock)])
 
-    def offer_groups(self, snap: Snapshot, verdicts: dict[str, int]) -> None:
+    def offer_groups(self, snap: Snapshot, verdicts: dict[str, int], trends: Trends | None = None) -> None:
         """A consumer-group collection, to the cluster's host: discovery of groups and of group x topic
         pairs, then their values (each new item's once Zabbix can have it in its configuration cache)."""
         host = self.host_name.format(node="cluster", cluster=self.cluster, role="cluster", node_id="")
@@ -247,6 +248,18 @@ class TrapperSink:
                     put("group_lag_seconds", GROUP_DISCOVERY["group_topic"], pair, max(seconds), gid, topic)
                 if g.members is not None:           # a group its coordinator could not describe: unknown
                     put("group_assigned", GROUP_DISCOVERY["group_topic"], pair, g.assigned.get(topic, 0), gid, topic)
+                trend = trends.by_group_topic.get((gid, topic)) if trends else None
+                if trend is not None:
+                    for item_id, measured in (("group_consume_rate", trend.consume_rate),
+                                              ("group_produce_rate", trend.produce_rate),
+                                              ("group_lag_trend", trend.lag_trend),
+                                              ("group_catch_up_seconds", trend.catch_up_seconds),
+                                              ("group_retention_margin_records", trend.margin_records),
+                                              ("group_retention_margin_seconds", trend.margin_seconds)):
+                        if measured is not None:
+                            put(item_id, GROUP_DISCOVERY["group_topic"], pair, measured, gid, topic)
+                    put("group_retention_lost", GROUP_DISCOVERY["group_topic"], pair,
+                        trends.lost.get((gid, topic), 0) if trends else 0, gid, topic)
         self._send_lld(host, GROUP_DISCOVERY["group"], group_rows, clock)
         self._send_lld(host, GROUP_DISCOVERY["group_topic"], pair_rows, clock)
         self.enqueue(values)

@@ -50,7 +50,13 @@ from kafka_jmx.notifications import AlertmanagerWatch, Inbox
 BOUNCE_SETTLE_S = 10.0
 Rehearsable = Trigger | GroupTrigger      # the node and cluster triggers, and the consumer groups'
 LAG_SECONDS_MAX = 10.0
+# a rehearsal topic keeps seconds of records: a group may lose them within seconds (generate --retention-margin-min)
+RETENTION_MARGIN_MIN = 25.0
 LAG_INTERVAL_S, LAG_STATUS_WINDOW_S = 2.0, 20.0
+# the rates' window: three collections, shorter than the falling-behind alert's 10 s, so a burst the group
+# absorbs leaves it before the alert's wait is over (its groups must commit often: a rate over 6 s of a
+# group committing every 5 s is off by half)
+LAG_RATE_WINDOW_S = 6.0
 # what undoes a fault: the time to resolve runs from it
 UNDO = {"kill": "restart", "isolate": "heal", "slow": "heal", "flood": "heal", "fail_log_dir": "restart",
         "stop_consumer": "resume_consumer", "slow_consumer": "resume_consumer"}
@@ -58,7 +64,9 @@ FAST_MACROS = {"{$KAFKA.NODATA.TIMEOUT}": "20s", "{$KAFKA.AGGREGATE.PERIOD}": "1
                "{$KAFKA.URP.PERIOD}": "10s", "{$KAFKA.ISR.SHRINK.PERIOD}": "10s", "{$KAFKA.RAFT.NO_LEADER.PERIOD}": "10s", "{$KAFKA.IDLE.PERIOD}": "10s",
                "{$KAFKA.BROKER.STATE.PERIOD}": "10s", "{$KAFKA.LAG.SECONDS.MAX}": str(int(LAG_SECONDS_MAX)),
                "{$KAFKA.LAG.SECONDS.PERIOD}": "10s", "{$KAFKA.LAG.GROWING.PERIOD}": "10s",
-               "{$KAFKA.GROUP.STOPPED.PERIOD}": "10s"}
+               "{$KAFKA.GROUP.STOPPED.PERIOD}": "10s", "{$KAFKA.LAG.TREND.PERIOD}": "10s",
+               "{$KAFKA.RETENTION.MARGIN.PERIOD}": "10s", "{$KAFKA.RETENTION.LOST.PERIOD}": "10s",
+               "{$KAFKA.RETENTION.MARGIN.MIN}": str(int(RETENTION_MARGIN_MIN))}
 # the consumer groups' collection in a rehearsal: often, and a short status window, so a stalled or
 # lagging group shows within seconds (Prometheus rules for it: generate --lag-seconds-max 10)
 
@@ -394,7 +402,8 @@ def rehearse(scenario: Scenario, *, zabbix_url: str | None = None, zabbix_user: 
             inbox.start()
         runner.start()
         kafka = KafkaSpec({"bootstrap.servers": runner.bootstrap_servers()}, LAG_INTERVAL_S, 5.0,
-                          status_window_s=LAG_STATUS_WINDOW_S) if scenario.groups else None
+                          status_window_s=LAG_STATUS_WINDOW_S, rate_window_s=LAG_RATE_WINDOW_S) \
+            if scenario.groups else None
         daemon = Daemon(name, runner.targets(), builtin_rules(), PrometheusSpec(*metrics_listen), zabbix=sink,
                         kafka=kafka, zabbix_targets=transport == "trapper")
         daemon.start()

@@ -22,17 +22,19 @@ def rules_for(state: Path, brokers_min: int, hold_max: str | None = None, groups
               scrape_interval: str = "2s") -> str:
     """The alert rules with this cluster's broker threshold (the committed file says 5 brokers), and for
     a fast rehearsal every `for` capped at hold_max (groups_hold_max: the consumer groups' only) and the
-    rehearsal's lag-seconds threshold."""
-    from kafka_jmx.rehearse import LAG_SECONDS_MAX
+    rehearsal's lag-seconds and retention-margin thresholds."""
+    from kafka_jmx.rehearse import LAG_SECONDS_MAX, RETENTION_MARGIN_MIN
     path = state / "alerts.yml"
     catalog = load_catalog()
+    fast = bool(hold_max or groups_hold_max)
     doc = alerts.render(catalog, brokers_min=brokers_min, hold_max=hold_max,
-                        lag_seconds_max=LAG_SECONDS_MAX if hold_max or groups_hold_max else None,
-                        scrape_interval=scrape_interval)
+                        lag_seconds_max=LAG_SECONDS_MAX if fast else None, scrape_interval=scrape_interval,
+                        retention_margin_min=RETENTION_MARGIN_MIN if fast else None)
     if groups_hold_max and not hold_max:
-        fast = alerts.render(catalog, brokers_min=brokers_min, hold_max=groups_hold_max, lag_seconds_max=LAG_SECONDS_MAX,
-                             scrape_interval=scrape_interval)
-        doc["groups"][1:] = fast["groups"][1:]
+        fast_groups = alerts.render(catalog, brokers_min=brokers_min, hold_max=groups_hold_max,
+                                    lag_seconds_max=LAG_SECONDS_MAX, scrape_interval=scrape_interval,
+                                    retention_margin_min=RETENTION_MARGIN_MIN)
+        doc["groups"][1:] = fast_groups["groups"][1:]
     path.write_text(alerts.serialize(doc))
     return str(path)
 

@@ -478,6 +478,23 @@ def test_the_zabbix_values_of_a_collection_name_each_group_and_pair_and_skip_wha
     assert ("prod-cluster", 'kafka.group.assigned["unsure","orders"]') not in values
 
 
+def test_the_zabbix_values_of_the_trends_go_to_their_pair():
+    from exporter.catalog.model import load_catalog
+    from exporter.lag.trends import TrendTracker
+    from exporter.trapper import TrapperSink
+    sink = TrapperSink("127.0.0.1", 1, load_catalog(), "prod", host_name="{cluster}-{node}", lld_settle_s=0.0)
+    tracker = TrendTracker(60.0)
+    tracker.update(snap(0.0, {("orders", 0): 0}, {("orders", 0): 100}))
+    s = snap(10.0, {("orders", 0): 150}, {("orders", 0): 200})          # 15/s read of 10/s written: gaining
+    sink.offer_groups(s, {}, tracker.update(s))
+    values = {v.key: v.value for v in sink.pending()}
+    pair = '["billing","orders"]'
+    assert (values["kafka.group.consume_rate" + pair], values["kafka.group.produce_rate" + pair]) == ("15.0", "10.0")
+    assert values["kafka.group.lag_trend" + pair] == "-5.0" and values["kafka.group.catch_up" + pair] == "10.0"
+    assert values["kafka.group.retention_lost" + pair] == "0"
+    assert "kafka.group.retention_margin" + pair not in values        # the topic's retention was not read
+
+
 def test_share_groups_unreachable_are_an_error_named_and_nothing_else():
     from jvm_support import free_port_block
 

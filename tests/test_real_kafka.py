@@ -25,9 +25,11 @@ RAFT_STATES = {"leader", "follower", "observer", "candidate", "prospective", "un
 def kafka(request):
     require_real_kafka(request.param)
     base = kafka_port_block(30)
+    # retention checked every second (Kafka's default: 5 minutes), for the topic that sets retention.bytes
     cluster = RealCluster(request.param, brokers=3, controllers=3, jmx_base_port=base, kafka_base_port=base + 8,
                           jolokia_base_port=base + 16, sasl_base_port=base + 24, sasl_users={"monitor": "s3cret"},
-                          tls_base_port=base + 27)
+                          tls_base_port=base + 27,
+                          config={"log.retention.check.interval.ms": 1000, "log.initial.task.delay.ms": 1000})
     try:
         cluster.start()
         yield cluster
@@ -258,6 +260,46 @@ def test_consumer_groups_of_both_protocols_are_read_with_their_type_members_and_
     finally:
         modern.close()
         reader.close()
+
+
+def test_records_retention_deleted_before_a_group_read_them_are_counted_lost(kafka):
+    """A group stopped at offset 0 of a topic that keeps 1 MiB: once Kafka's retention has deleted 4 MB of it,
+    the lag collection counts what the group lost, and says it has no margin left; 4.4's brokers publish
+    RetentionSizeInPercent (KIP-1257) as the embedded cluster does."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from exporter.lag.reader import Filter, KafkaReader
+    from exporter.lag.trends import TrendTracker
+    bootstrap = kafka.bootstrap_servers()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    retention = {"retention.bytes": "1048576", "segment.bytes": "1048576"}
+    admin.create_topics([NewTopic("retained", 1, 3, config=retention)])["retained"].result(60)
+    commit_when_ready(bootstrap, "late", "retained", 1, 0)
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20})
+    for i in range(4_000):
+        p.produce("retained", value=b"x" * 1_000, key=str(i).encode())
+        p.poll(0)
+    assert p.flush(60) == 0
+    reader = KafkaReader({"bootstrap.servers": bootstrap}, Filter(allow="^late$"), Filter(allow="^retained$"), 10.0)
+    tracker = TrendTracker(window_s=60)
+    try:
+        snap = wait(lambda: (s := reader.read()).starts.get(("retained", 0)) and s, timeout=60, step=1.0)
+        assert snap, "Kafka's retention deleted nothing within 60 s"
+        start = snap.starts[("retained", 0)]
+        trends = tracker.update(snap)
+        assert 2_000 < start < 4_000 and trends.lost[("late", "retained")] == start
+        trend = trends.by_group_topic[("late", "retained")]
+        assert (trend.margin_records, trend.margin_seconds) == (0, 0.0)
+        assert snap.retention["retained"] == (604_800_000, 1_048_576)
+        assert tracker.update(reader.read()).lost[("late", "retained")] >= start        # counted once
+    finally:
+        reader.close()
+    if kafka.line != "4.1":
+        # every replica's log runs the retention check that sets it (RF 3: each broker has one)
+        bean = "kafka.log:type=Log,name=RetentionSizeInPercent,topic=retained,partition=0"
+        broker = next(name for name, node in kafka.nodes.items() if node.role == "broker")
+        assert 0 < values(kafka, broker, [bean])[(bean, "Value")] < 300
 
 
 def test_share_groups_are_read_over_sasl_and_tls_with_their_members_start_offsets_and_lag(kafka):

@@ -17,6 +17,7 @@ from exporter.jvm import FAMILIES as JVM_FAMILIES
 from exporter.lag.families import render
 from exporter.lag.isolated import IsolatedReader
 from exporter.lag.model import Group, Layout, Snapshot
+from exporter.lag.trends import TrendTracker
 from exporter.lag.worker import LagWorker
 from exporter.rules import MetricType
 from exporter.rulesets import builtin_rules
@@ -66,6 +67,15 @@ def produced(faulted_cluster) -> set[str]:
     snap.brokers = {1: "b1:9092"}
     snap.layouts = {("orders", 0): Layout(1, (1,), (1,))}
     for family in render(snap, {"billing": 0}, "prod", True, 1000).families:
+        names.update(s.name for s in family.samples)
+    # a second collection 30 s later, the group gaining: the rates, the trend, the time to catch up and the
+    # retention margin (retention.ms 7 days)
+    later = Snapshot(31.0, {"billing": Group("billing", "classic", "Stable", 1, {("orders", 0): 27}, {}, {"orders": 1})},
+                     {"orders": 1}, {("orders", 0): 29}, {("orders", 0): 0}, {("billing", ("orders", 0)): 20.0})
+    later.retention = {"orders": (604_800_000, -1)}
+    trends = TrendTracker(60.0)
+    trends.update(snap)
+    for family in render(later, {"billing": 0}, "prod", True, 1000, trends=trends.update(later)).families:
         names.update(s.name for s in family.samples)
     # the JVM targets' families (tests/test_jvm_metrics.py holds them to jmx_exporter's agents)
     for f in JVM_FAMILIES:

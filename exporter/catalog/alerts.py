@@ -52,14 +52,16 @@ def _capped(expr: str, hold_max: str | None) -> str:
 
 
 def macro_values(catalog: Catalog, brokers_min: int | None = None, election_latency_max_ms: float | None = None,
-                 hold_max: str | None = None, lag_seconds_max: float | None = None) -> dict[str, str]:
+                 hold_max: str | None = None, lag_seconds_max: float | None = None,
+                 retention_margin_min: float | None = None) -> dict[str, str]:
     """Every macro's value for one rendering: the catalog's defaults, the operator's thresholds, and
     with hold_max every period capped at it."""
     values = {m.macro: m.value for m in catalog.macros}
     values.update({macro: value for macro, value, _ in catalog.groups.macros})
     for macro, given in (("{$KAFKA.BROKERS.MIN}", brokers_min), ("{$KAFKA.ELECTION.LATENCY.MAX.WARN}",
                                                                   election_latency_max_ms),
-                         ("{$KAFKA.LAG.SECONDS.MAX}", lag_seconds_max)):
+                         ("{$KAFKA.LAG.SECONDS.MAX}", lag_seconds_max),
+                         ("{$KAFKA.RETENTION.MARGIN.MIN}", retention_margin_min)):
         if given is not None:
             values[macro] = f"{given:g}"
     if hold_max is not None:
@@ -110,11 +112,12 @@ def check_windows(doc: dict[str, Any], scrape_interval: str) -> None:
 
 def render(catalog: Catalog, brokers_min: int | None = None, election_latency_max_ms: float | None = None,
            hold_max: str | None = None, lag_seconds_max: float | None = None,
-           scrape_interval: str | None = SCRAPE_INTERVAL) -> dict[str, Any]:
+           scrape_interval: str | None = SCRAPE_INTERVAL, retention_margin_min: float | None = None) -> dict[str, Any]:
     """hold_max caps every alert's `for` and range window (alert rehearsals: the faults are real,
     the waits short; an ISR shrink then stops firing after hold_max instead of 5 minutes); scrape_interval:
     the interval every window must hold two samples of (check_windows)."""
-    values = macro_values(catalog, brokers_min, election_latency_max_ms, hold_max, lag_seconds_max)
+    values = macro_values(catalog, brokers_min, election_latency_max_ms, hold_max, lag_seconds_max,
+                          retention_margin_min)
     autos = {m.macro: m.prometheus_auto for m in catalog.macros if m.prometheus_auto}
     rules = []
     for t in catalog.triggers:

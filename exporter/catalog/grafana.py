@@ -124,6 +124,19 @@ DASHBOARDS: dict[str, tuple[str, list[tuple[str, list[PanelSpec]]]]] = {
             PanelSpec("Lag by partition", "kafka_consumergroup_lag{{selector:group}}",
                       legend="{{consumergroup}} {{topic}}/{{partition}}", needs="kafka"),
         ]),
+        ("Catching up and retention", [
+            PanelSpec("Lag trend (records/s; above 0: falling behind)", "{group:group_lag_trend}{{selector:group}}",
+                      legend="{{consumergroup}} {{topic}}", needs="kafka"),
+            # no series while a group does not gain on its topic, nor for a group without lag
+            PanelSpec("Time to catch up", "{group:group_catch_up_seconds}{{selector:group}}", unit="s",
+                      legend="{{consumergroup}} {{topic}}", may_be_empty=True, needs="kafka"),
+            PanelSpec("Retention margin (until unread records may be deleted)",
+                      "{group:group_retention_margin_seconds}{{selector:group}}", unit="s",
+                      legend="{{consumergroup}} {{topic}}", may_be_empty=True, needs="kafka"),
+            PanelSpec("Records lost to retention (1h)",
+                      "increase({group:group_retention_lost}{{selector:group}}[1h])",
+                      legend="{{consumergroup}} {{topic}}", needs="kafka"),
+        ]),
     ]),
     "kafka-4x-topics": ("Kafka 4.x topics", [
         ("Topics", [

@@ -8,10 +8,11 @@ from typing import Any
 
 from exporter.catalog import refs
 from exporter.catalog.keys import with_parameters
-from exporter.lag.families import FAMILIES
+from exporter.lag.families import FAMILIES, LOST
 from kafka_common.yamlconf import Doc
 
 PER = {"group": ("{#GROUP}",), "group_topic": ("{#GROUP}", "{#TOPIC}")}
+SERIES = set(FAMILIES) | {LOST[0] + "_total"}         # a counter's series carries _total
 MACRO_REF = re.compile(r'\{\$([A-Z0-9_.]+)(?::"[^"]*")?(?:\|\w+)?\}')
 
 
@@ -124,9 +125,9 @@ def load(doc: Doc, raw: object, known_macros: set[str], priorities: tuple[str, .
         vm = it.get("valuemap")
         if vm is not None and (valuemap is None or vm != valuemap[0]):
             doc.fail(p + ("valuemap",), f"value map {vm!r} is not the section's valuemap")
-        if str(it.get("prometheus", "")) not in FAMILIES:
+        if str(it.get("prometheus", "")) not in SERIES:
             doc.fail(p + ("prometheus",), f"{it.get('prometheus')!r} is not a series the exporter's lag collection "
-                                          f"makes (exporter/lag/families.py: {', '.join(sorted(FAMILIES))})")
+                                          f"makes (exporter/lag/families.py: {', '.join(sorted(SERIES))})")
         item = GroupItem(str(it.get("id", "")), per, str(it.get("key", "")), str(it.get("prometheus", "")),
                          str(it.get("name", "")), vt, str(it.get("description", "")), str(it.get("units", "")), vm)
         if item.id in items:
@@ -149,7 +150,8 @@ def load(doc: Doc, raw: object, known_macros: set[str], priorities: tuple[str, .
         for kind, ref in refs.find(expression):
             if kind != "item":
                 doc.fail(p + ("expression",), f"{{{kind}:{ref}}}: a consumer-group trigger refers to items ({{item:ID}})")
-            elif ref and (ref not in items or items[ref].per not in ("group", per)):
+            elif ref and (ref not in items or items[ref].per != per):
+                # Zabbix refuses a trigger prototype over item prototypes of two discovery rules
                 doc.fail(p + ("expression",), f"{{item:{ref}}} is not an item of the same discovery")
         if re.search(r"\{(HOST|ITEM)\.", name):
             doc.fail(p + ("name",), "a trigger name holds no {HOST.*} or {ITEM.*} macro: put them in event_name or opdata")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.lag.model import Snapshot
+from exporter.lag.trends import Trends
 
 FAMILIES = {
     # kafka_exporter's
@@ -36,7 +37,17 @@ FAMILIES = {
     "kafka_consumergroup_info": ("The group's type (classic, consumer: KIP-848, share: KIP-932) and state, as labels; value 1", ("consumergroup", "type", "state")),
     "kafka_consumergroup_assigned_partitions": ("Partitions of the topic the group's members own (a share group's: that at least one member reads); below kafka_topic_partitions, some are read by nobody", ("consumergroup", "topic")),
     "kafka_consumergroup_status": ("The group's status over the status window: 0 ok, 1 lagging and growing, 2 stalled (offsets not moving, lag > 0), 3 stopped (no members, lag > 0)", ("consumergroup",)),
+    # ours, over the rate window (exporter/lag/trends.py)
+    "kafka_consumergroup_consume_rate": ("Records per second the group's committed offsets of the topic moved over the rate window", ("consumergroup", "topic")),
+    "kafka_consumergroup_produce_rate": ("Records per second written to the topic's partitions the group has offsets on, over the rate window", ("consumergroup", "topic")),
+    "kafka_consumergroup_lag_trend": ("Records per second the group's lag on the topic grew over the rate window (negative: shrank)", ("consumergroup", "topic")),
+    "kafka_consumergroup_catch_up_seconds": ("Seconds until the group's lag on the topic is 0 at the rates of the window (0 when caught up; no series while it does not gain)", ("consumergroup", "topic")),
+    "kafka_consumergroup_retention_margin_records": ("Records retention deletes before the oldest record the group has not read (its closest lagging partition of the topic)", ("consumergroup", "topic")),
+    "kafka_consumergroup_retention_margin_seconds": ("Seconds until retention may delete the oldest record the group has not read (its closest lagging partition of the topic)", ("consumergroup", "topic")),
 }
+# a counter: Prometheus names it with _total
+LOST = ("kafka_consumergroup_retention_lost_records", "Records retention deleted before the group read them (its "
+        "committed offset below the log start offset), counted since the exporter started", ("consumergroup", "topic"))
 PER_PARTITION = {"kafka_consumergroup_current_offset", "kafka_consumergroup_lag", "kafka_consumergroup_lag_seconds"}
 
 
@@ -48,9 +59,12 @@ class Rendered:
 
 
 def render(snap: Snapshot, verdicts: dict[str, int], cluster: str, partition_series: bool, max_series: int,
-           disabled: frozenset[str] = frozenset()) -> Rendered:
-    fams = {name: GaugeMetricFamily(name, doc, labels=["cluster", *labels]) for name, (doc, labels) in FAMILIES.items()
-            if (partition_series or name not in PER_PARTITION) and name not in disabled}
+           disabled: frozenset[str] = frozenset(), trends: Trends | None = None) -> Rendered:
+    fams: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
+        name: GaugeMetricFamily(name, doc, labels=["cluster", *labels]) for name, (doc, labels) in FAMILIES.items()
+        if (partition_series or name not in PER_PARTITION) and name not in disabled}
+    if LOST[0] not in disabled:
+        fams[LOST[0]] = CounterMetricFamily(LOST[0], LOST[1], labels=["cluster", *LOST[2]])
     budget = [max_series, 0]        # left, dropped
 
     def add(name: str, labels: list[str], value: float) -> None:
@@ -85,6 +99,19 @@ def render(snap: Snapshot, verdicts: dict[str, int], cluster: str, partition_ser
             seconds = [s for _, _, _, s in rows if s is not None]
             if seconds:
                 add("kafka_consumergroup_lag_seconds_max", [gid, topic], max(seconds))
+    if trends is not None:
+        for (gid, topic), trend in sorted(trends.by_group_topic.items()):
+            where = [gid, topic]
+            for name, value in (("kafka_consumergroup_consume_rate", trend.consume_rate),
+                                ("kafka_consumergroup_produce_rate", trend.produce_rate),
+                                ("kafka_consumergroup_lag_trend", trend.lag_trend),
+                                ("kafka_consumergroup_catch_up_seconds", trend.catch_up_seconds),
+                                ("kafka_consumergroup_retention_margin_records", trend.margin_records),
+                                ("kafka_consumergroup_retention_margin_seconds", trend.margin_seconds)):
+                if value is not None:
+                    add(name, where, float(value))
+        for (gid, topic), lost in sorted(trends.lost.items()):
+            add(LOST[0], [gid, topic], float(lost))
     for topic, n in sorted(snap.partitions.items()):
         add("kafka_topic_partitions", [topic], float(n))
     for (topic, p), end in sorted(snap.ends.items()):

@@ -50,6 +50,7 @@ class Snapshot:
     errors: list[str] = field(default_factory=list)
     brokers: dict[int, str] = field(default_factory=dict)               # node id -> host:port, from the metadata
     layouts: dict[TopicPartition, Layout] = field(default_factory=dict)
+    retention: dict[str, tuple[int, int]] = field(default_factory=dict)    # topic -> (retention.ms, retention.bytes)
 
     def lag(self, group: str, tp: TopicPartition) -> int | None:
         """End offset - committed offset, never negative (the end offset is read after the commits, so a

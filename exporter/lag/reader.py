@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as CkTP
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec, ResourceType
 
 from exporter.lag.filters import Filter
 from exporter.lag.model import Group, Layout, Snapshot, TopicPartition, count_by_topic
@@ -117,6 +117,7 @@ class KafkaReader:
         self._read_offsets(snap)
         if self.lag_seconds:
             self._read_commit_times(snap)
+            self._read_retention(snap)
         return snap
 
     def _list(self) -> tuple[dict[str, Any], list[str]]:
@@ -168,6 +169,26 @@ class KafkaReader:
                     causes[cause] = causes.get(cause, 0) + 1
         for cause, n in sorted(causes.items()):
             snap.errors.append(f"partition offsets: {n} unread ({cause})")
+
+    def _read_retention(self, snap: Snapshot) -> None:
+        """retention.ms and retention.bytes of the topics a group lags on (DescribeConfigs, one request): the
+        retention margin's bounds."""
+        topics = sorted({tp[0] for gid, g in snap.groups.items() for tp in g.committed if snap.lag(gid, tp)})
+        if not topics:
+            return
+        t = self.timeout_s
+        futures = self.admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic) for topic in topics],
+                                              request_timeout=t)
+        failed: list[str] = []
+        for resource, future in futures.items():
+            try:
+                entries = future.result(timeout=t + 5)
+                snap.retention[resource.name] = (int(entries["retention.ms"].value), int(entries["retention.bytes"].value))
+            except (KafkaException, KeyError, ValueError, TypeError) as e:
+                failed.append(f"{resource.name} ({e})")
+        if failed:
+            snap.errors.append(f"topic retention settings unread: {', '.join(failed[:5])}"
+                               + (f" and {len(failed) - 5} more" if len(failed) > 5 else ""))
 
     def _read_commit_times(self, snap: Snapshot) -> None:
         """The timestamp of the record at each lagging group's committed offset: a consumer (never in a

@@ -12,6 +12,7 @@ from exporter.lag.families import Rendered, render
 from exporter.lag.isolated import IsolatedReader, LagReadError
 from exporter.lag.model import Snapshot
 from exporter.lag.status import StatusTracker
+from exporter.lag.trends import Trends, TrendTracker
 from exporter.periodic import PeriodicWorker
 
 log = logging.getLogger("kafka_jmx.lag")
@@ -21,12 +22,13 @@ class LagWorker(PeriodicWorker):
     def __init__(self, reader: IsolatedReader, cluster: str, interval_s: float, status_window_s: float,
                  partition_series: bool = True, max_series: int = 100_000,
                  on_result: Callable[[LagWorker], None] = lambda w: None,
-                 on_snapshot: Callable[[Snapshot, dict[str, int]], None] | None = None,
-                 clock: Clock = SYSTEM, disabled: frozenset[str] = frozenset()) -> None:
+                 on_snapshot: Callable[[Snapshot, dict[str, int], Trends], None] | None = None,
+                 clock: Clock = SYSTEM, disabled: frozenset[str] = frozenset(), rate_window_s: float = 300.0) -> None:
         super().__init__("collect-kafka-lag", interval_s, on_result)
         self.clock = clock
         self.reader, self.cluster = reader, cluster
         self.status = StatusTracker(status_window_s)
+        self.trends = TrendTracker(rate_window_s)
         self.partition_series, self.max_series = partition_series, max_series
         self.disabled = disabled
         self.on_snapshot = on_snapshot
@@ -51,7 +53,9 @@ class LagWorker(PeriodicWorker):
         try:
             snap = self.reader.read()
             verdicts = self.status.update(snap)
-            rendered = render(snap, verdicts, self.cluster, self.partition_series, self.max_series, self.disabled)
+            trends = self.trends.update(snap)
+            rendered = render(snap, verdicts, self.cluster, self.partition_series, self.max_series, self.disabled,
+                              trends)
         except LagReadError as e:
             self._failed(f"kafka: {e}")
         except Exception as e:      # an unexpected answer must not stop the daemon's other collections
@@ -69,7 +73,7 @@ class LagWorker(PeriodicWorker):
                 log.warning("kafka lag collection: %s", problem)
             self.last_problem = problem
             if self.on_snapshot is not None:
-                self.on_snapshot(snap, verdicts)
+                self.on_snapshot(snap, verdicts, trends)
         finally:
             self.duration_s = self.clock.monotonic() - started
 

@@ -26,6 +26,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--election-latency-max-ms", type=float, help="KafkaElectionLatencyHigh fires above this")
     gen.add_argument("--lag-seconds-max", type=float, metavar="SECONDS",
                      help="KafkaConsumerGroupLagSecondsHigh fires above this lag in seconds (default 300)")
+    gen.add_argument("--retention-margin-min", type=float, metavar="SECONDS",
+                     help="KafkaConsumerGroupWillLoseRecords fires when retention may delete a group's unread records "
+                          "within this (default 3600)")
     gen.add_argument("--scrape-interval", default="15s", metavar="DURATION",
                      help="your Prometheus's scrape and evaluation interval (default 15s, the README's): every range "
                           "window must hold two samples of it (Prometheus 3's windows are left-open)")
@@ -50,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
     if args.alerts_out:
         text = alerts.serialize(alerts.render(load_catalog(), args.brokers_min, args.election_latency_max_ms,
-                                              args.hold_max, args.lag_seconds_max, args.scrape_interval))
+                                              args.hold_max, args.lag_seconds_max, args.scrape_interval,
+                                              args.retention_margin_min))
         with open(args.alerts_out, "w", encoding="utf-8") as fh:
             fh.write(text)
         print(f"wrote {args.alerts_out}")
