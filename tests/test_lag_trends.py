@@ -104,3 +104,49 @@ def test_the_rate_window_must_hold_three_collections():
     with pytest.raises(ConfigError, match=r"kafka\.rate_window: a rate window of 40 s holds fewer than three "
                                           r"collections at the interval of 30 s: give at least 60 s"):
         load_config("kafka:\n  bootstrap_servers: b1:9092\n  interval: 30s\n  rate_window: 40s\n")
+
+
+def test_the_catch_up_estimate_holds_on_the_simulated_cluster_at_constant_rates():
+    """A group stopped for a minute resumes at twice the production rate: 20 s into its catch-up the estimate
+    is within 20 % of the time it then takes (until its lag is two auto-commits worth of records)."""
+    from broker.scenario import load_scenario
+    from broker.simulation import Simulation
+    sim = Simulation(load_scenario("""
+cluster: {brokers: 3, controllers: 1}
+config: {offsets.topic.num.partitions: 3, group.initial.rebalance.delay.ms: 0}
+topics: [{name: orders, partitions: 3, replication_factor: 3, min_insync_replicas: 2}]
+workload:
+  - {producer: p, topic: orders, rate: 100, keys: 12}
+  - {consumer_group: billing, topic: orders, members: 1, processing_ms: 5, config: {auto.commit.interval.ms: 200}}
+timeline:
+  - {at: 30s, stop_consumer: billing}
+  - {at: 90s, resume_consumer: billing}
+run_for: 300s
+""", "s.yaml"))
+    sim.start()
+    c = sim.cluster
+    tracker = TrendTracker(window_s=10)
+
+    def collect() -> Snapshot:
+        owner = next(b for b in c.brokers.values() if b.alive and b.coordinator.owns("billing") == "NONE")
+        committed = {(tp.topic, tp.partition): o for tp, o in owner.coordinator.groups["billing"].offsets.items()}
+        leaders = [p for b in c.brokers.values() if b.alive for p in b.partitions.values()
+                   if p.is_leader and p.tp.topic == "orders"]
+        s = Snapshot(c.now_ms() / 1000.0, {"billing": Group("billing", "classic", "Stable", 1, committed)},
+                     {"orders": 3}, {(p.tp.topic, p.tp.partition): p.high_watermark for p in leaders},
+                     {(p.tp.topic, p.tp.partition): p.log.start_offset for p in leaders})
+        return s
+
+    estimate = None
+    for t in range(92, 300, 2):
+        sim.run(until_ms=t * 1_000)
+        trend = tracker.update(collect()).by_group_topic[("billing", "orders")]
+        if t == 110:
+            assert trend.lag > 2_000
+            estimate = trend.catch_up_seconds
+        if estimate is not None and trend.lag <= 40:
+            measured = t - 110
+            break
+    else:
+        raise AssertionError("the group did not catch up")
+    assert estimate is not None and abs(estimate - measured) <= 0.2 * measured, (estimate, measured)
