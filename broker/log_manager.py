@@ -16,6 +16,9 @@ from broker.structs import TopicPartition
 if TYPE_CHECKING:
     from broker.broker import BrokerNode
 
+# Kafka's internal topics, created with cleanup.policy=compact (no compaction here: they are kept whole)
+COMPACTED = {"__consumer_offsets", "__share_group_state", "__transaction_state"}
+
 
 @dataclass
 class BrokerDisk:
@@ -63,7 +66,10 @@ class LogManager:
                 continue
             self.configure(tp, log)
             retention_bytes = self._setting(tp, "retention.bytes")
-            log.delete_old_segments(now, self._setting(tp, "retention.ms"), retention_bytes, p.high_watermark)
+            if tp.topic in COMPACTED:       # cleanup.policy=compact: only what is below the log start offset goes
+                log.delete_old_segments(now, -1, -1, p.high_watermark)
+            else:
+                log.delete_old_segments(now, self._setting(tp, "retention.ms"), retention_bytes, p.high_watermark)
             self.retention_percent[tp] = log.size * 100 // retention_bytes if retention_bytes > 0 else 0
 
     def register_metrics(self) -> None:
