@@ -223,17 +223,19 @@ def pytest_runtest_call(item: pytest.Item):
 
 # `make test` runs two pytest-xdist workers (the suite mostly waits on real services and wall clocks). Each
 # module runs whole on one worker (its module fixtures start once). The modules that use the Zabbix stack form two
-# groups, each with its own stacks: the wall-clock ones (the rehearsals last, the embedded JMX one last of all,
-# beside no real Kafka: it takes both CPU slots) on one worker, the rest (SECOND_STACK) on the other after its
-# real-Kafka modules (FIRST). Measured: one Zabbix group took 2,500 s of one worker while the other idled after
-# 1,360 s (41:47 in all); three workers with the rehearsals on their own took 30 minutes instead of 40, but
-# every rehearsal, its cluster on the wall clock, fired what it should not with three workers' load on two cores.
+# groups, each with its own stacks: the wall-clock ones on one worker (the rehearsals last, those beside no other
+# real Kafka last of all: they take both CPU slots), the rest (SECOND_STACK) on the other after its real-Kafka
+# modules (FIRST). Measured: one Zabbix group took 2,500 s of one worker while the other idled after 1,360 s
+# (41:47 in all); split, 36:44, but real Kafka's rehearsal beside the other worker's real cluster failed both;
+# three workers with the rehearsals on their own took 30 minutes instead of 40, but every rehearsal, its cluster
+# on the wall clock, fired what it should not with three workers' load on two cores.
 ZABBIX_FIXTURES = {"zabbix", "zabbix_api", "zabbix70", "zabbix70_api", "zbx", "zbx_api"}
 REHEARSALS = "test_rehearsal.py"
 SECOND_STACK = {"test_zabbix_kafka_lines.py", "test_zabbix_provision.py", "test_zabbix_proxy.py",
                 "test_zabbix_templates.py", "test_zabbix_trapper.py"}
 FIRST = ("zabbix", "test_conformance.py", "test_real_kafka.py", "test_kafka_engine.py", "test_combined_kafka.py",
-         "test_kafka_protocol.py", "test_kafka_versions.py", "test_promql_dropin.py", "zabbix-b")
+         "test_kafka_protocol.py", "test_kafka_versions.py", "test_promql_dropin.py", "test_jmx_exporter_parity.py",
+         "zabbix-b")
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
@@ -254,8 +256,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
 
 def _run_order(item: pytest.Item) -> tuple[bool, bool]:
-    """The rehearsals last, the embedded JMX one last of all."""
-    return item.path.name == REHEARSALS, item.path.name == REHEARSALS and item.name.endswith("[embedded]")
+    """The rehearsals last, those taking both CPU slots last of all: by then the other worker's real-Kafka
+    modules are done, and neither waits for the other's slots."""
+    slots = item.get_closest_marker("cpu_slots")
+    return item.path.name == REHEARSALS, item.path.name == REHEARSALS and bool(slots) and slots.args[0] >= 2
 
 
 @pytest.hookimpl(tryfirst=True)         # before xdist's, which reads the xdist_group marks

@@ -288,7 +288,7 @@ def test_records_retention_deleted_before_a_group_read_them_are_counted_lost(kaf
         assert snap, "Kafka's retention deleted nothing within 60 s"
         start = snap.starts[("retained", 0)]
         trends = tracker.update(snap)
-        assert 2_000 < start < 4_000 and trends.lost[("late", "retained")] == start
+        assert 900 < start < 4_000 and trends.lost[("late", "retained")] == start        # a segment or more
         trend = trends.by_group_topic[("late", "retained")]
         assert (trend.margin_records, trend.margin_seconds) == (0, 0.0)
         assert snap.retention["retained"] == (604_800_000, 1_048_576)

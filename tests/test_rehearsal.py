@@ -197,17 +197,17 @@ workload:
   - {consumer_group: reports, topic: events, members: 1, processing_ms: 2, config: {auto.commit.interval.ms: 200}}
 timeline:
   # a burst the groups absorb within seconds: nothing may page
-  - {at: 60s, flood: events, bytes_per_sec: 600KB}
-  - {at: 63s, heal: all}
+  - {at: 30s, flood: events, bytes_per_sec: 600KB}
+  - {at: 33s, heal: all}
   # a group slower than the producers (66 records/s of 100) falls behind, then recovers
-  - {at: 80s, slow_consumer: reports, processing_ms: 15, expect: [group_falling_behind],
+  - {at: 45s, slow_consumer: reports, processing_ms: 15, expect: [group_falling_behind],
      allow: [group_lag_growing, group_lag_seconds_high]}
-  - {at: 81s, resume_consumer: reports}
+  - {at: 46s, resume_consumer: reports}
   # a group stopped on it: retention reaches what it has not read, then deletes it; back, it resets to the
   # earliest record kept (auto.offset.reset)
-  - {at: 100s, stop_consumer: archive, expect: [group_retention_margin_low, group_records_lost],
+  - {at: 60s, stop_consumer: archive, expect: [group_retention_margin_low, group_records_lost],
      allow: [group_stopped, group_lag_seconds_high, group_lag_growing]}
-  - {at: 101s, resume_consumer: archive}
+  - {at: 61s, resume_consumer: archive}
 run_for: 600s
 """
 
