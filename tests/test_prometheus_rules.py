@@ -118,6 +118,20 @@ CASES = {
                                   {sel(group("group_status"), G): "0 1 0"}, "2m", G, None),
     "KafkaConsumerGroupStopped": ({sel(group("group_status"), G): "0 3x6"},
                                   {sel(group("group_status"), G): "0 3 0 3 3 0 3"}, "6m", G, None),
+    # it consumes 70 of 100 records/s for 16 minutes; healthy: a burst it absorbs within 9 minutes
+    "KafkaConsumerGroupFallingBehind": ({sel(group("group_lag_trend"), GT): "0 30x17",
+                                         sel(group("group_produce_rate"), GT): "100x18",
+                                         sel(group("group_consume_rate"), GT): "70x18"},
+                                        {sel(group("group_lag_trend"), GT): "0 30x8 -20x9",
+                                         sel(group("group_produce_rate"), GT): "100x18",
+                                         sel(group("group_consume_rate"), GT): "70x18"}, "17m", GT, None),
+    # retention may reach the unread records within 30 minutes (under the hour); healthy: a dip for 2 minutes
+    "KafkaConsumerGroupWillLoseRecords": ({sel(group("group_retention_margin_seconds"), GT): "7200 1800x7"},
+                                          {sel(group("group_retention_margin_seconds"), GT): "7200 1800 1800 7200x5"},
+                                          "7m", GT, "30m 0s"),
+    # records lost once, 10 minutes ago: still a problem within the hour; healthy: the counter stays
+    "KafkaConsumerGroupLostRecords": ({sel(group("group_retention_lost"), GT): "0 0 500x10"},
+                                      {sel(group("group_retention_lost"), GT): "500x12"}, "11m", GT, None),
 }
 
 
