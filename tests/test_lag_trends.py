@@ -55,6 +55,9 @@ def test_records_lost_to_retention_are_counted_once():
     # the group resets to the log start offset: nothing more is lost, the counter stays
     assert tracker.update(snap(30, {TP0: 250}, {TP0: 800}, {TP0: 250})).lost[key] == 150
     assert tracker.update(snap(40, {TP0: 300}, {TP0: 900}, {TP0: 280})).lost[key] == 150
+    # a group deleted is forgotten: back, it counts from 0 (a counter reset to Prometheus)
+    tracker.update(Snapshot(50))
+    assert tracker.update(snap(60, {TP0: 300}, {TP0: 900}, {TP0: 350})).lost[key] == 50
 
 
 def test_the_retention_margin_is_the_closer_of_time_and_size():

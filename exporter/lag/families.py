@@ -47,7 +47,8 @@ FAMILIES = {
 }
 # a counter: Prometheus names it with _total
 LOST = ("kafka_consumergroup_retention_lost_records", "Records retention deleted before the group read them (its "
-        "committed offset below the log start offset), counted since the exporter started", ("consumergroup", "topic"))
+        "committed offset below the log start offset), counted since the exporter started or the group appeared",
+        ("consumergroup", "topic"))
 PER_PARTITION = {"kafka_consumergroup_current_offset", "kafka_consumergroup_lag", "kafka_consumergroup_lag_seconds"}
 
 

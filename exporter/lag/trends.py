@@ -101,6 +101,9 @@ class TrendTracker:
         for gone in set(self._history) - seen:
             if gone[0] not in snap.unread_groups:           # unread is not gone
                 del self._history[gone]
+                self._lost.pop(gone, None)
+        for gid, tp in [k for k in self._counted if k[0] not in snap.groups and k[0] not in snap.unread_groups]:
+            del self._counted[(gid, tp)]
         return out
 
     def _count_lost(self, gid: str, tp: TopicPartition, committed: int, start: int) -> None:
