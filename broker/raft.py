@@ -186,6 +186,10 @@ class RaftClient:
                            ("LogStartOffset", lambda: self.log.start_offset),
                            ("NumLogSegments", lambda: self.log.num_segments)):
             mbeans.gauge("kafka.log", "Log", name, read, self._log_bean_tags, "java.lang.Long" if name != "NumLogSegments" else "java.lang.Integer")
+        kafka = getattr(self.node, "kafka", None)
+        if kafka is not None and kafka.retention_size_percent:
+            # the metadata log's retention is by snapshots: its LogConfig has no retention.bytes, the gauge stays 0
+            mbeans.gauge("kafka.log", "Log", "RetentionSizeInPercent", lambda: 0, self._log_bean_tags, "java.lang.Integer")
 
     def metrics_state(self) -> str:
         """current-state as Kafka 4.x's KafkaRaftMetrics names it: a vote granted shows as
