@@ -222,20 +222,17 @@ def pytest_runtest_call(item: pytest.Item):
 
 
 # `make test` runs two pytest-xdist workers (the suite mostly waits on real services and wall clocks). Each
-# module runs whole on one worker (its module fixtures start once). The modules that use the Zabbix stack form two
-# groups, each with its own stacks: the wall-clock ones on one worker (the rehearsals last, those beside no other
-# real Kafka last of all: they take both CPU slots), the rest (SECOND_STACK) on the other after its real-Kafka
-# modules (FIRST). Measured: one Zabbix group took 2,500 s of one worker while the other idled after 1,360 s
-# (41:47 in all); split, 36:44, but real Kafka's rehearsal beside the other worker's real cluster failed both;
-# three workers with the rehearsals on their own took 30 minutes instead of 40, but every rehearsal, its cluster
-# on the wall clock, fired what it should not with three workers' load on two cores.
+# module runs whole on one worker (its module fixtures start once). The modules that use the Zabbix stack share
+# one worker and stack, with the rehearsals last (those taking both CPU slots last of all); the other worker
+# starts with the real-Kafka modules (FIRST) and is done before the rehearsals begin, which run on the wall
+# clock beside nothing else. Measured: with the Zabbix modules that need no wall clock moved to the other worker
+# (stacks of their own), 36:40 instead of 41:47, but the rehearsals then ran beside its work and fired what they
+# should not (a quorum leader lost on the embedded cluster, two real clusters side by side); three workers with
+# the rehearsals on their own took 30 minutes instead of 40, with every rehearsal firing what it should not.
 ZABBIX_FIXTURES = {"zabbix", "zabbix_api", "zabbix70", "zabbix70_api", "zbx", "zbx_api"}
 REHEARSALS = "test_rehearsal.py"
-SECOND_STACK = {"test_zabbix_kafka_lines.py", "test_zabbix_provision.py", "test_zabbix_proxy.py",
-                "test_zabbix_templates.py", "test_zabbix_trapper.py"}
 FIRST = ("zabbix", "test_conformance.py", "test_real_kafka.py", "test_kafka_engine.py", "test_combined_kafka.py",
-         "test_kafka_protocol.py", "test_kafka_versions.py", "test_promql_dropin.py", "test_jmx_exporter_parity.py",
-         "zabbix-b")
+         "test_kafka_protocol.py", "test_kafka_versions.py", "test_promql_dropin.py", "test_jmx_exporter_parity.py")
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
@@ -271,10 +268,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
         module = item.path.name
-        group = module
-        if module in zabbix_modules:
-            group = "zabbix-b" if module in SECOND_STACK else "zabbix"
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group("zabbix" if module in zabbix_modules else module))
     items.sort(key=_run_order)              # stable: the rest keep their order
 
 
