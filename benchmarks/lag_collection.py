@@ -7,9 +7,10 @@ its offsets, its description, its partitions' end offsets, each waited for) in t
 Real Kafka 4.1 (1 controller, 3 brokers, from the Maven jars); 100 topics of 10 partitions (RF 1), 20
 records each; group i committed offset 10 on every partition of topic i % 100, so every group lags on
 10 partitions (10,000 lagging group-partitions, 10 groups per partition): the worst case for lag in
-seconds. The reader runs as in the daemon (exporter/lag/isolated.py: librdkafka in a child process, the
-snapshot sent back), 3 times (the first warms up the connections); RSS is the resident memory of the
-daemon's side and of the reader's process after the collections, with librdkafka's buffers.
+seconds. The collection runs as in the daemon (exporter/lag/worker.py: the reader with librdkafka in a
+child process, exporter/lag/isolated.py, the snapshot sent back; then the status, the trends over the
+rate window and the series), 3 times (the first warms up the connections); RSS is the resident memory of
+the daemon's side and of the reader's process after the collections, with librdkafka's buffers.
 """
 from __future__ import annotations
 
@@ -90,6 +91,8 @@ def main() -> None:
     args = ap.parse_args()
     from exporter.lag.filters import Filter
     from exporter.lag.isolated import IsolatedReader
+    from exporter.lag.trends import TrendTracker
+    from exporter.lag.worker import LagWorker
     from realkafka.cluster import RealCluster
     with RealCluster(args.kafka, 3, 1, jmx_base_port=args.port + 20, kafka_base_port=args.port,
                      config={"num.partitions": 1}) as cluster:
@@ -98,15 +101,23 @@ def main() -> None:
         rss_before = rss_mb()
         reader = IsolatedReader({"bootstrap.servers": bootstrap}, Filter(), Filter(deny="^__.*"), 30.0, True,
                                 deadline_s=120.0)
-        runs = []
+        worker = LagWorker(reader, "bench", 30.0, 600.0)
+        runs, trend_s = [], []
         for _ in range(3):
             started = time.monotonic()
-            snap = reader.read()
+            worker.collect_once()
             runs.append(time.monotonic() - started)
+            assert worker.snapshot is not None, worker.last_problem
+            snap = worker.snapshot
+            # the trends alone, on the same snapshot: what this part of the collection costs
+            tracker = TrendTracker(300.0)
+            t = time.monotonic()
+            tracker.update(snap)
+            trend_s.append(time.monotonic() - t)
         lagging = sum(1 for gid, g in snap.groups.items() for tp in g.committed if snap.lag(gid, tp))
         seconds = sum(1 for gid, g in snap.groups.items() for tp in g.committed if snap.lag_seconds(gid, tp))
         rss_after, rss_reader = rss_mb(), rss_mb(reader.pid or 0)
-        reader.close()
+        worker.join(0.0)
         # what the baseline reads (no record timestamps): the like-for-like comparison
         offsets_only = IsolatedReader({"bootstrap.servers": bootstrap}, Filter(), Filter(deny="^__.*"), 30.0, False,
                                       deadline_s=120.0)
@@ -123,7 +134,9 @@ def main() -> None:
         "machine": f"{os.cpu_count()} cores, CPython {platform.python_version()}, {platform.machine()}",
         "kafka": args.kafka, "groups": len(snap.groups), "partitions": sum(snap.partitions.values()),
         "lagging_group_partitions": lagging, "with_lag_seconds": seconds, "errors": snap.errors,
-        "reader_seconds": [round(r, 2) for r in runs], "reader_median_s": round(statistics.median(runs), 2),
+        "collection_seconds": [round(r, 2) for r in runs], "collection_median_s": round(statistics.median(runs), 2),
+        "trends_seconds": [round(r, 3) for r in trend_s], "series": worker.rendered.series if worker.rendered else 0,
+        "topics_with_retention_read": len(snap.retention),
         "rss_mb_daemon_before": round(rss_before, 1), "rss_mb_daemon_after": round(rss_after, 1),
         "rss_mb_reader_process": round(rss_reader, 1),
         "reader_without_lag_seconds": [round(r, 2) for r in plain_runs],
