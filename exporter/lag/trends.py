@@ -6,10 +6,11 @@ records retention deleted before the group read them.
 Rates are differences over the window of sums over the group's partitions of the topic (one entry per group
 and topic and collection, however many partitions): a change of those partitions (a partition added, a first
 commit) starts the window over. The retention margin of a lagging partition is the closer of two bounds:
-time (the oldest unread record's timestamp plus the topic's retention.ms: its segment can go no sooner) and
-what deletion is doing (the records between the log start offset and the committed offset, divided by how
-much faster the log start offset moves than the group; on a topic held at retention.bytes it moves with
-production). Records lost: a committed offset below the log start offset, counted once per offset, when a
+time (the oldest unread record's timestamp plus the topic's retention.ms: its segment can go no sooner) and,
+on a topic with retention.bytes, size (the records between the log start offset and the committed offset,
+divided by how much faster the topic is written than the group reads it: a log held at retention.bytes
+deletes as fast as it is written, one not full yet later, so this is the earliest; the log start offset's own
+movement, in segment-sized steps, made a healthy group's margin jump). Records lost: a committed offset below the log start offset, counted once per offset, when a
 collection sees it (a group that falls off and resets between two collections is not seen)."""
 from __future__ import annotations
 
@@ -49,7 +50,6 @@ class _Sample:
     partitions: int                     # a signature of the partitions summed: a change restarts the window
     committed: int
     ends: int
-    starts: int
 
 
 @dataclass
@@ -80,8 +80,7 @@ class TrendTracker:
                 key = (gid, topic)
                 seen.add(key)
                 sample = _Sample(snap.taken_at, hash(tuple(sorted(p for p, *_ in parts))),
-                                 sum(c for _, c, _, _, _ in parts), sum(e for _, _, e, _, _ in parts),
-                                 sum(s for _, _, _, s, _ in parts))
+                                 sum(c for _, c, _, _, _ in parts), sum(e for _, _, e, _, _ in parts))
                 history = self._history.setdefault(key, deque())
                 if history and history[-1].partitions != sample.partitions:
                     history.clear()
