@@ -33,6 +33,7 @@ from exporter.catalog.model import Catalog, registered_on
 from exporter.clock import SYSTEM, Clock
 from exporter.collector import Target
 from exporter.config import DEFAULT_HOST_NAME
+from exporter.lag.families import LOST
 from exporter.lag.model import Snapshot
 from exporter.lag.trends import Trends
 from exporter.sample import Collection, Sample
@@ -216,6 +217,7 @@ class TrapperSink:
         ns = int((snap.taken_at - clock) * 1e9)
         now = self.clock.monotonic()
         items = {i.id: i for i in self.groups.items}
+        trend_items = [i for i in self.groups.items if i.per == "group_topic"]
         values: list[ItemValue] = []
         group_rows, pair_rows = [], []
 
@@ -249,17 +251,12 @@ class TrapperSink:
                 if g.members is not None:           # a group its coordinator could not describe: unknown
                     put("group_assigned", GROUP_DISCOVERY["group_topic"], pair, g.assigned.get(topic, 0), gid, topic)
                 trend = trends.by_group_topic.get((gid, topic)) if trends else None
-                if trend is not None:
-                    for item_id, measured in (("group_consume_rate", trend.consume_rate),
-                                              ("group_produce_rate", trend.produce_rate),
-                                              ("group_lag_trend", trend.lag_trend),
-                                              ("group_catch_up_seconds", trend.catch_up_seconds),
-                                              ("group_retention_margin_records", trend.margin_records),
-                                              ("group_retention_margin_seconds", trend.margin_seconds)):
-                        if measured is not None:
-                            put(item_id, GROUP_DISCOVERY["group_topic"], pair, measured, gid, topic)
-                    put("group_retention_lost", GROUP_DISCOVERY["group_topic"], pair,
-                        trends.lost.get((gid, topic), 0) if trends else 0, gid, topic)
+                if trends is not None and trend is not None:
+                    # the catalog's items of these values name the series that serve them
+                    measured = {**trend.series(), LOST[0] + "_total": trends.lost.get((gid, topic), 0)}
+                    for item in trend_items:
+                        if (found := measured.get(item.prometheus)) is not None:
+                            put(item.id, GROUP_DISCOVERY["group_topic"], pair, found, gid, topic)
         self._send_lld(host, GROUP_DISCOVERY["group"], group_rows, clock)
         self._send_lld(host, GROUP_DISCOVERY["group_topic"], pair_rows, clock)
         self.enqueue(values)

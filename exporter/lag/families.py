@@ -102,15 +102,9 @@ def render(snap: Snapshot, verdicts: dict[str, int], cluster: str, partition_ser
                 add("kafka_consumergroup_lag_seconds_max", [gid, topic], max(seconds))
     if trends is not None:
         for (gid, topic), trend in sorted(trends.by_group_topic.items()):
-            where = [gid, topic]
-            for name, value in (("kafka_consumergroup_consume_rate", trend.consume_rate),
-                                ("kafka_consumergroup_produce_rate", trend.produce_rate),
-                                ("kafka_consumergroup_lag_trend", trend.lag_trend),
-                                ("kafka_consumergroup_catch_up_seconds", trend.catch_up_seconds),
-                                ("kafka_consumergroup_retention_margin_records", trend.margin_records),
-                                ("kafka_consumergroup_retention_margin_seconds", trend.margin_seconds)):
+            for name, value in trend.series().items():
                 if value is not None:
-                    add(name, where, float(value))
+                    add(name, [gid, topic], float(value))
         for (gid, topic), lost in sorted(trends.lost.items()):
             add(LOST[0], [gid, topic], float(lost))
     for topic, n in sorted(snap.partitions.items()):

@@ -10,8 +10,9 @@ time (the oldest unread record's timestamp plus the topic's retention.ms: its se
 on a topic with retention.bytes, size (the records between the log start offset and the committed offset,
 divided by how much faster the topic is written than the group reads it: a log held at retention.bytes
 deletes as fast as it is written, one not full yet later, so this is the earliest; the log start offset's own
-movement, in segment-sized steps, made a healthy group's margin jump). Records lost: a committed offset below the log start offset, counted once per offset, when a
-collection sees it (a group that falls off and resets between two collections is not seen)."""
+movement, in segment-sized steps, made a healthy group's margin jump). Records lost: a committed offset below
+the log start offset, counted once per offset, when a collection sees it (a group that falls off and resets
+between two collections is not seen)."""
 from __future__ import annotations
 
 from collections import deque
@@ -42,6 +43,15 @@ class Trend:
             return 0.0
         trend = self.lag_trend
         return None if trend is None or trend >= 0 else self.lag / -trend
+
+    def series(self) -> dict[str, float | None]:
+        """The values by the series that serves each (exporter/lag/families.py; the Zabbix items name them too)."""
+        return {"kafka_consumergroup_consume_rate": self.consume_rate,
+                "kafka_consumergroup_produce_rate": self.produce_rate,
+                "kafka_consumergroup_lag_trend": self.lag_trend,
+                "kafka_consumergroup_catch_up_seconds": self.catch_up_seconds,
+                "kafka_consumergroup_retention_margin_records": self.margin_records,
+                "kafka_consumergroup_retention_margin_seconds": self.margin_seconds}
 
 
 @dataclass
