@@ -268,6 +268,32 @@ def test_jolokia_requests_are_plain_reads_never_proxy_requests():
     assert bodies and all(r["type"] == "read" and "target" not in r for body in bodies for r in body)
 
 
+def test_an_answer_that_breaks_off_is_a_connection_error_not_a_traceback(caplog):
+    """A broker killed while its agent writes the answer: the chunked body ends early."""
+    import socket
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def answer_half():
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"400\r\n[{\"status\": 200, \"val")
+        conn.close()
+
+    threading.Thread(target=answer_half, daemon=True).start()
+    from exporter.collector import TargetWorker
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/jolokia/"
+    worker = TargetWorker(Target("broker-3", "broker", JolokiaSource("broker-3", url), "3", {}, 30.0, 5.0),
+                          builtin_rules(), lambda w: None)
+    with caplog.at_level("DEBUG"):
+        result = worker.collect_once()
+    server.close()
+    assert not result.up and result.error_kind == "connect" and "broke off" in result.error, result
+    assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+
+
 def test_a_refused_password_never_appears_in_logs_or_metrics(caplog):
     with http_agent(lambda _: (401, b"")) as url, caplog.at_level("DEBUG"):
         source = JolokiaSource("locked", url, username="monitor", password="hunter2-secret")

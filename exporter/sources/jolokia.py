@@ -128,6 +128,9 @@ class JolokiaSource:
             raise SourceError("tls", f"{self.name}: TLS with {self.url} failed: {e}") from None
         except requests.ConnectionError as e:
             raise SourceError("connect", f"{self.name}: cannot connect to {self.url}: {e}") from None
+        except requests.RequestException as e:
+            # the JVM went away mid-answer (a killed broker): ChunkedEncodingError and the like
+            raise SourceError("connect", f"{self.name}: the answer from {self.url} broke off: {e}") from None
         if resp.status_code in (401, 403):
             raise SourceError("auth", f"{self.name}: {self.url} answered {resp.status_code}: check the Jolokia user and password")
         if resp.status_code != 200:
