@@ -113,6 +113,19 @@ def require_real_kafka(version: str) -> None:
         pytest.skip(str(e))
 
 
+def require_streams() -> None:
+    """Kafka Streams 4.4's jars from Maven (scripts/install-realkafka's streams-4.4 profile)."""
+    require_jdk()
+    from realkafka.install import NotInstalled
+    from realkafka.streams import streams_classpath
+    try:
+        streams_classpath()
+    except NotInstalled as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+
+
 def healthy_topic(bootstrap: str, topic: str = "healthy", records: int = 100) -> None:
     """A topic of 3 partitions and 3 replicas on real Kafka with records written (acks=all): the traffic that
     makes Kafka create its per-topic MBeans."""

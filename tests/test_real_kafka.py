@@ -5,7 +5,7 @@ import time
 
 import pytest
 from conftest import wait
-from jvm_support import commit_when_ready, kafka_port_block, require_real_kafka
+from jvm_support import commit_when_ready, kafka_port_block, require_real_kafka, require_streams
 
 from exporter.sample import SourceError
 from exporter.sources.jmx import JmxReader, JmxSource
@@ -377,3 +377,61 @@ def test_share_groups_are_read_over_sasl_and_tls_with_their_members_start_offset
     finally:
         reader.close()
         tls.close()
+
+
+def test_a_kafka_streams_application_is_read_as_a_streams_group_with_its_tasks_and_lag(kafka):
+    """A Kafka Streams 4.4 application (realkafka/java/StreamsApp.java: a count, so it reads its input and a
+    repartition topic). On 4.4 with group.protocol=streams (KIP-1071), a streams group, which librdkafka
+    neither lists nor describes: its state, members, the partitions its active tasks process and its lag, also
+    once it stopped. 4.1 serves no streams groups: the same application with the classic protocol is a
+    classic group there."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from exporter.lag.reader import Filter, KafkaReader
+    from realkafka.streams import StreamsApp
+    require_streams()
+    bootstrap = kafka.bootstrap_servers()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic("words", 3, 3), NewTopic("counts", 3, 3)]).values():
+        future.result(60)
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+
+    def produce(n: int, prefix: str) -> None:
+        for i in range(n):
+            p.produce("words", value=f"{prefix}{i % 5}".encode(), partition=i % 3)
+        assert p.flush(30) == 0
+    produce(30, "a")
+    streams = kafka.line != "4.1"
+    app = StreamsApp(bootstrap, "counter", "words", "counts", protocol="streams" if streams else "classic")
+    repartition = "counter-KSTREAM-AGGREGATE-STATE-STORE-0000000002-repartition"
+    reader = KafkaReader({"bootstrap.servers": bootstrap}, Filter(allow="^counter$"), Filter(deny="^__.*"), 10.0)
+    try:
+        app.start()
+
+        def caught_up():
+            snap = reader.read()
+            g = snap.groups.get("counter")
+            return (g is not None and g.state == "Stable" and [snap.lag("counter", ("words", i)) for i in range(3)] == [0] * 3
+                    and snap)
+        snap = wait(caught_up, 90, step=1.0)
+        assert snap, (reader.read(), app.output[-20:])
+        live = snap.groups["counter"]
+        assert snap.errors == [] and (live.type, live.members) == ("streams" if streams else "classic", 1)
+        # its one member runs every task: each of the input's and the repartition topic's partitions
+        assert live.assigned == {"words": 3, repartition: 3}
+        assert all(live.committed[(repartition, i)] >= 0 for i in range(3))
+        app.stop()
+        produce(12, "b")
+
+        def stopped_with_lag():
+            snap = reader.read()
+            g = snap.groups.get("counter")
+            return (g is not None and (g.state, g.members) == ("Empty", 0)
+                    and [snap.lag("counter", ("words", i)) for i in range(3)] == [4, 4, 4] and snap)
+        snap = wait(stopped_with_lag, 60, step=1.0)
+        assert snap, reader.read()
+        assert snap.errors == [] and all(snap.lag_seconds("counter", ("words", i)) > 0 for i in range(3))
+    finally:
+        app.stop()
+        reader.close()

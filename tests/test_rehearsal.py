@@ -128,7 +128,7 @@ def test_rehearsal_reports_what_fired_and_how_fast(engine, zabbix70, monkeypatch
     brokers = ("brokers_below_min", "fenced_brokers") if embedded else ()
     assert set(fired) == {(t, s) for t in ("controller_election",) + brokers + groups for s in SYSTEMS}
     assert all(c["fired"] and not c["active_before"] for c in report["checks"]), report
-    assert code == 0 and report["ok"]
+    assert code == 0 and report["ok"], f"unexpected: {report['unexpected']}"
     if embedded:
         assert fired[("brokers_below_min", "zabbix")]["fire_s"] < 60
         assert fired[("brokers_below_min", "zabbix")]["resolve_s"] is not None
@@ -179,7 +179,7 @@ def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix70, monkeypatch
     notified = {n["alert"] for n in report["notifications"] if n["status"] == "firing"}
     assert {c["expected"] for c in paged if not c["how"]} <= notified
     assert {c["how"].removeprefix("inhibited by ") for c in paged if c["how"]} <= notified
-    assert code == 0 and report["ok"]
+    assert code == 0 and report["ok"], f"unexpected: {report['unexpected']}"
 
 
 # a topic that keeps 2 MiB a partition (20 to 30 s of its records) in 1 MiB segments, checked every 2 s; groups that
@@ -249,7 +249,7 @@ def test_lag_trend_and_retention_alerts_fire_for_what_they_say_and_not_for_a_bur
     for system in SYSTEMS:
         assert checks[("group_retention_margin_low", system)]["fire_s"] < checks[("group_records_lost", system)]["fire_s"]
     assert report["scores"]["alertmanager"]["precision"] == 1.0 and report["scores"]["alertmanager"]["recall"] == 1.0
-    assert code == 0 and report["ok"]
+    assert code == 0 and report["ok"], f"unexpected: {report['unexpected']}"
 
 
 @pytest.mark.slow

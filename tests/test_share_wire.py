@@ -35,9 +35,9 @@ def started_partitions(cluster, group: str) -> int:
 def test_kafkas_console_share_consumer_reads_and_the_exporter_reports_the_group(wire):
     from confluent_kafka import Producer
 
+    from exporter.lag.coordinated import CoordinatedGroupReader
     from exporter.lag.filters import Filter
     from exporter.lag.model import Snapshot
-    from exporter.lag.share import ShareGroupReader
     from realkafka.install import classpath
     line, cluster, bootstrap = wire
     require_real_kafka(line)
@@ -47,7 +47,7 @@ def test_kafkas_console_share_consumer_reads_and_the_exporter_reports_the_group(
          "--bootstrap-server", bootstrap, "--topic", "orders", "--group", group, "--max-messages", "12",
          "--timeout-ms", "60000", "--property", "print.offset=true", "--property", "print.delivery=true"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    reader = ShareGroupReader({"bootstrap.servers": bootstrap}, Filter(), Filter(deny="^__.*"), 10.0)
+    reader = CoordinatedGroupReader({"bootstrap.servers": bootstrap}, Filter(), Filter(deny="^__.*"), 10.0)
     try:
         # share.auto.offset.reset is latest: records written once each share partition has started are read
         assert wait(lambda: started_partitions(cluster, group) == 3, 60, step=0.5), consumer.stderr

@@ -34,8 +34,8 @@ FAMILIES = {
     # ours
     "kafka_consumergroup_lag_seconds": ("How long ago the record at the group's committed offset was written (0 when caught up)", ("consumergroup", "topic", "partition")),
     "kafka_consumergroup_lag_seconds_max": ("The largest lag in seconds of the group's partitions of the topic", ("consumergroup", "topic")),
-    "kafka_consumergroup_info": ("The group's type (classic, consumer: KIP-848, share: KIP-932) and state, as labels; value 1", ("consumergroup", "type", "state")),
-    "kafka_consumergroup_assigned_partitions": ("Partitions of the topic the group's members own (a share group's: that at least one member reads); below kafka_topic_partitions, some are read by nobody", ("consumergroup", "topic")),
+    "kafka_consumergroup_info": ("The group's type (classic, consumer: KIP-848, share: KIP-932, streams: KIP-1071) and state, as labels; value 1", ("consumergroup", "type", "state")),
+    "kafka_consumergroup_assigned_partitions": ("Partitions of the topic the group's members own (a share group's: that at least one member reads; a streams group's: that its active tasks process); below kafka_topic_partitions, some are read by nobody", ("consumergroup", "topic")),
     "kafka_consumergroup_status": ("The group's status over the status window: 0 ok, 1 lagging and growing, 2 stalled (offsets not moving, lag > 0), 3 stopped (no members, lag > 0)", ("consumergroup",)),
     # ours, over the rate window (exporter/lag/trends.py)
     "kafka_consumergroup_consume_rate": ("Records per second the group's committed offsets of the topic moved over the rate window", ("consumergroup", "topic")),

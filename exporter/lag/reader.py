@@ -12,8 +12,8 @@ listing times out at every collection, and a group it coordinated can stay unrea
 after its coordinator moved (seen on Kafka 4.1 with librdkafka 2.16), while a new client reads it at
 once. So a group that could not be read is read again by a new admin client; one the new client
 cannot read either is reported as unread. A listing with errors keeps the groups known before, and
-the next collection lists with a new client. Share groups, which
-librdkafka does not describe, are read by exporter/lag/share.py before the end offsets too."""
+the next collection lists with a new client. Share and streams groups, which librdkafka does not
+describe, are read by exporter/lag/coordinated.py before the end offsets too."""
 from __future__ import annotations
 
 import time
@@ -23,9 +23,9 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, 
 from confluent_kafka import TopicPartition as CkTP
 from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec, ResourceType
 
+from exporter.lag.coordinated import CoordinatedGroupReader
 from exporter.lag.filters import Filter
 from exporter.lag.model import Group, Layout, Snapshot, TopicPartition, count_by_topic
-from exporter.lag.share import ShareGroupReader
 
 
 class Failure(NamedTuple):
@@ -57,7 +57,7 @@ class KafkaReader:
         self.timeout_s = timeout_s
         self.lag_seconds = lag_seconds
         self.admin = self._admin()
-        self.share = ShareGroupReader(self.config, groups, topics, timeout_s)
+        self.coordinated = CoordinatedGroupReader(self.config, groups, topics, timeout_s)
         self._consumer: Consumer | None = None
         self._known: set[str] = set()           # the groups of the last collection
 
@@ -65,7 +65,7 @@ class KafkaReader:
         return AdminClient({**self.config, "client.id": "kafka-jmx-lag"})
 
     def close(self) -> None:
-        self.share.close()
+        self.coordinated.close()
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
@@ -106,7 +106,7 @@ class KafkaReader:
             snap.groups[gid] = Group(gid, "classic" if kind == "unknown" else kind, state, members, committed,
                                      assigned=count_by_topic(owned))
         self._known = set(snap.groups) | snap.unread_groups
-        self.share.read(snap)
+        self.coordinated.read(snap)
         metadata = self.admin.list_topics(timeout=self.timeout_s)
         snap.brokers = {b.id: f"{b.host}:{b.port}" for b in metadata.brokers.values()}
         for name, topic in metadata.topics.items():
