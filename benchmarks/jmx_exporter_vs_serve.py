@@ -1,13 +1,15 @@
-"""The real jmx_exporter (1.x standalone HTTP server) against our collection (`kafka-jmx serve`'s
-code path: one bulk JMX read, the rules, the exposition), same JMX endpoint, same rules file.
+"""The real jmx_exporter's standalone HTTP servers, 0.20.0 (the last release before 1.0, which most clusters ran
+for years) and 1.0.1 (the newest 1.x Maven Central serves here), against our collection (`kafka-jmx serve`'s code
+path: one bulk read, the rules, the exposition) over JMX and over Jolokia, same broker, same rules file.
 
-    .venv/bin/python benchmarks/jmx_exporter_vs_serve.py --partitions 340 1700
+    scripts/install-realkafka httpserver-0.20       # 0.20.0's server (make test fetches 1.0.1's)
+    .venv/bin/python benchmarks/jmx_exporter_vs_serve.py --partitions 1000 10000
         # -> results-jmx-exporter.json
 
-The embedded cluster (5 brokers, RF 3) with one topic of N partitions, published over JMX; both read
-the busiest broker with the built-in rules. jmx_exporter's time is a whole scrape of its /metrics
-(it reads JMX on every scrape); ours is one collection of the target plus the exposition it renders.
-Median of 5 after one warm-up each; the two JVMs and this process share the machine's 2 cores.
+The embedded cluster (5 brokers, RF 3) with one topic of N partitions, published over JMX and Jolokia; all
+read the busiest broker with the built-in rules. jmx_exporter's time is a whole scrape of its /metrics (it
+reads JMX on every scrape); ours is one collection of the target plus the exposition it renders. Median of
+--repeat after one warm-up each; the JVMs and this process share the machine's 2 cores.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from broker.jmx.publisher import JmxPublisher
 from exporter.collector import Target, TargetWorker, exposition
 from exporter.rules import RuleSet
 from exporter.sources.jmx import JmxReader, JmxSource
+from exporter.sources.jolokia import JolokiaSource
 from realkafka.install import tool_jar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,12 +42,16 @@ from jmx import build
 RULES = (Path(__file__).resolve().parent.parent / "exporter" / "rulesets" / "kafka-4x.yml").read_text()
 
 
-def jmx_exporter_times(url: str, repeat: int) -> tuple[list[float], int]:
+# jmx_exporter version -> the install-realkafka profile holding its standalone server
+JMX_EXPORTERS = {"0.20.0": "httpserver-0.20", "1.0.1": "tools"}
+
+
+def jmx_exporter_times(url: str, repeat: int, profile: str) -> tuple[list[float], int]:
     port = free_port_block(1)
     with tempfile.TemporaryDirectory() as d:
         config = Path(d) / "config.yml"
         config.write_text(f"jmxUrl: {url}\n" + RULES)
-        proc = subprocess.Popen(["java", "-Xmx512m", "-jar", str(tool_jar("jmx_prometheus_httpserver")),
+        proc = subprocess.Popen(["java", "-Xmx512m", "-jar", str(tool_jar("jmx_prometheus_httpserver", profile)),
                                  f"127.0.0.1:{port}", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 120
@@ -70,9 +77,9 @@ def jmx_exporter_times(url: str, repeat: int) -> tuple[list[float], int]:
             proc.wait()
 
 
-def our_times(url: str, repeat: int) -> tuple[list[float], int]:
+def our_times(source: JmxSource | JolokiaSource, repeat: int) -> tuple[list[float], int]:
     rules = RuleSet.from_yaml(RULES, "kafka-4x.yml")
-    worker = TargetWorker(Target("broker", "broker", JmxSource("broker", url, timeout_ms=120_000), "1"), rules,
+    worker = TargetWorker(Target("broker", "broker", source, "1"), rules,
                           lambda w: None, cluster="bench", target_labels=False)
     registry = CollectorRegistry(auto_describe=False)
     worker.collect_once()
@@ -88,28 +95,36 @@ def our_times(url: str, repeat: int) -> tuple[list[float], int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--partitions", type=int, nargs="+", default=[340, 1700])
+    ap.add_argument("--partitions", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     results = []
     for partitions in args.partitions:
         c = build(partitions)
-        pub = JmxPublisher(c, base_port=free_port_block(8))
+        pub = JmxPublisher(c, base_port=free_port_block(8), jolokia_base_port=free_port_block(8))
         pub.start()
+        times: dict[str, float] = {}
+        samples: dict[str, int] = {}
         try:
             busiest = max(c.brokers.values(), key=lambda b: len(b.partitions))
             url = pub.urls()[busiest.name]
-            theirs, their_samples = jmx_exporter_times(url, args.repeat)
-            mine, my_samples = our_times(url, args.repeat)
+            for version, profile in JMX_EXPORTERS.items():
+                theirs, samples[f"jmx_exporter {version}"] = jmx_exporter_times(url, args.repeat, profile)
+                times[f"jmx_exporter {version}"] = statistics.median(theirs)
+            for over, source in (("jmx", JmxSource("broker", url, timeout_ms=120_000)),
+                                 ("jolokia", JolokiaSource("broker", pub.jolokia_urls()[busiest.name], timeout_ms=120_000))):
+                mine, samples[f"kafka_jmx {over}"] = our_times(source, args.repeat)
+                times[f"kafka_jmx {over}"] = statistics.median(mine)
         finally:
             pub.stop()
             JmxReader.stop_all()
         results.append({
             "partitions_in_cluster": partitions, "replicas_on_broker": len(busiest.partitions),
-            "mbeans_on_broker": sum(1 for _ in busiest.mbeans.items()),
-            "samples": {"jmx_exporter": their_samples, "kafka_jmx": my_samples},
-            "jmx_exporter_s": round(statistics.median(theirs), 3), "kafka_jmx_s": round(statistics.median(mine), 3),
-            "speedup": round(statistics.median(theirs) / statistics.median(mine), 1),
+            "mbeans_on_broker": sum(1 for _ in busiest.mbeans.items()), "samples": samples,
+            "median_s": {name: round(t, 3) for name, t in times.items()},
+            # how many times faster than each jmx_exporter, over each transport
+            "speedup": {f"{over} vs {version}": round(times[f"jmx_exporter {version}"] / times[f"kafka_jmx {over}"], 1)
+                        for version in JMX_EXPORTERS for over in ("jmx", "jolokia")},
         })
         print(json.dumps(results[-1]), flush=True)
     out = Path(__file__).resolve().parent / "results-jmx-exporter.json"
