@@ -1,6 +1,7 @@
 """A blocking connection to one broker, speaking Kafka's messages as kio encodes them (generated from
 Kafka's own schemas), for what no maintained Python client reads yet: share groups (librdkafka 2.16
-consumes from them but has no admin call for them; kafka-python 3.0 neither). Security from the same
+consumes from them but has no admin call for them; kafka-python 3.0 neither) and streams groups (librdkafka
+lists none of them). Security from the same
 librdkafka settings the rest of the reader uses: TLS (with a client certificate), SASL PLAIN and
 SCRAM-SHA-256/512 (the SCRAM exchange by scramp)."""
 from __future__ import annotations

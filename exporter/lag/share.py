@@ -55,4 +55,3 @@ def read_share_groups(conn: BrokerConnection, ids: list[str], snap: Snapshot, to
         if gid in starts or d.error_code == 0:
             snap.groups[gid] = Group(gid, "share", state, members, starts.get(gid, {}), lags.get(gid, {}),
                                      count_by_topic(shared))
-
