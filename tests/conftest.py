@@ -222,27 +222,17 @@ def pytest_runtest_call(item: pytest.Item):
 
 
 # `make test` runs two pytest-xdist workers (the suite mostly waits on real services and wall clocks). Each
-# module runs whole on one worker (its module fixtures start once). The modules that use the Zabbix stack form two
-# groups, each with its own stacks: the wall-clock ones ("zabbix": the quickstart, the end-to-end tests and the
-# rehearsals, last; those taking both CPU slots last of all) on one worker, the rest ("zabbix-b", SECOND_STACK) on
-# the other after its real-Kafka modules (FIRST). Every rehearsal takes both CPU slots (no real Kafka cluster beside
-# it), and the tests that need no timely CPU run at a lower priority (LOWER: those neither slow nor using services,
-# and the second Zabbix group's modules without a real cluster), so the other worker's load cannot starve a
-# cluster on the wall clock. Measured: one Zabbix group took 2,500 s of one worker while the other idled after
-# 1,360 s (41:47 in all; 42:24 with the lag rehearsal); split without the priorities, 36:40, but the rehearsals
-# fired what they should not beside the other worker's work (a quorum leader lost on the embedded cluster); split
-# with every test outside the wall-clock group lowered, 35:27 and 35:17, the rehearsals right, but that worker's
-# own wall-clock tests starved in one run of two (the conformance run's embedded cluster lost its controller, the
-# demo's JMX endpoint did not answer, a real broker's retention check came late); three workers with the
-# rehearsals on their own took 30 minutes, with every rehearsal firing what it should not.
+# module runs whole on one worker (its module fixtures start once). The modules that use the Zabbix stack share
+# one worker and stack, with the rehearsals last (those taking both CPU slots last of all); the other worker
+# starts with the real-Kafka modules (FIRST) and is done before the rehearsals begin, which run on the wall
+# clock beside nothing else. Measured: with the Zabbix modules that need no wall clock moved to the other worker
+# (stacks of their own), 36:40 instead of 41:47, but the rehearsals then ran beside its work and fired what they
+# should not (a quorum leader lost on the embedded cluster, two real clusters side by side); three workers with
+# the rehearsals on their own took 30 minutes instead of 40, with every rehearsal firing what it should not.
 ZABBIX_FIXTURES = {"zabbix", "zabbix_api", "zabbix70", "zabbix70_api", "zbx", "zbx_api"}
 REHEARSALS = "test_rehearsal.py"
-SECOND_STACK = {"test_zabbix_kafka_lines.py", "test_zabbix_provision.py", "test_zabbix_proxy.py",
-                "test_zabbix_templates.py", "test_zabbix_trapper.py"}
 FIRST = ("zabbix", "test_conformance.py", "test_real_kafka.py", "test_kafka_engine.py", "test_combined_kafka.py",
-         "test_kafka_protocol.py", "test_kafka_versions.py", "test_promql_dropin.py", "test_jmx_exporter_parity.py",
-         "zabbix-b")
-LOWER = 10          # nice: the CPU a contended core gives it is about a tenth of a normal-priority neighbour's
+         "test_kafka_protocol.py", "test_kafka_versions.py", "test_promql_dropin.py", "test_jmx_exporter_parity.py")
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
@@ -278,31 +268,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
         module = item.path.name
-        group = module
-        if module in zabbix_modules:
-            group = "zabbix-b" if module in SECOND_STACK else "zabbix"
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group("zabbix" if module in zabbix_modules else module))
     items.sort(key=_run_order)              # stable: the rest keep their order
-
-
-def _needs_timely_cpu(item: pytest.Item) -> bool:
-    """Wall clocks, JVMs and real services: a test with them starved misses heartbeats and timeouts. The
-    second Zabbix group's modules without a real cluster only wait on their stacks."""
-    if item.path.name in SECOND_STACK and not getattr(item.module, "CPU_SLOTS", 0):
-        return False
-    return bool(item.get_closest_marker("slow") or item.get_closest_marker("services"))
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
-    """Under xdist, a test that needs timely CPU runs at the normal priority, any other lower; the threads and
-    processes a test starts (clusters, JVMs, stacks) inherit its priority (Linux keeps one per thread)."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, 0 if _needs_timely_cpu(item) else LOWER)
-        except PermissionError:         # back to normal needs CAP_SYS_NICE: without it the worker stays lower
-            pass
-    return (yield)
 
 
 class CpuSlots:

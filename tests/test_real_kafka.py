@@ -409,17 +409,17 @@ def test_a_kafka_streams_application_is_read_as_a_streams_group_with_its_tasks_a
     repartition = "counter-KSTREAM-AGGREGATE-STATE-STORE-0000000002-repartition"
     reader = KafkaReader({"bootstrap.servers": bootstrap}, Filter(allow="^counter$"), Filter(deny="^__.*"), 10.0)
     try:
-        app.start()
+        app.start(timeout_s=180)        # javac in memory, then Kafka Streams: minutes on a loaded machine
 
         def caught_up():
             snap = reader.read()
             g = snap.groups.get("counter")
             return (g is not None and g.state == "Stable" and [snap.lag("counter", ("words", i)) for i in range(3)] == [0] * 3
                     and snap)
-        snap = wait(caught_up, 90, step=1.0)
+        snap = wait(caught_up, 120, step=1.0)
         assert snap, (reader.read(), app.output[-20:])
         live = snap.groups["counter"]
-        assert snap.errors == [] and (live.type, live.members) == ("streams" if streams else "classic", 1)
+        assert snap.errors == [] and (live.type, live.members) == ("streams" if streams else "classic", 1), snap.errors
         # its one member runs every task: each of the input's and the repartition topic's partitions
         assert live.assigned == {"words": 3, repartition: 3}
         assert all(live.committed[(repartition, i)] >= 0 for i in range(3))
@@ -431,9 +431,9 @@ def test_a_kafka_streams_application_is_read_as_a_streams_group_with_its_tasks_a
             g = snap.groups.get("counter")
             return (g is not None and (g.state, g.members) == ("Empty", 0)
                     and [snap.lag("counter", ("words", i)) for i in range(3)] == [4, 4, 4] and snap)
-        snap = wait(stopped_with_lag, 60, step=1.0)
+        snap = wait(stopped_with_lag, 90, step=1.0)
         assert snap, reader.read()
-        assert snap.errors == [] and all(snap.lag_seconds("counter", ("words", i)) > 0 for i in range(3))
+        assert snap.errors == [] and all(snap.lag_seconds("counter", ("words", i)) > 0 for i in range(3)), snap.errors
     finally:
         app.stop()
         reader.close()

@@ -140,7 +140,7 @@ def test_rehearsal_reports_what_fired_and_how_fast(engine, zabbix70, monkeypatch
                                                 "fired": len(paged), "unexpected": 0}
 
 
-@pytest.mark.cpu_slots(2)           # its embedded cluster runs on the wall clock: beside no real Kafka cluster
+@pytest.mark.cpu_slots(1)           # its embedded cluster runs on the wall clock: beside one real Kafka at most
 def test_steady_state_then_every_trigger_a_fault_can_cause(zabbix70, monkeypatch, tmp_path, capsys):
     """The bundled rehearsal (broker/scenarios/rehearsal.yaml) over the trapper path, on Zabbix 7.0: three
     minutes of a healthy loaded cluster fire nothing; then broker, replica, disk, load and quorum faults fire each expected
@@ -215,7 +215,7 @@ run_for: 600s
 """
 
 
-@pytest.mark.cpu_slots(2)           # its embedded cluster runs on the wall clock: beside no real Kafka cluster
+@pytest.mark.cpu_slots(1)           # its embedded cluster runs on the wall clock: beside one real Kafka at most
 def test_lag_trend_and_retention_alerts_fire_for_what_they_say_and_not_for_a_burst(zabbix70, monkeypatch, tmp_path,
                                                                                    capsys):
     """On Zabbix 7.0 and Prometheus 3 with the Alertmanager: a burst pages nobody, a slow group falls behind, a
