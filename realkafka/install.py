@@ -30,11 +30,16 @@ def line_of(version: str) -> str:
     return line
 
 
-def lib_dir(line: str) -> Path:
-    d = cache_root() / f"kafka-{line}"
+def profile_dir(profile: str, what: str) -> Path:
+    """The folder scripts/install-realkafka filled for a pom profile (its stamp says it finished)."""
+    d = cache_root() / profile
     if not (d / ".stamp").is_file():
-        raise NotInstalled(f"real Kafka {line} is not installed: run scripts/install-realkafka (Maven)")
+        raise NotInstalled(f"{what} is not installed: run scripts/install-realkafka (Maven)")
     return d
+
+
+def lib_dir(line: str) -> Path:
+    return profile_dir(f"kafka-{line}", f"real Kafka {line}")
 
 
 def exact_version(line: str) -> str:

@@ -9,16 +9,13 @@ import tempfile
 import threading
 from pathlib import Path
 
-from realkafka.install import NotInstalled, cache_root
+from realkafka.install import NotInstalled, profile_dir
 
 SOURCE = Path(__file__).parent / "java" / "StreamsApp.java"
 
 
 def streams_classpath() -> str:
-    d = cache_root() / "streams-4.4"
-    if not (d / ".stamp").is_file():
-        raise NotInstalled("Kafka Streams 4.4 is not installed: run scripts/install-realkafka (Maven)")
-    return str(d / "*")
+    return str(profile_dir("streams-4.4", "Kafka Streams 4.4") / "*")
 
 
 class StreamsApp:
