@@ -355,21 +355,21 @@ class Consumer(Node):
 
     def _fetch_all(self) -> None:
         by_leader: dict[int, dict[TopicPartition, FetchPartition]] = {}
-        buffered = {tp for tp, *_ in self._ready}
+        buffered = {tp for tp, *_ in self._ready} if self._ready else ()
+        positions, busy = self.positions, self._fetching
         for tp in self.assignment:
             # a partition whose fetched records still wait for the application is not fetched again
-            if tp not in self.positions or tp in buffered:
+            if tp not in positions or tp in buffered:
                 continue
             parts = self.metadata.get(tp.topic)
             leader = parts[tp.partition].leader if parts else -1
             if leader < 0 or leader not in self.brokers:
                 self._refresh_and_fetch()
                 continue
-            by_leader.setdefault(leader, {})[tp] = FetchPartition(self.positions[tp])
+            if leader not in busy:
+                by_leader.setdefault(leader, {})[tp] = FetchPartition(positions[tp])
         for leader, fetching in by_leader.items():
-            if leader in self._fetching:
-                continue
-            self._fetching.add(leader)
+            busy.add(leader)
             req = FetchRequest(-1, fetching, self.cfg["fetch.max.wait.ms"], self.cfg["fetch.max.bytes"])
             self.request(self.brokers[leader], req, lambda r, leader=leader: self._on_fetch(leader, r),
                          self.cfg["fetch.max.wait.ms"] + self.cfg["request.timeout.ms"])

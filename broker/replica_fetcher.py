@@ -104,9 +104,10 @@ class ReplicaFetcherManager:
                 self.sessions[leader] = (resp.session_id, kept[1] + 1 if kept and kept[0] == resp.session_id else 1)
             else:                       # none given (a full cache): the next fetch asks for one again
                 self.sessions.pop(leader, None)
+            partitions, fetched = node.replica_manager.partitions, self.fetchers.get(leader, ())
             for tp, data in resp.partitions.items():
-                p = node.replica_manager.partitions.get(tp)
-                if p is None or p.leader != leader or tp not in self.fetchers.get(leader, ()):
+                p = partitions.get(tp)
+                if p is None or p.leader != leader or tp not in fetched:
                     continue
                 if data.error == "OFFSET_OUT_OF_RANGE" and data.log_start_offset > p.log.end_offset:
                     # AbstractFetcherThread: the leader deleted what this replica lacks; it starts over at the

@@ -364,12 +364,13 @@ class ReplicaManager:
         reads: dict[str, int] = {}          # partitions read per topic (TotalFetchRequestsPerSec)
         sent: dict[str, int] = {}           # bytes sent to consumers per topic (BytesOutPerSec)
         replicated = 0
+        partitions, offline = self.partitions, self.offline
         for tp, fp in req.partitions.items():
-            p = self.partitions.get(tp)
-            if tp in self.offline:
+            p = partitions.get(tp)
+            if offline and tp in offline:
                 out[tp] = FetchPartitionData("KAFKA_STORAGE_ERROR")
                 continue
-            if p is None or not p.is_leader:
+            if p is None or p.leader != p.broker_id:
                 out[tp] = FetchPartitionData("NOT_LEADER_OR_FOLLOWER")
                 continue
             if fp.current_leader_epoch >= 0 and fp.current_leader_epoch != p.leader_epoch:
