@@ -370,12 +370,15 @@ class ReplicaManager:
             if offline and tp in offline:
                 out[tp] = FetchPartitionData("KAFKA_STORAGE_ERROR")
                 continue
-            if p is None or p.leader != p.broker_id:
-                out[tp] = FetchPartitionData("NOT_LEADER_OR_FOLLOWER")
-                continue
-            if fp.current_leader_epoch >= 0 and fp.current_leader_epoch != p.leader_epoch:
+            # Partition.getLocalLog: the fetcher's leader epoch first, then leadership. A follower that
+            # learned of a leader change before the new leader did is told UNKNOWN_LEADER_EPOCH, not
+            # NOT_LEADER_OR_FOLLOWER
+            if p is not None and fp.current_leader_epoch >= 0 and fp.current_leader_epoch != p.leader_epoch:
                 out[tp] = FetchPartitionData("FENCED_LEADER_EPOCH" if fp.current_leader_epoch < p.leader_epoch
                                              else "UNKNOWN_LEADER_EPOCH")
+                continue
+            if p is None or p.leader != p.broker_id:
+                out[tp] = FetchPartitionData("NOT_LEADER_OR_FOLLOWER")
                 continue
             if follower:
                 div = p.diverging(fp.fetch_offset, fp.last_fetched_epoch)

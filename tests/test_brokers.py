@@ -165,3 +165,35 @@ def test_a_dead_leaders_fetcher_thread_stops_with_its_metrics():
     c.elect_preferred_leaders()
     c.run_for(5_000)
     assert all(fetcher in c.brokers[b].mbeans for b in ("broker-1", "broker-2"))
+
+
+def test_a_fetch_is_checked_for_its_leader_epoch_before_leadership_as_kafka_does():
+    """Partition.getLocalLog: a follower that applied a leader change before the new leader did fetches with the
+    newer epoch and is told UNKNOWN_LEADER_EPOCH (it retries); an older epoch is FENCED_LEADER_EPOCH; only a fetch
+    with the broker's own epoch learns that the broker does not lead the partition."""
+    from broker.protocol import FetchPartition, FetchRequest
+
+    c = make_cluster(brokers=3, controllers=1, topics=(("orders", 1, 3, 2),))
+    tp = TopicPartition("orders", 0)
+    first = next(b for b in c.brokers.values() if b.replica_manager.partitions[tp].is_leader)
+    c.kill(first.name)              # a leader change: epoch 1, so that an older epoch exists
+    c.run_for(15_000)
+    c.restart(first.name)
+    c.run_for(10_000)
+    leader = next(b for b in c.brokers.values() if b.replica_manager.partitions[tp].is_leader)
+    follower = next(b for b in c.brokers.values() if b is not leader)
+    epoch = leader.replica_manager.partitions[tp].leader_epoch
+    assert epoch >= 1
+    other = next(b for b in c.brokers.values() if b not in (leader, follower))
+
+    def fetch(broker, leader_epoch):
+        answers = []
+        req = FetchRequest(other.node_id, {tp: FetchPartition(0, -1, leader_epoch)}, 0, 1 << 20)
+        broker.replica_manager.on_fetch(other.name, req, answers.append)
+        return answers[0].partitions[tp].error
+
+    assert fetch(follower, epoch + 1) == "UNKNOWN_LEADER_EPOCH"
+    assert fetch(follower, epoch - 1) == "FENCED_LEADER_EPOCH"
+    assert fetch(follower, epoch) == "NOT_LEADER_OR_FOLLOWER"
+    assert fetch(leader, epoch + 1) == "UNKNOWN_LEADER_EPOCH"
+    assert fetch(leader, epoch) == "NONE"
