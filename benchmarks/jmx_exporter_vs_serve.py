@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -77,26 +78,40 @@ def jmx_exporter_times(url: str, repeat: int, profile: str) -> tuple[list[float]
             proc.wait()
 
 
-def our_times(source: JmxSource | JolokiaSource, repeat: int) -> tuple[list[float], int]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def our_times(source: JmxSource | JolokiaSource, repeat: int,
+              jvms: dict[str, int]) -> tuple[list[float], int, dict[str, float]]:
+    """Collection + exposition times, the samples, and where the CPU of the median collection went:
+    this process (decoding, rules, rendering) and each JVM in jvms (name -> pid)."""
     rules = RuleSet.from_yaml(RULES, "kafka-4x.yml")
     worker = TargetWorker(Target("broker", "broker", source, "1"), rules,
                           lambda w: None, cluster="bench", target_labels=False)
     registry = CollectorRegistry(auto_describe=False)
     worker.collect_once()
-    times = []
+    runs = []
     for _ in range(repeat):
-        t = time.perf_counter()
+        before = {name: cpu_seconds(pid) for name, pid in jvms.items()}
+        t, cpu = time.perf_counter(), time.process_time()
         worker.collect_once()
         text = b"".join(exposition([worker], registry))
-        times.append(time.perf_counter() - t)
+        wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+        runs.append((wall, {"this process": cpu, **{name: cpu_seconds(pid) - before[name] for name, pid in jvms.items()}}))
     samples = sum(1 for line in text.decode().splitlines() if line.startswith("kafka_"))
-    return times, samples
+    median = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
+    return [wall for wall, _ in runs], samples, {name: round(s, 2) for name, s in median[1].items()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--partitions", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--only-ours", action="store_true",
+                    help="leave jmx_exporter out: our times and CPU breakdown, printed and not recorded")
     args = ap.parse_args()
     results = []
     for partitions in args.partitions:
@@ -105,15 +120,20 @@ def main() -> None:
         pub.start()
         times: dict[str, float] = {}
         samples: dict[str, int] = {}
+        cpu: dict[str, dict[str, float]] = {}
         try:
             busiest = max(c.brokers.values(), key=lambda b: len(b.partitions))
             url = pub.urls()[busiest.name]
-            for version, profile in JMX_EXPORTERS.items():
+            for version, profile in ({} if args.only_ours else JMX_EXPORTERS).items():
                 theirs, samples[f"jmx_exporter {version}"] = jmx_exporter_times(url, args.repeat, profile)
                 times[f"jmx_exporter {version}"] = statistics.median(theirs)
+            endpoint = {"the endpoint's JVM (publisher, Jolokia agent)": pub.jvm.process.pid}
             for over, source in (("jmx", JmxSource("broker", url, timeout_ms=120_000)),
                                  ("jolokia", JolokiaSource("broker", pub.jolokia_urls()[busiest.name], timeout_ms=120_000))):
-                mine, samples[f"kafka_jmx {over}"] = our_times(source, args.repeat)
+                jvms = dict(endpoint)
+                if over == "jmx":
+                    jvms["the reading JVM (RMI client)"] = JmxReader.shared().jvm.process.pid
+                mine, samples[f"kafka_jmx {over}"], cpu[f"kafka_jmx {over}"] = our_times(source, args.repeat, jvms)
                 times[f"kafka_jmx {over}"] = statistics.median(mine)
         finally:
             pub.stop()
@@ -122,11 +142,15 @@ def main() -> None:
             "partitions_in_cluster": partitions, "replicas_on_broker": len(busiest.partitions),
             "mbeans_on_broker": sum(1 for _ in busiest.mbeans.items()), "samples": samples,
             "median_s": {name: round(t, 3) for name, t in times.items()},
+            # CPU seconds of our median collection, by process: over JMX the RMI round trips are the JVMs'
+            "cpu_s": cpu,
             # how many times faster than each jmx_exporter, over each transport
             "speedup": {f"{over} vs {version}": round(times[f"jmx_exporter {version}"] / times[f"kafka_jmx {over}"], 1)
-                        for version in JMX_EXPORTERS for over in ("jmx", "jolokia")},
+                        for version in JMX_EXPORTERS for over in ("jmx", "jolokia") if f"jmx_exporter {version}" in times},
         })
         print(json.dumps(results[-1]), flush=True)
+    if args.only_ours:          # a partial run: printed, not recorded
+        return
     out = Path(__file__).resolve().parent / "results-jmx-exporter.json"
     out.write_text(json.dumps({"command": "benchmarks/jmx_exporter_vs_serve.py " + " ".join(sys.argv[1:]),
                                "results": results}, indent=2) + "\n")
