@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from realkafka.install import tool_jar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from jmx import build
+from kafka_throughput import tree_cpu_s
 
 RULES = (Path(__file__).resolve().parent.parent / "exporter" / "rulesets" / "kafka-4x.yml").read_text()
 
@@ -78,12 +78,6 @@ def jmx_exporter_times(url: str, repeat: int, profile: str) -> tuple[list[float]
             proc.wait()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def our_times(source: JmxSource | JolokiaSource, repeat: int,
               jvms: dict[str, int]) -> tuple[list[float], int, dict[str, float]]:
     """Collection + exposition times, the samples, and where the CPU of the median collection went:
@@ -95,12 +89,12 @@ def our_times(source: JmxSource | JolokiaSource, repeat: int,
     worker.collect_once()
     runs = []
     for _ in range(repeat):
-        before = {name: cpu_seconds(pid) for name, pid in jvms.items()}
+        before = {name: tree_cpu_s(pid) for name, pid in jvms.items()}
         t, cpu = time.perf_counter(), time.process_time()
         worker.collect_once()
         text = b"".join(exposition([worker], registry))
         wall, cpu = time.perf_counter() - t, time.process_time() - cpu
-        runs.append((wall, {"this process": cpu, **{name: cpu_seconds(pid) - before[name] for name, pid in jvms.items()}}))
+        runs.append((wall, {"this process": cpu, **{name: tree_cpu_s(pid) - before[name] for name, pid in jvms.items()}}))
     samples = sum(1 for line in text.decode().splitlines() if line.startswith("kafka_"))
     median = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
     return [wall for wall, _ in runs], samples, {name: round(s, 2) for name, s in median[1].items()}

@@ -15,7 +15,7 @@ from typing import Any
 from broker.mbeans.kafka_metrics import SampledStat, StandardBean
 from broker.mbeans.registry import MBeanRegistry
 from broker.mbeans.selector import SelectorMetrics
-from broker.mbeans.yammer import DOUBLE, INT, LONG, STRING, Meter
+from broker.mbeans.yammer import DOUBLE, INT, LONG, STRING
 from broker.net import Network, RequestFailed
 from broker.node import Node
 from broker.sched import Scheduler
@@ -92,8 +92,6 @@ class ServerNode(Node):
         self._net_bytes = 0.0
         self._net_idle = 1.0
         self._req_metrics: dict[str, dict[str, Any]] = {}
-        self._requests_meters: dict[str, Meter] = {}            # RequestsPerSec by request name
-        self._errors_meters: dict[tuple[str, str], Meter] = {}  # ErrorsPerSec by (request, error)
         self._queue: deque[float] = deque()
         self._register_server_metrics()
         self._register_network_metrics()
@@ -322,7 +320,7 @@ class ServerNode(Node):
     def _record(self, names: tuple[str, ...], api: str, arrival: float, start: float,
                 local: float, done: float, nbytes: int, out_bytes: int, errors: dict[str, int]) -> None:
         now = done
-        meters = self._requests_meters
+        version = API_VERSIONS.get(api, 0)
         for name in names:
             h = self._request_metrics(name)
             h["RequestQueueTimeMs"].update(start - arrival, now)
@@ -337,16 +335,9 @@ class ServerNode(Node):
             for conversion in _CONVERSION_HIST_NAMES:
                 if conversion in h:
                     h[conversion].update(0, now)
-            meter = meters.get(name)
-            if meter is None:
-                meter = meters[name] = self.mbeans.meter(
-                    "kafka.network", "RequestMetrics", "RequestsPerSec", "requests",
-                    {"request": name, "version": str(API_VERSIONS.get(api, 0))})
-            meter.mark(now)
+            self.mbeans.meter("kafka.network", "RequestMetrics", "RequestsPerSec", "requests",
+                              {"request": name, "version": str(version)}).mark(now)
         # errors count under the API's own name only (Fetch, never FetchConsumer/FetchFollower)
         for error, count in errors.items():
-            errors_meter = self._errors_meters.get((api, error))
-            if errors_meter is None:
-                errors_meter = self._errors_meters[(api, error)] = self.mbeans.meter(
-                    "kafka.network", "RequestMetrics", "ErrorsPerSec", "requests", {"request": api, "error": error})
-            errors_meter.mark(now, count)
+            self.mbeans.meter("kafka.network", "RequestMetrics", "ErrorsPerSec", "requests",
+                              {"request": api, "error": error}).mark(now, count)

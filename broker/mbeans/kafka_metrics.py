@@ -32,7 +32,6 @@ class SampledStat:
         if kind not in ("avg", "max", "rate"):
             raise ValueError(f"unknown sampled stat {kind!r}")
         self.kind = kind
-        self._is_max = kind == "max"
         self.samples_n = samples
         self.window_ms = window_ms
         self._initial = -math.inf if kind == "max" else 0.0
@@ -47,7 +46,7 @@ class SampledStat:
                 self._samples.append(_Sample(self._initial, now_ms))
             sample = self._samples[self._current]
             sample.value, sample.events, sample.start_ms = self._initial, 0, now_ms
-        if self._is_max:
+        if self.kind == "max":
             sample.value = max(sample.value, value)
         else:
             sample.value += value
