@@ -26,7 +26,10 @@ from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, Produc
 from confluent_kafka import TopicPartition as CkTP
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
-TOPICS, PARTITIONS, GROUPS, RECORDS, COMMITTED = 100, 10, 1000, 20, 10
+RECORDS, COMMITTED = 20, 10
+# Kafka's controller refuses a request that makes more than 10,000 records (QuorumController's
+# MAX_RECORDS_PER_USER_OP): topics are created in requests of at most this many partitions
+PARTITIONS_PER_CREATE = 5000
 
 
 def rss_mb(pid: int | str = "self") -> float:
@@ -36,30 +39,36 @@ def rss_mb(pid: int | str = "self") -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def setup(bootstrap: str) -> None:
+def setup(bootstrap: str, topics: int, partitions: int, groups: int) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(f"t{i:03d}", PARTITIONS, 1) for i in range(TOPICS)]).values():
-        f.result(60)
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
-    for i in range(TOPICS):
-        for part in range(PARTITIONS):
+    names = [f"t{i:03d}" for i in range(topics)]
+    per_request = max(1, PARTITIONS_PER_CREATE // partitions)
+    for at in range(0, topics, per_request):
+        for f in admin.create_topics([NewTopic(n, partitions, 1) for n in names[at:at + per_request]],
+                                     request_timeout=300).values():
+            f.result(300)
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "queue.buffering.max.messages": 2_000_000})
+    for name in names:
+        for part in range(partitions):
             for _r in range(RECORDS):
-                p.produce(f"t{i:03d}", value=b"x" * 100, partition=part)
+                p.produce(name, value=b"x" * 100, partition=part)
         p.poll(0)
-    assert p.flush(60) == 0
+    assert p.flush(300) == 0
     # a coordinator still loading its offsets partitions answers per partition, not with an exception
-    pending = list(range(GROUPS))
+    pending = list(range(groups))
     for _ in range(30):
-        futures = {g: admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(
-            f"g{g:04d}", [CkTP(f"t{g % TOPICS:03d}", part, COMMITTED) for part in range(PARTITIONS)])])[f"g{g:04d}"]
-            for g in pending}
-        pending = []
-        for g, f in futures.items():
-            try:
-                if any(tp.error is not None for tp in f.result(60).topic_partitions):
-                    pending.append(g)
-            except KafkaException:
-                pending.append(g)
+        failed = []
+        for at in range(0, len(pending), 1000):
+            futures = {g: admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(
+                f"g{g:04d}", [CkTP(names[g % topics], part, COMMITTED) for part in range(partitions)])])[f"g{g:04d}"]
+                for g in pending[at:at + 1000]}
+            for g, f in futures.items():
+                try:
+                    if any(tp.error is not None for tp in f.result(60).topic_partitions):
+                        failed.append(g)
+                except KafkaException:
+                    failed.append(g)
+        pending = failed
         if not pending:
             return
         time.sleep(1.0)
@@ -87,6 +96,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kafka", default="4.1")
     ap.add_argument("--port", type=int, default=39092)
+    ap.add_argument("--topics", type=int, default=100)
+    ap.add_argument("--partitions", type=int, default=10, help="per topic")
+    ap.add_argument("--groups", type=int, default=1000, help="group i commits on every partition of topic i %% topics")
+    ap.add_argument("--brokers", type=int, default=3)
+    ap.add_argument("--heap", default="256m", help="of each broker")
     ap.add_argument("--out", default=str(Path(__file__).with_name("results-lag-collection.json")))
     args = ap.parse_args()
     from exporter.lag.filters import Filter
@@ -94,10 +108,12 @@ def main() -> None:
     from exporter.lag.trends import TrendTracker
     from exporter.lag.worker import LagWorker
     from realkafka.cluster import RealCluster
-    with RealCluster(args.kafka, 3, 1, jmx_base_port=args.port + 20, kafka_base_port=args.port,
-                     config={"num.partitions": 1}) as cluster:
+    with RealCluster(args.kafka, args.brokers, 1, jmx_base_port=args.port + 20, kafka_base_port=args.port,
+                     config={"num.partitions": 1}, heap=args.heap) as cluster:
         bootstrap = cluster.bootstrap_servers()
-        setup(bootstrap)
+        started = time.monotonic()
+        setup(bootstrap, args.topics, args.partitions, args.groups)
+        print(f"set up in {time.monotonic() - started:.0f} s", flush=True)
         rss_before = rss_mb()
         reader = IsolatedReader({"bootstrap.servers": bootstrap}, Filter(), Filter(deny="^__.*"), 30.0, True,
                                 deadline_s=120.0)
@@ -107,6 +123,7 @@ def main() -> None:
             started = time.monotonic()
             worker.collect_once()
             runs.append(time.monotonic() - started)
+            print(f"collection {len(runs)}: {runs[-1]:.2f} s", flush=True)
             assert worker.snapshot is not None, worker.last_problem
             snap = worker.snapshot
             # the trends alone, on the same snapshot: what this part of the collection costs

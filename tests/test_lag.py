@@ -498,11 +498,12 @@ def test_the_zabbix_values_of_the_trends_go_to_their_pair():
 def test_share_and_streams_groups_unreachable_are_an_error_named_and_nothing_else():
     from jvm_support import free_port_block
 
+    from exporter.lag.connection import Connections
     from exporter.lag.coordinated import CoordinatedGroupReader
     from exporter.lag.filters import Filter
     port = free_port_block(1, low=20000)            # nothing listens there
     s = Snapshot(1.0)
-    CoordinatedGroupReader({"bootstrap.servers": f"127.0.0.1:{port}"}, Filter(), Filter(), 1.0).read(s)
+    CoordinatedGroupReader(Connections({"bootstrap.servers": f"127.0.0.1:{port}"}, 1.0), Filter(), Filter()).read(s)
     assert s.groups == {}
     [error] = s.errors
     assert error.startswith("share and streams groups: no bootstrap server answered") and f"127.0.0.1:{port}: cannot connect" in error

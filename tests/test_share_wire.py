@@ -35,6 +35,7 @@ def started_partitions(cluster, group: str) -> int:
 def test_kafkas_console_share_consumer_reads_and_the_exporter_reports_the_group(wire):
     from confluent_kafka import Producer
 
+    from exporter.lag.connection import Connections
     from exporter.lag.coordinated import CoordinatedGroupReader
     from exporter.lag.filters import Filter
     from exporter.lag.model import Snapshot
@@ -47,7 +48,8 @@ def test_kafkas_console_share_consumer_reads_and_the_exporter_reports_the_group(
          "--bootstrap-server", bootstrap, "--topic", "orders", "--group", group, "--max-messages", "12",
          "--timeout-ms", "60000", "--property", "print.offset=true", "--property", "print.delivery=true"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    reader = CoordinatedGroupReader({"bootstrap.servers": bootstrap}, Filter(), Filter(deny="^__.*"), 10.0)
+    connections = Connections({"bootstrap.servers": bootstrap}, 10.0)
+    reader = CoordinatedGroupReader(connections, Filter(), Filter(deny="^__.*"))
     try:
         # share.auto.offset.reset is latest: records written once each share partition has started are read
         assert wait(lambda: started_partitions(cluster, group) == 3, 60, step=0.5), consumer.stderr
@@ -78,7 +80,7 @@ def test_kafkas_console_share_consumer_reads_and_the_exporter_reports_the_group(
     finally:
         if consumer.poll() is None:
             consumer.kill()
-        reader.close()
+        connections.close()
 
 
 def test_librdkafkas_share_consumers_split_the_records_and_acknowledge_them(wire):

@@ -223,8 +223,7 @@ def _fetch(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
 def _find_coordinator(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
     keys = list(getattr(request, "coordinator_keys", ()) or ()) or [request.key]
     addresses, found = conn.addresses(), []
-    for key in keys:
-        r = conn.call(FindCoordinatorRequest(key), 30_000.0)
+    for key, r in zip(keys, conn.gather([(FindCoordinatorRequest(key), None) for key in keys], 30_000.0)):
         if isinstance(r, RequestFailed):
             return failed(r)
         host, port = addresses.get(r.node_id, ("", -1))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kio.index import load_entity_schema
-from kio.serial import entity_reader, entity_writer
+from kio.serial import entity_writer
 from kio.static.constants import EntityType
 
 from broker.net import RequestFailed
@@ -34,20 +34,14 @@ from broker.protocol import (
 from broker.structs import TopicPartition
 from broker.wire.replies import failed
 from broker.wire.topic_ids import topic_id, topics_by_id
+from kafka_common.consumer_protocol import assigned_partitions, read_structure
 
 JOIN_GROUP, SYNC_GROUP, HEARTBEAT, LEAVE_GROUP = 11, 14, 12, 13
 OFFSET_COMMIT, OFFSET_FETCH, LIST_GROUPS, DESCRIBE_GROUPS = 8, 9, 16, 15
 CONSUMER_GROUP_HEARTBEAT, CONSUMER_GROUP_DESCRIBE = 68, 69
 SUPPORTED = {JOIN_GROUP: (0, 7), SYNC_GROUP: (0, 5), HEARTBEAT: (0, 4), LEAVE_GROUP: (0, 5),
-             OFFSET_COMMIT: (2, 9), OFFSET_FETCH: (1, 7), LIST_GROUPS: (0, 5), DESCRIBE_GROUPS: (0, 5),
+             OFFSET_COMMIT: (2, 9), OFFSET_FETCH: (1, 8), LIST_GROUPS: (0, 5), DESCRIBE_GROUPS: (0, 5),
              CONSUMER_GROUP_HEARTBEAT: (0, 1), CONSUMER_GROUP_DESCRIBE: (0, 1)}
-
-
-def _data(name: str, payload: bytes) -> Any:
-    """A consumer protocol structure: its int16 version, then that version's fields."""
-    (version,) = struct.unpack_from(">h", payload, 0)
-    schema = load_entity_schema(name, min(version, 3), EntityType.data)
-    return entity_reader(schema)(memoryview(payload), 2)[0]
 
 
 def _write(name: str, values: Any) -> bytes:
@@ -59,7 +53,7 @@ def _write(name: str, values: Any) -> bytes:
 
 
 def subscription_topics(metadata: bytes) -> tuple[str, ...]:
-    return tuple(_data("consumer_protocol_subscription", metadata).topics) if metadata else ()
+    return tuple(read_structure("consumer_protocol_subscription", metadata).topics) if metadata else ()
 
 
 def subscription(topics: tuple[str, ...]) -> bytes:
@@ -67,10 +61,7 @@ def subscription(topics: tuple[str, ...]) -> bytes:
 
 
 def assignment_partitions(payload: bytes) -> tuple[TopicPartition, ...]:
-    if not payload:
-        return ()
-    data = _data("consumer_protocol_assignment", payload)
-    return tuple(TopicPartition(t.topic, int(p)) for t in data.assigned_partitions for p in t.partitions)
+    return tuple(TopicPartition(*tp) for tp in assigned_partitions(payload))
 
 
 def assignment(partitions: tuple[TopicPartition, ...]) -> bytes:
@@ -144,16 +135,24 @@ def _offset_commit(conn: Any, request: Any, respond: Callable[[dict], Any]) -> A
 
 
 def _offset_fetch(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:
-    partitions = None if request.topics is None else tuple(
-        TopicPartition(t.name, int(p)) for t in request.topics for p in t.partition_indexes)
-    r = conn.call(OffsetFetchRequest(request.group_id, partitions), 30_000.0)
-    if isinstance(r, RequestFailed):
-        return failed(r)
-    by_topic: dict[str, list[dict]] = {}
-    for tp, offset in sorted(r.offsets.items()):
-        by_topic.setdefault(tp.topic, []).append({"partition_index": tp.partition, "committed_offset": offset,
-                                                  "committed_leader_epoch": -1, "metadata": "", "error_code": "NONE"})
-    return respond({"error_code": r.error, "topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()]})
+    """v8 on asks for many groups at once (KIP-709), each answered on its own, as Kafka's coordinator does."""
+    asked = request.groups if hasattr(request, "groups") else (request,)
+    calls = [(OffsetFetchRequest(g.group_id, None if g.topics is None else tuple(
+        TopicPartition(t.name, int(p)) for t in g.topics for p in t.partition_indexes)), None) for g in asked]
+    answers = conn.gather(calls, 30_000.0)
+    groups = []
+    for g, r in zip(asked, answers):
+        if isinstance(r, RequestFailed):
+            return failed(r)
+        by_topic: dict[str, list[dict]] = {}
+        for tp, offset in sorted(r.offsets.items()):
+            by_topic.setdefault(tp.topic, []).append({"partition_index": tp.partition, "committed_offset": offset,
+                                                      "committed_leader_epoch": -1, "metadata": "", "error_code": "NONE"})
+        groups.append({"group_id": g.group_id, "error_code": r.error,
+                       "topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()]})
+    if hasattr(request, "groups"):
+        return respond({"groups": groups})
+    return respond({"error_code": groups[0]["error_code"], "topics": groups[0]["topics"]})
 
 
 def _list_groups(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:

@@ -141,3 +141,39 @@ class BrokerConnection:
             self.sock.close()
         except OSError:
             pass
+
+
+class Connections:
+    """The reader's connections, one per broker, kept between collections; one that failed is dropped and made
+    afresh when next needed."""
+
+    def __init__(self, settings: dict[str, Any], timeout_s: float) -> None:
+        self.settings, self.timeout_s = settings, timeout_s
+        self._open: dict[tuple[str, int], BrokerConnection] = {}
+
+    def to(self, address: tuple[str, int]) -> BrokerConnection:
+        conn = self._open.get(address)
+        if conn is None:
+            conn = self._open[address] = BrokerConnection(*address, self.settings, self.timeout_s)
+        return conn
+
+    def bootstrap(self) -> tuple[str, int]:
+        """The address of the first bootstrap server that answers."""
+        problems = []
+        for server in filter(None, (s.strip() for s in str(self.settings["bootstrap.servers"]).split(","))):
+            host, _, port = server.rpartition(":")
+            try:
+                self.to((host, int(port)))
+                return host, int(port)
+            except KafkaProtocolError as e:
+                problems.append(str(e))
+        raise KafkaProtocolError(f"no bootstrap server answered ({'; '.join(problems)})")
+
+    def drop(self, address: tuple[str, int]) -> None:
+        conn = self._open.pop(address, None)
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        for address in list(self._open):
+            self.drop(address)

@@ -14,7 +14,7 @@ from kio.schema.offset_fetch.v8.request import OffsetFetchRequest
 from kio.schema.share_group_describe.v1.request import ShareGroupDescribeRequest
 from kio.schema.streams_group_describe.v0.request import StreamsGroupDescribeRequest
 
-from exporter.lag.connection import BrokerConnection, KafkaProtocolError, error_name
+from exporter.lag.connection import BrokerConnection, Connections, KafkaProtocolError, error_name
 from exporter.lag.filters import Filter
 from exporter.lag.model import Snapshot
 from exporter.lag.share import read_share_groups
@@ -29,18 +29,19 @@ TYPES: dict[str, tuple[tuple[type[Any], ...], Read]] = {
 
 
 class CoordinatedGroupReader:
-    def __init__(self, settings: dict[str, Any], groups: Filter, topics: Filter, timeout_s: float) -> None:
-        self.settings, self.groups, self.topics, self.timeout_s = settings, groups, topics, timeout_s
-        self._connections: dict[tuple[str, int], BrokerConnection] = {}
+    def __init__(self, connections: Connections, groups: Filter, topics: Filter) -> None:
+        self.connections, self.groups, self.topics = connections, groups, topics
 
     def read(self, snap: Snapshot) -> None:
         """Adds the share and streams groups to snap; a cluster without them adds nothing."""
         brokers = None
         for attempt in range(2):        # a kept connection to a broker that died since: once more, afresh
-            bootstrap = self._bootstrap(snap)
-            if bootstrap is None:
+            try:
+                bootstrap = self.connections.bootstrap()
+            except KafkaProtocolError as e:
+                snap.errors.append(f"share and streams groups: {e}")
                 return
-            conn = self._connections[bootstrap]
+            conn = self.connections.to(bootstrap)
             if not self._types(conn):
                 return
             try:
@@ -48,7 +49,7 @@ class CoordinatedGroupReader:
                                                     include_topic_authorized_operations=False)).brokers
                 break
             except KafkaProtocolError as e:
-                self._drop(bootstrap)
+                self.connections.drop(bootstrap)
                 if attempt:
                     snap.errors.append(f"share and streams groups: {e}")
         if brokers is None:
@@ -56,9 +57,9 @@ class CoordinatedGroupReader:
         for broker in brokers:
             address = (str(broker.host), int(broker.port))
             try:
-                self._read_coordinator(self._connection(address), snap)
+                self._read_coordinator(self.connections.to(address), snap)
             except KafkaProtocolError as e:
-                self._drop(address)
+                self.connections.drop(address)
                 snap.errors.append(f"share and streams groups on broker {int(broker.node_id)}: {e}")
 
     @staticmethod
@@ -78,32 +79,3 @@ class CoordinatedGroupReader:
             ids = sorted(str(g.group_id) for g in listed.groups if g.group_type == kind and self.groups(str(g.group_id)))
             if ids:
                 TYPES[kind][1](conn, ids, snap, self.topics)
-
-    def _bootstrap(self, snap: Snapshot) -> tuple[str, int] | None:
-        """The address of the first bootstrap server that answers."""
-        problems = []
-        for server in filter(None, (s.strip() for s in str(self.settings["bootstrap.servers"]).split(","))):
-            host, _, port = server.rpartition(":")
-            try:
-                self._connection((host, int(port)))
-                return host, int(port)
-            except KafkaProtocolError as e:
-                problems.append(str(e))
-        snap.errors.append(f"share and streams groups: no bootstrap server answered ({'; '.join(problems)})")
-        return None
-
-    def _connection(self, address: tuple[str, int]) -> BrokerConnection:
-        conn = self._connections.get(address)
-        if conn is None:
-            conn = self._connections[address] = BrokerConnection(*address, self.settings, self.timeout_s)
-        return conn
-
-    def _drop(self, address: tuple[str, int]) -> None:
-        conn = self._connections.pop(address, None)
-        if conn is not None:
-            conn.close()
-
-    def close(self) -> None:
-        for conn in self._connections.values():
-            conn.close()
-        self._connections.clear()

@@ -1,52 +1,35 @@
 """Reads consumer groups, their committed offsets and the partitions' offsets through the Kafka
-protocol with confluent-kafka (librdkafka), one collection at a time.
+protocol, one collection at a time: librdkafka (confluent-kafka) lists the groups, reads the metadata,
+the partitions' offsets, the retention settings and the records at the committed offsets; the groups
+themselves are read from their coordinators, many per request (exporter/lag/batched.py), where
+librdkafka sends one request per group.
 
 Order matters: committed offsets are read before the end offsets, so a commit racing the read can
-only overstate the lag, never make it negative. Requests go out together and librdkafka batches
-them: DescribeGroups per coordinator, ListOffsets per partition leader; OffsetFetch is one request
-per group (librdkafka sends one group per request), all in flight at once. A partition whose leader
-cannot answer is reported as unread, and the rest of the collection goes on.
+only overstate the lag, never make it negative. ListOffsets go out together, per partition leader. A
+partition whose leader cannot answer is reported as unread, and the rest of the collection goes on.
 
-A broker that dies stays in a long-lived client's broker list and coordinator cache: its group
-listing times out at every collection, and a group it coordinated can stay unreadable for minutes
-after its coordinator moved (seen on Kafka 4.1 with librdkafka 2.16), while a new client reads it at
-once. So a group that could not be read is read again by a new admin client; one the new client
-cannot read either is reported as unread. A listing with errors keeps the groups known before, and
-the next collection lists with a new client. Share and streams groups, which librdkafka does not
-describe, are read by exporter/lag/coordinated.py before the end offsets too."""
+A broker that dies stays in a long-lived client's broker list: its group listing times out at every
+collection. A listing with errors keeps the groups known before, and the next collection lists with a
+new client. Share and streams groups, which librdkafka does not describe, are read by
+exporter/lag/coordinated.py before the end offsets too."""
 from __future__ import annotations
 
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaException
 from confluent_kafka import TopicPartition as CkTP
 from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec, ResourceType
 
+from exporter.lag.batched import BatchedGroupReader, Failure
+from exporter.lag.connection import Connections
 from exporter.lag.coordinated import CoordinatedGroupReader
 from exporter.lag.filters import Filter
 from exporter.lag.model import Group, Layout, Snapshot, TopicPartition, count_by_topic
 
-
-class Failure(NamedTuple):
-    """A read that failed: what to report, and whether a new client may succeed (a timeout, a broker
-    gone, a coordinator that moved; not, say, a group the monitoring user may not describe)."""
-    message: str
-    retriable: bool
-
-    @classmethod
-    def of(cls, e: KafkaException, what: str) -> Failure:
-        error = e.args[0]
-        return cls(f"{what}: {error.str()}", error.retriable() or error.code() in RENEW_ON)
-
-
-# local errors of a client that still talks to a broker or coordinator that went away
-RENEW_ON = {KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError.NOT_COORDINATOR,
-            KafkaError.COORDINATOR_NOT_AVAILABLE}
-# librdkafka's ConsumerGroupState names -> Kafka's own
-STATES = {"STABLE": "Stable", "EMPTY": "Empty", "PREPARING_REBALANCING": "PreparingRebalance",
-          "COMPLETING_REBALANCING": "CompletingRebalance", "DEAD": "Dead", "ASSIGNING": "Assigning",
-          "RECONCILING": "Reconciling", "UNKNOWN": "Unknown"}
+# partitions per list_offsets call: 50,000 in one took 9.7 s of this process's CPU (librdkafka 2.16), in
+# calls of 1,000 about 1.5 s (benchmarks/lag_collection.py)
+LIST_OFFSETS_CALL = 1000
 
 
 class KafkaReader:
@@ -57,7 +40,9 @@ class KafkaReader:
         self.timeout_s = timeout_s
         self.lag_seconds = lag_seconds
         self.admin = self._admin()
-        self.coordinated = CoordinatedGroupReader(self.config, groups, topics, timeout_s)
+        self.connections = Connections(self.config, timeout_s)
+        self.batched = BatchedGroupReader(self.connections, topics)
+        self.coordinated = CoordinatedGroupReader(self.connections, groups, topics)
         self._consumer: Consumer | None = None
         self._known: set[str] = set()           # the groups of the last collection
 
@@ -65,7 +50,7 @@ class KafkaReader:
         return AdminClient({**self.config, "client.id": "kafka-jmx-lag"})
 
     def close(self) -> None:
-        self.coordinated.close()
+        self.connections.close()
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
@@ -80,13 +65,10 @@ class KafkaReader:
             self.admin = self._admin()
         snap.errors += [f"listing groups: {e}" for e in errors]
         ids = sorted(set(listings) | (self._known if errors else set()))
-        results = self._read_groups(ids)
-        failed = [gid for gid, result in results.items() if _retriable(result)]
-        if failed:
-            self.admin = self._admin()
-            results.update(self._read_groups(failed))
-        for gid in ids:
-            result = results[gid]
+        # share and streams groups are read by their own describe APIs (self.coordinated)
+        kinds = {gid: _type(getattr(listings.get(gid), "type", None)) for gid in ids}
+        results = self.batched.read({gid: kind for gid, kind in kinds.items() if kind not in ("share", "streams")})
+        for gid, result in sorted(results.items()):
             if isinstance(result, Failure):
                 snap.errors.append(result.message)
                 snap.unread_groups.add(gid)
@@ -94,17 +76,14 @@ class KafkaReader:
             committed, d = result
             if isinstance(d, Failure):
                 snap.errors.append(d.message)
-                state, members, kind, owned = "Unknown", None, "unknown", set()    # not "no members": the describe failed
+                # not "no members": the describe failed
+                state, members, kind, owned = "Unknown", None, kinds[gid], frozenset[TopicPartition]()
             else:
-                state, members, kind = STATES.get(d.state.name, d.state.name), len(d.members), _type(d.type)
-                owned = {(tp.topic, tp.partition) for m in d.members if m.assignment is not None
-                         for tp in m.assignment.topic_partitions if self.topics(tp.topic)}
-            if kind == "unknown":
-                kind = _type(getattr(listings.get(gid), "type", None))
+                state, members, kind, owned = d
             if gid not in listings and state == "Dead":
                 continue            # known before, gone now
             snap.groups[gid] = Group(gid, "classic" if kind == "unknown" else kind, state, members, committed,
-                                     assigned=count_by_topic(owned))
+                                     assigned=count_by_topic(set(owned)))
         self._known = set(snap.groups) | snap.unread_groups
         self.coordinated.read(snap)
         metadata = self.admin.list_topics(timeout=self.timeout_s)
@@ -125,40 +104,18 @@ class KafkaReader:
         listed = self.admin.list_consumer_groups(request_timeout=t).result(timeout=t + 5)
         return {g.group_id: g for g in listed.valid if self.groups(g.group_id)}, [str(e) for e in listed.errors]
 
-    def _read_groups(self, ids: list[str]) -> dict[str, tuple[dict[TopicPartition, int], Any] | Failure]:
-        """Per group: (committed offsets, its description or why describing it failed), or why reading
-        its committed offsets failed."""
-        if not ids:
-            return {}
-        t = self.timeout_s
-        described = self.admin.describe_consumer_groups(ids, request_timeout=t)
-        offsets = {gid: self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(gid)],
-                                                               request_timeout=t)[gid] for gid in ids}
-        results: dict[str, tuple[dict[TopicPartition, int], Any] | Failure] = {}
-        for gid in ids:
-            try:
-                committed = {(tp.topic, tp.partition): tp.offset
-                             for tp in offsets[gid].result(timeout=t + 5).topic_partitions
-                             if self.topics(tp.topic) and tp.offset >= 0}
-            except KafkaException as e:
-                results[gid] = Failure.of(e, f"group {gid}: committed offsets")
-                continue
-            try:
-                description: Any = described[gid].result(timeout=t + 5)
-            except KafkaException as e:
-                description = Failure.of(e, f"group {gid}: describe")
-            results[gid] = (committed, description)
-        return results
-
     def _read_offsets(self, snap: Snapshot) -> None:
         tps = [(topic, p) for topic, n in snap.partitions.items() for p in range(n)]
         if not tps:
             return
         t = self.timeout_s
-        asked = {kind: self.admin.list_offsets({CkTP(topic, p): spec for topic, p in tps}, request_timeout=t)
-                 for kind, spec in (("end", OffsetSpec.latest()), ("start", OffsetSpec.earliest()))}
+        # in calls of LIST_OFFSETS_CALL partitions: one call's cost grows with the square of its partitions
+        asked = [(kind, self.admin.list_offsets({CkTP(topic, p): spec for topic, p in tps[at:at + LIST_OFFSETS_CALL]},
+                                                request_timeout=t))
+                 for kind, spec in (("end", OffsetSpec.latest()), ("start", OffsetSpec.earliest()))
+                 for at in range(0, len(tps), LIST_OFFSETS_CALL)]
         causes: dict[str, int] = {}
-        for kind, futures in asked.items():
+        for kind, futures in asked:
             into = snap.ends if kind == "end" else snap.starts
             for tp, future in futures.items():
                 try:
@@ -227,11 +184,6 @@ class KafkaReader:
             self._consumer.unassign()
             if left:
                 snap.errors.append(f"lag seconds: no record read in time for {len(left)} partitions")
-
-
-def _retriable(result: tuple[dict[TopicPartition, int], Any] | Failure) -> bool:
-    failure = result if isinstance(result, Failure) else result[1]      # the offsets', else the describe's
-    return isinstance(failure, Failure) and failure.retriable
 
 
 def _type(value: Any) -> str:
