@@ -77,6 +77,7 @@ def render(snap: Snapshot, verdicts: dict[str, int], cluster: str, partition_ser
         budget[0] -= 1
         fams[name].add_metric([cluster, *labels], value)
 
+    partitions: list[tuple[str, list[tuple[tuple[str, int], int, int | None, float | None]]]] = []
     # the cluster's and the group-level and group x topic series first: a cap cuts partitions before sums
     if snap.brokers:
         add("kafka_brokers", [], float(len(snap.brokers)))
@@ -89,15 +90,17 @@ def render(snap: Snapshot, verdicts: dict[str, int], cluster: str, partition_ser
         add("kafka_consumergroup_status", [gid], float(verdicts.get(gid, 0)))
         for topic, n in sorted(g.assigned.items()):
             add("kafka_consumergroup_assigned_partitions", [gid, topic], float(n))
-        by_topic: dict[str, list[tuple[int, int, int | None, float | None]]] = {}
-        for (topic, p), offset in sorted(g.committed.items()):
-            by_topic.setdefault(topic, []).append((p, offset, snap.lag(gid, (topic, p)), snap.lag_seconds(gid, (topic, p))))
-        for topic, rows in by_topic.items():
-            add("kafka_consumergroup_current_offset_sum", [gid, topic], float(sum(o for _, o, _, _ in rows)))
-            lags = [lag for _, _, lag, _ in rows if lag is not None]
+        rows = snap.rows(gid)
+        partitions.append((gid, rows))
+        by_topic: dict[str, list[tuple[int, int | None, float | None]]] = {}
+        for (topic, _), offset, lag, lag_s in rows:
+            by_topic.setdefault(topic, []).append((offset, lag, lag_s))
+        for topic, of_topic in by_topic.items():
+            add("kafka_consumergroup_current_offset_sum", [gid, topic], float(sum(o for o, _, _ in of_topic)))
+            lags = [lag for _, lag, _ in of_topic if lag is not None]
             if lags:
                 add("kafka_consumergroup_lag_sum", [gid, topic], float(sum(lags)))
-            seconds = [s for _, _, _, s in rows if s is not None]
+            seconds = [s for _, _, s in of_topic if s is not None]
             if seconds:
                 add("kafka_consumergroup_lag_seconds_max", [gid, topic], max(seconds))
     if trends is not None:
@@ -122,13 +125,16 @@ def render(snap: Snapshot, verdicts: dict[str, int], cluster: str, partition_ser
         preferred = layout.leader >= 0 and layout.replicas[:1] == (layout.leader,)
         add("kafka_topic_partition_leader_is_preferred", where, 1.0 if preferred else 0.0)
         add("kafka_topic_partition_under_replicated_partition", where, 1.0 if len(layout.isr) < len(layout.replicas) else 0.0)
-    for gid, g in sorted(snap.groups.items()):
-        for (topic, p), offset in sorted(g.committed.items()):
+    offset_on, lag_on, seconds_on = ("kafka_consumergroup_current_offset" in fams, "kafka_consumergroup_lag" in fams,
+                                     "kafka_consumergroup_lag_seconds" in fams)
+    for gid, rows in partitions:
+        for (topic, p), offset, lag, lag_s in rows:
+            if budget[0] <= 0:      # the cap is reached: the rest is only counted (500,000 rows at 10,000 groups)
+                budget[1] += offset_on + (lag_on and lag is not None) + (seconds_on and lag_s is not None)
+                continue
             add("kafka_consumergroup_current_offset", [gid, topic, str(p)], float(offset))
-            lag = snap.lag(gid, (topic, p))
             if lag is not None:
                 add("kafka_consumergroup_lag", [gid, topic, str(p)], float(lag))
-            lag_s = snap.lag_seconds(gid, (topic, p))
             if lag_s is not None:
                 add("kafka_consumergroup_lag_seconds", [gid, topic, str(p)], lag_s)
     return Rendered(list(fams.values()), max_series - budget[0], budget[1])

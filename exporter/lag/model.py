@@ -55,7 +55,20 @@ class Snapshot:
     def lag(self, group: str, tp: TopicPartition) -> int | None:
         """End offset - committed offset, never negative (the end offset is read after the commits, so a
         commit racing the read can only make it larger); None without a commit or an end offset."""
+        return self._lag(self.groups[group], tp)
+
+    def lag_seconds(self, group: str, tp: TopicPartition) -> float | None:
+        """How long ago the record at the committed offset was written; 0 when caught up."""
+        return self._seconds(group, tp, self.lag(group, tp))
+
+    def rows(self, group: str) -> list[tuple[TopicPartition, int, int | None, float | None]]:
+        """(partition, committed offset, lag, lag in seconds) of each partition the group has an offset on, in
+        order: lag() and lag_seconds() of all of them in one pass (a collection of 10,000 groups has 500,000)."""
         g = self.groups[group]
+        return [(tp, offset, lag, self._seconds(group, tp, lag))
+                for tp, offset in sorted(g.committed.items()) for lag in (self._lag(g, tp),)]
+
+    def _lag(self, g: Group, tp: TopicPartition) -> int | None:
         committed, end = g.committed.get(tp), self.ends.get(tp)
         if committed is None or committed < 0 or end is None:
             return None
@@ -63,9 +76,7 @@ class Snapshot:
             return g.lags[tp]
         return max(0, end - committed)
 
-    def lag_seconds(self, group: str, tp: TopicPartition) -> float | None:
-        """How long ago the record at the committed offset was written; 0 when caught up."""
-        lag = self.lag(group, tp)
+    def _seconds(self, group: str, tp: TopicPartition, lag: int | None) -> float | None:
         if lag is None:
             return None
         if lag == 0:

@@ -1,12 +1,12 @@
 """Reads consumer groups, their committed offsets and the partitions' offsets through the Kafka
 protocol, one collection at a time: librdkafka (confluent-kafka) lists the groups, reads the metadata,
-the partitions' offsets, the retention settings and the records at the committed offsets; the groups
-themselves are read from their coordinators, many per request (exporter/lag/batched.py), where
-librdkafka sends one request per group.
+the retention settings and the records at the committed offsets; the groups themselves are read from
+their coordinators, many per request (exporter/lag/batched.py), where librdkafka sends one request per
+group, and the partitions' offsets from their leaders (exporter/lag/offsets.py).
 
 Order matters: committed offsets are read before the end offsets, so a commit racing the read can
-only overstate the lag, never make it negative. ListOffsets go out together, per partition leader. A
-partition whose leader cannot answer is reported as unread, and the rest of the collection goes on.
+only overstate the lag, never make it negative. A partition whose leader cannot answer is reported as
+unread, and the rest of the collection goes on.
 
 A broker that dies stays in a long-lived client's broker list: its group listing times out at every
 collection. A listing with errors keeps the groups known before, and the next collection lists with a
@@ -19,17 +19,14 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka import TopicPartition as CkTP
-from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec, ResourceType
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from exporter.lag.batched import BatchedGroupReader, Failure
 from exporter.lag.connection import Connections
 from exporter.lag.coordinated import CoordinatedGroupReader
 from exporter.lag.filters import Filter
 from exporter.lag.model import Group, Layout, Snapshot, TopicPartition, count_by_topic
-
-# partitions per list_offsets call: 50,000 in one took 9.7 s of this process's CPU (librdkafka 2.16), in
-# calls of 1,000 about 1.5 s (benchmarks/lag_collection.py)
-LIST_OFFSETS_CALL = 1000
+from exporter.lag.offsets import read_offsets
 
 
 class KafkaReader:
@@ -93,7 +90,7 @@ class KafkaReader:
                 snap.partitions[name] = len(topic.partitions)
                 for p in topic.partitions.values():
                     snap.layouts[(name, p.id)] = Layout(p.leader, tuple(p.replicas), tuple(p.isrs))
-        self._read_offsets(snap)
+        read_offsets(self.connections, snap)
         if self.lag_seconds:
             self._read_commit_times(snap)
             self._read_retention(snap)
@@ -103,29 +100,6 @@ class KafkaReader:
         t = self.timeout_s
         listed = self.admin.list_consumer_groups(request_timeout=t).result(timeout=t + 5)
         return {g.group_id: g for g in listed.valid if self.groups(g.group_id)}, [str(e) for e in listed.errors]
-
-    def _read_offsets(self, snap: Snapshot) -> None:
-        tps = [(topic, p) for topic, n in snap.partitions.items() for p in range(n)]
-        if not tps:
-            return
-        t = self.timeout_s
-        # in calls of LIST_OFFSETS_CALL partitions: one call's cost grows with the square of its partitions
-        asked = [(kind, self.admin.list_offsets({CkTP(topic, p): spec for topic, p in tps[at:at + LIST_OFFSETS_CALL]},
-                                                request_timeout=t))
-                 for kind, spec in (("end", OffsetSpec.latest()), ("start", OffsetSpec.earliest()))
-                 for at in range(0, len(tps), LIST_OFFSETS_CALL)]
-        causes: dict[str, int] = {}
-        for kind, futures in asked:
-            into = snap.ends if kind == "end" else snap.starts
-            for tp, future in futures.items():
-                try:
-                    into[(tp.topic, tp.partition)] = future.result(timeout=t + 5).offset
-                except KafkaException as e:
-                    snap.unread.add((tp.topic, tp.partition))
-                    cause = e.args[0].str()
-                    causes[cause] = causes.get(cause, 0) + 1
-        for cause, n in sorted(causes.items()):
-            snap.errors.append(f"partition offsets: {n} unread ({cause})")
 
     def _read_retention(self, snap: Snapshot) -> None:
         """retention.ms and retention.bytes of the topics a group lags on (DescribeConfigs, one request): the
