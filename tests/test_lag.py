@@ -507,3 +507,45 @@ def test_share_and_streams_groups_unreachable_are_an_error_named_and_nothing_els
     assert s.groups == {}
     [error] = s.errors
     assert error.startswith("share and streams groups: no bootstrap server answered") and f"127.0.0.1:{port}: cannot connect" in error
+
+
+@pytest.mark.slow
+def test_groups_are_read_from_their_coordinators_many_per_request(wire, monkeypatch):
+    """1,100 groups: librdkafka would send 1,100 OffsetFetch and 1,100 DescribeGroups; batched, each coordinator
+    gets one of each per 500 groups, and every group's offsets and lag are read."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    from confluent_kafka import TopicPartition as CkTP
+    from confluent_kafka.admin import AdminClient
+
+    from exporter.lag import batched
+    from exporter.lag.connection import BrokerConnection
+    from exporter.lag.reader import Filter, KafkaReader
+    _, bootstrap = wire
+    produce(bootstrap, "orders", 6)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    ids = [f"batch-{i:04d}" for i in range(1100)]
+    for f in [admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(
+            gid, [CkTP("orders", i % 3, i % 2)])])[gid] for i, gid in enumerate(ids)]:
+        assert f.result(60).topic_partitions[0].error is None
+    sent: dict[str, int] = {}
+    call = BrokerConnection.call
+
+    def counted(self, request):
+        sent[type(request).__name__] = sent.get(type(request).__name__, 0) + 1
+        return call(self, request)
+    monkeypatch.setattr(BrokerConnection, "call", counted)
+    reader = KafkaReader({"bootstrap.servers": bootstrap}, Filter(allow="batch-.*"), Filter(allow="orders"), 30.0,
+                         lag_seconds=False)
+    try:
+        s = reader.read()
+    finally:
+        reader.close()
+    assert s.errors == [] and sorted(s.groups) == ids
+    for i, gid in enumerate(ids):
+        tp = ("orders", i % 3)
+        assert s.groups[gid].committed == {tp: i % 2} and s.groups[gid].state == "Empty"
+        assert s.lag(gid, tp) == s.ends[tp] - i % 2 and s.ends[tp] >= 2
+    # 3 brokers, each coordinating some of the groups, in batches of 500
+    assert sent["FindCoordinatorRequest"] == 1
+    assert sent["OffsetFetchRequest"] <= 3 * -(-len(ids) // batched.BATCH)
+    assert sent["DescribeGroupsRequest"] == sent["OffsetFetchRequest"]
