@@ -1,6 +1,7 @@
 """One collection of consumer groups, committed offsets and partition offsets, and the lag they make."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 TopicPartition = tuple[str, int]
@@ -10,7 +11,7 @@ OK, LAGGING, STALLED, STOPPED = 0, 1, 2, 3
 STATUS_NAMES = {OK: "ok", LAGGING: "lagging", STALLED: "stalled", STOPPED: "stopped"}
 
 
-def count_by_topic(partitions: set[TopicPartition]) -> dict[str, int]:
+def count_by_topic(partitions: Iterable[TopicPartition]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for topic, _ in partitions:
         counts[topic] = counts.get(topic, 0) + 1

@@ -80,7 +80,7 @@ class KafkaReader:
             if gid not in listings and state == "Dead":
                 continue            # known before, gone now
             snap.groups[gid] = Group(gid, "classic" if kind == "unknown" else kind, state, members, committed,
-                                     assigned=count_by_topic(set(owned)))
+                                     assigned=count_by_topic(owned))
         self._known = set(snap.groups) | snap.unread_groups
         self.coordinated.read(snap)
         metadata = self.admin.list_topics(timeout=self.timeout_s)
