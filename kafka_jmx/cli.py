@@ -29,7 +29,7 @@ from kafka_jmx.commands import (
 )
 
 # what the `lab` extra installs (pyproject.toml): the embedded cluster, the demo, the generators
-LAB_MODULES = {"cramjam", "crc32c", "grafana_foundation_sdk", "rich"}
+LAB_MODULES = {"crc32c", "grafana_foundation_sdk", "rich"}
 
 COMMANDS = (simulate, demo, serve, rules, generate, durability, zabbix, rehearse, fault, conformance, cluster)
 

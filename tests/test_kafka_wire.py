@@ -14,7 +14,8 @@ from kio.static.primitive import TZAwareMicros, i8, i16, i32, i64
 
 from broker.structs import TopicPartition
 from broker.wire import groups
-from broker.wire.compression import HEADER, XERIAL, uncompressed
+from broker.wire.compression import uncompressed
+from kafka_common.record_batches import HEADER, XERIAL
 
 
 def plain_batch() -> bytes:
@@ -80,3 +81,41 @@ def test_record_timestamps_keep_their_milliseconds():
     [batch], error = _to_batches(out.getvalue(), 1796133300000.0)
     assert error == "NONE"
     assert [r.timestamp_ms for r in batch.records] == [4534.0, 4535.0, 5999.0]
+
+
+def batch_at(base: int, times_ms: list[int], attributes: int = 0, gap: int = 1) -> bytes:
+    """A batch of records at base, base + gap, ... written at times_ms (epoch ms)."""
+    records = tuple(Record(attributes=i8(0), timestamp=TZAwareMicros.parse(
+        datetime.datetime.fromtimestamp(t / 1000.0, tz=datetime.UTC)), offset=i64(base + i * gap), key=None,
+        value=b"v", headers=()) for i, t in enumerate(times_ms))
+    out = io.BytesIO()
+    write_new_batch(out, NewRecordBatch(producer_id=i64(-1), producer_epoch=i16(-1), base_sequence=i32(-1),
+                                        records=records, attributes=i16(attributes)))
+    data = bytearray(out.getvalue())
+    struct.pack_into(">q", data, 0, base)
+    return bytes(data)
+
+
+def test_the_timestamp_at_an_offset_is_its_records_to_the_millisecond_also_compressed():
+    from kafka_common.record_batches import timestamp_at
+    first = batch_at(100, [1_796_000_000_123, 1_796_000_000_456, 1_796_000_001_789])
+    second = batch_at(103, [1_796_000_002_001, 1_796_000_002_002])
+    answer = first + second
+    assert [timestamp_at(answer, o) for o in (99, 100, 101, 102, 103, 104, 105)] == [
+        1_796_000_000_123, 1_796_000_000_123, 1_796_000_000_456, 1_796_000_001_789, 1_796_000_002_001,
+        1_796_000_002_002, None]
+    assert timestamp_at(answer[:-5], 104) is None           # the answer's last batch cut at its size limit
+    zstd = compress(second, 4, bytes(cramjam.zstd.compress(second[HEADER:])))
+    assert timestamp_at(first + zstd, 104) == 1_796_000_002_002
+    # a compacted log: the record at the offset is gone, the next one is what a consumer reads
+    assert timestamp_at(batch_at(10, [1_000, 2_000, 3_000], gap=2), 13) == 3_000
+
+
+def test_log_append_time_is_the_brokers_and_transaction_markers_are_no_records():
+    from kafka_common.record_batches import timestamp_at
+    appended = bytearray(batch_at(5, [1_000, 2_000]))
+    struct.pack_into(">h", appended, 21, 0x08)
+    struct.pack_into(">q", appended, 35, 9_999)         # maxTimestamp: the broker's append time
+    assert timestamp_at(bytes(appended), 6) == 9_999
+    marker = batch_at(7, [3_000], attributes=0x20)
+    assert timestamp_at(marker + batch_at(8, [4_000]), 7) == 4_000

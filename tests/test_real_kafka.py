@@ -233,9 +233,11 @@ def test_consumer_groups_of_both_protocols_are_read_with_their_type_members_and_
     bootstrap = kafka.bootstrap_servers()
     admin = AdminClient({"bootstrap.servers": bootstrap})       # kept: its futures need the client alive
     admin.create_topics([NewTopic("lagged", 3, 3)])["lagged"].result(60)
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    # compressed batches, the records' own times (CreateTime): what lag in seconds reads back
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "compression.type": "zstd", "linger.ms": 50})
+    written = int(time.time() * 1000) - 60_000
     for i in range(30):
-        p.produce("lagged", value=str(i).encode(), partition=i % 3)
+        p.produce("lagged", value=str(i).encode(), partition=i % 3, timestamp=written + i)
     assert p.flush(30) == 0
     commit_when_ready(bootstrap, "old-style", "lagged", 3, 4)
     modern = Consumer({"bootstrap.servers": bootstrap, "group.id": "new-style", "group.protocol": "consumer",
@@ -253,7 +255,9 @@ def test_consumer_groups_of_both_protocols_are_read_with_their_type_members_and_
         old, new = snap.groups["old-style"], snap.groups["new-style"]
         assert (old.type, old.state, old.members) == ("classic", "Empty", 0)
         assert [snap.lag("old-style", ("lagged", i)) for i in range(3)] == [6, 6, 6]
-        assert snap.lag_seconds("old-style", ("lagged", 0)) > 0
+        # the record at offset 4 of partition p is the 13th + p written
+        assert [snap.lag_seconds("old-style", ("lagged", i)) for i in range(3)] == pytest.approx(
+            [snap.taken_at - (written + 12 + i) / 1000.0 for i in range(3)], abs=1e-6)
         assert (new.type, new.state, new.members) == ("consumer", "Stable", 1)
         assert (old.assigned, new.assigned) == ({}, {"lagged": 3})
         assert [snap.lag("new-style", ("lagged", i)) for i in range(3)] == [0, 0, 0]

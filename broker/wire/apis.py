@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from kio.index import load_response_schema
-from kio.records import readers as record_readers
 from kio.records.readers import read_batch
 
 from broker.config import KafkaConfigError
@@ -36,6 +35,7 @@ from broker.wire.compression import uncompressed
 from broker.wire.records import wire_batches
 from broker.wire.replies import NO_RESPONSE, answer_pending, failed
 from broker.wire.topic_ids import topic_id, topics_by_id
+from kafka_common.record_batches import record_deltas
 
 API_VERSIONS, METADATA, PRODUCE, FETCH, LIST_OFFSETS, FIND_COORDINATOR, INIT_PRODUCER_ID = 18, 3, 0, 1, 2, 10, 22
 CREATE_TOPICS, DESCRIBE_CLUSTER = 19, 60
@@ -137,17 +137,8 @@ def _to_batches(records: bytes | None, wall_base_ms: float) -> tuple[list[Batch]
 
 
 def _record_timestamps(batch: memoryview, base_timestamp: int, count: int) -> list[int]:
-    """Each record's timestamp in epoch ms. kio 0.6.5's read_record rounds them down to whole seconds,
-    so the deltas are read here, at the records' starts (after the 61-byte v2 batch header)."""
-    out, offset = [], RECORDS_START
-    for _ in range(count):
-        length, size = record_readers.read_signed_varint(batch, offset)
-        body = offset + size
-        _, attributes_size = record_readers.read_int8(batch, body)
-        delta, _ = record_readers.read_signed_varlong(batch, body + attributes_size)
-        out.append(base_timestamp + delta)
-        offset = body + length
-    return out
+    """Each record's timestamp in epoch ms (kio's read_record rounds them to seconds)."""
+    return [base_timestamp + delta for _, delta in record_deltas(batch, count, RECORDS_START)]
 
 
 def _produce(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:

@@ -1,8 +1,9 @@
 """Reads consumer groups, their committed offsets and the partitions' offsets through the Kafka
-protocol, one collection at a time: librdkafka (confluent-kafka) lists the groups, reads the metadata,
-the retention settings and the records at the committed offsets; the groups themselves are read from
-their coordinators, many per request (exporter/lag/batched.py), where librdkafka sends one request per
-group, and the partitions' offsets from their leaders (exporter/lag/offsets.py).
+protocol, one collection at a time: librdkafka (confluent-kafka) lists the groups, reads the metadata
+and the retention settings; the groups themselves are read from their coordinators, many per request
+(exporter/lag/batched.py), where librdkafka sends one request per group, and the partitions' offsets and
+the records at the committed offsets from their leaders (exporter/lag/offsets.py,
+exporter/lag/commit_times.py).
 
 Order matters: committed offsets are read before the end offsets, so a commit racing the read can
 only overstate the lag, never make it negative. A partition whose leader cannot answer is reported as
@@ -17,11 +18,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException
-from confluent_kafka import TopicPartition as CkTP
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from exporter.lag.batched import BatchedGroupReader, Failure
+from exporter.lag.commit_times import read_commit_times
 from exporter.lag.connection import Connections
 from exporter.lag.coordinated import CoordinatedGroupReader
 from exporter.lag.filters import Filter
@@ -40,7 +41,6 @@ class KafkaReader:
         self.connections = Connections(self.config, timeout_s)
         self.batched = BatchedGroupReader(self.connections, topics)
         self.coordinated = CoordinatedGroupReader(self.connections, groups, topics)
-        self._consumer: Consumer | None = None
         self._known: set[str] = set()           # the groups of the last collection
 
     def _admin(self) -> AdminClient:
@@ -48,9 +48,6 @@ class KafkaReader:
 
     def close(self) -> None:
         self.connections.close()
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
 
     def read(self) -> Snapshot:
         """One collection. Raises KafkaException when the cluster cannot be reached at all."""
@@ -92,7 +89,7 @@ class KafkaReader:
                     snap.layouts[(name, p.id)] = Layout(p.leader, tuple(p.replicas), tuple(p.isrs))
         read_offsets(self.connections, snap)
         if self.lag_seconds:
-            self._read_commit_times(snap)
+            read_commit_times(self.connections, snap, self.timeout_s)
             self._read_retention(snap)
         return snap
 
@@ -120,44 +117,6 @@ class KafkaReader:
         if failed:
             snap.errors.append(f"topic retention settings unread: {', '.join(failed[:5])}"
                                + (f" and {len(failed) - 5} more" if len(failed) > 5 else ""))
-
-    def _read_commit_times(self, snap: Snapshot) -> None:
-        """The timestamp of the record at each lagging group's committed offset: a consumer (never in a
-        group) reads one record per partition; a partition several groups lag on is read once per offset."""
-        wanted: dict[TopicPartition, dict[int, list[str]]] = {}
-        for gid, group in snap.groups.items():
-            for tp, offset in group.committed.items():
-                if snap.lag(gid, tp):
-                    wanted.setdefault(tp, {}).setdefault(max(offset, snap.starts.get(tp, 0)), []).append(gid)
-        if not wanted:
-            return
-        if self._consumer is None:
-            self._consumer = Consumer({**self.config, "group.id": "kafka-jmx-lag-reader", "client.id": "kafka-jmx-lag",
-                                       "enable.auto.commit": False, "enable.partition.eof": False,
-                                       # one record per partition is wanted, but starving the fetcher
-                                       # (1 KiB per partition, queued.min.messages 1) read 1,000 partitions
-                                       # in over 30 s where these bounds take 0.1 s (benchmarks/lag_collection.py)
-                                       "max.partition.fetch.bytes": 65536, "fetch.wait.max.ms": 10,
-                                       "queued.max.messages.kbytes": 16384})
-        deadline = time.monotonic() + self.timeout_s
-        rounds = [{tp: sorted(offsets)[i] for tp, offsets in wanted.items() if i < len(offsets)}
-                  for i in range(max(len(o) for o in wanted.values()))]
-        for positions in rounds:
-            self._consumer.assign([CkTP(topic, p, offset) for (topic, p), offset in positions.items()])
-            left = dict(positions)
-            while left and time.monotonic() < deadline:
-                for m in self._consumer.consume(500, min(0.5, max(0.0, deadline - time.monotonic()))):
-                    topic, partition, at = m.topic(), m.partition(), m.offset()
-                    if m.error() is not None or topic is None or partition is None or at is None:
-                        continue
-                    tp = (topic, partition)
-                    if tp not in left or at < left[tp]:
-                        continue
-                    for gid in wanted[tp][left.pop(tp)]:
-                        snap.commit_times[(gid, tp)] = m.timestamp()[1] / 1000.0
-            self._consumer.unassign()
-            if left:
-                snap.errors.append(f"lag seconds: no record read in time for {len(left)} partitions")
 
 
 def _type(value: Any) -> str:
