@@ -5,7 +5,7 @@ whole seconds). Read by the embedded brokers' wire and by the exporter's lag in 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import cramjam
 from kio.records.readers import read_signed_varint, read_signed_varlong
@@ -39,17 +39,15 @@ def decompressed(codec: int, records: bytes) -> bytes:
     return CODECS[codec](records)
 
 
-def record_deltas(records: memoryview, count: int, at: int = 0) -> list[tuple[int, int]]:
+def record_deltas(records: memoryview, count: int, at: int = 0) -> Iterator[tuple[int, int]]:
     """(offset delta, timestamp delta) of each of the count uncompressed records starting at `at`."""
-    out: list[tuple[int, int]] = []
     for _ in range(count):
         length, size = read_signed_varint(records, at)
         body = at + size
         timestamp, used = read_signed_varlong(records, body + 1)        # after the record's attributes (int8)
         offset, _ = read_signed_varint(records, body + 1 + used)
-        out.append((offset, timestamp))
+        yield offset, timestamp
         at = body + length
-    return out
 
 
 def timestamp_at(data: bytes, offset: int) -> int | None:

@@ -29,9 +29,9 @@ FETCH_BYTES = 50 * 1024 * 1024          # fetch.max.bytes' default: what one ans
 
 def read_commit_times(connections: Connections, snap: Snapshot, timeout_s: float) -> None:
     wanted: dict[TopicPartition, dict[int, list[str]]] = {}
-    for gid, group in snap.groups.items():
-        for tp, offset in group.committed.items():
-            if snap.lag(gid, tp):
+    for gid in snap.groups:
+        for tp, offset, lag, _ in snap.rows(gid):
+            if lag:
                 wanted.setdefault(tp, {}).setdefault(max(offset, snap.starts.get(tp, 0)), []).append(gid)
     if not wanted:
         return
