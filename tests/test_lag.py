@@ -124,6 +124,9 @@ def test_the_cap_cuts_partition_series_before_sums_and_counts_what_it_dropped():
     full = render(s, {}, "prod", True, 100_000)
     capped = render(s, {}, "prod", True, 20)
     assert capped.series == 20 and capped.dropped == full.series - 20
+    s.commit_times.update({("billing", tp): 0.5 for tp in ends})
+    off = frozenset({"kafka_consumergroup_lag"})        # a family switched off is not counted as cut either
+    assert render(s, {}, "prod", True, 20, off).dropped == render(s, {}, "prod", True, 100_000, off).series - 20
     kept = families(capped)
     assert kept["kafka_consumergroup_lag_sum"] and kept["kafka_consumergroup_members"]
     assert not kept["kafka_consumergroup_lag"]
