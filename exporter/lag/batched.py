@@ -2,8 +2,8 @@
 as Kafka's own admin client does: one FindCoordinator for all of them, then per coordinator OffsetFetch (v8:
 many groups), DescribeGroups and ConsumerGroupDescribe. librdkafka 2.16 sends one request per group for
 each: at 10,000 groups that was 20,000 requests and 5.8 s of this process's CPU, and with both kinds in
-flight together they timed out after 60 s and librdkafka aborted; batched, the same read takes 0.6 s
-(benchmarks/lag_collection.py).
+flight together they timed out after 60 s and librdkafka aborted; batched, the same reads take 1.3-1.9 s,
+0.6 s of it the offsets of 500,000 partitions (benchmarks/lag_collection.py).
 
 A group whose coordinator did not answer, moved or is still loading is read once more, its coordinator
 looked up afresh and over a new connection (a kept connection to a broker that went away fails again); one
