@@ -35,7 +35,7 @@ from broker.wire.compression import uncompressed
 from broker.wire.records import wire_batches
 from broker.wire.replies import NO_RESPONSE, answer_pending, failed
 from broker.wire.topic_ids import topic_id, topics_by_id
-from kafka_common.record_batches import record_deltas
+from kafka_common.record_batches import HEADER, record_deltas
 
 API_VERSIONS, METADATA, PRODUCE, FETCH, LIST_OFFSETS, FIND_COORDINATOR, INIT_PRODUCER_ID = 18, 3, 0, 1, 2, 10, 22
 CREATE_TOPICS, DESCRIBE_CLUSTER = 19, 60
@@ -45,7 +45,6 @@ SUPPORTED: dict[int, tuple[int, int]] = {
     API_VERSIONS: (0, 4), INIT_PRODUCER_ID: (0, 4), CREATE_TOPICS: (2, 7),
     DESCRIBE_CLUSTER: (0, 1),
 }
-RECORDS_START = 61                  # record batch v2: the header's size, where the records begin
 INTERNAL_TOPICS = {"__consumer_offsets", "__transaction_state", "__share_group_state"}
 
 
@@ -138,7 +137,7 @@ def _to_batches(records: bytes | None, wall_base_ms: float) -> tuple[list[Batch]
 
 def _record_timestamps(batch: memoryview, base_timestamp: int, count: int) -> list[int]:
     """Each record's timestamp in epoch ms (kio's read_record rounds them to seconds)."""
-    return [base_timestamp + delta for _, delta in record_deltas(batch, count, RECORDS_START)]
+    return [base_timestamp + delta for _, delta in record_deltas(batch, count, HEADER)]
 
 
 def _produce(conn: Any, request: Any, respond: Callable[[dict], Any]) -> Any:

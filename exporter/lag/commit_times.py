@@ -59,19 +59,14 @@ def _fetch(connections: Connections, snap: Snapshot, left: dict[TopicPartition, 
            causes: dict[str, int]) -> tuple[dict[TopicPartition, int], set[TopicPartition]]:
     """One Fetch to each leader of the partitions left: the timestamps read, and the partitions answered with
     nothing. A partition whose leader is gone or answers with an error leaves `left` (its cause counted)."""
-    by_leader: dict[int, dict[str, list[int]]] = {}
-    for tp in list(left):
-        layout = snap.layouts.get(tp)
-        if layout is None or layout.leader not in snap.brokers:
-            del left[tp]
-            causes["no leader"] = causes.get("no leader", 0) + 1
-        else:
-            by_leader.setdefault(layout.leader, {}).setdefault(tp[0], []).append(tp[1])
+    by_leader, leaderless = snap.by_leader(left)
+    for tp in leaderless:
+        del left[tp]
+        causes["no leader"] = causes.get("no leader", 0) + 1
     read: dict[TopicPartition, int] = {}
     empty: set[TopicPartition] = set()
     for leader, topics in sorted(by_leader.items()):
-        host, _, port = snap.brokers[leader].rpartition(":")
-        address = (host, int(port))
+        address = snap.address(leader)
         request = FetchRequest(
             replica_id=BrokerId(-1), max_wait=i32Timedelta.parse(datetime.timedelta(0)), min_bytes=i32(0), max_bytes=i32(FETCH_BYTES),
             isolation_level=i8(0), session_id=i32(0), session_epoch=i32(-1), forgotten_topics_data=(), rack_id="",

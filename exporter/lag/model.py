@@ -66,8 +66,29 @@ class Snapshot:
         """(partition, committed offset, lag, lag in seconds) of each partition the group has an offset on, in
         order: lag() and lag_seconds() of all of them in one pass (a collection of 10,000 groups has 500,000)."""
         g = self.groups[group]
-        return [(tp, offset, lag, self._seconds(group, tp, lag))
-                for tp, offset in sorted(g.committed.items()) for lag in (self._lag(g, tp),)]
+        out = []
+        for tp, offset in sorted(g.committed.items()):
+            lag = self._lag(g, tp)
+            out.append((tp, offset, lag, self._seconds(group, tp, lag)))
+        return out
+
+    def by_leader(self, tps: Iterable[TopicPartition]) -> tuple[dict[int, dict[str, list[int]]], list[TopicPartition]]:
+        """The partitions by their leader and topic, as the metadata names them, and those without a leader
+        (none, or one the metadata does not list)."""
+        led: dict[int, dict[str, list[int]]] = {}
+        leaderless = []
+        for tp in tps:
+            layout = self.layouts.get(tp)
+            if layout is None or layout.leader not in self.brokers:
+                leaderless.append(tp)
+            else:
+                led.setdefault(layout.leader, {}).setdefault(tp[0], []).append(tp[1])
+        return led, leaderless
+
+    def address(self, node: int) -> tuple[str, int]:
+        """(host, port) of a broker the metadata lists."""
+        host, _, port = self.brokers[node].rpartition(":")
+        return host, int(port)
 
     def _lag(self, g: Group, tp: TopicPartition) -> int | None:
         committed, end = g.committed.get(tp), self.ends.get(tp)

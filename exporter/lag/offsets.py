@@ -20,17 +20,11 @@ READ_UNCOMMITTED = 0            # the high watermark, as kafka_exporter and kafk
 def read_offsets(connections: Connections, snap: Snapshot) -> None:
     """snap.ends and snap.starts of the partitions in snap.layouts; snap.unread and one error per cause for the
     others."""
-    by_leader: dict[int, dict[str, list[int]]] = {}
     causes: dict[str, int] = {}
-    unread: list[tuple[TopicPartition, str]] = []
-    for (topic, p), layout in snap.layouts.items():
-        if layout.leader < 0 or layout.leader not in snap.brokers:
-            unread.append(((topic, p), "no leader"))
-        else:
-            by_leader.setdefault(layout.leader, {}).setdefault(topic, []).append(p)
+    by_leader, leaderless = snap.by_leader(snap.layouts)
+    unread: list[tuple[TopicPartition, str]] = [(tp, "no leader") for tp in leaderless]
     for leader, topics in sorted(by_leader.items()):
-        host, _, port = snap.brokers[leader].rpartition(":")
-        address = (host, int(port))
+        address = snap.address(leader)
         for timestamp, into in ((LATEST, snap.ends), (EARLIEST, snap.starts)):
             request = ListOffsetsRequest(replica_id=BrokerId(-1), isolation_level=i8(READ_UNCOMMITTED), topics=tuple(
                 ListOffsetsTopic(name=TopicName(topic), partitions=tuple(
